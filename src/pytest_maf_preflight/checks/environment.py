@@ -1,0 +1,56 @@
+"""``environment`` checks: required variables present, values matching patterns, never shown."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from ..config.models import compile_regex
+from .base import CheckContext, CheckType, Definition, Observation
+
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class EnvironmentDefinition(Definition):
+    required: list[EnvName] = Field(default_factory=list)
+    optional: list[EnvName] = Field(default_factory=list)
+    patterns: dict[str, Annotated[str, Field(json_schema_extra={"format": "regex"})]] = Field(
+        default_factory=dict, description="Variable -> regex its value must match (fullmatch)")
+    allow_empty: bool = False
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern in value.values():
+            compile_regex(pattern)
+        return value
+
+
+def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:
+    env = ctx.environ
+    missing = [name for name in definition.required
+               if name not in env or (not definition.allow_empty and env[name] == "")]
+    mismatched = []
+    for name, pattern in definition.patterns.items():
+        if name in env and env[name] and not re.fullmatch(pattern, env[name]):
+            mismatched.append(f"{name} does not match {pattern!r} (value redacted)")
+    absent_optional = [name for name in definition.optional if not env.get(name)]
+    expected = f"set: {', '.join(definition.required) or '(none)'}"
+    if definition.patterns:
+        expected += f"; matching patterns for {', '.join(definition.patterns)}"
+    problems = []
+    if missing:
+        problems.append(f"missing: {', '.join(missing)}")
+    problems.extend(mismatched)
+    observed = "; ".join(problems) if problems else "all required variables set"
+    return Observation(
+        passed=not problems, expected=expected, observed=observed,
+        details={"missing": missing, "optional_missing": absent_optional,
+                 "present": [n for n in definition.required if n not in missing]},
+    )
+
+
+CHECK_TYPE = CheckType("environment", EnvironmentDefinition, run,
+                       "Environment variables present (values redacted), optional patterns")

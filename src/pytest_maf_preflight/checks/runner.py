@@ -1,0 +1,153 @@
+"""Running checks: concurrently in a bounded pool, each attempt with a hard deadline, retries
+with exponential backoff, results in a stable order.
+
+Each attempt runs in a daemon thread; the calling thread schedules attempts and watches their
+deadlines. A thread cannot be killed, so an attempt that overruns its deadline is abandoned:
+its result is ``timeout`` at the deadline and whatever it returns later is ignored. Daemon
+threads never keep the interpreter alive, so a hung check cannot hang the session.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..redaction import is_secret_key, redact_mapping, redact_text
+from .base import CheckContext, CheckFailure, CheckResult, CheckStatus, CheckType, Observation
+from .command import CommandTimeout
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedCheck:
+    """A check ready to run: everything the runner needs, nothing the plugin owns."""
+
+    check_id: str
+    name: str
+    severity: str
+    check_type: CheckType
+    definition: Any
+    timeout: float
+    retry_count: int
+    retry_delay: float
+    config_file: str = ""
+    config_version: str = ""
+
+
+@dataclasses.dataclass
+class _Attempt:
+    status: CheckStatus
+    observation: Observation | None
+    message: str = ""
+
+
+def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
+    run = check.check_type.run
+    if run is None:
+        return _Attempt(CheckStatus.ERROR, None,
+                        f"check type {check.check_type.name!r} cannot run in this version of "
+                        "pytest-maf-preflight; the check fails closed")
+    try:
+        observation = run(check.definition, ctx)
+    except CommandTimeout as exc:
+        return _Attempt(CheckStatus.TIMEOUT, None, str(exc))
+    except CheckFailure as exc:
+        return _Attempt(CheckStatus.FAILED, Observation(False, exc.expected, exc.observed))
+    except Exception as exc:  # fail closed: a broken check is never a pass
+        return _Attempt(CheckStatus.ERROR, None, f"{type(exc).__name__}: {exc}")
+    return _Attempt(CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation)
+
+
+@dataclasses.dataclass
+class _State:
+    attempts: int = 0
+    started: float = 0.0
+    started_wall: float = 0.0
+    last: _Attempt | None = None
+    done: bool = False
+
+
+def run_checks(
+    checks: Sequence[PlannedCheck],
+    ctx: CheckContext,
+    max_concurrency: int = 50,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Run ``checks`` and return their results in the order given."""
+    if not checks:
+        return []
+    secrets = [v for k, v in ctx.environ.items() if is_secret_key(k) and v]
+    completions: queue.SimpleQueue[tuple[int, int, _Attempt]] = queue.SimpleQueue()
+    states = [_State() for _ in checks]
+    results: list[CheckResult | None] = [None] * len(checks)
+    ready: list[tuple[float, int]] = [(0.0, i) for i in range(len(checks))]  # (not before, index)
+    running: dict[int, tuple[int, float]] = {}  # index -> (attempt number, deadline)
+    tokens = itertools.count()
+
+    def worker(index: int, attempt_no: int, attempt_ctx: CheckContext) -> None:
+        completions.put((index, attempt_no, _attempt(checks[index], attempt_ctx)))
+
+    def finish(index: int, attempt: _Attempt) -> None:
+        state = states[index]
+        state.last = attempt
+        check = checks[index]
+        if attempt.status is not CheckStatus.PASSED and state.attempts <= check.retry_count:
+            delay = check.retry_delay * (2 ** (state.attempts - 1))
+            heapq.heappush(ready, (time.monotonic() + delay, index))
+            return
+        state.done = True
+        now = time.monotonic()
+        obs = attempt.observation
+        result = CheckResult(
+            check_id=check.check_id, name=check.name, test_type=check.check_type.name,
+            severity=check.severity, status=attempt.status,
+            expected=redact_text(obs.expected if obs else "", secrets),
+            observed=redact_text(obs.observed if obs else attempt.message, secrets),
+            message=redact_text(attempt.message, secrets),
+            attempts=state.attempts, duration=now - state.started,
+            started_at=state.started_wall, completed_at=state.started_wall + (now - state.started),
+            config_file=check.config_file, config_version=check.config_version,
+            details=redact_mapping(dict(obs.details) if obs else {}, secrets),
+        )
+        results[index] = result
+        if on_result is not None:
+            on_result(result)
+
+    while not all(s.done for s in states):
+        now = time.monotonic()
+        while ready and ready[0][0] <= now and len(running) < max_concurrency:
+            _, index = heapq.heappop(ready)
+            state = states[index]
+            if state.attempts == 0:
+                state.started, state.started_wall = now, time.time()
+            state.attempts += 1
+            deadline = now + checks[index].timeout
+            running[index] = (state.attempts, deadline)
+            thread = threading.Thread(
+                target=worker, args=(index, state.attempts,
+                                     dataclasses.replace(ctx, deadline=deadline)),
+                name=f"maf-check-{checks[index].check_id}-{next(tokens)}", daemon=True)
+            thread.start()
+        wake = [deadline for _, deadline in running.values()]
+        if ready and len(running) < max_concurrency:
+            wake.append(ready[0][0])
+        wait = max(0.0, min(wake) - time.monotonic()) if wake else None
+        try:
+            index, attempt_no, attempt = completions.get(timeout=wait)
+            if running.get(index, (None,))[0] == attempt_no:
+                del running[index]
+                finish(index, attempt)
+        except queue.Empty:
+            pass
+        now = time.monotonic()
+        for index, (attempt_no, deadline) in list(running.items()):
+            if deadline <= now:
+                del running[index]  # abandoned: a late completion no longer matches
+                finish(index, _Attempt(CheckStatus.TIMEOUT, None,
+                                       f"no result within {checks[index].timeout:g} s"))
+    return [r for r in results if r is not None]

@@ -1,0 +1,1 @@
+"""Preflight configuration: files, formats, schema, models, overrides and migrations (SPEC S1)."""

@@ -1,0 +1,360 @@
+"""Reading config files (JSON, YAML, TOML) safely, and finding the line of a path inside them.
+
+Parsing is bounded: a size limit, UTF-8 only, no binary, a budget on YAML alias expansion.
+Line lookup is only done when there is an error to report, so the common path stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, PathItem
+
+SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
+#: Nodes a YAML document may expand to through aliases before it is called a bomb.
+YAML_NODE_BUDGET = 100_000
+
+
+class DocumentError(Exception):
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+        super().__init__(error.format())
+
+
+@dataclasses.dataclass
+class Document:
+    """A parsed config file; ``data`` is plain JSON-like Python data."""
+
+    path: Path
+    format: str
+    text: str
+    data: Any
+
+    def line_of(self, path: Sequence[PathItem]) -> int | None:
+        """1-based line of the deepest part of ``path`` found in the file, or None."""
+        try:
+            if self.format == "json":
+                return _JsonLocator(self.text).line_of(path)
+            if self.format == "yaml":
+                return _yaml_line_of(self.text, path)
+            return _toml_line_of(self.text, path)
+        except Exception:  # a locator must never turn an error report into a crash
+            return None
+
+
+def format_of(path: Path) -> str | None:
+    return SUFFIXES.get(path.suffix.lower())
+
+
+def read_document(path: Path, max_bytes: int) -> Document:
+    """Read and parse one config file, raising ``DocumentError`` with a located message."""
+    fmt = format_of(path)
+    if fmt is None:
+        raise DocumentError(ConfigError(str(path), "unsupported file type; expected .json, "
+                                                   ".yaml, .yml or .toml"))
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentError(ConfigError(
+                str(path), f"file is {size:,} bytes; config files are limited to {max_bytes:,} "
+                           "bytes (ini maf_preflight_max_config_bytes)"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(ConfigError(str(path), f"cannot read file: {exc.strerror}")) from None
+    if b"\x00" in raw:
+        raise DocumentError(ConfigError(str(path), "file is binary (contains NUL bytes), "
+                                                   f"expected {fmt.upper()} text"))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DocumentError(ConfigError(str(path), f"file is not UTF-8 text (byte {exc.start})",
+                                        line=line)) from None
+    if not text.strip():
+        raise DocumentError(ConfigError(str(path), f"file is empty; expected a {fmt.upper()} "
+                                                   "config or a list under 'configs'", line=1))
+    parse = {"json": _parse_json, "yaml": _parse_yaml, "toml": _parse_toml}[fmt]
+    data = parse(path, text)
+    return Document(path=path, format=fmt, text=text, data=data)
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+def _no_duplicates(path: Path) -> Any:
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+    return hook
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates(path),
+                          parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc.msg} (column {exc.colno})",
+                                        line=exc.lineno)) from None
+    except ValueError as exc:
+        located = _JsonLocator(text).first_duplicate()
+        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc}",
+                                        line=located)) from None
+    except RecursionError:
+        raise DocumentError(ConfigError(str(path), "invalid JSON: nested too deeply")) from None
+
+
+class _JsonLocator:
+    """A small position-tracking JSON scanner, used only to report lines of errors."""
+
+    _WS = re.compile(r"[ \t\r\n]*")
+    _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+    _SCALAR = re.compile(r"[^,\]\}\s]+")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lines: dict[tuple[PathItem, ...], int] = {}
+        self.duplicate: int | None = None
+
+    def _line(self, pos: int) -> int:
+        return self.text.count("\n", 0, pos) + 1
+
+    def _ws(self, pos: int) -> int:
+        match = self._WS.match(self.text, pos)
+        return match.end() if match else pos
+
+    def _value(self, pos: int, path: tuple[PathItem, ...]) -> int:
+        pos = self._ws(pos)
+        self.lines.setdefault(path, self._line(pos))
+        char = self.text[pos]
+        if char == "{":
+            seen: set[str] = set()
+            pos = self._ws(pos + 1)
+            if self.text[pos] == "}":
+                return pos + 1
+            while True:
+                pos = self._ws(pos)
+                match = self._STRING.match(self.text, pos)
+                if match is None:
+                    raise ValueError("bad key")
+                key = json.loads(match.group(0))
+                if key in seen and self.duplicate is None:
+                    self.duplicate = self._line(pos)
+                seen.add(key)
+                self.lines[(*path, key)] = self._line(pos)
+                pos = self._ws(match.end())
+                pos = self._value(pos + 1, (*path, key))  # skip ':'
+                pos = self._ws(pos)
+                if self.text[pos] == "}":
+                    return pos + 1
+                pos += 1  # ','
+        if char == "[":
+            index = 0
+            pos = self._ws(pos + 1)
+            if self.text[pos] == "]":
+                return pos + 1
+            while True:
+                pos = self._value(pos, (*path, index))
+                pos = self._ws(pos)
+                index += 1
+                if self.text[pos] == "]":
+                    return pos + 1
+                pos += 1
+        match = (self._STRING if char == '"' else self._SCALAR).match(self.text, pos)
+        if match is None:
+            raise ValueError("bad value")
+        return match.end()
+
+    def _scan(self) -> None:
+        if not self.lines:
+            try:
+                self._value(0, ())
+            except (ValueError, IndexError, RecursionError):
+                pass
+
+    def line_of(self, path: Sequence[PathItem]) -> int | None:
+        self._scan()
+        return _deepest(self.lines, path)
+
+    def first_duplicate(self) -> int | None:
+        self._scan()
+        return self.duplicate
+
+
+def _deepest(lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]) -> int | None:
+    for end in range(len(path), -1, -1):
+        line = lines.get(tuple(path[:end]))
+        if line is not None:
+            return line
+    return None
+
+
+# --- YAML -------------------------------------------------------------------------------------
+
+def _yaml_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=_yaml_loader())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "syntax error"
+        raise DocumentError(ConfigError(
+            str(path), f"invalid YAML: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
+            line=mark.line + 1 if mark else None)) from None
+    except yaml.YAMLError as exc:
+        raise DocumentError(ConfigError(str(path), f"invalid YAML: {exc}")) from None
+    if node is None:
+        raise DocumentError(ConfigError(str(path), "file is empty; expected a YAML config or a "
+                                                   "list under 'configs'", line=1))
+    _check_yaml_nodes(path, node)
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:  # constructor errors, e.g. an unknown tag
+        mark = getattr(exc, "problem_mark", None)
+        raise DocumentError(ConfigError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                                        line=mark.line + 1 if mark else None)) from None
+
+
+def _check_yaml_nodes(path: Path, root: Any) -> None:
+    """Bound alias expansion and reject duplicate keys, which PyYAML would silently merge."""
+    import yaml
+
+    budget = YAML_NODE_BUDGET
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise DocumentError(ConfigError(
+                str(path), f"YAML aliases expand to more than {YAML_NODE_BUDGET:,} nodes "
+                           "(an alias bomb?); refusing to load", line=root.start_mark.line + 1))
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen and key.value != "<<":
+                        raise DocumentError(ConfigError(
+                            str(path), f"duplicate key {key.value!r}",
+                            line=key.start_mark.line + 1))
+                    seen.add(key.value)
+                stack.append(key)
+                stack.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _yaml_line_of(text: str, path: Sequence[PathItem]) -> int | None:
+    import yaml
+
+    node = yaml.compose(text, Loader=_yaml_loader())
+    line = node.start_mark.line + 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+# --- TOML -------------------------------------------------------------------------------------
+
+_TOML_LINE = re.compile(r"at line (\d+), column (\d+)")
+
+
+def _parse_toml(path: Path, text: str) -> Any:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_LINE.search(message)
+        message = _TOML_LINE.sub("", message).replace("()", "").strip().rstrip(".")
+        raise DocumentError(ConfigError(
+            str(path),
+            f"invalid TOML: {message}" + (f" (column {match.group(2)})" if match else ""),
+            line=int(match.group(1)) if match else None)) from None
+
+
+_TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+?)\s*=")
+
+
+def _toml_line_of(text: str, path: Sequence[PathItem]) -> int | None:
+    """Best-effort: follow ``[table]`` / ``[[array]]`` headers and ``key =`` lines to the path."""
+    array_counts: dict[tuple[str, ...], int] = {}
+    table: tuple[PathItem, ...] = ()
+    best: tuple[int, int] | None = None  # (matched length, line)
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TOML_HEADER.match(line)
+        if header:
+            names = tuple(part.strip().strip("\"'") for part in header.group(2).split("."))
+            if header.group(1) == "[[":
+                index = array_counts.get(names, -1) + 1
+                array_counts[names] = index
+                table = (*names[:-1], names[-1], index)
+            else:
+                table = _resolve_table(names, array_counts)
+            candidate = table
+        else:
+            key = _TOML_KEY.match(line)
+            if not key:
+                continue
+            candidate = (*table, *(k.strip().strip("\"'") for k in key.group(1).split(".")))
+        length = _common_prefix(candidate, path)
+        if length == len(candidate) and (best is None or length > best[0]):
+            best = (length, number)
+    return best[1] if best else None
+
+
+def _resolve_table(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]
+                   ) -> tuple[PathItem, ...]:
+    """``configs.config`` inside the 2nd ``[[configs]]`` is ``configs[1].config``."""
+    out: list[PathItem] = []
+    for i, name in enumerate(names):
+        out.append(name)
+        prefix = names[: i + 1]
+        if prefix in arrays:
+            out.append(arrays[prefix])
+    return tuple(out)
+
+
+def _common_prefix(a: Sequence[PathItem], b: Sequence[PathItem]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n

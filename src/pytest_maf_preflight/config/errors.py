@@ -1,0 +1,57 @@
+"""Located config errors: file, line (where the format allows), path in the document, what was expected."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+PathItem = str | int
+
+
+def format_path(path: Sequence[PathItem]) -> str:
+    """``("config", "argv", 0)`` -> ``config.argv[0]``; the empty path is the whole document."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(document)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigError:
+    """One problem in one config file."""
+
+    file: str
+    message: str
+    path: tuple[PathItem, ...] = ()
+    line: int | None = None
+
+    def format(self, root: Path | None = None) -> str:
+        file = self.file
+        if root is not None:
+            try:
+                file = str(Path(self.file).relative_to(root))
+            except ValueError:
+                pass
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {format_path(self.path)}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "path": format_path(self.path),
+                "message": self.message}
+
+
+class ConfigLoadError(Exception):
+    """Raised when configs cannot be loaded; carries every error found, not just the first."""
+
+    def __init__(self, errors: Iterable[ConfigError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(e.format() for e in self.errors))
+
+    def format(self, root: Path | None = None) -> str:
+        count = len(self.errors)
+        head = f"{count} preflight config error{'s' if count != 1 else ''}:"
+        return "\n".join([head, *("  " + e.format(root) for e in self.errors)])

@@ -1,0 +1,97 @@
+"""``PreflightConfigManager``: the Python API over a directory of configs (one ``<id>.json`` each)."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..checks.base import CheckRegistry
+from ..checks.builtin import builtin_registry
+from .errors import ConfigError, ConfigLoadError
+from .loader import ConfigLoader, LoadedConfig, discover
+from .models import ID_PATTERN
+
+_ID = re.compile(ID_PATTERN)
+
+
+class PreflightConfigManager:
+    """Load, save, list, delete and validate configs.
+
+    ``directory`` is where ``save`` writes (``<id>.json``, atomically); ``load`` and ``list``
+    also see ``extra_paths``. Environment overrides apply on ``load``; saved files keep them
+    separate, never merged into the base.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], environment: str = "development",
+                 registry: CheckRegistry | None = None,
+                 extra_paths: Sequence[Path] = (), max_bytes: int = 1024 * 1024) -> None:
+        self.directory = Path(directory)
+        self.environment = environment
+        self.registry = registry or builtin_registry()
+        self.extra_paths = tuple(extra_paths)
+        self.max_bytes = max_bytes
+
+    def _loader(self, environment: str | None) -> ConfigLoader:
+        return ConfigLoader(self.registry, environment or self.environment, self.max_bytes)
+
+    def _all(self, environment: str | None = None) -> list[LoadedConfig]:
+        files, errors = discover([self.directory, *self.extra_paths],
+                                 required=self.extra_paths)
+        if errors:
+            raise ConfigLoadError(errors)
+        return self._loader(environment).load_files(files)
+
+    def load(self, config_id: str, env: str | None = None) -> LoadedConfig:
+        """The config ``config_id`` with the overrides of ``env`` (default: the manager's)."""
+        for config in self._all(env):
+            if config.id == config_id:
+                return config
+        raise KeyError(config_id)
+
+    def list(self) -> list[str]:
+        return [config.id for config in self._all()]
+
+    def validate(self, raw: Any, source: str = "<config>") -> list[ConfigError]:
+        """Every error in one raw config document (after migration); empty when valid."""
+        from .documents import Document
+
+        document = Document(path=Path(source), format="json", text=json.dumps(raw, indent=1),
+                            data=raw)
+        _, errors = self._loader(None).load_entry(document, (), raw)
+        return errors
+
+    def save(self, raw: dict[str, Any]) -> Path:
+        """Validate, then write ``<directory>/<id>.json`` atomically. Raises on invalid input."""
+        errors = self.validate(raw, source=str(self.directory / f"{raw.get('id', '?')}.json"))
+        if errors:
+            raise ConfigLoadError(errors)
+        config_id = str(raw["id"])
+        if not _ID.match(config_id):  # the schema checked it; the path depends on it
+            raise ValueError(f"invalid config id {config_id!r}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.directory / f"{config_id}.json"
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{config_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(raw, handle, indent=2, ensure_ascii=False)
+                handle.write("\n")
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    def delete(self, config_id: str) -> bool:
+        if not _ID.match(config_id):
+            raise ValueError(f"invalid config id {config_id!r}")
+        target = self.directory / f"{config_id}.json"
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True

@@ -1,0 +1,165 @@
+"""Pydantic models of the config envelope and of the reservation and escalation bodies.
+
+Smoke-check definitions live beside their runners in ``pytest_maf_preflight.checks``. The
+JSON Schema is generated from these models (see ``schema``); the models use snake_case only,
+because camelCase documents are migrated to snake_case before validation (see ``migrations``).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+SEMVER_PATTERN = (
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
+)
+ConfigId = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=128)]
+CONFIG_TYPES = ("smoke_test", "reservation_check", "escalation_path")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (types are enforced first by the JSON Schema)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def compile_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, Field(json_schema_extra={"format": "regex"})]
+
+
+class Severity(str, enum.Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+
+
+class PreflightConfig(Strict):
+    """The envelope every config shares; ``config`` is validated by type (see ``schema``)."""
+
+    id: ConfigId = Field(description="Unique id; also used as a file name")
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    config_type: Literal["smoke_test", "reservation_check", "escalation_path"]
+    config: dict[str, Any]
+    environment_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Environment name -> partial config body, deep-merged")
+    version: str = Field(default="1.0.0", pattern=SEMVER_PATTERN)
+    schema_version: int | None = Field(default=None, ge=1,
+                                       description="Config format version (migrated on load)")
+    is_active: bool = True
+    severity: Severity = Severity.CRITICAL
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    escalation_path: ConfigId | None = None
+    created_at: float | None = Field(default=None, description="Original format: epoch ms")
+    updated_at: float | None = Field(default=None, description="Original format: epoch ms")
+    created_by: str | None = None
+
+
+class SmokeTestBody(Strict):
+    """The body of a ``smoke_test``; ``test_definition`` is validated by ``test_type``."""
+
+    test_type: str
+    test_definition: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    retry_count: int = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: float = Field(default=1.0, ge=0, le=3_600)
+
+
+class AgentMailSource(Strict):
+    """Where mcp_agent_mail reservations are read from (read-only)."""
+
+    project: str | None = None
+    url: str | None = None
+    token_env: str | None = None
+    database: str | None = None
+    storage: str | None = None
+
+
+class ReservationParameters(Strict):
+    changed_files: Literal["git", "staged", "list"] | None = None
+    files: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    file_path: str | None = Field(default=None, description="Original format: one path")
+    base_ref: str | None = None
+    mode: Literal["advisory", "strict"] = "advisory"
+    agent_mail: AgentMailSource | None = None
+    lock_timeout_minutes: float | None = Field(
+        default=None, gt=0, description="Lock files older than this are stale")
+    exclusive_write_access: bool | None = Field(
+        default=None, description="Original format: require exclusive leases (strict mode)")
+    max_concurrent_readers: int | None = Field(
+        default=None, ge=1, description="Most agents holding shared leases on one pattern")
+    stale_lock_globs: list[str] = Field(default_factory=list)
+
+
+class ReservationCheckBody(Strict):
+    check_type: Literal["lock_validation", "concurrent_access", "file_exists", "permissions"]
+    parameters: ReservationParameters = Field(default_factory=ReservationParameters)
+
+
+class TriggerCondition(Strict):
+    condition: Literal["preflight_failure", "failure_count", "reservation_conflict",
+                       "check_timeout", "system_down"]
+    operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"] = "gte"
+    threshold: float = 1
+    window_minutes: float | None = Field(default=None, gt=0)
+
+
+class EscalationStep(Strict):
+    level: int = Field(ge=1)
+    action: Literal["notify", "escalate", "approve", "reject"]
+    target: Annotated[str, Field(pattern=ID_PATTERN)]
+    timeout_minutes: float | None = Field(default=None, gt=0)
+
+
+class EscalationTarget(Strict):
+    channel: Literal["mailbox", "webhook", "command", "agent_mail"] = "mailbox"
+    url: str | None = None
+    argv: list[str] | None = None
+    project: str | None = None
+    sender: str | None = None
+    token_env: str | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+class EscalationPermissions(Strict):
+    acknowledge: list[str] | None = None
+    resolve: list[str] | None = None
+    escalate_to: dict[str, list[str]] | None = None
+
+
+class EscalationPathBody(Strict):
+    trigger_conditions: list[TriggerCondition] = Field(min_length=1)
+    escalation_steps: list[EscalationStep] = Field(min_length=1)
+    timeout_minutes: float | None = Field(default=None, gt=0)
+    max_escalation_level: int | None = Field(default=None, ge=1)
+    repeat: bool | int = False
+    targets: dict[str, EscalationTarget] = Field(default_factory=dict)
+    permissions: EscalationPermissions | None = None
+
+    @field_validator("escalation_steps")
+    @classmethod
+    def _levels_unique(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
+        levels = [s.level for s in steps]
+        if len(set(levels)) != len(levels):
+            raise ValueError("escalation step levels must be unique")
+        return steps
+
+
+BODY_MODELS: dict[str, type[Strict]] = {
+    "smoke_test": SmokeTestBody,
+    "reservation_check": ReservationCheckBody,
+    "escalation_path": EscalationPathBody,
+}

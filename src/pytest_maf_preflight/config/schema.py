@@ -1,0 +1,159 @@
+"""The JSON Schema of config documents, generated from the pydantic models, and its enforcement.
+
+The schema is assembled from the envelope model, one body model per ``config_type`` and one
+definition model per registered ``test_type``, joined with ``if``/``then`` so that jsonschema
+reports errors inside the right branch instead of "not valid under any of the given schemas".
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Any
+
+from ..checks.base import CheckRegistry
+from .errors import PathItem
+from .models import BODY_MODELS, CONFIG_TYPES, PreflightConfig
+
+SCHEMA_ID = "https://pytest-maf-preflight.invalid/schema/preflight-config.json"
+_REF = "#/$defs/{model}"
+
+
+def _model_schema(model: Any, defs: dict[str, Any]) -> dict[str, Any]:
+    schema: dict[str, Any] = model.model_json_schema(ref_template=_REF, by_alias=True)
+    defs.update(schema.pop("$defs", {}))
+    return schema
+
+
+def build_schema(registry: CheckRegistry) -> dict[str, Any]:
+    defs: dict[str, Any] = {}
+    envelope = _model_schema(PreflightConfig, defs)
+    bodies: dict[str, dict[str, Any]] = {}
+    for config_type, model in BODY_MODELS.items():
+        bodies[config_type] = _model_schema(model, defs)
+
+    smoke = bodies["smoke_test"]
+    smoke["properties"]["test_type"] = {"type": "string", "enum": registry.names(),
+                                        "title": "Test Type"}
+    smoke["allOf"] = []
+    for check_type in registry:
+        name = f"{check_type.definition.__name__}"
+        defs[name] = _model_schema(check_type.definition, defs)
+        smoke["allOf"].append({
+            "if": {"properties": {"test_type": {"const": check_type.name}},
+                   "required": ["test_type"]},
+            "then": {"properties": {"test_definition": {"$ref": _REF.format(model=name)}}},
+        })
+    branches = []
+    for config_type in CONFIG_TYPES:
+        body_name = BODY_MODELS[config_type].__name__
+        defs[body_name] = bodies[config_type]
+        branches.append({
+            "if": {"properties": {"config_type": {"const": config_type}},
+                   "required": ["config_type"]},
+            "then": {"properties": {"config": {"$ref": _REF.format(model=body_name)}}},
+        })
+    envelope["allOf"] = branches
+    envelope["title"] = "pytest-maf-preflight config"
+    single = {"$ref": "#/$defs/PreflightConfig"}
+    defs["PreflightConfig"] = envelope
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "pytest-maf-preflight config file",
+        "description": "One config, or a list of configs under 'configs'.",
+        "anyOf": [
+            single,
+            {"type": "object", "properties": {"configs": {"type": "array", "items": single,
+                                                          "minItems": 1}},
+             "required": ["configs"], "additionalProperties": False},
+        ],
+        "$defs": defs,
+    }
+
+
+class SchemaValidator:
+    """Validates one config (a single entry, after migration) against the generated schema."""
+
+    def __init__(self, registry: CheckRegistry) -> None:
+        from jsonschema import Draft202012Validator, FormatChecker
+
+        self.schema = build_schema(registry)
+        entry = {"$ref": "#/$defs/PreflightConfig", "$defs": self.schema["$defs"]}
+        self._entry = Draft202012Validator(entry, format_checker=FormatChecker(formats=["regex"]))
+        body_defs = self.schema["$defs"]
+        self._bodies = {
+            config_type: Draft202012Validator(
+                {"$ref": _REF.format(model=BODY_MODELS[config_type].__name__), "$defs": body_defs},
+                format_checker=FormatChecker(formats=["regex"]))
+            for config_type in CONFIG_TYPES
+        }
+
+    def errors(self, document: Any) -> list[tuple[tuple[PathItem, ...], str]]:
+        return list(_explain(self._entry.iter_errors(document)))
+
+    def body_errors(self, config_type: str, body: Any) -> list[tuple[tuple[PathItem, ...], str]]:
+        return list(_explain(self._bodies[config_type].iter_errors(body)))
+
+
+def _explain(errors: Iterator[Any]) -> Iterator[tuple[tuple[PathItem, ...], str]]:
+    """Turn jsonschema errors into (path, message), with "did you mean" for unknown keys."""
+    seen = set()
+    for error in sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))):
+        path = tuple(error.absolute_path)
+        for item in _describe(error, path):
+            if item not in seen:
+                seen.add(item)
+                yield item
+
+
+def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[PathItem, ...], str]]:
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key in allowed:
+                continue
+            hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            message = f"unknown key {key!r}"
+            message += f" (did you mean {hint[0]!r}?)" if hint else (
+                f"; expected one of: {', '.join(allowed)}" if allowed else "")
+            yield (*path, str(key)), message
+        return
+    if error.validator == "enum":
+        options = ", ".join(repr(o) for o in error.validator_value)
+        hint = difflib.get_close_matches(str(error.instance), [str(o) for o in
+                                                               error.validator_value], n=1)
+        message = f"{error.instance!r} is not one of {options}"
+        yield path, message + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        return
+    if error.validator == "type":
+        expected = error.validator_value
+        if isinstance(expected, list):
+            expected = " or ".join(expected)
+        yield path, f"expected {expected}, got {_kind(error.instance)} {_short(error.instance)}"
+        return
+    if error.validator == "required":
+        yield path, error.message.replace("is a required property", "is required")
+        return
+    if error.validator == "pattern":
+        yield path, f"{_short(error.instance)} does not match {error.validator_value!r}"
+        return
+    if error.validator == "format" and error.validator_value == "regex":
+        yield path, f"{_short(error.instance)} is not a valid regular expression"
+        return
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # Report the branch that got furthest (deepest error), not the union as a whole.
+        best = max(error.context, key=lambda e: len(e.absolute_path))
+        yield from _describe(best, tuple(best.absolute_path))
+        return
+    yield path, error.message
+
+
+def _kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,69 @@
+"""The ``maf_smoke`` barrier across xdist workers.
+
+Under xdist each worker runs a share of the tests, so a worker that reaches an ordinary test
+must first know the outcome of every selected ``maf_smoke`` test, wherever it ran. Workers
+record each smoke outcome as a small file in a directory the controller created, written by
+temp file + rename so a reader never sees half a record; a waiting worker polls for them.
+
+This is deadlock-free when every worker runs its share in collection order with the smoke
+tests first, which holds for ``--dist load`` (the default of ``-n``), ``worksteal`` and
+``each``. The scope-based modes can queue a smoke test behind a test that waits for it, so the
+gate refuses them when smoke tests are collected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+SAFE_DIST_MODES = frozenset({"no", "load", "worksteal", "each"})
+
+
+class SmokeBarrierTimeout(Exception):
+    pass
+
+
+class SmokeBarrier:
+    def __init__(self, directory: Path, limit_seconds: float = 600.0) -> None:
+        self.directory = directory
+        self.limit_seconds = limit_seconds
+
+    def _file(self, nodeid: str) -> Path:
+        return self.directory / (hashlib.sha256(nodeid.encode()).hexdigest()[:32] + ".json")
+
+    def record(self, nodeid: str, failed: bool) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"nodeid": nodeid, "failed": failed}, handle)
+        os.replace(tmp, self._file(nodeid))
+
+    def wait(self, nodeids: Sequence[str]) -> list[str]:
+        """Block until every smoke test in ``nodeids`` has a record; return the failed ones."""
+        deadline = time.monotonic() + self.limit_seconds
+        pending = list(nodeids)
+        failed: list[str] = []
+        delay = 0.005
+        while True:
+            still = []
+            for nodeid in pending:
+                try:
+                    record = json.loads(self._file(nodeid).read_text())
+                except FileNotFoundError:
+                    still.append(nodeid)
+                    continue
+                if record["failed"]:
+                    failed.append(nodeid)
+            pending = still
+            if not pending:
+                return [n for n in nodeids if n in failed]
+            if time.monotonic() > deadline:
+                raise SmokeBarrierTimeout(
+                    f"{len(pending)} maf_smoke test(s) gave no outcome within "
+                    f"{self.limit_seconds:g} s: {', '.join(pending[:3])}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)

@@ -1,0 +1,94 @@
+"""Preflight checks as pytest items: one collector per config file, one item per check."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..checks.base import CheckResult
+from ..warning_types import MafCheckWarning
+
+
+class CheckDescriptor(dict[str, Any]):
+    """What an item needs to know of a check; plain data so it crosses to xdist workers.
+
+    Keys: ``id``, ``name``, ``file``, ``line``, ``severity``, ``test_type``.
+    """
+
+
+class PreflightCheckFailed(Exception):
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.check_id)
+        self.result = result
+
+
+class PreflightConfigFile(pytest.File):
+    """A preflight config file; its children are the smoke checks it defines."""
+
+    descriptors: list[CheckDescriptor]
+
+    def collect(self) -> Iterator[PreflightCheckItem]:
+        for descriptor in self.descriptors:
+            yield PreflightCheckItem.from_parent(self, name=descriptor["id"],
+                                                 descriptor=descriptor)
+
+
+class PreflightCheckItem(pytest.Item):
+    """Reports one config check's result; the gate ran every check before items run."""
+
+    def __init__(self, *, descriptor: CheckDescriptor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.descriptor = descriptor
+        self.check_id: str = descriptor["id"]
+        self.user_properties.append(("maf_check_id", self.check_id))
+        self.add_marker("maf_preflight_check")
+
+    def runtest(self) -> None:
+        from .session import gate_of
+
+        gate = gate_of(self.config)
+        result = gate.results.get(self.check_id)
+        if result is None:  # only when the gate could not run (e.g. --collect-only paths)
+            pytest.fail(f"preflight check {self.check_id!r} has no result", pytrace=False)
+        self.user_properties.append(("maf_check_status", result.status.value))
+        self.user_properties.append(("maf_check_duration", f"{result.duration:.3f}"))
+        if result.passed:
+            return
+        if gate.is_blocking(result):
+            raise PreflightCheckFailed(result)
+        warnings.warn(MafCheckWarning(
+            f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
+            f"{result.observed or result.message}"), stacklevel=1)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, PreflightCheckFailed):
+            return format_failure(excinfo.value.result, self.config.rootpath)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.descriptor.get("line")
+        return self.path, (line - 1 if line else None), f"preflight check {self.check_id}"
+
+
+def format_failure(result: CheckResult, root: Path) -> str:
+    try:
+        file = str(Path(result.config_file).relative_to(root))
+    except ValueError:
+        file = result.config_file
+    lines = [
+        f"preflight check {result.check_id!r} ({result.test_type}, {result.severity}) "
+        f"{result.status.value.upper()} after {result.attempts} attempt"
+        f"{'s' if result.attempts != 1 else ''} in {result.duration:.2f}s",
+    ]
+    if result.expected:
+        lines.append(f"  expected: {result.expected}")
+    lines.append(f"  observed: {result.observed or result.message}")
+    if result.message and result.message != result.observed:
+        lines.append(f"  error:    {result.message}")
+    lines.append(f"  config:   {file}")
+    return "\n".join(lines)

@@ -1,0 +1,332 @@
+"""The gate as a pytest plugin object, registered only when ``--maf-preflight`` is on.
+
+Flow: configs are loaded at session start (errors end the session with one clear message);
+every active check runs once, concurrently, before the first test (on the controller under
+xdist, whose workers receive the results); check items report those results; ``maf_smoke``
+tests run next; a failure of either closes the gate and the rest is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..checks.base import CheckContext, CheckResult, CheckStatus, CheckType
+from ..checks.builtin import builtin_registry
+from ..checks.runner import PlannedCheck, run_checks
+from ..config.errors import ConfigLoadError
+from ..config.loader import ConfigLoader, LoadedConfig, discover
+from ..config.models import SmokeTestBody
+from ..exitcodes import MafExitCode
+from ..options import Settings
+from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierTimeout
+from .decision import GateDecision, default_decision, is_blocking
+from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
+from .keys import GATE_KEY
+
+_WORKER_KEY = "maf_preflight"
+
+
+def gate_of(config: pytest.Config) -> PreflightGate:
+    return config.stash[GATE_KEY]
+
+
+def _is_smoke(item: pytest.Item) -> bool:
+    return item.get_closest_marker("maf_smoke") is not None
+
+
+class PreflightGate:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.results: dict[str, CheckResult] = {}
+        self.descriptors: list[CheckDescriptor] = []
+        self.planned: list[PlannedCheck] = []
+        self.loaded: list[LoadedConfig] = []
+        self.smoke_failures: list[str] = []
+        self.smoke_ids: list[str] = []
+        self.config_decision: GateDecision | None = None
+        self.decision: GateDecision | None = None
+        self.ran = False
+        self.barrier: SmokeBarrier | None = None
+        self.barrier_dir: Path | None = None
+        self.barrier_error: str | None = None
+        workerinput = getattr(config, "workerinput", None)
+        self.is_worker = workerinput is not None
+        if workerinput is not None:
+            # Workers never load or run checks: the controller did, once, and sent the results.
+            payload = workerinput[_WORKER_KEY]
+            self.descriptors = [CheckDescriptor(d) for d in payload["descriptors"]]
+            self.results = {d["check_id"]: CheckResult.from_dict(d) for d in payload["results"]}
+            self.ran = True
+            self.barrier = SmokeBarrier(Path(payload["barrier_dir"]))
+            self._decide()
+            self.config_decision = self.decision
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def is_blocking(self, result: CheckResult) -> bool:
+        return is_blocking(result, self.settings.warnings_as_errors)
+
+    def _decide(self) -> None:
+        default = default_decision(self.results, self.smoke_failures,
+                                   self.settings.warnings_as_errors)
+        override = self.config.hook.pytest_maf_preflight_gate_decision(
+            config=self.config, results=self.results, smoke_failures=list(self.smoke_failures),
+            default=default)
+        self.decision = override if override is not None else default
+
+    # --- loading and running --------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.is_worker:
+            return
+        registry = builtin_registry()
+        self.config.hook.pytest_maf_preflight_register_check_types(registry=registry,
+                                                                    config=self.config)
+        settings = self.settings
+        files, errors = discover(settings.config_paths, required=settings.config_paths[1:])
+        loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
+        try:
+            if errors:
+                raise ConfigLoadError(errors)
+            self.loaded = loader.load_files(files)
+        except ConfigLoadError as exc:
+            pytest.exit(exc.format(settings.rootdir), returncode=MafExitCode.CONFIG_ERROR)
+        for loaded in self.loaded:
+            planned = _plan(loaded, registry.get)
+            if planned is None:
+                continue
+            self.planned.append(planned)
+            self.descriptors.append(CheckDescriptor(
+                id=loaded.id, name=loaded.config.name, file=str(loaded.file), line=loaded.line,
+                severity=loaded.config.severity.value, test_type=planned.check_type.name))
+
+    def run_gate(self) -> None:
+        if self.ran:
+            return
+        self.ran = True
+        ctx = CheckContext(rootdir=self.settings.rootdir, environ=dict(os.environ),
+                           environment=self.settings.environment,
+                           agent_id=self.settings.agent_id, base_url=self.settings.base_url)
+        hook = self.config.hook
+        results = run_checks(
+            self.planned, ctx, self.settings.max_concurrency,
+            on_result=lambda r: hook.pytest_maf_preflight_check_executed(config=self.config,
+                                                                         result=r))
+        self.results = {r.check_id: r for r in results}
+        self._decide()
+        self.config_decision = self.decision
+
+    def worker_payload(self) -> dict[str, Any]:
+        self.run_gate()
+        if self.barrier_dir is None:
+            self.barrier_dir = Path(tempfile.mkdtemp(prefix="maf-preflight-gate-"))
+        return {"descriptors": [dict(d) for d in self.descriptors],
+                "results": [r.to_dict() for r in self.results.values()],
+                "barrier_dir": str(self.barrier_dir)}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        if self.is_worker or session.config.option.collectonly or session.testsfailed:
+            return
+        self.run_gate()
+
+    # --- collection -----------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        """Insert check items first, before -k/-m deselection sees the list."""
+        by_file: dict[str, list[CheckDescriptor]] = {}
+        for descriptor in self.descriptors:
+            by_file.setdefault(descriptor["file"], []).append(descriptor)
+        check_items: list[pytest.Item] = []
+        for file, descriptors in by_file.items():
+            collector = PreflightConfigFile.from_parent(session, path=Path(file))
+            collector.descriptors = descriptors
+            collected = list(collector.collect())
+            # Reported like any collected file, so "collected N items" counts the checks.
+            config.hook.pytest_collectreport(
+                report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
+            check_items.extend(collected)
+        items[:0] = check_items
+
+    @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+    def order_items(self, session: pytest.Session, config: pytest.Config,
+                    items: list[pytest.Item]) -> None:
+        """Checks, then maf_smoke tests, then the rest; after other plugins reordered."""
+        checks = [i for i in items if isinstance(i, PreflightCheckItem)]
+        smoke = [i for i in items if not isinstance(i, PreflightCheckItem) and _is_smoke(i)]
+        rest = [i for i in items if not isinstance(i, PreflightCheckItem) and not _is_smoke(i)]
+        if self.settings.only and rest:
+            config.hook.pytest_deselected(items=rest)
+            rest = []
+        items[:] = [*checks, *smoke, *rest]
+        self.smoke_ids = [i.nodeid for i in smoke]
+        if self.is_worker and self.smoke_ids:
+            dist = str(config.getoption("dist", "no"))
+            if dist not in SAFE_DIST_MODES:
+                raise pytest.UsageError(
+                    f"maf_smoke tests cannot gate a session run with --dist {dist}: it can "
+                    "queue a smoke test behind a test that waits for it. Use --dist load "
+                    "(the default of -n), worksteal or each.")
+
+    # --- running tests --------------------------------------------------------------------
+
+    def _decision_for(self, item: pytest.Item) -> GateDecision | None:
+        if self.config_decision is not None and not self.config_decision.open:
+            return self.config_decision
+        if self.is_worker and not _is_smoke(item) and self.barrier is not None:
+            if self.barrier_error is None:
+                try:
+                    failed = self.barrier.wait(self.smoke_ids)
+                except SmokeBarrierTimeout as exc:
+                    self.barrier_error = str(exc)
+                else:
+                    if failed != self.smoke_failures:
+                        self.smoke_failures = failed
+                        self._decide()
+            if self.barrier_error is not None:
+                return GateDecision(open=False, blocking=(self.barrier_error,))
+        return self.decision
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if isinstance(item, PreflightCheckItem):
+            return
+        decision = self._decision_for(item)
+        if decision is not None and not decision.open:
+            pytest.skip(decision.reason)
+        marker = item.get_closest_marker("maf_requires")
+        if marker is not None:
+            missing = [cid for cid in marker.args if cid not in self.results]
+            if missing:
+                pytest.fail(f"maf_requires names unknown check(s): {', '.join(missing)} "
+                            f"(known: {', '.join(sorted(self.results)) or 'none'})",
+                            pytrace=False)
+            failed = [f"{cid} ({self.results[cid].status.value})" for cid in marker.args
+                      if not self.results[cid].passed]
+            if failed:
+                pytest.skip(f"maf_requires: check(s) did not pass: {', '.join(failed)}")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "maf_smoke" not in report.keywords:
+            return
+        if report.failed and report.nodeid not in self.smoke_failures:
+            self.smoke_failures.append(report.nodeid)
+            if not self.is_worker:
+                self._decide()
+        if self.is_worker and report.when == "teardown" and self.barrier is not None:
+            self.barrier.record(report.nodeid, report.nodeid in self.smoke_failures)
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        files = len({d["file"] for d in self.descriptors})
+        return [f"maf-preflight: agent {self.settings.agent_id}, environment "
+                f"{self.settings.environment}, {len(self.descriptors)} checks from {files} "
+                f"config file{'s' if files != 1 else ''}"]
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            return
+        if self.barrier_dir is not None:
+            shutil.rmtree(self.barrier_dir, ignore_errors=True)
+        if self.decision is not None and not self.decision.open and exitstatus in (
+                pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = MafExitCode.GATE_CLOSED
+        if self.settings.report_path is not None:
+            write_json_atomic(self.settings.report_path, self.report(int(session.exitstatus)))
+
+    def report(self, exit_code: int) -> dict[str, Any]:
+        decision = self.decision
+        return {
+            "format": 1,
+            "agent_id": self.settings.agent_id,
+            "environment": self.settings.environment,
+            "gate": {"ran": self.ran, "open": decision.open if decision else None,
+                     "blocking": list(decision.blocking) if decision else [],
+                     "warnings": list(decision.warnings) if decision else []},
+            "checks": [r.to_dict() for r in self.results.values()],
+            "smoke_failures": list(self.smoke_failures),
+            "exit_code": exit_code,
+        }
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
+                                config: pytest.Config) -> None:
+        if not self.ran:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "maf-preflight")
+        width = max((len(r.check_id) for r in self.results.values()), default=10)
+        for result in self.results.values():
+            status = result.status.value.upper()
+            if not result.passed and not self.is_blocking(result):
+                status = f"WARN ({result.status.value})"
+            line = f"{status:<16} {result.check_id:<{width}}  {result.duration * 1000:8.1f} ms"
+            markup = {"green": True} if result.passed else (
+                {"red": True} if self.is_blocking(result) else {"yellow": True})
+            tr.write_line(line, **markup)
+        for nodeid in self.smoke_failures:
+            tr.write_line(f"{'FAILED':<16} {nodeid}  (maf_smoke)", red=True)
+        decision = self.decision
+        if decision is not None:
+            if decision.open:
+                tr.write_line("gate open", green=True, bold=True)
+            else:
+                tr.write_line(f"gate CLOSED (exit code {int(MafExitCode.GATE_CLOSED)}): "
+                              + ", ".join(decision.blocking), red=True, bold=True)
+
+
+def _plan(loaded: LoadedConfig, lookup: Any) -> PlannedCheck | None:
+    config = loaded.config
+    if not config.is_active or config.config_type == "escalation_path":
+        return None
+    body = loaded.body
+    if isinstance(body, SmokeTestBody):
+        check_type: CheckType = lookup(body.test_type)
+        timeout, retries, delay = body.timeout_seconds, body.retry_count, body.retry_delay_seconds
+    else:
+        # Reservation checks load, but cannot run yet: they fail closed rather than pass.
+        check_type = CheckType(f"reservation_check/{getattr(body, 'check_type', '?')}",
+                               type(body), None)  # type: ignore[arg-type]
+        timeout, retries, delay = 30.0, 0, 0.0
+    return PlannedCheck(
+        check_id=config.id, name=config.name, severity=config.severity.value,
+        check_type=check_type, definition=loaded.definition, timeout=timeout,
+        retry_count=retries, retry_delay=delay, config_file=str(loaded.file),
+        config_version=config.version)
+
+
+class XdistController:
+    """Hands the gate's results to each worker; registered only where xdist is installed."""
+
+    def __init__(self, gate: PreflightGate) -> None:
+        self.gate = gate
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKER_KEY] = self.gate.worker_payload()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+__all__ = ["CheckStatus", "PreflightGate", "XdistController", "gate_of"]

@@ -1,0 +1,218 @@
+"""Command-line options, ini keys and environment variables, resolved once into ``Settings``.
+
+Help strings are module constants shared by ``addoption`` and ``addini``. Precedence is
+CLI > environment > ini > default, and every validation error names the source it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+HELP_PREFLIGHT = "Run the preflight gate before the session and skip the rest when it closes"
+HELP_ONLY = "Run the preflight gate (config checks and maf_smoke tests) and nothing else"
+HELP_CONFIG = (
+    "Preflight config file or directory, in addition to .maf/preflight-configs (repeatable)"
+)
+HELP_PATHS = "Preflight config files or directories, relative to the rootdir"
+HELP_ENV = "Environment whose config overrides apply (default: development)"
+HELP_AGENT = "Id of the agent this session runs for"
+HELP_REPORT = "Write a JSON report of the gate to this path"
+HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
+HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
+HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
+HELP_MAX_CONFIG_BYTES = "Largest preflight config file accepted, in bytes (default: 1048576)"
+
+DEFAULT_CONFIG_DIR = ".maf/preflight-configs"
+DEFAULT_ENV = "development"
+DEFAULT_AGENT = "anonymous"
+DEFAULT_MAX_CONCURRENCY = 50
+DEFAULT_MAX_CONFIG_BYTES = 1024 * 1024
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("maf-preflight", "preflight gate for multi-agent setups")
+    group.addoption("--maf-preflight", action="store_true", default=None, dest="maf_preflight",
+                    help=HELP_PREFLIGHT)
+    group.addoption("--maf-preflight-only", action="store_true", default=None,
+                    dest="maf_preflight_only", help=HELP_ONLY)
+    group.addoption("--maf-preflight-config", action="append", default=[], metavar="PATH",
+                    dest="maf_preflight_config", help=HELP_CONFIG)
+    group.addoption("--maf-env", default=None, metavar="NAME", dest="maf_env", help=HELP_ENV)
+    group.addoption("--maf-agent-id", default=None, metavar="ID", dest="maf_agent_id",
+                    help=HELP_AGENT)
+    group.addoption("--maf-preflight-report", default=None, metavar="PATH",
+                    dest="maf_preflight_report", help=HELP_REPORT)
+    group.addoption("--maf-preflight-warnings-as-errors", action="store_true", default=None,
+                    dest="maf_preflight_warnings_as_errors", help=HELP_WARNINGS_AS_ERRORS)
+    group.addoption("--maf-preflight-max-concurrency", default=None, metavar="N",
+                    dest="maf_preflight_max_concurrency", help=HELP_MAX_CONCURRENCY)
+    group.addoption("--maf-preflight-base-url", default=None, metavar="URL",
+                    dest="maf_preflight_base_url", help=HELP_BASE_URL)
+
+    parser.addini("maf_preflight", HELP_PREFLIGHT, type="bool", default=False)
+    parser.addini("maf_preflight_only", HELP_ONLY, type="bool", default=False)
+    parser.addini("maf_preflight_paths", HELP_PATHS, type="linelist", default=[])
+    parser.addini("maf_env", HELP_ENV, default="")
+    parser.addini("maf_agent_id", HELP_AGENT, default="")
+    parser.addini("maf_preflight_report", HELP_REPORT, default="")
+    parser.addini("maf_preflight_warnings_as_errors", HELP_WARNINGS_AS_ERRORS, type="bool",
+                  default=False)
+    parser.addini("maf_preflight_max_concurrency", HELP_MAX_CONCURRENCY, default="")
+    parser.addini("maf_preflight_base_url", HELP_BASE_URL, default="")
+    parser.addini("maf_preflight_max_config_bytes", HELP_MAX_CONFIG_BYTES, default="")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the plugin reads from options, environment and ini, resolved once."""
+
+    enabled: bool
+    only: bool
+    rootdir: Path
+    config_paths: tuple[Path, ...]
+    environment: str
+    agent_id: str
+    report_path: Path | None
+    warnings_as_errors: bool
+    max_concurrency: int
+    base_url: str | None
+    max_config_bytes: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain builtins, for xdist's ``workerinput`` and JSON reports."""
+        data = dataclasses.asdict(self)
+        data["rootdir"] = str(self.rootdir)
+        data["config_paths"] = [str(p) for p in self.config_paths]
+        data["report_path"] = str(self.report_path) if self.report_path else None
+        return data
+
+
+def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
+          ) -> bool:
+    if cli:
+        return True
+    for name in env_names:
+        raw = environ.get(name)
+        if raw is not None:
+            value = raw.strip().lower()
+            if value in _TRUE:
+                return True
+            if value in _FALSE:
+                return False
+            raise pytest.UsageError(
+                f"{name} environment variable: expected one of 1/0/true/false, got {raw!r}"
+            )
+    return ini
+
+
+def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
+    """The first non-empty value and the name of the source it came from."""
+    for value, source in candidates:
+        if value:
+            return value, source
+    return None
+
+
+def _positive_int(value: str, source: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{source}: expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise pytest.UsageError(f"{source}: expected a number of at least 1, got {number}")
+    return number
+
+
+def _name(value: str, source: str) -> str:
+    if not _NAME.match(value):
+        raise pytest.UsageError(
+            f"{source}: {value!r} is not a valid name (letters, digits, '.', '_' and '-' only)"
+        )
+    return value
+
+
+def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
+    """Resolve ``Settings`` from CLI > environment > ini > default."""
+    env = os.environ if environ is None else environ
+    opt = config.option
+    rootdir = Path(config.rootpath)
+
+    enabled = _flag(opt.maf_preflight, ("MAF_PREFLIGHT",), bool(config.getini("maf_preflight")),
+                    env)
+    only = _flag(opt.maf_preflight_only, (), bool(config.getini("maf_preflight_only")), env)
+    if only:
+        enabled = True
+
+    paths: list[Path] = [rootdir / DEFAULT_CONFIG_DIR]
+    for raw in config.getini("maf_preflight_paths"):
+        paths.append(rootdir / os.path.expanduser(str(raw)))
+    for raw in opt.maf_preflight_config:
+        paths.append(Path(os.path.expanduser(raw)).resolve())
+
+    environment = _first(
+        (opt.maf_env, "--maf-env"),
+        (env.get("MAF_ENV"), "MAF_ENV environment variable"),
+        (env.get("NODE_ENV"), "NODE_ENV environment variable"),
+        (config.getini("maf_env"), "maf_env in the config file"),
+    )
+    agent = _first(
+        (opt.maf_agent_id, "--maf-agent-id"),
+        (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
+        (env.get("AGENT_NAME"), "AGENT_NAME environment variable"),
+        (config.getini("maf_agent_id"), "maf_agent_id in the config file"),
+    )
+    report = _first(
+        (opt.maf_preflight_report, "--maf-preflight-report"),
+        (config.getini("maf_preflight_report"), "maf_preflight_report in the config file"),
+    )
+    concurrency = _first(
+        (opt.maf_preflight_max_concurrency, "--maf-preflight-max-concurrency"),
+        (env.get("MAF_PREFLIGHT_MAX_CONCURRENCY"),
+         "MAF_PREFLIGHT_MAX_CONCURRENCY environment variable"),
+        (config.getini("maf_preflight_max_concurrency"),
+         "maf_preflight_max_concurrency in the config file"),
+    )
+    base_url = _first(
+        (opt.maf_preflight_base_url, "--maf-preflight-base-url"),
+        (env.get("MAF_PREFLIGHT_BASE_URL"), "MAF_PREFLIGHT_BASE_URL environment variable"),
+        (config.getini("maf_preflight_base_url"), "maf_preflight_base_url in the config file"),
+    )
+    max_bytes = _first(
+        (config.getini("maf_preflight_max_config_bytes"),
+         "maf_preflight_max_config_bytes in the config file"),
+    )
+    warnings_as_errors = _flag(
+        opt.maf_preflight_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
+        bool(config.getini("maf_preflight_warnings_as_errors")), env,
+    )
+    report_path = None
+    if report:
+        report_path = Path(report[0])
+        if not report_path.is_absolute():
+            base = Path(config.invocation_params.dir) if report[1].startswith("--") else rootdir
+            report_path = base / report_path
+
+    return Settings(
+        enabled=enabled,
+        only=only,
+        rootdir=rootdir,
+        config_paths=tuple(dict.fromkeys(paths)),
+        environment=_name(*environment) if environment else DEFAULT_ENV,
+        agent_id=_name(*agent) if agent else DEFAULT_AGENT,
+        report_path=report_path,
+        warnings_as_errors=warnings_as_errors,
+        max_concurrency=(_positive_int(*concurrency) if concurrency
+                         else DEFAULT_MAX_CONCURRENCY),
+        base_url=base_url[0] if base_url else None,
+        max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
+    )

@@ -1,0 +1,123 @@
+"""The pytest entry point ``maf_preflight``: options, markers, fixtures, and the gate switch.
+
+Everything heavy (pydantic, jsonschema, the checks) is imported only once ``--maf-preflight``
+is on or a fixture asks for it: this module is loaded in every pytest run where the package
+is installed, and those runs must not pay for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import options
+from .gate.keys import GATE_KEY
+
+if TYPE_CHECKING:
+    from .checks.base import CheckResult
+    from .config.manager import PreflightConfigManager
+
+_MARKERS = (
+    "maf_smoke: part of the preflight gate; runs right after the config checks, and its "
+    "failure skips the rest of the session (with --maf-preflight)",
+    "maf_requires(check_id, ...): skip this test unless those preflight checks passed",
+    "maf_preflight_check: a preflight config check item (set by the plugin)",
+)
+_SETTINGS_KEY = pytest.StashKey["options.Settings"]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def _settings(config: pytest.Config) -> options.Settings:
+    if _SETTINGS_KEY not in config.stash:
+        config.stash[_SETTINGS_KEY] = options.resolve(config)
+    return config.stash[_SETTINGS_KEY]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in _MARKERS:
+        config.addinivalue_line("markers", marker)
+    workerinput = getattr(config, "workerinput", None)
+    on_worker = workerinput is not None and "maf_preflight" in workerinput
+    if not (on_worker or _enabled(config)):
+        return
+    settings = _settings(config)
+    from .gate.session import PreflightGate, XdistController
+
+    gate = PreflightGate(config, settings)
+    config.stash[GATE_KEY] = gate
+    config.pluginmanager.register(gate, "maf_preflight_gate")
+    if not on_worker and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistController(gate), "maf_preflight_xdist")
+
+
+def _enabled(config: pytest.Config) -> bool:
+    """Cheap test of the switch, without resolving (and validating) every setting."""
+    if config.option.maf_preflight or config.option.maf_preflight_only:
+        return True
+    import os
+
+    raw = os.environ.get("MAF_PREFLIGHT")
+    if raw is not None and raw.strip():
+        return _settings(config).enabled
+    return bool(config.getini("maf_preflight") or config.getini("maf_preflight_only"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if GATE_KEY in item.config.stash:
+        return  # the gate handles maf_requires itself
+    marker = item.get_closest_marker("maf_requires")
+    if marker is not None:
+        pytest.skip(f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight gate "
+                    "(--maf-preflight)")
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class MafAgent:
+    """The agent this session runs for."""
+
+    id: str
+    environment: str
+
+
+@pytest.fixture(scope="session")
+def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
+    """The agent id (``--maf-agent-id`` / ``MAF_AGENT_ID`` / ``AGENT_NAME`` / ini) and environment."""
+    settings = _settings(pytestconfig)
+    return MafAgent(id=settings.agent_id, environment=settings.environment)
+
+
+@pytest.fixture(scope="session")
+def maf_config(pytestconfig: pytest.Config) -> PreflightConfigManager:
+    """A ``PreflightConfigManager`` over this session's config paths and environment."""
+    from .config.manager import PreflightConfigManager
+
+    settings = _settings(pytestconfig)
+    return PreflightConfigManager(settings.config_paths[0], environment=settings.environment,
+                                  extra_paths=settings.config_paths[1:],
+                                  max_bytes=settings.max_config_bytes)
+
+
+@pytest.fixture(scope="session")
+def maf_preflight_results(pytestconfig: pytest.Config) -> Mapping[str, CheckResult]:
+    """Check id -> result of this session's preflight gate (empty when the gate is off)."""
+    gate = pytestconfig.stash.get(GATE_KEY, None)
+    if gate is None:
+        return {}
+    return dict(gate.results)
+
+
+__all__: Any = ["MafAgent"]

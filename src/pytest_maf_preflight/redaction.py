@@ -1,0 +1,71 @@
+"""Secret redaction for everything the plugin shows or stores."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+REDACTED = "***"
+
+#: Keys whose values are secrets wherever they appear (compared case-insensitively).
+_SECRET_KEY = re.compile(
+    r"(pass(word|wd)?|secret|token|api[_-]?key|authorization|auth|credential|cookie|private[_-]?key|dsn)",
+    re.IGNORECASE,
+)
+_ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret value in ``text``.
+
+    Longest secrets first, so a secret that contains another is not half-replaced.
+    """
+    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
+    """Return a copy of ``data`` with values under secret-looking keys and known secret values hidden."""
+    values = tuple(secrets)
+
+    def walk(value: Any, key: str | None) -> Any:
+        if key is not None and is_secret_key(key) and isinstance(value, (str, int, float)):
+            return REDACTED
+        if isinstance(value, Mapping):
+            return {k: walk(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v, None) for v in value]
+        if isinstance(value, str):
+            return redact_text(value, values)
+        return value
+
+    return walk(data, None)
+
+
+def env_references(text: str) -> list[str]:
+    """Names of the environment variables a ``${ENV:NAME}`` template refers to."""
+    return _ENV_REF.findall(text)
+
+
+def expand_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Expand ``${ENV:NAME}`` references; return the text and the secret values used.
+
+    Every value taken from the environment is treated as a secret, so callers can redact it.
+    A missing variable raises ``KeyError`` naming it.
+    """
+    used: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise KeyError(name)
+        used.append(environ[name])
+        return environ[name]
+
+    return _ENV_REF.sub(substitute, text), used
