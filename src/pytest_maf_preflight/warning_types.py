@@ -8,16 +8,13 @@ import pytest
 class MafPreflightWarning(pytest.PytestWarning):
     """Base class of every warning pytest-maf-preflight issues."""
 
-    __module__ = "pytest_maf_preflight"
 
 
 class MafCheckWarning(MafPreflightWarning):
     """A ``warning``-severity preflight check did not pass (the gate stays open)."""
 
-    __module__ = "pytest_maf_preflight"
 
 
 class MafConfigWarning(MafPreflightWarning):
     """A config field was accepted but has no effect here (original-format fields, for example)."""
 
-    __module__ = "pytest_maf_preflight"

@@ -199,24 +199,36 @@ class PreflightGate:
                 return GateDecision(open=False, blocking=(self.barrier_error,))
         return self.decision
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         if isinstance(item, PreflightCheckItem):
-            return
+            return (yield)
+        reason = self._skip_reason(item)
+        if reason is not None:
+            # A skip mark lets pytest report the test's own location; the explicit skip
+            # after the yield keeps the gate closed even if the skipping plugin is disabled.
+            item.add_marker(pytest.mark.skip(reason=reason))
+        result = yield
+        if reason is not None:
+            pytest.skip(reason)
+        return result
+
+    def _skip_reason(self, item: pytest.Item) -> str | None:
         decision = self._decision_for(item)
         if decision is not None and not decision.open:
-            pytest.skip(decision.reason)
+            return decision.reason
         marker = item.get_closest_marker("maf_requires")
-        if marker is not None:
-            missing = [cid for cid in marker.args if cid not in self.results]
-            if missing:
-                pytest.fail(f"maf_requires names unknown check(s): {', '.join(missing)} "
-                            f"(known: {', '.join(sorted(self.results)) or 'none'})",
-                            pytrace=False)
-            failed = [f"{cid} ({self.results[cid].status.value})" for cid in marker.args
-                      if not self.results[cid].passed]
-            if failed:
-                pytest.skip(f"maf_requires: check(s) did not pass: {', '.join(failed)}")
+        if marker is None:
+            return None
+        missing = [cid for cid in marker.args if cid not in self.results]
+        if missing:
+            pytest.fail(f"maf_requires names unknown check(s): {', '.join(map(str, missing))} "
+                        f"(known: {', '.join(sorted(self.results)) or 'none'})", pytrace=False)
+        failed = [f"{cid} ({self.results[cid].status.value})" for cid in marker.args
+                  if not self.results[cid].passed]
+        if failed:
+            return f"maf_requires: check(s) did not pass: {', '.join(failed)}"
+        return None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if "maf_smoke" not in report.keywords:

@@ -1,0 +1,36 @@
+"""Shared test setup: pytester runs load only our plugin, never whatever else is installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+#: The examples shipped beside the project (a contract); the copy in tests/data is used when
+#: ``../shared`` is absent.
+SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+EXAMPLES = SHARED_EXAMPLES if SHARED_EXAMPLES.is_dir() else DATA / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No autoloaded plugins in pytester runs, and no MAF_* settings leaking in from the shell."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    for name in list(os.environ):
+        if name.startswith("MAF_") or name in ("NODE_ENV", "AGENT_NAME"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def write_config(pytester: pytest.Pytester):
+    """Write a config file under ``.maf/preflight-configs`` of the pytester project."""
+
+    def write(name: str, text: str) -> Path:
+        path = pytester.path / ".maf" / "preflight-configs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    return write
