@@ -10,7 +10,8 @@ REDACTED = "***"
 
 #: Keys whose values are secrets wherever they appear (compared case-insensitively).
 _SECRET_KEY = re.compile(
-    r"(pass(word|wd)?|secret|token|api[_-]?key|authorization|auth|credential|cookie|private[_-]?key|dsn)",
+    r"(pass(word|wd)?|secret|token|api[_-]?key|authorization|auth|credential|cookie"
+    r"|private[_-]?key|dsn|(^|[_.-])key$)",  # ``(^|_)key$``: SSH_KEY, SIGNING_KEY, key
     re.IGNORECASE,
 )
 _ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -31,21 +32,23 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
 
 
 def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
-    """Return a copy of ``data`` with values under secret-looking keys and known secret values hidden."""
+    """Return a copy of ``data`` with known secret values hidden, and every scalar under a
+    secret-looking key hidden, however deep (``{"credentials": {"user": ..., "pw": ...}}``,
+    ``{"tokens": [...]}``). Mapping keys are kept, so the shape stays readable."""
     values = tuple(secrets)
 
-    def walk(value: Any, key: str | None) -> Any:
-        if key is not None and is_secret_key(key) and isinstance(value, (str, int, float)):
-            return REDACTED
+    def walk(value: Any, hidden: bool) -> Any:
         if isinstance(value, Mapping):
-            return {k: walk(v, str(k)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [walk(v, None) for v in value]
+            return {k: walk(v, hidden or is_secret_key(str(k))) for k, v in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [walk(v, hidden) for v in value]
+        if hidden and value is not None:
+            return REDACTED
         if isinstance(value, str):
             return redact_text(value, values)
         return value
 
-    return walk(data, None)
+    return walk(data, False)
 
 
 def env_references(text: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -48,6 +49,9 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
     expected = [f"exit code {' or '.join(map(str, codes))}"]
     env = {**ctx.environ, **definition.env}
     cwd = ctx.path(definition.cwd) if definition.cwd else ctx.rootdir
+    if not cwd.is_dir():
+        # Popen raises FileNotFoundError for a missing cwd too; say which one it was.
+        return Observation(False, expected[0], f"working directory {str(cwd)!r} does not exist")
     try:
         # Own session, so a timeout kills the whole process group (a shell script's children too).
         proc = subprocess.Popen(definition.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -61,7 +65,9 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
         out_b, err_b = proc.communicate(timeout=ctx.remaining(3600.0))
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        proc.communicate()
+        # Bounded: a grandchild that left the group may still hold the pipes open.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=5.0)
         raise CommandTimeout(f"{definition.argv[0]!r} still running at the deadline; killed"
                              ) from None
     finally:

@@ -16,7 +16,7 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 class EnvironmentDefinition(Definition):
     required: list[EnvName] = Field(default_factory=list)
     optional: list[EnvName] = Field(default_factory=list)
-    patterns: dict[str, Annotated[str, Field(json_schema_extra={"format": "regex"})]] = Field(
+    patterns: dict[EnvName, Annotated[str, Field(json_schema_extra={"format": "regex"})]] = Field(
         default_factory=dict, description="Variable -> regex its value must match (fullmatch)")
     allow_empty: bool = False
 
@@ -34,7 +34,9 @@ def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:
                if name not in env or (not definition.allow_empty and env[name] == "")]
     mismatched = []
     for name, pattern in definition.patterns.items():
-        if name in env and env[name] and not re.fullmatch(pattern, env[name]):
+        # An empty value counts as unset unless ``allow_empty``; then it must match too.
+        if name in env and (env[name] or definition.allow_empty) and not re.fullmatch(
+                pattern, env[name]):
             mismatched.append(f"{name} does not match {pattern!r} (value redacted)")
     absent_optional = [name for name in definition.optional if not env.get(name)]
     expected = f"set: {', '.join(definition.required) or '(none)'}"

@@ -1,10 +1,12 @@
-"""``file_system`` checks: paths exist with the right kind and access, free space, parsable files."""
+"""``file_system`` checks: paths exist with the right kind and access, free space, parsable
+files."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -62,10 +64,10 @@ def _parse(path: Path) -> Any:
 
         return yaml.safe_load(text)
     if suffix == ".toml":
-        try:
+        if sys.version_info >= (3, 11):
             import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib  # type: ignore[no-redef]
+        else:  # pragma: no cover - Python 3.10
+            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
         return tomllib.loads(text)
     return json.loads(text)
 
@@ -81,14 +83,14 @@ def _check_path(spec: PathSpec, ctx: CheckContext) -> list[str]:
     elif spec.kind == "dir" and not is_dir:
         problems.append(f"{spec.path}: is not a directory")
     for letter in spec.access:
-        if letter == "w" and is_dir:
-            ok = _writable_dir(path)
-        else:
-            ok = os.access(path, _ACCESS[letter])
+        ok = _writable_dir(path) if letter == "w" and is_dir else os.access(path, _ACCESS[letter])
         if not ok:
             word = {"r": "readable", "w": "writable", "x": "executable"}[letter]
             problems.append(f"{spec.path}: not {word} by this user")
-    if (spec.parse or spec.json_schema is not None) and not is_dir and not problems:
+    wants_parse = spec.parse or spec.json_schema is not None
+    if wants_parse and is_dir and spec.kind != "file":  # kind "file" already said so
+        problems.append(f"{spec.path}: is a directory, expected a parsable file")
+    if wants_parse and not is_dir and not problems:
         try:
             data = _parse(path)
         except Exception as exc:  # any parse error is a finding, not a crash

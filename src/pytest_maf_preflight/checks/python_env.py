@@ -42,7 +42,7 @@ class PythonDefinition(Definition):
         return value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _installed_version(name: str) -> str | None:
     # Cached: a gate often asks for the same distributions many times, and each
     # lookup walks sys.path. The set of installed packages does not change mid-run.

@@ -9,16 +9,19 @@ threads never keep the interpreter alive, so a hung check cannot hang the sessio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..redaction import is_secret_key, redact_mapping, redact_text
+from pydantic import BaseModel
+
+from ..redaction import env_references, is_secret_key, redact_mapping, redact_text
 from .base import CheckContext, CheckFailure, CheckResult, CheckStatus, CheckType, Observation
 from .command import CommandTimeout
 
@@ -46,6 +49,32 @@ class _Attempt:
     message: str = ""
 
 
+def _definition_secrets(definition: Any, environ: Mapping[str, str]) -> set[str]:
+    """Secret values a definition carries: strings under secret-looking keys (``env`` of a
+    command, ``headers`` of a request) and the values of the ``${ENV:NAME}`` it refers to."""
+    found: set[str] = set()
+
+    def walk(value: Any, key: str | None) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, key)
+        elif isinstance(value, str):
+            if key is not None and is_secret_key(key):
+                found.add(value)
+            found.update(environ[name] for name in env_references(value) if name in environ)
+
+    if isinstance(definition, BaseModel):
+        # A definition that cannot be dumped carries no secrets we can see.
+        with contextlib.suppress(Exception):
+            walk(definition.model_dump(by_alias=True), None)
+    else:
+        walk(definition, None)
+    return {value for value in found if value}
+
+
 def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
     run = check.check_type.run
     if run is None:
@@ -58,8 +87,14 @@ def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
         return _Attempt(CheckStatus.TIMEOUT, None, str(exc))
     except CheckFailure as exc:
         return _Attempt(CheckStatus.FAILED, Observation(False, exc.expected, exc.observed))
-    except Exception as exc:  # fail closed: a broken check is never a pass
+    except BaseException as exc:  # fail closed: a broken check is never a pass
+        # BaseException too: pytest.skip()/fail() or SystemExit raised inside a check's thread
+        # would otherwise end the thread silently and leave the runner waiting for the deadline.
         return _Attempt(CheckStatus.ERROR, None, f"{type(exc).__name__}: {exc}")
+    if not isinstance(observation, Observation):
+        return _Attempt(CheckStatus.ERROR, None,
+                        f"check type {check.check_type.name!r} returned "
+                        f"{type(observation).__name__}, not an Observation")
     return _Attempt(CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation)
 
 
@@ -78,10 +113,21 @@ def run_checks(
     max_concurrency: int = 50,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
-    """Run ``checks`` and return their results in the order given."""
+    """Run ``checks`` and return their results in the order given.
+
+    At most ``max_concurrency`` attempts run at once (at least one). Each attempt has a hard
+    deadline of the check's ``timeout`` seconds; a failed, erroring or timed-out attempt is
+    retried up to ``retry_count`` times, retry *n* starting ``retry_delay * 2 ** (n - 1)``
+    seconds after the attempt before it ended. ``on_result`` is called once per check, as soon
+    as its final result is known.
+    """
     if not checks:
         return []
-    secrets = [v for k, v in ctx.environ.items() if is_secret_key(k) and v]
+    max_concurrency = max(1, max_concurrency)
+    secret_values = {v for k, v in ctx.environ.items() if is_secret_key(k) and v}
+    for check in checks:
+        secret_values |= _definition_secrets(check.definition, ctx.environ)
+    secrets = sorted(secret_values)
     completions: queue.SimpleQueue[tuple[int, int, _Attempt]] = queue.SimpleQueue()
     states = [_State() for _ in checks]
     results: list[CheckResult | None] = [None] * len(checks)
@@ -145,7 +191,7 @@ def run_checks(
         except queue.Empty:
             pass
         now = time.monotonic()
-        for index, (attempt_no, deadline) in list(running.items()):
+        for index, (_, deadline) in list(running.items()):
             if deadline <= now:
                 del running[index]  # abandoned: a late completion no longer matches
                 finish(index, _Attempt(CheckStatus.TIMEOUT, None,

@@ -6,6 +6,7 @@ Line lookup is only done when there is an error to report, so the common path st
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import json
 import re
@@ -34,14 +35,26 @@ class Document:
     format: str
     text: str
     data: Any
+    _json: _JsonLocator | None = dataclasses.field(default=None, repr=False, compare=False)
+    _yaml: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def line_of(self, path: Sequence[PathItem]) -> int | None:
-        """1-based line of the deepest part of ``path`` found in the file, or None."""
+        """1-based line of the deepest part of ``path`` found in the file, or None.
+
+        The file is scanned once and the scan kept: a file with many configs asks for
+        the line of each.
+        """
         try:
             if self.format == "json":
-                return _JsonLocator(self.text).line_of(path)
+                if self._json is None:
+                    self._json = _JsonLocator(self.text)
+                return self._json.line_of(path)
             if self.format == "yaml":
-                return _yaml_line_of(self.text, path)
+                if self._yaml is None:
+                    import yaml
+
+                    self._yaml = yaml.compose(self.text, Loader=_yaml_loader())
+                return _yaml_line_of(self._yaml, path)
             return _toml_line_of(self.text, path)
         except Exception:  # a locator must never turn an error report into a crash
             return None
@@ -126,9 +139,10 @@ class _JsonLocator:
         self.text = text
         self.lines: dict[tuple[PathItem, ...], int] = {}
         self.duplicate: int | None = None
+        self._newlines = [i for i, char in enumerate(text) if char == "\n"]
 
     def _line(self, pos: int) -> int:
-        return self.text.count("\n", 0, pos) + 1
+        return bisect.bisect_left(self._newlines, pos) + 1
 
     def _ws(self, pos: int) -> int:
         match = self._WS.match(self.text, pos)
@@ -261,10 +275,9 @@ def _check_yaml_nodes(path: Path, root: Any) -> None:
             stack.extend(node.value)
 
 
-def _yaml_line_of(text: str, path: Sequence[PathItem]) -> int | None:
+def _yaml_line_of(node: Any, path: Sequence[PathItem]) -> int | None:
     import yaml
 
-    node = yaml.compose(text, Loader=_yaml_loader())
     line = node.start_mark.line + 1
     for part in path:
         if isinstance(node, yaml.MappingNode) and isinstance(part, str):

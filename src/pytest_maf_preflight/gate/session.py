@@ -160,8 +160,9 @@ class PreflightGate:
             check_items.extend(collected)
         items[:0] = check_items
 
+    # pytest only looks at attributes named "pytest_*" for hooks, hence the name.
     @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-    def order_items(self, session: pytest.Session, config: pytest.Config,
+    def pytest_maf_preflight_order_items(self, session: pytest.Session, config: pytest.Config,
                     items: list[pytest.Item]) -> None:
         """Checks, then maf_smoke tests, then the rest; after other plugins reordered."""
         checks = [i for i in items if isinstance(i, PreflightCheckItem)]
@@ -244,9 +245,10 @@ class PreflightGate:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         files = len({d["file"] for d in self.descriptors})
+        checks = len(self.descriptors)
         return [f"maf-preflight: agent {self.settings.agent_id}, environment "
-                f"{self.settings.environment}, {len(self.descriptors)} checks from {files} "
-                f"config file{'s' if files != 1 else ''}"]
+                f"{self.settings.environment}, {checks} check{'s' if checks != 1 else ''} "
+                f"from {files} config file{'s' if files != 1 else ''}"]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:

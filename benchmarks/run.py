@@ -1,0 +1,167 @@
+"""Benchmarks for SPEC S10, each reported beside a baseline measured in the same run.
+
+Run with one command from the repository root:
+
+    .venv/bin/python benchmarks/run.py            # all benchmarks
+    .venv/bin/python benchmarks/run.py --quick    # fewer repetitions (CI smoke)
+
+Machines here are noisy: every figure is a median over interleaved repetitions, and targets
+are judged on ratios or on the median, never on a single timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def bench_idle_cost(runs: int) -> dict[str, float]:
+    """A one-test pytest run with the plugin installed but off, against ``-p no:maf_preflight``.
+
+    Runs alternate between the two variants so drift (thermal, other load) hits both alike.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp)
+        (project / "test_one.py").write_text("def test_one():\n    assert True\n")
+        (project / "pytest.ini").write_text("[pytest]\n")
+        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"]
+        variants = {"plugin_off": base, "plugin_disabled": [*base, "-p", "no:maf_preflight"]}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(2):  # warm the file cache and bytecode
+            for argv in variants.values():
+                subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
+        for i in range(runs):
+            order = list(variants.items())
+            if i % 2:
+                order.reverse()
+            for name, argv in order:
+                start = time.perf_counter()
+                subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
+                samples[name].append(time.perf_counter() - start)
+    off = _median_ms(samples["plugin_off"])
+    disabled = _median_ms(samples["plugin_disabled"])
+    return {"plugin_off_ms": off, "plugin_disabled_ms": disabled, "ratio": off / disabled}
+
+
+def _local_configs(directory: Path, count: int) -> None:
+    """``count`` configs cycling through environment, file_system and python checks."""
+    (directory / "data.json").write_text('{"agent": "bench"}')
+    configs = []
+    for i in range(count):
+        kind = ("environment", "file_system", "python")[i % 3]
+        definition: dict[str, object] = {
+            "environment": {"required": ["PATH", "HOME"], "patterns": {"PATH": ".+"}},
+            "file_system": {"paths": [{"path": str(directory), "kind": "dir", "access": "r"},
+                                      {"path": str(directory / "data.json"), "kind": "file",
+                                       "parse": True}]},
+            "python": {"python": ">=3.10", "packages": {"pytest": ">=8", "pydantic": ">=2"}},
+        }[kind]
+        configs.append({"id": f"check-{i:03d}", "name": f"check {i}", "config_type": "smoke_test",
+                        "config": {"test_type": kind, "test_definition": definition}})
+    (directory / "configs.json").write_text(json.dumps({"configs": configs}))
+
+
+def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
+    """Gate time of ``count`` local checks, beside the same checks run inline one by one."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from pytest_maf_preflight.checks.base import CheckContext
+    from pytest_maf_preflight.checks.builtin import builtin_registry
+    from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
+    from pytest_maf_preflight.config.loader import ConfigLoader
+    from pytest_maf_preflight.config.models import SmokeTestBody
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        _local_configs(directory, count)
+        registry = builtin_registry()
+        load_samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            loaded = ConfigLoader(registry, "development").load_files([directory / "configs.json"])
+            load_samples.append(time.perf_counter() - start)
+        planned = []
+        for item in loaded:
+            assert isinstance(item.body, SmokeTestBody)
+            check_type = registry.get(item.body.test_type)
+            assert check_type is not None
+            planned.append(PlannedCheck(item.id, item.config.name, "critical", check_type,
+                                        item.definition, 30.0, 0, 0.0))
+        ctx = CheckContext(rootdir=directory, environ=dict(os.environ),
+                           environment="development", agent_id="bench")
+
+        def gate() -> None:
+            results = run_checks(planned, ctx, max_concurrency=50)
+            assert all(r.passed for r in results), [r for r in results if not r.passed][:1]
+
+        def sequential() -> None:
+            for check in planned:
+                assert check.check_type.run is not None
+                assert check.check_type.run(check.definition, ctx).passed
+
+        samples = _interleave({"gate": gate, "inline_sequential": sequential}, runs)
+    gate_ms = _median_ms(samples["gate"])
+    inline_ms = _median_ms(samples["inline_sequential"])
+    return {"checks": count, "gate_ms": gate_ms, "inline_sequential_ms": inline_ms,
+            "gate_over_inline": gate_ms / inline_ms, "config_load_ms": _median_ms(load_samples)}
+
+
+def _interleave(variants: dict[str, Callable[[], None]], runs: int) -> dict[str, list[float]]:
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():
+        fn()  # warm-up: caches, imports, thread start-up paths
+    for i in range(runs):
+        order = list(variants.items())
+        if i % 2:
+            order.reverse()
+        for name, fn in order:
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="Fewer repetitions")
+    parser.add_argument("--json", action="store_true", help="Print the figures as JSON")
+    args = parser.parse_args(argv)
+    runs = 5 if args.quick else 21
+    figures = {
+        "idle_cost": bench_idle_cost(runs),
+        "local_gate": bench_local_gate(runs),
+    }
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    idle = figures["idle_cost"]
+    local = figures["local_gate"]
+    print("S10 idle cost (one-test pytest run, medians of", runs, "interleaved runs)")
+    print(f"  plugin installed, --maf-preflight off: {idle['plugin_off_ms']:8.1f} ms")
+    print(f"  -p no:maf_preflight (baseline):        {idle['plugin_disabled_ms']:8.1f} ms")
+    print(f"  ratio: {idle['ratio']:.3f}  (target <= 1.05)")
+    print(f"S10 local checks: gate time of {local['checks']} environment/file/python checks")
+    print(f"  gate (concurrent runner):     {local['gate_ms']:8.2f} ms  (target < 50 ms)")
+    print(f"  inline, one by one (baseline): {local['inline_sequential_ms']:7.2f} ms")
+    print(f"  ratio gate/inline: {local['gate_over_inline']:.2f}")
+    print(f"  loading and validating the {local['checks']} configs: "
+          f"{local['config_load_ms']:.1f} ms (not part of gate time)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
