@@ -84,7 +84,8 @@ def test_failing_warning_check_leaves_the_gate_open(pytester: pytest.Pytester,
                                                     write_config: WriteConfig) -> None:
     write_config("lint.json", command_config("lint", ["false"], severity="warning"))
     pytester.makepyfile(test_app=TESTS)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
+    # In a subprocess: in-process runs inherit this suite's ``filterwarnings = error``.
+    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight")
     result.stdout.fnmatch_lines([
         "*= warnings summary =*",
         ".maf/preflight-configs/lint.json::lint",
@@ -95,6 +96,27 @@ def test_failing_warning_check_leaves_the_gate_open(pytester: pytest.Pytester,
     ])
     result.assert_outcomes(passed=4, warnings=1)
     assert result.ret == 0
+
+
+def test_warning_check_under_filterwarnings_error_fails_its_item_only(
+        pytester: pytest.Pytester, write_config: WriteConfig) -> None:
+    """A project that turns warnings into errors sees the check fail, briefly; the gate stays
+    open because the check's severity, not the warning filter, decides the gate."""
+    write_config("lint.json", command_config("lint", ["false"], severity="warning"))
+    pytester.makeini("[pytest]\nfilterwarnings = error\n")
+    pytester.makepyfile(test_app=TESTS)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
+    result.stdout.fnmatch_lines([
+        "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
+        "  expected: exit code 0",
+        "  observed: exit code 1",
+        "WARN (failed)    lint  *ms",
+        "gate open",
+    ])
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*CallInfo*")
+    result.assert_outcomes(passed=3, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.mark.parametrize("switch", [
@@ -155,7 +177,7 @@ def test_smoke_fine():
         "FAILED           test_app.py::test_smoke_breaks  (maf_smoke)",
         "gate CLOSED (exit code 10): test_app.py::test_smoke_breaks (maf_smoke failed)",
         "*short test summary info*",
-        "SKIPPED [[]1] test_app.py*: maf-preflight gate closed by: "
+        "SKIPPED [[]1] test_app.py:3: maf-preflight gate closed by: "
         "test_app.py::test_smoke_breaks (maf_smoke failed)",
     ])
     result.assert_outcomes(passed=2, failed=1, skipped=1)
@@ -226,7 +248,7 @@ def test_needs_db():
         "test_app.py::test_smoke_breaks FAILED*",
         "test_app.py::test_needs_db SKIPPED*",
         "*short test summary info*",
-        "SKIPPED [[]1] test_app.py:*: maf_requires(db-up) needs the preflight gate "
+        "SKIPPED [[]1] test_app.py:10: maf_requires(db-up) needs the preflight gate "
         "(--maf-preflight)",
     ])
     result.stdout.no_fnmatch_line("*maf-preflight:*")

@@ -8,7 +8,8 @@ is installed, and those runs must not pay for it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import sys
+from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,6 +63,23 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(XdistController(gate), "maf_preflight_xdist")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """Validate configs before the session: invalid ones end the run with exit code 11."""
+    if getattr(config, "workerinput", None) is not None or not _enabled(config):
+        return None
+    if getattr(config.option, "help", False) or getattr(config.option, "version", False):
+        return None
+    from .exitcodes import MafExitCode
+    from .gate.session import preload
+
+    report = preload(config, _settings(config))
+    if report is None:
+        return None
+    sys.stderr.write(f"maf-preflight: {report}\n")
+    return int(MafExitCode.CONFIG_ERROR)
+
+
 def _enabled(config: pytest.Config) -> bool:
     """Cheap test of the switch, without resolving (and validating) every setting."""
     if config.option.maf_preflight or config.option.maf_preflight_only:
@@ -74,13 +92,21 @@ def _enabled(config: pytest.Config) -> bool:
     return bool(config.getini("maf_preflight") or config.getini("maf_preflight_only"))
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if GATE_KEY in item.config.stash:
-        return  # the gate handles maf_requires itself
-    marker = item.get_closest_marker("maf_requires")
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    marker = None
+    if GATE_KEY not in item.config.stash:  # with the gate on, the gate handles maf_requires
+        marker = item.get_closest_marker("maf_requires")
+    reason = None
     if marker is not None:
-        pytest.skip(f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight gate "
-                    "(--maf-preflight)")
+        reason = (f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight gate "
+                  "(--maf-preflight)")
+        # A skip mark lets pytest report the test's own location, not this file's.
+        item.add_marker(pytest.mark.skip(reason=reason))
+    result = yield
+    if reason is not None:
+        pytest.skip(reason)
+    return result
 
 
 # --- fixtures -----------------------------------------------------------------------------

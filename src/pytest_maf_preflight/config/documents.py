@@ -14,11 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, PathItem
+from .errors import ConfigError, PathItem, format_path
+from .migrations import snake
 
 SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
 #: Nodes a YAML document may expand to through aliases before it is called a bomb.
 YAML_NODE_BUDGET = 100_000
+#: Deepest nesting of mappings and lists a config may have; real configs stay far below it,
+#: and every later step (migration, validation, merging) may then safely recurse.
+MAX_DEPTH = 64
 
 
 class DocumentError(Exception):
@@ -35,29 +39,43 @@ class Document:
     format: str
     text: str
     data: Any
-    _json: _JsonLocator | None = dataclasses.field(default=None, repr=False, compare=False)
-    _yaml: Any = dataclasses.field(default=None, repr=False, compare=False)
+    _locator: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def line_of(self, path: Sequence[PathItem]) -> int | None:
         """1-based line of the deepest part of ``path`` found in the file, or None.
 
-        The file is scanned once and the scan kept: a file with many configs asks for
-        the line of each.
+        ``path`` may use the migrated (snake_case) names: keys are compared in snake_case, and
+        the fields a migration renames are also looked up under their original names.
         """
         try:
-            if self.format == "json":
-                if self._json is None:
-                    self._json = _JsonLocator(self.text)
-                return self._json.line_of(path)
-            if self.format == "yaml":
-                if self._yaml is None:
-                    import yaml
-
-                    self._yaml = yaml.compose(self.text, Loader=_yaml_loader())
-                return _yaml_line_of(self._yaml, path)
-            return _toml_line_of(self.text, path)
+            if self._locator is None:
+                self._locator = {"json": _JsonLocator, "yaml": _YamlLocator,
+                                 "toml": _TomlLocator}[self.format](self.text)
+            best: tuple[int, int] | None = None
+            for spelling in _spellings(path):
+                found = self._locator.find(spelling)
+                if found is not None and (best is None or found[0] > best[0]):
+                    best = found
+            return best[1] if best else None
         except Exception:  # a locator must never turn an error report into a crash
             return None
+
+
+#: Fields a migration renames (see ``migrations``): migrated name -> original (snake) name.
+_RENAMED = {"timeout_ms": "timeout", "url": "connection_string"}
+
+
+def _norm(part: PathItem) -> PathItem:
+    return snake(part) if isinstance(part, str) else part
+
+
+def _spellings(path: Sequence[PathItem]) -> list[tuple[PathItem, ...]]:
+    """``path`` in snake_case, and with renamed fields under their original names."""
+    normal = tuple(_norm(p) for p in path)
+    out = [normal]
+    if any(p in _RENAMED for p in normal):
+        out.append(tuple(_RENAMED.get(p, p) if isinstance(p, str) else p for p in normal))
+    return out
 
 
 def format_of(path: Path) -> str | None:
@@ -93,7 +111,27 @@ def read_document(path: Path, max_bytes: int) -> Document:
                                                    "config or a list under 'configs'", line=1))
     parse = {"json": _parse_json, "yaml": _parse_yaml, "toml": _parse_toml}[fmt]
     data = parse(path, text)
-    return Document(path=path, format=fmt, text=text, data=data)
+    document = Document(path=path, format=fmt, text=text, data=data)
+    too_deep = _too_deep(data)
+    if too_deep is not None:
+        raise DocumentError(ConfigError(
+            str(path), f"nested more than {MAX_DEPTH} levels deep; a config never needs that",
+            too_deep, document.line_of(too_deep)))
+    return document
+
+
+def _too_deep(data: Any) -> tuple[PathItem, ...] | None:
+    """The path of the first value nested deeper than ``MAX_DEPTH``, or None (no recursion)."""
+    stack: list[tuple[Any, tuple[PathItem, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((item, (*path, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, (*path, index)) for index, item in enumerate(value))
+    return None
 
 
 # --- JSON -------------------------------------------------------------------------------------

@@ -60,9 +60,14 @@ class PreflightCheckItem(pytest.Item):
             return
         if gate.is_blocking(result):
             raise PreflightCheckFailed(result)
-        warnings.warn(MafCheckWarning(
-            f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
-            f"{result.observed or result.message}"), stacklevel=1)
+        try:
+            warnings.warn(MafCheckWarning(
+                f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
+                f"{result.observed or result.message}"), stacklevel=1)
+        except MafCheckWarning:
+            # A warning filter (``filterwarnings = error``) made it an error: report the
+            # check's short failure, not a traceback through pytest's internals.
+            raise PreflightCheckFailed(result) from None
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ..checks.base import CheckContext, CheckResult, CheckStatus, CheckType
+from ..checks.base import CheckContext, CheckRegistry, CheckResult, CheckStatus, CheckType
 from ..checks.builtin import builtin_registry
 from ..checks.runner import PlannedCheck, run_checks
 from ..config.errors import ConfigLoadError
@@ -89,18 +89,9 @@ class PreflightGate:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        registry = builtin_registry()
-        self.config.hook.pytest_maf_preflight_register_check_types(registry=registry,
-                                                                    config=self.config)
-        settings = self.settings
-        files, errors = discover(settings.config_paths, required=settings.config_paths[1:])
-        loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
-        try:
-            if errors:
-                raise ConfigLoadError(errors)
-            self.loaded = loader.load_files(files)
-        except ConfigLoadError as exc:
-            pytest.exit(exc.format(settings.rootdir), returncode=MafExitCode.CONFIG_ERROR)
+        # Normally loaded (and validated) already by pytest_cmdline_main; see preload().
+        registry, self.loaded = self.config.stash.get(_LOADED_KEY, None) or load_configs(
+            self.config, self.settings)
         for loaded in self.loaded:
             planned = _plan(loaded, registry.get)
             if planned is None:
@@ -185,6 +176,10 @@ class PreflightGate:
 
     def _decision_for(self, item: pytest.Item) -> GateDecision | None:
         if self.config_decision is not None and not self.config_decision.open:
+            return self.config_decision
+        if _is_smoke(item):
+            # Every smoke test runs, like every config check: the gate reports all its
+            # failures at once, and the same ones with or without xdist.
             return self.config_decision
         if self.is_worker and not _is_smoke(item) and self.barrier is not None:
             if self.barrier_error is None:
@@ -299,6 +294,34 @@ class PreflightGate:
             else:
                 tr.write_line(f"gate CLOSED (exit code {int(MafExitCode.GATE_CLOSED)}): "
                               + ", ".join(decision.blocking), red=True, bold=True)
+
+
+_LOADED_KEY = pytest.StashKey[tuple[CheckRegistry, list[LoadedConfig]]]()
+
+
+def load_configs(config: pytest.Config, settings: Settings
+                 ) -> tuple[CheckRegistry, list[LoadedConfig]]:
+    """The check registry (with plugins' types) and every config; raises ``ConfigLoadError``."""
+    registry = builtin_registry()
+    config.hook.pytest_maf_preflight_register_check_types(registry=registry, config=config)
+    files, errors = discover(settings.config_paths, required=settings.config_paths[1:])
+    if errors:
+        raise ConfigLoadError(errors)
+    loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
+    return registry, loader.load_files(files)
+
+
+def preload(config: pytest.Config, settings: Settings) -> str | None:
+    """Load configs before the session starts; return the error report, or None when valid.
+
+    Called from ``pytest_cmdline_main`` so that invalid configs end the run with our exit code
+    and one clear message, before pytest prints a header or collects anything.
+    """
+    try:
+        config.stash[_LOADED_KEY] = load_configs(config, settings)
+    except ConfigLoadError as exc:
+        return exc.format(settings.rootdir)
+    return None
 
 
 def _plan(loaded: LoadedConfig, lookup: Any) -> PlannedCheck | None:
