@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import enum
-import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +71,8 @@ def display_path(path: Path | str) -> str:
 
 
 def print_json(data: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -87,6 +87,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     An existing file keeps its permissions; a new one gets the usual ones (umask).
     """
+    import tempfile
+
     try:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:

@@ -44,6 +44,7 @@ def build_parser() -> Parser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # One module per command group; later groups (history, reservations, ...) join this tuple.
     for group in (config_commands,):
         group.register(subparsers)
     return parser

@@ -37,7 +37,7 @@ def dumps(data: Mapping[str, Any]) -> str:
     if not isinstance(data, Mapping):
         raise TomlWriteError(f"a TOML document is a table, got {type(data).__name__}")
     lines: list[str] = []
-    _table(data, (), lines, header=None)
+    _table(data, (), (), lines, header=None)
     while lines and not lines[-1]:
         lines.pop()
     return "\n".join(lines) + "\n"
@@ -48,14 +48,15 @@ def _is_table_array(value: Any) -> bool:
             and all(isinstance(item, Mapping) for item in value))
 
 
-def _table(table: Mapping[Any, Any], path: tuple[str, ...], lines: list[str],
-           header: str | None) -> None:
+def _table(table: Mapping[Any, Any], path: tuple[str, ...], where: tuple[str | int, ...],
+           lines: list[str], header: str | None) -> None:
+    """Write one table; ``path`` names it in headers, ``where`` (with indices) in errors."""
     plain: list[tuple[str, Any]] = []
     tables: list[tuple[str, Mapping[Any, Any]]] = []
     arrays: list[tuple[str, Sequence[Any]]] = []
     for key, value in table.items():
         if not isinstance(key, str):
-            raise TomlWriteError(f"{_where(path)}: TOML keys are strings, got {key!r}")
+            raise TomlWriteError(f"{_where(where)}: TOML keys are strings, got {key!r}")
         if isinstance(value, Mapping) and value:
             tables.append((key, value))
         elif _is_table_array(value):
@@ -67,14 +68,14 @@ def _table(table: Mapping[Any, Any], path: tuple[str, ...], lines: list[str],
             lines.append("")
         lines.append(header)
     for key, value in plain:
-        lines.append(f"{_key(key)} = {_value(value, (*path, key), spread=True)}")
+        lines.append(f"{_key(key)} = {_value(value, (*where, key), spread=True)}")
     for key, value in tables:
         sub = (*path, key)
-        _table(value, sub, lines, header=f"[{_dotted(sub)}]")
+        _table(value, sub, (*where, key), lines, header=f"[{_dotted(sub)}]")
     for key, items in arrays:
         sub = (*path, key)
-        for item in items:
-            _table(item, sub, lines, header=f"[[{_dotted(sub)}]]")
+        for index, item in enumerate(items):
+            _table(item, sub, (*where, key, index), lines, header=f"[[{_dotted(sub)}]]")
 
 
 def _key(key: str) -> str:

@@ -1,0 +1,183 @@
+"""``config migrate`` for one file: read, migrate, render in the same format, check, replace.
+
+A file is only replaced by text that reads back as exactly the migrated data and validates in
+the current format; the original is kept as a backup that never overwrites another.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config.documents import Document, DocumentError, read_document
+from ..config.errors import ConfigError
+from ..config.migrations import CURRENT_FORMAT
+from ..config.toml_writer import TomlWriteError
+from ..config.toml_writer import dumps as toml_dumps
+from .common import CliError, atomic_write, display_path, write_backup
+
+if TYPE_CHECKING:
+    from ..config.loader import ConfigLoader, LoadedConfig
+
+
+@dataclasses.dataclass
+class MigrationOutcome:
+    """What ``config migrate`` did (or would do) with one file."""
+
+    file: Path
+    status: str  # "migrated", "would_migrate", "up_to_date" or "invalid"
+    from_format: int | None = None
+    configs: list[str] = dataclasses.field(default_factory=list)
+    backup: Path | None = None
+    errors: list[ConfigError] = dataclasses.field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.file), "status": self.status, "from_format": self.from_format,
+                "to_format": CURRENT_FORMAT, "configs": self.configs,
+                "backup": str(self.backup) if self.backup else None,
+                "errors": [e.to_dict() for e in self.errors]}
+
+
+def _entries(document: Document) -> tuple[list[tuple[tuple[str | int, ...], Any]], bool] | str:
+    """The configs of a document with their paths, and whether they sit under ``configs``.
+
+    Mirrors ``ConfigLoader.load_file``; returns a message when the shape is wrong.
+    """
+    data = document.data
+    if isinstance(data, dict) and "configs" in data and "id" not in data:
+        entries = data["configs"]
+        if not isinstance(entries, list) or not entries:
+            return "expected a non-empty list of configs under 'configs'"
+        extra = [k for k in data if k != "configs"]
+        if extra:
+            return f"unknown key {extra[0]!r} beside 'configs'"
+        return [(("configs", i), entry) for i, entry in enumerate(entries)], True
+    return [((), data)], False
+
+
+def _header_comments(text: str) -> str:
+    """The comment block a YAML or TOML file starts with, kept when the file is rewritten."""
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            lines.append(line)
+        else:
+            break
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines) + "\n" if any(line.strip() for line in lines) else ""
+
+
+def _render(fmt: str, data: Any, original_text: str) -> str:
+    if fmt == "json":
+        import json
+
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        import yaml
+
+        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
+                              default_flow_style=False)
+        return _header_comments(original_text) + body
+    return _header_comments(original_text) + toml_dumps(data)
+
+
+def _parse(fmt: str, text: str) -> Any:
+    if fmt == "json":
+        import json
+
+        return json.loads(text)
+    if fmt == "yaml":
+        import yaml
+
+        return yaml.safe_load(text)
+    import importlib
+    import sys
+
+    # tomllib is stdlib from 3.11; on 3.10 the declared dependency tomli has the same API.
+    toml = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+    return toml.loads(text)
+
+
+def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOutcome:
+    """Migrate one file; nothing is written unless every migrated config validates."""
+    def invalid(*errors: ConfigError, from_format: int | None = None) -> MigrationOutcome:
+        return MigrationOutcome(file, "invalid", from_format=from_format, errors=list(errors))
+
+    try:
+        document = read_document(file, loader.max_bytes)
+    except DocumentError as exc:
+        return invalid(exc.error)
+    entries = _entries(document)
+    if isinstance(entries, str):
+        return invalid(ConfigError(str(file), entries, ("configs",),
+                                   document.line_of(("configs",))))
+    items, listed = entries
+    loaded: list[LoadedConfig] = []
+    errors: list[ConfigError] = []
+    for prefix, entry in items:
+        config, entry_errors = loader.load_entry(document, prefix, entry)
+        errors.extend(entry_errors)
+        if config is not None:
+            loaded.append(config)
+    if errors:
+        return invalid(*errors)
+    from_format = min(c.source_format for c in loaded)
+    ids = [c.id for c in loaded]
+    if from_format >= CURRENT_FORMAT:
+        return MigrationOutcome(file, "up_to_date", from_format=from_format, configs=ids)
+
+    migrated = [c.document for c in loaded]
+    new_data: Any = {"configs": migrated} if listed else migrated[0]
+    try:
+        text = _render(document.format, new_data, document.text)
+    except TomlWriteError as exc:
+        return invalid(ConfigError(str(file), f"cannot write the migrated config as TOML: {exc}"),
+                       from_format=from_format)
+    # Read the new text back as the loader will, and validate it again: a file is only
+    # replaced by one that loads, in the current format, with the same content.
+    reparsed = _parse(document.format, text)
+    if reparsed != new_data:
+        return invalid(ConfigError(str(file), "the migrated file would not read back as written "
+                                   "(a bug in maf-preflight; please report it); left unchanged"),
+                       from_format=from_format)
+    new_document = Document(path=file, format=document.format, text=text, data=reparsed)
+    new_items = _entries(new_document)
+    assert not isinstance(new_items, str)
+    for prefix, entry in new_items[0]:
+        config, entry_errors = loader.load_entry(new_document, prefix, entry)
+        for error in entry_errors:
+            errors.append(dataclasses.replace(error, line=None,
+                                              message=f"after migration: {error.message}"))
+        if config is not None and config.source_format != CURRENT_FORMAT:
+            errors.append(ConfigError(str(file), "after migration the config is still in format "
+                                      f"{config.source_format}", prefix))
+    if errors:
+        return invalid(*errors, from_format=from_format)
+    if dry_run:
+        return MigrationOutcome(file, "would_migrate", from_format=from_format, configs=ids)
+
+    original = file.read_bytes()
+    if original.decode("utf-8-sig", errors="replace") != document.text:
+        raise CliError(f"{display_path(file)}: changed while it was being migrated; run again")
+    backup = write_backup(file, original)
+    atomic_write(file, text.encode("utf-8"))
+    return MigrationOutcome(file, "migrated", from_format=from_format, configs=ids, backup=backup)
+
+
+def report(outcome: MigrationOutcome) -> None:
+    where = display_path(outcome.file)
+    change = f"format {outcome.from_format} -> {CURRENT_FORMAT}"
+    if outcome.status == "migrated":
+        backup = display_path(outcome.backup) if outcome.backup else "?"
+        print(f"migrated: {where} ({change}; backup: {backup})")
+    elif outcome.status == "would_migrate":
+        print(f"would migrate: {where} ({change})")
+    elif outcome.status == "up_to_date":
+        print(f"up to date: {where}")
+    else:
+        for error in outcome.errors:
+            print(error.format(Path.cwd()))
+        count = len(outcome.errors)
+        print(f"not migrated: {where} ({count} error{'s' if count != 1 else ''})")
