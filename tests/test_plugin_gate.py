@@ -1,4 +1,4 @@
-"""The gate: closing on blocking failures, warnings, maf_smoke, --maf-preflight-only, switches (S7)."""
+"""The gate: blocking failures, warnings, maf_smoke, --maf-preflight-only, the switch (S7)."""
 
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ def test_smoke_fine():
         "FAILED           test_app.py::test_smoke_breaks  (maf_smoke)",
         "gate CLOSED (exit code 10): test_app.py::test_smoke_breaks (maf_smoke failed)",
         "*short test summary info*",
-        "SKIPPED [[]1] test_app.py:3: maf-preflight gate closed by: "
+        "SKIPPED [[]1] test_app.py*: maf-preflight gate closed by: "
         "test_app.py::test_smoke_breaks (maf_smoke failed)",
     ])
     result.assert_outcomes(passed=2, failed=1, skipped=1)
@@ -308,6 +308,10 @@ def test_config_error_ends_the_session_with_its_own_exit_code(
     write_config("broken.json", '{"id": "broken", ')
     pytester.makepyfile(test_app=TESTS)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
-    result.stdout.fnmatch_lines(["*broken.json*"])
+    result.stderr.fnmatch_lines([
+        "maf-preflight: 1 preflight config error:",
+        "  .maf/preflight-configs/broken.json:1: (document): invalid JSON: *",
+    ])
     result.stdout.no_fnmatch_line("*Traceback*")
+    result.stderr.no_fnmatch_line("*Traceback*")
     assert result.ret == 11

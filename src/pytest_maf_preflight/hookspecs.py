@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from pluggy import HookspecMarker
@@ -20,7 +20,8 @@ def pytest_maf_preflight_register_check_types(registry: CheckRegistry, config: p
                                               ) -> None:
     """Register check types (``test_type`` values) of your own.
 
-    Called once per session, before configs are validated, so your types' definitions are
+    Called once per process that needs the registry (the controller before configs are
+    validated; a worker or the maf_config fixture when they need it), so your types' definitions are
     validated and appear in the generated schema.
 
     :param registry: call ``registry.register(CheckType(name, DefinitionModel, run))``.

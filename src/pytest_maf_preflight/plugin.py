@@ -121,7 +121,11 @@ class MafAgent:
 
 @pytest.fixture(scope="session")
 def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
-    """The agent id (``--maf-agent-id`` / ``MAF_AGENT_ID`` / ``AGENT_NAME`` / ini) and environment."""
+    """The agent id and environment.
+
+    The id comes from ``--maf-agent-id`` > ``MAF_AGENT_ID`` > ``AGENT_NAME`` > ini
+    ``maf_agent_id`` > ``anonymous``.
+    """
     settings = _settings(pytestconfig)
     return MafAgent(id=settings.agent_id, environment=settings.environment)
 
@@ -132,8 +136,16 @@ def maf_config(pytestconfig: pytest.Config) -> PreflightConfigManager:
     from .config.manager import PreflightConfigManager
 
     settings = _settings(pytestconfig)
+    gate = pytestconfig.stash.get(GATE_KEY, None)
+    registry = gate.registry if gate is not None else None
+    if registry is None:  # gate off, or an xdist worker: the same check types, hook included
+        from .checks.builtin import builtin_registry
+
+        registry = builtin_registry()
+        pytestconfig.hook.pytest_maf_preflight_register_check_types(registry=registry,
+                                                                    config=pytestconfig)
     return PreflightConfigManager(settings.config_paths[0], environment=settings.environment,
-                                  extra_paths=settings.config_paths[1:],
+                                  registry=registry, extra_paths=settings.config_paths[1:],
                                   max_bytes=settings.max_config_bytes)
 
 

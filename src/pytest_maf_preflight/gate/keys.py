@@ -9,4 +9,4 @@ import pytest
 if TYPE_CHECKING:
     from .session import PreflightGate
 
-GATE_KEY = pytest.StashKey["PreflightGate"]()
+GATE_KEY: pytest.StashKey[PreflightGate] = pytest.StashKey()

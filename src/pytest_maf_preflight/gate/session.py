@@ -8,6 +8,7 @@ tests run next; a failure of either closes the gate and the rest is skipped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -32,6 +33,7 @@ from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
 
 _WORKER_KEY = "maf_preflight"
+_WORKER_ERROR_KEY = "maf_preflight_gate_error"
 
 
 def gate_of(config: pytest.Config) -> PreflightGate:
@@ -58,6 +60,10 @@ class PreflightGate:
         self.barrier: SmokeBarrier | None = None
         self.barrier_dir: Path | None = None
         self.barrier_error: str | None = None
+        self.barrier_passed = False
+        self.dist_mode = "no"
+        self.registry: CheckRegistry | None = None  # set at session start (not on workers)
+        self.worker_errors: list[str] = []  # why workers closed the gate (controller only)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -67,6 +73,7 @@ class PreflightGate:
             self.results = {d["check_id"]: CheckResult.from_dict(d) for d in payload["results"]}
             self.ran = True
             self.barrier = SmokeBarrier(Path(payload["barrier_dir"]))
+            self.dist_mode = str(payload.get("dist", "load"))
             self._decide()
             self.config_decision = self.decision
 
@@ -78,6 +85,9 @@ class PreflightGate:
     def _decide(self) -> None:
         default = default_decision(self.results, self.smoke_failures,
                                    self.settings.warnings_as_errors)
+        if self.worker_errors:
+            default = dataclasses.replace(
+                default, open=False, blocking=(*default.blocking, *self.worker_errors))
         override = self.config.hook.pytest_maf_preflight_gate_decision(
             config=self.config, results=self.results, smoke_failures=list(self.smoke_failures),
             default=default)
@@ -92,6 +102,7 @@ class PreflightGate:
         # Normally loaded (and validated) already by pytest_cmdline_main; see preload().
         registry, self.loaded = self.config.stash.get(_LOADED_KEY, None) or load_configs(
             self.config, self.settings)
+        self.registry = registry
         for loaded in self.loaded:
             planned = _plan(loaded, registry.get)
             if planned is None:
@@ -123,7 +134,8 @@ class PreflightGate:
             self.barrier_dir = Path(tempfile.mkdtemp(prefix="maf-preflight-gate-"))
         return {"descriptors": [dict(d) for d in self.descriptors],
                 "results": [r.to_dict() for r in self.results.values()],
-                "barrier_dir": str(self.barrier_dir)}
+                "barrier_dir": str(self.barrier_dir),
+                "dist": str(self.config.getoption("dist", "no"))}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -147,7 +159,7 @@ class PreflightGate:
             collected = list(collector.collect())
             # Reported like any collected file, so "collected N items" counts the checks.
             config.hook.pytest_collectreport(
-                report=pytest.CollectReport(collector.nodeid, "passed", None, collected))
+                report=pytest.CollectReport(collector.nodeid, "passed", None, [*collected]))
             check_items.extend(collected)
         items[:0] = check_items
 
@@ -165,12 +177,15 @@ class PreflightGate:
         items[:] = [*checks, *smoke, *rest]
         self.smoke_ids = [i.nodeid for i in smoke]
         if self.is_worker and self.smoke_ids:
-            dist = str(config.getoption("dist", "no"))
+            dist = self.dist_mode  # the worker's own --dist is always "no"
             if dist not in SAFE_DIST_MODES:
-                raise pytest.UsageError(
-                    f"maf_smoke tests cannot gate a session run with --dist {dist}: it can "
-                    "queue a smoke test behind a test that waits for it. Use --dist load "
-                    "(the default of -n), worksteal or each.")
+                # Waiting could deadlock, and an error raised here would crash the worker:
+                # fail closed instead. Smoke tests still run; everything else is skipped, and
+                # the controller learns why through workeroutput (see XdistController).
+                self.barrier_error = (
+                    f"maf_smoke tests cannot gate a session run with --dist {dist}, which can "
+                    "queue a smoke test behind a test that waits for it; use --dist load "
+                    "(the default of -n), worksteal or each")
 
     # --- running tests --------------------------------------------------------------------
 
@@ -182,15 +197,17 @@ class PreflightGate:
             # failures at once, and the same ones with or without xdist.
             return self.config_decision
         if self.is_worker and not _is_smoke(item) and self.barrier is not None:
-            if self.barrier_error is None:
+            if self.barrier_error is None and not self.barrier_passed:
                 try:
                     failed = self.barrier.wait(self.smoke_ids)
                 except SmokeBarrierTimeout as exc:
                     self.barrier_error = str(exc)
                 else:
-                    if failed != self.smoke_failures:
-                        self.smoke_failures = failed
-                        self._decide()
+                    # Every smoke outcome is known now, from all workers: decide once. (This
+                    # worker's own failures are already in smoke_failures; compare nothing.)
+                    self.barrier_passed = True
+                    self.smoke_failures = failed
+                    self._decide()
             if self.barrier_error is not None:
                 return GateDecision(open=False, blocking=(self.barrier_error,))
         return self.decision
@@ -199,7 +216,9 @@ class PreflightGate:
     def pytest_runtest_setup(self, item: pytest.Item) -> Any:
         if isinstance(item, PreflightCheckItem):
             return (yield)
-        reason = self._skip_reason(item)
+        # Nothing may raise before the yield: pytest's own setup (capture, logging, fixtures)
+        # must run, or its teardown breaks. Skips go through a mark, errors after the yield.
+        reason, error = self._skip_reason(item)
         if reason is not None:
             # A skip mark lets pytest report the test's own location; the explicit skip
             # after the yield keeps the gate closed even if the skipping plugin is disabled.
@@ -207,24 +226,27 @@ class PreflightGate:
         result = yield
         if reason is not None:
             pytest.skip(reason)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
         return result
 
-    def _skip_reason(self, item: pytest.Item) -> str | None:
+    def _skip_reason(self, item: pytest.Item) -> tuple[str | None, str | None]:
+        """Why ``item`` must be skipped, or why it is in error; (None, None) lets it run."""
         decision = self._decision_for(item)
         if decision is not None and not decision.open:
-            return decision.reason
+            return decision.reason, None
         marker = item.get_closest_marker("maf_requires")
         if marker is None:
-            return None
-        missing = [cid for cid in marker.args if cid not in self.results]
+            return None, None
+        missing = [str(cid) for cid in marker.args if cid not in self.results]
         if missing:
-            pytest.fail(f"maf_requires names unknown check(s): {', '.join(map(str, missing))} "
-                        f"(known: {', '.join(sorted(self.results)) or 'none'})", pytrace=False)
+            return None, (f"maf_requires names unknown check(s): {', '.join(missing)} "
+                          f"(known: {', '.join(sorted(self.results)) or 'none'})")
         failed = [f"{cid} ({self.results[cid].status.value})" for cid in marker.args
                   if not self.results[cid].passed]
         if failed:
-            return f"maf_requires: check(s) did not pass: {', '.join(failed)}"
-        return None
+            return f"maf_requires: check(s) did not pass: {', '.join(failed)}", None
+        return None, None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if "maf_smoke" not in report.keywords:
@@ -247,11 +269,15 @@ class PreflightGate:
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if self.barrier_error is not None and workeroutput is not None:
+                workeroutput[_WORKER_ERROR_KEY] = self.barrier_error
             return
         if self.barrier_dir is not None:
             shutil.rmtree(self.barrier_dir, ignore_errors=True)
         if self.decision is not None and not self.decision.open and exitstatus in (
-                pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+                pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
+                pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = MafExitCode.GATE_CLOSED
         if self.settings.report_path is not None:
             write_json_atomic(self.settings.report_path, self.report(int(session.exitstatus)))
@@ -352,6 +378,13 @@ class XdistController:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[_WORKER_KEY] = self.gate.worker_payload()
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """A worker that could not enforce the gate closed it there; close it here too."""
+        message = getattr(node, "workeroutput", {}).get(_WORKER_ERROR_KEY)
+        if message and message not in self.gate.worker_errors:
+            self.gate.worker_errors.append(str(message))
+            self.gate._decide()
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
