@@ -21,8 +21,8 @@ def pytest_maf_preflight_register_check_types(registry: CheckRegistry, config: p
     """Register check types (``test_type`` values) of your own.
 
     Called once per process that needs the registry (the controller before configs are
-    validated; a worker or the maf_config fixture when they need it), so your types' definitions are
-    validated and appear in the generated schema.
+    validated; a worker or the ``maf_config`` fixture when they need it), so your types'
+    definitions are validated and appear in the generated schema.
 
     :param registry: call ``registry.register(CheckType(name, DefinitionModel, run))``.
     :param config: the pytest config.

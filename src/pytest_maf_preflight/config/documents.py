@@ -7,14 +7,16 @@ Line lookup is only done when there is an error to report, so the common path st
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import json
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, PathItem, format_path
+from .errors import ConfigError, PathItem
 from .migrations import snake
 
 SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml"}
@@ -47,6 +49,8 @@ class Document:
         ``path`` may use the migrated (snake_case) names: keys are compared in snake_case, and
         the fields a migration renames are also looked up under their original names.
         """
+        if not self.text:  # data that never was a file (e.g. PreflightConfigManager.validate)
+            return None
         try:
             if self._locator is None:
                 self._locator = {"json": _JsonLocator, "yaml": _YamlLocator,
@@ -97,6 +101,9 @@ def read_document(path: Path, max_bytes: int) -> Document:
         raw = path.read_bytes()
     except OSError as exc:
         raise DocumentError(ConfigError(str(path), f"cannot read file: {exc.strerror}")) from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DocumentError(ConfigError(str(path), f"file is UTF-16 text; expected UTF-8 "
+                                                   f"{fmt.upper()}", line=1))
     if b"\x00" in raw:
         raise DocumentError(ConfigError(str(path), "file is binary (contains NUL bytes), "
                                                    f"expected {fmt.upper()} text"))
@@ -112,15 +119,15 @@ def read_document(path: Path, max_bytes: int) -> Document:
     parse = {"json": _parse_json, "yaml": _parse_yaml, "toml": _parse_toml}[fmt]
     data = parse(path, text)
     document = Document(path=path, format=fmt, text=text, data=data)
-    too_deep = _too_deep(data)
+    too_deep = too_deep_at(data)
     if too_deep is not None:
         raise DocumentError(ConfigError(
-            str(path), f"nested more than {MAX_DEPTH} levels deep; a config never needs that",
-            too_deep, document.line_of(too_deep)))
+            str(path), f"nested more than {MAX_DEPTH} levels deep (below this path); a config "
+                       "never needs that", too_deep[:4], document.line_of(too_deep)))
     return document
 
 
-def _too_deep(data: Any) -> tuple[PathItem, ...] | None:
+def too_deep_at(data: Any) -> tuple[PathItem, ...] | None:
     """The path of the first value nested deeper than ``MAX_DEPTH``, or None (no recursion)."""
     stack: list[tuple[Any, tuple[PathItem, ...]]] = [(data, ())]
     while stack:
@@ -136,48 +143,71 @@ def _too_deep(data: Any) -> tuple[PathItem, ...] | None:
 
 # --- JSON -------------------------------------------------------------------------------------
 
-def _no_duplicates(path: Path) -> Any:
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ValueError(f"duplicate key {key!r}")
-            out[key] = value
-        return out
-    return hook
+class _DuplicateKey(ValueError):
+    pass
+
+
+class _Constant(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise _Constant(name)
 
 
 def _parse_json(path: Path, text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates(path),
+        return json.loads(text, object_pairs_hook=_no_duplicates,
                           parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc.msg} (column {exc.colno})",
                                         line=exc.lineno)) from None
-    except ValueError as exc:
-        located = _JsonLocator(text).first_duplicate()
-        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc}",
-                                        line=located)) from None
+    except _DuplicateKey as exc:
+        locator = _JsonLocator(text)
+        where = locator.duplicate or ((), None)
+        raise DocumentError(ConfigError(str(path), f"invalid JSON: duplicate key {exc.args[0]!r}",
+                                        where[0], where[1])) from None
+    except _Constant as exc:
+        locator = _JsonLocator(text)
+        where = locator.constant or ((), None)
+        raise DocumentError(ConfigError(
+            str(path), f"invalid JSON: {exc.args[0]} is not a JSON value; expected a number",
+            where[0], where[1])) from None
     except RecursionError:
         raise DocumentError(ConfigError(str(path), "invalid JSON: nested too deeply")) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc}")) from None
 
 
 class _JsonLocator:
-    """A small position-tracking JSON scanner, used only to report lines of errors."""
+    """A small position-tracking JSON scanner, used only to report lines of errors.
+
+    Keys are stored in snake_case (see ``Document.line_of``); it also notes the first
+    duplicate key and the first NaN/Infinity, which the parser rejects without a position.
+    """
 
     _WS = re.compile(r"[ \t\r\n]*")
     _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
     _SCALAR = re.compile(r"[^,\]\}\s]+")
+    _CONSTANTS = frozenset({"NaN", "Infinity", "-Infinity"})
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.lines: dict[tuple[PathItem, ...], int] = {}
-        self.duplicate: int | None = None
+        self.duplicate: tuple[tuple[PathItem, ...], int] | None = None
+        self.constant: tuple[tuple[PathItem, ...], int] | None = None
         self._newlines = [i for i, char in enumerate(text) if char == "\n"]
+        with contextlib.suppress(ValueError, IndexError, RecursionError):
+            self._value(0, (), ())
 
     def _line(self, pos: int) -> int:
         return bisect.bisect_left(self._newlines, pos) + 1
@@ -186,7 +216,8 @@ class _JsonLocator:
         match = self._WS.match(self.text, pos)
         return match.end() if match else pos
 
-    def _value(self, pos: int, path: tuple[PathItem, ...]) -> int:
+    def _value(self, pos: int, path: tuple[PathItem, ...], key_path: tuple[PathItem, ...]) -> int:
+        """Scan one value; ``path`` is normalized (snake_case), ``key_path`` as written."""
         pos = self._ws(pos)
         self.lines.setdefault(path, self._line(pos))
         char = self.text[pos]
@@ -202,11 +233,11 @@ class _JsonLocator:
                     raise ValueError("bad key")
                 key = json.loads(match.group(0))
                 if key in seen and self.duplicate is None:
-                    self.duplicate = self._line(pos)
+                    self.duplicate = ((*key_path, key), self._line(pos))
                 seen.add(key)
-                self.lines[(*path, key)] = self._line(pos)
+                self.lines.setdefault((*path, snake(key)), self._line(pos))
                 pos = self._ws(match.end())
-                pos = self._value(pos + 1, (*path, key))  # skip ':'
+                pos = self._value(pos + 1, (*path, snake(key)), (*key_path, key))  # skip ':'
                 pos = self._ws(pos)
                 if self.text[pos] == "}":
                     return pos + 1
@@ -217,7 +248,7 @@ class _JsonLocator:
             if self.text[pos] == "]":
                 return pos + 1
             while True:
-                pos = self._value(pos, (*path, index))
+                pos = self._value(pos, (*path, index), (*key_path, index))
                 pos = self._ws(pos)
                 index += 1
                 if self.text[pos] == "]":
@@ -226,29 +257,21 @@ class _JsonLocator:
         match = (self._STRING if char == '"' else self._SCALAR).match(self.text, pos)
         if match is None:
             raise ValueError("bad value")
+        if match.group(0) in self._CONSTANTS and self.constant is None:
+            self.constant = (key_path, self._line(pos))
         return match.end()
 
-    def _scan(self) -> None:
-        if not self.lines:
-            try:
-                self._value(0, ())
-            except (ValueError, IndexError, RecursionError):
-                pass
-
-    def line_of(self, path: Sequence[PathItem]) -> int | None:
-        self._scan()
+    def find(self, path: Sequence[PathItem]) -> tuple[int, int] | None:
         return _deepest(self.lines, path)
 
-    def first_duplicate(self) -> int | None:
-        self._scan()
-        return self.duplicate
 
-
-def _deepest(lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]) -> int | None:
+def _deepest(lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]
+             ) -> tuple[int, int] | None:
+    """(how many parts of ``path`` were found, line of the deepest), or None."""
     for end in range(len(path), -1, -1):
         line = lines.get(tuple(path[:end]))
         if line is not None:
-            return line
+            return end, line
     return None
 
 
@@ -268,11 +291,13 @@ def _parse_yaml(path: Path, text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
-        raise DocumentError(ConfigError(
-            str(path), f"invalid YAML: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
-            line=mark.line + 1 if mark else None)) from None
+        column = f" (column {mark.column + 1})" if mark else ""
+        raise DocumentError(ConfigError(str(path), f"invalid YAML: {problem}{column}",
+                                        line=mark.line + 1 if mark else None)) from None
     except yaml.YAMLError as exc:
         raise DocumentError(ConfigError(str(path), f"invalid YAML: {exc}")) from None
+    except RecursionError:  # the pure-Python composer recurses per nesting level
+        raise DocumentError(ConfigError(str(path), "invalid YAML: nested too deeply")) from None
     if node is None:
         raise DocumentError(ConfigError(str(path), "file is empty; expected a YAML config or a "
                                                    "list under 'configs'", line=1))
@@ -283,6 +308,8 @@ def _parse_yaml(path: Path, text: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         raise DocumentError(ConfigError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}",
                                         line=mark.line + 1 if mark else None)) from None
+    except RecursionError:
+        raise DocumentError(ConfigError(str(path), "invalid YAML: nested too deeply")) from None
 
 
 def _check_yaml_nodes(path: Path, root: Any) -> None:
@@ -290,9 +317,12 @@ def _check_yaml_nodes(path: Path, root: Any) -> None:
     import yaml
 
     budget = YAML_NODE_BUDGET
-    stack = [root]
+    # Each entry's path is a linked list (parent, part), built into a tuple only for an
+    # error: copying paths would make a deep (or self-referencing) document quadratic.
+    Link = tuple[Any, PathItem] | None
+    stack: list[tuple[Any, Link]] = [(root, None)]
     while stack:
-        node = stack.pop()
+        node, link = stack.pop()
         budget -= 1
         if budget < 0:
             raise DocumentError(ConfigError(
@@ -301,39 +331,59 @@ def _check_yaml_nodes(path: Path, root: Any) -> None:
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
                 if isinstance(key, yaml.ScalarNode):
                     if key.value in seen and key.value != "<<":
                         raise DocumentError(ConfigError(
                             str(path), f"duplicate key {key.value!r}",
-                            line=key.start_mark.line + 1))
+                            _unlink((link, name)), line=key.start_mark.line + 1))
                     seen.add(key.value)
-                stack.append(key)
-                stack.append(value)
+                stack.append((key, link))
+                stack.append((value, (link, name)))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend(node.value)
+            stack.extend((item, (link, i)) for i, item in enumerate(node.value))
 
 
-def _yaml_line_of(node: Any, path: Sequence[PathItem]) -> int | None:
-    import yaml
+def _unlink(link: Any) -> tuple[PathItem, ...]:
+    parts: list[PathItem] = []
+    while link is not None:
+        link, part = link
+        parts.append(part)
+    return tuple(reversed(parts))
 
-    line = node.start_mark.line + 1
-    for part in path:
-        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == part:
-                    line = key.start_mark.line + 1
-                    node = value
-                    break
+
+class _YamlLocator:
+    """Follows a path through the composed YAML nodes (keys compared in snake_case)."""
+
+    def __init__(self, text: str) -> None:
+        import yaml
+
+        self.root = yaml.compose(text, Loader=_yaml_loader())
+
+    def find(self, path: Sequence[PathItem]) -> tuple[int, int] | None:
+        import yaml
+
+        node = self.root
+        if node is None:
+            return None
+        line = node.start_mark.line + 1
+        for depth, part in enumerate(path):
+            if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+                for key, value in node.value:
+                    if isinstance(key, yaml.ScalarNode) and snake(str(key.value)) == part:
+                        line = key.start_mark.line + 1
+                        node = value
+                        break
+                else:
+                    return depth, line
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    return depth, line
+                node = node.value[part]
+                line = node.start_mark.line + 1
             else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+                return depth, line
+        return len(path), line
 
 
 # --- TOML -------------------------------------------------------------------------------------
@@ -342,10 +392,10 @@ _TOML_LINE = re.compile(r"at line (\d+), column (\d+)")
 
 
 def _parse_toml(path: Path, text: str) -> Any:
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
     try:
         return tomllib.loads(text)
@@ -357,37 +407,47 @@ def _parse_toml(path: Path, text: str) -> Any:
             str(path),
             f"invalid TOML: {message}" + (f" (column {match.group(2)})" if match else ""),
             line=int(match.group(1)) if match else None)) from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise DocumentError(ConfigError(str(path), "invalid TOML: nested too deeply")) from None
 
 
 _TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+?)\s*=")
 
 
-def _toml_line_of(text: str, path: Sequence[PathItem]) -> int | None:
-    """Best-effort: follow ``[table]`` / ``[[array]]`` headers and ``key =`` lines to the path."""
-    array_counts: dict[tuple[str, ...], int] = {}
-    table: tuple[PathItem, ...] = ()
-    best: tuple[int, int] | None = None  # (matched length, line)
-    for number, line in enumerate(text.splitlines(), start=1):
-        header = _TOML_HEADER.match(line)
-        if header:
-            names = tuple(part.strip().strip("\"'") for part in header.group(2).split("."))
-            if header.group(1) == "[[":
-                index = array_counts.get(names, -1) + 1
-                array_counts[names] = index
-                table = (*names[:-1], names[-1], index)
-            else:
-                table = _resolve_table(names, array_counts)
-            candidate = table
-        else:
-            key = _TOML_KEY.match(line)
-            if not key:
+class _TomlLocator:
+    """Best-effort: follow ``[table]`` / ``[[array]]`` headers and ``key =`` lines to a path."""
+
+    def __init__(self, text: str) -> None:
+        self.entries: list[tuple[tuple[PathItem, ...], int]] = []
+        array_counts: dict[tuple[str, ...], int] = {}
+        table: tuple[PathItem, ...] = ()
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = _TOML_HEADER.match(line)
+            if header:
+                names = tuple(snake(part.strip().strip("\"'"))
+                              for part in header.group(2).split("."))
+                if header.group(1) == "[[":
+                    index = array_counts.get(names, -1) + 1
+                    array_counts[names] = index
+                    table = (*names[:-1], names[-1], index)
+                else:
+                    table = _resolve_table(names, array_counts)
+                self.entries.append((table, number))
                 continue
-            candidate = (*table, *(k.strip().strip("\"'") for k in key.group(1).split(".")))
-        length = _common_prefix(candidate, path)
-        if length == len(candidate) and (best is None or length > best[0]):
-            best = (length, number)
-    return best[1] if best else None
+            key = _TOML_KEY.match(line)
+            if key:
+                self.entries.append(
+                    ((*table, *(snake(k.strip().strip("\"'")) for k in key.group(1).split("."))),
+                     number))
+
+    def find(self, path: Sequence[PathItem]) -> tuple[int, int] | None:
+        best: tuple[int, int] | None = None  # (matched length, line)
+        for candidate, number in self.entries:
+            length = _common_prefix(candidate, path)
+            if length == len(candidate) and (best is None or length > best[0]):
+                best = (length, number)
+        return best
 
 
 def _resolve_table(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]
@@ -404,7 +464,7 @@ def _resolve_table(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]
 
 def _common_prefix(a: Sequence[PathItem], b: Sequence[PathItem]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1

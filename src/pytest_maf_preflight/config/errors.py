@@ -1,8 +1,11 @@
-"""Located config errors: file, line (where the format allows), path in the document, what was expected."""
+"""Located config errors: file, line (where the format allows), path in the document, and what
+was expected."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -30,14 +33,15 @@ class ConfigError:
     line: int | None = None
 
     def format(self, root: Path | None = None) -> str:
-        file = self.file
+        """``file:line: path: message`` on one line; files under ``root`` relative to it."""
+        file, message = self.file, self.message
         if root is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 file = str(Path(self.file).relative_to(root))
-            except ValueError:
-                pass
+            # Other files a message names (e.g. where a duplicate id was first defined).
+            message = message.replace(f"{str(root).rstrip(os.sep)}{os.sep}", "")
         where = f"{file}:{self.line}" if self.line else file
-        return f"{where}: {format_path(self.path)}: {self.message}"
+        return f"{where}: {format_path(self.path)}: {message}"
 
     def to_dict(self) -> dict[str, object]:
         return {"file": self.file, "line": self.line, "path": format_path(self.path),

@@ -7,6 +7,7 @@ once, each located by file, line and path. Nothing is returned unless everything
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..checks.base import CheckRegistry, Definition
-from .documents import SUFFIXES, Document, DocumentError, read_document
+from .documents import SUFFIXES, Document, DocumentError, read_document, too_deep_at
 from .errors import ConfigError, ConfigLoadError, PathItem
 from .migrations import MigrationError, migrate
 from .models import BODY_MODELS, PreflightConfig, SmokeTestBody
@@ -34,10 +35,17 @@ class LoadedConfig:
     line: int | None
     source_format: int
     document: dict[str, Any]
+    #: The parsed file, kept to locate lines only when there is an error to report.
+    source: Document | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
         return self.config.id
+
+    @property
+    def id_line(self) -> int | None:
+        """Line of the ``id`` key (where a duplicate id is reported), or None."""
+        return self.source.line_of((*self.path, "id")) if self.source is not None else None
 
     @property
     def config_type(self) -> str:
@@ -48,7 +56,8 @@ class LoadedConfig:
         return self.body.test_type if isinstance(self.body, SmokeTestBody) else None
 
 
-def discover(paths: Iterable[Path], required: Sequence[Path] = ()) -> tuple[list[Path], list[ConfigError]]:
+def discover(paths: Iterable[Path], required: Sequence[Path] = ()
+             ) -> tuple[list[Path], list[ConfigError]]:
     """Config files under ``paths``: a directory gives its files (sorted, not recursive).
 
     A path in ``required`` that does not exist is an error; other missing paths (the default
@@ -105,7 +114,8 @@ class ConfigLoader:
             if extra:
                 return [], [self._error(document, (extra[0],),
                                         f"unknown key {extra[0]!r} beside 'configs'")]
-            items = [(("configs", i), entry) for i, entry in enumerate(entries)]
+            items: list[tuple[tuple[PathItem, ...], Any]] = [
+                (("configs", i), entry) for i, entry in enumerate(entries)]
         else:
             items = [((), data)]
         configs: list[LoadedConfig] = []
@@ -123,10 +133,17 @@ class ConfigLoader:
     def load_entry(self, document: Document, prefix: tuple[PathItem, ...], entry: Any
                    ) -> tuple[LoadedConfig | None, list[ConfigError]]:
         if not isinstance(entry, dict):
-            return None, [self._error(document, prefix, "expected a mapping with a config "
-                                      f"(id, name, config_type, config), got {type(entry).__name__}")]
-        if any(not isinstance(k, str) for k in entry):
-            return None, [self._error(document, prefix, "keys must be strings")]
+            return None, [self._error(
+                document, prefix, "expected a mapping with a config (id, name, config_type, "
+                f"config), got {_kind(entry)}")]
+        too_deep = too_deep_at(entry)
+        if too_deep is not None:
+            return None, [self._error(document, (*prefix, *too_deep[:4]),
+                                      "nested too deeply (below this path); a config never "
+                                      "needs that")]
+        unfit = _unfit_value(entry)
+        if unfit is not None:
+            return None, [self._error(document, (*prefix, *unfit[0]), unfit[1])]
         try:
             migrated, source_format = migrate(entry)
         except MigrationError as exc:
@@ -143,7 +160,7 @@ class ConfigLoader:
         try:
             config = PreflightConfig.model_validate(migrated)
         except ValidationError as exc:
-            return None, _pydantic_errors(exc, (), located)
+            return None, _pydantic_errors(exc, (), located, migrated)
 
         body_raw = config.config
         overrides = config.environment_overrides
@@ -161,7 +178,7 @@ class ConfigLoader:
         try:
             body = BODY_MODELS[config.config_type].model_validate(chosen)
         except ValidationError as exc:
-            return None, _pydantic_errors(exc, body_prefix, located)
+            return None, _pydantic_errors(exc, body_prefix, located, chosen)
         definition: Definition | None = None
         if isinstance(body, SmokeTestBody):
             check_type = self.registry.get(body.test_type)
@@ -169,21 +186,92 @@ class ConfigLoader:
             try:
                 definition = check_type.definition.model_validate(body.test_definition)
             except ValidationError as exc:
-                return None, _pydantic_errors(exc, (*body_prefix, "test_definition"), located)
+                return None, _pydantic_errors(exc, (*body_prefix, "test_definition"), located,
+                                              body.test_definition)
         return LoadedConfig(
             config=config, body=body, definition=definition, file=document.path, path=prefix,
             line=document.line_of(prefix) if prefix else 1, source_format=source_format,
-            document=migrated,
+            document=migrated, source=document,
         ), []
 
 
-def _pydantic_errors(exc: ValidationError, prefix: tuple[PathItem, ...], located: Any
-                     ) -> list[ConfigError]:
-    out = []
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
+def _unfit_value(value: Any) -> tuple[tuple[PathItem, ...], str] | None:
+    """(path, message) of the first thing JSON cannot hold, which YAML and TOML can write:
+    a key that is not a string, or NaN (which no bound such as ``gt=0`` ever rejects)."""
+    stack: list[tuple[Any, tuple[PathItem, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return path, (f"key {key!r} is {_kind(key)}; keys must be strings "
+                                  "(put it in quotes)")
+                stack.append((child, (*path, key)))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(item))
+        elif isinstance(item, float) and math.isnan(item):
+            return path, "NaN is not a usable value; expected a number"
+    return None
+
+
+#: pydantic error types that only say "the input is not of this union member's type".
+_NOT_MY_TYPE = frozenset({"model_type", "model_attributes_type", "dict_type", "list_type",
+                          "string_type", "int_type", "float_type", "bool_type",
+                          "is_instance_of", "literal_error"})
+
+
+def _document_loc(loc: tuple[Any, ...], data: Any, error_type: str
+                  ) -> tuple[tuple[PathItem, ...], tuple[PathItem, ...] | None, bool]:
+    """Split pydantic's ``loc`` into the path in the document and the union it went through.
+
+    pydantic puts the name of a union member (``PathSpec``, ``str``, ``function-after[...]``)
+    into ``loc``; those are not keys of the document. Returns (path, where the first union is
+    or None, whether the error is about the member itself rather than something inside it).
+    """
+    path: list[PathItem] = []
+    union: tuple[PathItem, ...] | None = None
+    at_member = False
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        in_dict = isinstance(node, dict) and part in node
+        in_list = (isinstance(node, list) and isinstance(part, int)
+                   and not isinstance(part, bool) and 0 <= part < len(node))
+        if in_dict or in_list:
+            node = node[part]
+        elif isinstance(part, str) and not (last and error_type == "missing"):
+            if union is None:
+                union = tuple(path)
+            at_member = last
+            continue
+        else:
+            node = None
+        path.append(part)
+        at_member = False
+    return tuple(path), union, at_member
+
+
+def _pydantic_errors(exc: ValidationError, prefix: tuple[PathItem, ...], located: Any,
+                     data: Any) -> list[ConfigError]:
+    found = []
     for error in exc.errors(include_url=False):
         message = str(error["msg"]).removeprefix("Value error, ")
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-        out.append(located((*prefix, *loc), message))
+        path, union, at_member = _document_loc(tuple(error["loc"]), data, str(error["type"]))
+        found.append((path, union, at_member and error["type"] in _NOT_MY_TYPE, message))
+    # A value that fits no member of a union gets one error per member; the members it is not
+    # even the type of ("Input should be a valid string") only hide the useful one.
+    useful_unions = {union for _, union, not_mine, _ in found if union is not None and not not_mine}
+    out = []
+    for path, union, not_mine, message in found:
+        if not_mine and union in useful_unions:
+            continue
+        out.append(located((*prefix, *path), message))
     return out
 
 
@@ -195,7 +283,9 @@ def _duplicates(configs: list[LoadedConfig]) -> list[ConfigError]:
         if earlier is None:
             first[config.id] = config
             continue
-        where = f"{earlier.file}" + (f":{earlier.line}" if earlier.line else "")
-        errors.append(ConfigError(str(config.file), f"duplicate id {config.id!r} (first defined "
-                                  f"in {where})", (*config.path, "id"), config.line))
+        line = earlier.id_line or earlier.line
+        where = f"{earlier.file}" + (f":{line}" if line else "")
+        errors.append(ConfigError(str(config.file), f"duplicate id {config.id!r}; first defined "
+                                  f"in {where}", (*config.path, "id"),
+                                  config.id_line or config.line))
     return errors

@@ -1,10 +1,11 @@
-"""``PreflightConfigManager``: the Python API over a directory of configs (one ``<id>.json`` each)."""
+"""``PreflightConfigManager``: the Python API over a directory of configs (``<id>.json``)."""
 
 from __future__ import annotations
 
+import builtins
 import json
-import re
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,38 +54,70 @@ class PreflightConfigManager:
                 return config
         raise KeyError(config_id)
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
+        """Ids of every config the manager sees (raises ``ConfigLoadError`` if any is invalid)."""
         return [config.id for config in self._all()]
 
-    def validate(self, raw: Any, source: str = "<config>") -> list[ConfigError]:
-        """Every error in one raw config document (after migration); empty when valid."""
+    def validate(self, raw: Any, source: str = "<config>") -> builtins.list[ConfigError]:
+        """Every error in one raw config document (after migration); empty when valid.
+
+        ``raw`` is data, not a file, so the errors carry paths but no line numbers.
+        """
         from .documents import Document
 
-        document = Document(path=Path(source), format="json", text=json.dumps(raw, indent=1),
-                            data=raw)
+        document = Document(path=Path(source), format="json", text="", data=raw)
         _, errors = self._loader(None).load_entry(document, (), raw)
         return errors
 
     def save(self, raw: dict[str, Any]) -> Path:
-        """Validate, then write ``<directory>/<id>.json`` atomically. Raises on invalid input."""
-        errors = self.validate(raw, source=str(self.directory / f"{raw.get('id', '?')}.json"))
+        """Validate, then write ``<directory>/<id>.json`` atomically. Raises on invalid input.
+
+        Nothing is written when ``raw`` is invalid, or when another file in the directory
+        already defines its id (that would make every later load fail).
+        """
+        source = str(self.directory / f"{raw.get('id', '?') if isinstance(raw, dict) else '?'}"
+                                      ".json")
+        errors = self.validate(raw, source=source)
         if errors:
             raise ConfigLoadError(errors)
         config_id = str(raw["id"])
         if not _ID.match(config_id):  # the schema checked it; the path depends on it
             raise ValueError(f"invalid config id {config_id!r}")
-        self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / f"{config_id}.json"
+        try:
+            text = json.dumps(raw, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as exc:
+            raise ConfigLoadError([ConfigError(str(target), f"cannot be written as JSON: {exc}")]
+                                  ) from None
+        elsewhere = self._defined_elsewhere(config_id, target)
+        if elsewhere is not None:
+            raise ConfigLoadError([ConfigError(
+                str(target), f"duplicate id {config_id!r}; already defined in {elsewhere}",
+                ("id",))])
+        self.directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{config_id}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(raw, handle, indent=2, ensure_ascii=False)
-                handle.write("\n")
+                handle.write(text)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return target
+
+    def _defined_elsewhere(self, config_id: str, target: Path) -> str | None:
+        """``file:line`` of a config with this id in a file other than ``target``, or None."""
+        files, _ = discover([self.directory, *self.extra_paths])
+        loader = self._loader(None)
+        for file in files:
+            if file.resolve() == target.resolve():
+                continue
+            configs, _ = loader.load_file(file)  # a broken file cannot hold a loadable id
+            for config in configs:
+                if config.id == config_id:
+                    line = config.id_line or config.line
+                    return f"{file}:{line}" if line else str(file)
+        return None
 
     def delete(self, config_id: str) -> bool:
         if not _ID.match(config_id):

@@ -74,18 +74,23 @@ def _rename_keys(value: Any, names_only: bool = False) -> Any:
     return value
 
 
-def _v1_body(body: Any, config_type: Any, doc: dict[str, Any]) -> Any:
+def _v1_body(body: Any, config_type: Any, doc: dict[str, Any] | None,
+             test_type: Any = None) -> Any:
+    """Move a body's original-only fields. ``doc`` is None for an environment override, whose
+    ``test_type`` (when it has none of its own) is the base body's."""
     if not isinstance(body, dict):
         return body
     definition = body.get("test_definition")
+    test_type = body.get("test_type", test_type)
     if isinstance(definition, dict):
-        if body.get("test_type") in ("api", "performance") and "timeout" in definition:
+        if test_type in ("api", "performance") and "timeout" in definition:
             # The original api timeout was in milliseconds.
             definition["timeout_ms"] = definition.pop("timeout")
         if "connection_string" in definition and "url" not in definition:
             definition["url"] = definition.pop("connection_string")
-    if config_type == "reservation_check" and "escalation_path" in body:
-        # The original put a reservation check's path inside its body.
+    if config_type == "reservation_check" and "escalation_path" in body and doc is not None:
+        # The original put a reservation check's path inside its body. (In an override it
+        # stays, and is reported: a path cannot differ per environment here.)
         path = body.pop("escalation_path")
         doc.setdefault("escalation_path", path)
     return body
@@ -95,11 +100,14 @@ def v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
     """camelCase -> snake_case, original-only fields moved to where they mean the same here."""
     doc: dict[str, Any] = _rename_keys(copy.deepcopy(document))
     config_type = doc.get("config_type")
-    doc["config"] = _v1_body(doc.get("config"), config_type, doc)
+    if "config" in doc:
+        doc["config"] = _v1_body(doc["config"], config_type, doc)
+    base = doc.get("config")
+    base_test_type = base.get("test_type") if isinstance(base, dict) else None
     overrides = doc.get("environment_overrides")
     if isinstance(overrides, dict):
         for name, body in overrides.items():
-            overrides[name] = _v1_body(body, config_type, {})
+            overrides[name] = _v1_body(body, config_type, None, base_test_type)
     doc["schema_version"] = 2
     return doc
 

@@ -152,9 +152,12 @@ class EscalationPathBody(Strict):
     @field_validator("escalation_steps")
     @classmethod
     def _levels_unique(cls, steps: list[EscalationStep]) -> list[EscalationStep]:
-        levels = [s.level for s in steps]
-        if len(set(levels)) != len(levels):
-            raise ValueError("escalation step levels must be unique")
+        seen: set[int] = set()
+        for step in steps:
+            if step.level in seen:
+                raise ValueError(f"escalation step levels must be unique; level {step.level} "
+                                 "appears more than once")
+            seen.add(step.level)
         return steps
 
 

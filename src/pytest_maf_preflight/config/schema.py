@@ -7,15 +7,23 @@ reports errors inside the right branch instead of "not valid under any of the gi
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Iterator
 from typing import Any
 
 from ..checks.base import CheckRegistry
 from .errors import PathItem
-from .models import BODY_MODELS, CONFIG_TYPES, PreflightConfig
+from .models import BODY_MODELS, CONFIG_TYPES, ID_PATTERN, SEMVER_PATTERN, PreflightConfig
 
 SCHEMA_ID = "https://pytest-maf-preflight.invalid/schema/preflight-config.json"
+#: What the patterns of the models mean, for messages a person can act on.
+_PATTERN_MEANINGS = {
+    ID_PATTERN: "an id: only letters, digits, '_' and '-' (it becomes a file name)",
+    SEMVER_PATTERN: "a semantic version MAJOR.MINOR.PATCH such as '1.0.0'",
+    r"^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable name (letters, digits, '_')",
+    r"^r?w?x?$": "an access mode made of 'r', 'w', 'x' in that order, such as 'rw'",
+}
 _REF = "#/$defs/{model}"
 
 
@@ -99,7 +107,8 @@ class SchemaValidator:
 def _explain(errors: Iterator[Any]) -> Iterator[tuple[tuple[PathItem, ...], str]]:
     """Turn jsonschema errors into (path, message), with "did you mean" for unknown keys."""
     seen = set()
-    for error in sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))):
+    for error in sorted(errors, key=lambda e: (len(e.absolute_path),
+                                               list(map(str, e.absolute_path)))):
         path = tuple(error.absolute_path)
         for item in _describe(error, path):
             if item not in seen:
@@ -130,13 +139,26 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
         expected = error.validator_value
         if isinstance(expected, list):
             expected = " or ".join(expected)
-        yield path, f"expected {expected}, got {_kind(error.instance)} {_short(error.instance)}"
+        yield path, f"expected {expected}, got {_seen(error.instance)}"
+        return
+    bound = _BOUNDS.get(error.validator)
+    if bound is not None:
+        yield path, f"expected {bound} {error.validator_value}, got {_short(error.instance)}"
+        return
+    if error.validator in ("minItems", "minLength", "maxItems", "maxLength"):
+        least = error.validator.startswith("min")
+        unit = "item" if error.validator.endswith("Items") else "character"
+        count = error.validator_value
+        yield path, (f"expected at {'least' if least else 'most'} {count} {unit}"
+                     f"{'s' if count != 1 else ''}, got {len(error.instance)}")
         return
     if error.validator == "required":
         yield path, error.message.replace("is a required property", "is required")
         return
     if error.validator == "pattern":
-        yield path, f"{_short(error.instance)} does not match {error.validator_value!r}"
+        meaning = _PATTERN_MEANINGS.get(error.validator_value)
+        yield path, (f"{_short(error.instance)} is not {meaning}" if meaning else
+                     f"{_short(error.instance)} does not match {error.validator_value!r}")
         return
     if error.validator == "format" and error.validator_value == "regex":
         yield path, f"{_short(error.instance)} is not a valid regular expression"
@@ -147,6 +169,19 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
         yield from _describe(best, tuple(best.absolute_path))
         return
     yield path, error.message
+
+
+_BOUNDS = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
+           "exclusiveMaximum": "less than"}
+
+
+def _seen(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, (datetime.date, datetime.time)):
+        # YAML and TOML read unquoted dates and times as such; a string needs quotes.
+        return f"a {type(value).__name__} {value.isoformat()} (put it in quotes for a string)"
+    return f"{_kind(value)} {_short(value)}"
 
 
 def _kind(value: Any) -> str:
