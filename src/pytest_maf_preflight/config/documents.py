@@ -1,6 +1,7 @@
 """Reading config files (JSON, YAML, TOML) safely, and finding the line of a path inside them.
 
-Parsing is bounded: a size limit, UTF-8 only, no binary, a budget on YAML alias expansion.
+Parsing is bounded: a size limit, UTF-8 only, no binary, a budget on YAML alias expansion, a
+limit on nesting depth.
 Line lookup is only done when there is an error to report, so the common path stays fast.
 """
 
