@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..config.documents import Document, DocumentError, read_document
 from ..config.errors import ConfigError
+from ..config.loader import is_config_list
 from ..config.migrations import CURRENT_FORMAT
 from ..config.toml_writer import TomlWriteError
 from ..config.toml_writer import dumps as toml_dumps
 from .common import CliError, atomic_write, display_path, write_backup
 
 if TYPE_CHECKING:
-    from ..config.loader import ConfigLoader, LoadedConfig
+    from ..config.loader import ConfigLoader
 
 
 @dataclasses.dataclass
@@ -37,23 +38,6 @@ class MigrationOutcome:
                 "to_format": CURRENT_FORMAT, "configs": self.configs,
                 "backup": str(self.backup) if self.backup else None,
                 "errors": [e.to_dict() for e in self.errors]}
-
-
-def _entries(document: Document) -> tuple[list[tuple[tuple[str | int, ...], Any]], bool] | str:
-    """The configs of a document with their paths, and whether they sit under ``configs``.
-
-    Mirrors ``ConfigLoader.load_file``; returns a message when the shape is wrong.
-    """
-    data = document.data
-    if isinstance(data, dict) and "configs" in data and "id" not in data:
-        entries = data["configs"]
-        if not isinstance(entries, list) or not entries:
-            return "expected a non-empty list of configs under 'configs'"
-        extra = [k for k in data if k != "configs"]
-        if extra:
-            return f"unknown key {extra[0]!r} beside 'configs'"
-        return [(("configs", i), entry) for i, entry in enumerate(entries)], True
-    return [((), data)], False
 
 
 def _header_comments(text: str) -> str:
@@ -109,18 +93,8 @@ def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOu
         document = read_document(file, loader.max_bytes)
     except DocumentError as exc:
         return invalid(exc.error)
-    entries = _entries(document)
-    if isinstance(entries, str):
-        return invalid(ConfigError(str(file), entries, ("configs",),
-                                   document.line_of(("configs",))))
-    items, listed = entries
-    loaded: list[LoadedConfig] = []
-    errors: list[ConfigError] = []
-    for prefix, entry in items:
-        config, entry_errors = loader.load_entry(document, prefix, entry)
-        errors.extend(entry_errors)
-        if config is not None:
-            loaded.append(config)
+    loaded, errors = loader.load_document(document)
+    listed = is_config_list(document.data)
     if errors:
         return invalid(*errors)
     from_format = min(c.source_format for c in loaded)
@@ -143,16 +117,12 @@ def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOu
                                    "(a bug in maf-preflight; please report it); left unchanged"),
                        from_format=from_format)
     new_document = Document(path=file, format=document.format, text=text, data=reparsed)
-    new_items = _entries(new_document)
-    assert not isinstance(new_items, str)
-    for prefix, entry in new_items[0]:
-        config, entry_errors = loader.load_entry(new_document, prefix, entry)
-        for error in entry_errors:
-            errors.append(dataclasses.replace(error, line=None,
-                                              message=f"after migration: {error.message}"))
-        if config is not None and config.source_format != CURRENT_FORMAT:
-            errors.append(ConfigError(str(file), "after migration the config is still in format "
-                                      f"{config.source_format}", prefix))
+    new_configs, new_errors = loader.load_document(new_document)
+    errors.extend(dataclasses.replace(error, line=None, message=f"after migration: {error.message}")
+                  for error in new_errors)
+    errors.extend(ConfigError(str(file), "after migration the config is still in format "
+                              f"{config.source_format}", config.path)
+                  for config in new_configs if config.source_format != CURRENT_FORMAT)
     if errors:
         return invalid(*errors, from_format=from_format)
     if dry_run:

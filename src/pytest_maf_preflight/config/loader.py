@@ -77,6 +77,11 @@ def discover(paths: Iterable[Path], required: Sequence[Path] = ()
     return list(dict.fromkeys(files)), errors
 
 
+def is_config_list(data: Any) -> bool:
+    """Whether a file's data holds several configs under ``configs`` rather than one."""
+    return isinstance(data, dict) and "configs" in data and "id" not in data
+
+
 class ConfigLoader:
     """Validates documents against the schema and models for one registry and environment."""
 
@@ -104,8 +109,12 @@ class ConfigLoader:
             document = read_document(file, self.max_bytes)
         except DocumentError as exc:
             return [], [exc.error]
+        return self.load_document(document)
+
+    def load_document(self, document: Document) -> tuple[list[LoadedConfig], list[ConfigError]]:
+        """Every config in a parsed file: one, or a list under ``configs``."""
         data = document.data
-        if isinstance(data, dict) and "configs" in data and "id" not in data:
+        if is_config_list(data):
             entries = data["configs"]
             if not isinstance(entries, list) or not entries:
                 return [], [self._error(document, ("configs",),
