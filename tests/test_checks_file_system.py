@@ -185,14 +185,14 @@ def test_json_schema_failure_at_the_document_root(tree: Path) -> None:
     (tree / "config" / "gemini.json").write_text("{}")
     obs = _run(tree, paths=[{"path": "config/gemini.json", "json_schema": MCP_SCHEMA}])
     assert not obs.passed
-    assert "config/gemini.json: (document): 'mcpServers' is a required property" == obs.observed
+    assert obs.observed == "config/gemini.json: (document): 'mcpServers' is a required property"
 
 
 def test_json_schema_applies_to_yaml_files_too(tree: Path) -> None:
     (tree / "mcp.yaml").write_text("mcpServers:\n  x:\n    args: []\n")
     obs = _run(tree, paths=[{"path": "mcp.yaml", "json_schema": MCP_SCHEMA}])
     assert not obs.passed
-    assert "mcp.yaml: mcpServers/x: 'command' is a required property" == obs.observed
+    assert obs.observed == "mcp.yaml: mcpServers/x: 'command' is a required property"
 
 
 def test_invalid_json_schema_is_rejected_at_load() -> None:
