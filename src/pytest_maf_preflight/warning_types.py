@@ -1,4 +1,4 @@
-"""Warnings issued by the plugin; subclasses of ``pytest.PytestWarning`` so filters can target them."""
+"""Warnings the plugin issues: ``pytest.PytestWarning`` subclasses, so filters can target them."""
 
 from __future__ import annotations
 
@@ -9,12 +9,5 @@ class MafPreflightWarning(pytest.PytestWarning):
     """Base class of every warning pytest-maf-preflight issues."""
 
 
-
 class MafCheckWarning(MafPreflightWarning):
     """A ``warning``-severity preflight check did not pass (the gate stays open)."""
-
-
-
-class MafConfigWarning(MafPreflightWarning):
-    """A config field was accepted but has no effect here (original-format fields, for example)."""
-

@@ -1,10 +1,12 @@
 """Running checks: concurrently in a bounded pool, each attempt with a hard deadline, retries
 with exponential backoff, results in a stable order.
 
-Each attempt runs in a daemon thread; the calling thread schedules attempts and watches their
-deadlines. A thread cannot be killed, so an attempt that overruns its deadline is abandoned:
-its result is ``timeout`` at the deadline and whatever it returns later is ignored. Daemon
-threads never keep the interpreter alive, so a hung check cannot hang the session.
+Attempts run on a pool of daemon worker threads that grows (doubling every few milliseconds)
+while attempts are queued, up to the concurrency cap; the calling thread schedules attempts and
+watches their deadlines. A thread cannot be killed, so an attempt that overruns its deadline is
+abandoned: its result is ``timeout`` at the deadline, whatever it returns later is ignored, and
+the pool may grow past the stuck worker. Daemon threads never keep the interpreter alive, so a
+hung check cannot hang the session.
 """
 
 from __future__ import annotations
@@ -98,6 +100,10 @@ def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
     return _Attempt(CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation)
 
 
+#: How long queued attempts may wait before the pool starts more workers.
+_GROWTH_TICK = 0.005
+
+
 @dataclasses.dataclass
 class _State:
     attempts: int = 0
@@ -129,14 +135,42 @@ def run_checks(
         secret_values |= _definition_secrets(check.definition, ctx.environ)
     secrets = sorted(secret_values)
     completions: queue.SimpleQueue[tuple[int, int, _Attempt]] = queue.SimpleQueue()
+    jobs: queue.SimpleQueue[tuple[int, int, CheckContext] | None] = queue.SimpleQueue()
+    workers = 0
+    grown_at = 0.0
+    abandoned = 0
     states = [_State() for _ in checks]
     results: list[CheckResult | None] = [None] * len(checks)
     ready: list[tuple[float, int]] = [(0.0, i) for i in range(len(checks))]  # (not before, index)
     running: dict[int, tuple[int, float]] = {}  # index -> (attempt number, deadline)
     tokens = itertools.count()
 
-    def worker(index: int, attempt_no: int, attempt_ctx: CheckContext) -> None:
-        completions.put((index, attempt_no, _attempt(checks[index], attempt_ctx)))
+    def worker() -> None:
+        while (job := jobs.get()) is not None:
+            index, attempt_no, attempt_ctx = job
+            completions.put((index, attempt_no, _attempt(checks[index], attempt_ctx)))
+
+    def grow() -> bool:
+        """Start more workers while attempts wait for one; True while some still wait.
+
+        The pool doubles each time work is still queued a tick later, so fast local checks
+        share a few threads (a thread start costs more than such a check) while slow network
+        checks reach full concurrency within a few milliseconds.
+        """
+        nonlocal workers, grown_at
+        backlog = jobs.qsize()
+        limit = max_concurrency + abandoned  # abandoned attempts may hold a worker forever
+        if backlog <= 0 or workers >= limit:
+            return False
+        now = time.monotonic()
+        if workers and now - grown_at < _GROWTH_TICK:
+            return True
+        grown_at = now
+        for _ in range(min(max(workers, 1), backlog, limit - workers)):
+            threading.Thread(target=worker, name=f"maf-check-worker-{next(tokens)}",
+                             daemon=True).start()
+            workers += 1
+        return True
 
     def finish(index: int, attempt: _Attempt) -> None:
         state = states[index]
@@ -174,26 +208,31 @@ def run_checks(
             state.attempts += 1
             deadline = now + checks[index].timeout
             running[index] = (state.attempts, deadline)
-            thread = threading.Thread(
-                target=worker, args=(index, state.attempts,
-                                     dataclasses.replace(ctx, deadline=deadline)),
-                name=f"maf-check-{checks[index].check_id}-{next(tokens)}", daemon=True)
-            thread.start()
+            jobs.put((index, state.attempts, dataclasses.replace(ctx, deadline=deadline)))
         wake = [deadline for _, deadline in running.values()]
         if ready and len(running) < max_concurrency:
             wake.append(ready[0][0])
+        if grow():
+            wake.append(time.monotonic() + _GROWTH_TICK)
         wait = max(0.0, min(wake) - time.monotonic()) if wake else None
+        done: list[tuple[int, int, _Attempt]] = []
         try:
-            index, attempt_no, attempt = completions.get(timeout=wait)
+            done.append(completions.get(timeout=wait))
+            while True:  # take every completion already there: one wake-up for a burst
+                done.append(completions.get_nowait())
+        except queue.Empty:
+            pass
+        for index, attempt_no, attempt in done:
             if running.get(index, (None,))[0] == attempt_no:
                 del running[index]
                 finish(index, attempt)
-        except queue.Empty:
-            pass
         now = time.monotonic()
         for index, (_, deadline) in list(running.items()):
             if deadline <= now:
                 del running[index]  # abandoned: a late completion no longer matches
+                abandoned += 1
                 finish(index, _Attempt(CheckStatus.TIMEOUT, None,
                                        f"no result within {checks[index].timeout:g} s"))
+    for _ in range(workers):
+        jobs.put(None)  # idle workers exit; one stuck in an abandoned attempt is a daemon
     return [r for r in results if r is not None]
