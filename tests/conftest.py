@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Imported here, once: pytester's in-process runs unload modules first imported during a run,
+# and PyYAML's C loader cannot be imported a second time into the same process.
+import yaml  # noqa: F401
+
 DATA = Path(__file__).parent / "data"
 #: The examples shipped beside the project (a contract); the copy in tests/data is used when
 #: ``../shared`` is absent.

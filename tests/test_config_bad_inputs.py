@@ -61,11 +61,13 @@ BAD_CONFIGS = [
         "YAML aliases expand to more than 100,000 nodes (an alias bomb?)"),
     # The wrong shape.
     Bad("list-instead-of-mapping.yaml", 1, "(document)",
-        "expected a mapping with a config (id, name, config_type, config), got a list"),
+        "expected an object (a mapping) with a config (id, name, config_type, config), got "
+        "an array"),
     Bad("config-body-is-list.json", 5, "config", "expected object, got array"),
     Bad("configs-empty.yaml", 2, "configs", "expected a non-empty list of configs"),
     Bad("configs-entry-not-mapping.yaml", 9, "configs[1]",
-        "expected a mapping with a config (id, name, config_type, config), got a string"),
+        "expected an object (a mapping) with a config (id, name, config_type, config), got "
+        "a string"),
     Bad("missing-name.yaml", 1, "(document)", "'name' is required"),
     # Wrong types.
     Bad("wrong-type-timeout-string.yaml", 6, "config.timeout_seconds",
@@ -329,7 +331,7 @@ def test_pytest_run_with_a_bad_file_named_on_the_command_line(pytester: pytest.P
     shutil.copy(BAD / "bad-regex-stdout.yaml", extra)
     pytester.makepyfile(test_app=PASSING_TEST)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--maf-preflight-config", str(extra))
+                                f"--maf-preflight-config={extra}")
     assert result.ret == 11
     result.stderr.fnmatch_lines(["*elsewhere/bad.yaml:8: config.test_definition.stdout_regex: "
                                  "*is not a valid regular expression"])

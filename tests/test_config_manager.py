@@ -150,7 +150,7 @@ def test_validate_returns_every_error_without_raising(manager: PreflightConfigMa
 def test_validate_rejects_what_is_not_a_mapping(manager: PreflightConfigManager, raw: Any
                                                 ) -> None:
     [error] = manager.validate(raw)
-    assert error.message.startswith("expected a mapping with a config")
+    assert error.message.startswith("expected an object (a mapping) with a config")
 
 
 def test_validate_accepts_the_original_spelling(manager: PreflightConfigManager) -> None:

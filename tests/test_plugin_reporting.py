@@ -57,7 +57,7 @@ def test_report_file_records_the_gate(pytester: pytest.Pytester,
     write_config("broken.json", command_config("broken", ["false"]))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--maf-preflight-report", "out/gate.json",
+                                "--maf-preflight-report=out/gate.json",
                                 "--maf-agent-id", "codex-2")
     assert result.ret == 10
     report = json.loads((pytester.path / "out" / "gate.json").read_text())

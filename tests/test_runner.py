@@ -487,6 +487,23 @@ def test_values_of_env_references_in_a_definition_are_redacted(tmp_path: Path) -
     assert result.observed == "sent ***"
 
 
+def test_url_passwords_printed_by_a_command_are_redacted(tmp_path: Path) -> None:
+    # DATABASE_URL does not look secret by name; the password in the URL still must not leak.
+    url = "postgres://u:pw123456@h/db"
+    definition = CommandDefinition.model_validate({
+        "argv": [sys.executable, "-c", "import os; print('DATABASE_URL=' + os.environ["
+                 "'DATABASE_URL'])"],
+        "expected_exit_code": 3, "stdout_contains": "postgres://u:pw123456@h/other"})
+    check = PlannedCheck(check_id="db-url", name="db-url", severity="critical",
+                         check_type=command.CHECK_TYPE, definition=definition, timeout=30.0,
+                         retry_count=0, retry_delay=0.0)
+    [result] = run_checks([check], _ctx(tmp_path, DATABASE_URL=url))
+    assert result.status is CheckStatus.FAILED
+    assert "pw123456" not in json.dumps(result.to_dict())
+    assert result.details["stdout"] == "DATABASE_URL=postgres://u:***@h/db\n"
+    assert "stdout containing 'postgres://u:***@h/other'" in result.expected
+
+
 @pytest.mark.parametrize("retry_delay", [0.0, 0.05])
 def test_retry_delay_zero_or_small_does_not_spin_forever(tmp_path: Path, retry_delay: float
                                                          ) -> None:

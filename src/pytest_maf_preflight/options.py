@@ -9,10 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+
+from .names import DEFAULT_CONFIG_DIR, NAME_PATTERN, NAME_RULE, environment_name
 
 HELP_PREFLIGHT = "Run the preflight gate before the session and skip the rest when it closes"
 HELP_ONLY = "Run the preflight gate (config checks and maf_smoke tests) and nothing else"
@@ -28,13 +30,10 @@ HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
 HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
 HELP_MAX_CONFIG_BYTES = "Largest preflight config file accepted, in bytes (default: 1048576)"
 
-DEFAULT_CONFIG_DIR = ".maf/preflight-configs"
-DEFAULT_ENV = "development"
 DEFAULT_AGENT = "anonymous"
 DEFAULT_MAX_CONCURRENCY = 50
 DEFAULT_MAX_CONFIG_BYTES = 1024 * 1024
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -88,14 +87,6 @@ class Settings:
     base_url: str | None
     max_config_bytes: int
 
-    def to_dict(self) -> dict[str, object]:
-        """Plain builtins, for xdist's ``workerinput`` and JSON reports."""
-        data = dataclasses.asdict(self)
-        data["rootdir"] = str(self.rootdir)
-        data["config_paths"] = [str(p) for p in self.config_paths]
-        data["report_path"] = str(self.report_path) if self.report_path else None
-        return data
-
 
 def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
           ) -> bool:
@@ -134,15 +125,28 @@ def _positive_int(value: str, source: str) -> int:
 
 
 def _name(value: str, source: str) -> str:
-    if not _NAME.match(value):
-        raise pytest.UsageError(
-            f"{source}: {value!r} is not a valid name (letters, digits, '.', '_' and '-' only)"
-        )
+    if not re.fullmatch(NAME_PATTERN, value):
+        raise pytest.UsageError(f"{source}: {value!r} is not a valid name ({NAME_RULE})")
     return value
+
+
+#: Options whose value is a path. pytest chooses the rootdir and ini file before it knows
+#: plugin options, so a separate value ("--opt PATH") is taken for a test path there and can
+#: move the rootdir away from the project, and with it the default config directory.
+_PATH_OPTIONS = ("--maf-preflight-config", "--maf-preflight-report")
+
+
+def _check_path_option_form(args: Sequence[str]) -> None:
+    for arg in args:
+        if arg in _PATH_OPTIONS:
+            raise pytest.UsageError(
+                f"write {arg}=PATH (with '='): pytest chooses the rootdir before it knows this "
+                "option, and would take a separate PATH for a test path")
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
     """Resolve ``Settings`` from CLI > environment > ini > default."""
+    _check_path_option_form(config.invocation_params.args)
     env = os.environ if environ is None else environ
     opt = config.option
     rootdir = Path(config.rootpath)
@@ -159,12 +163,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     for raw in opt.maf_preflight_config:
         paths.append(Path(os.path.expanduser(raw)).resolve())
 
-    environment = _first(
-        (opt.maf_env, "--maf-env"),
-        (env.get("MAF_ENV"), "MAF_ENV environment variable"),
-        (env.get("NODE_ENV"), "NODE_ENV environment variable"),
-        (config.getini("maf_env"), "maf_env in the config file"),
-    )
+    try:
+        environment = environment_name(opt.maf_env, env, str(config.getini("maf_env")))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
     agent = _first(
         (opt.maf_agent_id, "--maf-agent-id"),
         (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
@@ -207,7 +209,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         only=only,
         rootdir=rootdir,
         config_paths=tuple(dict.fromkeys(paths)),
-        environment=_name(*environment) if environment else DEFAULT_ENV,
+        environment=environment,
         agent_id=_name(*agent) if agent else DEFAULT_AGENT,
         report_path=report_path,
         warnings_as_errors=warnings_as_errors,

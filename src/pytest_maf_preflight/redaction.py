@@ -15,6 +15,11 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 _ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
+#: ``scheme://user:password@``: the password is group 2. It ends at the first ``@`` (so an
+#: unencoded ``/``, ``?`` or ``#`` in a password is hidden too) but never crosses whitespace or
+#: quotes, so it stays inside one URL. The bounds keep the scan linear on hostile text.
+_URL_PASSWORD = re.compile(
+    r"(\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/?#@\"'<>]{0,256}:)([^\s@\"'<>]{1,1024})(@)")
 
 
 def is_secret_key(key: str) -> bool:
@@ -22,13 +27,14 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each secret value in ``text``.
+    """Replace every occurrence of each secret value in ``text``, and the password of every
+    URL with credentials (``postgres://user:***@host/db``).
 
     Longest secrets first, so a secret that contains another is not half-replaced.
     """
     for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
-    return text
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", text)
 
 
 def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
@@ -54,21 +60,3 @@ def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
 def env_references(text: str) -> list[str]:
     """Names of the environment variables a ``${ENV:NAME}`` template refers to."""
     return _ENV_REF.findall(text)
-
-
-def expand_env(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand ``${ENV:NAME}`` references; return the text and the secret values used.
-
-    Every value taken from the environment is treated as a secret, so callers can redact it.
-    A missing variable raises ``KeyError`` naming it.
-    """
-    used: list[str] = []
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in environ:
-            raise KeyError(name)
-        used.append(environ[name])
-        return environ[name]
-
-    return _ENV_REF.sub(substitute, text), used

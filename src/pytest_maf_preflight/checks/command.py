@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+from typing import Annotated
 
 from pydantic import Field, field_validator
 
@@ -18,7 +19,7 @@ _SHOWN = 2000  # characters of output kept in a report
 
 class CommandDefinition(Definition):
     argv: list[str] = Field(min_length=1)
-    expected_exit_code: int | list[int] = 0
+    expected_exit_code: int | Annotated[list[int], Field(min_length=1)] = 0
     stdout_contains: str | None = None
     stdout_regex: str | None = Field(default=None, json_schema_extra={"format": "regex"})
     stderr_contains: str | None = None

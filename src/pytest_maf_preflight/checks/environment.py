@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..config.models import compile_regex
 from .base import CheckContext, CheckType, Definition, Observation
@@ -14,8 +14,16 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 
 class EnvironmentDefinition(Definition):
+    """What to check: ``required`` variables and ``patterns``; at least one must be given.
+
+    ``optional`` variables are only reported (in the details) when unset; they check nothing,
+    so a definition with only ``optional`` is a config error rather than a check that always
+    passes.
+    """
+
     required: list[EnvName] = Field(default_factory=list)
-    optional: list[EnvName] = Field(default_factory=list)
+    optional: list[EnvName] = Field(
+        default_factory=list, description="Reported when unset; never fails the check")
     patterns: dict[EnvName, Annotated[str, Field(json_schema_extra={"format": "regex"})]] = Field(
         default_factory=dict, description="Variable -> regex its value must match (fullmatch)")
     allow_empty: bool = False
@@ -26,6 +34,13 @@ class EnvironmentDefinition(Definition):
         for pattern in value.values():
             compile_regex(pattern)
         return value
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> EnvironmentDefinition:
+        if not self.required and not self.patterns:
+            raise ValueError("nothing to check: give at least one of required, patterns "
+                             "('optional' variables are only reported)")
+        return self
 
 
 def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import CheckContext, CheckType, Definition, Observation
 
@@ -46,6 +45,12 @@ class FileSystemDefinition(Definition):
     min_free_mb: float | None = Field(default=None, ge=0)
     free_space_path: str = "."
 
+    @model_validator(mode="after")
+    def _checks_something(self) -> FileSystemDefinition:
+        if not self.paths and self.min_free_mb is None:
+            raise ValueError("nothing to check: give at least one of paths, min_free_mb")
+        return self
+
 
 def _writable_dir(path: Path) -> bool:
     """``os.access`` lies on read-only mounts and for root; a real write does not."""
@@ -64,10 +69,8 @@ def _parse(path: Path) -> Any:
 
         return yaml.safe_load(text)
     if suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:  # pragma: no cover - Python 3.10
-            import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+        from ..compat import tomllib
+
         return tomllib.loads(text)
     return json.loads(text)
 

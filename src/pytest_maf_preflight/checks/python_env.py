@@ -9,7 +9,7 @@ from importlib import metadata
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import CheckContext, CheckType, Definition, Observation
 
@@ -25,13 +25,19 @@ def _specifier(value: str) -> str:
 
 
 class PythonDefinition(Definition):
-    python: str | None = Field(default=None, description="PEP 440 specifier for the interpreter")
+    """What to check: the interpreter's version (``python``) and ``packages``; at least one."""
+
+    python: str | None = Field(default=None, min_length=1,
+                               description="PEP 440 specifier for the interpreter")
     packages: dict[str, str] = Field(default_factory=dict,
                                      description="Distribution name -> PEP 440 specifier or '*'")
 
     @field_validator("python")
     @classmethod
     def _python_spec(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("expected a PEP 440 version specifier such as '>=3.10', got an "
+                             "empty string")
         return None if value is None else _specifier(value)
 
     @field_validator("packages")
@@ -40,6 +46,14 @@ class PythonDefinition(Definition):
         for spec in value.values():
             _specifier(spec)
         return value
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> PythonDefinition:
+        any_python = self.python is None or self.python.strip() == "*"
+        if any_python and not self.packages:
+            raise ValueError("nothing to check: give at least one of python (a version range "
+                             "other than '*'), packages")
+        return self
 
 
 @functools.cache

@@ -1,19 +1,19 @@
-"""What every command group shares: exit codes, one-line errors, JSON output, atomic writes."""
+"""What every command group shares: exit codes, one-line errors, JSON output, backups."""
 
 from __future__ import annotations
 
 import enum
 import os
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import names
+
 PROG = "maf-preflight"
 #: Where configs live when no path is given (the original system's layout).
-DEFAULT_CONFIG_DIR = Path(".maf") / "preflight-configs"
-_ENV_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+DEFAULT_CONFIG_DIR = Path(names.DEFAULT_CONFIG_DIR)
 
 
 class CliExit(enum.IntEnum):
@@ -47,16 +47,13 @@ def error_line(message: str) -> str:
 
 
 def environment_name(cli_value: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The environment whose overrides apply: ``--env`` > MAF_ENV > NODE_ENV > ``development``."""
-    env = os.environ if environ is None else environ
-    for value, source in ((cli_value, "--env"), (env.get("MAF_ENV"), "MAF_ENV"),
-                          (env.get("NODE_ENV"), "NODE_ENV")):
-        if value:
-            if not _ENV_NAME.fullmatch(value):
-                raise CliError(f"{source}: {value!r} is not a valid environment name "
-                               "(letters, digits, '.', '_' and '-' only)")
-            return value
-    return "development"
+    """The environment whose overrides apply: ``--env`` > MAF_ENV > NODE_ENV > ``development``
+    (``names.environment_name``; an invalid name is a usage error)."""
+    try:
+        return names.environment_name(cli_value, os.environ if environ is None else environ,
+                                      cli_source="--env")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 def display_path(path: Path | str) -> str:
@@ -74,36 +71,6 @@ def print_json(data: Any) -> None:
     import json
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _new_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never a part.
-
-    An existing file keeps its permissions; a new one gets the usual ones (umask).
-    """
-    import tempfile
-
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = _new_file_mode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_backup(path: Path, data: bytes) -> Path:

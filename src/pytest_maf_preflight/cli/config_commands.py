@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import write_atomic
 from .common import (
     DEFAULT_CONFIG_DIR,
     CliError,
     CliExit,
-    atomic_write,
     display_path,
     environment_name,
     print_json,
@@ -174,7 +174,7 @@ def run_schema(args: argparse.Namespace) -> int:
         raise CliError(f"{display_path(output)}: is a directory; --output needs a file name")
     if not output.parent.is_dir():
         raise CliError(f"{display_path(output.parent)}: no such directory")
-    atomic_write(output, text.encode("utf-8"))
+    write_atomic(output, text.encode("utf-8"))
     if not args.json:
         print(f"wrote schema to {display_path(output)}")
     return int(CliExit.OK)

@@ -10,13 +10,14 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import write_atomic
 from ..config.documents import Document, DocumentError, read_document
 from ..config.errors import ConfigError
 from ..config.loader import is_config_list
 from ..config.migrations import CURRENT_FORMAT
 from ..config.toml_writer import TomlWriteError
 from ..config.toml_writer import dumps as toml_dumps
-from .common import CliError, atomic_write, display_path, write_backup
+from .common import CliError, display_path, write_backup
 
 if TYPE_CHECKING:
     from ..config.loader import ConfigLoader
@@ -76,12 +77,9 @@ def _parse(fmt: str, text: str) -> Any:
         import yaml
 
         return yaml.safe_load(text)
-    import importlib
-    import sys
+    from ..compat import tomllib
 
-    # tomllib is stdlib from 3.11; on 3.10 the declared dependency tomli has the same API.
-    toml = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
-    return toml.loads(text)
+    return tomllib.loads(text)
 
 
 def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOutcome:
@@ -132,7 +130,7 @@ def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOu
     if original.decode("utf-8-sig", errors="replace") != document.text:
         raise CliError(f"{display_path(file)}: changed while it was being migrated; run again")
     backup = write_backup(file, original)
-    atomic_write(file, text.encode("utf-8"))
+    write_atomic(file, text.encode("utf-8"))
     return MigrationOutcome(file, "migrated", from_format=from_format, configs=ids, backup=backup)
 
 

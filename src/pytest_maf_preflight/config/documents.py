@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import json
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -393,10 +392,7 @@ _TOML_LINE = re.compile(r"at line (\d+), column (\d+)")
 
 
 def _parse_toml(path: Path, text: str) -> Any:
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    from ..compat import tomllib
 
     try:
         return tomllib.loads(text)

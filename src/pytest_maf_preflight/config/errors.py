@@ -8,8 +8,21 @@ import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 PathItem = str | int
+
+_KINDS: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean",
+                           int: "integer", float: "number", type(None): "null"}
+
+
+def kind(value: Any, article: bool = False) -> str:
+    """What ``value`` is, in JSON Schema's words (``object``, ``array``, ``integer``, ...);
+    with ``article``: ``an object``, ``a string``. Other types give their Python name."""
+    name = _KINDS.get(type(value), type(value).__name__)
+    if not article or value is None:
+        return name
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def format_path(path: Sequence[PathItem]) -> str:

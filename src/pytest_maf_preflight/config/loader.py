@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..checks.base import CheckRegistry, Definition
 from .documents import SUFFIXES, Document, DocumentError, read_document, too_deep_at
-from .errors import ConfigError, ConfigLoadError, PathItem
+from .errors import ConfigError, ConfigLoadError, PathItem, kind
 from .migrations import MigrationError, migrate
 from .models import BODY_MODELS, PreflightConfig, SmokeTestBody
 from .overrides import deep_merge
@@ -143,8 +143,8 @@ class ConfigLoader:
                    ) -> tuple[LoadedConfig | None, list[ConfigError]]:
         if not isinstance(entry, dict):
             return None, [self._error(
-                document, prefix, "expected a mapping with a config (id, name, config_type, "
-                f"config), got {_kind(entry)}")]
+                document, prefix, "expected an object (a mapping) with a config (id, name, "
+                f"config_type, config), got {kind(entry, article=True)}")]
         too_deep = too_deep_at(entry)
         if too_deep is not None:
             return None, [self._error(document, (*prefix, *too_deep[:4]),
@@ -171,43 +171,52 @@ class ConfigLoader:
         except ValidationError as exc:
             return None, _pydantic_errors(exc, (), located, migrated)
 
-        body_raw = config.config
-        overrides = config.environment_overrides
-        errors: list[ConfigError] = []
-        for env_name, override in overrides.items():
-            merged = deep_merge(body_raw, override)
-            for path, message in self.validator.body_errors(config.config_type, merged):
-                errors.append(located(("environment_overrides", env_name, *path), message))
+        # The base body is what every environment without an override gets; each override is
+        # validated merged, as fully as the base, so no environment's config fails only when
+        # that environment is chosen.
+        body, definition, errors = self.validate_body(config.config_type, config.config,
+                                                      ("config",), located)
         if errors:
             return None, errors
-        chosen = deep_merge(body_raw, overrides.get(self.environment, {}))
-        body_prefix: tuple[PathItem, ...] = (
-            ("environment_overrides", self.environment) if self.environment in overrides
-            else ("config",))
-        try:
-            body = BODY_MODELS[config.config_type].model_validate(chosen)
-        except ValidationError as exc:
-            return None, _pydantic_errors(exc, body_prefix, located, chosen)
-        definition: Definition | None = None
-        if isinstance(body, SmokeTestBody):
-            check_type = self.registry.get(body.test_type)
-            assert check_type is not None  # the schema's enum already rejected unknown types
-            try:
-                definition = check_type.definition.model_validate(body.test_definition)
-            except ValidationError as exc:
-                return None, _pydantic_errors(exc, (*body_prefix, "test_definition"), located,
-                                              body.test_definition)
+        for env_name, override in config.environment_overrides.items():
+            env_body, env_definition, env_errors = self.validate_body(
+                config.config_type, deep_merge(config.config, override),
+                ("environment_overrides", env_name), located)
+            errors.extend(env_errors)
+            if env_name == self.environment:
+                body, definition = env_body, env_definition
+        if errors or body is None:
+            return None, errors
         return LoadedConfig(
             config=config, body=body, definition=definition, file=document.path, path=prefix,
             line=document.line_of(prefix) if prefix else 1, source_format=source_format,
             document=migrated, source=document,
         ), []
 
-
-def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "an integer", float: "a number", type(None): "null"}.get(
-        type(value), type(value).__name__)
+    def validate_body(self, config_type: str, raw: dict[str, Any], prefix: tuple[PathItem, ...],
+                      located: Callable[[tuple[PathItem, ...], str], ConfigError]
+                      ) -> tuple[BaseModel | None, Definition | None, list[ConfigError]]:
+        """Validate one (merged) body of ``config_type`` fully: the JSON Schema, the body model
+        and, for a smoke test, its ``test_definition`` model. Errors are located under
+        ``prefix`` (``config`` or ``environment_overrides.<env>``); on errors the body is None.
+        """
+        problems = self.validator.body_errors(config_type, raw)
+        if problems:
+            return None, None, [located((*prefix, *path), message) for path, message in problems]
+        try:
+            body = BODY_MODELS[config_type].model_validate(raw)
+        except ValidationError as exc:
+            return None, None, _pydantic_errors(exc, prefix, located, raw)
+        if not isinstance(body, SmokeTestBody):
+            return body, None, []
+        check_type = self.registry.get(body.test_type)
+        assert check_type is not None  # the schema's enum already rejected unknown types
+        try:
+            definition = check_type.definition.model_validate(body.test_definition)
+        except ValidationError as exc:
+            return None, None, _pydantic_errors(exc, (*prefix, "test_definition"), located,
+                                                body.test_definition)
+        return body, definition, []
 
 
 def _unfit_value(value: Any) -> tuple[tuple[PathItem, ...], str] | None:
@@ -219,8 +228,8 @@ def _unfit_value(value: Any) -> tuple[tuple[PathItem, ...], str] | None:
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    return path, (f"key {key!r} is {_kind(key)}; keys must be strings "
-                                  "(put it in quotes)")
+                    return path, (f"key {key!r} is {kind(key, article=True)}; keys must be "
+                                  "strings (put it in quotes)")
                 stack.append((child, (*path, key)))
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in enumerate(item))

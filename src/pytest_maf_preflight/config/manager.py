@@ -6,11 +6,11 @@ import builtins
 import json
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_atomic
 from ..checks.base import CheckRegistry
 from ..checks.builtin import builtin_registry
 from .errors import ConfigError, ConfigLoadError
@@ -95,14 +95,7 @@ class PreflightConfigManager:
                 str(target), f"duplicate id {config_id!r}; already defined in {elsewhere}",
                 ("id",))])
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{config_id}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(target, text.encode("utf-8"))
         return target
 
     def _defined_elsewhere(self, config_id: str, target: Path) -> str | None:

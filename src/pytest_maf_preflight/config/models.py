@@ -13,12 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..names import NAME_PATTERN
+
 ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 SEMVER_PATTERN = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$"
 )
 ConfigId = Annotated[str, Field(pattern=ID_PATTERN, min_length=1, max_length=128)]
+#: An environment name (``environment_overrides`` key); it may become part of a path.
+EnvironmentName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
 CONFIG_TYPES = ("smoke_test", "reservation_check", "escalation_path")
 
 
@@ -52,8 +56,10 @@ class PreflightConfig(Strict):
     description: str | None = Field(default=None, max_length=2000)
     config_type: Literal["smoke_test", "reservation_check", "escalation_path"]
     config: dict[str, Any]
-    environment_overrides: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Environment name -> partial config body, deep-merged")
+    environment_overrides: dict[EnvironmentName, dict[str, Any]] = Field(
+        default_factory=dict, description="Environment name -> partial config body, deep-merged",
+        # pydantic states the key pattern as patternProperties, which lets other keys through.
+        json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN, "maxLength": 128}})
     version: str = Field(default="1.0.0", pattern=SEMVER_PATTERN)
     schema_version: int | None = Field(default=None, ge=1,
                                        description="Config format version (migrated on load)")

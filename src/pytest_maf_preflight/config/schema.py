@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..checks.base import CheckRegistry
-from .errors import PathItem
+from ..names import NAME_PATTERN, NAME_RULE
+from .errors import PathItem, kind
 from .models import BODY_MODELS, CONFIG_TYPES, ID_PATTERN, SEMVER_PATTERN, PreflightConfig
 
 SCHEMA_ID = "https://pytest-maf-preflight.invalid/schema/preflight-config.json"
@@ -22,6 +23,7 @@ _PATTERN_MEANINGS = {
     ID_PATTERN: "an id: only letters, digits, '_' and '-' (it becomes a file name)",
     SEMVER_PATTERN: "a semantic version MAJOR.MINOR.PATCH such as '1.0.0'",
     r"^[A-Za-z_][A-Za-z0-9_]*$": "an environment variable name (letters, digits, '_')",
+    NAME_PATTERN: f"an environment name ({NAME_RULE})",
     r"^r?w?x?$": "an access mode made of 'r', 'w', 'x' in that order, such as 'rw'",
 }
 _REF = "#/$defs/{model}"
@@ -117,6 +119,8 @@ def _explain(errors: Iterator[Any]) -> Iterator[tuple[tuple[PathItem, ...], str]
 
 
 def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[PathItem, ...], str]]:
+    if len(error.schema_path) >= 2 and list(error.schema_path)[-2] == "propertyNames":
+        path = (*path, error.instance)  # about a key of this mapping, not a value in it
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         for key in error.instance:
@@ -164,8 +168,9 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
         yield path, f"{_short(error.instance)} is not a valid regular expression"
         return
     if error.validator in ("anyOf", "oneOf") and error.context:
-        # Report the branch that got furthest (deepest error), not the union as a whole.
-        best = max(error.context, key=lambda e: len(e.absolute_path))
+        # Report the branch that got furthest (deepest error, and at equal depth one the value
+        # is at least the type of), not the union as a whole.
+        best = max(error.context, key=lambda e: (len(e.absolute_path), e.validator != "type"))
         yield from _describe(best, tuple(best.absolute_path))
         return
     yield path, error.message
@@ -181,12 +186,7 @@ def _seen(value: Any) -> str:
     if isinstance(value, (datetime.date, datetime.time)):
         # YAML and TOML read unquoted dates and times as such; a string needs quotes.
         return f"a {type(value).__name__} {value.isoformat()} (put it in quotes for a string)"
-    return f"{_kind(value)} {_short(value)}"
-
-
-def _kind(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    return f"{kind(value)} {_short(value)}"
 
 
 def _short(value: Any) -> str:

@@ -28,6 +28,10 @@ class SmokeBarrierTimeout(Exception):
     pass
 
 
+class SmokeBarrierAborted(Exception):
+    """The controller is stopping the session (``-x``, ``--maxfail``, interrupt)."""
+
+
 class SmokeBarrier:
     def __init__(self, directory: Path, limit_seconds: float = 600.0) -> None:
         self.directory = directory
@@ -36,11 +40,29 @@ class SmokeBarrier:
     def _file(self, nodeid: str) -> Path:
         return self.directory / (hashlib.sha256(nodeid.encode()).hexdigest()[:32] + ".json")
 
-    def record(self, nodeid: str, failed: bool) -> None:
+    def _write(self, path: Path, data: object) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
         with os.fdopen(fd, "w") as handle:
-            json.dump({"nodeid": nodeid, "failed": failed}, handle)
-        os.replace(tmp, self._file(nodeid))
+            json.dump(data, handle)
+        os.replace(tmp, path)
+
+    def record(self, nodeid: str, failed: bool) -> None:
+        self._write(self._file(nodeid), {"nodeid": nodeid, "failed": failed})
+
+    def publish_smoke_ids(self, nodeids: Sequence[str]) -> None:
+        """Workers share the selected smoke tests, so the controller can tell a crashed
+        smoke test (whose report carries no markers) from an ordinary one."""
+        self._write(self.directory / "smoke-ids.json", list(nodeids))
+
+    def smoke_ids(self) -> set[str]:
+        try:
+            return set(json.loads((self.directory / "smoke-ids.json").read_text()))
+        except (FileNotFoundError, ValueError):
+            return set()
+
+    def abort(self, reason: str) -> None:
+        """Release every waiting worker: the session is stopping."""
+        self._write(self.directory / "abort.json", {"reason": reason})
 
     def wait(self, nodeids: Sequence[str]) -> list[str]:
         """Block until every smoke test in ``nodeids`` has a record; return the failed ones."""
@@ -61,6 +83,12 @@ class SmokeBarrier:
             pending = still
             if not pending:
                 return [n for n in nodeids if n in failed]
+            try:
+                reason = json.loads((self.directory / "abort.json").read_text())["reason"]
+            except (FileNotFoundError, ValueError, KeyError):
+                pass
+            else:
+                raise SmokeBarrierAborted(str(reason))
             if time.monotonic() > deadline:
                 raise SmokeBarrierTimeout(
                     f"{len(pending)} maf_smoke test(s) gave no outcome within "

@@ -13,12 +13,12 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ..atomic import write_atomic
 from ..checks.base import CheckContext, CheckRegistry, CheckResult, CheckStatus, CheckType
 from ..checks.builtin import builtin_registry
 from ..checks.runner import PlannedCheck, run_checks
@@ -27,7 +27,7 @@ from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..config.models import SmokeTestBody
 from ..exitcodes import MafExitCode
 from ..options import Settings
-from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierTimeout
+from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierAborted, SmokeBarrierTimeout
 from .decision import GateDecision, default_decision, is_blocking
 from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
@@ -40,8 +40,17 @@ def gate_of(config: pytest.Config) -> PreflightGate:
     return config.stash[GATE_KEY]
 
 
+SMOKE_PROPERTY = ("maf_smoke", "true")
+
+
 def _is_smoke(item: pytest.Item) -> bool:
     return item.get_closest_marker("maf_smoke") is not None
+
+
+def _is_smoke_report(report: pytest.TestReport) -> bool:
+    # user_properties, not keywords: keywords also hold node names, so a directory called
+    # maf_smoke would make every test under it a smoke test. (xdist turns tuples into lists.)
+    return any(tuple(p) == SMOKE_PROPERTY for p in report.user_properties)
 
 
 class PreflightGate:
@@ -64,6 +73,8 @@ class PreflightGate:
         self.dist_mode = "no"
         self.registry: CheckRegistry | None = None  # set at session start (not on workers)
         self.worker_errors: list[str] = []  # why workers closed the gate (controller only)
+        self.session: pytest.Session | None = None
+        self.hook_errors: list[str] = []  # observers that raised; shown in the summary
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -91,12 +102,18 @@ class PreflightGate:
         override = self.config.hook.pytest_maf_preflight_gate_decision(
             config=self.config, results=self.results, smoke_failures=list(self.smoke_failures),
             default=default)
+        if override is not None and not isinstance(override, GateDecision):
+            # A broken hook must not open the gate: close it and say why.
+            override = GateDecision(open=False, blocking=(
+                *default.blocking, "pytest_maf_preflight_gate_decision returned "
+                f"{type(override).__name__}, not a GateDecision"))
         self.decision = override if override is not None else default
 
     # --- loading and running --------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
         if self.is_worker:
             return
         # Normally loaded (and validated) already by pytest_cmdline_main; see preload().
@@ -120,10 +137,16 @@ class PreflightGate:
                            environment=self.settings.environment,
                            agent_id=self.settings.agent_id, base_url=self.settings.base_url)
         hook = self.config.hook
-        results = run_checks(
-            self.planned, ctx, self.settings.max_concurrency,
-            on_result=lambda r: hook.pytest_maf_preflight_check_executed(config=self.config,
-                                                                         result=r))
+
+        def observe(result: CheckResult) -> None:
+            try:
+                hook.pytest_maf_preflight_check_executed(config=self.config, result=result)
+            except Exception as exc:  # an observer must not break the gate; it is reported
+                self.hook_errors.append(
+                    f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}")
+
+        results = run_checks(self.planned, ctx, self.settings.max_concurrency,
+                             on_result=observe)
         self.results = {r.check_id: r for r in results}
         self._decide()
         self.config_decision = self.decision
@@ -139,8 +162,11 @@ class PreflightGate:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
-        if self.is_worker or session.config.option.collectonly or session.testsfailed:
+        option = session.config.option
+        if self.is_worker or option.collectonly:
             return
+        if session.testsfailed and not option.continue_on_collection_errors:
+            return  # pytest interrupts the session for the collection errors
         self.run_gate()
 
     # --- collection -----------------------------------------------------------------------
@@ -163,11 +189,21 @@ class PreflightGate:
             check_items.extend(collected)
         items[:0] = check_items
 
-    # pytest only looks at attributes named "pytest_*" for hooks, hence the name.
-    @pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+    # pytest only looks at attributes named "pytest_*" for hooks, hence the name. The
+    # outermost wrapper, so the order holds after every other plugin (--ff, --nf, random
+    # orders) reordered or deselected.
+    @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_collection_modifyitems")
     def pytest_maf_preflight_order_items(self, session: pytest.Session, config: pytest.Config,
-                    items: list[pytest.Item]) -> None:
-        """Checks, then maf_smoke tests, then the rest; after other plugins reordered."""
+                                         items: list[pytest.Item]) -> Any:
+        """Checks, then maf_smoke tests, then the rest.
+
+        maf_smoke tests that -k, -m, --lf or --deselect removed are put back: like the config
+        checks, the gate runs in full whatever else is selected.
+        """
+        smoke_before = [i for i in items if _is_smoke(i)]
+        result = yield
+        present = {id(i) for i in items}
+        items.extend(i for i in smoke_before if id(i) not in present)
         checks = [i for i in items if isinstance(i, PreflightCheckItem)]
         smoke = [i for i in items if not isinstance(i, PreflightCheckItem) and _is_smoke(i)]
         rest = [i for i in items if not isinstance(i, PreflightCheckItem) and not _is_smoke(i)]
@@ -175,7 +211,12 @@ class PreflightGate:
             config.hook.pytest_deselected(items=rest)
             rest = []
         items[:] = [*checks, *smoke, *rest]
+        for item in smoke:
+            if SMOKE_PROPERTY not in item.user_properties:
+                item.user_properties.append(SMOKE_PROPERTY)
         self.smoke_ids = [i.nodeid for i in smoke]
+        if self.is_worker and self.barrier is not None:
+            self.barrier.publish_smoke_ids(self.smoke_ids)
         if self.is_worker and self.smoke_ids:
             dist = self.dist_mode  # the worker's own --dist is always "no"
             if dist not in SAFE_DIST_MODES:
@@ -186,11 +227,14 @@ class PreflightGate:
                     f"maf_smoke tests cannot gate a session run with --dist {dist}, which can "
                     "queue a smoke test behind a test that waits for it; use --dist load "
                     "(the default of -n), worksteal or each")
+        return result
 
     # --- running tests --------------------------------------------------------------------
 
     def _decision_for(self, item: pytest.Item) -> GateDecision | None:
-        if self.config_decision is not None and not self.config_decision.open:
+        if self.config_decision is None:
+            return GateDecision(open=False, blocking=("the preflight gate did not run",))
+        if not self.config_decision.open:
             return self.config_decision
         if _is_smoke(item):
             # Every smoke test runs, like every config check: the gate reports all its
@@ -200,6 +244,9 @@ class PreflightGate:
             if self.barrier_error is None and not self.barrier_passed:
                 try:
                     failed = self.barrier.wait(self.smoke_ids)
+                except SmokeBarrierAborted as exc:
+                    self.barrier_error = f"the session is stopping ({exc}) before every " \
+                                         "maf_smoke test had an outcome"
                 except SmokeBarrierTimeout as exc:
                     self.barrier_error = str(exc)
                 else:
@@ -218,7 +265,10 @@ class PreflightGate:
             return (yield)
         # Nothing may raise before the yield: pytest's own setup (capture, logging, fixtures)
         # must run, or its teardown breaks. Skips go through a mark, errors after the yield.
-        reason, error = self._skip_reason(item)
+        try:
+            reason, error = self._skip_reason(item)
+        except Exception as exc:  # fail closed, and report it after pytest's own setup ran
+            reason, error = None, f"maf-preflight could not decide on this test: {exc!r}"
         if reason is not None:
             # A skip mark lets pytest report the test's own location; the explicit skip
             # after the yield keeps the gate closed even if the skipping plugin is disabled.
@@ -238,6 +288,9 @@ class PreflightGate:
         marker = item.get_closest_marker("maf_requires")
         if marker is None:
             return None, None
+        if not marker.args or not all(isinstance(cid, str) for cid in marker.args):
+            return None, ("maf_requires takes one or more check ids as strings, e.g. "
+                          f"@pytest.mark.maf_requires('git-available'); got {marker.args!r}")
         missing = [str(cid) for cid in marker.args if cid not in self.results]
         if missing:
             return None, (f"maf_requires names unknown check(s): {', '.join(missing)} "
@@ -248,24 +301,41 @@ class PreflightGate:
             return f"maf_requires: check(s) did not pass: {', '.join(failed)}", None
         return None, None
 
+    # trylast: after pytest's Session counted the failure and set shouldfail for -x/--maxfail.
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if "maf_smoke" not in report.keywords:
-            return
-        if report.failed and report.nodeid not in self.smoke_failures:
-            self.smoke_failures.append(report.nodeid)
-            if not self.is_worker:
-                self._decide()
-        if self.is_worker and report.when == "teardown" and self.barrier is not None:
-            self.barrier.record(report.nodeid, report.nodeid in self.smoke_failures)
+        barrier = self.barrier
+        if not self.is_worker and self.barrier_dir is not None:
+            barrier = SmokeBarrier(self.barrier_dir)
+        smoke = _is_smoke_report(report) or (
+            # A crashed worker's report is made by the controller and carries no properties.
+            not self.is_worker and barrier is not None and report.nodeid in barrier.smoke_ids())
+        if smoke:
+            if report.failed and report.nodeid not in self.smoke_failures:
+                self.smoke_failures.append(report.nodeid)
+                if not self.is_worker:
+                    self._decide()
+            if barrier is not None and (report.failed or report.when == "teardown"):
+                # The controller records too: it also sees crashed smoke tests, which never
+                # reach a teardown on their worker.
+                barrier.record(report.nodeid, report.nodeid in self.smoke_failures)
+        session = self.session
+        if (not self.is_worker and barrier is not None and session is not None
+                and (session.shouldfail or session.shouldstop)):
+            barrier.abort(str(session.shouldfail or session.shouldstop))
 
     # --- reporting ------------------------------------------------------------------------
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         files = len({d["file"] for d in self.descriptors})
         checks = len(self.descriptors)
-        return [f"maf-preflight: agent {self.settings.agent_id}, environment "
+        line = (f"maf-preflight: agent {self.settings.agent_id}, environment "
                 f"{self.settings.environment}, {checks} check{'s' if checks != 1 else ''} "
-                f"from {files} config file{'s' if files != 1 else ''}"]
+                f"from {files} config file{'s' if files != 1 else ''}")
+        if not checks and not self.is_worker:
+            where = ", ".join(_shown(p, self.settings.rootdir) for p in self.settings.config_paths)
+            line += f" (no active checks in {where})"
+        return [line]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
@@ -275,12 +345,22 @@ class PreflightGate:
             return
         if self.barrier_dir is not None:
             shutil.rmtree(self.barrier_dir, ignore_errors=True)
-        if self.decision is not None and not self.decision.open and exitstatus in (
+        # -x/--maxfail under xdist ends as "interrupted"; it is still the gate that closed.
+        stopped_by_maxfail = (exitstatus == pytest.ExitCode.INTERRUPTED
+                              and bool(session.shouldfail))
+        if self.decision is not None and not self.decision.open and (exitstatus in (
                 pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
-                pytest.ExitCode.NO_TESTS_COLLECTED):
+                pytest.ExitCode.NO_TESTS_COLLECTED) or stopped_by_maxfail):
             session.exitstatus = MafExitCode.GATE_CLOSED
         if self.settings.report_path is not None:
-            write_json_atomic(self.settings.report_path, self.report(int(session.exitstatus)))
+            data = json.dumps(self.report(int(session.exitstatus)), indent=2, default=str)
+            try:
+                self.settings.report_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.settings.report_path, data.encode())
+            except OSError as exc:
+                # The run's outcome stands; the missing report is said, not raised.
+                self.hook_errors.append(f"cannot write the report to "
+                                        f"{self.settings.report_path}: {exc.strerror or exc}")
 
     def report(self, exit_code: int) -> dict[str, Any]:
         decision = self.decision
@@ -299,6 +379,8 @@ class PreflightGate:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
         if not self.ran:
+            for message in self.hook_errors:
+                terminalreporter.write_line(f"maf-preflight: {message}", yellow=True)
             return
         tr = terminalreporter
         tr.write_sep("=", "maf-preflight")
@@ -313,13 +395,25 @@ class PreflightGate:
             tr.write_line(line, **markup)
         for nodeid in self.smoke_failures:
             tr.write_line(f"{'FAILED':<16} {nodeid}  (maf_smoke)", red=True)
+        for message in self.hook_errors:
+            tr.write_line(f"maf-preflight: {message}", yellow=True)
         decision = self.decision
         if decision is not None:
-            if decision.open:
+            if decision.open and not self.results and not self.smoke_ids:
+                tr.write_line("gate open: nothing was checked (no active checks, no maf_smoke "
+                              "tests)", yellow=True, bold=True)
+            elif decision.open:
                 tr.write_line("gate open", green=True, bold=True)
             else:
                 tr.write_line(f"gate CLOSED (exit code {int(MafExitCode.GATE_CLOSED)}): "
                               + ", ".join(decision.blocking), red=True, bold=True)
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 _LOADED_KEY = pytest.StashKey[tuple[CheckRegistry, list[LoadedConfig]]]()
@@ -347,6 +441,8 @@ def preload(config: pytest.Config, settings: Settings) -> str | None:
         config.stash[_LOADED_KEY] = load_configs(config, settings)
     except ConfigLoadError as exc:
         return exc.format(settings.rootdir)
+    except Exception as exc:  # a plugin's check type that cannot register or build a schema
+        return f"cannot prepare the check types: {type(exc).__name__}: {exc}"
     return None
 
 
@@ -385,18 +481,6 @@ class XdistController:
         if message and message not in self.gate.worker_errors:
             self.gate.worker_errors.append(str(message))
             self.gate._decide()
-
-
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=2, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["CheckStatus", "PreflightGate", "XdistController", "gate_of"]

@@ -1,0 +1,36 @@
+"""Names shared by the pytest plugin and the ``maf-preflight`` command (stdlib only, cheap).
+
+An environment name selects ``environment_overrides`` and may become part of a path, so it is
+restricted to letters, digits, ``_``, ``-`` and ``.``, and cannot start with ``.`` (no ``..``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+#: Where configs live under the rootdir (or the current directory for the command).
+DEFAULT_CONFIG_DIR = ".maf/preflight-configs"
+DEFAULT_ENV = "development"
+#: An environment name (also an ``environment_overrides`` key): no '/', no leading '.'.
+NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
+
+
+def environment_name(cli_value: str | None, environ: Mapping[str, str], ini_value: str = "",
+                     *, cli_source: str = "--maf-env") -> str:
+    """The environment whose overrides apply: CLI > MAF_ENV > NODE_ENV > ini > ``development``.
+
+    The first non-empty value wins and must match ``NAME_PATTERN``; otherwise ``ValueError``
+    names where the value came from (``cli_source`` names the command-line option).
+    """
+    for value, source in ((cli_value, cli_source),
+                          (environ.get("MAF_ENV"), "MAF_ENV environment variable"),
+                          (environ.get("NODE_ENV"), "NODE_ENV environment variable"),
+                          (ini_value, "maf_env in the config file")):
+        if value:
+            if not re.fullmatch(NAME_PATTERN, value):
+                raise ValueError(f"{source}: {value!r} is not a valid environment name "
+                                 f"({NAME_RULE})")
+            return value
+    return DEFAULT_ENV
