@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from conftest import EXAMPLES
+from pytest_maf_preflight import names
 from pytest_maf_preflight.checks.builtin import builtin_registry
 from pytest_maf_preflight.config.loader import ConfigLoader, LoadedConfig
 
@@ -206,6 +208,53 @@ def test_unusable_paths_are_one_line_errors(tmp_path: Path) -> None:
 def test_env_name_is_checked(tmp_path: Path) -> None:
     line = assert_one_line_error(run("validate", CONFIGS, "--env", "not valid", cwd=tmp_path))
     assert "'not valid'" in line
+
+
+def test_env_name_cannot_climb_out_of_a_directory(tmp_path: Path) -> None:
+    line = assert_one_line_error(run("validate", CONFIGS, "--env", "..", cwd=tmp_path))
+    assert line.endswith("--env: '..' is not a valid environment name (letters, digits, '_', "
+                         "'-' and '.', not starting with '.')")
+
+
+@pytest.mark.parametrize(("cli", "environ", "ini", "expected"), [
+    ("cli", {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "cli"),
+    (None, {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "maf"),
+    ("", {"MAF_ENV": "", "NODE_ENV": "node"}, "ini", "node"),
+    (None, {}, "ini", "ini"),
+    (None, {}, "", "development"),
+])
+def test_environment_name_precedence(cli: str | None, environ: dict[str, str], ini: str,
+                                     expected: str) -> None:
+    assert names.environment_name(cli, environ, ini) == expected
+
+
+@pytest.mark.parametrize(("cli", "environ", "ini", "source"), [
+    ("a/b", {}, "", "--maf-env"),
+    (None, {"MAF_ENV": ".hidden"}, "", "MAF_ENV environment variable"),
+    (None, {"NODE_ENV": "x y"}, "", "NODE_ENV environment variable"),
+    (None, {}, "../up", "maf_env in the config file"),
+    (None, {}, "prod\n", "maf_env in the config file"),
+])
+def test_invalid_environment_name_names_its_source(cli: str | None, environ: dict[str, str],
+                                                   ini: str, source: str) -> None:
+    with pytest.raises(ValueError, match=r"^" + re.escape(source) + ": .* is not a valid "
+                       "environment name"):
+        names.environment_name(cli, environ, ini)
+
+
+def test_validate_checks_overrides_of_every_environment(tmp_path: Path) -> None:
+    # An override that only fails model validation (not the JSON Schema) is found whatever
+    # environment is chosen, so 'validate' never says ok to a config '--env production' rejects.
+    (tmp_path / "py.yaml").write_text(
+        "id: py\nname: Python\nconfig_type: smoke_test\nconfig:\n  test_type: python\n"
+        "  test_definition:\n    packages: {pytest: '>=7'}\nenvironment_overrides:\n"
+        "  production:\n    test_definition:\n      packages: {pytest: not a spec}\n")
+    for env in ([], ["--env", "production"]):
+        result = run("validate", "py.yaml", *env, cwd=tmp_path)
+        assert result.returncode == 1, result
+        assert result.stdout.splitlines()[0] == (
+            "py.yaml:11: environment_overrides.production.test_definition.packages.pytest: "
+            "'not a spec' is not a PEP 440 version specifier (e.g. '>=3.10')")
 
 
 # --- schema -------------------------------------------------------------------------------------

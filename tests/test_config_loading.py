@@ -310,3 +310,54 @@ def test_yaml_values_json_cannot_hold_are_errors(tmp_path: Path, value: str, mes
     [error] = info.value.errors
     assert (error.line, format_path(error.path), error.message) == (
         7, "config.timeout_seconds", message)
+
+
+# --- a check must check something ---------------------------------------------------------------
+
+NOTHING = "nothing to check: give at least one of "
+
+
+@pytest.mark.parametrize(("test_type", "definition", "path", "message"), [
+    ("environment", "{}", "config.test_definition", NOTHING + "required, patterns"),
+    # optional variables are only reported, so on their own they check nothing
+    ("environment", "{optional: [HOME], allow_empty: true}", "config.test_definition",
+     NOTHING + "required, patterns"),
+    ("environment", "{required: [], patterns: {}}", "config.test_definition",
+     NOTHING + "required, patterns"),
+    ("file_system", "{free_space_path: /tmp}", "config.test_definition",
+     NOTHING + "paths, min_free_mb"),
+    ("file_system", "{paths: []}", "config.test_definition", NOTHING + "paths, min_free_mb"),
+    ("python", "{}", "config.test_definition", NOTHING + "python"),
+    ("python", "{python: '*', packages: {}}", "config.test_definition", NOTHING + "python"),
+    ("python", "{python: ''}", "config.test_definition.python",
+     "expected at least 1 character, got 0"),
+    ("command", "{argv: ['true'], expected_exit_code: []}",
+     "config.test_definition.expected_exit_code", "expected at least 1 item, got 0"),
+])
+def test_a_definition_that_checks_nothing_is_an_error(
+        tmp_path: Path, test_type: str, definition: str, path: str, message: str) -> None:
+    file = tmp_path / "empty.yaml"
+    file.write_text("id: empty\nname: Empty\nconfig_type: smoke_test\nconfig:\n"
+                    f"  test_type: {test_type}\n  test_definition: {definition}\n")
+    with pytest.raises(ConfigLoadError) as info:
+        load(file)
+    [error] = info.value.errors
+    assert (format_path(error.path), error.line) == (path, 6)
+    assert error.message.startswith(message)
+
+
+@pytest.mark.parametrize(("test_type", "definition"), [
+    ("environment", "{required: [HOME]}"),
+    ("environment", "{patterns: {HOME: '.*'}}"),
+    ("file_system", "{paths: [.]}"),
+    ("file_system", "{min_free_mb: 0}"),
+    ("python", "{python: '>=3.8'}"),
+    ("python", "{python: '*', packages: {pytest: '*'}}"),
+    ("command", "{argv: ['true'], expected_exit_code: [0, 1]}"),
+])
+def test_a_definition_with_one_thing_to_check_is_enough(
+        tmp_path: Path, test_type: str, definition: str) -> None:
+    file = tmp_path / "one.yaml"
+    file.write_text("id: one\nname: One\nconfig_type: smoke_test\nconfig:\n"
+                    f"  test_type: {test_type}\n  test_definition: {definition}\n")
+    assert list(load(file)) == ["one"]

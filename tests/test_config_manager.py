@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import EXAMPLES
+from pytest_maf_preflight.atomic import write_atomic
 from pytest_maf_preflight.config.errors import ConfigLoadError, format_path
 from pytest_maf_preflight.config.manager import PreflightConfigManager
 from pytest_maf_preflight.config.models import SmokeTestBody
@@ -61,6 +64,42 @@ def test_save_overwrites_atomically_and_leaves_no_temp_files(
     manager.save(command("tools", description="second version"))
     assert sorted(p.name for p in manager.directory.iterdir()) == ["tools.json"]
     assert manager.load("tools").config.description == "second version"
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(manager: PreflightConfigManager) -> None:
+    target = manager.save(command("tools"))
+    # A new file gets the usual permissions (umask), not the temp file's private 0600.
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    target.chmod(0o640)
+    manager.save(command("tools", description="second version"))
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+def test_write_atomic_replaces_and_keeps_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    write_atomic(target, b"one")
+    target.chmod(0o600)
+    write_atomic(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_write_atomic_leaves_the_old_file_and_no_temp_file_on_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.json"
+    target.write_bytes(b"old")
+
+    def broken_replace(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError, match="No space left"):
+        write_atomic(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
 def test_save_validates_first_and_writes_nothing_when_invalid(

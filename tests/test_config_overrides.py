@@ -147,3 +147,123 @@ def test_override_for_an_unknown_environment_changes_nothing(tmp_path: Path) -> 
     loaded = load(tmp_path, "nowhere")
     assert isinstance(loaded.body, SmokeTestBody)
     assert loaded.body.model_dump()["test_definition"] == BASE["test_definition"]
+
+
+# --- every environment validated as fully as the chosen one -------------------------------------
+
+def _python_check(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "py", "name": "Python", "config_type": "smoke_test",
+            "config": {"test_type": "python",
+                       "test_definition": {"packages": {"pytest": ">=7"}}},
+            "environment_overrides": overrides}
+
+
+@pytest.mark.parametrize("environment", ["development", "production", "staging"])
+def test_an_override_failing_model_validation_fails_in_every_environment(
+        tmp_path: Path, environment: str) -> None:
+    # The JSON Schema accepts any string as a specifier; only the model knows PEP 440.
+    document = _python_check({"production": {"test_definition": {
+        "packages": {"pytest": "not a spec"}}}})
+    with pytest.raises(ConfigLoadError) as info:
+        load(tmp_path, environment, document)
+    [error] = info.value.errors
+    assert format_path(error.path) == "environment_overrides.production.test_definition" \
+                                      ".packages.pytest"
+    assert error.message == "'not a spec' is not a PEP 440 version specifier (e.g. '>=3.10')"
+    assert error.line is not None
+    assert '"not a spec"' in (tmp_path / "api.json").read_text().splitlines()[error.line - 1]
+
+
+ESCALATION = {"trigger_conditions": [{"condition": "preflight_failure"}],
+              "escalation_steps": [{"level": 1, "action": "notify", "target": "lead"}]}
+
+
+@pytest.mark.parametrize(("config_type", "body", "override", "path", "message"), [
+    # Each of these passes the JSON Schema; only the models know.
+    ("smoke_test", {"test_type": "file_system", "test_definition": {"paths": ["x.json"]}},
+     {"test_definition": {"paths": [{"path": "x.json", "json_schema": {"type": "nope"}}]}},
+     "environment_overrides.ci.test_definition.paths[0].json_schema",
+     "not a valid JSON Schema: "),
+    ("smoke_test", {"test_type": "python", "test_definition": {"python": ">=3.8"}},
+     {"test_definition": {"python": "  "}},
+     "environment_overrides.ci.test_definition.python",
+     "expected a PEP 440 version specifier such as '>=3.10', got an empty string"),
+    ("escalation_path", ESCALATION,
+     {"escalation_steps": [{"level": 1, "action": "notify", "target": "lead"},
+                           {"level": 1, "action": "escalate", "target": "boss"}]},
+     "environment_overrides.ci.escalation_steps",
+     "escalation step levels must be unique; level 1 appears more than once"),
+])
+def test_override_bodies_and_definitions_are_validated_by_their_models(
+        tmp_path: Path, config_type: str, body: dict[str, Any], override: dict[str, Any],
+        path: str, message: str) -> None:
+    document = {"id": "c", "name": "C", "config_type": config_type, "config": body,
+                "environment_overrides": {"ci": override}}
+    with pytest.raises(ConfigLoadError) as info:
+        load(tmp_path, "development", document)
+    [error] = info.value.errors
+    assert format_path(error.path) == path
+    assert error.message.startswith(message)
+
+
+def test_an_override_that_empties_a_definition_is_an_error_where_it_is(tmp_path: Path) -> None:
+    document = {"id": "env", "name": "Env", "config_type": "smoke_test",
+                "config": {"test_type": "environment", "test_definition": {"required": ["A"]}},
+                "environment_overrides": {"ci": {"test_definition": {"required": []}}}}
+    with pytest.raises(ConfigLoadError) as info:
+        load(tmp_path, "development", document)
+    [error] = info.value.errors
+    assert format_path(error.path) == "environment_overrides.ci.test_definition"
+    assert error.message.startswith("nothing to check: give at least one of required, patterns")
+
+
+def test_the_base_is_validated_fully_when_the_chosen_environment_overrides_it(
+        tmp_path: Path) -> None:
+    # Every environment without an override runs the base, so it must be valid as well.
+    document = _python_check({"production": {"test_definition": {"packages": {"pytest": ">=7"}}}})
+    document["config"]["test_definition"]["packages"] = {"pytest": "not a spec"}
+    with pytest.raises(ConfigLoadError) as info:
+        load(tmp_path, "production", document)
+    assert [format_path(e.path) for e in info.value.errors] == [
+        "config.test_definition.packages.pytest"]
+
+
+def test_the_chosen_override_gives_the_body_and_definition(tmp_path: Path) -> None:
+    document = _python_check({"production": {"timeout_seconds": 3,
+                                             "test_definition": {"python": ">=3.9"}}})
+    loaded = load(tmp_path, "production", document)
+    assert isinstance(loaded.body, SmokeTestBody)
+    assert loaded.body.timeout_seconds == 3
+    assert loaded.definition is not None
+    assert loaded.definition.model_dump() == {"python": ">=3.9", "packages": {"pytest": ">=7"}}
+
+
+# --- environment names (they may become paths) ---------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../prod", "a/b", ".hidden", "..", "with space", ""])
+def test_override_environment_names_are_restricted(tmp_path: Path, name: str) -> None:
+    document = _python_check({"production": {}, name: {}})
+    with pytest.raises(ConfigLoadError) as info:
+        load(tmp_path, "production", document)
+    [error] = info.value.errors
+    assert error.path == ("environment_overrides", name)
+    assert error.message == (f"{name!r} is not an environment name (letters, digits, '_', '-' "
+                             "and '.', not starting with '.')")
+    assert error.line is not None
+    assert json.dumps(name) in (tmp_path / "api.json").read_text().splitlines()[error.line - 1]
+
+
+@pytest.mark.parametrize("name", ["production", "eu-west.1", "_ci", "-x", "v1.2.3"])
+def test_ordinary_environment_names_are_accepted(tmp_path: Path, name: str) -> None:
+    loaded = load(tmp_path, name, _python_check({name: {"timeout_seconds": 4}}))
+    assert isinstance(loaded.body, SmokeTestBody)
+    assert loaded.body.timeout_seconds == 4
+
+
+def test_schema_states_the_environment_name_rule() -> None:
+    from pytest_maf_preflight.config.schema import build_schema
+    from pytest_maf_preflight.names import NAME_PATTERN
+
+    envelope = build_schema(builtin_registry())["$defs"]["PreflightConfig"]
+    names = envelope["properties"]["environment_overrides"]["propertyNames"]
+    assert names["pattern"] == NAME_PATTERN

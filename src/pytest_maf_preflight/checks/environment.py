@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from ..config.models import compile_regex
 from .base import CheckContext, CheckType, Definition, Observation
@@ -24,16 +24,10 @@ class EnvironmentDefinition(Definition):
     required: list[EnvName] = Field(default_factory=list)
     optional: list[EnvName] = Field(
         default_factory=list, description="Reported when unset; never fails the check")
-    patterns: dict[EnvName, Annotated[str, Field(json_schema_extra={"format": "regex"})]] = Field(
+    patterns: dict[EnvName, Annotated[str, AfterValidator(compile_regex),
+                                      Field(json_schema_extra={"format": "regex"})]] = Field(
         default_factory=dict, description="Variable -> regex its value must match (fullmatch)")
     allow_empty: bool = False
-
-    @field_validator("patterns")
-    @classmethod
-    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
-        for pattern in value.values():
-            compile_regex(pattern)
-        return value
 
     @model_validator(mode="after")
     def _checks_something(self) -> EnvironmentDefinition:

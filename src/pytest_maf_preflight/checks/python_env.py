@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import platform
 from importlib import metadata
+from typing import Annotated
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .base import CheckContext, CheckType, Definition, Observation
 
@@ -29,8 +30,8 @@ class PythonDefinition(Definition):
 
     python: str | None = Field(default=None, min_length=1,
                                description="PEP 440 specifier for the interpreter")
-    packages: dict[str, str] = Field(default_factory=dict,
-                                     description="Distribution name -> PEP 440 specifier or '*'")
+    packages: dict[str, Annotated[str, AfterValidator(_specifier)]] = Field(
+        default_factory=dict, description="Distribution name -> PEP 440 specifier or '*'")
 
     @field_validator("python")
     @classmethod
@@ -39,13 +40,6 @@ class PythonDefinition(Definition):
             raise ValueError("expected a PEP 440 version specifier such as '>=3.10', got an "
                              "empty string")
         return None if value is None else _specifier(value)
-
-    @field_validator("packages")
-    @classmethod
-    def _package_specs(cls, value: dict[str, str]) -> dict[str, str]:
-        for spec in value.values():
-            _specifier(spec)
-        return value
 
     @model_validator(mode="after")
     def _checks_something(self) -> PythonDefinition:
