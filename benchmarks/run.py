@@ -39,20 +39,16 @@ def bench_idle_cost(runs: int) -> dict[str, float]:
         (project / "test_one.py").write_text("def test_one():\n    assert True\n")
         (project / "pytest.ini").write_text("[pytest]\n")
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"]
-        variants = {"plugin_off": base, "plugin_disabled": [*base, "-p", "no:maf_preflight"]}
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-        samples: dict[str, list[float]] = {name: [] for name in variants}
-        for _ in range(2):  # warm the file cache and bytecode
-            for argv in variants.values():
-                subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
-        for i in range(runs):
-            order = list(variants.items())
-            if i % 2:
-                order.reverse()
-            for name, argv in order:
-                start = time.perf_counter()
-                subprocess.run(argv, cwd=project, env=env, capture_output=True, check=True)
-                samples[name].append(time.perf_counter() - start)
+
+        def pytest_run(*extra: str) -> Callable[[], None]:
+            def run() -> None:
+                subprocess.run([*base, *extra], cwd=project, env=env, capture_output=True,
+                               check=True)
+            return run
+
+        samples = _interleave({"plugin_off": pytest_run(),
+                               "plugin_disabled": pytest_run("-p", "no:maf_preflight")}, runs)
     off = _median_ms(samples["plugin_off"])
     disabled = _median_ms(samples["plugin_disabled"])
     return {"plugin_off_ms": off, "plugin_disabled_ms": disabled, "ratio": off / disabled}
