@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,33 +73,40 @@ def _local_configs(directory: Path, count: int) -> None:
     (directory / "configs.json").write_text(json.dumps({"configs": configs}))
 
 
-def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
-    """Gate time of ``count`` local checks, beside the same checks run inline one by one."""
+def _local_gate(directory: Path, count: int, runs: int) -> tuple[Any, Any, Any, list[float]]:
+    """Configs written, loaded (timed) and planned: (planned checks, context, loaded, times)."""
     sys.path.insert(0, str(ROOT / "src"))
     from pytest_maf_preflight.checks.base import CheckContext
     from pytest_maf_preflight.checks.builtin import builtin_registry
-    from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
+    from pytest_maf_preflight.checks.runner import PlannedCheck
     from pytest_maf_preflight.config.loader import ConfigLoader
     from pytest_maf_preflight.config.models import SmokeTestBody
 
+    _local_configs(directory, count)
+    registry = builtin_registry()
+    load_samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        loaded = ConfigLoader(registry, "development").load_files([directory / "configs.json"])
+        load_samples.append(time.perf_counter() - start)
+    planned = []
+    for item in loaded:
+        assert isinstance(item.body, SmokeTestBody)
+        check_type = registry.get(item.body.test_type)
+        assert check_type is not None
+        planned.append(PlannedCheck(item.id, item.config.name, "critical", check_type,
+                                    item.definition, 30.0, 0, 0.0, config_version="1.0.0"))
+    ctx = CheckContext(rootdir=directory, environ=dict(os.environ), environment="development",
+                       agent_id="bench")
+    return planned, ctx, loaded, load_samples
+
+
+def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
+    """Gate time of ``count`` local checks, beside the same checks run inline one by one."""
+    from pytest_maf_preflight.checks.runner import run_checks
+
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        _local_configs(directory, count)
-        registry = builtin_registry()
-        load_samples = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            loaded = ConfigLoader(registry, "development").load_files([directory / "configs.json"])
-            load_samples.append(time.perf_counter() - start)
-        planned = []
-        for item in loaded:
-            assert isinstance(item.body, SmokeTestBody)
-            check_type = registry.get(item.body.test_type)
-            assert check_type is not None
-            planned.append(PlannedCheck(item.id, item.config.name, "critical", check_type,
-                                        item.definition, 30.0, 0, 0.0))
-        ctx = CheckContext(rootdir=directory, environ=dict(os.environ),
-                           environment="development", agent_id="bench")
+        planned, ctx, _, load_samples = _local_gate(Path(tmp), count, runs)
 
         def gate() -> None:
             results = run_checks(planned, ctx, max_concurrency=50)
@@ -116,7 +124,64 @@ def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
             "gate_over_inline": gate_ms / inline_ms, "config_load_ms": _median_ms(load_samples)}
 
 
-def _interleave(variants: dict[str, Callable[[], None]], runs: int) -> dict[str, list[float]]:
+def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
+    """Execution rows written per second for one session of ``count`` executions (SQLite), and
+    a 100-check gate with its recording (bundle, snapshots, messages, one transaction) beside
+    the same gate without it."""
+    from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
+
+    from pytest_maf_preflight.checks.runner import run_checks
+    from pytest_maf_preflight.gate.recording import build_bundle
+    from pytest_maf_preflight.runtime.records import (
+        ExecutionRecord,
+        SessionBundle,
+        SessionRecord,
+        new_id,
+    )
+
+    def big_bundle() -> SessionBundle:
+        session = SessionRecord(id=new_id(), agent_id="bench", environment="development",
+                                started_at=time.time(), completed_at=time.time(),
+                                status="open", exit_code=0, runtime_mode="sqlite")
+        executions = tuple(
+            ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i % 100}",
+                            config_version="1.0.0", agent_id="bench", kind="check",
+                            status="passed", started_at=time.time(), completed_at=time.time(),
+                            duration=0.001, attempts=1, result={"observed": "ok", "i": i})
+            for i in range(count))
+        return SessionBundle(session=session, executions=executions)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        runtime = SqliteRuntime(directory / "runtime.db")
+        write_samples = []
+        for item in [big_bundle() for _ in range(max(3, runs // 4))]:
+            start = time.perf_counter()
+            runtime.record_session(item)
+            write_samples.append(time.perf_counter() - start)
+        planned, ctx, loaded, _ = _local_gate(directory, 100, 1)
+
+        def gate() -> list[Any]:
+            return run_checks(planned, ctx, max_concurrency=50)
+
+        def gate_and_record() -> None:
+            results = gate()
+            runtime.record_session(build_bundle(
+                agent_id="bench", environment="development", runtime_mode="sqlite",
+                started_at=time.time(), gate_open=True, exit_code=0, results=results,
+                smoke=(), loaded=loaded, details={}))
+
+        samples = _interleave({"gate": gate, "gate_and_record": gate_and_record}, runs)
+        runtime.close()
+    write_s = statistics.median(write_samples)
+    gate_ms = _median_ms(samples["gate"])
+    recorded_ms = _median_ms(samples["gate_and_record"])
+    return {"executions": count, "rows_per_second": count / write_s, "write_ms": write_s * 1000,
+            "gate_ms": gate_ms, "gate_and_record_ms": recorded_ms,
+            "record_ratio": recorded_ms / gate_ms}
+
+
+def _interleave(variants: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():
         fn()  # warm-up: caches, imports, thread start-up paths
@@ -140,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = {
         "idle_cost": bench_idle_cost(runs),
         "local_gate": bench_local_gate(runs),
+        "recording": bench_recording(runs),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -156,6 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio gate/inline: {local['gate_over_inline']:.2f}")
     print(f"  loading and validating the {local['checks']} configs: "
           f"{local['config_load_ms']:.1f} ms (not part of gate time)")
+    rec = figures["recording"]
+    print(f"S10 recording: one session of {rec['executions']:,} executions in SQLite")
+    print(f"  {rec['rows_per_second']:,.0f} rows/s ({rec['write_ms']:.0f} ms)"
+          "  (target >= 20,000 rows/s)")
+    print(f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
+          f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}")
     return 0
 
 

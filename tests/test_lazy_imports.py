@@ -7,7 +7,8 @@ import json
 import pytest
 
 HEAVY = ("pydantic", "jsonschema", "sqlite3", "yaml", "pytest_maf_preflight.gate.session",
-         "pytest_maf_preflight.config.loader")
+         "pytest_maf_preflight.config.loader", "pytest_maf_preflight.protocol",
+         "pytest_maf_preflight.runtime.sqlite")
 
 CONFTEST = f"""
 import json, sys

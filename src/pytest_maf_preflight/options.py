@@ -11,8 +11,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from .runtime.factory import RuntimeSettings
 
 from .names import DEFAULT_CONFIG_DIR, NAME_PATTERN, NAME_RULE, environment_name
 
@@ -28,6 +32,8 @@ HELP_REPORT = "Write a JSON report of the gate to this path"
 HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
 HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
 HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
+HELP_RUNTIME = ("Runtime modes to record in, tried in order (default: sqlite,json,memory; "
+                "also MAF_RUNTIME_MODE)")
 HELP_MAX_CONFIG_BYTES = "Largest preflight config file accepted, in bytes (default: 1048576)"
 
 DEFAULT_AGENT = "anonymous"
@@ -55,6 +61,8 @@ def add_options(parser: pytest.Parser) -> None:
                     dest="maf_preflight_warnings_as_errors", help=HELP_WARNINGS_AS_ERRORS)
     group.addoption("--maf-preflight-max-concurrency", default=None, metavar="N",
                     dest="maf_preflight_max_concurrency", help=HELP_MAX_CONCURRENCY)
+    group.addoption("--maf-runtime", default=None, metavar="MODES", dest="maf_runtime",
+                    help=HELP_RUNTIME)
     group.addoption("--maf-preflight-base-url", default=None, metavar="URL",
                     dest="maf_preflight_base_url", help=HELP_BASE_URL)
 
@@ -69,6 +77,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_preflight_max_concurrency", HELP_MAX_CONCURRENCY, default="")
     parser.addini("maf_preflight_base_url", HELP_BASE_URL, default="")
     parser.addini("maf_preflight_max_config_bytes", HELP_MAX_CONFIG_BYTES, default="")
+    parser.addini("maf_runtime", HELP_RUNTIME, default="")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +95,7 @@ class Settings:
     max_concurrency: int
     base_url: str | None
     max_config_bytes: int
+    runtime: RuntimeSettings
 
 
 def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
@@ -125,8 +135,9 @@ def _positive_int(value: str, source: str) -> int:
 
 
 def _name(value: str, source: str) -> str:
-    if not re.fullmatch(NAME_PATTERN, value):
-        raise pytest.UsageError(f"{source}: {value!r} is not a valid name ({NAME_RULE})")
+    if len(value) > 128 or not re.fullmatch(NAME_PATTERN, value):
+        raise pytest.UsageError(
+            f"{source}: {value!r} is not a valid name ({NAME_RULE}; at most 128 characters)")
     return value
 
 
@@ -204,7 +215,16 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
             base = Path(config.invocation_params.dir) if report[1].startswith("--") else rootdir
             report_path = base / report_path
 
+    from .runtime.factory import RuntimeConfigError, resolve_runtime_settings
+
+    try:
+        runtime = resolve_runtime_settings(rootdir, env, opt.maf_runtime,
+                                           str(config.getini("maf_runtime")))
+    except RuntimeConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
     return Settings(
+        runtime=runtime,
         enabled=enabled,
         only=only,
         rootdir=rootdir,

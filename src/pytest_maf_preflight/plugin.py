@@ -18,14 +18,20 @@ from . import options
 from .gate.keys import GATE_KEY
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
     from .checks.base import CheckResult
     from .config.manager import PreflightConfigManager
+    from .runtime.base import RuntimeState
 
 _MARKERS = (
     "maf_smoke: part of the preflight gate; runs right after the config checks, and its "
     "failure skips the rest of the session (with --maf-preflight)",
     "maf_requires(check_id, ...): skip this test unless those preflight checks passed",
     "maf_preflight_check: a preflight config check item (set by the plugin)",
+    "maf_runtime(\"configured\"): the maf_runtime fixture gives the configured runtime (the "
+    "one the gate records in) instead of a temporary one",
 )
 _SETTINGS_KEY = pytest.StashKey["options.Settings"]()
 
@@ -147,6 +153,30 @@ def maf_config(pytestconfig: pytest.Config) -> PreflightConfigManager:
     return PreflightConfigManager(settings.config_paths[0], environment=settings.environment,
                                   registry=registry, extra_paths=settings.config_paths[1:],
                                   max_bytes=settings.max_config_bytes)
+
+
+@pytest.fixture
+def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeState]:
+    """A ``RuntimeState`` of the configured mode chain.
+
+    Temporary (files under ``tmp_path``) unless the test is marked
+    ``@pytest.mark.maf_runtime("configured")``, which opens the runtime the gate records in.
+    """
+    from .runtime.factory import open_chain
+
+    runtime_settings = _settings(request.config).runtime
+    marker = request.node.get_closest_marker("maf_runtime")
+    if marker is not None and tuple(marker.args) != ("configured",):
+        raise pytest.UsageError(f"{request.node.nodeid}: maf_runtime takes no argument or "
+                                f"'configured', got {marker.args!r}")
+    if marker is None:
+        runtime_settings = dataclasses.replace(runtime_settings, db_path=tmp_path / "runtime.db",
+                                               mail_root=tmp_path / "agent-mail")
+    opened = open_chain(runtime_settings)
+    try:
+        yield opened.runtime
+    finally:
+        opened.runtime.close()
 
 
 @pytest.fixture(scope="session")

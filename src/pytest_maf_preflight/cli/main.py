@@ -34,18 +34,18 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     from pytest_maf_preflight import __version__
 
-    from . import config_commands
+    from . import config_commands, runtime_commands
 
     parser = Parser(
         prog=PROG,
-        description="Validate, publish and migrate pytest-maf-preflight configs.",
+        description="Validate and migrate pytest-maf-preflight configs; read and sync its runtime.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One module per command group; later groups (history, reservations, ...) join this tuple.
-    for group in (config_commands,):
+    for group in (config_commands, runtime_commands):
         group.register(subparsers)
     return parser
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,14 @@ from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..config.models import SmokeTestBody
 from ..exitcodes import MafExitCode
 from ..options import Settings
+from ..redaction import is_secret_key
+from ..runtime.base import RuntimeStateError, RuntimeUnavailable
+from ..runtime.factory import OpenedRuntime, open_chain
 from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierAborted, SmokeBarrierTimeout
 from .decision import GateDecision, default_decision, is_blocking
 from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
+from .recording import SmokeOutcome, build_bundle
 
 _WORKER_KEY = "maf_preflight"
 _WORKER_ERROR_KEY = "maf_preflight_gate_error"
@@ -75,6 +80,10 @@ class PreflightGate:
         self.worker_errors: list[str] = []  # why workers closed the gate (controller only)
         self.session: pytest.Session | None = None
         self.hook_errors: list[str] = []  # observers that raised; shown in the summary
+        self.opened: OpenedRuntime | None = None  # the runtime (controller only)
+        self.runtime_notes: list[str] = []  # why modes were skipped, what was recorded
+        self.smoke_outcomes: dict[str, SmokeOutcome] = {}
+        self.started_at = time.time()
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -89,6 +98,9 @@ class PreflightGate:
             self.config_decision = self.decision
 
     # --- decisions ------------------------------------------------------------------------
+
+    def _secrets(self) -> list[str]:
+        return [v for k, v in os.environ.items() if v and is_secret_key(k)]
 
     def is_blocking(self, result: CheckResult) -> bool:
         return is_blocking(result, self.settings.warnings_as_errors)
@@ -120,6 +132,7 @@ class PreflightGate:
         registry, self.loaded = self.config.stash.get(_LOADED_KEY, None) or load_configs(
             self.config, self.settings)
         self.registry = registry
+        self._open_runtime()
         for loaded in self.loaded:
             planned = _plan(loaded, registry.get)
             if planned is None:
@@ -128,6 +141,50 @@ class PreflightGate:
             self.descriptors.append(CheckDescriptor(
                 id=loaded.id, name=loaded.config.name, file=str(loaded.file), line=loaded.line,
                 severity=loaded.config.severity.value, test_type=planned.check_type.name))
+
+    def _open_runtime(self) -> None:
+        try:
+            self.opened = open_chain(self.settings.runtime)
+        except RuntimeUnavailable as exc:
+            self.runtime_notes.append(f"nothing will be recorded: {exc}")
+            return
+        for note in self.opened.skipped:
+            self.runtime_notes.append(f"runtime {note}; using the next mode")
+
+    def _record(self, exit_code: int) -> None:
+        """Write the session's bundle once; a mode that fails now hands over to the next."""
+        if self.opened is None or not (self.ran or self.smoke_outcomes):
+            return
+        decision = self.decision
+        bundle = build_bundle(
+            agent_id=self.settings.agent_id, environment=self.settings.environment,
+            runtime_mode=self.opened.mode, started_at=self.started_at,
+            gate_open=decision.open if decision is not None else None, exit_code=exit_code,
+            results=self.results.values(), smoke=self.smoke_outcomes.values(),
+            loaded=self.loaded,
+            details={"blocking": list(decision.blocking) if decision else [],
+                     "warnings": list(decision.warnings) if decision else [],
+                     "rootdir": str(self.settings.rootdir)})
+        opened = self.opened
+        while True:
+            try:
+                opened.runtime.record_session(bundle)
+            except RuntimeStateError as exc:
+                opened.runtime.close()
+                self.runtime_notes.append(f"runtime {opened.mode} could not record: {exc}")
+                try:
+                    opened = open_chain(self.settings.runtime, opened.remaining)
+                except RuntimeUnavailable as unavailable:
+                    self.runtime_notes.append(f"the session was not recorded: {unavailable}")
+                    return
+                continue
+            info = opened.runtime.info()
+            self.runtime_notes.append(
+                f"recorded {len(bundle.executions)} execution(s) in {opened.mode} "
+                f"({info.location})")
+            opened.runtime.close()
+            self.opened = opened
+            return
 
     def run_gate(self) -> None:
         if self.ran:
@@ -310,6 +367,9 @@ class PreflightGate:
         smoke = _is_smoke_report(report) or (
             # A crashed worker's report is made by the controller and carries no properties.
             not self.is_worker and barrier is not None and report.nodeid in barrier.smoke_ids())
+        if smoke and not self.is_worker:
+            self.smoke_outcomes.setdefault(report.nodeid, SmokeOutcome(report.nodeid)).add(
+                report, self._secrets())
         if smoke:
             if report.failed and report.nodeid not in self.smoke_failures:
                 self.smoke_failures.append(report.nodeid)
@@ -329,13 +389,15 @@ class PreflightGate:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         files = len({d["file"] for d in self.descriptors})
         checks = len(self.descriptors)
+        mode = self.opened.mode if self.opened is not None else "none"
         line = (f"maf-preflight: agent {self.settings.agent_id}, environment "
-                f"{self.settings.environment}, {checks} check{'s' if checks != 1 else ''} "
+                f"{self.settings.environment}, runtime {mode}, "
+                f"{checks} check{'s' if checks != 1 else ''} "
                 f"from {files} config file{'s' if files != 1 else ''}")
         if not checks and not self.is_worker:
             where = ", ".join(_shown(p, self.settings.rootdir) for p in self.settings.config_paths)
             line += f" (no active checks in {where})"
-        return [line]
+        return [line, *(f"maf-preflight: WARNING {note}" for note in self.runtime_notes)]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
@@ -352,6 +414,7 @@ class PreflightGate:
                 pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                 pytest.ExitCode.NO_TESTS_COLLECTED) or stopped_by_maxfail):
             session.exitstatus = MafExitCode.GATE_CLOSED
+        self._record(int(session.exitstatus))
         if self.settings.report_path is not None:
             data = json.dumps(self.report(int(session.exitstatus)), indent=2, default=str)
             try:
@@ -397,6 +460,9 @@ class PreflightGate:
             tr.write_line(f"{'FAILED':<16} {nodeid}  (maf_smoke)", red=True)
         for message in self.hook_errors:
             tr.write_line(f"maf-preflight: {message}", yellow=True)
+        for note in self.runtime_notes:
+            tr.write_line(f"maf-preflight: {note}",
+                          **({} if note.startswith("recorded ") else {"yellow": True}))
         decision = self.decision
         if decision is not None:
             if decision.open and not self.results and not self.smoke_ids:

@@ -1,0 +1,161 @@
+"""``maf-preflight history`` and ``maf-preflight runtime info|sync|migrate``.
+
+The runtime is located as the plugin locates it, from the current directory as the rootdir:
+``MAF_RUNTIME_MODE``/``MAF_RUNTIME`` choose modes, ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT``
+place the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import CliError, CliExit, print_json
+
+if TYPE_CHECKING:
+    from ..runtime.base import RuntimeState
+    from ..runtime.factory import RuntimeSettings
+
+STATUSES = ("passed", "failed", "timeout", "error", "skipped")
+
+
+def register(subparsers: Any) -> None:
+    history = subparsers.add_parser("history", help="Recorded executions, newest first")
+    history.add_argument("--config", metavar="ID", help="Only this config (or smoke test)")
+    history.add_argument("--status", choices=STATUSES, help="Only this status")
+    history.add_argument("--limit", type=int, default=50, metavar="N",
+                         help="At most N executions (default: 50)")
+    history.add_argument("--mode", metavar="MODES", help="Runtime modes to read (default: as "
+                         "MAF_RUNTIME_MODE, else sqlite,json,memory)")
+    history.add_argument("--json", action="store_true", help="Print JSON")
+    history.set_defaults(handler=run_history)
+
+    runtime = subparsers.add_parser("runtime", help="Inspect, migrate and sync the runtime")
+    actions = runtime.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
+    info = actions.add_parser("info", help="The active mode, where it stores, what it holds")
+    info.add_argument("--mode", metavar="MODES", help="Runtime modes to try")
+    info.add_argument("--json", action="store_true", help="Print JSON")
+    info.set_defaults(handler=run_info)
+    migrate = actions.add_parser("migrate", help="Create or upgrade the SQLite database")
+    migrate.add_argument("--json", action="store_true", help="Print JSON")
+    migrate.set_defaults(handler=run_migrate)
+    sync = actions.add_parser("sync", help="Copy records from one mode into another "
+                              "(default: the JSON fallback into SQLite), idempotently")
+    sync.add_argument("--from", dest="source", default="json", choices=("json", "sqlite"))
+    sync.add_argument("--to", dest="target", default="sqlite", choices=("json", "sqlite"))
+    sync.add_argument("--json", action="store_true", help="Print JSON")
+    sync.set_defaults(handler=run_sync)
+
+
+def _settings(mode: str | None) -> RuntimeSettings:
+    from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
+
+    try:
+        return resolve_runtime_settings(Path.cwd(), os.environ, mode)
+    except RuntimeConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _open(mode: str | None) -> tuple[RuntimeState, list[str]]:
+    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.factory import open_chain
+
+    try:
+        opened = open_chain(_settings(mode))
+    except RuntimeUnavailable as exc:
+        raise CliError(str(exc)) from None
+    return opened.runtime, opened.skipped
+
+
+def _one(mode: str) -> RuntimeState:
+    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.factory import open_mode
+
+    try:
+        return open_mode(mode, _settings(None))
+    except RuntimeUnavailable as exc:
+        raise CliError(f"{mode}: {exc}") from None
+
+
+def _when(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).isoformat(sep=" ", timespec="seconds")
+
+
+def run_history(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    runtime, skipped = _open(args.mode)
+    with runtime:
+        rows = runtime.executions(config_id=args.config, status=args.status, limit=args.limit)
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": skipped,
+                    "executions": [dataclasses.asdict(r) for r in rows]})
+        return 0
+    for note in skipped:
+        print(f"note: {note}")
+    if not rows:
+        print(f"no executions recorded ({runtime.mode})")
+        return 0
+    width = max(len(r.config_id) for r in rows)
+    for r in rows:
+        line = (f"{_when(r.started_at)}  {r.status:<8} {r.config_id:<{width}}  "
+                f"{r.duration * 1000:8.1f} ms  x{r.attempts}  {r.agent_id}")
+        if r.error_message:
+            line += f"  {r.error_message.splitlines()[0][:80]}"
+        print(line)
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    runtime, skipped = _open(args.mode)
+    with runtime:
+        info = runtime.info()
+    if args.json:
+        print_json({**dataclasses.asdict(info), "skipped": skipped})
+        return 0
+    for note in skipped:
+        print(f"note: {note}")
+    print(f"mode: {info.mode}")
+    print(f"location: {info.location}")
+    if info.schema_version is not None:
+        print(f"schema version: {info.schema_version}")
+    for name, count in info.counts.items():
+        print(f"{name}: {count}")
+    for note in info.notes:
+        print(f"note: {note}")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    # Opening a SQLite runtime applies every pending migration, each in its own transaction.
+    runtime = _one("sqlite")
+    with runtime:
+        info = runtime.info()
+    if args.json:
+        print_json({"location": info.location, "schema_version": info.schema_version})
+    else:
+        print(f"{info.location}: schema version {info.schema_version}")
+    return 0
+
+
+def run_sync(args: argparse.Namespace) -> int:
+    from ..runtime.sync import sync
+
+    if args.source == args.target:
+        raise CliError("--from and --to name the same mode")
+    source, target = _one(args.source), _one(args.target)
+    with source, target:
+        report = sync(source, target)
+    if args.json:
+        print_json(report.to_json())
+    else:
+        copied = ", ".join(f"{kind} {count}" for kind, count in report.copied.items())
+        print(f"synced {report.source} -> {report.target}: copied {copied}")
+        for note in report.notes:
+            print(f"note: {note}")
+    # Records the target still lacks are a failure the user must hear about.
+    return int(CliExit.OK if report.complete else CliExit.INVALID)

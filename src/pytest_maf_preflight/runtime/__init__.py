@@ -1,0 +1,1 @@
+"""Where every execution is recorded (SPEC S5): one interface over SQLite, JSON Lines and memory."""

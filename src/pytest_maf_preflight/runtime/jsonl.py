@@ -1,0 +1,562 @@
+"""The ``json`` runtime: append-only JSON Lines under ``<MAF_AGENT_MAIL_ROOT>/runtime``.
+
+The fallback when SQLite cannot start, so it must survive what made SQLite fail: several
+writers at once and writers killed half-way. The layout::
+
+    runtime/.lock             filelock held for every append, and while reading
+    runtime/state.json        format marker, written whole (temp file + fsync + rename)
+    runtime/sessions.jsonl    one line per recorded bundle: the bundle's commit record
+    runtime/executions.jsonl
+    runtime/snapshots.jsonl
+    runtime/messages.jsonl    an event log: ``enqueue``, ``deliver`` and ``ack`` events
+    runtime/agents.jsonl      heartbeats; the last line of an agent wins
+
+Every line is one JSON object with ``"kind"`` and ``"v": 1``. A bundle goes to each file as
+one append (one ``write`` of all its lines, then fsync), the session line last: the lines of
+a bundle carry a ``"bundle"`` token and count only once a session line with that token
+exists, so a writer killed half-way leaves no partial session, and at most one truncated
+trailing line, which the next writer ends with a line break before appending. Readers skip
+broken lines, collect them in ``problems`` (file and line number) and log them on the
+``pytest_maf_preflight.runtime`` logger; the rest is kept. The same id written again is
+ignored (the first line wins), so retries and imports are idempotent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import threading
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..atomic import write_atomic
+from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable, filter_executions
+from .records import (
+    AgentRecord,
+    ConfigSnapshot,
+    ExecutionRecord,
+    Message,
+    RuntimeInfo,
+    SessionBundle,
+    SessionRecord,
+    new_id,
+    now,
+    to_json,
+)
+
+logger = logging.getLogger("pytest_maf_preflight.runtime")
+
+FORMAT_VERSION = 1
+#: How long a writer waits for another one before giving up (seconds).
+LOCK_TIMEOUT = 60.0
+#: Heartbeats append; the agents file is rewritten whole once it holds this many lines and
+#: four times as many as there are agents.
+AGENTS_COMPACT_LINES = 1000
+
+FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
+         "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
+         "agents": "agents.jsonl"}
+_KIND_OF_FILE = {"sessions": "session", "executions": "execution", "snapshots": "snapshot",
+                 "messages": "message", "agents": "agent"}
+
+R = TypeVar("R")
+
+
+class _BadLine(ValueError):
+    """A line that is JSON but not a record this format knows."""
+
+
+# --- records from and to lines ------------------------------------------------------------
+
+def _checker(hint: Any) -> Callable[[Any], bool]:
+    """A predicate for the few field types the records use."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        parts = [_checker(arg) for arg in typing.get_args(hint)]
+        return lambda value: any(part(value) for part in parts)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        return lambda value: isinstance(value, str) and value in allowed
+    if hint is type(None):
+        return lambda value: value is None
+    if hint is float:
+        return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return lambda value: isinstance(value, int) and not isinstance(value, bool)
+    if hint is str:
+        return lambda value: isinstance(value, str)
+    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
+        return lambda value: isinstance(value, dict)
+    return lambda value: True  # pragma: no cover - every field type is listed above
+
+
+@functools.cache
+def _schema(cls: Any) -> tuple[tuple[str, bool, Callable[[Any], bool]], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name,
+                  f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+                  _checker(hints[f.name]))
+                 for f in dataclasses.fields(cls))
+
+
+def _decode(cls: type[R], data: Any) -> R:
+    """A record from its JSON object, every field checked; ``_BadLine`` says what is wrong."""
+    if not isinstance(data, dict):
+        raise _BadLine("record is not an object")
+    schema = _schema(typing.cast(Any, cls))
+    unknown = set(data) - {name for name, _, _ in schema}
+    if unknown:
+        raise _BadLine(f"unknown field {sorted(unknown)[0]!r}")
+    for name, required, check in schema:
+        if name not in data:
+            if required:
+                raise _BadLine(f"missing field {name!r}")
+        elif not check(data[name]):
+            raise _BadLine(f"field {name!r} has a wrong type or value")
+    return cls(**data)
+
+
+def _line(kind: str, **fields: Any) -> bytes:
+    try:
+        text = json.dumps({"kind": kind, "v": FORMAT_VERSION, **fields},
+                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RuntimeStateError(f"a {kind} record is not JSON-serialisable: {exc}") from exc
+    return text.encode("utf-8") + b"\n"
+
+
+@dataclasses.dataclass
+class _Entry:
+    """One good line: what it says, and where."""
+
+    line_no: int
+    data: dict[str, Any]
+
+
+@dataclasses.dataclass
+class _Tail:
+    """What has been read of one file: lines up to ``offset`` are parsed."""
+
+    name: str
+    path: Path
+    ident: tuple[int, int] | None = None
+    offset: int = 0
+    line_no: int = 0
+    #: The last bytes read, to notice a file rewritten in place under the same size or more.
+    last_bytes: bytes = b""
+
+
+@dataclasses.dataclass
+class _State:
+    """Everything the lines read so far say."""
+
+    sessions: dict[str, SessionRecord] = dataclasses.field(default_factory=dict)
+    executions: dict[str, ExecutionRecord] = dataclasses.field(default_factory=dict)
+    snapshots: dict[tuple[str, str], ConfigSnapshot] = dataclasses.field(default_factory=dict)
+    messages: dict[str, Message] = dataclasses.field(default_factory=dict)
+    agents: dict[str, AgentRecord] = dataclasses.field(default_factory=dict)
+    agent_lines: int = 0
+    #: Bundle tokens whose session line has been read.
+    committed: set[str] = dataclasses.field(default_factory=set)
+    #: Lines of bundles whose session line is not (yet) there, by token.
+    pending: dict[str, list[tuple[str, Any]]] = dataclasses.field(default_factory=dict)
+
+
+class JsonRuntime(RuntimeState):
+    """Records in JSON Lines files under ``root / "runtime"``; see the module docstring."""
+
+    mode = "json"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.directory = self.root / "runtime"
+        #: Broken lines skipped while reading: ``"<file> line <n>: <what is wrong>"``.
+        self.problems: list[str] = []
+        self._seen_problems: set[tuple[str, tuple[int, int] | None, int]] = set()
+        self._mutex = threading.RLock()
+        self._tails = {name: _Tail(name, self.directory / file) for name, file in FILES.items()}
+        self._state = _State()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeUnavailable(
+                f"cannot create the JSON runtime directory {self.directory}: "
+                f"{exc.strerror or exc}") from exc
+        import filelock
+
+        self._lock = filelock.FileLock(str(self.directory / ".lock"), timeout=LOCK_TIMEOUT)
+        try:
+            with self._locked(starting=True):
+                self._start()
+        except OSError as exc:
+            raise RuntimeUnavailable(
+                f"cannot write the JSON runtime under {self.directory}: "
+                f"{exc.strerror or exc}") from exc
+
+    def _start(self) -> None:
+        marker = self.directory / "state.json"
+        if not marker.exists():
+            write_atomic(marker, json.dumps(
+                {"kind": "state", "v": FORMAT_VERSION, "format": "pytest-maf-preflight runtime",
+                 "created_at": now()}, indent=2).encode() + b"\n")
+        for tail in self._tails.values():
+            # Creates the files, and proves they can be appended to.
+            os.close(os.open(tail.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666))
+        self._refresh()
+
+    def __enter__(self) -> JsonRuntime:
+        return self
+
+    # --- locking, reading and appending -----------------------------------------------------
+
+    @contextmanager
+    def _locked(self, starting: bool = False) -> Iterator[None]:
+        import filelock
+
+        with self._mutex:
+            try:
+                self._lock.acquire()
+            except filelock.Timeout as exc:
+                error = RuntimeUnavailable if starting else RuntimeStateError
+                raise error(f"the JSON runtime lock {self._lock.lock_file} was held for more "
+                            f"than {LOCK_TIMEOUT:g} s") from exc
+            try:
+                yield
+            finally:
+                self._lock.release()
+
+    def _problem(self, tail: _Tail, line_no: int, what: str) -> None:
+        key = (tail.name, tail.ident, line_no)
+        if key in self._seen_problems:
+            return
+        self._seen_problems.add(key)
+        text = f"{tail.path.name} line {line_no}: {what}"
+        self.problems.append(text)
+        logger.warning("JSON runtime %s: skipped %s", self.directory, text)
+
+    def _refresh(self) -> None:
+        """Read what was appended since the last call (the file lock held)."""
+        fresh: dict[str, list[_Entry]] = {}
+        for name, tail in self._tails.items():
+            entries = self._read_new(tail)
+            if entries is None:  # rewritten or shrunk: start over from every file
+                self._reset()
+                self._refresh()
+                return
+            fresh[name] = entries
+        # Sessions first: a bundle's session line commits the lines read with it.
+        for entry in fresh["sessions"]:
+            self._apply_session(entry)
+        for entry in fresh["executions"]:
+            self._apply_bundled("execution", entry, ExecutionRecord)
+        for entry in fresh["snapshots"]:
+            self._apply_bundled("snapshot", entry, ConfigSnapshot)
+        for entry in fresh["messages"]:
+            self._apply_message(entry)
+        for entry in fresh["agents"]:
+            self._apply_agent(entry)
+
+    def _reset(self) -> None:
+        self._state = _State()
+        for name, file in FILES.items():
+            self._tails[name] = _Tail(name, self.directory / file)
+
+    def _read_new(self, tail: _Tail) -> list[_Entry] | None:
+        """The complete new lines of a file, parsed; None when it was replaced or rewritten."""
+        try:
+            handle = open(tail.path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return None if tail.ident is not None else []
+        with handle:
+            stat = os.fstat(handle.fileno())
+            ident = (stat.st_dev, stat.st_ino)
+            if tail.ident is None:
+                tail.ident = ident
+            elif ident != tail.ident or stat.st_size < tail.offset:
+                return None
+            if stat.st_size == tail.offset:
+                return []
+            start = tail.offset - len(tail.last_bytes)
+            handle.seek(start)
+            data = handle.read()
+        if data[:len(tail.last_bytes)] != tail.last_bytes:
+            return None
+        data = data[len(tail.last_bytes):]
+        end = data.rfind(b"\n") + 1
+        complete, rest = data[:end], data[end:]
+        entries = []
+        for raw in complete.split(b"\n")[:-1]:
+            tail.line_no += 1
+            entry = self._parse(tail, raw)
+            if entry is not None:
+                entries.append(entry)
+        if end:
+            tail.offset += end
+            tail.last_bytes = complete[-64:]
+        if rest:
+            self._problem(tail, tail.line_no + 1, "truncated line (no line end), "
+                          f"{len(rest)} bytes: probably a writer killed while appending")
+        return entries
+
+    def _parse(self, tail: _Tail, raw: bytes) -> _Entry | None:
+        if not raw.strip():
+            return None
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self._problem(tail, tail.line_no, f"not valid JSON ({exc}); {len(raw)} bytes")
+            return None
+        if not isinstance(data, dict):
+            self._problem(tail, tail.line_no, "not a JSON object")
+            return None
+        expected = _KIND_OF_FILE[tail.name]
+        if data.get("kind") != expected:
+            self._problem(tail, tail.line_no, f"kind {data.get('kind')!r}, expected {expected!r}")
+            return None
+        if data.get("v") != FORMAT_VERSION:
+            self._problem(tail, tail.line_no, f"unsupported format version {data.get('v')!r}")
+            return None
+        return _Entry(tail.line_no, data)
+
+    def _bad(self, name: str, entry: _Entry, what: str) -> None:
+        self._problem(self._tails[name], entry.line_no, what)
+
+    def _apply_session(self, entry: _Entry) -> None:
+        try:
+            record = _decode(SessionRecord, entry.data.get("record"))
+            token = entry.data.get("bundle")
+            if not isinstance(token, str):
+                raise _BadLine("no bundle token")
+        except (_BadLine, TypeError) as exc:
+            self._bad("sessions", entry, f"invalid session: {exc}")
+            return
+        state = self._state
+        state.sessions.setdefault(record.id, record)
+        state.committed.add(token)
+        for kind, item in state.pending.pop(token, []):
+            self._store(kind, item)
+
+    def _apply_bundled(self, kind: str, entry: _Entry, cls: type[Any]) -> None:
+        name = f"{kind}s"
+        try:
+            record = _decode(cls, entry.data.get("record"))
+            token = entry.data.get("bundle")
+            if token is not None and not isinstance(token, str):
+                raise _BadLine("bundle token is not a string")
+        except (_BadLine, TypeError) as exc:
+            self._bad(name, entry, f"invalid {kind}: {exc}")
+            return
+        if token is None or token in self._state.committed:
+            self._store(kind, record)
+        else:
+            self._state.pending.setdefault(token, []).append((kind, record))
+
+    def _store(self, kind: str, record: Any) -> None:
+        state = self._state
+        if kind == "execution":
+            state.executions.setdefault(record.id, record)
+        elif kind == "snapshot":
+            state.snapshots.setdefault((record.config_id, record.content_hash), record)
+        else:
+            state.messages.setdefault(record.id, record)
+
+    def _apply_message(self, entry: _Entry) -> None:
+        event = entry.data.get("event")
+        if event == "enqueue":
+            self._apply_bundled("message", entry, Message)
+            return
+        message_id = entry.data.get("id")
+        if event not in ("deliver", "ack") or not isinstance(message_id, str):
+            self._bad("messages", entry, f"invalid message event {event!r}")
+            return
+        message = self._state.messages.get(message_id)
+        if message is None:
+            self._bad("messages", entry, f"{event} of an unknown message {message_id!r}")
+        elif event == "ack":
+            self._state.messages[message_id] = dataclasses.replace(message, status="acked")
+        elif message.status == "queued":
+            self._state.messages[message_id] = dataclasses.replace(message, status="delivered")
+
+    def _apply_agent(self, entry: _Entry) -> None:
+        try:
+            record = _decode(AgentRecord, entry.data.get("record"))
+        except (_BadLine, TypeError) as exc:
+            self._bad("agents", entry, f"invalid agent: {exc}")
+            return
+        self._state.agents[record.id] = record
+        self._state.agent_lines += 1
+
+    def _append(self, name: str, lines: list[bytes]) -> None:
+        """Append ``lines`` to one file in one write, then fsync (the file lock held)."""
+        if not lines:
+            return
+        tail = self._tails[name]
+        data = b"".join(lines)
+        fd = os.open(tail.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # A killed writer's truncated line: end it, so it stays one broken line.
+                data = b"\n" + data
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _write(self, appends: list[tuple[str, list[bytes]]]) -> None:
+        try:
+            for name, lines in appends:
+                self._append(name, lines)
+        except OSError as exc:
+            raise RuntimeStateError(f"cannot append to the JSON runtime under "
+                                    f"{self.directory}: {exc.strerror or exc}") from exc
+
+    @contextmanager
+    def _current(self) -> Iterator[_State]:
+        """The state as the files say now, the file lock held for the block."""
+        with self._locked():
+            self._refresh()
+            yield self._state
+
+    # --- sessions and executions ------------------------------------------------------------
+
+    def record_session(self, bundle: SessionBundle) -> None:
+        token = new_id()
+        with self._current() as state:
+            executions: list[bytes] = []
+            snapshots: list[bytes] = []
+            messages: list[bytes] = []
+            seen: set[Any] = set()
+            for execution in bundle.executions:
+                if execution.id not in state.executions and execution.id not in seen:
+                    seen.add(execution.id)
+                    executions.append(_line("execution", bundle=token,
+                                            record=to_json(execution)))
+            for snapshot in bundle.snapshots:
+                key = ("snapshot", snapshot.config_id, snapshot.content_hash)
+                if (key[1], key[2]) not in state.snapshots and key not in seen:
+                    seen.add(key)
+                    snapshots.append(_line("snapshot", bundle=token, record=to_json(snapshot)))
+            for message in bundle.messages:
+                key = ("message", message.id, "")
+                if message.id not in state.messages and key not in seen:
+                    seen.add(key)
+                    messages.append(_line("message", event="enqueue", bundle=token,
+                                          record=to_json(message)))
+            if bundle.session.id in state.sessions and not (executions or snapshots
+                                                            or messages):
+                return  # everything is there already
+            session = [_line("session", bundle=token, record=to_json(bundle.session))]
+            # The session line last: it commits the others.
+            self._write([("executions", executions), ("snapshots", snapshots),
+                         ("messages", messages), ("sessions", session)])
+
+    def sessions(self, limit: int | None = None) -> list[SessionRecord]:
+        with self._current() as state:
+            rows = sorted(state.sessions.values(), key=lambda s: (s.started_at, s.id),
+                          reverse=True)
+        return rows[:limit] if limit is not None else rows
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        with self._current() as state:
+            return state.sessions.get(session_id)
+
+    def executions(self, *, config_id: str | None = None, status: str | None = None,
+                   session_id: str | None = None, limit: int | None = None
+                   ) -> list[ExecutionRecord]:
+        with self._current() as state:
+            rows = list(state.executions.values())
+        return filter_executions(rows, config_id=config_id, status=status,
+                                 session_id=session_id, limit=limit)
+
+    def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
+        with self._current() as state:
+            rows = [s for s in state.snapshots.values()
+                    if config_id is None or s.config_id == config_id]
+        return sorted(rows, key=lambda s: (s.recorded_at, s.content_hash), reverse=True)
+
+    # --- messages --------------------------------------------------------------------------
+
+    def enqueue(self, message: Message) -> None:
+        with self._current() as state:
+            if message.id in state.messages:
+                return
+            self._write([("messages", [_line("message", event="enqueue", bundle=None,
+                                             record=to_json(message))])])
+
+    def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
+        with self._current() as state:
+            queued = sorted((m for m in state.messages.values() if m.status == "queued"
+                             and (recipient is None or m.recipient == recipient)),
+                            key=lambda m: (m.created_at, m.id))[:limit]
+            if not queued:
+                return []
+            at = now()
+            self._write([("messages", [_line("message", event="deliver", id=m.id, at=at)
+                                       for m in queued])])
+        return [dataclasses.replace(m, status="delivered") for m in queued]
+
+    def ack(self, message_id: str) -> bool:
+        with self._current() as state:
+            message = state.messages.get(message_id)
+            if message is None:
+                return False
+            if message.status == "acked":
+                return True
+            self._write([("messages", [_line("message", event="ack", id=message_id,
+                                             at=now())])])
+            return True
+
+    def messages(self, status: str | None = None) -> list[Message]:
+        with self._current() as state:
+            rows = [m for m in state.messages.values() if status is None or m.status == status]
+        return sorted(rows, key=lambda m: (m.created_at, m.id))
+
+    # --- agents ----------------------------------------------------------------------------
+
+    def heartbeat(self, agent_id: str, at: float | None = None,
+                  details: dict[str, Any] | None = None) -> AgentRecord:
+        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
+        with self._current() as state:
+            self._write([("agents", [_line("agent", record=to_json(record))])])
+            lines = state.agent_lines + 1
+            if lines >= AGENTS_COMPACT_LINES and lines >= 4 * (len(state.agents) + 1):
+                self._refresh()
+                self._compact_agents()
+        return record
+
+    def agents(self) -> list[AgentRecord]:
+        with self._current() as state:
+            return sorted(state.agents.values(), key=lambda a: a.id)
+
+    def _compact_agents(self) -> None:
+        """Rewrite the agents file whole, one line per agent (the file lock held)."""
+        lines = [_line("agent", record=to_json(a))
+                 for a in sorted(self._state.agents.values(), key=lambda a: a.id)]
+        write_atomic(self._tails["agents"].path, b"".join(lines))
+        self._reset()
+        self._refresh()
+
+    # --- the rest --------------------------------------------------------------------------
+
+    def info(self) -> RuntimeInfo:
+        with self._current() as state:
+            counts = {"sessions": len(state.sessions), "executions": len(state.executions),
+                      "config_snapshots": len(state.snapshots),
+                      "messages": len(state.messages), "agents": len(state.agents)}
+            pending = sum(len(items) for items in state.pending.values())
+        notes = [f"skipped {p}" for p in self.problems]
+        if pending:
+            notes.append(f"{pending} records of bundles that were never completed are ignored")
+        return RuntimeInfo(mode=self.mode, location=str(self.directory),
+                           schema_version=FORMAT_VERSION, counts=counts, notes=tuple(notes))

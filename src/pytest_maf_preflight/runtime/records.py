@@ -1,0 +1,114 @@
+"""The records a runtime stores: plain, frozen, JSON-able data shared by every mode."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal
+
+ExecutionStatus = Literal["passed", "failed", "timeout", "error", "skipped"]
+ExecutionKind = Literal["check", "smoke"]
+SessionStatus = Literal["open", "closed", "config_error", "interrupted"]
+MessageStatus = Literal["queued", "delivered", "acked"]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now() -> float:
+    return time.time()
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionRecord:
+    """One gated pytest session. ``status`` is the gate's verdict: open or closed."""
+
+    id: str
+    agent_id: str
+    environment: str
+    started_at: float
+    completed_at: float
+    status: SessionStatus
+    exit_code: int | None
+    runtime_mode: str
+    hostname: str = ""
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionRecord:
+    """One execution of a config check or a ``maf_smoke`` test. Secrets already redacted."""
+
+    id: str
+    session_id: str
+    config_id: str
+    config_version: str
+    agent_id: str
+    kind: ExecutionKind
+    status: ExecutionStatus
+    started_at: float
+    completed_at: float
+    duration: float
+    attempts: int
+    result: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    error_message: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSnapshot:
+    """A config as it was when a session ran; stored once per (config id, content hash)."""
+
+    config_id: str
+    version: str
+    config_type: str
+    content_hash: str
+    document: Mapping[str, Any]
+    recorded_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """A protocol message in the runtime queue (S6): the envelope's fields plus its body."""
+
+    id: str
+    type: str
+    agent_id: str
+    payload: Mapping[str, Any]
+    created_at: float
+    correlation_id: str | None = None
+    recipient: str | None = None
+    status: MessageStatus = "queued"
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentRecord:
+    id: str
+    last_heartbeat: float
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionBundle:
+    """Everything one session records, written in one transaction: all of it or none."""
+
+    session: SessionRecord
+    executions: tuple[ExecutionRecord, ...] = ()
+    snapshots: tuple[ConfigSnapshot, ...] = ()
+    messages: tuple[Message, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeInfo:
+    mode: str
+    location: str
+    schema_version: int | None
+    counts: Mapping[str, int]
+    notes: tuple[str, ...] = ()
+
+
+def to_json(record: Any) -> dict[str, Any]:
+    """A record as a JSON-able dict (mappings copied, tuples as lists)."""
+    return dataclasses.asdict(record)

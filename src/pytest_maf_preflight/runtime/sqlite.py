@@ -1,0 +1,422 @@
+"""The ``sqlite`` runtime (SPEC S5): one database file shared by every process of a project.
+
+WAL journal, a busy timeout, foreign keys on, ``synchronous=NORMAL``. Every write is one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any error), retried on lock errors with
+exponential backoff and jitter until the retry budget is spent. The schema comes from the
+versioned migrations in :mod:`.sqlite_migrations`.
+
+This module imports :mod:`sqlite3`, so it is imported only when the sqlite mode is chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable
+from .records import (
+    AgentRecord,
+    ConfigSnapshot,
+    ExecutionRecord,
+    Message,
+    RuntimeInfo,
+    SessionBundle,
+    SessionRecord,
+    now,
+)
+from .sqlite_migrations import NewerSchemaError, migrate, user_version
+
+T = TypeVar("T")
+
+#: SQLite's primary result codes for "another connection holds the lock".
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_BACKOFF_FIRST = 0.005
+_BACKOFF_MAX = 0.5
+
+# Every statement is a constant; values are always bound parameters.
+_SELECT_SESSIONS = ("SELECT id, agent_id, environment, started_at, completed_at, status, "
+                    "exit_code, runtime_mode, hostname, details FROM preflight_sessions")
+_SELECT_EXECUTIONS = ("SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
+                      "started_at, completed_at, duration, attempts, result, error_message "
+                      "FROM preflight_executions")
+_SELECT_SNAPSHOTS = ("SELECT config_id, version, config_type, content_hash, document, "
+                     "recorded_at FROM preflight_configs")
+_SELECT_MESSAGES = ("SELECT id, type, agent_id, payload, created_at, correlation_id, recipient, "
+                    "status FROM messages")
+
+_INSERT_SESSION = ("INSERT OR IGNORE INTO preflight_sessions (id, agent_id, environment, "
+                   "started_at, completed_at, status, exit_code, runtime_mode, hostname, details) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_EXECUTION = ("INSERT OR IGNORE INTO preflight_executions (id, session_id, config_id, "
+                     "config_version, agent_id, kind, status, started_at, completed_at, duration, "
+                     "attempts, result, error_message) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_SNAPSHOT = ("INSERT OR IGNORE INTO preflight_configs (config_id, version, config_type, "
+                    "content_hash, document, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages (id, type, agent_id, payload, created_at, "
+                   "correlation_id, recipient, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+
+#: ``info()`` counts, by the same names the other modes use.
+_COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
+           "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
+           "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents)")
+_COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents")
+
+
+#: One encoder for every JSON column (building one per value costs a fifth of a bulk write).
+#: ``default=str``: a value that is not JSON (a Path, a datetime) is stored as its text rather
+#: than failing the whole session's record.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+_dumps: Callable[[Mapping[str, Any]], str] = _ENCODER.encode
+
+
+def _is_lock_error(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if isinstance(code, int):
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+@dataclasses.dataclass
+class _PreparedBundle:
+    """A bundle turned into SQL parameters before the write lock is taken."""
+
+    session: tuple[Any, ...]
+    executions: Iterable[tuple[Any, ...]]
+    snapshots: list[tuple[Any, ...]]
+    messages: list[tuple[Any, ...]]
+
+
+class SqliteRuntime(RuntimeState):
+    """Records in one SQLite file; safe across threads (one lock) and processes (SQLite locks)."""
+
+    mode = "sqlite"
+
+    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000,
+                 retry_budget_seconds: float = 10.0) -> None:
+        self.path = Path(path)
+        self.retry_budget_seconds = float(retry_budget_seconds)
+        # SQLite's own wait never outlasts the budget, so a held lock cannot hang a caller
+        # longer than the budget promises.
+        self.busy_timeout_ms = max(0, min(int(busy_timeout_ms),
+                                          int(self.retry_budget_seconds * 1000)))
+        self._lock = threading.RLock()
+        self._random = random.Random()  # noqa: S311 - jitter, not security
+        self._journal_mode = ""
+        #: How many times a lock made this runtime wait and retry (opening included).
+        self.lock_retries = 0
+        self._conn: sqlite3.Connection | None = self._open()
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, configure, migrate and prove the file writable, or raise RuntimeUnavailable."""
+        where = str(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeUnavailable(
+                f"cannot create the directory of {where}: {exc.strerror or exc}") from exc
+        if self.path.is_dir():
+            raise RuntimeUnavailable(f"{where} is a directory, not a database file")
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            raise RuntimeUnavailable(f"cannot write to the directory of {where}")
+        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
+            raise RuntimeUnavailable(f"{where} is not writable")
+
+        deadline = time.monotonic() + self.retry_budget_seconds
+        attempt = 0
+        while True:
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = sqlite3.connect(where, timeout=self.busy_timeout_ms / 1000,
+                                       isolation_level=None, check_same_thread=False)
+                self._configure(conn)
+                # Probe: the write lock can be had and the file takes writes.
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ROLLBACK")
+                return conn
+            except NewerSchemaError as exc:
+                self._discard(conn)
+                raise RuntimeUnavailable(f"{where}: {exc}") from exc
+            except sqlite3.Error as exc:
+                self._discard(conn)
+                if not _is_lock_error(exc):
+                    raise RuntimeUnavailable(self._describe_open_error(exc)) from exc
+                attempt += 1
+                if not self._backoff(attempt, deadline):
+                    raise RuntimeUnavailable(
+                        f"{where} is locked by another connection beyond the retry budget "
+                        f"of {self.retry_budget_seconds:g}s ({exc})") from exc
+            except BaseException:
+                self._discard(conn)
+                raise
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        # PRAGMA takes no bound parameters; the value is an int computed in __init__.
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # Reading the header here is also what tells a garbage file apart from a database.
+        row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        self._journal_mode = str(row[0]).lower() if row else ""
+        migrate(conn)
+
+    def _describe_open_error(self, exc: sqlite3.Error) -> str:
+        where = str(self.path)
+        text = str(exc)
+        lowered = text.lower()
+        if "not a database" in lowered:
+            return f"{where} is not a SQLite database (file is not a database)"
+        if "malformed" in lowered or "corrupt" in lowered:
+            return f"{where} is corrupt ({text})"
+        if "readonly" in lowered or "read-only" in lowered:
+            return f"{where} is not writable ({text})"
+        if "unable to open" in lowered:
+            return f"cannot open {where} ({text})"
+        return f"cannot use {where} ({text})"
+
+    @staticmethod
+    def _discard(conn: sqlite3.Connection | None) -> None:
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _backoff(self, attempt: int, deadline: float) -> bool:
+        """Sleep before retry ``attempt``; False when the budget is spent."""
+        with self._lock:
+            self.lock_retries += 1
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        ceiling = min(_BACKOFF_MAX, _BACKOFF_FIRST * (2 ** min(attempt, 16)))
+        time.sleep(min(remaining, ceiling * (0.5 + self._random.random() / 2)))
+        return True
+
+    # --- running statements ----------------------------------------------------------------
+
+    def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        """Run ``work`` in one transaction, retrying the whole of it on lock errors."""
+        deadline = time.monotonic() + self.retry_budget_seconds
+        attempt = 0
+        while True:
+            with self._lock:
+                conn = self._conn
+                if conn is None:
+                    raise RuntimeStateError(f"the sqlite runtime at {self.path} is closed")
+                try:
+                    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        result = work(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                    return result
+                except sqlite3.Error as exc:
+                    if not _is_lock_error(exc):
+                        raise RuntimeStateError(f"{self.path}: {exc}") from exc
+                    last: sqlite3.Error = exc
+            attempt += 1
+            if not self._backoff(attempt, deadline):
+                raise RuntimeStateError(
+                    f"{self.path} is locked by another connection beyond the retry budget of "
+                    f"{self.retry_budget_seconds:g}s ({last})") from last
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._run(work, write=True)
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._run(work, write=False)
+
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._read(lambda conn: conn.execute(sql, params).fetchall())
+
+    # --- sessions and executions -----------------------------------------------------------
+
+    def record_session(self, bundle: SessionBundle) -> None:
+        try:
+            prepared = self._prepare(bundle)
+        except (TypeError, ValueError) as exc:
+            raise RuntimeStateError(
+                f"session {bundle.session.id} cannot be stored as JSON: {exc}") from exc
+        self._write(lambda conn: self._insert_bundle(conn, prepared))
+
+    @staticmethod
+    def _prepare(bundle: SessionBundle) -> _PreparedBundle:
+        s = bundle.session
+        return _PreparedBundle(
+            session=(s.id, s.agent_id, s.environment, s.started_at, s.completed_at, s.status,
+                     s.exit_code, s.runtime_mode, s.hostname, _dumps(s.details)),
+            executions=[(e.id, e.session_id, e.config_id, e.config_version, e.agent_id, e.kind,
+                         e.status, e.started_at, e.completed_at, e.duration, e.attempts,
+                         _dumps(e.result), e.error_message) for e in bundle.executions],
+            snapshots=[(c.config_id, c.version, c.config_type, c.content_hash,
+                        _dumps(c.document), c.recorded_at) for c in bundle.snapshots],
+            messages=[_message_row(m) for m in bundle.messages],
+        )
+
+    def _insert_bundle(self, conn: sqlite3.Connection, prepared: _PreparedBundle) -> None:
+        """The body of ``record_session``'s transaction (the session row first: foreign key)."""
+        conn.execute(_INSERT_SESSION, prepared.session)
+        conn.executemany(_INSERT_EXECUTION, prepared.executions)
+        conn.executemany(_INSERT_SNAPSHOT, prepared.snapshots)
+        conn.executemany(_INSERT_MESSAGE, prepared.messages)
+
+    def sessions(self, limit: int | None = None) -> list[SessionRecord]:
+        sql = _SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
+        rows = [_session(r) for r in self._select(*_limited(sql, [], limit))]
+        return _sliced(rows, limit)
+
+    def get_session(self, session_id: str) -> SessionRecord | None:
+        rows = self._select(_SELECT_SESSIONS + " WHERE id = ?", (session_id,))
+        return _session(rows[0]) if rows else None
+
+    def executions(self, *, config_id: str | None = None, status: str | None = None,
+                   session_id: str | None = None, limit: int | None = None
+                   ) -> list[ExecutionRecord]:
+        # Only the filters given go into the WHERE clause (so SQLite can use their indexes);
+        # each is a constant text, each value a bound parameter.
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("config_id = ?", config_id), ("status = ?", status),
+                              ("session_id = ?", session_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = _SELECT_EXECUTIONS
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_at DESC, id DESC"
+        rows = [_execution(r) for r in self._select(*_limited(sql, params, limit))]
+        return _sliced(rows, limit)
+
+    def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
+        sql = _SELECT_SNAPSHOTS
+        params: list[Any] = []
+        if config_id is not None:
+            sql += " WHERE config_id = ?"
+            params.append(config_id)
+        sql += " ORDER BY recorded_at DESC, content_hash DESC"
+        return [_snapshot(r) for r in self._select(sql, params)]
+
+    # --- messages --------------------------------------------------------------------------
+
+    def enqueue(self, message: Message) -> None:
+        row = _message_row(message)
+        self._write(lambda conn: conn.execute(_INSERT_MESSAGE, row))
+
+    def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
+        def work(conn: sqlite3.Connection) -> list[Message]:
+            sql = (_SELECT_MESSAGES + " WHERE status = 'queued' "
+                   "AND (? IS NULL OR recipient = ?) ORDER BY created_at, id")
+            sql, params = _limited(sql, [recipient, recipient], limit)
+            picked = _sliced([_message(r) for r in conn.execute(sql, params)], limit)
+            conn.executemany("UPDATE messages SET status = 'delivered' WHERE id = ?",
+                             [(m.id,) for m in picked])
+            return [dataclasses.replace(m, status="delivered") for m in picked]
+
+        return self._write(work)
+
+    def ack(self, message_id: str) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute("UPDATE messages SET status = 'acked' WHERE id = ?",
+                                  (message_id,))
+            return cursor.rowcount > 0
+
+        return self._write(work)
+
+    def messages(self, status: str | None = None) -> list[Message]:
+        sql = _SELECT_MESSAGES
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status)
+        sql += " ORDER BY created_at, id"
+        return [_message(r) for r in self._select(sql, params)]
+
+    # --- agents ----------------------------------------------------------------------------
+
+    def heartbeat(self, agent_id: str, at: float | None = None,
+                  details: dict[str, Any] | None = None) -> AgentRecord:
+        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
+        row = (record.id, record.last_heartbeat, _dumps(record.details))
+        self._write(lambda conn: conn.execute(
+            "INSERT INTO agents (id, last_heartbeat, details) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
+            "details = excluded.details", row))
+        return record
+
+    def agents(self) -> list[AgentRecord]:
+        rows = self._select("SELECT id, last_heartbeat, details FROM agents ORDER BY id")
+        return [AgentRecord(r[0], r[1], json.loads(r[2])) for r in rows]
+
+    # --- the rest --------------------------------------------------------------------------
+
+    def info(self) -> RuntimeInfo:
+        def work(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
+            row = conn.execute(_COUNTS).fetchone()
+            return user_version(conn), {n: int(c) for n, c in zip(_COUNT_NAMES, row, strict=True)}
+
+        version, counts = self._read(work)
+        notes: tuple[str, ...] = ()
+        if self._journal_mode != "wal":
+            notes = (f"journal mode is {self._journal_mode or 'unknown'}, not wal",)
+        return RuntimeInfo(mode=self.mode, location=str(self.path), schema_version=version,
+                           counts=counts, notes=notes)
+
+    def close(self) -> None:
+        with self._lock:
+            conn, self._conn = self._conn, None
+        self._discard(conn)
+
+
+def _limited(sql: str, params: list[Any], limit: int | None) -> tuple[str, list[Any]]:
+    """Add ``LIMIT`` for a non-negative limit (a negative one is sliced like the memory mode)."""
+    if limit is not None and limit >= 0:
+        return sql + " LIMIT ?", [*params, limit]
+    return sql, params
+
+
+def _sliced(rows: list[T], limit: int | None) -> list[T]:
+    return rows[:limit] if limit is not None else rows
+
+
+def _message_row(m: Message) -> tuple[Any, ...]:
+    return (m.id, m.type, m.agent_id, _dumps(m.payload), m.created_at, m.correlation_id,
+            m.recipient, m.status)
+
+
+def _session(r: Sequence[Any]) -> SessionRecord:
+    return SessionRecord(id=r[0], agent_id=r[1], environment=r[2], started_at=r[3],
+                         completed_at=r[4], status=r[5], exit_code=r[6], runtime_mode=r[7],
+                         hostname=r[8], details=json.loads(r[9]))
+
+
+def _execution(r: Sequence[Any]) -> ExecutionRecord:
+    return ExecutionRecord(id=r[0], session_id=r[1], config_id=r[2], config_version=r[3],
+                           agent_id=r[4], kind=r[5], status=r[6], started_at=r[7],
+                           completed_at=r[8], duration=r[9], attempts=r[10],
+                           result=json.loads(r[11]), error_message=r[12])
+
+
+def _snapshot(r: Sequence[Any]) -> ConfigSnapshot:
+    return ConfigSnapshot(config_id=r[0], version=r[1], config_type=r[2], content_hash=r[3],
+                          document=json.loads(r[4]), recorded_at=r[5])
+
+
+def _message(r: Sequence[Any]) -> Message:
+    return Message(id=r[0], type=r[1], agent_id=r[2], payload=json.loads(r[3]),
+                   created_at=r[4], correlation_id=r[5], recipient=r[6], status=r[7])

@@ -1,0 +1,145 @@
+"""Copying one runtime into another (``maf-preflight runtime sync``: JSON into SQLite).
+
+Works over the ``RuntimeState`` interface alone. Every write of that interface is idempotent
+by id, so a sync can be repeated, or resumed after a failure, and never duplicates a record;
+what it copied is counted by asking the target before and after.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .base import RuntimeState
+from .records import ConfigSnapshot, ExecutionRecord, SessionBundle
+
+KINDS = ("sessions", "executions", "config_snapshots", "messages", "agents")
+
+
+@dataclasses.dataclass(frozen=True)
+class SyncReport:
+    """What a sync did, per record kind (the keys of ``KINDS``).
+
+    ``copied``: written to the target by this sync. ``present``: in the target already (for
+    agents: a heartbeat as recent or more). ``missing``: still not in the target afterwards,
+    which ``notes`` explain.
+    """
+
+    source: str
+    target: str
+    copied: Mapping[str, int]
+    present: Mapping[str, int]
+    missing: Mapping[str, int]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total_copied(self) -> int:
+        return sum(self.copied.values())
+
+    @property
+    def complete(self) -> bool:
+        """Whether everything of the source is now in the target."""
+        return not any(self.missing.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "copied": dict(self.copied),
+                "present": dict(self.present), "missing": dict(self.missing),
+                "total_copied": self.total_copied, "complete": self.complete,
+                "notes": list(self.notes)}
+
+
+def _keys(runtime: RuntimeState) -> dict[str, set[Any]]:
+    return {"sessions": {s.id for s in runtime.sessions()},
+            "executions": {e.id for e in runtime.executions()},
+            "config_snapshots": {(c.config_id, c.content_hash)
+                                 for c in runtime.config_snapshots()},
+            "messages": {m.id for m in runtime.messages()}}
+
+
+def _where(runtime: RuntimeState) -> str:
+    return f"{runtime.mode} ({runtime.info().location})"
+
+
+def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
+    """Copy every session bundle (session, executions, config snapshots, messages) and every
+    agent of ``source`` into ``target``; what the target has already is left alone.
+
+    Config snapshots are not tied to a session in the records, so each missing one travels
+    with the first session whose executions ran that config, else with the newest session.
+    Messages are enqueued as they are, status included. An agent is copied when the target
+    does not know it or has an older heartbeat.
+    """
+    notes: list[str] = []
+    sessions = sorted(source.sessions(), key=lambda s: (s.started_at, s.id))
+    executions = source.executions()
+    snapshots = source.config_snapshots()
+    messages = source.messages()
+    agents = source.agents()
+    wanted: dict[str, set[Any]] = {
+        "sessions": {s.id for s in sessions},
+        "executions": {e.id for e in executions},
+        "config_snapshots": {(c.config_id, c.content_hash) for c in snapshots},
+        "messages": {m.id for m in messages}}
+
+    before = _keys(target)
+    by_session: dict[str, list[ExecutionRecord]] = {}
+    for execution in executions:
+        by_session.setdefault(execution.session_id, []).append(execution)
+    orphans = set(by_session) - wanted["sessions"]
+    if orphans:
+        notes.append(f"{sum(len(by_session[s]) for s in orphans)} executions belong to "
+                     f"sessions the source does not have and were not copied")
+
+    unplaced = [c for c in snapshots if (c.config_id, c.content_hash)
+                not in before["config_snapshots"]]
+    carried: dict[str, list[ConfigSnapshot]] = {}
+    for session in sessions:
+        ran = {e.config_id for e in by_session.get(session.id, ())}
+        carried[session.id] = [c for c in unplaced if c.config_id in ran]
+        unplaced = [c for c in unplaced if c.config_id not in ran]
+    if unplaced and sessions:
+        carried[sessions[-1].id].extend(unplaced)
+    elif unplaced:
+        notes.append(f"{len(unplaced)} config snapshots were not copied: the source has no "
+                     f"session to carry them")
+
+    for session in sessions:
+        new_runs = tuple(e for e in by_session.get(session.id, ())
+                         if e.id not in before["executions"])
+        new_snapshots = tuple(carried[session.id])
+        if session.id in before["sessions"] and not new_runs and not new_snapshots:
+            continue
+        target.record_session(SessionBundle(session=session, executions=new_runs,
+                                            snapshots=new_snapshots))
+    for message in messages:
+        if message.id not in before["messages"]:
+            target.enqueue(message)
+
+    known = {a.id: a for a in target.agents()}
+    agents_copied = agents_present = 0
+    for agent in agents:
+        mine = known.get(agent.id)
+        if mine is not None and mine.last_heartbeat >= agent.last_heartbeat:
+            agents_present += 1
+            continue
+        target.heartbeat(agent.id, at=agent.last_heartbeat, details=dict(agent.details))
+        agents_copied += 1
+
+    after = _keys(target)
+    copied: dict[str, int] = {}
+    present: dict[str, int] = {}
+    missing: dict[str, int] = {}
+    for kind, keys in wanted.items():
+        present[kind] = len(keys & before[kind])
+        copied[kind] = len((keys & after[kind]) - before[kind])
+        missing[kind] = len(keys - after[kind])
+        if missing[kind]:
+            notes.append(f"{missing[kind]} {kind.replace('_', ' ')} of the source are still "
+                         f"not in the target")
+    final = {a.id: a.last_heartbeat for a in target.agents()}
+    copied["agents"], present["agents"] = agents_copied, agents_present
+    missing["agents"] = sum(1 for a in agents
+                            if final.get(a.id, float("-inf")) < a.last_heartbeat)
+    return SyncReport(source=_where(source), target=_where(target), copied=copied,
+                      present=present, missing=missing, notes=tuple(notes))

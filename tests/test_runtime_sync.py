@@ -1,0 +1,186 @@
+"""``sync``: one runtime copied into another, idempotently, over the ``RuntimeState`` interface."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.jsonl import JsonRuntime
+from pytest_maf_preflight.runtime.memory import MemoryRuntime
+from pytest_maf_preflight.runtime.records import (
+    ConfigSnapshot,
+    ExecutionRecord,
+    Message,
+    SessionBundle,
+    SessionRecord,
+    new_id,
+)
+from pytest_maf_preflight.runtime.sync import KINDS, sync
+
+
+def make_bundle(n: int = 3, started: float = 1000.0) -> SessionBundle:
+    session = SessionRecord(id=new_id(), agent_id="codex-1", environment="ci",
+                            started_at=started, completed_at=started + 1, status="closed",
+                            exit_code=1, runtime_mode="json", details={"n": n})
+    runs = tuple(ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i}",
+                                 config_version="2.0.0", agent_id="codex-1", kind="check",
+                                 status="failed" if i == 0 else "passed",
+                                 started_at=started + i, completed_at=started + i + 0.1,
+                                 duration=0.1, attempts=2, result={"seen": i})
+                 for i in range(n))
+    snapshot = ConfigSnapshot(config_id="check-0", version="2.0.0", config_type="smoke_test",
+                              content_hash=f"h{started}", document={"id": "check-0"},
+                              recorded_at=started)
+    message = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="codex-1",
+                      payload={"status": "failed"}, created_at=started, recipient="lead")
+    return SessionBundle(session=session, executions=runs, snapshots=(snapshot,),
+                         messages=(message,))
+
+
+def fill(runtime: RuntimeState) -> list[SessionBundle]:
+    """Two sessions, a loose snapshot, messages in every status and two agents."""
+    bundles = [make_bundle(started=1000.0), make_bundle(n=2, started=2000.0)]
+    loose = ConfigSnapshot(config_id="never-ran", version="1", config_type="environment",
+                           content_hash="loose", document={"id": "never-ran"},
+                           recorded_at=500.0)
+    runtime.record_session(bundles[0])
+    runtime.record_session(dataclasses.replace(bundles[1],
+                                               snapshots=(*bundles[1].snapshots, loose)))
+    runtime.enqueue(Message(id="extra", type="PREFLIGHT_CHECK", agent_id="lead", payload={},
+                            created_at=3000.0, recipient="codex-1"))
+    runtime.dequeue("lead")
+    runtime.ack(bundles[0].messages[0].id)
+    runtime.dequeue("lead")
+    runtime.heartbeat("codex-1", at=50.0, details={"pid": 7})
+    runtime.heartbeat("gemini-1", at=60.0)
+    return bundles
+
+
+def contents(runtime: RuntimeState) -> dict[str, object]:
+    return {"sessions": runtime.sessions(),
+            "executions": sorted(runtime.executions(), key=lambda e: e.id),
+            "snapshots": runtime.config_snapshots(),
+            "messages": runtime.messages(),
+            "agents": runtime.agents()}
+
+
+EVERYTHING = {"sessions": 2, "executions": 5, "config_snapshots": 3, "messages": 3,
+              "agents": 2}
+NOTHING = dict.fromkeys(KINDS, 0)
+
+
+def test_memory_to_memory_copies_everything_then_nothing() -> None:
+    source, target = MemoryRuntime(), MemoryRuntime()
+    fill(source)
+    first = sync(source, target)
+    assert contents(target) == contents(source)
+    assert dict(first.copied) == EVERYTHING
+    assert dict(first.present) == NOTHING
+    assert dict(first.missing) == NOTHING
+    assert first.complete
+    assert first.total_copied == 15
+    assert first.notes == ()
+    statuses = {m.id: m.status for m in target.messages()}
+    assert sorted(statuses.values()) == ["acked", "delivered", "queued"]
+
+    second = sync(source, target)
+    assert dict(second.copied) == NOTHING
+    assert dict(second.present) == EVERYTHING
+    assert second.total_copied == 0
+    assert contents(target) == contents(source)
+
+
+def test_json_to_memory_twice_copies_nothing_the_second_time(tmp_path: Path) -> None:
+    with JsonRuntime(tmp_path / "agent-mail") as source:
+        fill(source)
+        target = MemoryRuntime()
+        first = sync(source, target)
+        assert dict(first.copied) == EVERYTHING
+        assert contents(target) == contents(source)
+        second = sync(source, target)
+        assert second.total_copied == 0
+        assert dict(second.present) == EVERYTHING
+        assert second.source.startswith("json (")
+        assert second.target == "memory ((memory))"
+
+
+def test_memory_to_json_writes_nothing_on_the_second_run(tmp_path: Path) -> None:
+    source = MemoryRuntime()
+    fill(source)
+    with JsonRuntime(tmp_path / "agent-mail") as target:
+        assert dict(sync(source, target).copied) == EVERYTHING
+        files = sorted((tmp_path / "agent-mail" / "runtime").glob("*.jsonl"))
+        sizes = [f.stat().st_size for f in files]
+        assert sync(source, target).total_copied == 0
+        assert [f.stat().st_size for f in files] == sizes
+        assert contents(target) == contents(source)
+
+
+def test_json_to_sqlite_restores_records_into_a_fresh_database(tmp_path: Path) -> None:
+    sqlite = pytest.importorskip("pytest_maf_preflight.runtime.sqlite")
+    with JsonRuntime(tmp_path / "agent-mail") as source:
+        fill(source)
+        with sqlite.SqliteRuntime(tmp_path / "runtime.db") as target:
+            report = sync(source, target)
+            assert dict(report.copied) == EVERYTHING
+            assert report.complete
+            assert contents(target) == contents(source)
+            assert sync(source, target).total_copied == 0
+        with sqlite.SqliteRuntime(tmp_path / "runtime.db") as reopened:
+            assert contents(reopened) == contents(source)
+
+
+def test_only_what_the_target_lacks_is_copied() -> None:
+    source, target = MemoryRuntime(), MemoryRuntime()
+    bundles = fill(source)
+    cut = bundles[0]
+    target.record_session(dataclasses.replace(cut, executions=cut.executions[:1],
+                                              snapshots=(), messages=()))
+    target.heartbeat("codex-1", at=99.0, details={"pid": 8})  # newer than the source's
+    target.heartbeat("gemini-1", at=1.0)  # older
+    report = sync(source, target)
+    assert dict(report.present) == {"sessions": 1, "executions": 1, "config_snapshots": 0,
+                                    "messages": 0, "agents": 1}
+    assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 3,
+                                   "messages": 3, "agents": 1}
+    agents = {a.id: a for a in target.agents()}
+    assert agents["codex-1"].details == {"pid": 8}  # a newer heartbeat is kept
+    assert agents["gemini-1"].last_heartbeat == 60.0
+    assert {e.id for e in target.executions()} == {e.id for e in source.executions()}
+
+
+def test_snapshots_travel_even_without_a_session_that_ran_them() -> None:
+    source, target = MemoryRuntime(), MemoryRuntime()
+    fill(source)
+    sync(source, target)
+    assert {s.content_hash for s in target.config_snapshots("never-ran")} == {"loose"}
+
+
+def test_a_source_without_sessions_says_what_it_could_not_copy() -> None:
+    class SnapshotsOnly(MemoryRuntime):
+        """A source holding a snapshot that came with no session."""
+
+        def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
+            return [ConfigSnapshot(config_id="c", version="1", config_type="environment",
+                                   content_hash="x", document={}, recorded_at=1.0)]
+
+    report = sync(SnapshotsOnly(), MemoryRuntime())
+    assert not report.complete
+    assert report.missing["config_snapshots"] == 1
+    assert report.notes[0] == ("1 config snapshots were not copied: the source has no session "
+                               "to carry them")
+
+
+def test_the_report_is_json() -> None:
+    source = MemoryRuntime()
+    fill(source)
+    report = sync(source, MemoryRuntime())
+    data = json.loads(json.dumps(report.to_json()))
+    assert data["total_copied"] == 15
+    assert data["complete"] is True
+    assert data["copied"] == EVERYTHING
+    assert data["source"] == data["target"] == "memory ((memory))"
