@@ -72,6 +72,13 @@ def test_a_session_and_every_execution_land_in_sqlite(project: pytest.Pytester) 
     executions = sorted(rows(db, "select config_id, kind, status from preflight_executions"))
     assert executions == [("has-path", "check", "passed"), ("needs-var", "check", "failed"),
                           ("test_app.py::test_smoke", "smoke", "passed")]
+    # one PREFLIGHT_RESULT per execution, correlated with the session; snapshots; heartbeat
+    messages = rows(db, "select type, correlation_id from messages")
+    session_id = rows(db, "select id from preflight_sessions")[0][0]
+    assert messages == [("PREFLIGHT_RESULT", session_id)] * 3
+    assert sorted(r[0] for r in rows(db, "select config_id from preflight_configs")) == [
+        "has-path", "needs-var"]
+    assert rows(db, "select id from agents") == [("a-1",)]
 
 
 def test_records_go_where_the_environment_says(project: pytest.Pytester,

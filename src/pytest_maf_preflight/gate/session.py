@@ -178,6 +178,11 @@ class PreflightGate:
                     self.runtime_notes.append(f"the session was not recorded: {unavailable}")
                     return
                 continue
+            try:
+                opened.runtime.heartbeat(self.settings.agent_id,
+                                         details={"environment": self.settings.environment})
+            except RuntimeStateError as exc:  # the session itself is recorded; say what is not
+                self.runtime_notes.append(f"agent heartbeat not recorded: {exc}")
             info = opened.runtime.info()
             self.runtime_notes.append(
                 f"recorded {len(bundle.executions)} execution(s) in {opened.mode} "
