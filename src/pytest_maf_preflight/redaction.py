@@ -32,16 +32,28 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
 
     Longest secrets first, so a secret that contains another is not half-replaced.
     """
-    for secret in sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True):
+    for secret in _ordered(secrets):
         text = text.replace(secret, REDACTED)
+    if "://" not in text:  # most text has no URL at all; skip the regex
+        return text
     return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}\g<3>", text)
+
+
+def _ordered(secrets: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(secrets, _Ordered):
+        return secrets
+    return _Ordered(sorted({s for s in secrets if s and len(s) >= 3}, key=len, reverse=True))
+
+
+class _Ordered(tuple[str, ...]):
+    """Secrets already filtered and sorted longest first, so a walk sorts them once."""
 
 
 def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
     """Return a copy of ``data`` with known secret values hidden, and every scalar under a
     secret-looking key hidden, however deep (``{"credentials": {"user": ..., "pw": ...}}``,
     ``{"tokens": [...]}``). Mapping keys are kept, so the shape stays readable."""
-    values = tuple(secrets)
+    values = _ordered(secrets)
 
     def walk(value: Any, hidden: bool) -> Any:
         if isinstance(value, Mapping):
