@@ -170,3 +170,16 @@ def test_the_maf_runtime_fixture_is_temporary_unless_asked(project: pytest.Pytes
     """))
     result = project.runpytest("-p", "maf_preflight", "test_rt.py")
     result.assert_outcomes(passed=2)
+
+
+def test_maf_agent_heartbeats_into_the_configured_runtime(project: pytest.Pytester) -> None:
+    project.makepyfile(test_hb="""
+        def test_beat(maf_agent):
+            assert maf_agent.heartbeat(pid=42) > 0
+    """)
+    result = project.runpytest("-p", "maf_preflight", "--maf-agent-id=hb-agent", "test_hb.py")
+    result.assert_outcomes(passed=1)
+    db = project.path / ".maf" / "runtime.db"
+    [(agent, details)] = rows(db, "select id, details from agents")
+    assert agent == "hb-agent"
+    assert json.loads(str(details)) == {"pid": 42}

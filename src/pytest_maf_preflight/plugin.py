@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .checks.base import CheckResult
     from .config.manager import PreflightConfigManager
     from .runtime.base import RuntimeState
+    from .runtime.factory import RuntimeSettings
 
 _MARKERS = (
     "maf_smoke: part of the preflight gate; runs right after the config checks, and its "
@@ -123,17 +124,30 @@ class MafAgent:
 
     id: str
     environment: str
+    runtime_settings: RuntimeSettings | None = dataclasses.field(default=None, repr=False,
+                                                                 compare=False)
+
+    def heartbeat(self, **details: Any) -> float:
+        """Record that this agent is alive, in the configured runtime; return the time."""
+        from .runtime.factory import open_chain
+
+        if self.runtime_settings is None:
+            raise RuntimeError("this MafAgent has no runtime to record heartbeats in")
+        opened = open_chain(self.runtime_settings)
+        with opened.runtime as runtime:
+            return runtime.heartbeat(self.id, details=details).last_heartbeat
 
 
 @pytest.fixture(scope="session")
 def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
-    """The agent id and environment.
+    """The agent: id, environment, and ``heartbeat(**details)`` into the configured runtime.
 
     The id comes from ``--maf-agent-id`` > ``MAF_AGENT_ID`` > ``AGENT_NAME`` > ini
     ``maf_agent_id`` > ``anonymous``.
     """
     settings = _settings(pytestconfig)
-    return MafAgent(id=settings.agent_id, environment=settings.environment)
+    return MafAgent(id=settings.agent_id, environment=settings.environment,
+                    runtime_settings=settings.runtime)
 
 
 @pytest.fixture(scope="session")
