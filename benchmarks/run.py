@@ -128,8 +128,6 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
     """Execution rows written per second for one session of ``count`` executions (SQLite), and
     a 100-check gate with its recording (bundle, snapshots, messages, one transaction) beside
     the same gate without it."""
-    from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
-
     from pytest_maf_preflight.checks.runner import run_checks
     from pytest_maf_preflight.gate.recording import build_bundle
     from pytest_maf_preflight.runtime.records import (
@@ -138,6 +136,7 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
         SessionRecord,
         new_id,
     )
+    from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
     def big_bundle() -> SessionBundle:
         session = SessionRecord(id=new_id(), agent_id="bench", environment="development",
