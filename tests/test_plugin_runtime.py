@@ -142,6 +142,7 @@ def test_secrets_are_not_recorded(pytester: pytest.Pytester, write_config,
         id: leaky
         name: prints a secret
         config_type: smoke_test
+        metadata: {note: "pasted by mistake: tok-very-secret-123"}
         config:
           test_type: command
           test_definition:
@@ -150,8 +151,10 @@ def test_secrets_are_not_recorded(pytester: pytest.Pytester, write_config,
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     gate(pytester)
     db = pytester.path / ".maf" / "runtime.db"
-    dump = json.dumps(rows(db, "select * from preflight_executions"))
-    dump += json.dumps(rows(db, "select * from messages"))
+    dump = ""
+    for table in ("preflight_executions", "messages", "preflight_configs",
+                  "preflight_sessions"):
+        dump += json.dumps(rows(db, f"select * from {table}"))
     assert "tok-very-secret-123" not in dump
     assert "***" in dump
 
@@ -183,3 +186,36 @@ def test_maf_agent_heartbeats_into_the_configured_runtime(project: pytest.Pytest
     [(agent, details)] = rows(db, "select id, details from agents")
     assert agent == "hb-agent"
     assert json.loads(str(details)) == {"pid": 42}
+
+
+def test_a_json_runtime_with_unreadable_logs_hands_over(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAF_RUNTIME_MODE", "json,memory")
+    log = project.path / ".agent-mail" / "runtime" / "executions.jsonl"
+    log.parent.mkdir(parents=True)
+    log.mkdir()  # a directory where the log should be: every read and append fails
+    result = gate(project)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*WARNING runtime json:*Is a directory*executions.jsonl*",
+                                 "*recorded 3 execution(s) in memory only*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
+
+
+def test_a_broken_json_line_is_reported_in_the_run(project: pytest.Pytester,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAF_RUNTIME_MODE", "json")
+    log = project.path / ".agent-mail" / "runtime" / "executions.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text('{"kind":"execution","v":1,"bundle":"x","rec\n')
+    result = gate(project)
+    result.stdout.fnmatch_lines(["*runtime json: skipped executions.jsonl line 1: not valid JSON*",
+                                 "*recorded 3 execution(s) in json*"])
+
+
+def test_a_config_error_session_is_recorded(pytester: pytest.Pytester, write_config) -> None:
+    write_config("bad.yaml", "id: x\nname: x\nconfig_type: smoke_test\nconfig: {}\n")
+    result = gate(pytester)
+    assert result.ret == 11
+    db = pytester.path / ".maf" / "runtime.db"
+    assert rows(db, "select status, exit_code from preflight_sessions") == [("config_error", 11)]
+    assert rows(db, "select count(*) from preflight_executions") == [(0,)]

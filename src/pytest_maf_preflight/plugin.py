@@ -78,12 +78,16 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return None
     from .exitcodes import MafExitCode
-    from .gate.session import preload
+    from .gate.session import preload, record_config_error
 
-    report = preload(config, _settings(config))
+    settings = _settings(config)
+    report = preload(config, settings)
     if report is None:
         return None
     sys.stderr.write(f"maf-preflight: {report}\n")
+    note = record_config_error(settings, report)
+    if note is not None:
+        sys.stderr.write(f"maf-preflight: {note}\n")
     return int(MafExitCode.CONFIG_ERROR)
 
 

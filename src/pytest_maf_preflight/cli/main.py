@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from ..runtime.base import RuntimeStateError
 from .common import PROG, CliError, CliExit, describe_os_error, error_line
 
 EPILOG = """\
@@ -61,6 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(error_line(exc.message), file=sys.stderr)
         return int(exc.code)
+    except RuntimeStateError as exc:  # a runtime that opened but then failed (locked, corrupt)
+        print(error_line(str(exc)), file=sys.stderr)
+        return int(CliExit.USAGE)
     except KeyboardInterrupt:
         print(error_line("interrupted"), file=sys.stderr)
         return 130

@@ -55,7 +55,7 @@ def _settings(mode: str | None) -> RuntimeSettings:
     from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
     try:
-        return resolve_runtime_settings(Path.cwd(), os.environ, mode)
+        return resolve_runtime_settings(Path.cwd(), os.environ, mode, cli_source="--mode")
     except RuntimeConfigError as exc:
         raise CliError(str(exc)) from None
 

@@ -50,8 +50,8 @@ class SmokeOutcome:
             self.status = "skipped"
 
 
-def snapshot_of(loaded: LoadedConfig, at: float) -> ConfigSnapshot:
-    document = redact_mapping(loaded.document)
+def snapshot_of(loaded: LoadedConfig, at: float, secrets: Sequence[str] = ()) -> ConfigSnapshot:
+    document = redact_mapping(loaded.document, secrets)
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode())
     return ConfigSnapshot(config_id=loaded.id, version=loaded.config.version,
                           config_type=loaded.config_type, content_hash=digest.hexdigest(),
@@ -96,9 +96,11 @@ def result_message(execution: ExecutionRecord) -> Message:
 def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_at: float,
                  gate_open: bool | None, exit_code: int, results: Iterable[CheckResult],
                  smoke: Iterable[SmokeOutcome], loaded: Iterable[LoadedConfig],
-                 details: Mapping[str, Any]) -> SessionBundle:
+                 details: Mapping[str, Any], secrets: Sequence[str] = (),
+                 status: str | None = None) -> SessionBundle:
     finished = now()
-    status = "open" if gate_open else ("closed" if gate_open is not None else "interrupted")
+    if status is None:
+        status = "open" if gate_open else ("closed" if gate_open is not None else "interrupted")
     session = SessionRecord(id=new_id(), agent_id=agent_id, environment=environment,
                             started_at=started_at, completed_at=finished,
                             status=status,  # type: ignore[arg-type]
@@ -108,5 +110,5 @@ def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_
                         *(_smoke_execution(session.id, agent_id, s) for s in smoke)])
     return SessionBundle(
         session=session, executions=executions,
-        snapshots=tuple(snapshot_of(c, finished) for c in loaded),
+        snapshots=tuple(snapshot_of(c, finished, secrets) for c in loaded),
         messages=tuple(result_message(e) for e in executions))

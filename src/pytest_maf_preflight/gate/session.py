@@ -153,43 +153,57 @@ class PreflightGate:
 
     def _record(self, exit_code: int) -> None:
         """Write the session's bundle once; a mode that fails now hands over to the next."""
-        if self.opened is None or not (self.ran or self.smoke_outcomes):
+        opened = self.opened
+        if opened is None or not (self.ran or self.smoke_outcomes):
             return
         decision = self.decision
         bundle = build_bundle(
             agent_id=self.settings.agent_id, environment=self.settings.environment,
-            runtime_mode=self.opened.mode, started_at=self.started_at,
+            runtime_mode=opened.mode, started_at=self.started_at,
             gate_open=decision.open if decision is not None else None, exit_code=exit_code,
             results=self.results.values(), smoke=self.smoke_outcomes.values(),
-            loaded=self.loaded,
+            loaded=self.loaded, secrets=self._secrets(),
             details={"blocking": list(decision.blocking) if decision else [],
                      "warnings": list(decision.warnings) if decision else [],
                      "rootdir": str(self.settings.rootdir)})
-        opened = self.opened
         while True:
+            # The session says which mode holds it, also after a fallback.
+            bundle = dataclasses.replace(
+                bundle, session=dataclasses.replace(bundle.session, runtime_mode=opened.mode))
             try:
                 opened.runtime.record_session(bundle)
-            except RuntimeStateError as exc:
+            except (RuntimeStateError, OSError) as exc:
                 opened.runtime.close()
                 self.runtime_notes.append(f"runtime {opened.mode} could not record: {exc}")
                 try:
                     opened = open_chain(self.settings.runtime, opened.remaining)
                 except RuntimeUnavailable as unavailable:
                     self.runtime_notes.append(f"the session was not recorded: {unavailable}")
+                    self.opened = None
                     return
+                self.runtime_notes.extend(f"runtime {note}; using the next mode"
+                                          for note in opened.skipped)
+                self.opened = opened
                 continue
-            try:
-                opened.runtime.heartbeat(self.settings.agent_id,
-                                         details={"environment": self.settings.environment})
-            except RuntimeStateError as exc:  # the session itself is recorded; say what is not
-                self.runtime_notes.append(f"agent heartbeat not recorded: {exc}")
+            break
+        self._after_record(opened, len(bundle.executions))
+
+    def _after_record(self, opened: OpenedRuntime, count: int) -> None:
+        try:
+            opened.runtime.heartbeat(self.settings.agent_id,
+                                     details={"environment": self.settings.environment})
             info = opened.runtime.info()
-            self.runtime_notes.append(
-                f"recorded {len(bundle.executions)} execution(s) in {opened.mode} "
-                f"({info.location})")
-            opened.runtime.close()
-            self.opened = opened
+        except (RuntimeStateError, OSError) as exc:  # the session itself is recorded
+            self.runtime_notes.append(f"recorded {count} execution(s) in {opened.mode}; "
+                                      f"then: {exc}")
             return
+        self.runtime_notes.extend(f"runtime {opened.mode}: {note}" for note in info.notes)
+        if opened.mode == "memory":
+            self.runtime_notes.append(f"recorded {count} execution(s) in memory only: they are "
+                                      "lost when pytest exits")
+        else:
+            self.runtime_notes.append(f"recorded {count} execution(s) in {opened.mode} "
+                                      f"({info.location})")
 
     def run_gate(self) -> None:
         if self.ran:
@@ -419,7 +433,11 @@ class PreflightGate:
                 pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
                 pytest.ExitCode.NO_TESTS_COLLECTED) or stopped_by_maxfail):
             session.exitstatus = MafExitCode.GATE_CLOSED
-        self._record(int(session.exitstatus))
+        try:
+            self._record(int(session.exitstatus))
+        finally:
+            if self.opened is not None:
+                self.opened.runtime.close()
         if self.settings.report_path is not None:
             data = json.dumps(self.report(int(session.exitstatus)), indent=2, default=str)
             try:
@@ -467,7 +485,8 @@ class PreflightGate:
             tr.write_line(f"maf-preflight: {message}", yellow=True)
         for note in self.runtime_notes:
             tr.write_line(f"maf-preflight: {note}",
-                          **({} if note.startswith("recorded ") else {"yellow": True}))
+                          **({} if note.startswith("recorded ") and "memory only" not in note
+                             else {"yellow": True}))
         decision = self.decision
         if decision is not None:
             if decision.open and not self.results and not self.smoke_ids:
@@ -514,6 +533,28 @@ def preload(config: pytest.Config, settings: Settings) -> str | None:
         return exc.format(settings.rootdir)
     except Exception as exc:  # a plugin's check type that cannot register or build a schema
         return f"cannot prepare the check types: {type(exc).__name__}: {exc}"
+    return None
+
+
+def record_config_error(settings: Settings, report: str) -> str | None:
+    """Record a session that ended on invalid configs (no check ran); return a note or None.
+
+    Best effort: the run ends with exit code 11 whatever happens here.
+    """
+    try:
+        opened = open_chain(settings.runtime)
+    except RuntimeUnavailable as exc:
+        return f"the session was not recorded: {exc}"
+    with opened.runtime as runtime:
+        bundle = build_bundle(
+            agent_id=settings.agent_id, environment=settings.environment,
+            runtime_mode=opened.mode, started_at=time.time(), gate_open=False,
+            exit_code=int(MafExitCode.CONFIG_ERROR), results=(), smoke=(), loaded=(),
+            details={"config_errors": report.splitlines()[1:]}, status="config_error")
+        try:
+            runtime.record_session(bundle)
+        except (RuntimeStateError, OSError) as exc:
+            return f"the session was not recorded: {exc}"
     return None
 
 

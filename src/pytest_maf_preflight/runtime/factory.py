@@ -40,13 +40,14 @@ class RuntimeSettings:
 
 
 def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str | None = None,
-                             ini: str = "") -> RuntimeSettings:
+                             ini: str = "", *, cli_source: str = "--maf-runtime"
+                             ) -> RuntimeSettings:
     """``--maf-runtime`` > ``MAF_RUNTIME_MODE`` > ``MAF_RUNTIME`` > ini ``maf_runtime`` > default.
 
     ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT`` place the files; relative paths are taken from
     the rootdir, like every other path of the plugin.
     """
-    candidates = ((cli, "--maf-runtime"),
+    candidates = ((cli, cli_source),
                   (environ.get("MAF_RUNTIME_MODE"), "MAF_RUNTIME_MODE environment variable"),
                   (environ.get("MAF_RUNTIME"), "MAF_RUNTIME environment variable"),
                   (ini, "maf_runtime in the config file"))

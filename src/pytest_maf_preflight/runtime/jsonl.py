@@ -211,24 +211,30 @@ class JsonRuntime(RuntimeState):
             os.close(os.open(tail.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666))
         self._refresh()
 
-    def __enter__(self) -> JsonRuntime:
-        return self
-
     # --- locking, reading and appending -----------------------------------------------------
 
     @contextmanager
     def _locked(self, starting: bool = False) -> Iterator[None]:
         import filelock
 
+        error = RuntimeUnavailable if starting else RuntimeStateError
         with self._mutex:
             try:
                 self._lock.acquire()
             except filelock.Timeout as exc:
-                error = RuntimeUnavailable if starting else RuntimeStateError
                 raise error(f"the JSON runtime lock {self._lock.lock_file} was held for more "
                             f"than {LOCK_TIMEOUT:g} s") from exc
+            except OSError as exc:
+                raise error(f"cannot lock {self._lock.lock_file}: {exc.strerror or exc}"
+                            ) from exc
             try:
                 yield
+            except OSError as exc:
+                # Any file problem while the lock is held (EACCES, EIO, ENOSPC, a directory
+                # where a log should be) is the runtime's error, for the caller's fallback.
+                raise error(f"cannot use the JSON runtime under {self.root}: "
+                            f"{exc.strerror or exc}"
+                            + (f" ({exc.filename})" if exc.filename else "")) from exc
             finally:
                 self._lock.release()
 
