@@ -219,3 +219,34 @@ def test_a_config_error_session_is_recorded(pytester: pytest.Pytester, write_con
     db = pytester.path / ".maf" / "runtime.db"
     assert rows(db, "select status, exit_code from preflight_sessions") == [("config_error", 11)]
     assert rows(db, "select count(*) from preflight_executions") == [(0,)]
+
+
+def test_smoke_failures_are_recorded_with_their_cause(pytester: pytest.Pytester,
+                                                      write_config) -> None:
+    write_config("checks.yaml", CHECKS)
+    pytester.makepyfile(test_app=textwrap.dedent("""
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("fixture could not start")
+
+        @pytest.mark.maf_smoke
+        def test_asserts():
+            assert 1 + 1 == 3
+
+        @pytest.mark.maf_smoke
+        def test_setup_fails(broken):
+            pass
+    """))
+    result = gate(pytester)
+    assert result.ret == 10
+    db = pytester.path / ".maf" / "runtime.db"
+    smoke = dict((str(c), (s, m)) for c, s, m in rows(
+        db, "select config_id, status, error_message from preflight_executions "
+            "where kind = 'smoke'"))
+    assert smoke["test_app.py::test_asserts"][0] == "failed"
+    assert "assert (1 + 1) == 3" in str(smoke["test_app.py::test_asserts"][1])
+    assert smoke["test_app.py::test_setup_fails"] == (
+        "error", "setup: RuntimeError: fixture could not start")
+    assert rows(db, "select status, exit_code from preflight_sessions") == [("closed", 10)]

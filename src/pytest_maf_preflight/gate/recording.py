@@ -43,9 +43,13 @@ class SmokeOutcome:
         self.completed_at = max(self.completed_at, stop)
         self.duration += report.duration
         if report.failed:
-            self.status = "failed"
+            # A failure outside the test body (fixture setup, teardown) is an error, as pytest
+            # itself counts it.
+            self.status = "failed" if report.when == "call" else "error"
+            crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
             text = report.longreprtext.strip().splitlines()
-            self.error = redact_text(text[-1] if text else "failed", secrets)[:500]
+            message = crash or (text[-1] if text else "failed")
+            self.error = redact_text(f"{report.when}: {message}", secrets)[:500]
         elif report.skipped and self.status == "passed":
             self.status = "skipped"
 

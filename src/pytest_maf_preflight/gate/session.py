@@ -418,6 +418,8 @@ class PreflightGate:
             line += f" (no active checks in {where})"
         return [line, *(f"maf-preflight: WARNING {note}" for note in self.runtime_notes)]
 
+    # trylast: the exit code we record and may replace is the one other plugins settled on.
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             workeroutput = getattr(self.config, "workeroutput", None)
