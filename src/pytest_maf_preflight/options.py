@@ -1,24 +1,12 @@
-"""Command-line options, ini keys and environment variables, resolved once into ``Settings``.
+"""Command-line options and ini keys, declared (``settings`` resolves them).
 
-Help strings are module constants shared by ``addoption`` and ``addini``. Precedence is
-CLI > environment > ini > default, and every validation error names the source it came from.
+Help strings are module constants shared by ``addoption`` and ``addini``. This module is
+loaded in every pytest run, so it holds declarations only.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import pytest
-
-if TYPE_CHECKING:
-    from .runtime.factory import RuntimeSettings
-
-from .names import DEFAULT_CONFIG_DIR, NAME_PATTERN, NAME_RULE, environment_name
 
 HELP_PREFLIGHT = "Run the preflight gate before the session and skip the rest when it closes"
 HELP_ONLY = "Run the preflight gate (config checks and maf_smoke tests) and nothing else"
@@ -40,8 +28,6 @@ DEFAULT_AGENT = "anonymous"
 DEFAULT_MAX_CONCURRENCY = 50
 DEFAULT_MAX_CONFIG_BYTES = 1024 * 1024
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -78,163 +64,3 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_preflight_base_url", HELP_BASE_URL, default="")
     parser.addini("maf_preflight_max_config_bytes", HELP_MAX_CONFIG_BYTES, default="")
     parser.addini("maf_runtime", HELP_RUNTIME, default="")
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    """Everything the plugin reads from options, environment and ini, resolved once."""
-
-    enabled: bool
-    only: bool
-    rootdir: Path
-    config_paths: tuple[Path, ...]
-    environment: str
-    agent_id: str
-    report_path: Path | None
-    warnings_as_errors: bool
-    max_concurrency: int
-    base_url: str | None
-    max_config_bytes: int
-    runtime: RuntimeSettings
-
-
-def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
-          ) -> bool:
-    if cli:
-        return True
-    for name in env_names:
-        raw = environ.get(name)
-        if raw is not None:
-            value = raw.strip().lower()
-            if value in _TRUE:
-                return True
-            if value in _FALSE:
-                return False
-            raise pytest.UsageError(
-                f"{name} environment variable: expected one of 1/0/true/false, got {raw!r}"
-            )
-    return ini
-
-
-def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
-    """The first non-empty value and the name of the source it came from."""
-    for value, source in candidates:
-        if value:
-            return value, source
-    return None
-
-
-def _positive_int(value: str, source: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise pytest.UsageError(f"{source}: expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise pytest.UsageError(f"{source}: expected a number of at least 1, got {number}")
-    return number
-
-
-def _name(value: str, source: str) -> str:
-    if len(value) > 128 or not re.fullmatch(NAME_PATTERN, value):
-        raise pytest.UsageError(
-            f"{source}: {value!r} is not a valid name ({NAME_RULE}; at most 128 characters)")
-    return value
-
-
-#: Options whose value is a path. pytest chooses the rootdir and ini file before it knows
-#: plugin options, so a separate value ("--opt PATH") is taken for a test path there and can
-#: move the rootdir away from the project, and with it the default config directory.
-_PATH_OPTIONS = ("--maf-preflight-config", "--maf-preflight-report")
-
-
-def _check_path_option_form(args: Sequence[str]) -> None:
-    for arg in args:
-        if arg in _PATH_OPTIONS:
-            raise pytest.UsageError(
-                f"write {arg}=PATH (with '='): pytest chooses the rootdir before it knows this "
-                "option, and would take a separate PATH for a test path")
-
-
-def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
-    """Resolve ``Settings`` from CLI > environment > ini > default."""
-    _check_path_option_form(config.invocation_params.args)
-    env = os.environ if environ is None else environ
-    opt = config.option
-    rootdir = Path(config.rootpath)
-
-    enabled = _flag(opt.maf_preflight, ("MAF_PREFLIGHT",), bool(config.getini("maf_preflight")),
-                    env)
-    only = _flag(opt.maf_preflight_only, (), bool(config.getini("maf_preflight_only")), env)
-    if only:
-        enabled = True
-
-    paths: list[Path] = [rootdir / DEFAULT_CONFIG_DIR]
-    for raw in config.getini("maf_preflight_paths"):
-        paths.append(rootdir / os.path.expanduser(str(raw)))
-    for raw in opt.maf_preflight_config:
-        paths.append(Path(os.path.expanduser(raw)).resolve())
-
-    try:
-        environment = environment_name(opt.maf_env, env, str(config.getini("maf_env")))
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    agent = _first(
-        (opt.maf_agent_id, "--maf-agent-id"),
-        (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
-        (env.get("AGENT_NAME"), "AGENT_NAME environment variable"),
-        (config.getini("maf_agent_id"), "maf_agent_id in the config file"),
-    )
-    report = _first(
-        (opt.maf_preflight_report, "--maf-preflight-report"),
-        (config.getini("maf_preflight_report"), "maf_preflight_report in the config file"),
-    )
-    concurrency = _first(
-        (opt.maf_preflight_max_concurrency, "--maf-preflight-max-concurrency"),
-        (env.get("MAF_PREFLIGHT_MAX_CONCURRENCY"),
-         "MAF_PREFLIGHT_MAX_CONCURRENCY environment variable"),
-        (config.getini("maf_preflight_max_concurrency"),
-         "maf_preflight_max_concurrency in the config file"),
-    )
-    base_url = _first(
-        (opt.maf_preflight_base_url, "--maf-preflight-base-url"),
-        (env.get("MAF_PREFLIGHT_BASE_URL"), "MAF_PREFLIGHT_BASE_URL environment variable"),
-        (config.getini("maf_preflight_base_url"), "maf_preflight_base_url in the config file"),
-    )
-    max_bytes = _first(
-        (config.getini("maf_preflight_max_config_bytes"),
-         "maf_preflight_max_config_bytes in the config file"),
-    )
-    warnings_as_errors = _flag(
-        opt.maf_preflight_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
-        bool(config.getini("maf_preflight_warnings_as_errors")), env,
-    )
-    report_path = None
-    if report:
-        report_path = Path(report[0])
-        if not report_path.is_absolute():
-            base = Path(config.invocation_params.dir) if report[1].startswith("--") else rootdir
-            report_path = base / report_path
-
-    from .runtime.factory import RuntimeConfigError, resolve_runtime_settings
-
-    try:
-        runtime = resolve_runtime_settings(rootdir, env, opt.maf_runtime,
-                                           str(config.getini("maf_runtime")))
-    except RuntimeConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
-
-    return Settings(
-        runtime=runtime,
-        enabled=enabled,
-        only=only,
-        rootdir=rootdir,
-        config_paths=tuple(dict.fromkeys(paths)),
-        environment=environment,
-        agent_id=_name(*agent) if agent else DEFAULT_AGENT,
-        report_path=report_path,
-        warnings_as_errors=warnings_as_errors,
-        max_concurrency=(_positive_int(*concurrency) if concurrency
-                         else DEFAULT_MAX_CONCURRENCY),
-        base_url=base_url[0] if base_url else None,
-        max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
-    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Generator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -21,10 +21,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from .agent import MafAgent
     from .checks.base import CheckResult
     from .config.manager import PreflightConfigManager
     from .runtime.base import RuntimeState
-    from .runtime.factory import RuntimeSettings
+    from .settings import Settings
 
 _MARKERS = (
     "maf_smoke: part of the preflight gate; runs right after the config checks, and its "
@@ -34,7 +35,7 @@ _MARKERS = (
     "maf_runtime(\"configured\"): the maf_runtime fixture gives the configured runtime (the "
     "one the gate records in) instead of a temporary one",
 )
-_SETTINGS_KEY = pytest.StashKey["options.Settings"]()
+_SETTINGS_KEY = pytest.StashKey["Settings"]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -47,9 +48,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
-def _settings(config: pytest.Config) -> options.Settings:
+def _settings(config: pytest.Config) -> Settings:
     if _SETTINGS_KEY not in config.stash:
-        config.stash[_SETTINGS_KEY] = options.resolve(config)
+        from .settings import resolve
+
+        config.stash[_SETTINGS_KEY] = resolve(config)
     return config.stash[_SETTINGS_KEY]
 
 
@@ -122,26 +125,6 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
 
 # --- fixtures -----------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class MafAgent:
-    """The agent this session runs for."""
-
-    id: str
-    environment: str
-    runtime_settings: RuntimeSettings | None = dataclasses.field(default=None, repr=False,
-                                                                 compare=False)
-
-    def heartbeat(self, **details: Any) -> float:
-        """Record that this agent is alive, in the configured runtime; return the time."""
-        from .runtime.factory import open_chain
-
-        if self.runtime_settings is None:
-            raise RuntimeError("this MafAgent has no runtime to record heartbeats in")
-        opened = open_chain(self.runtime_settings)
-        with opened.runtime as runtime:
-            return runtime.heartbeat(self.id, details=details).last_heartbeat
-
-
 @pytest.fixture(scope="session")
 def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
     """The agent: id, environment, and ``heartbeat(**details)`` into the configured runtime.
@@ -149,6 +132,8 @@ def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
     The id comes from ``--maf-agent-id`` > ``MAF_AGENT_ID`` > ``AGENT_NAME`` > ini
     ``maf_agent_id`` > ``anonymous``.
     """
+    from .agent import MafAgent
+
     settings = _settings(pytestconfig)
     return MafAgent(id=settings.agent_id, environment=settings.environment,
                     runtime_settings=settings.runtime)
@@ -206,4 +191,3 @@ def maf_preflight_results(pytestconfig: pytest.Config) -> Mapping[str, CheckResu
     return dict(gate.results)
 
 
-__all__: Any = ["MafAgent"]

@@ -27,10 +27,10 @@ from ..config.errors import ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..config.models import SmokeTestBody
 from ..exitcodes import MafExitCode
-from ..options import Settings
 from ..redaction import is_secret_key
 from ..runtime.base import RuntimeStateError, RuntimeUnavailable
 from ..runtime.factory import OpenedRuntime, open_chain
+from ..settings import Settings
 from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierAborted, SmokeBarrierTimeout
 from .decision import GateDecision, default_decision, is_blocking
 from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
