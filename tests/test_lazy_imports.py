@@ -8,7 +8,7 @@ import pytest
 
 HEAVY = ("pydantic", "jsonschema", "sqlite3", "yaml", "pytest_maf_preflight.gate.session",
          "pytest_maf_preflight.config.loader", "pytest_maf_preflight.protocol",
-         "pytest_maf_preflight.runtime.sqlite")
+         "pytest_maf_preflight.runtime.sqlite", "pytest_maf_preflight.settings")
 
 CONFTEST = f"""
 import json, sys
