@@ -191,6 +191,71 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
             "record_ratio": recorded_ms / gate_ms}
 
 
+def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, float]:
+    """``count`` api checks against a local server that answers each request after ``delay``
+    seconds: the gate (all at once, max_concurrency 50) beside the same checks one after
+    another and beside one check alone. The sequential baseline takes ``count * delay`` seconds,
+    so it runs once; the gate and the single check take the median of a few repetitions."""
+    import http.server
+    import threading
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from pytest_maf_preflight.checks import api
+    from pytest_maf_preflight.checks.base import CheckContext
+    from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            time.sleep(delay)
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+        request_queue_size = 128  # all checks connect at once
+
+    httpd = Server(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        planned = [PlannedCheck(f"api-{i}", f"api {i}", "critical", api.CHECK_TYPE,
+                                api.ApiDefinition.model_validate(
+                                    {"endpoint": f"/health/{i}", "json": {"status": "ok"}}),
+                                10.0, 0, 0.0)
+                   for i in range(count)]
+        ctx = CheckContext(rootdir=ROOT, environ=dict(os.environ), environment="development",
+                           agent_id="bench", base_url=base)
+
+        def timed(checks: list[Any], concurrency: int) -> float:
+            start = time.perf_counter()
+            results = run_checks(checks, ctx, max_concurrency=concurrency)
+            elapsed = time.perf_counter() - start
+            assert all(r.passed for r in results), [r.observed for r in results if not r.passed]
+            return elapsed
+
+        reps = 2 if runs <= 5 else 7
+        timed(planned[:1], 1)  # warm-up
+        one = [timed(planned[:1], 1) for _ in range(reps)]
+        gate = [timed(planned, 50) for _ in range(reps)]
+        sequential = timed(planned, 1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    gate_ms, one_ms, seq_ms = _median_ms(gate), _median_ms(one), sequential * 1000
+    return {"checks": count, "delay_ms": delay * 1000, "gate_ms": gate_ms, "one_check_ms": one_ms,
+            "sequential_ms": seq_ms, "gate_over_one": gate_ms / one_ms,
+            "sequential_over_gate": seq_ms / gate_ms}
+
+
 def _interleave(variants: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for fn in variants.values():
@@ -216,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle_cost": bench_idle_cost(runs),
         "local_gate": bench_local_gate(runs),
         "recording": bench_recording(runs),
+        "api_gate": bench_api_gate(runs),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -239,6 +305,14 @@ def main(argv: list[str] | None = None) -> int:
           "  (target >= 20,000 rows/s)")
     print(f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
           f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}")
+    net = figures["api_gate"]
+    print(f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
+          f"{net['delay_ms']:.0f} ms")
+    print(f"  gate (max_concurrency 50):    {net['gate_ms']:8.1f} ms")
+    print(f"  one check alone:              {net['one_check_ms']:8.1f} ms")
+    print(f"  one after another (baseline): {net['sequential_ms']:8.1f} ms")
+    print(f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
+          f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)")
     return 0
 
 

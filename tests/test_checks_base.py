@@ -27,7 +27,7 @@ def test_builtin_registry_knows_every_documented_type() -> None:
     assert registry.names() == ["api", "command", "database", "environment", "file_system",
                                 "integration", "performance", "python"]
     runnable = {t.name for t in registry if t.run is not None}
-    assert runnable == {"command", "environment", "file_system", "python"}
+    assert {"api", "command", "database", "environment", "file_system", "python"} <= runnable
 
 
 def test_registering_a_name_twice_is_refused() -> None:

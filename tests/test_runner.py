@@ -29,6 +29,7 @@ from pytest_maf_preflight.checks.base import (
     Definition,
     Observation,
 )
+from pytest_maf_preflight.checks.builtin import builtin_registry
 from pytest_maf_preflight.checks.command import CommandDefinition
 from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
 
@@ -322,15 +323,10 @@ def test_type_without_a_runner_fails_closed(tmp_path: Path) -> None:
     assert result.attempts == 1
 
 
-def test_network_types_fail_closed(tmp_path: Path) -> None:
-    from pytest_maf_preflight.checks.network_models import CHECK_TYPES, DatabaseDefinition
-
-    checks = [PlannedCheck(check_id=t.name, name=t.name, severity="critical", check_type=t,
-                           definition=DatabaseDefinition(url="tcp://localhost:1"),
-                           timeout=5.0, retry_count=0, retry_delay=0.0) for t in CHECK_TYPES]
-    results = run_checks(checks, _ctx(tmp_path))
-    assert {r.test_type for r in results} == {"api", "database", "integration", "performance"}
-    assert all(r.status is CheckStatus.ERROR for r in results)
+def test_every_builtin_type_can_run() -> None:
+    # run=None (failing closed) is left for types that load but cannot run: reservation
+    # checks, until their work lands. Every smoke test_type has a runner.
+    assert all(t.run is not None for t in builtin_registry())
 
 
 def test_check_failure_exception_is_a_failed_result(tmp_path: Path) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from . import command, environment, file_system, network_models, python_env
+from . import api, command, database, environment, file_system, integration, performance, python_env
 from .base import CheckRegistry, CheckType
 
 BUILTIN_TYPES: list[CheckType] = [
+    api.CHECK_TYPE,
     command.CHECK_TYPE,
+    database.CHECK_TYPE,
     environment.CHECK_TYPE,
     file_system.CHECK_TYPE,
+    integration.CHECK_TYPE,
+    performance.CHECK_TYPE,
     python_env.CHECK_TYPE,
-    *network_models.CHECK_TYPES,
 ]
 
 

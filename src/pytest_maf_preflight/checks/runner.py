@@ -42,6 +42,8 @@ class PlannedCheck:
     retry_delay: float
     config_file: str = ""
     config_version: str = ""
+    #: For a group (``integration``): the ids of the checks whose results decide it.
+    members: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -141,7 +143,10 @@ def run_checks(
     abandoned = 0
     states = [_State() for _ in checks]
     results: list[CheckResult | None] = [None] * len(checks)
-    ready: list[tuple[float, int]] = [(0.0, i) for i in range(len(checks))]  # (not before, index)
+    # Groups are decided from their members' results, never run; everything else is queued.
+    groups = [i for i, c in enumerate(checks) if c.members]
+    ready: list[tuple[float, int]] = [(0.0, i) for i, c in enumerate(checks) if not c.members]
+    by_id = {c.check_id: i for i, c in enumerate(checks) if not c.members}
     running: dict[int, tuple[int, float]] = {}  # index -> (attempt number, deadline)
     tokens = itertools.count()
 
@@ -176,7 +181,8 @@ def run_checks(
         state = states[index]
         state.last = attempt
         check = checks[index]
-        if attempt.status is not CheckStatus.PASSED and state.attempts <= check.retry_count:
+        if (attempt.status is not CheckStatus.PASSED and state.attempts <= check.retry_count
+                and not check.members):  # a group is decided once, from its members
             delay = check.retry_delay * (2 ** (state.attempts - 1))
             heapq.heappush(ready, (time.monotonic() + delay, index))
             return
@@ -197,7 +203,24 @@ def run_checks(
         results[index] = result
         if on_result is not None:
             on_result(result)
+        decide_groups()
 
+    def decide_groups() -> None:
+        from .integration import decide
+
+        for group in list(groups):
+            members = checks[group].members
+            if any(cid in by_id and results[by_id[cid]] is None for cid in members):
+                continue
+            groups.remove(group)
+            state = states[group]
+            state.attempts, state.started, state.started_wall = 1, time.monotonic(), time.time()
+            observation = decide({cid: results[by_id[cid]] if cid in by_id else None
+                                  for cid in members})
+            finish(group, _Attempt(CheckStatus.PASSED if observation.passed
+                                   else CheckStatus.FAILED, observation))
+
+    decide_groups()  # groups whose members are all unknown are decided at once
     while not all(s.done for s in states):
         now = time.monotonic()
         while ready and ready[0][0] <= now and len(running) < max_concurrency:

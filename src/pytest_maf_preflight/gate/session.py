@@ -565,9 +565,12 @@ def _plan(loaded: LoadedConfig, lookup: Any) -> PlannedCheck | None:
     if not config.is_active or config.config_type == "escalation_path":
         return None
     body = loaded.body
+    members: tuple[str, ...] = ()
     if isinstance(body, SmokeTestBody):
         check_type: CheckType = lookup(body.test_type)
         timeout, retries, delay = body.timeout_seconds, body.retry_count, body.retry_delay_seconds
+        if body.test_type == "integration":
+            members = tuple(getattr(loaded.definition, "checks", ()))
     else:
         # Reservation checks load, but cannot run yet: they fail closed rather than pass.
         check_type = CheckType(f"reservation_check/{getattr(body, 'check_type', '?')}",
@@ -577,7 +580,7 @@ def _plan(loaded: LoadedConfig, lookup: Any) -> PlannedCheck | None:
         check_id=config.id, name=config.name, severity=config.severity.value,
         check_type=check_type, definition=loaded.definition, timeout=timeout,
         retry_count=retries, retry_delay=delay, config_file=str(loaded.file),
-        config_version=config.version)
+        config_version=config.version, members=members)
 
 
 class XdistController:
