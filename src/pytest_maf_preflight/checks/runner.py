@@ -1,7 +1,7 @@
 """Running checks: concurrently in a bounded pool, each attempt with a hard deadline, retries
 with exponential backoff, results in a stable order.
 
-Attempts run on a pool of daemon worker threads that grows (doubling every few milliseconds)
+Attempts run on a pool of daemon worker threads that grows (quadrupling every few milliseconds)
 while attempts are queued, up to the concurrency cap; the calling thread schedules attempts and
 watches their deadlines. A thread cannot be killed, so an attempt that overruns its deadline is
 abandoned: its result is ``timeout`` at the deadline, whatever it returns later is ignored, and
@@ -158,7 +158,7 @@ def run_checks(
     def grow() -> bool:
         """Start more workers while attempts wait for one; True while some still wait.
 
-        The pool doubles each time work is still queued a tick later, so fast local checks
+        The pool quadruples each time work is still queued a tick later, so fast local checks
         share a few threads (a thread start costs more than such a check) while slow network
         checks reach full concurrency within a few milliseconds.
         """
@@ -171,7 +171,8 @@ def run_checks(
         if workers and now - grown_at < _GROWTH_TICK:
             return True
         grown_at = now
-        for _ in range(min(max(workers, 1), backlog, limit - workers)):
+        # Quadruple each tick: slow network checks reach 64 workers in three ticks.
+        for _ in range(min(max(3 * workers, 1), backlog, limit - workers)):
             threading.Thread(target=worker, name=f"maf-check-worker-{next(tokens)}",
                              daemon=True).start()
             workers += 1
