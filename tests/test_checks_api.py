@@ -412,3 +412,5 @@ def test_plugin_gate_closed_by_failing_api_check(pytester: pytest.Pytester, writ
     output = result.stdout.str()
     assert "status 200" in output
     assert "json status is 'ok', expected 'degraded'" in output
+    result.stdout.fnmatch_lines([f"  request:  GET {server}/json*",
+                                 "  response: 200 '{*"])

@@ -93,6 +93,13 @@ def format_failure(result: CheckResult, root: Path) -> str:
     if result.expected:
         lines.append(f"  expected: {result.expected}")
     lines.append(f"  observed: {result.observed or result.message}")
+    request = result.details.get("request")
+    if isinstance(request, dict):  # api checks: what was asked, and the start of the answer
+        lines.append(f"  request:  {request.get('method', '')} {request.get('url', '')}")
+        if "status" in result.details:
+            body = str(result.details.get("body", ""))
+            shown = body[:200] + ("..." if len(body) > 200 else "")
+            lines.append(f"  response: {result.details['status']} {shown!r}")
     if result.message and result.message != result.observed:
         lines.append(f"  error:    {result.message}")
     lines.append(f"  config:   {file}")
