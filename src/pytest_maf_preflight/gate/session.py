@@ -75,6 +75,7 @@ class PreflightGate:
         self.barrier_dir: Path | None = None
         self.barrier_error: str | None = None
         self.barrier_passed = False
+        self.barrier_aborted = False
         self.dist_mode = "no"
         self.registry: CheckRegistry | None = None  # set at session start (not on workers)
         self.worker_errors: list[str] = []  # why workers closed the gate (controller only)
@@ -100,6 +101,7 @@ class PreflightGate:
     # --- decisions ------------------------------------------------------------------------
 
     def _secrets(self) -> list[str]:
+        # Read each time: a test may set a secret variable after the session started.
         return [v for k, v in os.environ.items() if v and is_secret_key(k)]
 
     def is_blocking(self, result: CheckResult) -> bool:
@@ -231,6 +233,7 @@ class PreflightGate:
         self.run_gate()
         if self.barrier_dir is None:
             self.barrier_dir = Path(tempfile.mkdtemp(prefix="maf-preflight-gate-"))
+            self.barrier = SmokeBarrier(self.barrier_dir)
         return {"descriptors": [dict(d) for d in self.descriptors],
                 "results": [r.to_dict() for r in self.results.values()],
                 "barrier_dir": str(self.barrier_dir),
@@ -316,7 +319,7 @@ class PreflightGate:
             # Every smoke test runs, like every config check: the gate reports all its
             # failures at once, and the same ones with or without xdist.
             return self.config_decision
-        if self.is_worker and not _is_smoke(item) and self.barrier is not None:
+        if self.is_worker and self.barrier is not None:
             if self.barrier_error is None and not self.barrier_passed:
                 try:
                     failed = self.barrier.wait(self.smoke_ids)
@@ -380,12 +383,12 @@ class PreflightGate:
     # trylast: after pytest's Session counted the failure and set shouldfail for -x/--maxfail.
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        barrier = self.barrier
-        if not self.is_worker and self.barrier_dir is not None:
-            barrier = SmokeBarrier(self.barrier_dir)
+        barrier = self.barrier  # workers: from the payload; controller: once workers start
         smoke = _is_smoke_report(report) or (
-            # A crashed worker's report is made by the controller and carries no properties.
-            not self.is_worker and barrier is not None and report.nodeid in barrier.smoke_ids())
+            # A crashed worker's report is made by the controller and carries no properties;
+            # it is a failure, so only failures need the (file-backed) list of smoke ids.
+            report.failed and not self.is_worker and barrier is not None
+            and report.nodeid in barrier.smoke_ids())
         if smoke and not self.is_worker:
             self.smoke_outcomes.setdefault(report.nodeid, SmokeOutcome(report.nodeid)).add(
                 report, self._secrets())
@@ -400,8 +403,9 @@ class PreflightGate:
                 barrier.record(report.nodeid, report.nodeid in self.smoke_failures)
         session = self.session
         if (not self.is_worker and barrier is not None and session is not None
-                and (session.shouldfail or session.shouldstop)):
+                and not self.barrier_aborted and (session.shouldfail or session.shouldstop)):
             barrier.abort(str(session.shouldfail or session.shouldstop))
+            self.barrier_aborted = True
 
     # --- reporting ------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -98,13 +98,41 @@ class RuntimeState(abc.ABC):
         self.close()
 
 
+# The query rules, in one place, for the modes that filter in Python (memory, json); the SQLite
+# mode says the same in SQL.
+
+def checked_limit(limit: int | None) -> int | None:
+    """Limits are counts: a negative one is a caller's mistake in every mode."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be at least 0, got {limit}")
+    return limit
+
+
+def newest_sessions(rows: Iterable[SessionRecord], limit: int | None) -> list[SessionRecord]:
+    out = sorted(rows, key=lambda s: (s.started_at, s.id), reverse=True)
+    return out[:checked_limit(limit)]
+
+
+def newest_snapshots(rows: Iterable[ConfigSnapshot], config_id: str | None
+                     ) -> list[ConfigSnapshot]:
+    return sorted((s for s in rows if config_id is None or s.config_id == config_id),
+                  key=lambda s: (s.recorded_at, s.content_hash), reverse=True)
+
+
+def messages_in_order(rows: Iterable[Message], status: str | None = None,
+                      recipient: str | None = None) -> list[Message]:
+    """Oldest first, optionally only one status and one recipient."""
+    return sorted((m for m in rows if (status is None or m.status == status)
+                   and (recipient is None or m.recipient == recipient)),
+                  key=lambda m: (m.created_at, m.id))
+
+
 def filter_executions(rows: Sequence[ExecutionRecord], *, config_id: str | None,
                       status: str | None, session_id: str | None, limit: int | None
                       ) -> list[ExecutionRecord]:
-    """The query rule, in one place, for the modes that filter in Python (memory, json)."""
     out = [r for r in rows
            if (config_id is None or r.config_id == config_id)
            and (status is None or r.status == status)
            and (session_id is None or r.session_id == session_id)]
     out.sort(key=lambda r: (r.started_at, r.id), reverse=True)
-    return out[:limit] if limit is not None else out
+    return out[:checked_limit(limit)]

@@ -37,7 +37,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..atomic import write_atomic
-from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable, filter_executions
+from .base import (
+    RuntimeState,
+    RuntimeStateError,
+    RuntimeUnavailable,
+    checked_limit,
+    filter_executions,
+    messages_in_order,
+    newest_sessions,
+    newest_snapshots,
+)
 from .records import (
     AgentRecord,
     ConfigSnapshot,
@@ -469,9 +478,7 @@ class JsonRuntime(RuntimeState):
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         with self._current() as state:
-            rows = sorted(state.sessions.values(), key=lambda s: (s.started_at, s.id),
-                          reverse=True)
-        return rows[:limit] if limit is not None else rows
+            return newest_sessions(state.sessions.values(), limit)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._current() as state:
@@ -487,9 +494,7 @@ class JsonRuntime(RuntimeState):
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._current() as state:
-            rows = [s for s in state.snapshots.values()
-                    if config_id is None or s.config_id == config_id]
-        return sorted(rows, key=lambda s: (s.recorded_at, s.content_hash), reverse=True)
+            return newest_snapshots(state.snapshots.values(), config_id)
 
     # --- messages --------------------------------------------------------------------------
 
@@ -502,9 +507,8 @@ class JsonRuntime(RuntimeState):
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._current() as state:
-            queued = sorted((m for m in state.messages.values() if m.status == "queued"
-                             and (recipient is None or m.recipient == recipient)),
-                            key=lambda m: (m.created_at, m.id))[:limit]
+            queued = messages_in_order(state.messages.values(), "queued",
+                                       recipient)[:checked_limit(limit)]
             if not queued:
                 return []
             at = now()
@@ -525,8 +529,7 @@ class JsonRuntime(RuntimeState):
 
     def messages(self, status: str | None = None) -> list[Message]:
         with self._current() as state:
-            rows = [m for m in state.messages.values() if status is None or m.status == status]
-        return sorted(rows, key=lambda m: (m.created_at, m.id))
+            return messages_in_order(state.messages.values(), status)
 
     # --- agents ----------------------------------------------------------------------------
 

@@ -6,7 +6,14 @@ import dataclasses
 import threading
 from typing import Any
 
-from .base import RuntimeState, filter_executions
+from .base import (
+    RuntimeState,
+    checked_limit,
+    filter_executions,
+    messages_in_order,
+    newest_sessions,
+    newest_snapshots,
+)
 from .records import (
     AgentRecord,
     ConfigSnapshot,
@@ -42,9 +49,7 @@ class MemoryRuntime(RuntimeState):
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         with self._lock:
-            rows = sorted(self._sessions.values(), key=lambda s: (s.started_at, s.id),
-                          reverse=True)
-        return rows[:limit] if limit is not None else rows
+            return newest_sessions(self._sessions.values(), limit)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._lock:
@@ -60,9 +65,7 @@ class MemoryRuntime(RuntimeState):
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._lock:
-            rows = [s for s in self._snapshots.values()
-                    if config_id is None or s.config_id == config_id]
-        return sorted(rows, key=lambda s: (s.recorded_at, s.content_hash), reverse=True)
+            return newest_snapshots(self._snapshots.values(), config_id)
 
     def enqueue(self, message: Message) -> None:
         with self._lock:
@@ -70,9 +73,8 @@ class MemoryRuntime(RuntimeState):
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._lock:
-            queued = sorted((m for m in self._messages.values() if m.status == "queued"
-                             and (recipient is None or m.recipient == recipient)),
-                            key=lambda m: (m.created_at, m.id))[:limit]
+            queued = messages_in_order(self._messages.values(), "queued",
+                                       recipient)[:checked_limit(limit)]
             out = []
             for message in queued:
                 delivered = dataclasses.replace(message, status="delivered")
@@ -90,8 +92,7 @@ class MemoryRuntime(RuntimeState):
 
     def messages(self, status: str | None = None) -> list[Message]:
         with self._lock:
-            rows = [m for m in self._messages.values() if status is None or m.status == status]
-        return sorted(rows, key=lambda m: (m.created_at, m.id))
+            return messages_in_order(self._messages.values(), status)
 
     def heartbeat(self, agent_id: str, at: float | None = None,
                   details: dict[str, Any] | None = None) -> AgentRecord:

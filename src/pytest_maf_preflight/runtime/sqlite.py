@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable
+from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable, checked_limit
 from .records import (
     AgentRecord,
     ConfigSnapshot,
@@ -277,8 +277,7 @@ class SqliteRuntime(RuntimeState):
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         sql = _SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
-        rows = [_session(r) for r in self._select(*_limited(sql, [], limit))]
-        return _sliced(rows, limit)
+        return [_session(r) for r in self._select(*_limited(sql, [], limit))]
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         rows = self._select(_SELECT_SESSIONS + " WHERE id = ?", (session_id,))
@@ -300,8 +299,7 @@ class SqliteRuntime(RuntimeState):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id DESC"
-        rows = [_execution(r) for r in self._select(*_limited(sql, params, limit))]
-        return _sliced(rows, limit)
+        return [_execution(r) for r in self._select(*_limited(sql, params, limit))]
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         sql = _SELECT_SNAPSHOTS
@@ -323,7 +321,7 @@ class SqliteRuntime(RuntimeState):
             sql = (_SELECT_MESSAGES + " WHERE status = 'queued' "
                    "AND (? IS NULL OR recipient = ?) ORDER BY created_at, id")
             sql, params = _limited(sql, [recipient, recipient], limit)
-            picked = _sliced([_message(r) for r in conn.execute(sql, params)], limit)
+            picked = [_message(r) for r in conn.execute(sql, params)]
             conn.executemany("UPDATE messages SET status = 'delivered' WHERE id = ?",
                              [(m.id,) for m in picked])
             return [dataclasses.replace(m, status="delivered") for m in picked]
@@ -384,14 +382,9 @@ class SqliteRuntime(RuntimeState):
 
 
 def _limited(sql: str, params: list[Any], limit: int | None) -> tuple[str, list[Any]]:
-    """Add ``LIMIT`` for a non-negative limit (a negative one is sliced like the memory mode)."""
-    if limit is not None and limit >= 0:
-        return sql + " LIMIT ?", [*params, limit]
-    return sql, params
-
-
-def _sliced(rows: list[T], limit: int | None) -> list[T]:
-    return rows[:limit] if limit is not None else rows
+    if checked_limit(limit) is None:
+        return sql, params
+    return sql + " LIMIT ?", [*params, limit]
 
 
 def _message_row(m: Message) -> tuple[Any, ...]:
