@@ -3,6 +3,10 @@
     python helpers_runtime_procs.py record DB WORKER SESSIONS EXECUTIONS GO_FILE
     python helpers_runtime_procs.py open DB GO_FILE
     python helpers_runtime_procs.py victim DB SESSION_ID MODE        (MODE: during | after)
+    python helpers_runtime_procs.py lease-race MODE WHERE AGENT PATTERN READY_DIR GO_FILE
+    python helpers_runtime_procs.py lease-cycles MODE WHERE AGENT CYCLES LOG READY_DIR GO_FILE
+
+(lease commands: MODE is sqlite or json, WHERE the database file or the agent-mail root.)
 
 Every command prints one JSON line on success; an exception ends the process with a traceback
 on stderr and a non-zero exit code, which is what the tests look for.
@@ -12,12 +16,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
     ExecutionRecord,
     SessionBundle,
@@ -124,8 +131,81 @@ def victim(db: Path, session_id: str, mode: str) -> None:
     print(json.dumps({"error": "the victim was not killed"}))
 
 
+def open_store(mode: str, where: Path) -> RuntimeState:
+    if mode == "sqlite":
+        return SqliteRuntime(where, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS,
+                             retry_budget_seconds=CHILD_RETRY_BUDGET)
+    if mode == "json":
+        return JsonRuntime(where)
+    raise SystemExit(f"unknown mode {mode!r}")
+
+
+def ready_then_wait(ready_dir: Path, agent: str, go_file: Path) -> None:
+    """Say this child has its store open, then wait with the others for the start."""
+    (ready_dir / agent).touch()
+    wait_for(go_file)
+
+
+def lease_race(mode: str, where: Path, agent: str, pattern: str, ready_dir: Path,
+               go_file: Path) -> None:
+    with open_store(mode, where) as store:
+        ready_then_wait(ready_dir, agent, go_file)
+        grant = store.acquire_leases(agent, [pattern], ttl=600, reason="race")
+    print(json.dumps({"agent": agent, "ok": grant.ok,
+                      "tokens": [lease.fencing_token for lease in grant.granted],
+                      "blocked_by": [lease.agent_id for lease in grant.conflicts]}))
+
+
+def lease_cycles(mode: str, where: Path, agent: str, cycles: int, log: Path, ready_dir: Path,
+                 go_file: Path) -> None:
+    """Acquire, renew and release, ``cycles`` times, contending for one shared file.
+
+    While it holds the shared lease, the child appends ``enter``/``exit`` lines (with its
+    fencing tokens) to ``log``: with mutual exclusion they never interleave, and the tokens
+    in the log grow line by line. When the shared file is taken, it leases a file of its own
+    instead, so every cycle hands out tokens.
+    """
+    tokens: list[int] = []
+    held = 0
+    with open_store(mode, where) as store:
+        ready_then_wait(ready_dir, agent, go_file)
+        for _ in range(cycles):
+            grant = store.acquire_leases(agent, ["shared/state.json"], ttl=600)
+            shared = grant.ok
+            if not shared:
+                grant = store.acquire_leases(agent, [f"own/{agent}/**"], ttl=600)
+                assert grant.ok, grant
+            lease = grant.granted[0]
+            tokens.append(lease.fencing_token)
+            if shared:
+                _log(log, f"enter {agent} {lease.fencing_token}")
+            renewed = store.renew_lease(lease.id, agent, ttl=600)
+            tokens.append(renewed.fencing_token)
+            if shared:
+                held += 1
+                _log(log, f"exit {agent} {renewed.fencing_token}")
+            store.release_lease(lease.id, agent)
+    print(json.dumps({"agent": agent, "tokens": tokens, "held": held}))
+
+
+def _log(path: Path, line: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 def main(argv: list[str]) -> None:
-    command, db = argv[0], Path(argv[1])
+    command = argv[0]
+    if command == "lease-race":
+        lease_race(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
+        return
+    if command == "lease-cycles":
+        lease_cycles(argv[1], Path(argv[2]), argv[3], int(argv[4]), Path(argv[5]),
+                     Path(argv[6]), Path(argv[7]))
+        return
+    db = Path(argv[1])
     if command == "record":
         record(db, int(argv[2]), int(argv[3]), int(argv[4]), Path(argv[5]))
     elif command == "open":

@@ -6,13 +6,17 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.base import LeaseError, RuntimeState
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
+    Lease,
+    LeaseGrant,
     Message,
     SessionBundle,
     SessionRecord,
@@ -180,3 +184,280 @@ def test_records_survive_reopening(mode: str, tmp_path: Path) -> None:
         assert second.get_session(b.session.id) == b.session
         assert len(second.executions(session_id=b.session.id)) == 3
         assert [a.id for a in second.agents()] == ["codex-1"]
+
+
+# --- leases (SPEC S3) -----------------------------------------------------------------------
+# Every lease call takes an injected ``now`` here, so expiry is decided by the test, not the
+# clock.
+
+T0 = 1_000.0
+
+
+def test_a_grant_leases_every_pattern_with_new_fencing_tokens(runtime: RuntimeState) -> None:
+    grant = runtime.acquire_leases("agent-a", ["src/a.py", "docs/**"], ttl=60, reason="edit",
+                                   now=T0)
+    assert grant.ok
+    assert grant.conflicts == ()
+    assert [g.path_pattern for g in grant.granted] == ["src/a.py", "docs/**"]
+    first, second = grant.granted
+    assert first == Lease(id=first.id, agent_id="agent-a", path_pattern="src/a.py",
+                          exclusive=True, reason="edit", created_at=T0, expires_at=T0 + 60,
+                          released_at=None, fencing_token=first.fencing_token)
+    assert first.id != second.id
+    assert second.fencing_token > first.fencing_token > 0
+    assert {lease.id for lease in runtime.leases(now=T0)} == {first.id, second.id}
+    later = runtime.acquire_leases("agent-b", ["tests/**"], exclusive=False, ttl=5,
+                                   now=T0 + 1).granted[0]
+    assert later.exclusive is False
+    assert later.fencing_token > second.fencing_token
+    assert runtime.leases(now=T0 + 1)[0] == later  # newest first
+    assert [lease.id for lease in runtime.leases(agent_id="agent-b", now=T0 + 1)] == [later.id]
+    assert runtime.leases(agent_id="nobody", now=T0) == []
+
+
+@pytest.mark.parametrize(("held_exclusive", "wanted_exclusive", "blocked"), [
+    (True, True, True), (True, False, True), (False, True, True), (False, False, False)],
+    ids=["excl-vs-excl", "excl-vs-shared", "shared-vs-excl", "shared-vs-shared"])
+def test_a_conflict_needs_one_exclusive_side(runtime: RuntimeState, held_exclusive: bool,
+                                             wanted_exclusive: bool, blocked: bool) -> None:
+    held = runtime.acquire_leases("agent-a", ["src/*.py"], exclusive=held_exclusive, ttl=60,
+                                  now=T0).granted[0]
+    grant = runtime.acquire_leases("agent-b", ["src/a*"], exclusive=wanted_exclusive, ttl=60,
+                                   now=T0 + 1)
+    assert grant.ok is not blocked
+    assert grant.conflicts == ((held,) if blocked else ())
+    assert len(grant.granted) == (0 if blocked else 1)
+
+
+def test_an_agent_is_never_blocked_by_its_own_leases(runtime: RuntimeState) -> None:
+    runtime.acquire_leases("agent-a", ["src/**"], ttl=60, now=T0)
+    again = runtime.acquire_leases("agent-a", ["src/a.py", "src/**", "src/a.py"], ttl=60,
+                                   now=T0 + 1)
+    assert again.ok
+    assert [g.path_pattern for g in again.granted] == ["src/a.py", "src/**"]  # each once
+    assert len(runtime.leases(agent_id="agent-a", now=T0 + 1)) == 3
+
+
+def test_patterns_that_do_not_overlap_do_not_conflict(runtime: RuntimeState) -> None:
+    runtime.acquire_leases("agent-a", ["src/a.py", "docs/**"], ttl=60, now=T0)
+    grant = runtime.acquire_leases("agent-b", ["src/b.py", "tests/**"], ttl=60, now=T0)
+    assert grant.ok
+    assert len(runtime.leases(now=T0)) == 4
+
+
+def test_acquire_is_all_or_nothing(runtime: RuntimeState) -> None:
+    held = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=60, now=T0).granted[0]
+    blocked = runtime.acquire_leases("agent-b", ["docs/x.md", "docs/README.md", "src/*.py"],
+                                     ttl=60, now=T0)
+    assert not blocked.ok
+    assert blocked.granted == ()
+    assert blocked.conflicts == (held,)
+    assert runtime.leases(agent_id="agent-b", active_only=False, now=T0) == []
+    assert runtime.acquire_leases("agent-b", ["docs/x.md", "docs/README.md"], ttl=60,
+                                  now=T0).ok
+
+
+def test_an_expired_lease_is_taken_over_without_cleanup(runtime: RuntimeState) -> None:
+    old = runtime.acquire_leases("agent-a", ["src/**"], ttl=10, now=T0).granted[0]
+    assert not runtime.acquire_leases("agent-b", ["src/a.py"], ttl=10, now=T0 + 9.5).ok
+    taken = runtime.acquire_leases("agent-b", ["src/a.py"], ttl=10, now=T0 + 10)
+    assert taken.ok  # expires_at == now: no longer active
+    assert taken.granted[0].fencing_token > old.fencing_token
+    assert [lease.agent_id for lease in runtime.leases(now=T0 + 10)] == ["agent-b"]
+    # The expired lease is still stored, unreleased, until something releases it.
+    stored = {lease.id: lease for lease in runtime.leases(active_only=False, now=T0 + 10)}
+    assert stored[old.id].released_at is None
+
+
+def test_renewal_extends_from_the_later_of_now_and_expiry(runtime: RuntimeState) -> None:
+    lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=10, now=T0).granted[0]
+    live = runtime.renew_lease(lease.id, "agent-a", ttl=20, now=T0 + 5)
+    assert live.expires_at == T0 + 10 + 20  # from the expiry, still ahead
+    assert live.fencing_token > lease.fencing_token
+    assert (live.id, live.created_at, live.path_pattern) == (lease.id, T0, "src/a.py")
+    late = runtime.renew_lease(lease.id, "agent-a", ttl=20, now=T0 + 100)
+    assert late.expires_at == T0 + 100 + 20  # expired: from now
+    assert late.fencing_token > live.fencing_token
+    assert runtime.leases(now=T0 + 110) == [late]
+
+
+def test_renewal_is_refused_when_someone_took_the_expired_lease(runtime: RuntimeState) -> None:
+    lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=10, now=T0).granted[0]
+    runtime.acquire_leases("agent-b", ["src/*.py"], exclusive=False, ttl=60, now=T0 + 20)
+    with pytest.raises(LeaseError, match=r"cannot be renewed: 'src/\*\.py' held by agent "
+                                         r"'agent-b'"):
+        runtime.renew_lease(lease.id, "agent-a", ttl=10, now=T0 + 30)
+    with pytest.raises(LeaseError, match=r"held by agent 'agent-a', not 'agent-b'"):
+        runtime.renew_lease(lease.id, "agent-b", ttl=10, now=T0 + 30)
+    with pytest.raises(LeaseError, match="no lease 'nope'"):
+        runtime.renew_lease("nope", "agent-a", ttl=10, now=T0)
+    runtime.release_lease(lease.id, "agent-a", now=T0 + 30)
+    with pytest.raises(LeaseError, match=r"was released at .* cannot be renewed"):
+        runtime.renew_lease(lease.id, "agent-a", ttl=10, now=T0 + 31)
+
+
+def test_only_the_owner_releases_and_twice_changes_nothing(runtime: RuntimeState) -> None:
+    lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=60, now=T0).granted[0]
+    with pytest.raises(LeaseError, match=r"held by agent 'agent-a', not 'agent-b'"):
+        runtime.release_lease(lease.id, "agent-b", now=T0 + 1)
+    assert runtime.leases(now=T0 + 1) == [lease]
+    released = runtime.release_lease(lease.id, "agent-a", now=T0 + 2)
+    assert released == dataclasses.replace(lease, released_at=T0 + 2)
+    assert runtime.leases(now=T0 + 2) == []
+    assert runtime.leases(active_only=False, now=T0 + 2) == [released]
+    assert runtime.release_lease(lease.id, "agent-a", now=T0 + 3) == released
+    with pytest.raises(LeaseError, match="no lease"):
+        runtime.release_lease(new_id(), "agent-a")
+    assert runtime.acquire_leases("agent-b", ["src/a.py"], ttl=60, now=T0 + 3).ok
+
+
+def test_stale_leases_are_released_by_expiry(runtime: RuntimeState) -> None:
+    short = runtime.acquire_leases("agent-a", ["a/**"], ttl=10, now=T0).granted[0]
+    long = runtime.acquire_leases("agent-b", ["b/**"], ttl=100, now=T0).granted[0]
+    gone = runtime.acquire_leases("agent-c", ["c/**"], ttl=5, now=T0).granted[0]
+    runtime.release_lease(gone.id, "agent-c", now=T0 + 1)
+    released = runtime.release_stale_leases(now=T0 + 50)
+    assert released == [dataclasses.replace(short, released_at=T0 + 50)]
+    assert runtime.release_stale_leases(now=T0 + 50) == []
+    assert runtime.leases(now=T0 + 50) == [long]
+    stored = {lease.id: lease for lease in runtime.leases(active_only=False)}
+    assert stored[gone.id].released_at == T0 + 1  # an earlier release is kept
+
+
+def test_stale_leases_include_those_of_idle_agents(runtime: RuntimeState) -> None:
+    runtime.heartbeat("idle", at=T0 - 100)
+    runtime.heartbeat("busy", at=T0 - 5)
+    idle = runtime.acquire_leases("idle", ["a/**"], ttl=600, now=T0).granted[0]
+    busy = runtime.acquire_leases("busy", ["b/**"], ttl=600, now=T0).granted[0]
+    silent = runtime.acquire_leases("silent", ["c/**"], ttl=600, now=T0).granted[0]
+    assert runtime.release_stale_leases(now=T0) == []  # nothing expired, no idle limit
+    released = runtime.release_stale_leases(now=T0, idle_agent_seconds=30)
+    assert [lease.id for lease in released] == [idle.id]
+    assert released[0].released_at == T0
+    assert {lease.id for lease in runtime.leases(now=T0)} == {busy.id, silent.id}
+
+
+def test_fencing_tokens_only_ever_grow(runtime: RuntimeState) -> None:
+    tokens: list[int] = []
+    for n in range(4):
+        lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=10, now=T0 + n).granted[0]
+        tokens.append(lease.fencing_token)
+        tokens.append(runtime.renew_lease(lease.id, "agent-a", ttl=10,
+                                          now=T0 + n).fencing_token)
+        released = runtime.release_lease(lease.id, "agent-a", now=T0 + n)
+        assert released.fencing_token == tokens[-1]  # a release hands out no token
+    runtime.release_stale_leases(now=T0 + 1000)
+    tokens.append(runtime.acquire_leases("agent-b", ["src/a.py"], ttl=10,
+                                         now=T0).granted[0].fencing_token)
+    assert tokens == sorted(set(tokens))
+
+
+@pytest.mark.parametrize("mode", ["sqlite", "json"])
+def test_fencing_tokens_keep_growing_after_reopening(mode: str, tmp_path: Path) -> None:
+    with make_runtime(mode, tmp_path) as first:
+        lease = first.acquire_leases("agent-a", ["src/**"], ttl=10, now=T0).granted[0]
+        renewed = first.renew_lease(lease.id, "agent-a", ttl=10, now=T0)
+        first.release_lease(lease.id, "agent-a", now=T0)
+    with make_runtime(mode, tmp_path) as second:
+        assert second.leases(active_only=False) == [
+            dataclasses.replace(renewed, released_at=T0)]
+        again = second.acquire_leases("agent-b", ["src/**"], ttl=10, now=T0).granted[0]
+        assert again.fencing_token > renewed.fencing_token
+
+
+def conflict(session_id: str | None, detected: float = T0, **changes: object
+             ) -> ConflictRecord:
+    base = ConflictRecord(id=new_id(), session_id=session_id, conflict_type="lock_validation",
+                          severity="error", agent_id="agent-b", holder_agent_id="agent-a",
+                          path="src/a.py", path_pattern="src/**", lease_id=new_id(),
+                          expires_at=T0 + 60, status="open", override=False,
+                          detected_at=detected, details={"files": ["src/a.py"], "n": 1})
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_conflicts_travel_with_their_session_bundle(runtime: RuntimeState) -> None:
+    b = bundle()
+    found = (conflict(b.session.id, T0),
+             conflict(b.session.id, T0 + 1, status="overridden", override=True,
+                      holder_agent_id=None, path=None, lease_id=None, expires_at=None))
+    with_conflicts = dataclasses.replace(b, conflicts=found)
+    runtime.record_session(with_conflicts)
+    runtime.record_session(with_conflicts)
+    assert runtime.reservation_conflicts() == [found[1], found[0]]
+    assert runtime.reservation_conflicts(session_id=b.session.id, limit=1) == [found[1]]
+    assert runtime.reservation_conflicts(session_id=new_id()) == []
+    loose = conflict(None, T0 + 2, conflict_type="concurrent_access")
+    runtime.record_conflicts([loose, loose])
+    runtime.record_conflicts([loose])
+    assert runtime.reservation_conflicts() == [loose, found[1], found[0]]
+    # A session already stored still takes conflicts it did not have.
+    late = conflict(b.session.id, T0 + 3)
+    runtime.record_session(dataclasses.replace(b, conflicts=(*found, late)))
+    assert [c.id for c in runtime.reservation_conflicts(session_id=b.session.id)] == [
+        late.id, found[1].id, found[0].id]
+    with pytest.raises(ValueError, match="limit"):
+        runtime.reservation_conflicts(limit=-1)
+
+
+def test_info_counts_leases_and_conflicts(runtime: RuntimeState) -> None:
+    runtime.acquire_leases("agent-a", ["a/**", "b/**"], ttl=10, now=T0)
+    b = bundle()
+    runtime.record_session(dataclasses.replace(b, conflicts=(conflict(b.session.id),)))
+    counts = runtime.info().counts
+    assert counts["leases"] == 2
+    assert counts["reservation_conflicts"] == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ({"patterns": ["src/a.py", ""]}, "pattern"),
+    ({"patterns": "src/a.py"}, "not one string"),
+    ({"patterns": []}, "at least one pattern"),
+    ({"agent_id": ""}, "agent id"),
+    ({"agent_id": "  "}, "agent id"),
+    ({"ttl": 0}, "ttl"),
+    ({"ttl": -5}, "ttl"),
+    ({"ttl": float("inf")}, "ttl"),
+    ({"ttl": float("nan")}, "ttl"),
+    ({"now": float("nan")}, "now"),
+    ({"exclusive": "yes"}, "exclusive"),
+], ids=["empty-pattern", "one-string", "no-patterns", "empty-agent", "blank-agent", "ttl-zero",
+        "ttl-negative", "ttl-inf", "ttl-nan", "now-nan", "exclusive-str"])
+def test_bad_requests_are_refused_before_any_write(runtime: RuntimeState,
+                                                   args: dict[str, Any], message: str) -> None:
+    call: dict[str, Any] = {"agent_id": "agent-a", "patterns": ["src/**"], "ttl": 10.0,
+                            "now": T0, **args}
+    with pytest.raises(ValueError, match=message):
+        runtime.acquire_leases(call.pop("agent_id"), call.pop("patterns"), **call)
+    assert runtime.leases(active_only=False) == []
+    assert runtime.info().counts["leases"] == 0
+
+
+def test_bad_renewals_and_stale_limits_are_refused(runtime: RuntimeState) -> None:
+    lease = runtime.acquire_leases("agent-a", ["src/**"], ttl=10, now=T0).granted[0]
+    with pytest.raises(ValueError, match="ttl"):
+        runtime.renew_lease(lease.id, "agent-a", ttl=0, now=T0)
+    with pytest.raises(ValueError, match="agent id"):
+        runtime.release_lease(lease.id, "", now=T0)
+    with pytest.raises(ValueError, match="idle_agent_seconds"):
+        runtime.release_stale_leases(now=T0, idle_agent_seconds=-1)
+    assert runtime.leases(now=T0) == [lease]
+
+
+def test_threads_racing_for_one_lease_get_one_grant(runtime: RuntimeState) -> None:
+    grants: list[LeaseGrant] = []
+    barrier = threading.Barrier(8)
+
+    def race(n: int) -> None:
+        barrier.wait()
+        grants.append(runtime.acquire_leases(f"agent-{n}", ["shared/**"], ttl=60))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [g for g in grants if g.ok]
+    assert len(grants) == 8
+    assert len(winners) == 1
+    assert all(g.conflicts == winners[0].granted for g in grants if not g.ok)
+    assert runtime.leases() == list(winners[0].granted)

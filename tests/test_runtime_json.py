@@ -132,7 +132,8 @@ def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
         assert info.location == str(runtime_dir(root))
         assert info.schema_version == 1
         assert dict(info.counts) == {"sessions": 2, "executions": 5, "config_snapshots": 2,
-                                     "messages": 3, "agents": 2}
+                                     "messages": 3, "agents": 2, "leases": 0,
+                                     "reservation_conflicts": 0}
         assert info.notes == ()
         assert second.problems == []
 
@@ -477,3 +478,97 @@ def test_a_writer_killed_while_appending_leaves_a_readable_log(tmp_path: Path) -
         assert len(again.sessions()) == len(recorded) + 1
         assert len(again.problems) == 1
         assert "not valid JSON" in again.problems[0]
+
+
+# --- leases and conflicts -------------------------------------------------------------------
+
+def _lease_lines(root: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines(runtime_dir(root) / "leases.jsonl")]
+
+
+def test_every_lease_change_is_a_line_and_the_last_one_wins(tmp_path: Path) -> None:
+    root = tmp_path / "agent-mail"
+    with JsonRuntime(root) as runtime:
+        grant = runtime.acquire_leases("codex-1", ["src/**", "docs/*.md"], ttl=10, now=100.0)
+        first = grant.granted[0]
+        renewed = runtime.renew_lease(first.id, "codex-1", ttl=10, now=105.0)
+        released = runtime.release_lease(first.id, "codex-1", now=106.0)
+    written = _lease_lines(root)
+    assert [o["kind"] for o in written] == ["lease"] * 4
+    assert [o.get("grant") for o in written[:2]] == [written[0]["grant"]] * 2
+    assert [o.get("of") for o in written] == [2, 2, None, None]
+    assert [o["record"]["fencing_token"] for o in written] == [1, 2, 3, 3]
+    with JsonRuntime(root) as reader:
+        stored = {lease.id: lease for lease in reader.leases(active_only=False)}
+        assert stored[first.id] == released
+        assert released.fencing_token == renewed.fencing_token == 3
+        assert stored[grant.granted[1].id] == grant.granted[1]
+        assert reader.problems == []
+        assert reader.info().counts["leases"] == 2
+
+
+def test_a_broken_lease_line_and_a_cut_grant_are_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "agent-mail"
+    with JsonRuntime(root) as runtime:
+        kept = runtime.acquire_leases("codex-1", ["keep/**"], ttl=60, now=100.0).granted[0]
+        cut = runtime.acquire_leases("codex-2", ["a/**", "b/**", "c/**"], ttl=60, now=100.0)
+    path = runtime_dir(root) / "leases.jsonl"
+    content = lines(path)
+    # Killed while writing the grant: its last line half there. Plus a garbage line.
+    path.write_bytes(b"\n".join([content[0], b"{garbage", content[1], content[2],
+                                 content[3][:30]]))
+    with JsonRuntime(root) as reader:
+        assert reader.leases(now=100.0) == [kept]  # none of the cut grant counts
+        assert len(reader.problems) == 2
+        assert reader.problems[0].startswith("leases.jsonl line 2: not valid JSON")
+        assert reader.problems[1].startswith("leases.jsonl line 5: truncated line")
+        notes = reader.info().notes
+        assert any("2 leases of grants that were never completed" in n for n in notes)
+        # The cut grant blocks nobody, and its tokens are never handed out again.
+        again = reader.acquire_leases("codex-3", ["a/**"], ttl=60, now=100.0).granted[0]
+        assert again.fencing_token > max(lease.fencing_token for lease in cut.granted[:2])
+    with JsonRuntime(root) as later:
+        assert {lease.agent_id for lease in later.leases(now=100.0)} == {"codex-1", "codex-3"}
+
+
+def test_the_lease_log_is_compacted_and_keeps_its_tokens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonl, "LEASES_COMPACT_LINES", 10)
+    root = tmp_path / "agent-mail"
+    with JsonRuntime(root) as writer, JsonRuntime(root) as reader:
+        lease = writer.acquire_leases("codex-1", ["src/**"], ttl=10, now=0.0).granted[0]
+        done = writer.acquire_leases("codex-2", ["docs/**"], ttl=10, now=0.0).granted[0]
+        writer.release_lease(done.id, "codex-2", now=1.0)
+        for beat in range(30):
+            lease = writer.renew_lease(lease.id, "codex-1", ttl=10, now=float(beat))
+        assert lease.fencing_token == 32
+        assert len(lines(runtime_dir(root) / "leases.jsonl")) < 12
+        stored = {x.id: x for x in reader.leases(active_only=False)}
+        assert stored[lease.id] == lease
+        assert stored[done.id].released_at == 1.0  # released leases stay in the log
+        assert reader.acquire_leases("codex-3", ["elsewhere/x"], ttl=1, now=0.0).granted[0] \
+            .fencing_token == 33
+        assert reader.problems == writer.problems == []
+    assert not list(runtime_dir(root).glob("*.tmp"))
+
+
+def test_conflicts_of_a_bundle_without_its_session_line_are_not_visible(tmp_path: Path) -> None:
+    from pytest_maf_preflight.runtime.records import ConflictRecord
+
+    root = tmp_path / "agent-mail"
+    bundle = make_bundle(n=1)
+    found = ConflictRecord(id="c1", session_id=bundle.session.id, conflict_type="lock_validation",
+                           severity="error", agent_id="codex-1", holder_agent_id="codex-2",
+                           path="src/a.py", path_pattern="src/**", lease_id="l1",
+                           expires_at=200.0, status="open", override=False, detected_at=100.0,
+                           details={"k": [1]})
+    with JsonRuntime(root) as writer:
+        writer.record_session(dataclasses.replace(bundle, conflicts=(found,)))
+    line = json.loads(lines(runtime_dir(root) / "conflicts.jsonl")[0])
+    assert (line["kind"], line["bundle"]) == (
+        "conflict", json.loads(lines(runtime_dir(root) / "sessions.jsonl")[0])["bundle"])
+    (runtime_dir(root) / "sessions.jsonl").write_bytes(b"")
+    with JsonRuntime(root) as reader:
+        assert reader.reservation_conflicts() == []
+        reader.record_session(dataclasses.replace(bundle, conflicts=(found,)))
+        assert reader.reservation_conflicts() == [found]

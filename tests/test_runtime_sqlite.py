@@ -224,6 +224,32 @@ def test_a_write_retries_through_a_lock_shorter_than_the_budget(db: Path) -> Non
     runtime.close()
 
 
+def test_an_acquire_waits_out_a_lock_and_decides_on_what_is_there_then(db: Path) -> None:
+    # The lease is taken by another connection inside the very transaction that holds the
+    # lock: the waiting acquire must see it once it gets the lock, not what it saw before.
+    with SqliteRuntime(db) as setup:
+        setup.acquire_leases("agent-a", ["old/**"], ttl=60, now=100.0)
+    runtime = SqliteRuntime(db, busy_timeout_ms=10, retry_budget_seconds=30)
+    holder = raw(db)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, "
+                   "created_at, expires_at, released_at, fencing_token) "
+                   "VALUES ('theirs', 'agent-b', 'src/**', 1, '', 100.0, 200.0, NULL, 50)")
+    release = threading.Timer(0.3, holder.execute, args=("COMMIT",))
+    release.start()
+    try:
+        grant = runtime.acquire_leases("agent-c", ["src/a.py"], ttl=60, now=150.0)
+    finally:
+        release.join()
+        holder.close()
+    assert runtime.lock_retries >= 1
+    assert [lease.id for lease in grant.conflicts] == ["theirs"]
+    # A token above the one written behind the counter's back.
+    assert runtime.acquire_leases("agent-c", ["docs/**"], ttl=60,
+                                  now=150.0).granted[0].fencing_token == 51
+    runtime.close()
+
+
 def test_eight_processes_recording_at_once_lose_nothing(tmp_path: Path, db: Path) -> None:
     workers, sessions, executions = 8, 50, 20
     go = tmp_path / "go"
@@ -380,5 +406,5 @@ def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
         counts = runtime.info().counts
         delivered = runtime.dequeue("lead", limit=100)
     assert counts == {"sessions": 30, "executions": 300, "config_snapshots": 0,
-                      "messages": 30, "agents": 6}
+                      "messages": 30, "agents": 6, "leases": 0, "reservation_conflicts": 0}
     assert len(delivered) == 30

@@ -13,6 +13,7 @@ from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.memory import MemoryRuntime
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
     Message,
     SessionBundle,
@@ -38,11 +39,20 @@ def make_bundle(n: int = 3, started: float = 1000.0) -> SessionBundle:
     message = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="codex-1",
                       payload={"status": "failed"}, created_at=started, recipient="lead")
     return SessionBundle(session=session, executions=runs, snapshots=(snapshot,),
-                         messages=(message,))
+                         messages=(message,), conflicts=(make_conflict(session.id, started),))
+
+
+def make_conflict(session_id: str | None, detected: float) -> ConflictRecord:
+    return ConflictRecord(id=new_id(), session_id=session_id, conflict_type="lock_validation",
+                          severity="error", agent_id="codex-1", holder_agent_id="gemini-1",
+                          path="src/a.py", path_pattern="src/**", lease_id=new_id(),
+                          expires_at=detected + 60, status="overridden", override=True,
+                          detected_at=detected, details={"files": ["src/a.py"]})
 
 
 def fill(runtime: RuntimeState) -> list[SessionBundle]:
-    """Two sessions, a loose snapshot, messages in every status and two agents."""
+    """Two sessions, a loose snapshot, messages in every status, three conflicts (one from
+    outside any session), two agents, and leases (which are not synced)."""
     bundles = [make_bundle(started=1000.0), make_bundle(n=2, started=2000.0)]
     loose = ConfigSnapshot(config_id="never-ran", version="1", config_type="environment",
                            content_hash="loose", document={"id": "never-ran"},
@@ -57,6 +67,8 @@ def fill(runtime: RuntimeState) -> list[SessionBundle]:
     runtime.dequeue("lead")
     runtime.heartbeat("codex-1", at=50.0, details={"pid": 7})
     runtime.heartbeat("gemini-1", at=60.0)
+    runtime.record_conflicts([make_conflict(None, 4000.0)])
+    runtime.acquire_leases("codex-1", ["src/**"], ttl=60)
     return bundles
 
 
@@ -65,11 +77,12 @@ def contents(runtime: RuntimeState) -> dict[str, object]:
             "executions": sorted(runtime.executions(), key=lambda e: e.id),
             "snapshots": runtime.config_snapshots(),
             "messages": runtime.messages(),
+            "conflicts": runtime.reservation_conflicts(),
             "agents": runtime.agents()}
 
 
 EVERYTHING = {"sessions": 2, "executions": 5, "config_snapshots": 3, "messages": 3,
-              "agents": 2}
+              "reservation_conflicts": 3, "agents": 2}
 NOTHING = dict.fromkeys(KINDS, 0)
 
 
@@ -82,8 +95,9 @@ def test_memory_to_memory_copies_everything_then_nothing() -> None:
     assert dict(first.present) == NOTHING
     assert dict(first.missing) == NOTHING
     assert first.complete
-    assert first.total_copied == 15
+    assert first.total_copied == 18
     assert first.notes == ()
+    assert target.leases(active_only=False) == []  # live state stays where it was granted
     statuses = {m.id: m.status for m in target.messages()}
     assert sorted(statuses.values()) == ["acked", "delivered", "queued"]
 
@@ -139,14 +153,14 @@ def test_only_what_the_target_lacks_is_copied() -> None:
     bundles = fill(source)
     cut = bundles[0]
     target.record_session(dataclasses.replace(cut, executions=cut.executions[:1],
-                                              snapshots=(), messages=()))
+                                              snapshots=(), messages=()))  # its conflict too
     target.heartbeat("codex-1", at=99.0, details={"pid": 8})  # newer than the source's
     target.heartbeat("gemini-1", at=1.0)  # older
     report = sync(source, target)
     assert dict(report.present) == {"sessions": 1, "executions": 1, "config_snapshots": 0,
-                                    "messages": 0, "agents": 1}
+                                    "messages": 0, "reservation_conflicts": 1, "agents": 1}
     assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 3,
-                                   "messages": 3, "agents": 1}
+                                   "messages": 3, "reservation_conflicts": 2, "agents": 1}
     agents = {a.id: a for a in target.agents()}
     assert agents["codex-1"].details == {"pid": 8}  # a newer heartbeat is kept
     assert agents["gemini-1"].last_heartbeat == 60.0
@@ -180,7 +194,7 @@ def test_the_report_is_json() -> None:
     fill(source)
     report = sync(source, MemoryRuntime())
     data = json.loads(json.dumps(report.to_json()))
-    assert data["total_copied"] == 15
+    assert data["total_copied"] == 18
     assert data["complete"] is True
     assert data["copied"] == EVERYTHING
     assert data["source"] == data["target"] == "memory ((memory))"

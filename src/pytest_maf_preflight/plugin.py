@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .agent import MafAgent
     from .checks.base import CheckResult
     from .config.manager import PreflightConfigManager
+    from .reservations.holding import LeaseStore, MafReservations
     from .runtime.base import RuntimeState
     from .settings import Settings
 
@@ -34,8 +35,13 @@ _MARKERS = (
     "maf_preflight_check: a preflight config check item (set by the plugin)",
     "maf_runtime(\"configured\"): the maf_runtime fixture gives the configured runtime (the "
     "one the gate records in) instead of a temporary one",
+    "maf_reserve(paths, exclusive=True, ttl=900, reason=''): hold a lease on these paths or "
+    "patterns (in the configured runtime, as this run's agent) while the test runs; a conflict "
+    "with another agent's lease makes the test error in setup",
 )
 _SETTINGS_KEY = pytest.StashKey["Settings"]()
+_STORE_KEY = pytest.StashKey["LeaseStore"]()
+_RESERVED_KEY = pytest.StashKey["MafReservations"]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -123,6 +129,61 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     return result
 
 
+# A plain hook, not a wrapper: raising before a wrapper's yield would skip the other plugins'
+# setup and break their teardown (pytest's own skipping plugin raises from here the same way).
+# pytest reads only names starting with pytest_; specname maps this one to the hook.
+@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
+def pytest_runtest_setup_maf_reserve(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("maf_reserve")
+    if marker is not None:
+        _reserve(item, marker)
+
+
+def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
+    from .reservations.holding import DEFAULT_TTL, MafReservations, ReservationConflictError
+
+    paths: list[str] = []
+    for arg in marker.args:
+        paths.extend([arg] if isinstance(arg, str) else list(arg))
+    unknown = set(marker.kwargs) - {"exclusive", "ttl", "reason"}
+    if not paths or unknown or not all(isinstance(p, str) for p in paths):
+        raise pytest.UsageError(
+            f"{item.nodeid}: maf_reserve takes paths or patterns (strings, or one list) and "
+            f"exclusive=, ttl=, reason=; got args {marker.args!r}, kwargs {marker.kwargs!r}")
+    holder = MafReservations(_lease_store(item.config), _settings(item.config).agent_id)
+    item.stash[_RESERVED_KEY] = holder
+    try:
+        holder.grant(*paths, exclusive=bool(marker.kwargs.get("exclusive", True)),
+                     ttl=float(marker.kwargs.get("ttl", DEFAULT_TTL)),
+                     reason=str(marker.kwargs.get("reason", f"test {item.nodeid}")))
+    except (ReservationConflictError, ValueError) as exc:
+        pytest.fail(f"maf_reserve: {exc}", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    finally:
+        holder = item.stash.get(_RESERVED_KEY, None)
+        if holder is not None:
+            holder.release_all()
+
+
+def _lease_store(config: pytest.Config) -> LeaseStore:
+    if _STORE_KEY not in config.stash:
+        from .reservations.holding import LeaseStore
+
+        config.stash[_STORE_KEY] = LeaseStore(_settings(config).runtime)
+    return config.stash[_STORE_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    store = config.stash.get(_STORE_KEY, None)
+    if store is not None:
+        store.close()
+
+
 # --- fixtures -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
@@ -180,6 +241,20 @@ def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runt
         yield opened.runtime
     finally:
         opened.runtime.close()
+
+
+@pytest.fixture
+def maf_reservations(pytestconfig: pytest.Config) -> Iterator[MafReservations]:
+    """Leases as this run's agent, in the configured runtime: ``with
+    maf_reservations.acquire("src/a.py", ttl=60) as leases: ...``, ``renew(lease)``,
+    ``release(lease)``. Whatever the test still holds at its end is released."""
+    from .reservations.holding import MafReservations
+
+    holder = MafReservations(_lease_store(pytestconfig), _settings(pytestconfig).agent_id)
+    try:
+        yield holder
+    finally:
+        holder.release_all()
 
 
 @pytest.fixture(scope="session")

@@ -11,3 +11,7 @@ class MafPreflightWarning(pytest.PytestWarning):
 
 class MafCheckWarning(MafPreflightWarning):
     """A ``warning``-severity preflight check did not pass (the gate stays open)."""
+
+
+class MafReservationOverride(MafPreflightWarning):
+    """Reservation conflicts were let through by ``MAF_RESERVATION_OVERRIDE=1`` (and recorded)."""

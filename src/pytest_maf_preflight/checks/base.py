@@ -55,6 +55,9 @@ class CheckContext:
     agent_id: str
     base_url: str | None = None
     deadline: float | None = None  # time.monotonic() by which the attempt must end
+    #: What ``reservation_check`` configs read: a ``checks.reservation.ReservationState``
+    #: taken before the checks run, or None when there is no lease store (they fail closed).
+    reservations: Any = None
 
     def path(self, raw: str) -> Path:
         expanded = Path(raw).expanduser()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ..checks.base import CheckResult
-from ..warning_types import MafCheckWarning
+from ..warning_types import MafCheckWarning, MafReservationOverride
 
 
 class CheckDescriptor(dict[str, Any]):
@@ -57,6 +57,14 @@ class PreflightCheckItem(pytest.Item):
         self.user_properties.append(("maf_check_status", result.status.value))
         self.user_properties.append(("maf_check_duration", f"{result.duration:.3f}"))
         if result.passed:
+            if result.details.get("override"):
+                message = (f"preflight check {self.check_id!r}: reservation conflicts let "
+                           f"through by MAF_RESERVATION_OVERRIDE=1 (recorded): "
+                           f"{result.observed}")
+                try:
+                    warnings.warn(MafReservationOverride(message), stacklevel=1)
+                except MafReservationOverride:
+                    pytest.fail(message, pytrace=False)
             return
         if gate.is_blocking(result):
             raise PreflightCheckFailed(result)

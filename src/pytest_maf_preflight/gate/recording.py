@@ -16,6 +16,7 @@ from ..config.loader import LoadedConfig
 from ..redaction import redact_mapping, redact_text
 from ..runtime.records import (
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
     Message,
     SessionBundle,
@@ -97,6 +98,28 @@ def result_message(execution: ExecutionRecord) -> Message:
     return to_record(message)
 
 
+def conflict_records(session_id: str, agent_id: str, results: Iterable[CheckResult]
+                     ) -> tuple[ConflictRecord, ...]:
+    """One ``reservation_conflicts`` row per conflict a reservation check found (S3)."""
+    rows: list[ConflictRecord] = []
+    for result in results:
+        if not result.test_type.startswith("reservation_check/"):
+            continue
+        override = bool(result.details.get("override"))
+        for found in result.details.get("conflicts", ()):
+            rows.append(ConflictRecord(
+                id=new_id(), session_id=session_id, conflict_type=str(found["type"]),
+                severity=result.severity, agent_id=agent_id,
+                holder_agent_id=found.get("holder_agent_id"), path=found.get("path"),
+                path_pattern=found.get("path_pattern"), lease_id=found.get("lease_id"),
+                expires_at=found.get("expires_at"),
+                status="overridden" if override else "open", override=override,
+                detected_at=result.completed_at or now(),
+                details={"check_id": result.check_id, "message": found.get("message"),
+                         "source": found.get("source"), "exclusive": found.get("exclusive")}))
+    return tuple(rows)
+
+
 def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_at: float,
                  gate_open: bool | None, exit_code: int, results: Iterable[CheckResult],
                  smoke: Iterable[SmokeOutcome], loaded: Iterable[LoadedConfig],
@@ -110,9 +133,11 @@ def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_
                             status=status,  # type: ignore[arg-type]
                             exit_code=exit_code, runtime_mode=runtime_mode,
                             hostname=socket.gethostname(), details=dict(details))
+    results = list(results)
     executions = tuple([*(_check_execution(session.id, agent_id, r) for r in results),
                         *(_smoke_execution(session.id, agent_id, s) for s in smoke)])
     return SessionBundle(
         session=session, executions=executions,
         snapshots=tuple(snapshot_of(c, finished, secrets) for c in loaded),
-        messages=tuple(result_message(e) for e in executions))
+        messages=tuple(result_message(e) for e in executions),
+        conflicts=conflict_records(session.id, agent_id, results))

@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 
 from ..atomic import write_atomic
-from ..checks.base import CheckContext, CheckRegistry, CheckResult, CheckStatus, CheckType
+from ..checks.base import CheckContext, CheckRegistry, CheckResult, CheckStatus
 from ..checks.builtin import builtin_registry
 from ..checks.runner import PlannedCheck, run_checks
 from ..config.errors import ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
-from ..config.models import SmokeTestBody
 from ..exitcodes import MafExitCode
 from ..redaction import is_secret_key
 from ..runtime.base import RuntimeStateError, RuntimeUnavailable
@@ -35,6 +34,7 @@ from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierAborted, SmokeBa
 from .decision import GateDecision, default_decision, is_blocking
 from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
+from .planning import plan_check
 from .recording import SmokeOutcome, build_bundle
 
 _WORKER_KEY = "maf_preflight"
@@ -136,7 +136,7 @@ class PreflightGate:
         self.registry = registry
         self._open_runtime()
         for loaded in self.loaded:
-            planned = _plan(loaded, registry.get)
+            planned = plan_check(loaded, registry.get)
             if planned is None:
                 continue
             self.planned.append(planned)
@@ -213,7 +213,8 @@ class PreflightGate:
         self.ran = True
         ctx = CheckContext(rootdir=self.settings.rootdir, environ=dict(os.environ),
                            environment=self.settings.environment,
-                           agent_id=self.settings.agent_id, base_url=self.settings.base_url)
+                           agent_id=self.settings.agent_id, base_url=self.settings.base_url,
+                           reservations=self._reservation_state())
         hook = self.config.hook
 
         def observe(result: CheckResult) -> None:
@@ -228,6 +229,22 @@ class PreflightGate:
         self.results = {r.check_id: r for r in results}
         self._decide()
         self.config_decision = self.decision
+
+    def _reservation_state(self) -> Any:
+        """The lease store as the gate starts, read here because the runtime's connection
+        belongs to this thread; None (reservation checks then fail closed) without a store."""
+        opened = self.opened
+        if opened is None or not any(p.check_type.name.startswith("reservation_check/")
+                                     for p in self.planned):
+            return None
+        from ..checks.reservation import reservation_state
+
+        try:
+            return reservation_state(opened.runtime, opened.mode, fell_back=bool(opened.skipped),
+                                     agent_id=self.settings.agent_id)
+        except (RuntimeStateError, OSError) as exc:
+            self.runtime_notes.append(f"cannot read the lease store: {exc}")
+            return None
 
     def worker_payload(self) -> dict[str, Any]:
         self.run_gate()
@@ -487,6 +504,12 @@ class PreflightGate:
             tr.write_line(line, **markup)
         for nodeid in self.smoke_failures:
             tr.write_line(f"{'FAILED':<16} {nodeid}  (maf_smoke)", red=True)
+        for result in self.results.values():
+            if result.passed and result.details.get("override"):
+                count = len(result.details.get("conflicts", ()))
+                tr.write_line(f"RESERVATION OVERRIDE {result.check_id}: {count} conflict(s) "
+                              "let through by MAF_RESERVATION_OVERRIDE=1 (recorded as "
+                              "overridden)", red=True, bold=True)
         for message in self.hook_errors:
             tr.write_line(f"maf-preflight: {message}", yellow=True)
         for note in self.runtime_notes:
@@ -562,29 +585,6 @@ def record_config_error(settings: Settings, report: str) -> str | None:
         except (RuntimeStateError, OSError) as exc:
             return f"the session was not recorded: {exc}"
     return None
-
-
-def _plan(loaded: LoadedConfig, lookup: Any) -> PlannedCheck | None:
-    config = loaded.config
-    if not config.is_active or config.config_type == "escalation_path":
-        return None
-    body = loaded.body
-    members: tuple[str, ...] = ()
-    if isinstance(body, SmokeTestBody):
-        check_type: CheckType = lookup(body.test_type)
-        timeout, retries, delay = body.timeout_seconds, body.retry_count, body.retry_delay_seconds
-        if body.test_type == "integration":
-            members = tuple(getattr(loaded.definition, "checks", ()))
-    else:
-        # Reservation checks load, but cannot run yet: they fail closed rather than pass.
-        check_type = CheckType(f"reservation_check/{getattr(body, 'check_type', '?')}",
-                               type(body), None)  # type: ignore[arg-type]
-        timeout, retries, delay = 30.0, 0, 0.0
-    return PlannedCheck(
-        check_id=config.id, name=config.name, severity=config.severity.value,
-        check_type=check_type, definition=loaded.definition, timeout=timeout,
-        retry_count=retries, retry_delay=delay, config_file=str(loaded.file),
-        config_version=config.version, members=members)
 
 
 class XdistController:

@@ -10,6 +10,9 @@ writers at once and writers killed half-way. The layout::
     runtime/snapshots.jsonl
     runtime/messages.jsonl    an event log: ``enqueue``, ``deliver`` and ``ack`` events
     runtime/agents.jsonl      heartbeats; the last line of an agent wins
+    runtime/conflicts.jsonl   reservation conflicts, in session bundles or on their own
+    runtime/leases.jsonl      the lease store: a line per grant, renewal and release, each
+                              the whole lease as it is now; the last line of a lease wins
 
 Every line is one JSON object with ``"kind"`` and ``"v": 1``. A bundle goes to each file as
 one append (one ``write`` of all its lines, then fsync), the session line last: the lines of
@@ -19,6 +22,12 @@ trailing line, which the next writer ends with a line break before appending. Re
 broken lines, collect them in ``problems`` (file and line number) and log them on the
 ``pytest_maf_preflight.runtime`` logger; the rest is kept. The same id written again is
 ignored (the first line wins), so retries and imports are idempotent.
+
+Leases are live state, so for them the *last* line of an id wins. Every lease operation reads
+the log and appends under the file lock, which makes acquire atomic across processes. The
+lines of one grant carry a ``"grant"`` token and their number (``"of"``) and count only once
+all of them are there: a writer killed half-way through a grant leaves no partial grant. The
+fencing token of a new grant or renewal is one more than the largest in the log.
 """
 
 from __future__ import annotations
@@ -31,26 +40,41 @@ import os
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..atomic import write_atomic
 from .base import (
+    LeaseRequest,
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    at_or_now,
+    blocking_leases,
+    checked_agent,
+    checked_idle,
     checked_limit,
+    checked_time,
+    checked_ttl,
     filter_executions,
+    filter_leases,
     messages_in_order,
+    newest_conflicts,
     newest_sessions,
     newest_snapshots,
+    owned_lease,
+    renewed_lease,
+    stale_leases,
 )
 from .records import (
     AgentRecord,
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
+    Lease,
+    LeaseGrant,
     Message,
     RuntimeInfo,
     SessionBundle,
@@ -68,12 +92,16 @@ LOCK_TIMEOUT = 60.0
 #: Heartbeats append; the agents file is rewritten whole once it holds this many lines and
 #: four times as many as there are agents.
 AGENTS_COMPACT_LINES = 1000
+#: Likewise for the lease log, rewritten with the last line of every lease (released ones too:
+#: the largest fencing token must stay in the log).
+LEASES_COMPACT_LINES = 1000
 
 FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
          "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
-         "agents": "agents.jsonl"}
+         "agents": "agents.jsonl", "conflicts": "conflicts.jsonl", "leases": "leases.jsonl"}
 _KIND_OF_FILE = {"sessions": "session", "executions": "execution", "snapshots": "snapshot",
-                 "messages": "message", "agents": "agent"}
+                 "messages": "message", "agents": "agent", "conflicts": "conflict",
+                 "leases": "lease"}
 
 R = TypeVar("R")
 
@@ -95,6 +123,8 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
         return lambda value: isinstance(value, str) and value in allowed
     if hint is type(None):
         return lambda value: value is None
+    if hint is bool:
+        return lambda value: isinstance(value, bool)
     if hint is float:
         return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
@@ -172,6 +202,13 @@ class _State:
     messages: dict[str, Message] = dataclasses.field(default_factory=dict)
     agents: dict[str, AgentRecord] = dataclasses.field(default_factory=dict)
     agent_lines: int = 0
+    conflicts: dict[str, ConflictRecord] = dataclasses.field(default_factory=dict)
+    leases: dict[str, Lease] = dataclasses.field(default_factory=dict)
+    lease_lines: int = 0
+    #: The largest fencing token of any lease line read, complete grant or not.
+    max_token: int = 0
+    #: Lines of grants not all of whose lines are there (yet), by grant token.
+    pending_grants: dict[str, list[Lease]] = dataclasses.field(default_factory=dict)
     #: Bundle tokens whose session line has been read.
     committed: set[str] = dataclasses.field(default_factory=set)
     #: Lines of bundles whose session line is not (yet) there, by token.
@@ -277,6 +314,10 @@ class JsonRuntime(RuntimeState):
             self._apply_message(entry)
         for entry in fresh["agents"]:
             self._apply_agent(entry)
+        for entry in fresh["conflicts"]:
+            self._apply_bundled("conflict", entry, ConflictRecord)
+        for entry in fresh["leases"]:
+            self._apply_lease(entry)
 
     def _reset(self) -> None:
         self._state = _State()
@@ -379,6 +420,8 @@ class JsonRuntime(RuntimeState):
             state.executions.setdefault(record.id, record)
         elif kind == "snapshot":
             state.snapshots.setdefault((record.config_id, record.content_hash), record)
+        elif kind == "conflict":
+            state.conflicts.setdefault(record.id, record)
         else:
             state.messages.setdefault(record.id, record)
 
@@ -407,6 +450,28 @@ class JsonRuntime(RuntimeState):
             return
         self._state.agents[record.id] = record
         self._state.agent_lines += 1
+
+    def _apply_lease(self, entry: _Entry) -> None:
+        try:
+            record = _decode(Lease, entry.data.get("record"))
+            grant, size = entry.data.get("grant"), entry.data.get("of")
+            if grant is not None and not (isinstance(grant, str) and isinstance(size, int)
+                                          and not isinstance(size, bool) and size > 0):
+                raise _BadLine("grant token or size is wrong")
+        except (_BadLine, TypeError) as exc:
+            self._bad("leases", entry, f"invalid lease: {exc}")
+            return
+        state = self._state
+        state.lease_lines += 1
+        state.max_token = max(state.max_token, record.fencing_token)
+        if grant is None:
+            state.leases[record.id] = record
+            return
+        parts = state.pending_grants.setdefault(grant, [])
+        parts.append(record)
+        if len(parts) >= typing.cast(int, size):
+            for lease in state.pending_grants.pop(grant):
+                state.leases[lease.id] = lease
 
     def _append(self, name: str, lines: list[bytes]) -> None:
         """Append ``lines`` to one file in one write, then fsync (the file lock held)."""
@@ -468,13 +533,27 @@ class JsonRuntime(RuntimeState):
                     seen.add(key)
                     messages.append(_line("message", event="enqueue", bundle=token,
                                           record=to_json(message)))
+            conflicts = self._new_conflicts(state, bundle.conflicts, token)
             if bundle.session.id in state.sessions and not (executions or snapshots
-                                                            or messages):
+                                                            or messages or conflicts):
                 return  # everything is there already
             session = [_line("session", bundle=token, record=to_json(bundle.session))]
             # The session line last: it commits the others.
             self._write([("executions", executions), ("snapshots", snapshots),
-                         ("messages", messages), ("sessions", session)])
+                         ("messages", messages), ("conflicts", conflicts),
+                         ("sessions", session)])
+
+    @staticmethod
+    def _new_conflicts(state: _State, conflicts: Sequence[ConflictRecord],
+                       token: str | None) -> list[bytes]:
+        """Lines for the conflicts not stored yet (each id once)."""
+        out: list[bytes] = []
+        seen: set[str] = set()
+        for conflict in conflicts:
+            if conflict.id not in state.conflicts and conflict.id not in seen:
+                seen.add(conflict.id)
+                out.append(_line("conflict", bundle=token, record=to_json(conflict)))
+        return out
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         with self._current() as state:
@@ -556,16 +635,106 @@ class JsonRuntime(RuntimeState):
         self._reset()
         self._refresh()
 
+    # --- leases ----------------------------------------------------------------------------
+
+    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
+                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
+        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
+                                     reason=reason, now=now)
+        ids = [new_id() for _ in request.patterns]
+        grant = new_id()
+        with self._current() as state:
+            at = at_or_now(request.now)
+            blocking = blocking_leases(state.leases.values(), request.agent_id,
+                                       request.patterns, request.exclusive, at)
+            if blocking:
+                return LeaseGrant(granted=(), conflicts=tuple(blocking))
+            granted = request.leases(ids, state.max_token + 1, at)
+            self._write_leases([_line("lease", grant=grant, of=len(granted),
+                                      record=to_json(lease)) for lease in granted])
+        return LeaseGrant(granted=granted, conflicts=())
+
+    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
+                    now: float | None = None) -> Lease:
+        agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
+        with self._current() as state:
+            lease = owned_lease(state.leases.get(lease_id), lease_id, agent_id)
+            renewed = renewed_lease(lease, agent_id, ttl, at_or_now(given),
+                                    state.max_token + 1, state.leases.values())
+            self._write_leases([_line("lease", record=to_json(renewed))])
+        return renewed
+
+    def release_lease(self, lease_id: str, agent_id: str, *, now: float | None = None) -> Lease:
+        agent_id, given = checked_agent(agent_id), checked_time(now)
+        with self._current() as state:
+            lease = owned_lease(state.leases.get(lease_id), lease_id, agent_id)
+            if lease.released_at is not None:
+                return lease
+            released = dataclasses.replace(lease, released_at=at_or_now(given))
+            self._write_leases([_line("lease", record=to_json(released))])
+        return released
+
+    def release_stale_leases(self, *, now: float | None = None,
+                             idle_agent_seconds: float | None = None) -> list[Lease]:
+        given, idle = checked_time(now), checked_idle(idle_agent_seconds)
+        with self._current() as state:
+            at = at_or_now(given)
+            stale = [dataclasses.replace(lease, released_at=at) for lease in
+                     stale_leases(state.leases.values(), state.agents.values(), at, idle)]
+            self._write_leases([_line("lease", record=to_json(lease)) for lease in stale])
+        return stale
+
+    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
+               now: float | None = None) -> list[Lease]:
+        given = checked_time(now)
+        with self._current() as state:
+            return filter_leases(state.leases.values(), active_only=active_only,
+                                 agent_id=agent_id, at=at_or_now(given))
+
+    def _write_leases(self, lines: list[bytes]) -> None:
+        """Append to the lease log, and compact it when it is long (the file lock held)."""
+        if not lines:
+            return
+        self._write([("leases", lines)])
+        state = self._state
+        total = state.lease_lines + len(lines)
+        if total >= LEASES_COMPACT_LINES and total >= 4 * (len(state.leases) + len(lines)):
+            self._refresh()
+            self._compact_leases()
+
+    def _compact_leases(self) -> None:
+        """Rewrite the lease log whole, the last line of each lease (the file lock held)."""
+        leases = sorted(self._state.leases.values(), key=lambda lease: lease.fencing_token)
+        write_atomic(self._tails["leases"].path,
+                     b"".join(_line("lease", record=to_json(lease)) for lease in leases))
+        self._reset()
+        self._refresh()
+
+    # --- reservation conflicts -------------------------------------------------------------
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        with self._current() as state:
+            self._write([("conflicts", self._new_conflicts(state, conflicts, None))])
+
+    def reservation_conflicts(self, *, session_id: str | None = None,
+                              limit: int | None = None) -> list[ConflictRecord]:
+        with self._current() as state:
+            return newest_conflicts(state.conflicts.values(), session_id, limit)
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
         with self._current() as state:
             counts = {"sessions": len(state.sessions), "executions": len(state.executions),
                       "config_snapshots": len(state.snapshots),
-                      "messages": len(state.messages), "agents": len(state.agents)}
+                      "messages": len(state.messages), "agents": len(state.agents),
+                      "leases": len(state.leases), "reservation_conflicts": len(state.conflicts)}
             pending = sum(len(items) for items in state.pending.values())
+            grants = sum(len(items) for items in state.pending_grants.values())
         notes = [f"skipped {p}" for p in self.problems]
         if pending:
             notes.append(f"{pending} records of bundles that were never completed are ignored")
+        if grants:
+            notes.append(f"{grants} leases of grants that were never completed are ignored")
         return RuntimeInfo(mode=self.mode, location=str(self.directory),
                            schema_version=FORMAT_VERSION, counts=counts, notes=tuple(notes))

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from .base import (
+    LeaseRequest,
     RuntimeState,
+    at_or_now,
+    blocking_leases,
+    checked_agent,
+    checked_idle,
     checked_limit,
+    checked_time,
+    checked_ttl,
     filter_executions,
+    filter_leases,
     messages_in_order,
+    newest_conflicts,
     newest_sessions,
     newest_snapshots,
+    owned_lease,
+    renewed_lease,
+    stale_leases,
 )
 from .records import (
     AgentRecord,
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
+    Lease,
+    LeaseGrant,
     Message,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    new_id,
     now,
 )
 
@@ -36,6 +53,10 @@ class MemoryRuntime(RuntimeState):
         self._snapshots: dict[tuple[str, str], ConfigSnapshot] = {}
         self._messages: dict[str, Message] = {}
         self._agents: dict[str, AgentRecord] = {}
+        self._leases: dict[str, Lease] = {}
+        self._conflicts: dict[str, ConflictRecord] = {}
+        #: The last fencing token handed out.
+        self._fencing = 0
 
     def record_session(self, bundle: SessionBundle) -> None:
         with self._lock:
@@ -46,6 +67,8 @@ class MemoryRuntime(RuntimeState):
                 self._snapshots.setdefault((snapshot.config_id, snapshot.content_hash), snapshot)
             for message in bundle.messages:
                 self._messages.setdefault(message.id, message)
+            for conflict in bundle.conflicts:
+                self._conflicts.setdefault(conflict.id, conflict)
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         with self._lock:
@@ -105,10 +128,83 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return sorted(self._agents.values(), key=lambda a: a.id)
 
+    # --- leases ----------------------------------------------------------------------------
+
+    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
+                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
+        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
+                                     reason=reason, now=now)
+        ids = [new_id() for _ in request.patterns]
+        with self._lock:
+            at = at_or_now(request.now)
+            blocking = blocking_leases(self._leases.values(), request.agent_id,
+                                       request.patterns, request.exclusive, at)
+            if blocking:
+                return LeaseGrant(granted=(), conflicts=tuple(blocking))
+            granted = request.leases(ids, self._fencing + 1, at)
+            self._fencing += len(granted)
+            for lease in granted:
+                self._leases[lease.id] = lease
+        return LeaseGrant(granted=granted, conflicts=())
+
+    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
+                    now: float | None = None) -> Lease:
+        agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
+        with self._lock:
+            lease = owned_lease(self._leases.get(lease_id), lease_id, agent_id)
+            renewed = renewed_lease(lease, agent_id, ttl, at_or_now(given), self._fencing + 1,
+                                    self._leases.values())
+            self._fencing += 1
+            self._leases[lease_id] = renewed
+        return renewed
+
+    def release_lease(self, lease_id: str, agent_id: str, *, now: float | None = None) -> Lease:
+        agent_id, given = checked_agent(agent_id), checked_time(now)
+        with self._lock:
+            lease = owned_lease(self._leases.get(lease_id), lease_id, agent_id)
+            if lease.released_at is not None:
+                return lease
+            released = dataclasses.replace(lease, released_at=at_or_now(given))
+            self._leases[lease_id] = released
+        return released
+
+    def release_stale_leases(self, *, now: float | None = None,
+                             idle_agent_seconds: float | None = None) -> list[Lease]:
+        given, idle = checked_time(now), checked_idle(idle_agent_seconds)
+        with self._lock:
+            at = at_or_now(given)
+            stale = stale_leases(self._leases.values(), self._agents.values(), at, idle)
+            out = [dataclasses.replace(lease, released_at=at) for lease in stale]
+            for lease in out:
+                self._leases[lease.id] = lease
+        return out
+
+    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
+               now: float | None = None) -> list[Lease]:
+        given = checked_time(now)
+        with self._lock:
+            return filter_leases(self._leases.values(), active_only=active_only,
+                                 agent_id=agent_id, at=at_or_now(given))
+
+    # --- reservation conflicts -------------------------------------------------------------
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        with self._lock:
+            for conflict in conflicts:
+                self._conflicts.setdefault(conflict.id, conflict)
+
+    def reservation_conflicts(self, *, session_id: str | None = None,
+                              limit: int | None = None) -> list[ConflictRecord]:
+        with self._lock:
+            return newest_conflicts(self._conflicts.values(), session_id, limit)
+
+    # --- the rest --------------------------------------------------------------------------
+
     def info(self) -> RuntimeInfo:
         with self._lock:
             counts = {"sessions": len(self._sessions), "executions": len(self._executions),
                       "config_snapshots": len(self._snapshots), "messages": len(self._messages),
-                      "agents": len(self._agents)}
+                      "agents": len(self._agents), "leases": len(self._leases),
+                      "reservation_conflicts": len(self._conflicts)}
         return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None,
                            counts=counts)

@@ -91,6 +91,71 @@ class AgentRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class Lease:
+    """A claim of ``agent_id`` on the paths ``path_pattern`` covers (SPEC S3).
+
+    ``path_pattern`` is a normalized gitignore-style pattern. A lease counts while it is not
+    released and ``expires_at`` lies ahead; an expired lease blocks nobody, with or without a
+    cleanup. ``fencing_token`` is new on every grant and renewal and only ever grows across
+    the whole store, so a writer can reject work done under a token older than one it has
+    already seen.
+    """
+
+    id: str
+    agent_id: str
+    path_pattern: str
+    exclusive: bool
+    reason: str
+    created_at: float
+    expires_at: float
+    released_at: float | None
+    fencing_token: int
+
+    def active(self, at: float) -> bool:
+        """Whether the lease still holds at ``at``: not released and not expired."""
+        return self.released_at is None and self.expires_at > at
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaseGrant:
+    """The answer to one acquire: every requested pattern granted, or none of them."""
+
+    #: One lease per distinct requested pattern (normalized, in the order asked), or empty
+    #: when something blocked the request.
+    granted: tuple[Lease, ...]
+    #: Other agents' active leases that blocked it, newest first.
+    conflicts: tuple[Lease, ...]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.granted) and not self.conflicts
+
+
+@dataclasses.dataclass(frozen=True)
+class ConflictRecord:
+    """One reservation conflict a check found (a row of ``reservation_conflicts``).
+
+    ``status`` is ``"open"``, or ``"overridden"`` when ``MAF_RESERVATION_OVERRIDE`` let the run
+    pass anyway (then ``override`` is true as well).
+    """
+
+    id: str
+    session_id: str | None
+    conflict_type: str
+    severity: str
+    agent_id: str
+    holder_agent_id: str | None
+    path: str | None
+    path_pattern: str | None
+    lease_id: str | None
+    expires_at: float | None
+    status: str
+    override: bool
+    detected_at: float
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class SessionBundle:
     """Everything one session records, written in one transaction: all of it or none."""
 
@@ -98,6 +163,7 @@ class SessionBundle:
     executions: tuple[ExecutionRecord, ...] = ()
     snapshots: tuple[ConfigSnapshot, ...] = ()
     messages: tuple[Message, ...] = ()
+    conflicts: tuple[ConflictRecord, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

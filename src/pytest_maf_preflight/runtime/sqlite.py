@@ -22,15 +22,34 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .base import RuntimeState, RuntimeStateError, RuntimeUnavailable, checked_limit
+from .base import (
+    LeaseRequest,
+    RuntimeState,
+    RuntimeStateError,
+    RuntimeUnavailable,
+    at_or_now,
+    blocking_leases,
+    checked_agent,
+    checked_idle,
+    checked_limit,
+    checked_time,
+    checked_ttl,
+    owned_lease,
+    renewed_lease,
+    stale_leases,
+)
 from .records import (
     AgentRecord,
     ConfigSnapshot,
+    ConflictRecord,
     ExecutionRecord,
+    Lease,
+    LeaseGrant,
     Message,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    new_id,
     now,
 )
 from .sqlite_migrations import NewerSchemaError, migrate, user_version
@@ -53,6 +72,14 @@ _SELECT_SNAPSHOTS = ("SELECT config_id, version, config_type, content_hash, docu
                      "recorded_at FROM preflight_configs")
 _SELECT_MESSAGES = ("SELECT id, type, agent_id, payload, created_at, correlation_id, recipient, "
                     "status FROM messages")
+_SELECT_LEASES = ("SELECT id, agent_id, path_pattern, exclusive, reason, created_at, expires_at, "
+                  "released_at, fencing_token FROM leases")
+_SELECT_CONFLICTS = ("SELECT id, session_id, conflict_type, severity, agent_id, holder_agent_id, "
+                     "path, path_pattern, lease_id, expires_at, status, override, detected_at, "
+                     "details FROM reservation_conflicts")
+#: Other agents' active leases: the only ones that can block an acquire or a renewal.
+_SELECT_OTHERS_ACTIVE = (_SELECT_LEASES + " WHERE released_at IS NULL AND expires_at > ? "
+                         "AND agent_id != ?")
 
 _INSERT_SESSION = ("INSERT OR IGNORE INTO preflight_sessions (id, agent_id, environment, "
                    "started_at, completed_at, status, exit_code, runtime_mode, hostname, details) "
@@ -65,12 +92,27 @@ _INSERT_SNAPSHOT = ("INSERT OR IGNORE INTO preflight_configs (config_id, version
                     "content_hash, document, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
 _INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages (id, type, agent_id, payload, created_at, "
                    "correlation_id, recipient, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_LEASE = ("INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, created_at, "
+                 "expires_at, released_at, fencing_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_CONFLICT = ("INSERT OR IGNORE INTO reservation_conflicts (id, session_id, conflict_type, "
+                    "severity, agent_id, holder_agent_id, path, path_pattern, lease_id, "
+                    "expires_at, status, override, detected_at, details) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+#: The last fencing token handed out: the counter, or a larger token already in the table
+#: (rows written by hand or by an older plugin must not be handed their token again).
+_LAST_FENCE = ("SELECT max(COALESCE((SELECT value FROM counters "
+               "WHERE name = 'fencing_token'), 0), "
+               "COALESCE((SELECT max(fencing_token) FROM leases), 0))")
+_SET_LAST_FENCE = ("INSERT INTO counters (name, value) VALUES ('fencing_token', ?) "
+                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value")
 
 #: ``info()`` counts, by the same names the other modes use.
 _COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
            "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
-           "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents)")
-_COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents")
+           "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
+           "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts)")
+_COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
+                "reservation_conflicts")
 
 
 #: One encoder for every JSON column (building one per value costs a fifth of a bulk write).
@@ -96,6 +138,7 @@ class _PreparedBundle:
     executions: Iterable[tuple[Any, ...]]
     snapshots: list[tuple[Any, ...]]
     messages: list[tuple[Any, ...]]
+    conflicts: list[tuple[Any, ...]]
 
 
 class SqliteRuntime(RuntimeState):
@@ -266,6 +309,7 @@ class SqliteRuntime(RuntimeState):
             snapshots=[(c.config_id, c.version, c.config_type, c.content_hash,
                         _dumps(c.document), c.recorded_at) for c in bundle.snapshots],
             messages=[_message_row(m) for m in bundle.messages],
+            conflicts=[_conflict_row(c) for c in bundle.conflicts],
         )
 
     def _insert_bundle(self, conn: sqlite3.Connection, prepared: _PreparedBundle) -> None:
@@ -274,6 +318,7 @@ class SqliteRuntime(RuntimeState):
         conn.executemany(_INSERT_EXECUTION, prepared.executions)
         conn.executemany(_INSERT_SNAPSHOT, prepared.snapshots)
         conn.executemany(_INSERT_MESSAGE, prepared.messages)
+        conn.executemany(_INSERT_CONFLICT, prepared.conflicts)
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         sql = _SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
@@ -361,6 +406,127 @@ class SqliteRuntime(RuntimeState):
         rows = self._select("SELECT id, last_heartbeat, details FROM agents ORDER BY id")
         return [AgentRecord(r[0], r[1], json.loads(r[2])) for r in rows]
 
+    # --- leases ----------------------------------------------------------------------------
+    # Every lease operation is one BEGIN IMMEDIATE transaction: the write lock is held from the
+    # first read of the leases to the last write, which is what makes acquire atomic across
+    # processes. The work functions may run again after a lock error, so they only compute.
+
+    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
+                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
+        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
+                                     reason=reason, now=now)
+        ids = [new_id() for _ in request.patterns]
+
+        def work(conn: sqlite3.Connection) -> LeaseGrant:
+            at = at_or_now(request.now)
+            sql = _SELECT_OTHERS_ACTIVE
+            if not request.exclusive:
+                sql += " AND exclusive = 1"  # shared leases never block a shared request
+            held = [_lease(r) for r in conn.execute(sql, (at, request.agent_id))]
+            blocking = blocking_leases(held, request.agent_id, request.patterns,
+                                       request.exclusive, at)
+            if blocking:
+                return LeaseGrant(granted=(), conflicts=tuple(blocking))
+            last = _last_token(conn)
+            granted = request.leases(ids, last + 1, at)
+            conn.executemany(_INSERT_LEASE, [_lease_row(lease) for lease in granted])
+            conn.execute(_SET_LAST_FENCE, (last + len(granted),))
+            return LeaseGrant(granted=granted, conflicts=())
+
+        return self._write(work)
+
+    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
+                    now: float | None = None) -> Lease:
+        agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
+
+        def work(conn: sqlite3.Connection) -> Lease:
+            at = at_or_now(given)
+            lease = owned_lease(_get_lease(conn, lease_id), lease_id, agent_id)
+            held = [_lease(r) for r in conn.execute(_SELECT_OTHERS_ACTIVE, (at, agent_id))]
+            token = _last_token(conn) + 1
+            renewed = renewed_lease(lease, agent_id, ttl, at, token, held)
+            conn.execute("UPDATE leases SET expires_at = ?, fencing_token = ? WHERE id = ?",
+                         (renewed.expires_at, renewed.fencing_token, lease_id))
+            conn.execute(_SET_LAST_FENCE, (token,))
+            return renewed
+
+        return self._write(work)
+
+    def release_lease(self, lease_id: str, agent_id: str, *, now: float | None = None) -> Lease:
+        agent_id, given = checked_agent(agent_id), checked_time(now)
+
+        def work(conn: sqlite3.Connection) -> Lease:
+            lease = owned_lease(_get_lease(conn, lease_id), lease_id, agent_id)
+            if lease.released_at is not None:
+                return lease
+            released = dataclasses.replace(lease, released_at=at_or_now(given))
+            conn.execute("UPDATE leases SET released_at = ? WHERE id = ?",
+                         (released.released_at, lease_id))
+            return released
+
+        return self._write(work)
+
+    def release_stale_leases(self, *, now: float | None = None,
+                             idle_agent_seconds: float | None = None) -> list[Lease]:
+        given, idle = checked_time(now), checked_idle(idle_agent_seconds)
+
+        def work(conn: sqlite3.Connection) -> list[Lease]:
+            at = at_or_now(given)
+            rows = [_lease(r) for r in conn.execute(_SELECT_LEASES
+                                                    + " WHERE released_at IS NULL")]
+            agents: list[AgentRecord] = []
+            if idle is not None:
+                agents = [AgentRecord(r[0], r[1]) for r in
+                          conn.execute("SELECT id, last_heartbeat FROM agents")]
+            stale = [dataclasses.replace(lease, released_at=at)
+                     for lease in stale_leases(rows, agents, at, idle)]
+            conn.executemany("UPDATE leases SET released_at = ? WHERE id = ?",
+                             [(at, lease.id) for lease in stale])
+            return stale
+
+        return self._write(work)
+
+    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
+               now: float | None = None) -> list[Lease]:
+        given = checked_time(now)
+
+        def work(conn: sqlite3.Connection) -> list[Lease]:
+            where: list[str] = []
+            params: list[Any] = []
+            if active_only:
+                where.append("released_at IS NULL AND expires_at > ?")
+                params.append(at_or_now(given))
+            if agent_id is not None:
+                where.append("agent_id = ?")
+                params.append(agent_id)
+            sql = _SELECT_LEASES
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += " ORDER BY created_at DESC, id DESC"
+            return [_lease(r) for r in conn.execute(sql, params)]
+
+        return self._read(work)
+
+    # --- reservation conflicts -------------------------------------------------------------
+
+    def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
+        try:
+            rows = [_conflict_row(c) for c in conflicts]
+        except (TypeError, ValueError) as exc:
+            raise RuntimeStateError(f"a conflict cannot be stored as JSON: {exc}") from exc
+        if rows:
+            self._write(lambda conn: conn.executemany(_INSERT_CONFLICT, rows))
+
+    def reservation_conflicts(self, *, session_id: str | None = None,
+                              limit: int | None = None) -> list[ConflictRecord]:
+        sql = _SELECT_CONFLICTS
+        params: list[Any] = []
+        if session_id is not None:
+            sql += " WHERE session_id = ?"
+            params.append(session_id)
+        sql += " ORDER BY detected_at DESC, id DESC"
+        return [_conflict(r) for r in self._select(*_limited(sql, params, limit))]
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -413,3 +579,35 @@ def _snapshot(r: Sequence[Any]) -> ConfigSnapshot:
 def _message(r: Sequence[Any]) -> Message:
     return Message(id=r[0], type=r[1], agent_id=r[2], payload=json.loads(r[3]),
                    created_at=r[4], correlation_id=r[5], recipient=r[6], status=r[7])
+
+
+def _last_token(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(_LAST_FENCE).fetchone()[0])
+
+
+def _get_lease(conn: sqlite3.Connection, lease_id: str) -> Lease | None:
+    row = conn.execute(_SELECT_LEASES + " WHERE id = ?", (lease_id,)).fetchone()
+    return _lease(row) if row else None
+
+
+def _lease_row(lease: Lease) -> tuple[Any, ...]:
+    return (lease.id, lease.agent_id, lease.path_pattern, int(lease.exclusive), lease.reason,
+            lease.created_at, lease.expires_at, lease.released_at, lease.fencing_token)
+
+
+def _lease(r: Sequence[Any]) -> Lease:
+    return Lease(id=r[0], agent_id=r[1], path_pattern=r[2], exclusive=bool(r[3]), reason=r[4],
+                 created_at=r[5], expires_at=r[6], released_at=r[7], fencing_token=r[8])
+
+
+def _conflict_row(c: ConflictRecord) -> tuple[Any, ...]:
+    return (c.id, c.session_id, c.conflict_type, c.severity, c.agent_id, c.holder_agent_id,
+            c.path, c.path_pattern, c.lease_id, c.expires_at, c.status, int(c.override),
+            c.detected_at, _dumps(c.details))
+
+
+def _conflict(r: Sequence[Any]) -> ConflictRecord:
+    return ConflictRecord(id=r[0], session_id=r[1], conflict_type=r[2], severity=r[3],
+                          agent_id=r[4], holder_agent_id=r[5], path=r[6], path_pattern=r[7],
+                          lease_id=r[8], expires_at=r[9], status=r[10], override=bool(r[11]),
+                          detected_at=r[12], details=json.loads(r[13]))

@@ -175,6 +175,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE preflight_sessions ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     CREATE INDEX idx_sessions_started ON preflight_sessions (started_at, id);
     """,
+    # --- 3: the lease store's fencing counter; conflicts queried per session ----------------
+    # The counter, not MAX(leases.fencing_token), hands out tokens: a token must never come
+    # back, not even after the lease rows that carried it are deleted. It starts from the
+    # largest token already in the table.
+    """
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO counters (name, value)
+        SELECT 'fencing_token', COALESCE(MAX(fencing_token), 0) FROM leases;
+    CREATE INDEX idx_leases_created ON leases (created_at, id);
+    CREATE INDEX idx_conflicts_session ON reservation_conflicts (session_id, detected_at);
+    """,
 )
 
 #: The version a database has once every migration here is applied.

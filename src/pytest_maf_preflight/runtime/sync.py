@@ -3,6 +3,11 @@
 Works over the ``RuntimeState`` interface alone. Every write of that interface is idempotent
 by id, so a sync can be repeated, or resumed after a failure, and never duplicates a record;
 what it copied is counted by asking the target before and after.
+
+Leases are not copied: they are live state, valid only in the store that granted them (their
+fencing tokens are that store's), and a lease copied into another store would block agents
+there with a claim nobody can renew. An agent whose runtime fell back acquires its leases
+again in the runtime it uses now.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any
 from .base import RuntimeState
 from .records import ConfigSnapshot, ExecutionRecord, SessionBundle
 
-KINDS = ("sessions", "executions", "config_snapshots", "messages", "agents")
+KINDS = ("sessions", "executions", "config_snapshots", "messages", "reservation_conflicts",
+         "agents")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +60,8 @@ def _keys(runtime: RuntimeState) -> dict[str, set[Any]]:
             "executions": {e.id for e in runtime.executions()},
             "config_snapshots": {(c.config_id, c.content_hash)
                                  for c in runtime.config_snapshots()},
-            "messages": {m.id for m in runtime.messages()}}
+            "messages": {m.id for m in runtime.messages()},
+            "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()}}
 
 
 def _where(runtime: RuntimeState) -> str:
@@ -62,25 +69,29 @@ def _where(runtime: RuntimeState) -> str:
 
 
 def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
-    """Copy every session bundle (session, executions, config snapshots, messages) and every
-    agent of ``source`` into ``target``; what the target has already is left alone.
+    """Copy every session bundle (session, executions, config snapshots, messages), every
+    reservation conflict and every agent of ``source`` into ``target``; what the target has
+    already is left alone. Leases are not copied (see the module docstring).
 
     Config snapshots are not tied to a session in the records, so each missing one travels
     with the first session whose executions ran that config, else with the newest session.
-    Messages are enqueued as they are, status included. An agent is copied when the target
-    does not know it or has an older heartbeat.
+    Messages are enqueued as they are, status included; conflicts are recorded as they are,
+    status and override included. An agent is copied when the target does not know it or has
+    an older heartbeat.
     """
     notes: list[str] = []
     sessions = sorted(source.sessions(), key=lambda s: (s.started_at, s.id))
     executions = source.executions()
     snapshots = source.config_snapshots()
     messages = source.messages()
+    conflicts = source.reservation_conflicts()
     agents = source.agents()
     wanted: dict[str, set[Any]] = {
         "sessions": {s.id for s in sessions},
         "executions": {e.id for e in executions},
         "config_snapshots": {(c.config_id, c.content_hash) for c in snapshots},
-        "messages": {m.id for m in messages}}
+        "messages": {m.id for m in messages},
+        "reservation_conflicts": {c.id for c in conflicts}}
 
     before = _keys(target)
     by_session: dict[str, list[ExecutionRecord]] = {}
@@ -115,6 +126,9 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     for message in messages:
         if message.id not in before["messages"]:
             target.enqueue(message)
+    new_conflicts = [c for c in conflicts if c.id not in before["reservation_conflicts"]]
+    if new_conflicts:
+        target.record_conflicts(new_conflicts)
 
     known = {a.id: a for a in target.agents()}
     agents_copied = agents_present = 0
