@@ -25,6 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+import reservations  # noqa: E402 - beside this script, which Python puts on sys.path
+
 
 def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
@@ -282,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         "local_gate": bench_local_gate(runs),
         "recording": bench_recording(runs),
         "api_gate": bench_api_gate(runs),
+        "leases_many": reservations.bench_many(args.quick),
+        "leases_small": reservations.bench_small(args.quick),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -313,6 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  one after another (baseline): {net['sequential_ms']:8.1f} ms")
     print(f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
           f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)")
+    many = figures["leases_many"]
+    print(f"S3 leases: {many['leases']:,.0f} leases (half globs) against {many['paths']:,.0f} "
+          "changed paths")
+    print(f"  index (built each run):       {many['index_ms']:8.1f} ms  (target < 1000 ms; "
+          f"first run, caches empty: {many['index_cold_ms']:.0f} ms)")
+    print(f"  all pairs (baseline, {many['naive_slice_paths']:.0f} paths, scaled): "
+          f"{many['naive_scaled_ms']:8.0f} ms; ratio {many['naive_scaled_over_index']:.0f}")
+    small = figures["leases_small"]
+    print(f"S3 leases: {small['paths']:.0f} paths against {small['leases']:.0f} leases")
+    print(f"  index (built each run):       {small['index_ms']:8.3f} ms  (target < 0.5 ms)")
+    print(f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
+          f"{small['naive_over_index']:.1f}")
     return 0
 
 

@@ -92,7 +92,7 @@ def test_realistic_leases() -> None:
         ("src/pkg1/m*", "gitignore", "m-prefix"),
         ("tests/test_*.py", "gitignore", "tests"),
         ("*.lock", "gitignore", "locks"),
-        ("__pycache__/", "gitignore", "caches"),
+        ("**/__pycache__/", "gitignore", "caches"),
         ("**/conftest.py", "gitignore", "conftests"),
         ("*/migrations/*.sql", "gitignore", "migrations"),
         ("src/*", "agent_mail", "agent-mail src"),

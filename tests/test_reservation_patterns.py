@@ -34,13 +34,18 @@ GITIGNORE_CASES = [
     ("src/app.py", "src/app.pyc", False),
     ("src/app.py", "lib/src/app.py", False),
     ("src", "src/app.py", True),
-    ("src", "lib/src/app.py", True),  # no slash: any depth
+    # A plain path (no glob character) is a path from the root: the one difference from
+    # gitignore, where "src" would also match lib/src (see patterns._parse_gitignore).
+    ("src", "lib/src/app.py", False),
+    ("s?c", "lib/src/app.py", True),  # a glob without a slash: any depth, as in git
+    ("*.lock", "a/b/x.lock", True),
     ("src", "srcx/app.py", False),
     ("/src", "lib/src/app.py", False),
     ("/src", "src/deep/app.py", True),
     ("src/", "src", False),  # a file named "src" is not a directory
     ("src/", "src/app.py", True),
-    ("src/", "a/src/b", True),
+    ("src/", "a/src/b", False),
+    ("sr[c]/", "a/src/b", True),
     ("docs/api/", "docs/api", False),
     ("docs/api/", "docs/api/x.md", True),
     # "*" and "?" never cross "/"
@@ -101,6 +106,7 @@ def test_path_matches_gitignore(pattern: str, path: str, expected: bool) -> None
     ("[!s]*", "src/x.py", True),  # git's rule: the component "x.py"
     ("[!s]*", "src/sx.py", False),
     ("[^s]*", "src/sx.py", True),  # fnmatch's "^" is no negation: only fnmatch takes this
+    ("/src/*.py", "src/a/b.py", True),  # fnmatch on the pattern without its leading "/"
 ])
 def test_path_matches_agent_mail(pattern: str, path: str, expected: bool) -> None:
     assert path_matches(path, pattern, "agent_mail") is expected
@@ -110,11 +116,19 @@ def test_agent_mail_covers_whatever_either_rule_covers() -> None:
     # gitignore alone, fnmatch alone, and both.
     assert not path_matches("src/a/b.py", "src/*.py")
     assert path_matches("src/a/b.py", "src/*.py", "agent_mail")
-    assert not fnmatch.fnmatchcase("lib/src/app.py", "src")
-    assert path_matches("lib/src/app.py", "src", "agent_mail")
+    assert not fnmatch.fnmatchcase("lib/src/app.py", "sr?")
+    assert path_matches("lib/src/app.py", "sr?", "agent_mail")
 
 
 # --- against the real git ----------------------------------------------------------------------
+
+def as_git(pattern: str) -> str:
+    """The gitignore line that means what ``pattern`` means here: a plain path (no glob
+    character) is anchored to the root."""
+    if is_literal(pattern) and not pattern.startswith("/") and "/" not in pattern.rstrip("/"):
+        return "/" + pattern
+    return pattern
+
 
 def _git_ignored(tmp_path: Path, patterns: list[str], paths: list[str]) -> set[tuple[int, str]]:
     """Which (pattern number, path) pairs git ignores: pattern i is the only line of
@@ -124,7 +138,7 @@ def _git_ignored(tmp_path: Path, patterns: list[str], paths: list[str]) -> set[t
     queries = []
     for i, pattern in enumerate(patterns):
         (root / f"p{i}").mkdir()
-        (root / f"p{i}" / ".gitignore").write_text(pattern + "\n")
+        (root / f"p{i}" / ".gitignore").write_text(as_git(pattern) + "\n")
         queries += [f"p{i}/{path}" for path in paths]
     out = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", "--stdin", "-z"],
                          input=("\0".join(queries) + "\0").encode(), capture_output=True,
@@ -194,7 +208,7 @@ def test_root_gitignore_agrees_with_git(tmp_path: Path) -> None:
     for n, pattern in enumerate(patterns):
         root = tmp_path / f"r{n}"
         subprocess.run(["git", "init", "-q", str(root)], check=True)
-        (root / ".gitignore").write_text(pattern + "\n")
+        (root / ".gitignore").write_text(as_git(pattern) + "\n")
         out = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", "--stdin"],
                              input="\n".join(paths) + "\n", capture_output=True, text=True,
                              check=False)
@@ -213,6 +227,7 @@ def test_root_gitignore_agrees_with_git(tmp_path: Path) -> None:
     ("docs/   ", "docs/"),
     ("a\\ ", "a\\ "),
     ("\\!x", "\\!x"),
+    ("~$report.docx", "~$report.docx"),  # only "~/" reads as a home directory
 ])
 def test_validate_pattern_normalizes(raw: str, normalized: str) -> None:
     assert validate_pattern(raw) == normalized
@@ -305,7 +320,8 @@ OVERLAP_CASES: list[tuple[str, str, bool]] = [
     ("docs/api/", "docs/api", True),  # docs/api/x: below the directory both name
     ("docs/api/", "/docs/api.md", False),
     ("/src", "lib/src", False),
-    ("src", "lib/src", True),
+    ("src", "lib/src", False),  # plain paths are from the root
+    ("sr?", "lib/src", True),
     ("/[ab].py", "/c.py", False),
     ("[ab].py", "c.py", True),  # unanchored: a.py/c.py
     ("/[ab].py", "/[!a].py", True),
@@ -340,7 +356,7 @@ def test_patterns_overlap(a: str, b: str, expected: bool) -> None:
 @pytest.mark.parametrize(("a", "dialect_a", "b", "dialect_b", "expected"), [
     ("src/*", "agent_mail", "src/a/b.py", "gitignore", True),
     ("src/*.py", "agent_mail", "/lib/", "gitignore", False),
-    ("src/*.py", "agent_mail", "lib/", "gitignore", True),  # src/lib/x.py, fnmatch's
+    ("src/*.py", "agent_mail", "li?/", "gitignore", True),  # src/lib/x.py, fnmatch's
     ("src/*.py", "agent_mail", "src/a/", "gitignore", True),  # fnmatch: src/a/x.py
     ("src/*.py", "gitignore", "src/a/", "gitignore", False),
     ("src/*.py", "agent_mail", "lib/*.js", "agent_mail", False),

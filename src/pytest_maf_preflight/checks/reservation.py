@@ -117,7 +117,7 @@ def _holdings(params: ReservationParameters, state: ReservationState, ctx: Check
                 for lease in state.leases if lease.active(state.at)]
     details["lease_store"] = {"mode": state.store_mode, "active_leases": len(holdings)}
     if params.agent_mail is not None:
-        from ..reservations.agent_mail import read_reservations
+        from ..agent_mail.reservations import read_reservations
 
         report = read_reservations(params.agent_mail, rootdir=ctx.rootdir, environ=ctx.environ,
                                    now=state.at, timeout=ctx.remaining(GIT_TIMEOUT))

@@ -27,6 +27,9 @@ class CliExit(enum.IntEnum):
     USAGE = 2
     #: A bug in maf-preflight; the message says what failed.
     INTERNAL = 3
+    #: A reservation was refused: another agent's lease blocks it, or the lease is unknown,
+    #: someone else's or released.
+    REFUSED = 4
 
 
 class CliError(Exception):

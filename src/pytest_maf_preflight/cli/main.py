@@ -19,9 +19,13 @@ from .common import PROG, CliError, CliExit, describe_os_error, error_line
 EPILOG = """\
 exit codes:
   0  success; every config involved is valid
-  1  a config is invalid or could not be migrated (one line per problem)
+  1  a config is invalid or could not be migrated (one line per problem);
+     guard check: the commit is blocked (a reservation conflict, a check that
+     errored or timed out, an invalid config, no lease store)
   2  usage or I/O error (bad argument, missing path, unwritable file)
   3  internal error in maf-preflight
+  4  reservations: refused (another agent's conflicting lease blocks the
+     acquire or renewal; the lease is unknown, someone else's or released)
 """
 
 
@@ -35,18 +39,19 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     from pytest_maf_preflight import __version__
 
-    from . import config_commands, runtime_commands
+    from . import config_commands, guard_commands, reservation_commands, runtime_commands
 
     parser = Parser(
         prog=PROG,
-        description="Validate and migrate pytest-maf-preflight configs; read and sync its runtime.",
+        description="Validate and migrate pytest-maf-preflight configs; read and sync its runtime; "
+                    "hold and inspect reservations; guard commits.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One module per command group; later groups (history, reservations, ...) join this tuple.
-    for group in (config_commands, runtime_commands):
+    for group in (config_commands, runtime_commands, reservation_commands, guard_commands):
         group.register(subparsers)
     return parser
 

@@ -4,8 +4,8 @@
 - ``index``: many patterns against many paths, without trying every pair.
 - ``changes``: the files an agent changed, from git or a list.
 - ``lockfiles``: stale filelock-style ``.lock`` files.
-- ``agent_mail``: mcp_agent_mail's reservations, read-only, from its server, database or archive.
 - ``conflicts``: the conflict rule, applied to our leases and the external reservations.
 
-The lease store itself is part of the runtime (``pytest_maf_preflight.runtime``).
+The lease store itself is part of the runtime (``pytest_maf_preflight.runtime``); the
+reservations of mcp_agent_mail are read by ``pytest_maf_preflight.agent_mail.reservations``.
 """

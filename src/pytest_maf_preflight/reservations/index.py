@@ -32,6 +32,7 @@ from .patterns import (
     Dialect,
     Token,
     fnmatch_regex,
+    fnmatch_text,
     gitignore_regex,
     parse_gitignore,
     token_regex,
@@ -126,7 +127,7 @@ def _plan(pattern: str, dialect: Dialect) -> _Plan:
     literal = "".join(_literal_run(parsed.tokens))
     fn_prefix, fn_regex = "", None
     if dialect == "agent_mail":
-        fn_prefix, fn_regex = _fnmatch_prefix(normalized), fnmatch_regex(normalized)
+        fn_prefix, fn_regex = _fnmatch_prefix(fnmatch_text(normalized)), fnmatch_regex(normalized)
     matcher, component = None, None
     if len(literal) == len(parsed.tokens):
         kind = "exact" if parsed.anchored else "name"
@@ -183,7 +184,8 @@ class PatternIndex(Generic[T]):
         self._payloads: list[T] = []
         self._owners: list[list[int]] = []  # per key: the entries (payload indexes) it has
         keys: dict[tuple[str, Dialect], int] = {}
-        self._exact: dict[str, list[tuple[int, bool]]] = {}
+        self._exact: dict[str, list[int]] = {}  # literal anchored: covers what is below
+        self._exact_files: dict[str, list[int]] = {}  # ... and itself, unless dir-only
         self._names: dict[str, list[tuple[int, bool]]] = {}
         self._anchored = _Lookup()
         self._comp_start = _Lookup()
@@ -213,7 +215,9 @@ class PatternIndex(Generic[T]):
 
     def _file(self, key: int, plan: _Plan) -> None:
         if plan.kind == "exact":
-            self._exact.setdefault(plan.text, []).append((key, plan.must_be_dir))
+            self._exact.setdefault(plan.text, []).append(key)
+            if not plan.must_be_dir:
+                self._exact_files.setdefault(plan.text, []).append(key)
         elif plan.kind == "name":
             self._names.setdefault(plan.text, []).append((key, plan.must_be_dir))
         elif plan.kind in ("anchored", "rest"):
@@ -242,16 +246,14 @@ class PatternIndex(Generic[T]):
         order the patterns were given."""
         found: set[int] = set()
         add = found.add
-        exact, names = self._exact, self._names
-        slash = path.find("/")
-        if exact:
+        names = self._names
+        if self._exact:
+            exact = self._exact
+            slash = path.find("/")
             while slash >= 0:
-                for key, _ in exact.get(path[:slash], ()):
-                    add(key)
+                found.update(exact.get(path[:slash], ()))
                 slash = path.find("/", slash + 1)
-            for key, must_be_dir in exact.get(path, ()):
-                if not must_be_dir:
-                    add(key)
+            found.update(self._exact_files.get(path, ()))
         if names:
             components = path.split("/")
             last = len(components) - 1
@@ -261,9 +263,13 @@ class PatternIndex(Generic[T]):
                         add(key)
         tests = self._tests
         if tests:
-            for key in self._anchored.prefixes(path):
-                if key not in found and tests[key](path):
-                    add(key)
+            table, size = self._anchored.table, len(path)
+            for length in self._anchored.lengths:
+                if length > size:
+                    break
+                for key in table.get(path[:length], ()):
+                    if key not in found and tests[key](path):
+                        add(key)
         if self._comp_regex:
             self._components(path.split("/"), found)
         if self._prefilter is not None and self._prefilter.fullmatch(path) is not None:

@@ -3,9 +3,14 @@
 A lease pattern is a gitignore line without negation: a literal path (``src/app.py``), a
 directory (``docs/``, which takes everything below it) or a glob (``src/**/*.py``). Matching a
 path follows git exactly (``git check-ignore``, including git's own quirks, checked against the
-real git in the tests), with one deliberate difference: git compares bytes, these functions
-compare Python code points, so ``?`` or a ``[...]`` class facing a non-ASCII character may
-decide differently from git.
+real git in the tests), with two deliberate differences:
+
+- a plain path, one without any glob character, is a path from the repository root, as if it
+  began with ``/`` (git would let ``README.md`` match at any depth, and then every two top-level
+  files would overlap through paths like ``README.md/setup.py``); globs without a slash
+  (``*.lock``) still match at any depth;
+- git compares bytes, these functions compare Python code points, so ``?`` or a ``[...]``
+  class facing a non-ASCII character may decide differently from git.
 
 Reservations read from mcp_agent_mail carry the ``agent_mail`` dialect: that server decides with
 ``fnmatch.fnmatchcase`` (``*`` and ``?`` cross ``/``), so a path is covered when either its rule
@@ -32,9 +37,10 @@ from typing import Literal
 
 Dialect = Literal["gitignore", "agent_mail"]
 
-__all__ = ["Dialect", "GitignorePattern", "PatternError", "fnmatch_regex", "gitignore_regex",
-           "is_literal", "literal_prefix", "normalize_path", "overlap_witness", "parse_gitignore",
-           "path_matches", "patterns_overlap", "token_regex", "validate_pattern"]
+__all__ = ["Dialect", "GitignorePattern", "PatternError", "fnmatch_regex", "fnmatch_text",
+           "gitignore_regex", "is_literal", "literal_prefix", "normalize_path", "overlap_witness",
+           "parse_gitignore", "path_matches", "patterns_overlap", "token_regex",
+           "validate_pattern"]
 
 MAX_PATTERN_LENGTH = 4096
 # Product states explored before an overlap question is answered "yes" without proof. Patterns
@@ -207,7 +213,7 @@ def _check_pattern(raw: str, pattern: str) -> None:
         raise bad("it would be a comment in gitignore; write \\# for a literal '#'")
     if "\0" in pattern or "\n" in pattern or "\r" in pattern:
         raise bad("it contains a NUL, newline or carriage return")
-    if pattern.startswith("//") or pattern.startswith("~") or re.match(r"[A-Za-z]:[\\/]", pattern):
+    if pattern.startswith(("//", "~/")) or re.match(r"[A-Za-z]:[\\/]", pattern):
         raise bad("absolute filesystem paths are not allowed; patterns are relative to the "
                   "repository root (a single leading '/' anchors to it)")
     body = pattern[1:] if pattern.startswith("/") else pattern
@@ -254,7 +260,7 @@ def literal_prefix(pattern: str) -> tuple[str, ...]:
     ``src/pkg/*.py`` -> ``("src", "pkg")``, ``a/b/c`` -> ``("a", "b")``, ``/docs/`` -> ``()``;
     unanchored patterns (``*.py``, ``docs/``) -> ``()``.
     """
-    parsed = _parse_gitignore(pattern, pattern)
+    parsed = parse_gitignore(pattern)
     if not parsed.anchored:
         return ()
     parts = parsed.body.split("/")[:-1]
@@ -309,7 +315,10 @@ def parse_gitignore(pattern: str) -> GitignorePattern:
 def _parse_gitignore(raw: str, pattern: str) -> GitignorePattern:
     must_be_dir = pattern.endswith("/")
     body = pattern[:-1] if must_be_dir else pattern
-    anchored = "/" in body
+    # A plain path (no glob character) is a path from the repository root, as it is for
+    # mcp_agent_mail: under gitignore's rule "README.md" would match at any depth, and every
+    # two top-level files would "overlap" through paths like README.md/setup.py.
+    anchored = "/" in body or _simple_length(body) == len(body)
     if body.startswith("/"):
         body = body[1:]
     # git hands the pattern to wildmatch after its literal prefix, so a "**" right at the
@@ -520,14 +529,21 @@ def gitignore_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"(?s:{head}{body}{tail})")
 
 
+def fnmatch_text(pattern: str) -> str:
+    """The text agent_mail's fnmatch rule is applied to: the normalized pattern without a
+    leading "/" (reservations are relative to the project; stripping it only widens)."""
+    return validate_pattern(pattern).lstrip("/")
+
+
 @functools.lru_cache(maxsize=65536)
 def fnmatch_regex(pattern: str) -> re.Pattern[str]:
-    """``fnmatch.fnmatchcase``'s regex for a pattern (use ``match``; it ends with ``\\Z``)."""
+    """``fnmatch.fnmatchcase``'s regex for a pattern's :func:`fnmatch_text` (use ``match``; it
+    ends with ``\\Z``)."""
     # Python's own translation, so the server's rule is followed to the letter; re may warn
     # about sets it reads as possibly nested ("[[").
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return re.compile(fnmatch.translate(validate_pattern(pattern)))
+        return re.compile(fnmatch.translate(fnmatch_text(pattern)))
 
 
 def path_matches(path: str, pattern: str, dialect: Dialect = "gitignore") -> bool:
@@ -597,7 +613,7 @@ def _cover_nfa(pattern: str, dialect: Dialect) -> _NFA:
     if dialect == "agent_mail":
         fn_start = nfa.state()
         nfa.eps[start].append(fn_start)
-        nfa.accept.add(nfa.chain(fn_start, _fnmatch_tokens(normalized)))
+        nfa.accept.add(nfa.chain(fn_start, _fnmatch_tokens(fnmatch_text(normalized))))
     return nfa
 
 

@@ -1,5 +1,5 @@
-"""mcp_agent_mail reservations, read-only: a real SQLite file, a real archive directory, and a
-real JSON-RPC server on 127.0.0.1 (stdlib ``http.server`` in a thread)."""
+"""mcp_agent_mail reservations, read-only, from a real SQLite file and a real archive
+directory (the server source is in test_agent_mail_url.py)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,21 @@ import calendar
 import hashlib
 import json
 import re
-import socket
 import sqlite3
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_maf_preflight.config.models import AgentMailSource
-from pytest_maf_preflight.reservations.agent_mail import (
+from pytest_maf_preflight.agent_mail.projects import slugify
+from pytest_maf_preflight.agent_mail.reservations import (
     ARCHIVE_WARNING,
     AgentMailError,
     ExternalReservation,
     SourceReport,
-    canonical_project_key,
-    parse_time,
     read_reservations,
-    redact_url,
-    slugify,
 )
+from pytest_maf_preflight.config.models import AgentMailSource
 
 #: "Now" for every test: 2026-11-25 09:30:00 UTC. Times near it hide string-comparison bugs.
 NOW = float(calendar.timegm((2026, 11, 25, 9, 30, 0)))
@@ -44,71 +37,6 @@ def read(source: AgentMailSource, rootdir: Path, *, environ: dict[str, str] | No
 
 def held(report: SourceReport) -> set[tuple[str, str, bool]]:
     return {(r.agent, r.path_pattern, r.exclusive) for r in report.reservations}
-
-
-# --- times and slugs ----------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-11-25 09:30:00", NOW),
-    ("2026-11-25 9:30:00", NOW),  # an unpadded hour sorts after "10:" as text
-    ("2026-11-25T09:30:00", NOW),
-    ("2026-11-25T09:30:00Z", NOW),
-    ("2026-11-25T09:30:00+00:00", NOW),
-    ("2026-11-25T11:30:00+02:00", NOW),
-    ("2026-11-25T04:00:00-0530", NOW),
-    ("2026-11-25 09:30:00.250000", NOW + 0.25),
-    ("2026-11-25T09:30:00.25Z", NOW + 0.25),
-    ("2026-11-25T09:30:00.2500009+00:00", NOW + 0.25),  # 7 digits: cut to microseconds
-    ("2026-11-25 09:30", NOW),
-    (NOW, NOW),
-    (int(NOW * 1000), NOW),
-    (int(NOW * 1_000_000), NOW),
-    (str(int(NOW)), NOW),
-])
-def test_times_parse_as_times(text: object, expected: float) -> None:
-    assert parse_time(text) == pytest.approx(expected, abs=1e-6)
-
-
-def test_times_order_as_times_not_as_text() -> None:
-    assert "2026-11-25 9:00:00" > "2026-11-25 10:00:00"  # the trap
-    assert parse_time("2026-11-25 9:00:00") < parse_time("2026-11-25 10:00:00")
-    assert "2026-11-25T09:10:00" > "2026-11-25 09:30:00"
-    assert parse_time("2026-11-25T09:10:00") < parse_time("2026-11-25 09:30:00")
-
-
-@pytest.mark.parametrize("bad", ["", "soon", "2026-13-01 00:00:00", "2026-11-25 25:00:00",
-                                 "2026-11-25T09:30:00+24:00", True, None, 12345, [1], 1e30])
-def test_what_is_not_a_time_is_refused(bad: object) -> None:
-    with pytest.raises(ValueError, match=r"not a time|offset"):
-        parse_time(bad)
-
-
-@pytest.mark.parametrize(("key", "slug"), [
-    ("/srv/repos/my-project", "srv-repos-my-project"),
-    ("  Backend  ", "backend"),
-    ("/Users/Me/Code/Web App_2", "users-me-code-web-app-2"),
-    ("///", "project"),
-    ("srv-repos-app", "srv-repos-app"),  # a slug is its own slug
-    ("Ünïcode Pröject", "n-code-pr-ject"),  # str.lower, then non-[a-z0-9] runs become '-'
-])
-def test_slugify_matches_mcp_agent_mail(key: str, slug: str) -> None:
-    assert slugify(key) == slug
-
-
-def test_path_like_project_keys_are_made_absolute(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert canonical_project_key(".", tmp_path) == str(tmp_path)
-    assert canonical_project_key("sub/../x", tmp_path) == str(tmp_path / "x")
-    assert canonical_project_key("~/code", tmp_path) == str(tmp_path / "home" / "code")
-    assert canonical_project_key("Backend", tmp_path) == "Backend"
-    assert canonical_project_key("/a//b/", tmp_path) == "/a/b"
-
-
-def test_redacted_urls_keep_no_secrets() -> None:
-    assert redact_url("http://me:hunter2@h:1/mcp/?token=abc&x=1") == \
-        "http://me:***@h:1/mcp/?token=***&x=1"
-    assert "tok-123" not in redact_url("http://h/mcp/tok-123", ["tok-123"])
 
 
 # --- choosing the source ------------------------------------------------------------------------
@@ -383,241 +311,3 @@ def test_archive_unreadable_artifact_names_the_file(tmp_path: Path, content: str
     where = re.escape(str(directory))
     with pytest.raises(AgentMailError, match=rf"storage {where}: broken\.json: .*{problem}"):
         read(AgentMailSource(project=PROJECT, storage=str(tmp_path / "archive")), tmp_path)
-
-
-# --- url (a real JSON-RPC server) ---------------------------------------------------------------
-
-TOKEN = "s3cret-token"
-RESERVATIONS = [
-    {"id": 1, "agent": "BlueLake", "path_pattern": "src/*.py", "exclusive": True,
-     "reason": "", "created_ts": "2026-11-25T08:00:00+00:00",
-     "expires_ts": "2026-11-25T10:00:00+00:00", "released_ts": None, "stale": False},
-    {"id": 2, "agent": "GreenCastle", "path_pattern": "docs/**", "exclusive": False,
-     "expires_ts": "2026-11-25T09:45:00.123456+00:00", "released_ts": None},
-    {"id": 3, "agent": "RedStone", "path_pattern": "lib/**", "exclusive": True,
-     "expires_ts": "2026-11-25T09:10:00+00:00", "released_ts": None},  # expired
-    {"id": 4, "agent": "PinkPond", "path_pattern": "web/**", "exclusive": True,
-     "expires_ts": "2026-11-26T00:00:00+00:00", "released_ts": "2026-11-25T09:00:00+00:00"},
-]
-
-
-class McpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    mode = "json"
-    contents: Any = None
-    release = threading.Event()
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), McpHandler)
-        self.requests: list[dict[str, Any]] = []
-        self.initialized = False
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up (the timeout test) is expected here
-
-
-class McpHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: McpServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_DELETE(self) -> None:
-        self.server.requests.append({"http": "DELETE", "path": self.path,
-                                     "session": self.headers.get("Mcp-Session-Id")})
-        self._send(200)
-
-    def do_POST(self) -> None:
-        server = self.server
-        message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server.requests.append({
-            "http": "POST", "path": self.path, "method": message.get("method"),
-            "params": message.get("params"), "session": self.headers.get("Mcp-Session-Id"),
-            "protocol": self.headers.get("MCP-Protocol-Version"),
-            "accept": self.headers.get("Accept")})
-        if server.mode == "redirect" and self.path == "/mcp":
-            self._send(307, headers={"Location": "/mcp/"})
-            return
-        if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-            self._send(401, b'{"detail": "Unauthorized"}')
-            return
-        method = message.get("method")
-        if method == "initialize":
-            self._reply(message, {"protocolVersion": "2025-03-26", "capabilities": {},
-                                  "serverInfo": {"name": "mcp-agent-mail", "version": "0"}},
-                        {"Mcp-Session-Id": "session-1"})
-        elif method == "notifications/initialized":
-            server.initialized = self.headers.get("Mcp-Session-Id") == "session-1"
-            self._send(202)
-        elif method == "resources/read":
-            self._read_resource(message)
-        else:
-            self._reply(message, error={"code": -32601, "message": "Method not found"})
-
-    def _read_resource(self, message: dict[str, Any]) -> None:
-        server = self.server
-        if not server.initialized or self.headers.get("Mcp-Session-Id") != "session-1":
-            self._send(400, b'{"error": {"code": -32600, "message": "Bad Request: no session"}}')
-        elif server.mode == "rpc_error":
-            self._reply(message, error={"code": -32002, "message": "Unknown resource"})
-        elif server.mode == "http500":
-            self._send(500, b"Internal Server Error", "text/plain")
-        elif server.mode == "hang":
-            server.release.wait(10)
-        else:
-            uri = message["params"]["uri"]
-            contents = server.contents if server.contents is not None else [
-                {"uri": uri, "mimeType": "application/json", "text": json.dumps(RESERVATIONS)}]
-            self._reply(message, {"contents": contents})
-
-    def _reply(self, message: dict[str, Any], result: Any = None,
-               headers: dict[str, str] | None = None, error: Any = None) -> None:
-        answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
-        answer.update({"error": error} if error is not None else {"result": result})
-        if self.server.mode != "sse":
-            self._send(200, json.dumps(answer).encode(), headers=headers)
-            return
-        # An SSE stream: a log notification first, then the answer split over two data lines.
-        log = {"jsonrpc": "2.0", "method": "notifications/message",
-               "params": {"level": "info", "data": "reading"}}
-        text = json.dumps(answer)
-        half = text.index(", ") + 1  # the data lines are joined with a newline: JSON whitespace
-        body = (f": keep-alive\r\nevent: message\r\ndata: {json.dumps(log)}\r\n\r\n"
-                f"event: message\r\nid: 7\r\ndata: {text[:half]}\r\ndata:{text[half:]}\r\n"
-                f"\r\n").encode()
-        self._send(200, body, "text/event-stream", headers)
-
-
-@pytest.fixture
-def mcp() -> Iterator[McpServer]:
-    server = McpServer()
-    server.release = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-
-
-def url_of(server: McpServer, path: str = "/mcp/") -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}{path}"
-
-
-def read_url(server: McpServer, tmp_path: Path, path: str = "/mcp/",
-             token: str | None = TOKEN, timeout: float = 5.0) -> SourceReport:
-    source = AgentMailSource(project=PROJECT, url=url_of(server, path), token_env="AM_TOKEN")
-    return read(source, tmp_path, environ={"AM_TOKEN": token} if token else {}, timeout=timeout)
-
-
-URL_ACTIVE = {("BlueLake", "src/*.py", True), ("GreenCastle", "docs/**", False)}
-
-
-@pytest.mark.parametrize("mode", ["json", "sse"])
-def test_url_reads_active_reservations_over_mcp(mcp: McpServer, tmp_path: Path,
-                                                mode: str) -> None:
-    mcp.mode = mode
-    report = read_url(mcp, tmp_path)
-    assert held(report) == URL_ACTIVE
-    assert (report.source, report.location, report.project) == ("url", url_of(mcp), SLUG)
-    assert report.warnings == ()
-    assert TOKEN not in repr(report)
-    posts = [r for r in mcp.requests if r["http"] == "POST"]
-    assert [r["method"] for r in posts] == ["initialize", "notifications/initialized",
-                                            "resources/read"]
-    assert posts[2]["params"] == {"uri": f"resource://file_reservations/{SLUG}?active_only=true"}
-    assert [r["session"] for r in posts] == [None, "session-1", "session-1"]
-    assert [r["protocol"] for r in posts] == [None, "2025-03-26", "2025-03-26"]
-    assert all("text/event-stream" in r["accept"] for r in posts)
-    assert mcp.requests[-1] == {"http": "DELETE", "path": "/mcp/", "session": "session-1"}
-
-
-def test_url_without_a_path_uses_mcp_and_follows_a_redirect(mcp: McpServer,
-                                                             tmp_path: Path) -> None:
-    assert held(read_url(mcp, tmp_path, path="")) == URL_ACTIVE
-    assert {r["path"] for r in mcp.requests} == {"/mcp/"}
-    mcp.mode, mcp.requests = "redirect", []
-    assert held(read_url(mcp, tmp_path, path="/mcp")) == URL_ACTIVE
-    assert [r["path"] for r in mcp.requests][:2] == ["/mcp", "/mcp/"]
-
-
-def test_url_refused_token_is_an_error_without_the_token(mcp: McpServer, tmp_path: Path) -> None:
-    with pytest.raises(AgentMailError, match=r"initialize: HTTP 401 Unauthorized \(the bearer "
-                       r"token was refused; check token_env\)") as caught:
-        read_url(mcp, tmp_path, token="wrong-token-value")
-    assert "wrong-token-value" not in str(caught.value)
-
-
-def test_url_missing_token_variable_is_named(mcp: McpServer, tmp_path: Path) -> None:
-    with pytest.raises(AgentMailError, match="token_env names 'AM_TOKEN', which is not set"):
-        read_url(mcp, tmp_path, token=None)
-    assert mcp.requests == []
-
-
-def test_url_json_rpc_error_is_an_error(mcp: McpServer, tmp_path: Path) -> None:
-    mcp.mode = "rpc_error"
-    with pytest.raises(AgentMailError, match=r"resources/read failed with JSON-RPC error "
-                       r"-32002: Unknown resource"):
-        read_url(mcp, tmp_path)
-
-
-def test_url_http_500_is_an_error(mcp: McpServer, tmp_path: Path) -> None:
-    mcp.mode = "http500"
-    with pytest.raises(AgentMailError, match=r"resources/read: HTTP 500 Internal Server Error: "
-                       r"Internal Server Error"):
-        read_url(mcp, tmp_path)
-
-
-def test_url_that_hangs_past_the_timeout_is_an_error(mcp: McpServer, tmp_path: Path) -> None:
-    mcp.mode = "hang"
-    with pytest.raises(AgentMailError, match=r"mcp_agent_mail url http://127\.0\.0\.1:\d+/mcp/: "
-                       r"no answer within 0\.3s"):
-        read_url(mcp, tmp_path, timeout=0.3)
-
-
-def test_url_that_cannot_be_reached_hides_its_password(tmp_path: Path) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    source = AgentMailSource(project=PROJECT, url=f"http://me:hunter2@127.0.0.1:{port}/mcp/")
-    with pytest.raises(AgentMailError, match=rf"url http://me:\*\*\*@127\.0\.0\.1:{port}/mcp/: "
-                       r"cannot reach the server") as caught:
-        read(source, tmp_path)
-    assert "hunter2" not in str(caught.value)
-
-
-@pytest.mark.parametrize(("contents", "problem"), [
-    ([{"uri": "x", "text": "project: [toon]"}], "the content is not JSON"),
-    ([{"uri": "x", "text": '{"count": 1}'}], "expected a list of reservations, got dict"),
-    ([{"uri": "x"}], "neither text nor blob"),
-    ([{"uri": "x", "text": json.dumps([{"agent": "A", "path_pattern": "p"}])}],
-     "reservation 0: expires_ts is missing"),
-    ("nope", "no contents list"),
-])
-def test_url_unexpected_resource_content_is_an_error(mcp: McpServer, tmp_path: Path,
-                                                     contents: Any, problem: str) -> None:
-    mcp.contents = contents
-    with pytest.raises(AgentMailError, match=problem):
-        read_url(mcp, tmp_path)
-
-
-def test_url_blob_content_is_read(mcp: McpServer, tmp_path: Path) -> None:
-    import base64
-
-    mcp.contents = [{"uri": "x", "mimeType": "application/json",
-                     "blob": base64.b64encode(json.dumps(RESERVATIONS).encode()).decode()}]
-    assert held(read_url(mcp, tmp_path)) == URL_ACTIVE

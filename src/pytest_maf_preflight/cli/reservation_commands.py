@@ -1,0 +1,339 @@
+"""``maf-preflight reservations list|acquire|renew|release``: the lease store (SPEC S3, S9).
+
+- ``list [--all] [--agent NAME]``: active leases (``--all``: expired and released ones too),
+  newest first: pattern, agent, exclusive or shared, time left, fencing token, id.
+- ``acquire PATTERN... --ttl SECONDS [--shared] [--reason TEXT]``: every pattern or none;
+  prints each lease id and fencing token. Exit 4 when another agent's active lease blocks it
+  (each blocking lease is named: pattern, holder, expiry).
+- ``renew LEASE_ID --ttl SECONDS``: extends from ``max(now, expiry)``, with a new token.
+- ``release LEASE_ID``: the owner releases its lease; ``release --stale
+  [--idle-agent-seconds N]`` force-releases expired leases (and those of agents silent for N
+  seconds), whoever holds them.
+
+The agent is ``--agent``, else ``MAF_AGENT_ID``, else ``AGENT_NAME``; none is a usage error.
+Patterns are gitignore-style and relative to the repository top level. The runtime is located as
+``maf-preflight history`` locates it (the current directory is the rootdir;
+``MAF_RUNTIME_MODE``, ``MAF_DB_PATH``, ``MAF_AGENT_MAIL_ROOT``, or ``--mode``). A lease taken in
+the ``memory`` mode would end with this command, so acquire, renew and release refuse it.
+
+Exit codes: 0 done; 2 usage (bad pattern, ttl, agent name, no runtime); 4 refused: a conflict
+blocked the acquire or renewal, or the lease is unknown, someone else's or released.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import names
+from .common import CliError, error_line, print_json
+
+if TYPE_CHECKING:
+    from ..runtime.base import RuntimeState
+    from ..runtime.records import Lease
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+#: Exit code when the lease store refused: a conflict, or a lease that is not the agent's.
+EXIT_REFUSED = 4
+MAX_NAME_LENGTH = 128
+
+AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
+MODE_HELP = "Runtime modes to use (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)"
+JSON_HELP = "Print JSON"
+
+
+def register(subparsers: Subparsers) -> None:
+    reservations = subparsers.add_parser(
+        "reservations", help="List, acquire, renew and release leases on paths",
+        description="The lease store agents reserve paths in. Patterns are gitignore-style "
+                    "(a path, 'dir/', 'src/**/*.py'), relative to the repository top level. "
+                    f"Exit {EXIT_REFUSED}: refused (a conflicting lease of another agent, or a "
+                    "lease that is unknown, someone else's or released).")
+    actions = reservations.add_subparsers(dest="reservations_command", metavar="ACTION",
+                                          required=True)
+
+    listing = actions.add_parser("list", help="Active leases, newest first")
+    listing.add_argument("--all", action="store_true",
+                         help="Expired and released leases too")
+    listing.add_argument("--agent", metavar="NAME", help="Only this agent's leases")
+    _common(listing)
+    listing.set_defaults(handler=run_list)
+
+    acquire = actions.add_parser(
+        "acquire", help="Lease every PATTERN, or none of them",
+        description="Lease every PATTERN for SECONDS, or none: another agent's active lease "
+                    "on an overlapping pattern, with at least one side exclusive, blocks the "
+                    f"whole request (exit {EXIT_REFUSED}, each blocking lease named).")
+    acquire.add_argument("patterns", nargs="+", metavar="PATTERN",
+                         help="Path or gitignore-style pattern")
+    acquire.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    acquire.add_argument("--ttl", type=float, required=True, metavar="SECONDS",
+                         help="How long the leases last")
+    acquire.add_argument("--shared", action="store_true",
+                         help="Shared leases (readers); exclusive by default")
+    acquire.add_argument("--reason", default="", metavar="TEXT", help="Why (shown to others)")
+    _common(acquire)
+    acquire.set_defaults(handler=run_acquire)
+
+    renew = actions.add_parser(
+        "renew", help="Extend one of the agent's leases",
+        description="Extend the lease to max(now, its expiry) + SECONDS, with a new fencing "
+                    "token.")
+    renew.add_argument("lease_id", metavar="LEASE_ID")
+    renew.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    renew.add_argument("--ttl", type=float, required=True, metavar="SECONDS",
+                       help="Seconds to add")
+    _common(renew)
+    renew.set_defaults(handler=run_renew)
+
+    release = actions.add_parser(
+        "release", help="Release a lease, or force-release stale ones",
+        description="Release LEASE_ID (owner only; releasing it again changes nothing), or "
+                    "with --stale force-release every expired lease and, with "
+                    "--idle-agent-seconds, every lease of an agent whose last heartbeat is "
+                    "older than that.")
+    release.add_argument("lease_id", nargs="?", metavar="LEASE_ID")
+    release.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    release.add_argument("--stale", action="store_true",
+                         help="Force-release stale leases instead of one lease")
+    release.add_argument("--idle-agent-seconds", type=float, metavar="N",
+                         help="With --stale: also leases of agents silent for N seconds")
+    _common(release)
+    release.set_defaults(handler=run_release)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, *,
+               default: str | None = None) -> str:
+    """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``; none, or an invalid name, is a
+    usage error naming where the value came from."""
+    env = os.environ if environ is None else environ
+    for value, source in ((cli_value, "--agent"),
+                          (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
+                          (env.get("AGENT_NAME"), "AGENT_NAME environment variable")):
+        if value:
+            if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
+                raise CliError(f"{source}: {value!r} is not a valid agent name "
+                               f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
+            return value
+    if default is not None:
+        return default
+    raise CliError("no agent: give --agent NAME or set MAF_AGENT_ID (or AGENT_NAME)")
+
+
+def _open(mode: str | None, *, writes: bool) -> tuple[RuntimeState, list[str]]:
+    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.factory import open_chain
+    from .runtime_commands import _settings
+
+    try:
+        opened = open_chain(_settings(mode))
+    except RuntimeUnavailable as exc:
+        raise CliError(str(exc)) from None
+    runtime, skipped = opened.runtime, opened.skipped
+    if writes and runtime.mode == "memory":
+        runtime.close()
+        why = ("the runtime fell back to memory (" + "; ".join(skipped) + ")" if skipped
+               else "the runtime is memory")
+        raise CliError(f"{why}, where a lease ends with this command; choose sqlite or json "
+                       "(MAF_RUNTIME_MODE or --mode)")
+    return runtime, skipped
+
+
+def _refused(message: str) -> int:
+    print(error_line(message), file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _positive(value: float, option: str) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise CliError(f"{option} must be a positive number of seconds, got {value:g}")
+    return value
+
+
+def _when(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch).isoformat(sep=" ", timespec="seconds")
+
+
+def _span(span: float) -> str:
+    seconds = round(abs(span))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def lease_state(lease: Lease, at: float) -> str:
+    """``in 5m00s``, ``expired 3s ago`` or ``released``: what a reader needs about a lease."""
+    if lease.released_at is not None:
+        return "released"
+    if lease.expires_at > at:
+        return f"in {_span(lease.expires_at - at)}"
+    return f"expired {_span(at - lease.expires_at)} ago"
+
+
+def lease_json(lease: Lease, at: float) -> dict[str, Any]:
+    return {**dataclasses.asdict(lease), "active": lease.active(at)}
+
+
+def describe_holder(lease: Lease, at: float) -> str:
+    kind = "exclusive" if lease.exclusive else "shared"
+    reason = f", reason: {lease.reason}" if lease.reason else ""
+    return (f"{lease.path_pattern!r} held by agent {lease.agent_id!r} ({kind} lease {lease.id}, "
+            f"expires {_when(lease.expires_at)}, {lease_state(lease, at)}{reason})")
+
+
+def _table(rows: Sequence[Lease], at: float) -> None:
+    header = ("PATTERN", "AGENT", "KIND", "EXPIRES", "TOKEN", "ID")
+    cells = [header, *((lease.path_pattern, lease.agent_id,
+                        "exclusive" if lease.exclusive else "shared", lease_state(lease, at),
+                        str(lease.fencing_token), lease.id) for lease in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    for row in cells:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False))
+              + "  " + row[-1])
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def run_list(args: argparse.Namespace) -> int:
+    agent = agent_name(args.agent, {}) if args.agent else None  # validated, no env default
+    runtime, skipped = _open(args.mode, writes=False)
+    at = time.time()
+    with runtime:
+        rows = runtime.leases(active_only=not args.all, agent_id=agent, now=at)
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": skipped, "now": at,
+                    "leases": [lease_json(lease, at) for lease in rows]})
+        return 0
+    for note in skipped:
+        print(f"note: {note}")
+    if not rows:
+        which = "leases" if args.all else "active leases"
+        print(f"no {which}{f' of agent {agent!r}' if agent else ''} ({runtime.mode})")
+        return 0
+    _table(rows, at)
+    return 0
+
+
+def run_acquire(args: argparse.Namespace) -> int:
+    agent = agent_name(args.agent)
+    ttl = _positive(args.ttl, "--ttl")
+    runtime, skipped = _open(args.mode, writes=True)
+    with runtime:
+        try:
+            grant = runtime.acquire_leases(agent, args.patterns, exclusive=not args.shared,
+                                           ttl=ttl, reason=args.reason)
+        except ValueError as exc:  # a bad pattern (PatternError), checked before any write
+            raise CliError(str(exc)) from None
+    at = time.time()
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": skipped, "agent": agent,
+                    "granted": grant.ok,
+                    "leases": [lease_json(lease, at) for lease in grant.granted],
+                    "conflicts": [lease_json(lease, at) for lease in grant.conflicts]})
+        return 0 if grant.ok else EXIT_REFUSED
+    for note in skipped:
+        print(f"note: {note}")
+    if not grant.ok:
+        for lease in grant.conflicts:
+            print(f"blocked by: {describe_holder(lease, at)}")
+        count = len(grant.conflicts)
+        return _refused(f"not granted to {agent!r}: {count} active lease"
+                        f"{'s' if count != 1 else ''} of other agents conflict; nothing was "
+                        "leased")
+    for lease in grant.granted:
+        kind = "exclusive" if lease.exclusive else "shared"
+        print(f"granted {lease.path_pattern!r} ({kind}) to {agent}: lease {lease.id}, "
+              f"fencing token {lease.fencing_token}, expires {_when(lease.expires_at)}")
+    return 0
+
+
+def run_renew(args: argparse.Namespace) -> int:
+    from ..runtime.base import LeaseError
+
+    agent = agent_name(args.agent)
+    ttl = _positive(args.ttl, "--ttl")
+    runtime, _ = _open(args.mode, writes=True)
+    with runtime:
+        try:
+            lease = runtime.renew_lease(args.lease_id, agent, ttl=ttl)
+        except LeaseError as exc:
+            return _refused(str(exc))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    if args.json:
+        print_json({"mode": runtime.mode, "lease": lease_json(lease, time.time())})
+        return 0
+    print(f"renewed lease {lease.id} on {lease.path_pattern!r}: fencing token "
+          f"{lease.fencing_token}, expires {_when(lease.expires_at)}")
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    if args.stale:
+        if args.lease_id is not None:
+            raise CliError("give LEASE_ID or --stale, not both")
+        return _release_stale(args)
+    if args.lease_id is None:
+        raise CliError("give the LEASE_ID to release, or --stale")
+    if args.idle_agent_seconds is not None:
+        raise CliError("--idle-agent-seconds only applies with --stale")
+    from ..runtime.base import LeaseError
+
+    agent = agent_name(args.agent)
+    runtime, _ = _open(args.mode, writes=True)
+    with runtime:
+        try:
+            lease = runtime.release_lease(args.lease_id, agent)
+        except LeaseError as exc:
+            return _refused(str(exc))
+    if args.json:
+        print_json({"mode": runtime.mode, "lease": lease_json(lease, time.time())})
+        return 0
+    print(f"released lease {lease.id} on {lease.path_pattern!r} ({lease.agent_id})")
+    return 0
+
+
+def _release_stale(args: argparse.Namespace) -> int:
+    idle = args.idle_agent_seconds
+    if idle is not None and (not math.isfinite(idle) or idle < 0):
+        raise CliError(f"--idle-agent-seconds must be at least 0, got {idle:g}")
+    runtime, _ = _open(args.mode, writes=True)
+    with runtime:
+        try:
+            released = runtime.release_stale_leases(idle_agent_seconds=idle)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    at = time.time()
+    if args.json:
+        print_json({"mode": runtime.mode, "released": [lease_json(x, at) for x in released]})
+        return 0
+    for lease in released:
+        print(f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}, expired "
+              f"{_when(lease.expires_at)})" if lease.expires_at <= at else
+              f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}; the agent "
+              "is idle)")
+    count = len(released)
+    print(f"released {count} stale lease{'s' if count != 1 else ''} ({runtime.mode})")
+    return 0
