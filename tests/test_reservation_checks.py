@@ -94,7 +94,8 @@ def test_a_change_under_another_agents_lease_closes_the_gate(
     result = gate(pytester)
     assert result.ret == 10
     result.stdout.fnmatch_lines([
-        "*1 conflict (1 changed file(s) from git*against 1 active reservation(s)):*",
+        "*1 conflict (1 changed file(s) from git*against 1 active lease(s) in the sqlite lease "
+        "store):*",
         "*src/app/x.py: reserved by agent-b (exclusive lease * on 'src/**', expires *",
     ])
     [row] = conflicts(repo)
@@ -286,7 +287,9 @@ def test_the_shipped_example_honours_agent_mail_reservations(
     result = gate(pytester)
     assert result.ret == 10
     result.stdout.fnmatch_lines(
-        ["*src/app/x.py: reserved by BlueLake (exclusive agent_mail:database reservation*"
+        ["*against 0 active lease(s) in the sqlite lease store and 1 mcp_agent_mail "
+         "reservation(s) from its database (*storage.sqlite3, project my-project)):*",
+         "*src/app/x.py: reserved by BlueLake (exclusive agent_mail:database reservation*"
          "on 'src/*.py'*"])
     assert "GreenCastle" not in result.stdout.str()
     assert "RedStone" not in result.stdout.str()

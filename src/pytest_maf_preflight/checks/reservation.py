@@ -132,6 +132,17 @@ def _holdings(params: ReservationParameters, state: ReservationState, ctx: Check
     return holdings
 
 
+def _sources(details: Mapping[str, Any]) -> str:
+    """Where the reservations came from, for the report: honest about what was looked at."""
+    store = details["lease_store"]
+    text = f"{store['active_leases']} active lease(s) in the {store['mode']} lease store"
+    mail = details.get("agent_mail")
+    if mail:
+        text += (f" and {mail['active_reservations']} mcp_agent_mail reservation(s) from its "
+                 f"{mail['source']} ({mail['location']}, project {mail['project']})")
+    return text
+
+
 def _stale_locks(params: ReservationParameters, root: Path, state: ReservationState
                  ) -> list[Conflict]:
     from ..reservations.conflicts import Conflict
@@ -190,7 +201,7 @@ def lock_validation(body: ReservationCheckBody, ctx: CheckContext) -> Observatio
                 "agent's conflicting lease" if strict else
                 "no changed file is under another agent's conflicting lease")
     checked = (f"{len(changed.paths)} changed file(s) from {changed.source} against "
-               f"{len(holdings)} active reservation(s)")
+               f"{_sources(details)}")
     return _verdict(conflicts, details, ctx, expected, checked)
 
 
@@ -212,7 +223,7 @@ def concurrent_access(body: ReservationCheckBody, ctx: CheckContext) -> Observat
     conflicts += concurrent_changes(ctx.agent_id, own, dict(state.recent_changes))
     details["agents_with_recorded_changes"] = sorted(state.recent_changes)
     conflicts += _stale_locks(params, changed.root if changed else _project_root(ctx), state)
-    checked = (f"{len(holdings)} active reservation(s); changed files of "
+    checked = (f"{_sources(details)}; changed files of "
                f"{len(state.recent_changes) + (1 if changed else 0)} agent(s)")
     return _verdict(conflicts, details, ctx,
                     "no two agents hold conflicting reservations or change the same file",
