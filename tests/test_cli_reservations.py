@@ -182,6 +182,15 @@ def test_the_memory_runtime_is_refused_for_writes(project: Path,
     code, _, err = run(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
     assert code == 2
     assert "the runtime fell back to memory (sqlite: " in err
+    # A fallback to a store that persists is refused too: other agents do not look there.
+    monkeypatch.setenv("MAF_RUNTIME_MODE", "sqlite,json")
+    monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(project / "mail"))
+    code, _, err = run(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
+    assert code == 2
+    assert "the runtime fell back to json (sqlite: " in err
+    code, out, _ = run(capsys, "reservations", "list", "--all", "--mode", "json")
+    assert (code, "no leases (json)" in out or "no active leases (json)" in out) == (0, True), out
+    monkeypatch.setenv("MAF_RUNTIME_MODE", "sqlite,memory")
     code, out, _ = run(capsys, "reservations", "list")  # reading is harmless
     assert code == 0
     assert "note: sqlite: " in out

@@ -232,7 +232,36 @@ def test_a_memory_fallback_cannot_vouch_for_reservations(
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
                                 "--maf-runtime=sqlite,memory", *QUIET)
     assert result.ret == 10
-    result.stdout.fnmatch_lines(["*fell back to memory, which cannot see other agents' leases*"])
+    result.stdout.fnmatch_lines(["*the lease store fell back to memory, where other agents' "
+                                 "leases are not*"])
+
+
+def test_a_fallback_to_the_json_store_cannot_vouch_either(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    """Other agents' leases are in the SQLite store this run could not open."""
+    write(repo, "leases.yaml", LOCK_VALIDATION)
+    (repo / ".maf" / "runtime.db").write_bytes(b"garbage, not a database" * 100)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
+                                "--maf-runtime=sqlite,json", *QUIET)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(["*the lease store fell back to json, where other agents' "
+                                 "leases are not*"])
+
+
+def test_reservation_checks_need_an_agent_id(pytester: pytest.Pytester, repo: Path) -> None:
+    write(repo, "leases.yaml", LOCK_VALIDATION)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-runtime=sqlite",
+                                *QUIET)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(["*no agent id is set (it is 'anonymous', the default)*"])
+
+
+def test_an_empty_list_of_files_is_a_config_error(pytester: pytest.Pytester, repo: Path) -> None:
+    write(repo, "leases.yaml", LOCK_VALIDATION.replace("{changed_files: git, base_ref: main}",
+                                                       "{changed_files: list}"))
+    result = gate(pytester)
+    assert result.ret == 11
+    assert "changed_files 'list' needs the files to check" in result.stderr.str()
 
 
 # --- mcp_agent_mail reservations -----------------------------------------------------------

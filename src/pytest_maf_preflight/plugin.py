@@ -141,6 +141,7 @@ def pytest_runtest_setup_maf_reserve(item: pytest.Item) -> None:
 
 def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
     from .reservations.holding import DEFAULT_TTL, MafReservations, ReservationConflictError
+    from .runtime.base import RuntimeStateError
 
     paths: list[str] = []
     for arg in marker.args:
@@ -156,7 +157,7 @@ def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
         holder.grant(*paths, exclusive=bool(marker.kwargs.get("exclusive", True)),
                      ttl=float(marker.kwargs.get("ttl", DEFAULT_TTL)),
                      reason=str(marker.kwargs.get("reason", f"test {item.nodeid}")))
-    except (ReservationConflictError, ValueError) as exc:
+    except (ReservationConflictError, ValueError, RuntimeStateError) as exc:
         pytest.fail(f"maf_reserve: {exc}", pytrace=False)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..options import DEFAULT_AGENT
 from .base import CheckContext, CheckType, Observation
 
 if TYPE_CHECKING:
@@ -52,21 +53,38 @@ def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
                       window: float = DEFAULT_CHANGE_WINDOW) -> ReservationState:
     at = time.time() if at is None else at
     blind = None
-    if mode == "memory" and fell_back:
-        blind = ("the lease store fell back to memory, which cannot see other agents' leases; "
-                 "fix the runtime (see the header) or choose memory explicitly")
-    recent: dict[str, tuple[str, ...]] = {}
-    for execution in runtime.executions(limit=500):
-        result = execution.result
-        if (execution.agent_id == agent_id or execution.agent_id in recent
-                or execution.started_at < at - window
-                or not str(result.get("test_type", "")).startswith("reservation_check/")):
-            continue
-        changed = (result.get("details") or {}).get("changed_files")
-        if isinstance(changed, list):
-            recent[execution.agent_id] = tuple(str(p) for p in changed)
+    if fell_back:
+        # Other agents keep their leases in the store this one could not open: a check that
+        # read the fallback instead would pass without having seen them.
+        blind = (f"the lease store fell back to {mode}, where other agents' leases are not; "
+                 "fix the runtime (see the header) or choose this mode explicitly")
+    elif agent_id == DEFAULT_AGENT:
+        blind = (f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so this agent's "
+                 "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
+                 "AGENT_NAME or ini maf_agent_id")
     return ReservationState(store_mode=mode, leases=tuple(runtime.leases(now=at)),
-                            recent_changes=recent, at=at, blind=blind)
+                            recent_changes=_recent_changes(runtime, agent_id, at - window),
+                            at=at, blind=blind)
+
+
+def _recent_changes(runtime: RuntimeState, agent_id: str, since: float
+                    ) -> dict[str, tuple[str, ...]]:
+    """Each other agent's newest recorded changed files since ``since``, session by session
+    (newest first), so busy runtimes cannot push them out of a fixed-size window."""
+    recent: dict[str, tuple[str, ...]] = {}
+    for session in runtime.sessions():
+        if session.started_at < since:
+            break
+        if session.agent_id == agent_id or session.agent_id in recent:
+            continue
+        for execution in runtime.executions(session_id=session.id):
+            details = execution.result.get("details") or {}
+            changed = details.get("changed_files") if isinstance(details, dict) else None
+            if (str(execution.result.get("test_type", "")).startswith("reservation_check/")
+                    and isinstance(changed, list)):
+                recent[session.agent_id] = tuple(str(p) for p in changed)
+                break
+    return recent
 
 
 # --- the runs ---------------------------------------------------------------------------------
@@ -181,6 +199,10 @@ def _record_changes(changed: ChangedFiles, details: dict[str, Any]) -> None:
     if len(changed.paths) > MAX_RECORDED_PATHS:
         details["changed_files_truncated"] = len(changed.paths)
     details["changes_source"] = changed.source
+    if changed.renames:
+        details["renames"] = [list(pair) for pair in changed.renames[:MAX_RECORDED_PATHS]]
+    if changed.deleted:
+        details["deleted"] = list(changed.deleted[:MAX_RECORDED_PATHS])
 
 
 def lock_validation(body: ReservationCheckBody, ctx: CheckContext) -> Observation:

@@ -146,12 +146,16 @@ def _open(mode: str | None, *, writes: bool) -> tuple[RuntimeState, list[str]]:
     except RuntimeUnavailable as exc:
         raise CliError(str(exc)) from None
     runtime, skipped = opened.runtime, opened.skipped
+    if writes and skipped:
+        # Other agents look for leases in the store that could not be opened.
+        runtime.close()
+        raise CliError(f"the runtime fell back to {runtime.mode} ({'; '.join(skipped)}), where "
+                       "no other agent would see the lease; fix it or choose the mode "
+                       "explicitly (MAF_RUNTIME_MODE or --mode)")
     if writes and runtime.mode == "memory":
         runtime.close()
-        why = ("the runtime fell back to memory (" + "; ".join(skipped) + ")" if skipped
-               else "the runtime is memory")
-        raise CliError(f"{why}, where a lease ends with this command; choose sqlite or json "
-                       "(MAF_RUNTIME_MODE or --mode)")
+        raise CliError("the runtime is memory, where a lease ends with this command; choose "
+                       "sqlite or json (MAF_RUNTIME_MODE or --mode)")
     return runtime, skipped
 
 

@@ -11,7 +11,7 @@ import enum
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..names import NAME_PATTERN
 
@@ -108,6 +108,14 @@ class ReservationParameters(Strict):
     max_concurrent_readers: int | None = Field(
         default=None, ge=1, description="Most agents holding shared leases on one pattern")
     stale_lock_globs: list[str] = Field(default_factory=list)
+
+
+    @model_validator(mode="after")
+    def _list_names_files(self) -> ReservationParameters:
+        if self.changed_files == "list" and not (self.files or self.paths or self.file_path):
+            raise ValueError("changed_files 'list' needs the files to check in files, paths or "
+                             "file_path (an empty list would check nothing)")
+        return self
 
 
 class ReservationCheckBody(Strict):

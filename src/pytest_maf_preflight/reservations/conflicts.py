@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .index import PatternIndex
-from .patterns import Dialect, patterns_overlap
+from .patterns import Dialect, literal_prefix, patterns_overlap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,16 +102,36 @@ def path_conflicts(agent_id: str, paths: Iterable[str], holdings: Sequence[Holdi
 def holding_conflicts(holdings: Sequence[Holding]) -> list[Conflict]:
     """Pairs of reservations of different agents that conflict with each other.
 
-    All pairs are tried (overlap answers are cached per pattern pair); active holdings are few.
+    Two patterns can only overlap when the literal directories they start with agree (one
+    list a prefix of the other), so pairs are drawn within one top directory, and patterns with
+    no literal start (``*.lock``) are paired with everything.
     """
+    wild: list[int] = []
+    by_top: dict[str, list[int]] = {}
+    prefixes = [literal_prefix(h.pattern) for h in holdings]
+    for i, prefix in enumerate(prefixes):
+        if prefix:
+            by_top.setdefault(prefix[0], []).append(i)
+        else:
+            wild.append(i)
+    pairs: set[tuple[int, int]] = set()
+    for group in by_top.values():
+        pairs.update((a, b) for n, a in enumerate(group) for b in group[n + 1:]
+                     if _prefixes_agree(prefixes[a], prefixes[b]))
+    pairs.update((min(a, b), max(a, b)) for a in wild for b in range(len(holdings)) if a != b)
     found: list[Conflict] = []
-    for i, first in enumerate(holdings):
-        for second in holdings[i + 1:]:
-            if first.agent == second.agent or not (first.exclusive or second.exclusive):
-                continue
-            if patterns_overlap(first.pattern, second.pattern, first.dialect, second.dialect):
-                found.append(Conflict("lease_overlap", None, first, second))
+    for a, b in sorted(pairs):
+        first, second = holdings[a], holdings[b]
+        if first.agent == second.agent or not (first.exclusive or second.exclusive):
+            continue
+        if patterns_overlap(first.pattern, second.pattern, first.dialect, second.dialect):
+            found.append(Conflict("lease_overlap", None, first, second))
     return found
+
+
+def _prefixes_agree(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    shorter = min(len(a), len(b))
+    return a[:shorter] == b[:shorter]
 
 
 def reader_counts(holdings: Sequence[Holding], limit: int) -> list[Conflict]:

@@ -43,9 +43,18 @@ class LeaseStore:
     @property
     def opened(self) -> OpenedRuntime:
         if self._opened is None:
+            from ..runtime.base import RuntimeUnavailable
             from ..runtime.factory import open_chain
 
-            self._opened = open_chain(self._settings)
+            opened = open_chain(self._settings)
+            if opened.skipped:
+                # A lease in a fallback store is one no other agent sees: refuse, do not pretend.
+                opened.runtime.close()
+                raise RuntimeUnavailable(
+                    f"leases need the configured store, which could not be opened "
+                    f"({'; '.join(opened.skipped)}); the fallback {opened.mode} would hold "
+                    "leases nobody else sees")
+            self._opened = opened
         return self._opened
 
     def close(self) -> None:
@@ -73,6 +82,12 @@ class MafReservations:
         """Acquire leases on ``patterns`` (all or none); raise ReservationConflictError."""
         if not patterns:
             raise ValueError("name at least one path or pattern to reserve")
+        from ..options import DEFAULT_AGENT
+
+        if self.agent_id == DEFAULT_AGENT:
+            raise ValueError(f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so "
+                             "the lease would be nobody's; set --maf-agent-id, MAF_AGENT_ID, "
+                             "AGENT_NAME or ini maf_agent_id")
         grant = self.store.opened.runtime.acquire_leases(
             self.agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason)
         if not grant.ok:
