@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_maf_preflight.cli.guard_commands import CHAINED_NAME, DEFAULT_CHECK_ID, MARKER
+from pytest_maf_preflight.cli.guard_check import DEFAULT_CHECK_ID
+from pytest_maf_preflight.cli.guard_commands import CHAINED_NAME, MARKER
 from pytest_maf_preflight.cli.main import main
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 

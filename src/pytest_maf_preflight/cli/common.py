@@ -1,19 +1,34 @@
-"""What every command group shares: exit codes, one-line errors, JSON output, backups."""
+"""What every command group shares: exit codes, one-line errors, JSON output, backups, the
+agent and environment names, and opening the runtime.
+
+Command modules import this at top level, so it imports only the standard library there; the
+runtime is imported inside the functions that open it.
+"""
 
 from __future__ import annotations
 
 import enum
+import itertools
 import os
+import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import names
+
+if TYPE_CHECKING:
+    from ..runtime.base import RuntimeState
+    from ..runtime.factory import RuntimeSettings
 
 PROG = "maf-preflight"
 #: Where configs live when no path is given (the original system's layout).
 DEFAULT_CONFIG_DIR = Path(names.DEFAULT_CONFIG_DIR)
+MAX_NAME_LENGTH = 128
+
+JSON_HELP = "Print JSON"
+MODE_HELP = "Runtime modes to use (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)"
 
 
 class CliExit(enum.IntEnum):
@@ -49,6 +64,12 @@ def error_line(message: str) -> str:
     return f"{PROG}: error: {one_line(message)}"
 
 
+def first_line(text: str) -> str:
+    """The first non-blank line of ``text``, stripped (``no message`` when there is none)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
+
+
 def environment_name(cli_value: str | None, environ: Mapping[str, str] | None = None) -> str:
     """The environment whose overrides apply: ``--env`` > MAF_ENV > NODE_ENV > ``development``
     (``names.environment_name``; an invalid name is a usage error)."""
@@ -57,6 +78,49 @@ def environment_name(cli_value: str | None, environ: Mapping[str, str] | None = 
                                       cli_source="--env")
     except ValueError as exc:
         raise CliError(str(exc)) from None
+
+
+def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, *,
+               default: str | None = None) -> str:
+    """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``; none, or an invalid name, is a
+    usage error naming where the value came from."""
+    env = os.environ if environ is None else environ
+    for value, source in ((cli_value, "--agent"),
+                          (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
+                          (env.get("AGENT_NAME"), "AGENT_NAME environment variable")):
+        if value:
+            if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
+                raise CliError(f"{source}: {value!r} is not a valid agent name "
+                               f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
+            return value
+    if default is not None:
+        return default
+    raise CliError("no agent: give --agent NAME or set MAF_AGENT_ID (or AGENT_NAME)")
+
+
+def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSettings:
+    """Where the runtime is, located as the plugin locates it with ``rootdir`` (default: the
+    current directory) as the rootdir; a bad ``--mode`` or MAF_* value is a usage error."""
+    from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
+
+    try:
+        return resolve_runtime_settings(Path.cwd() if rootdir is None else rootdir, os.environ,
+                                        mode, cli_source="--mode")
+    except RuntimeConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def open_runtime(mode: str | None) -> tuple[RuntimeState, list[str]]:
+    """The first runtime of the chain that opens, and a note for each mode skipped on the way;
+    none opening is a usage error."""
+    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.factory import open_chain
+
+    try:
+        opened = open_chain(runtime_settings(mode))
+    except RuntimeUnavailable as exc:
+        raise CliError(str(exc)) from None
+    return opened.runtime, opened.skipped
 
 
 def display_path(path: Path | str) -> str:
@@ -76,19 +140,24 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def backup_names(path: Path) -> Iterator[Path]:
+    """Where a backup of ``path`` may go, in order: ``<path>.bak``, ``.bak.1``, ``.bak.2``, ..."""
+    yield path.with_name(path.name + ".bak")
+    for number in itertools.count(1):
+        yield path.with_name(f"{path.name}.bak.{number}")
+
+
 def write_backup(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``<path>.bak`` (or ``.bak.1``, ``.bak.2``, ...), never over a file."""
-    candidate = path.with_name(path.name + ".bak")
-    number = 0
+    """Write ``data`` to the first free name of `backup_names`, never over a file."""
+    candidates = backup_names(path)
     while True:
+        candidate = next(candidates)
         try:
             with open(candidate, "xb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
         except FileExistsError:
-            number += 1
-            candidate = path.with_name(f"{path.name}.bak.{number}")
             continue
         os.chmod(candidate, path.stat().st_mode & 0o7777)
         return candidate

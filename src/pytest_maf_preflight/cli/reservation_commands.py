@@ -4,7 +4,8 @@
   newest first: pattern, agent, exclusive or shared, time left, fencing token, id.
 - ``acquire PATTERN... --ttl SECONDS [--shared] [--reason TEXT]``: every pattern or none;
   prints each lease id and fencing token. Exit 4 when another agent's active lease blocks it
-  (each blocking lease is named: pattern, holder, expiry).
+  (each blocking lease is named: pattern, holder, expiry). Expiries are printed in UTC
+  (``2025-01-02T03:04:05Z``), as the reservation checks print them.
 - ``renew LEASE_ID --ttl SECONDS``: extends from ``max(now, expiry)``, with a new token.
 - ``release LEASE_ID``: the owner releases its lease; ``release --stale
   [--idle-agent-seconds N]`` force-releases expired leases (and those of agents silent for N
@@ -24,17 +25,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import math
-import os
-import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import names
-from .common import CliError, error_line, print_json
+from .common import (
+    JSON_HELP,
+    MODE_HELP,
+    CliError,
+    CliExit,
+    agent_name,
+    error_line,
+    open_runtime,
+    print_json,
+)
 
 if TYPE_CHECKING:
     from ..runtime.base import RuntimeState
@@ -43,12 +49,9 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 #: Exit code when the lease store refused: a conflict, or a lease that is not the agent's.
-EXIT_REFUSED = 4
-MAX_NAME_LENGTH = 128
+EXIT_REFUSED = int(CliExit.REFUSED)
 
 AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
-MODE_HELP = "Runtime modes to use (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)"
-JSON_HELP = "Print JSON"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -118,34 +121,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 # --- shared --------------------------------------------------------------------------------------
 
-def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, *,
-               default: str | None = None) -> str:
-    """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``; none, or an invalid name, is a
-    usage error naming where the value came from."""
-    env = os.environ if environ is None else environ
-    for value, source in ((cli_value, "--agent"),
-                          (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
-                          (env.get("AGENT_NAME"), "AGENT_NAME environment variable")):
-        if value:
-            if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
-                raise CliError(f"{source}: {value!r} is not a valid agent name "
-                               f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
-            return value
-    if default is not None:
-        return default
-    raise CliError("no agent: give --agent NAME or set MAF_AGENT_ID (or AGENT_NAME)")
-
-
 def _open(mode: str | None, *, writes: bool) -> tuple[RuntimeState, list[str]]:
-    from ..runtime.base import RuntimeUnavailable
-    from ..runtime.factory import open_chain
-    from .runtime_commands import _settings
-
-    try:
-        opened = open_chain(_settings(mode))
-    except RuntimeUnavailable as exc:
-        raise CliError(str(exc)) from None
-    runtime, skipped = opened.runtime, opened.skipped
+    runtime, skipped = open_runtime(mode)
     if writes and skipped:
         # Other agents look for leases in the store that could not be opened.
         runtime.close()
@@ -170,8 +147,10 @@ def _positive(value: float, option: str) -> float:
     return value
 
 
-def _when(epoch: float) -> str:
-    return datetime.datetime.fromtimestamp(epoch).isoformat(sep=" ", timespec="seconds")
+def _utc(epoch: float) -> str:
+    from ..reservations.conflicts import format_time
+
+    return format_time(epoch)
 
 
 def _span(span: float) -> str:
@@ -204,7 +183,7 @@ def describe_holder(lease: Lease, at: float) -> str:
     kind = "exclusive" if lease.exclusive else "shared"
     reason = f", reason: {lease.reason}" if lease.reason else ""
     return (f"{lease.path_pattern!r} held by agent {lease.agent_id!r} ({kind} lease {lease.id}, "
-            f"expires {_when(lease.expires_at)}, {lease_state(lease, at)}{reason})")
+            f"expires {_utc(lease.expires_at)}, {lease_state(lease, at)}{reason})")
 
 
 def _table(rows: Sequence[Lease], at: float) -> None:
@@ -269,7 +248,7 @@ def run_acquire(args: argparse.Namespace) -> int:
     for lease in grant.granted:
         kind = "exclusive" if lease.exclusive else "shared"
         print(f"granted {lease.path_pattern!r} ({kind}) to {agent}: lease {lease.id}, "
-              f"fencing token {lease.fencing_token}, expires {_when(lease.expires_at)}")
+              f"fencing token {lease.fencing_token}, expires {_utc(lease.expires_at)}")
     return 0
 
 
@@ -290,7 +269,7 @@ def run_renew(args: argparse.Namespace) -> int:
         print_json({"mode": runtime.mode, "lease": lease_json(lease, time.time())})
         return 0
     print(f"renewed lease {lease.id} on {lease.path_pattern!r}: fencing token "
-          f"{lease.fencing_token}, expires {_when(lease.expires_at)}")
+          f"{lease.fencing_token}, expires {_utc(lease.expires_at)}")
     return 0
 
 
@@ -335,7 +314,7 @@ def _release_stale(args: argparse.Namespace) -> int:
         return 0
     for lease in released:
         print(f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}, expired "
-              f"{_when(lease.expires_at)})" if lease.expires_at <= at else
+              f"{_utc(lease.expires_at)})" if lease.expires_at <= at else
               f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}; the agent "
               "is idle)")
     count = len(released)

@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import CliError, CliExit, print_json
+from .common import JSON_HELP, CliError, CliExit, open_runtime, print_json, runtime_settings
 
 if TYPE_CHECKING:
     from ..runtime.base import RuntimeState
-    from ..runtime.factory import RuntimeSettings
 
 STATUSES = ("passed", "failed", "timeout", "error", "skipped")
 
@@ -31,44 +28,24 @@ def register(subparsers: Any) -> None:
                          help="At most N executions (default: 50)")
     history.add_argument("--mode", metavar="MODES", help="Runtime modes to read (default: as "
                          "MAF_RUNTIME_MODE, else sqlite,json,memory)")
-    history.add_argument("--json", action="store_true", help="Print JSON")
+    history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler=run_history)
 
     runtime = subparsers.add_parser("runtime", help="Inspect, migrate and sync the runtime")
     actions = runtime.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="The active mode, where it stores, what it holds")
     info.add_argument("--mode", metavar="MODES", help="Runtime modes to try")
-    info.add_argument("--json", action="store_true", help="Print JSON")
+    info.add_argument("--json", action="store_true", help=JSON_HELP)
     info.set_defaults(handler=run_info)
     migrate = actions.add_parser("migrate", help="Create or upgrade the SQLite database")
-    migrate.add_argument("--json", action="store_true", help="Print JSON")
+    migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
     sync = actions.add_parser("sync", help="Copy records from one mode into another "
                               "(default: the JSON fallback into SQLite), idempotently")
     sync.add_argument("--from", dest="source", default="json", choices=("json", "sqlite"))
     sync.add_argument("--to", dest="target", default="sqlite", choices=("json", "sqlite"))
-    sync.add_argument("--json", action="store_true", help="Print JSON")
+    sync.add_argument("--json", action="store_true", help=JSON_HELP)
     sync.set_defaults(handler=run_sync)
-
-
-def _settings(mode: str | None) -> RuntimeSettings:
-    from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
-
-    try:
-        return resolve_runtime_settings(Path.cwd(), os.environ, mode, cli_source="--mode")
-    except RuntimeConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _open(mode: str | None) -> tuple[RuntimeState, list[str]]:
-    from ..runtime.base import RuntimeUnavailable
-    from ..runtime.factory import open_chain
-
-    try:
-        opened = open_chain(_settings(mode))
-    except RuntimeUnavailable as exc:
-        raise CliError(str(exc)) from None
-    return opened.runtime, opened.skipped
 
 
 def _one(mode: str) -> RuntimeState:
@@ -76,19 +53,20 @@ def _one(mode: str) -> RuntimeState:
     from ..runtime.factory import open_mode
 
     try:
-        return open_mode(mode, _settings(None))
+        return open_mode(mode, runtime_settings(None))
     except RuntimeUnavailable as exc:
         raise CliError(f"{mode}: {exc}") from None
 
 
-def _when(epoch: float) -> str:
+def _local_time(epoch: float) -> str:
+    # Local time, as a person reading their own history expects (reservation output is UTC).
     return datetime.datetime.fromtimestamp(epoch).isoformat(sep=" ", timespec="seconds")
 
 
 def run_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
-    runtime, skipped = _open(args.mode)
+    runtime, skipped = open_runtime(args.mode)
     with runtime:
         rows = runtime.executions(config_id=args.config, status=args.status, limit=args.limit)
     if args.json:
@@ -102,7 +80,7 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r.config_id) for r in rows)
     for r in rows:
-        line = (f"{_when(r.started_at)}  {r.status:<8} {r.config_id:<{width}}  "
+        line = (f"{_local_time(r.started_at)}  {r.status:<8} {r.config_id:<{width}}  "
                 f"{r.duration * 1000:8.1f} ms  x{r.attempts}  {r.agent_id}")
         if r.error_message:
             line += f"  {r.error_message.splitlines()[0][:80]}"
@@ -111,7 +89,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    runtime, skipped = _open(args.mode)
+    runtime, skipped = open_runtime(args.mode)
     with runtime:
         info = runtime.info()
     if args.json:

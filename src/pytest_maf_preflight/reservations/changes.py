@@ -121,6 +121,13 @@ def _check(result: subprocess.CompletedProcess[bytes]) -> bytes:
     return result.stdout
 
 
+def run_git(args: Sequence[str], cwd: Path, timeout: float) -> bytes:
+    """The output of ``git ARGS`` run in ``cwd`` as every git call here is run (no optional
+    locks, pager or prompt; killed after ``timeout`` seconds). Raises `ChangeDetectionError`
+    when git is missing, too slow, or fails (naming the command and git's first error line)."""
+    return _check(_run_git(args, cwd, _Deadline(timeout)))
+
+
 def _toplevel(start: Path, deadline: _Deadline) -> Path | None:
     if not start.is_dir():
         raise ChangeDetectionError(f"{str(start)!r} is not a directory")
