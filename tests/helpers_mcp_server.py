@@ -5,7 +5,9 @@ a thread), shaped like mcp_agent_mail's Streamable HTTP endpoint.
 ``redirect_away`` (to another host), ``rpc_error``, ``http500`` or ``hang`` for
 ``resources/read``. ``contents`` replaces the resource contents; ``auth`` is the Authorization
 header the server accepts. Tools: ``echo`` answers with its arguments, ``fail`` reports
-``isError``.
+``isError``, ``send_message`` (mcp_agent_mail's) records each call in ``sent`` (its arguments
+and the Authorization header) and answers like mcp_agent_mail, or reports ``isError`` in mode
+``refuse_send``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class McpServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), McpHandler)
         self.requests: list[dict[str, Any]] = []
         self.initialized = False
+        self.sent: list[dict[str, Any]] = []
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that gave up (the timeout test) is expected here
@@ -125,11 +128,28 @@ class McpHandler(BaseHTTPRequestHandler):
         if name == "echo":
             self._reply(message, {"content": [{"type": "text", "text": json.dumps(arguments)}],
                                   "structuredContent": arguments})
+        elif name == "send_message":
+            self._send_message(message, arguments)
         elif name == "fail":
             self._reply(message, {"content": [{"type": "text", "text": "recipient\n  Nobody "
                                                f"not found ({TOKEN})"}], "isError": True})
         else:
             self._reply(message, error={"code": -32602, "message": f"Unknown tool: {name}"})
+
+    def _send_message(self, message: dict[str, Any], arguments: dict[str, Any]) -> None:
+        self.server.sent.append({"arguments": arguments,
+                                 "authorization": self.headers.get("Authorization")})
+        if self.server.mode == "refuse_send":
+            self._reply(message, {"content": [{"type": "text", "text": "Agent "
+                                               f"{arguments.get('to')} not found"}],
+                                  "isError": True})
+            return
+        # mcp_agent_mail answers with the deliveries it made (one per recipient list).
+        result = {"deliveries": [{"project": arguments.get("project_key"), "payload": {
+            "id": len(self.server.sent), "thread_id": arguments.get("thread_id"),
+            "subject": arguments.get("subject"), "to": arguments.get("to")}}], "count": 1}
+        self._reply(message, {"content": [{"type": "text", "text": json.dumps(result)}],
+                              "structuredContent": result})
 
     def _reply(self, message: dict[str, Any], result: Any = None,
                headers: dict[str, str] | None = None, error: Any = None) -> None:

@@ -5,8 +5,12 @@
     python helpers_runtime_procs.py victim DB SESSION_ID MODE        (MODE: during | after)
     python helpers_runtime_procs.py lease-race MODE WHERE AGENT PATTERN READY_DIR GO_FILE
     python helpers_runtime_procs.py lease-cycles MODE WHERE AGENT CYCLES LOG READY_DIR GO_FILE
+    python helpers_runtime_procs.py escalation-open MODE WHERE KEY AGENT READY_DIR GO_FILE
+    python helpers_runtime_procs.py escalation-claim MODE WHERE AGENT NOW READY_DIR GO_FILE
+    python helpers_runtime_procs.py escalation-climb MODE WHERE ID TOP AGENT READY_DIR GO_FILE
 
-(lease commands: MODE is sqlite or json, WHERE the database file or the agent-mail root.)
+(lease and escalation commands: MODE is sqlite or json, WHERE the database file or the
+agent-mail root.)
 
 Every command prints one JSON line on success; an exception ends the process with a traceback
 on stderr and a non-zero exit code, which is what the tests look for.
@@ -26,6 +30,8 @@ from pathlib import Path
 from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
+    DeliveryRecord,
+    EscalationRecord,
     ExecutionRecord,
     SessionBundle,
     SessionRecord,
@@ -196,8 +202,80 @@ def _log(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def escalation_open(mode: str, where: Path, key: str, agent: str, ready_dir: Path,
+                    go_file: Path) -> None:
+    """Open (or add an occurrence to) the escalation of ``key``, all children at once."""
+    with open_store(mode, where) as store:
+        ready_then_wait(ready_dir, agent, go_file)
+        record, created = store.open_escalation(
+            path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
+            path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
+            next_action_at=time.time() + 600, details={"agent_id": agent})
+    print(json.dumps({"agent": agent, "id": record.id, "created": created,
+                      "occurrences": record.occurrences}))
+
+
+def _deliver(store: RuntimeState, record: EscalationRecord, agent: str) -> None:
+    store.record_delivery(DeliveryRecord(
+        escalation_id=record.id, level=record.level, channel="mailbox", target=agent,
+        attempt=1, status="delivered", error=None, response={"by": agent},
+        attempted_at=time.time()))
+
+
+def escalation_claim(mode: str, where: Path, agent: str, at: float, ready_dir: Path,
+                     go_file: Path) -> None:
+    """What a tick does: read what is due, then (all children at once) claim the next level,
+    and deliver it only when the claim was won."""
+    with open_store(mode, where) as store:
+        due = store.due_escalations(at)
+        ready_then_wait(ready_dir, agent, go_file)
+        won = []
+        for record in due:
+            claimed = store.claim_escalation(
+                record.id, expect_level=record.level,
+                expect_next_action_at=record.next_action_at, level=record.level + 1,
+                next_action_at=at + 60, state="escalated", details={"claimed_by": agent})
+            if claimed is not None:
+                _deliver(store, claimed, agent)
+                won.append([claimed.id, claimed.level])
+    print(json.dumps({"agent": agent, "due": len(due), "won": won}))
+
+
+def escalation_climb(mode: str, where: Path, escalation_id: str, top: int, agent: str,
+                     ready_dir: Path, go_file: Path) -> None:
+    """Tick again and again until the escalation reaches level ``top``; the levels won."""
+    won: list[int] = []
+    with open_store(mode, where) as store:
+        ready_then_wait(ready_dir, agent, go_file)
+        while True:
+            record = store.get_escalation(escalation_id)
+            assert record is not None
+            assert record.next_action_at is not None
+            if record.level >= top:
+                break
+            claimed = store.claim_escalation(
+                escalation_id, expect_level=record.level,
+                expect_next_action_at=record.next_action_at, level=record.level + 1,
+                next_action_at=record.next_action_at + 1, state="escalated")
+            if claimed is not None:
+                _deliver(store, claimed, agent)
+                won.append(claimed.level)
+    print(json.dumps({"agent": agent, "won": won}))
+
+
 def main(argv: list[str]) -> None:
     command = argv[0]
+    if command == "escalation-open":
+        escalation_open(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
+        return
+    if command == "escalation-claim":
+        escalation_claim(argv[1], Path(argv[2]), argv[3], float(argv[4]), Path(argv[5]),
+                         Path(argv[6]))
+        return
+    if command == "escalation-climb":
+        escalation_climb(argv[1], Path(argv[2]), argv[3], int(argv[4]), argv[5],
+                         Path(argv[6]), Path(argv[7]))
+        return
     if command == "lease-race":
         lease_race(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
         return

@@ -291,5 +291,5 @@ def test_the_module_runs_as_a_program_and_help_documents_the_exit_codes(project:
     top = cli("--help").stdout
     assert "reservations" in top
     assert "guard" in top
-    assert "  4  reservations: refused" in top
+    assert "  4  refused: reservations (another agent" in top
     assert "exit 4" in cli("reservations", "acquire", "--help").stdout.lower()

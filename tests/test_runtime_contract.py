@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from pytest_maf_preflight.runtime.base import LeaseError, RuntimeState
+from pytest_maf_preflight.runtime.base import EscalationError, LeaseError, RuntimeState
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
     ConflictRecord,
+    DeliveryRecord,
+    EscalationRecord,
     ExecutionRecord,
     Lease,
     LeaseGrant,
@@ -461,3 +463,300 @@ def test_threads_racing_for_one_lease_get_one_grant(runtime: RuntimeState) -> No
     assert len(winners) == 1
     assert all(g.conflicts == winners[0].granted for g in grants if not g.ok)
     assert runtime.leases() == list(winners[0].granted)
+
+
+# --- escalations (SPEC S4) ------------------------------------------------------------------
+# ``now`` is injected everywhere, so every timestamp below is the test's.
+
+SNAPSHOT = {"id": "critical", "version": "1.0.0",
+            "config": {"escalation_steps": [{"level": 1, "target": "lead",
+                                             "timeout_minutes": 0.5}]}}
+
+
+def open_one(runtime: RuntimeState, key: str = "critical:git:failed", at: float = T0,
+             **changes: Any) -> tuple[EscalationRecord, bool]:
+    call: dict[str, Any] = {"path_id": "critical", "dedup_key": key, "check_id": "git",
+                            "failure_class": "failed", "path_snapshot": SNAPSHOT,
+                            "next_action_at": at + 30, "details": {"summary": "git failed"},
+                            "now": at, **changes}
+    return runtime.open_escalation(**call)
+
+
+def test_opening_a_key_twice_adds_an_occurrence(runtime: RuntimeState) -> None:
+    first, created = open_one(runtime)
+    assert created
+    assert first == EscalationRecord(
+        id=first.id, path_id="critical", dedup_key="critical:git:failed", check_id="git",
+        failure_class="failed", state="triggered", level=1, occurrences=1,
+        path_snapshot=SNAPSHOT, created_at=T0, updated_at=T0, next_action_at=T0 + 30,
+        details={"summary": "git failed"})
+    again, created = open_one(runtime, at=T0 + 5, next_action_at=T0 + 999,
+                              details={"summary": "ignored"})
+    assert not created
+    # Only the count and the time move: the schedule and the context of the first stay.
+    assert again == dataclasses.replace(first, occurrences=2, updated_at=T0 + 5)
+    assert runtime.get_escalation(first.id) == again
+    assert runtime.escalations() == [again]
+    other, created = open_one(runtime, key="critical:lint:failed", check_id="lint", at=T0 + 6)
+    assert created
+    assert other.id != first.id
+    assert runtime.info().counts["escalations"] == 2
+
+
+def test_a_closed_escalation_does_not_absorb_a_new_failure(runtime: RuntimeState) -> None:
+    first, _ = open_one(runtime)
+    resolved = runtime.transition_escalation(first.id, state="resolved", by="codex-1",
+                                             from_states=("triggered",), now=T0 + 10)
+    assert resolved is not None
+    second, created = open_one(runtime, at=T0 + 20)
+    assert created
+    assert second.id != first.id
+    assert (second.state, second.level, second.occurrences) == ("triggered", 1, 1)
+    assert runtime.get_escalation(first.id) == resolved  # left alone
+    runtime.transition_escalation(second.id, state="expired", by=None,
+                                  from_states=("triggered",), now=T0 + 30)
+    third, created = open_one(runtime, at=T0 + 40)
+    assert created
+    assert [e.id for e in runtime.escalations()] == [third.id, second.id, first.id]
+    # An acknowledged one is still open: it takes the occurrence.
+    runtime.transition_escalation(third.id, state="acknowledged", by="lead",
+                                  from_states=("triggered",), now=T0 + 41)
+    again, created = open_one(runtime, at=T0 + 42)
+    assert not created
+    assert (again.id, again.state, again.occurrences) == (third.id, "acknowledged", 2)
+
+
+def test_a_claim_is_a_compare_and_set(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    assert e.next_action_at is not None
+    won = runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=e.next_action_at,
+                                   level=2, next_action_at=T0 + 90, state="escalated",
+                                   details={"summary": "git failed", "rounds": 0}, now=T0 + 31)
+    assert won == dataclasses.replace(e, level=2, next_action_at=T0 + 90, state="escalated",
+                                      details={"summary": "git failed", "rounds": 0},
+                                      updated_at=T0 + 31)
+    # A second claimer with the same, now stale, expectation loses and changes nothing.
+    assert runtime.claim_escalation(e.id, expect_level=1,
+                                    expect_next_action_at=e.next_action_at, level=2,
+                                    next_action_at=T0 + 91, state="escalated",
+                                    now=T0 + 32) is None
+    # The right level with a stale deadline, and a stale level with the right deadline: both lose.
+    assert runtime.claim_escalation(e.id, expect_level=2, expect_next_action_at=T0 + 30,
+                                    level=3, next_action_at=None, state="escalated") is None
+    assert runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=T0 + 90,
+                                    level=3, next_action_at=None, state="escalated") is None
+    assert runtime.get_escalation(e.id) == won
+    # Without details the claim keeps them; a float deadline read back compares equal.
+    stored = runtime.get_escalation(e.id)
+    assert stored is not None
+    third = runtime.claim_escalation(e.id, expect_level=2,
+                                     expect_next_action_at=stored.next_action_at, level=3,
+                                     next_action_at=None, state="escalated", now=T0 + 95)
+    assert third is not None
+    assert (third.level, third.next_action_at, third.details) == (3, None, won.details)
+    # No deadline is an expectation too (None == None).
+    restart = runtime.claim_escalation(e.id, expect_level=3, expect_next_action_at=None,
+                                       level=1, next_action_at=T0 + 200.125,
+                                       state="triggered", now=T0 + 100)
+    assert restart is not None
+    assert restart.next_action_at == T0 + 200.125
+    assert runtime.claim_escalation("no-such-id", expect_level=1, expect_next_action_at=None,
+                                    level=2, next_action_at=None, state="escalated") is None
+
+
+def test_claims_only_move_climbing_escalations(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    acked = runtime.transition_escalation(e.id, state="acknowledged", by="lead",
+                                          from_states=("triggered", "escalated"), now=T0 + 1)
+    assert acked is not None
+    assert acked.next_action_at is None
+    assert runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=None, level=2,
+                                    next_action_at=None, state="escalated") is None
+    f, _ = open_one(runtime, key="other")
+    expired = runtime.claim_escalation(f.id, expect_level=1,
+                                       expect_next_action_at=f.next_action_at, level=1,
+                                       next_action_at=T0 + 500, state="expired", now=T0 + 40)
+    assert expired is not None
+    assert (expired.state, expired.next_action_at) == ("expired", None)  # expiry clears it
+    assert runtime.due_escalations(T0 + 10_000) == []
+
+
+def test_transitions_only_from_the_given_states_with_who_and_when(
+        runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    assert runtime.transition_escalation(e.id, state="acknowledged", by="lead",
+                                         from_states=("escalated",), now=T0 + 1) is None
+    assert runtime.get_escalation(e.id) == e
+    acked = runtime.transition_escalation(e.id, state="acknowledged", by="lead",
+                                          from_states=("triggered", "escalated"), now=T0 + 2)
+    assert acked == dataclasses.replace(e, state="acknowledged", acknowledged_by="lead",
+                                        acknowledged_at=T0 + 2, next_action_at=None,
+                                        updated_at=T0 + 2)
+    resolved = runtime.transition_escalation(e.id, state="resolved", by="codex-1",
+                                             from_states=("triggered", "acknowledged",
+                                                          "escalated"), now=T0 + 3)
+    assert resolved == dataclasses.replace(acked, state="resolved", resolved_by="codex-1",
+                                           resolved_at=T0 + 3, updated_at=T0 + 3)
+    # Closed stays closed unless the caller says a closed state may move.
+    assert runtime.transition_escalation(e.id, state="expired", by=None,
+                                         from_states=("triggered", "acknowledged",
+                                                      "escalated"), now=T0 + 4) is None
+    assert runtime.transition_escalation("nope", state="resolved", by="x",
+                                         from_states=("triggered",)) is None
+    assert runtime.escalations(states=["resolved"]) == [resolved]
+
+
+def test_queries_filter_and_due_ones_come_by_deadline(runtime: RuntimeState) -> None:
+    late, _ = open_one(runtime, key="k1", at=T0, next_action_at=T0 + 300)
+    soon, _ = open_one(runtime, key="k2", at=T0 + 1, next_action_at=T0 + 60, check_id="lint")
+    never, _ = open_one(runtime, key="k3", at=T0 + 2, next_action_at=None, path_id="other",
+                        check_id=None)
+    acked, _ = open_one(runtime, key="k4", at=T0 + 3, next_action_at=T0 + 10)
+    runtime.transition_escalation(acked.id, state="acknowledged", by="lead",
+                                  from_states=("triggered",), now=T0 + 4)
+    assert runtime.due_escalations(T0 + 59) == []
+    assert runtime.due_escalations(T0 + 60) == [soon]  # at the deadline: due
+    assert runtime.due_escalations(T0 + 1000) == [soon, late]
+    assert [e.id for e in runtime.escalations()] == [acked.id, never.id, soon.id, late.id]
+    assert [e.id for e in runtime.escalations(limit=2)] == [acked.id, never.id]
+    assert runtime.escalations(path_id="other") == [never]
+    assert runtime.escalations(check_id="lint") == [soon]
+    assert [e.id for e in runtime.escalations(states=["triggered"], path_id="critical")] == [
+        soon.id, late.id]
+    assert runtime.escalations(states=[]) == []
+    assert runtime.escalations(path_id="critical", check_id="nothing") == []
+
+
+def delivery(escalation_id: str, at: float, **changes: Any) -> DeliveryRecord:
+    base = DeliveryRecord(escalation_id=escalation_id, level=1, channel="webhook",
+                          target="pager", attempt=1, status="failed", error="HTTP 500",
+                          response={"status": 500, "body": {"nested": [1, 2]}},
+                          attempted_at=at)
+    return dataclasses.replace(base, **changes)
+
+
+def test_deliveries_round_trip_oldest_first(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    f, _ = open_one(runtime, key="other")
+    tries = [delivery(e.id, T0 + 1),
+             delivery(e.id, T0 + 1, attempt=2),  # the same moment: recorded order kept
+             delivery(e.id, T0 + 3, attempt=3, status="delivered", error=None,
+                      response={"status": 202})]
+    late = delivery(f.id, T0 + 2, channel="agent_mail", status="fallback", target="lead",
+                    error="the agent-mail server did not answer", response={})
+    runtime.record_delivery(tries[2])
+    runtime.record_delivery(late)
+    runtime.record_delivery(tries[0])
+    runtime.record_delivery(tries[1])
+    assert runtime.deliveries(e.id) == [tries[0], tries[1], tries[2]]
+    assert runtime.deliveries() == [tries[0], tries[1], late, tries[2]]
+    assert runtime.deliveries("nobody") == []
+    assert runtime.info().counts["escalation_deliveries"] == 4
+    with pytest.raises(EscalationError, match="no escalation 'nope'"):
+        runtime.record_delivery(delivery("nope", T0))
+    assert len(runtime.deliveries()) == 4
+
+
+def test_stored_mappings_come_back_as_plain_json(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime, details={"where": Path("/tmp/x"), "runs": (1, 2), "n": 1.5})
+    assert e.details == {"where": "/tmp/x", "runs": [1, 2], "n": 1.5}
+    assert runtime.get_escalation(e.id) == e
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"path_id": ""}, "path_id"),
+    ({"dedup_key": "  "}, "dedup_key"),
+    ({"dedup_key": None}, "dedup_key"),
+    ({"check_id": ""}, "check_id"),
+    ({"failure_class": 3}, "failure_class"),
+    ({"path_snapshot": ["not", "a", "mapping"]}, "path_snapshot"),
+    ({"details": {"n": float("nan")}}, "details"),
+    ({"next_action_at": float("inf")}, "next_action_at"),
+    ({"now": "soon"}, "now"),
+], ids=["empty-path", "blank-key", "no-key", "empty-check", "class-int", "snapshot-list",
+        "details-nan", "next-inf", "now-str"])
+def test_bad_openings_are_refused_before_any_write(runtime: RuntimeState,
+                                                   changes: dict[str, Any],
+                                                   message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_one(runtime, **changes)
+    assert runtime.escalations() == []
+
+
+def test_bad_claims_transitions_queries_and_deliveries_are_refused(
+        runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    good: dict[str, Any] = {"expect_level": 1, "expect_next_action_at": e.next_action_at,
+                            "level": 2, "next_action_at": None, "state": "escalated"}
+    for bad, message in (({"level": 0}, "level"), ({"expect_level": True}, "expect_level"),
+                         ({"state": "resolved"}, "state"), ({"state": "open"}, "state"),
+                         ({"next_action_at": float("nan")}, "next_action_at"),
+                         ({"details": {"x": float("inf")}}, "details")):
+        with pytest.raises(ValueError, match=message):
+            runtime.claim_escalation(e.id, **{**good, **bad})
+    for state, froms, by, message in (("triggered", ("resolved",), "x", "state"),
+                                      ("resolved", "triggered", "x", "not one string"),
+                                      ("resolved", (), "x", "at least one"),
+                                      ("resolved", ("bogus",), "x", "from_states"),
+                                      ("resolved", ("triggered",), "", "by")):
+        with pytest.raises(ValueError, match=message):
+            runtime.transition_escalation(e.id, state=state, by=by,  # type: ignore[arg-type]
+                                          from_states=froms)  # type: ignore[arg-type]
+    assert runtime.get_escalation(e.id) == e
+    with pytest.raises(ValueError, match="not one string"):
+        runtime.escalations(states="triggered")
+    with pytest.raises(ValueError, match="states"):
+        runtime.escalations(states=["open"])
+    with pytest.raises(ValueError, match="limit"):
+        runtime.escalations(limit=-1)
+    with pytest.raises(ValueError, match="now"):
+        runtime.due_escalations(float("nan"))
+    for bad_delivery, message in (({"status": "sent"}, "status"), ({"attempt": 0}, "attempt"),
+                                  ({"target": ""}, "target"),
+                                  ({"attempted_at": None}, "attempted_at"),
+                                  ({"response": {"x": float("nan")}}, "response")):
+        with pytest.raises(ValueError, match=message):
+            runtime.record_delivery(delivery(e.id, T0, **bad_delivery))
+    assert runtime.deliveries() == []
+
+
+def test_threads_opening_one_key_share_one_escalation(runtime: RuntimeState) -> None:
+    barrier = threading.Barrier(8)
+    results: list[tuple[EscalationRecord, bool]] = []
+
+    def race() -> None:
+        barrier.wait()
+        results.append(open_one(runtime))
+
+    threads = [threading.Thread(target=race) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(created for _, created in results) == 1
+    assert len({e.id for e, _ in results}) == 1
+    assert sorted(e.occurrences for e, _ in results) == list(range(1, 9))
+    stored = runtime.escalations()
+    assert len(stored) == 1
+    assert stored[0].occurrences == 8
+
+
+@pytest.mark.parametrize("mode", ["sqlite", "json"])
+def test_escalations_survive_reopening(mode: str, tmp_path: Path) -> None:
+    with make_runtime(mode, tmp_path) as first:
+        e, _ = open_one(first)
+        claimed = first.claim_escalation(e.id, expect_level=1,
+                                         expect_next_action_at=e.next_action_at, level=2,
+                                         next_action_at=T0 + 77.7, state="escalated",
+                                         now=T0 + 31)
+        first.record_delivery(delivery(e.id, T0 + 31, level=2))
+    with make_runtime(mode, tmp_path) as second:
+        assert second.escalations() == [claimed]
+        assert second.deliveries() == [delivery(e.id, T0 + 31, level=2)]
+        assert claimed is not None
+        # The deadline read back from the store is the one a claimer must present.
+        again = second.claim_escalation(e.id, expect_level=2,
+                                        expect_next_action_at=claimed.next_action_at,
+                                        level=3, next_action_at=None, state="escalated")
+        assert again is not None
+        assert again.level == 3

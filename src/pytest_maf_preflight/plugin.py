@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .config.manager import PreflightConfigManager
     from .reservations.holding import LeaseStore, MafReservations
     from .runtime.base import RuntimeState
+    from .runtime.records import EscalationRecord
     from .settings import Settings
 
 _MARKERS = (
@@ -256,6 +257,34 @@ def maf_reservations(pytestconfig: pytest.Config) -> Iterator[MafReservations]:
         yield holder
     finally:
         holder.release_all()
+
+
+@pytest.fixture
+def maf_escalate(pytestconfig: pytest.Config) -> Iterator[Callable[..., EscalationRecord]]:
+    """Raise an escalation along a configured path as this run's agent:
+    ``maf_escalate("default-escalation", "the nightly data is stale", severity="warning")``
+    opens it (or adds an occurrence) in the configured runtime and delivers its first level
+    (nothing is delivered with ``--maf-no-escalate``). The path's ``permissions`` apply."""
+    from .escalation.session import engine_for
+    from .gate.session import load_configs
+    from .runtime.factory import open_chain
+
+    settings = _settings(pytestconfig)
+    gate = pytestconfig.stash.get(GATE_KEY, None)
+    loaded = gate.loaded if gate is not None and gate.loaded else load_configs(
+        pytestconfig, settings)[1]
+    opened = open_chain(settings.runtime)
+    engine = engine_for(opened.runtime, settings, loaded)
+
+    def escalate(path_id: str, summary: str, *, severity: str = "critical",
+                 check_id: str | None = None) -> EscalationRecord:
+        return engine.raise_manual(path_id, summary=summary, severity=severity,
+                                   check_id=check_id)
+
+    try:
+        yield escalate
+    finally:
+        opened.runtime.close()
 
 
 @pytest.fixture(scope="session")

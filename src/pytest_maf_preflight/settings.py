@@ -42,6 +42,8 @@ class Settings:
     base_url: str | None
     max_config_bytes: int
     runtime: RuntimeSettings
+    escalate: bool = True
+    default_escalation: str | None = None
 
 
 def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
@@ -154,6 +156,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         opt.maf_preflight_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
         bool(config.getini("maf_preflight_warnings_as_errors")), env,
     )
+    no_escalate = _flag(opt.maf_no_escalate, ("MAF_NO_ESCALATE",),
+                        bool(config.getini("maf_no_escalate")), env)
+    default_escalation = str(config.getini("maf_preflight_default_escalation")).strip() or None
     report_path = None
     if report:
         report_path = Path(report[0])
@@ -183,4 +188,6 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
                          else DEFAULT_MAX_CONCURRENCY),
         base_url=base_url[0] if base_url else None,
         max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
+        escalate=not no_escalate,
+        default_escalation=default_escalation,
     )

@@ -24,8 +24,9 @@ exit codes:
      errored or timed out, an invalid config, no lease store)
   2  usage or I/O error (bad argument, missing path, unwritable file)
   3  internal error in maf-preflight
-  4  reservations: refused (another agent's conflicting lease blocks the
-     acquire or renewal; the lease is unknown, someone else's or released)
+  4  refused: reservations (another agent's conflicting lease blocks the
+     acquire or renewal; the lease is unknown, someone else's or released);
+     escalations (unknown or closed escalation, or a permissions rule)
 """
 
 
@@ -39,7 +40,13 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> Parser:
     from pytest_maf_preflight import __version__
 
-    from . import config_commands, guard_commands, reservation_commands, runtime_commands
+    from . import (
+        config_commands,
+        escalation_commands,
+        guard_commands,
+        reservation_commands,
+        runtime_commands,
+    )
 
     parser = Parser(
         prog=PROG,
@@ -51,7 +58,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One module per command group; later groups (history, reservations, ...) join this tuple.
-    for group in (config_commands, runtime_commands, reservation_commands, guard_commands):
+    for group in (config_commands, runtime_commands, reservation_commands, guard_commands,
+                  escalation_commands):
         group.register(subparsers)
     return parser
 

@@ -23,7 +23,7 @@ from ..atomic import write_atomic
 from ..checks.base import CheckContext, CheckRegistry, CheckResult, CheckStatus
 from ..checks.builtin import builtin_registry
 from ..checks.runner import PlannedCheck, run_checks
-from ..config.errors import ConfigLoadError
+from ..config.errors import ConfigError, ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..exitcodes import MafExitCode
 from ..redaction import is_secret_key
@@ -84,6 +84,7 @@ class PreflightGate:
         self.opened: OpenedRuntime | None = None  # the runtime (controller only)
         self.runtime_notes: list[str] = []  # why modes were skipped, what was recorded
         self.smoke_outcomes: dict[str, SmokeOutcome] = {}
+        self.escalation_lines: list[str] = []  # what the escalation engine did (summary)
         self.started_at = time.time()
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
@@ -189,6 +190,23 @@ class PreflightGate:
                 continue
             break
         self._after_record(opened, len(bundle.executions))
+        self._escalate(opened, bundle.session.id)
+
+    def _escalate(self, opened: OpenedRuntime, session_id: str) -> None:
+        if not self.settings.escalate:
+            self.escalation_lines.append("escalations: off for this run (--maf-no-escalate)")
+            return
+        if not self.ran:
+            return
+        from ..escalation.session import escalate_session
+
+        try:
+            report = escalate_session(opened.runtime, self.settings, self.loaded,
+                                      self.results.values(), session_id)
+        except Exception as exc:  # the run's verdict stands; the failure is said, not raised
+            self.escalation_lines.append(f"escalations failed: {type(exc).__name__}: {exc}")
+            return
+        self.escalation_lines.extend(report.lines())
 
     def _after_record(self, opened: OpenedRuntime, count: int) -> None:
         try:
@@ -512,6 +530,8 @@ class PreflightGate:
                               "overridden)", red=True, bold=True)
         for message in self.hook_errors:
             tr.write_line(f"maf-preflight: {message}", yellow=True)
+        for line in self.escalation_lines:
+            tr.write_line(f"maf-preflight: {line}", yellow=True)
         for note in self.runtime_notes:
             tr.write_line(f"maf-preflight: {note}",
                           **({} if note.startswith("recorded ") and "memory only" not in note
@@ -547,7 +567,30 @@ def load_configs(config: pytest.Config, settings: Settings
     if errors:
         raise ConfigLoadError(errors)
     loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
-    return registry, loader.load_files(files)
+    loaded = loader.load_files(files)
+    errors = _escalation_references(loaded, settings.default_escalation, config.inipath)
+    if errors:
+        raise ConfigLoadError(errors)
+    return registry, loaded
+
+
+def _escalation_references(loaded: list[LoadedConfig], default: str | None,
+                           inipath: Path | None) -> list[ConfigError]:
+    """A check whose escalation path does not exist would never escalate: a config error."""
+    paths = {c.id for c in loaded if c.config_type == "escalation_path" and c.config.is_active}
+    errors = [ConfigError(file=str(c.file), line=c.line, path=(*c.path, "escalation_path"),
+                          message=f"names escalation path {c.config.escalation_path!r}, which "
+                                  f"is not an active escalation_path config (known: "
+                                  f"{', '.join(sorted(paths)) or 'none'})")
+              for c in loaded if c.config.is_active and c.config_type != "escalation_path"
+              and c.config.escalation_path and c.config.escalation_path not in paths]
+    if default and default not in paths and any(
+            c.config_type != "escalation_path" for c in loaded):
+        errors.append(ConfigError(
+            file=str(inipath or "ini"), path=("maf_preflight_default_escalation",),
+            message=f"names escalation path {default!r}, which is not an active "
+                    f"escalation_path config (known: {', '.join(sorted(paths)) or 'none'})"))
+    return errors
 
 
 def preload(config: pytest.Config, settings: Settings) -> str | None:

@@ -13,6 +13,10 @@ writers at once and writers killed half-way. The layout::
     runtime/conflicts.jsonl   reservation conflicts, in session bundles or on their own
     runtime/leases.jsonl      the lease store: a line per grant, renewal and release, each
                               the whole lease as it is now; the last line of a lease wins
+    runtime/escalations.jsonl escalations: a line per open, occurrence, claim and
+                              transition, each the whole escalation as it is now; the last
+                              line of an escalation wins
+    runtime/deliveries.jsonl  delivery attempts, one line each, in the order recorded
 
 Every line is one JSON object with ``"kind"`` and ``"v": 1``. A bundle goes to each file as
 one append (one ``write`` of all its lines, then fsync), the session line last: the lines of
@@ -28,6 +32,11 @@ the log and appends under the file lock, which makes acquire atomic across proce
 lines of one grant carry a ``"grant"`` token and their number (``"of"``) and count only once
 all of them are there: a writer killed half-way through a grant leaves no partial grant. The
 fencing token of a new grant or renewal is one more than the largest in the log.
+
+Escalations are live state too, kept the way leases are (the last line of an id wins, every
+call one read and one append under the file lock, so opening a dedup key and claiming a level
+are atomic across processes). Each change is a single line, so a killed writer leaves either
+the change or one broken line, which readers skip and report.
 """
 
 from __future__ import annotations
@@ -47,31 +56,45 @@ from typing import Any, TypeVar
 
 from ..atomic import write_atomic
 from .base import (
+    EscalationClaim,
+    EscalationOpening,
+    EscalationTransition,
     LeaseRequest,
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    another_occurrence,
     at_or_now,
     blocking_leases,
     checked_agent,
+    checked_delivery,
     checked_idle,
     checked_limit,
     checked_time,
     checked_ttl,
+    deliveries_in_order,
+    due_in_order,
+    filter_escalations,
     filter_executions,
     filter_leases,
     messages_in_order,
     newest_conflicts,
     newest_sessions,
     newest_snapshots,
+    open_for_key,
     owned_lease,
     renewed_lease,
+    required_time,
     stale_leases,
+    unknown_escalation,
 )
 from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DeliveryRecord,
+    EscalationRecord,
+    EscalationState,
     ExecutionRecord,
     Lease,
     LeaseGrant,
@@ -95,13 +118,16 @@ AGENTS_COMPACT_LINES = 1000
 #: Likewise for the lease log, rewritten with the last line of every lease (released ones too:
 #: the largest fencing token must stay in the log).
 LEASES_COMPACT_LINES = 1000
+#: Likewise for the escalation log (the last line of every escalation, closed ones too).
+ESCALATIONS_COMPACT_LINES = 1000
 
 FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
          "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
-         "agents": "agents.jsonl", "conflicts": "conflicts.jsonl", "leases": "leases.jsonl"}
+         "agents": "agents.jsonl", "conflicts": "conflicts.jsonl", "leases": "leases.jsonl",
+         "escalations": "escalations.jsonl", "deliveries": "deliveries.jsonl"}
 _KIND_OF_FILE = {"sessions": "session", "executions": "execution", "snapshots": "snapshot",
                  "messages": "message", "agents": "agent", "conflicts": "conflict",
-                 "leases": "lease"}
+                 "leases": "lease", "escalations": "escalation", "deliveries": "delivery"}
 
 R = TypeVar("R")
 
@@ -209,6 +235,9 @@ class _State:
     max_token: int = 0
     #: Lines of grants not all of whose lines are there (yet), by grant token.
     pending_grants: dict[str, list[Lease]] = dataclasses.field(default_factory=dict)
+    escalations: dict[str, EscalationRecord] = dataclasses.field(default_factory=dict)
+    escalation_lines: int = 0
+    deliveries: list[DeliveryRecord] = dataclasses.field(default_factory=list)
     #: Bundle tokens whose session line has been read.
     committed: set[str] = dataclasses.field(default_factory=set)
     #: Lines of bundles whose session line is not (yet) there, by token.
@@ -318,6 +347,10 @@ class JsonRuntime(RuntimeState):
             self._apply_bundled("conflict", entry, ConflictRecord)
         for entry in fresh["leases"]:
             self._apply_lease(entry)
+        for entry in fresh["escalations"]:
+            self._apply_escalation(entry)
+        for entry in fresh["deliveries"]:
+            self._apply_delivery(entry)
 
     def _reset(self) -> None:
         self._state = _State()
@@ -472,6 +505,23 @@ class JsonRuntime(RuntimeState):
         if len(parts) >= typing.cast(int, size):
             for lease in state.pending_grants.pop(grant):
                 state.leases[lease.id] = lease
+
+    def _apply_escalation(self, entry: _Entry) -> None:
+        try:
+            record = _decode(EscalationRecord, entry.data.get("record"))
+        except (_BadLine, TypeError) as exc:
+            self._bad("escalations", entry, f"invalid escalation: {exc}")
+            return
+        self._state.escalations[record.id] = record
+        self._state.escalation_lines += 1
+
+    def _apply_delivery(self, entry: _Entry) -> None:
+        try:
+            record = _decode(DeliveryRecord, entry.data.get("record"))
+        except (_BadLine, TypeError) as exc:
+            self._bad("deliveries", entry, f"invalid delivery: {exc}")
+            return
+        self._state.deliveries.append(record)
 
     def _append(self, name: str, lines: list[bytes]) -> None:
         """Append ``lines`` to one file in one write, then fsync (the file lock held)."""
@@ -721,6 +771,97 @@ class JsonRuntime(RuntimeState):
         with self._current() as state:
             return newest_conflicts(state.conflicts.values(), session_id, limit)
 
+    # --- escalations -----------------------------------------------------------------------
+
+    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
+                        failure_class: str | None, path_snapshot: Mapping[str, Any],
+                        next_action_at: float | None, details: Mapping[str, Any],
+                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+        opening = EscalationOpening.check(
+            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
+            failure_class=failure_class, path_snapshot=path_snapshot,
+            next_action_at=next_action_at, details=details, now=now)
+        escalation_id = new_id()
+        with self._current() as state:
+            at = at_or_now(opening.now)
+            current = open_for_key(state.escalations.values(), opening.dedup_key)
+            if current is not None:
+                record, created = another_occurrence(current, at), False
+            else:
+                record, created = opening.record(escalation_id, at), True
+            self._write_escalation(record)
+        return record, created
+
+    def claim_escalation(self, escalation_id: str, *, expect_level: int,
+                         expect_next_action_at: float | None, level: int,
+                         next_action_at: float | None, state: EscalationState,
+                         details: Mapping[str, Any] | None = None,
+                         now: float | None = None) -> EscalationRecord | None:
+        claim = EscalationClaim.check(
+            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
+            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+        with self._current() as current:
+            claimed = claim.apply(current.escalations.get(escalation_id),
+                                  at_or_now(claim.now))
+            if claimed is not None:
+                self._write_escalation(claimed)
+        return claimed
+
+    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
+                              by: str | None, from_states: Sequence[EscalationState],
+                              now: float | None = None) -> EscalationRecord | None:
+        move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
+        with self._current() as current:
+            moved = move.apply(current.escalations.get(escalation_id), at_or_now(move.now))
+            if moved is not None:
+                self._write_escalation(moved)
+        return moved
+
+    def get_escalation(self, escalation_id: str) -> EscalationRecord | None:
+        with self._current() as state:
+            return state.escalations.get(escalation_id)
+
+    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
+                    check_id: str | None = None, limit: int | None = None
+                    ) -> list[EscalationRecord]:
+        with self._current() as state:
+            rows = list(state.escalations.values())
+        return filter_escalations(rows, states=states, path_id=path_id, check_id=check_id,
+                                  limit=limit)
+
+    def due_escalations(self, now: float) -> list[EscalationRecord]:
+        at = required_time(now)
+        with self._current() as state:
+            return due_in_order(state.escalations.values(), at)
+
+    def record_delivery(self, delivery: DeliveryRecord) -> None:
+        delivery = checked_delivery(delivery)
+        with self._current() as state:
+            if delivery.escalation_id not in state.escalations:
+                raise unknown_escalation(delivery.escalation_id)
+            self._write([("deliveries", [_line("delivery", record=to_json(delivery))])])
+
+    def deliveries(self, escalation_id: str | None = None) -> list[DeliveryRecord]:
+        with self._current() as state:
+            return deliveries_in_order(state.deliveries, escalation_id)
+
+    def _write_escalation(self, record: EscalationRecord) -> None:
+        """Append one escalation line, and compact the log when it is long (the lock held)."""
+        self._write([("escalations", [_line("escalation", record=to_json(record))])])
+        state = self._state
+        total = state.escalation_lines + 1
+        if total >= ESCALATIONS_COMPACT_LINES and total >= 4 * (len(state.escalations) + 1):
+            self._refresh()
+            self._compact_escalations()
+
+    def _compact_escalations(self) -> None:
+        """Rewrite the escalation log whole, the last line of each (the file lock held)."""
+        rows = sorted(self._state.escalations.values(), key=lambda e: (e.created_at, e.id))
+        write_atomic(self._tails["escalations"].path,
+                     b"".join(_line("escalation", record=to_json(e)) for e in rows))
+        self._reset()
+        self._refresh()
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -728,7 +869,9 @@ class JsonRuntime(RuntimeState):
             counts = {"sessions": len(state.sessions), "executions": len(state.executions),
                       "config_snapshots": len(state.snapshots),
                       "messages": len(state.messages), "agents": len(state.agents),
-                      "leases": len(state.leases), "reservation_conflicts": len(state.conflicts)}
+                      "leases": len(state.leases), "reservation_conflicts": len(state.conflicts),
+                      "escalations": len(state.escalations),
+                      "escalation_deliveries": len(state.deliveries)}
             pending = sum(len(items) for items in state.pending.values())
             grants = sum(len(items) for items in state.pending_grants.values())
         notes = [f"skipped {p}" for p in self.problems]

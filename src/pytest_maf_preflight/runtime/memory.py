@@ -4,33 +4,47 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import (
+    EscalationClaim,
+    EscalationOpening,
+    EscalationTransition,
     LeaseRequest,
     RuntimeState,
+    another_occurrence,
     at_or_now,
     blocking_leases,
     checked_agent,
+    checked_delivery,
     checked_idle,
     checked_limit,
     checked_time,
     checked_ttl,
+    deliveries_in_order,
+    due_in_order,
+    filter_escalations,
     filter_executions,
     filter_leases,
     messages_in_order,
     newest_conflicts,
     newest_sessions,
     newest_snapshots,
+    open_for_key,
     owned_lease,
     renewed_lease,
+    required_time,
     stale_leases,
+    unknown_escalation,
 )
 from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DeliveryRecord,
+    EscalationRecord,
+    EscalationState,
     ExecutionRecord,
     Lease,
     LeaseGrant,
@@ -57,6 +71,8 @@ class MemoryRuntime(RuntimeState):
         self._conflicts: dict[str, ConflictRecord] = {}
         #: The last fencing token handed out.
         self._fencing = 0
+        self._escalations: dict[str, EscalationRecord] = {}
+        self._deliveries: list[DeliveryRecord] = []
 
     def record_session(self, bundle: SessionBundle) -> None:
         with self._lock:
@@ -198,6 +214,79 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return newest_conflicts(self._conflicts.values(), session_id, limit)
 
+    # --- escalations -----------------------------------------------------------------------
+
+    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
+                        failure_class: str | None, path_snapshot: Mapping[str, Any],
+                        next_action_at: float | None, details: Mapping[str, Any],
+                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+        opening = EscalationOpening.check(
+            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
+            failure_class=failure_class, path_snapshot=path_snapshot,
+            next_action_at=next_action_at, details=details, now=now)
+        escalation_id = new_id()
+        with self._lock:
+            at = at_or_now(opening.now)
+            current = open_for_key(self._escalations.values(), opening.dedup_key)
+            if current is not None:
+                record, created = another_occurrence(current, at), False
+            else:
+                record, created = opening.record(escalation_id, at), True
+            self._escalations[record.id] = record
+        return record, created
+
+    def claim_escalation(self, escalation_id: str, *, expect_level: int,
+                         expect_next_action_at: float | None, level: int,
+                         next_action_at: float | None, state: EscalationState,
+                         details: Mapping[str, Any] | None = None,
+                         now: float | None = None) -> EscalationRecord | None:
+        claim = EscalationClaim.check(
+            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
+            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+        with self._lock:
+            claimed = claim.apply(self._escalations.get(escalation_id), at_or_now(claim.now))
+            if claimed is not None:
+                self._escalations[escalation_id] = claimed
+        return claimed
+
+    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
+                              by: str | None, from_states: Sequence[EscalationState],
+                              now: float | None = None) -> EscalationRecord | None:
+        move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
+        with self._lock:
+            moved = move.apply(self._escalations.get(escalation_id), at_or_now(move.now))
+            if moved is not None:
+                self._escalations[escalation_id] = moved
+        return moved
+
+    def get_escalation(self, escalation_id: str) -> EscalationRecord | None:
+        with self._lock:
+            return self._escalations.get(escalation_id)
+
+    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
+                    check_id: str | None = None, limit: int | None = None
+                    ) -> list[EscalationRecord]:
+        with self._lock:
+            rows = list(self._escalations.values())
+        return filter_escalations(rows, states=states, path_id=path_id, check_id=check_id,
+                                  limit=limit)
+
+    def due_escalations(self, now: float) -> list[EscalationRecord]:
+        at = required_time(now)
+        with self._lock:
+            return due_in_order(self._escalations.values(), at)
+
+    def record_delivery(self, delivery: DeliveryRecord) -> None:
+        delivery = checked_delivery(delivery)
+        with self._lock:
+            if delivery.escalation_id not in self._escalations:
+                raise unknown_escalation(delivery.escalation_id)
+            self._deliveries.append(delivery)
+
+    def deliveries(self, escalation_id: str | None = None) -> list[DeliveryRecord]:
+        with self._lock:
+            return deliveries_in_order(self._deliveries, escalation_id)
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -205,6 +294,8 @@ class MemoryRuntime(RuntimeState):
             counts = {"sessions": len(self._sessions), "executions": len(self._executions),
                       "config_snapshots": len(self._snapshots), "messages": len(self._messages),
                       "agents": len(self._agents), "leases": len(self._leases),
-                      "reservation_conflicts": len(self._conflicts)}
+                      "reservation_conflicts": len(self._conflicts),
+                      "escalations": len(self._escalations),
+                      "escalation_deliveries": len(self._deliveries)}
         return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None,
                            counts=counts)

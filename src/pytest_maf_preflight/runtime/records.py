@@ -12,6 +12,12 @@ ExecutionStatus = Literal["passed", "failed", "timeout", "error", "skipped"]
 ExecutionKind = Literal["check", "smoke"]
 SessionStatus = Literal["open", "closed", "config_error", "interrupted"]
 MessageStatus = Literal["queued", "delivered", "acked"]
+EscalationState = Literal["triggered", "acknowledged", "escalated", "resolved", "expired"]
+
+#: The states in which an escalation is still open: at most one open escalation per dedup key.
+OPEN_STATES: tuple[EscalationState, ...] = ("triggered", "acknowledged", "escalated")
+#: The states from which a tick may still move an escalation up (an acknowledged one stays put).
+CLIMBING_STATES: tuple[EscalationState, ...] = ("triggered", "escalated")
 
 
 def new_id() -> str:
@@ -153,6 +159,56 @@ class ConflictRecord:
     override: bool
     detected_at: float
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class EscalationRecord:
+    """One escalation (SPEC S4): a met trigger, deduplicated on ``dedup_key`` while open.
+
+    ``level`` is the level last delivered (1 once opened); ``next_action_at`` is when that
+    level times out (``None``: nothing scheduled). ``path_snapshot`` is the escalation path as
+    it was when the escalation opened: ``{"id", "version", "config"}``.
+    """
+
+    id: str
+    path_id: str
+    dedup_key: str
+    check_id: str | None
+    #: failed | timeout | error | reservation_conflict | system_down | manual
+    failure_class: str | None
+    state: EscalationState
+    level: int
+    occurrences: int
+    path_snapshot: Mapping[str, Any]
+    created_at: float
+    updated_at: float
+    next_action_at: float | None
+    acknowledged_by: str | None = None
+    acknowledged_at: float | None = None
+    resolved_by: str | None = None
+    resolved_at: float | None = None
+    #: summary, severity, agent_id, session_id, rounds...
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryRecord:
+    """One attempt to deliver one level of an escalation to one target."""
+
+    escalation_id: str
+    level: int
+    channel: str
+    target: str
+    attempt: int
+    #: "delivered" | "failed" | "fallback" (fallback: delivered through the mailbox instead)
+    status: str
+    error: str | None
+    response: Mapping[str, Any]
+    attempted_at: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,25 +23,38 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .base import (
+    EscalationClaim,
+    EscalationOpening,
+    EscalationTransition,
     LeaseRequest,
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    another_occurrence,
     at_or_now,
     blocking_leases,
     checked_agent,
+    checked_delivery,
     checked_idle,
     checked_limit,
+    checked_states,
     checked_time,
     checked_ttl,
     owned_lease,
     renewed_lease,
+    required_time,
     stale_leases,
+    unknown_escalation,
 )
 from .records import (
+    CLIMBING_STATES,
+    OPEN_STATES,
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DeliveryRecord,
+    EscalationRecord,
+    EscalationState,
     ExecutionRecord,
     Lease,
     LeaseGrant,
@@ -77,6 +90,19 @@ _SELECT_LEASES = ("SELECT id, agent_id, path_pattern, exclusive, reason, created
 _SELECT_CONFLICTS = ("SELECT id, session_id, conflict_type, severity, agent_id, holder_agent_id, "
                      "path, path_pattern, lease_id, expires_at, status, override, detected_at, "
                      "details FROM reservation_conflicts")
+_SELECT_ESCALATIONS = ("SELECT id, path_id, dedup_key, check_id, failure_class, state, level, "
+                       "occurrences, path_snapshot, created_at, updated_at, next_action_at, "
+                       "acknowledged_by, acknowledged_at, resolved_by, resolved_at, details "
+                       "FROM escalation_tracking")
+_SELECT_DELIVERIES = ("SELECT escalation_id, level, channel, target, attempt, status, error, "
+                      "response, attempted_at FROM escalation_deliveries")
+#: The open escalation of a dedup key (the unique index allows one; the oldest, to match the
+#: other modes should a database ever hold two).
+_SELECT_OPEN_FOR_KEY = (_SELECT_ESCALATIONS + " WHERE dedup_key = ? AND state IN ("
+                        + ", ".join("?" * len(OPEN_STATES)) + ") ORDER BY created_at, id")
+_SELECT_DUE = (_SELECT_ESCALATIONS + " WHERE state IN ("
+               + ", ".join("?" * len(CLIMBING_STATES)) + ") AND next_action_at IS NOT NULL "
+               "AND next_action_at <= ? ORDER BY next_action_at, created_at, id")
 #: Other agents' active leases: the only ones that can block an acquire or a renewal.
 _SELECT_OTHERS_ACTIVE = (_SELECT_LEASES + " WHERE released_at IS NULL AND expires_at > ? "
                          "AND agent_id != ?")
@@ -98,6 +124,19 @@ _INSERT_CONFLICT = ("INSERT OR IGNORE INTO reservation_conflicts (id, session_id
                     "severity, agent_id, holder_agent_id, path, path_pattern, lease_id, "
                     "expires_at, status, override, detected_at, details) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_ESCALATION = ("INSERT INTO escalation_tracking (id, path_id, dedup_key, check_id, "
+                      "failure_class, state, level, occurrences, path_snapshot, created_at, "
+                      "updated_at, next_action_at, acknowledged_by, acknowledged_at, "
+                      "resolved_by, resolved_at, details) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+#: Everything an escalation can change after it opened.
+_UPDATE_ESCALATION = ("UPDATE escalation_tracking SET state = ?, level = ?, occurrences = ?, "
+                      "updated_at = ?, next_action_at = ?, acknowledged_by = ?, "
+                      "acknowledged_at = ?, resolved_by = ?, resolved_at = ?, details = ? "
+                      "WHERE id = ?")
+_INSERT_DELIVERY = ("INSERT INTO escalation_deliveries (escalation_id, level, channel, target, "
+                    "attempt, status, error, response, attempted_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 #: The last fencing token handed out: the counter, or a larger token already in the table
 #: (rows written by hand or by an older plugin must not be handed their token again).
 _LAST_FENCE = ("SELECT max(COALESCE((SELECT value FROM counters "
@@ -110,9 +149,11 @@ _SET_LAST_FENCE = ("INSERT INTO counters (name, value) VALUES ('fencing_token', 
 _COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
            "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
            "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
-           "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts)")
+           "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
+           "(SELECT count(*) FROM escalation_tracking), "
+           "(SELECT count(*) FROM escalation_deliveries)")
 _COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
-                "reservation_conflicts")
+                "reservation_conflicts", "escalations", "escalation_deliveries")
 
 
 #: One encoder for every JSON column (building one per value costs a fifth of a bulk write).
@@ -527,6 +568,116 @@ class SqliteRuntime(RuntimeState):
         sql += " ORDER BY detected_at DESC, id DESC"
         return [_conflict(r) for r in self._select(*_limited(sql, params, limit))]
 
+    # --- escalations -----------------------------------------------------------------------
+    # As with leases: one BEGIN IMMEDIATE transaction per call, the write lock held from the
+    # read of the row to its write, and the rules applied in Python by the functions ``base``
+    # shares with the other modes. The work functions may run again after a lock error.
+
+    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
+                        failure_class: str | None, path_snapshot: Mapping[str, Any],
+                        next_action_at: float | None, details: Mapping[str, Any],
+                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+        opening = EscalationOpening.check(
+            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
+            failure_class=failure_class, path_snapshot=path_snapshot,
+            next_action_at=next_action_at, details=details, now=now)
+        escalation_id = new_id()
+
+        def work(conn: sqlite3.Connection) -> tuple[EscalationRecord, bool]:
+            at = at_or_now(opening.now)
+            row = conn.execute(_SELECT_OPEN_FOR_KEY,
+                               (opening.dedup_key, *OPEN_STATES)).fetchone()
+            if row is not None:
+                record = another_occurrence(_escalation(row), at)
+                _update_escalation(conn, record)
+                return record, False
+            record = opening.record(escalation_id, at)
+            conn.execute(_INSERT_ESCALATION, _escalation_row(record))
+            return record, True
+
+        return self._write(work)
+
+    def claim_escalation(self, escalation_id: str, *, expect_level: int,
+                         expect_next_action_at: float | None, level: int,
+                         next_action_at: float | None, state: EscalationState,
+                         details: Mapping[str, Any] | None = None,
+                         now: float | None = None) -> EscalationRecord | None:
+        claim = EscalationClaim.check(
+            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
+            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+
+        def work(conn: sqlite3.Connection) -> EscalationRecord | None:
+            claimed = claim.apply(_get_escalation(conn, escalation_id), at_or_now(claim.now))
+            if claimed is not None:
+                _update_escalation(conn, claimed)
+            return claimed
+
+        return self._write(work)
+
+    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
+                              by: str | None, from_states: Sequence[EscalationState],
+                              now: float | None = None) -> EscalationRecord | None:
+        move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
+
+        def work(conn: sqlite3.Connection) -> EscalationRecord | None:
+            moved = move.apply(_get_escalation(conn, escalation_id), at_or_now(move.now))
+            if moved is not None:
+                _update_escalation(conn, moved)
+            return moved
+
+        return self._write(work)
+
+    def get_escalation(self, escalation_id: str) -> EscalationRecord | None:
+        return self._read(lambda conn: _get_escalation(conn, escalation_id))
+
+    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
+                    check_id: str | None = None, limit: int | None = None
+                    ) -> list[EscalationRecord]:
+        wanted = checked_states(states)
+        where: list[str] = []
+        params: list[Any] = []
+        if wanted is not None:
+            # One placeholder per state: the text is built from a count, the values are bound.
+            where.append("state IN (" + ", ".join("?" * len(wanted)) + ")" if wanted
+                         else "0")
+            params.extend(wanted)
+        for clause, value in (("path_id = ?", path_id), ("check_id = ?", check_id)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = _SELECT_ESCALATIONS
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC"
+        return [_escalation(r) for r in self._select(*_limited(sql, params, limit))]
+
+    def due_escalations(self, now: float) -> list[EscalationRecord]:
+        at = required_time(now)
+        return [_escalation(r) for r in self._select(_SELECT_DUE, (*CLIMBING_STATES, at))]
+
+    def record_delivery(self, delivery: DeliveryRecord) -> None:
+        d = checked_delivery(delivery)
+        row = (d.escalation_id, d.level, d.channel, d.target, d.attempt, d.status, d.error,
+               _dumps(d.response), d.attempted_at)
+
+        def work(conn: sqlite3.Connection) -> None:
+            # Asked first rather than left to the foreign key, for the same error as elsewhere.
+            if conn.execute("SELECT 1 FROM escalation_tracking WHERE id = ?",
+                            (d.escalation_id,)).fetchone() is None:
+                raise unknown_escalation(d.escalation_id)
+            conn.execute(_INSERT_DELIVERY, row)
+
+        self._write(work)
+
+    def deliveries(self, escalation_id: str | None = None) -> list[DeliveryRecord]:
+        sql = _SELECT_DELIVERIES
+        params: list[Any] = []
+        if escalation_id is not None:
+            sql += " WHERE escalation_id = ?"
+            params.append(escalation_id)
+        sql += " ORDER BY attempted_at, id"
+        return [_delivery(r) for r in self._select(sql, params)]
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -611,3 +762,35 @@ def _conflict(r: Sequence[Any]) -> ConflictRecord:
                           agent_id=r[4], holder_agent_id=r[5], path=r[6], path_pattern=r[7],
                           lease_id=r[8], expires_at=r[9], status=r[10], override=bool(r[11]),
                           detected_at=r[12], details=json.loads(r[13]))
+
+
+def _get_escalation(conn: sqlite3.Connection, escalation_id: str) -> EscalationRecord | None:
+    row = conn.execute(_SELECT_ESCALATIONS + " WHERE id = ?", (escalation_id,)).fetchone()
+    return _escalation(row) if row else None
+
+
+def _escalation_row(e: EscalationRecord) -> tuple[Any, ...]:
+    return (e.id, e.path_id, e.dedup_key, e.check_id, e.failure_class, e.state, e.level,
+            e.occurrences, _dumps(e.path_snapshot), e.created_at, e.updated_at,
+            e.next_action_at, e.acknowledged_by, e.acknowledged_at, e.resolved_by,
+            e.resolved_at, _dumps(e.details))
+
+
+def _update_escalation(conn: sqlite3.Connection, e: EscalationRecord) -> None:
+    conn.execute(_UPDATE_ESCALATION, (e.state, e.level, e.occurrences, e.updated_at,
+                                      e.next_action_at, e.acknowledged_by, e.acknowledged_at,
+                                      e.resolved_by, e.resolved_at, _dumps(e.details), e.id))
+
+
+def _escalation(r: Sequence[Any]) -> EscalationRecord:
+    return EscalationRecord(id=r[0], path_id=r[1], dedup_key=r[2], check_id=r[3],
+                            failure_class=r[4], state=r[5], level=r[6], occurrences=r[7],
+                            path_snapshot=json.loads(r[8]), created_at=r[9], updated_at=r[10],
+                            next_action_at=r[11], acknowledged_by=r[12], acknowledged_at=r[13],
+                            resolved_by=r[14], resolved_at=r[15], details=json.loads(r[16]))
+
+
+def _delivery(r: Sequence[Any]) -> DeliveryRecord:
+    return DeliveryRecord(escalation_id=r[0], level=r[1], channel=r[2], target=r[3],
+                          attempt=r[4], status=r[5], error=r[6], response=json.loads(r[7]),
+                          attempted_at=r[8])

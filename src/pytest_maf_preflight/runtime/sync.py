@@ -8,6 +8,13 @@ Leases are not copied: they are live state, valid only in the store that granted
 fencing tokens are that store's), and a lease copied into another store would block agents
 there with a claim nobody can renew. An agent whose runtime fell back acquires its leases
 again in the runtime it uses now.
+
+Escalations and their delivery logs are not copied either, for the same reason: they are live
+state, and the engine that climbs them works against the store it opened them in. A copy would
+be a second open escalation of the same dedup key as soon as the target has one (the SQLite
+store allows one per key), a second tick would deliver its levels again, and the interface
+has no way to write an escalation under its own id. The report says how many the source holds
+and left where they are; they keep climbing there once a run uses that mode again.
 """
 
 from __future__ import annotations
@@ -71,7 +78,8 @@ def _where(runtime: RuntimeState) -> str:
 def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     """Copy every session bundle (session, executions, config snapshots, messages), every
     reservation conflict and every agent of ``source`` into ``target``; what the target has
-    already is left alone. Leases are not copied (see the module docstring).
+    already is left alone. Leases, escalations and deliveries are not copied (see the module
+    docstring); a note counts the escalations left behind.
 
     Config snapshots are not tied to a session in the records, so each missing one travels
     with the first session whose executions ran that config, else with the newest session.
@@ -139,6 +147,12 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
             continue
         target.heartbeat(agent.id, at=agent.last_heartbeat, details=dict(agent.details))
         agents_copied += 1
+
+    left = source.info().counts
+    if left.get("escalations"):
+        notes.append(f"{left['escalations']} escalations and "
+                     f"{left.get('escalation_deliveries', 0)} delivery attempts were not copied: "
+                     f"escalations are live state and stay in the store that opened them")
 
     after = _keys(target)
     copied: dict[str, int] = {}

@@ -1,0 +1,336 @@
+"""``maf-preflight escalations list|ack|resolve|tick``: the escalations of the runtime (SPEC S4).
+
+- ``list [--state S ...|--all] [--path ID]``: open escalations (triggered, acknowledged,
+  escalated) by default, newest first: short id, state, level, occurrences, path, check,
+  failure class, when opened, the next action, and who acknowledged or resolved it and when.
+  ``--json`` prints the full records with their delivery attempts.
+- ``ack ID --agent NAME``: the escalation climbs no further; who and when are recorded.
+- ``resolve ID --agent NAME [--note TEXT]``: closes it and sends a resolution notice to every
+  target told so far (one line per delivery attempt).
+- ``tick``: moves every overdue escalation up one level (or expires it), as each gate run
+  does; for cron or CI. Concurrent ticks deliver each level once.
+
+ID may be any unique prefix of an escalation id. The agent is ``--agent``, else
+``MAF_AGENT_ID``, else ``AGENT_NAME`` (``tick`` falls back to ``maf-preflight``). The runtime is
+located as ``maf-preflight history`` locates it (the current directory is the rootdir;
+``MAF_RUNTIME_MODE``, ``MAF_DB_PATH``, ``--mode``); mailbox deliveries go under
+``MAF_AGENT_MAIL_ROOT`` (default ``.agent-mail``). Every escalation carries the path it was
+opened with, so no config is read here.
+
+Exit codes: 0 done (``tick`` also when nothing was due, and whatever the deliveries' outcome:
+each attempt is printed and logged); 2 usage (bad argument, agent name, ambiguous ID, no
+runtime); 4 refused: the escalation is unknown, not open, or the path's ``permissions`` do not
+allow the agent (the refusal names the rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .common import (
+    JSON_HELP,
+    MODE_HELP,
+    CliError,
+    CliExit,
+    agent_name,
+    error_line,
+    open_runtime,
+    print_json,
+    runtime_settings,
+)
+
+if TYPE_CHECKING:
+    from ..escalation.engine import EngineReport, EscalationEngine
+    from ..runtime.base import RuntimeState
+    from ..runtime.records import DeliveryRecord, EscalationRecord
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+#: Exit code when the escalation is unknown or closed, or the path's permissions refuse.
+EXIT_REFUSED = int(CliExit.REFUSED)
+#: The agent ``tick`` delivers as when none is set: a cron job is rarely an agent.
+TICK_AGENT = "maf-preflight"
+#: As ``runtime.records``; repeated here so ``--help`` does not import the runtime.
+STATES = ("triggered", "acknowledged", "escalated", "resolved", "expired")
+OPEN_STATES = ("triggered", "acknowledged", "escalated")
+SHORT_ID = 12
+
+AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
+ID_HELP = "Escalation id, or a unique prefix of one"
+
+
+def register(subparsers: Subparsers) -> None:
+    escalations = subparsers.add_parser(
+        "escalations", help="List, acknowledge, resolve and advance escalations",
+        description="Escalations opened by preflight gate runs (or raised by tests). ID may be "
+                    "a unique prefix of an escalation id. Exit 2: usage (also an ambiguous "
+                    f"ID); exit {EXIT_REFUSED}: refused (the escalation is unknown or not open, "
+                    "or the path's permissions do not allow the agent; the rule is named).")
+    actions = escalations.add_subparsers(dest="escalations_command", metavar="ACTION",
+                                         required=True)
+
+    listing = actions.add_parser(
+        "list", help="Open escalations, newest first",
+        description="Open escalations (triggered, acknowledged, escalated), newest first; "
+                    "--state or --all for others. --json adds every delivery attempt.")
+    which = listing.add_mutually_exclusive_group()
+    which.add_argument("--state", action="append", choices=STATES, metavar="STATE",
+                       help=f"Only this state (repeatable; one of {', '.join(STATES)})")
+    which.add_argument("--all", action="store_true", help="Every state, closed ones too")
+    listing.add_argument("--path", metavar="ID", help="Only escalations of this path")
+    _common(listing)
+    listing.set_defaults(handler=run_list)
+
+    ack = actions.add_parser(
+        "ack", help="Acknowledge an escalation: it climbs no further",
+        description="Record that AGENT has taken the escalation: it stays open at its level "
+                    "and is not escalated further.")
+    ack.add_argument("escalation_id", metavar="ID", help=ID_HELP)
+    ack.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    _common(ack)
+    ack.set_defaults(handler=run_ack)
+
+    resolve = actions.add_parser(
+        "resolve", help="Resolve an escalation and notify its targets",
+        description="Close the escalation and send a resolution notice to every target told "
+                    "about it so far.")
+    resolve.add_argument("escalation_id", metavar="ID", help=ID_HELP)
+    resolve.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    resolve.add_argument("--note", metavar="TEXT", help="What was done (sent with the notice)")
+    _common(resolve)
+    resolve.set_defaults(handler=run_resolve)
+
+    tick = actions.add_parser(
+        "tick", help="Advance overdue escalations one level (for cron or CI)",
+        description="Move every overdue escalation up one level, delivering it, or expire it, "
+                    "as each gate run does. Safe to run concurrently: each level is delivered "
+                    "once. Delivers as MAF_AGENT_ID, else AGENT_NAME, else "
+                    f"'{TICK_AGENT}'. Exit 0 also when nothing was due.")
+    _common(tick)
+    tick.set_defaults(handler=run_tick)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+def _refused(message: str) -> int:
+    print(error_line(message), file=sys.stderr)
+    return EXIT_REFUSED
+
+
+class UnknownEscalation(Exception):
+    """No escalation id starts with what was given (exit 4, as the engine's refusals)."""
+
+
+def _engine(runtime: RuntimeState, agent: str, mode: str | None) -> EscalationEngine:
+    from ..escalation.engine import EscalationEngine
+
+    # No paths: an escalation carries the snapshot of the path it was opened with.
+    return EscalationEngine(runtime, {}, agent_id=agent,
+                            mail_root=runtime_settings(mode).mail_root,
+                            environ=dict(os.environ), deliver=True,
+                            project_default=str(Path.cwd()))
+
+
+def find_escalation(runtime: RuntimeState, given: str) -> EscalationRecord:
+    """The escalation whose id is ``given`` or starts with it.
+
+    ``CliError`` (usage) for an empty or ambiguous prefix; ``UnknownEscalation`` when none
+    matches.
+    """
+    wanted = given.strip()
+    if not wanted:
+        raise CliError("the escalation ID is empty")
+    exact = runtime.get_escalation(wanted)
+    if exact is not None:
+        return exact
+    matches = [e for e in runtime.escalations() if e.id.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise UnknownEscalation(f"no escalation with id {wanted!r} in the {runtime.mode} runtime "
+                       "('maf-preflight escalations list --all' shows every one)")
+    shown = ", ".join(f"{e.id} ({e.dedup_key}, {e.state})" for e in matches[:5])
+    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+    raise CliError(f"escalation ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
+                   f"({shown}{more}); give more of it")
+
+
+def _utc(epoch: float) -> str:
+    from ..reservations.conflicts import format_time
+
+    return format_time(epoch)
+
+
+def _span(span: float) -> str:
+    seconds = round(abs(span))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def next_action(escalation: EscalationRecord, at: float) -> str:
+    """``in 14m59s``, ``due 3s ago`` (the next tick moves it) or ``-`` (nothing scheduled)."""
+    if escalation.next_action_at is None:
+        return "-"
+    if escalation.next_action_at > at:
+        return f"in {_span(escalation.next_action_at - at)}"
+    return f"due {_span(at - escalation.next_action_at)} ago"
+
+
+def who(escalation: EscalationRecord) -> str:
+    """Who acknowledged and resolved it, and when (``-`` when nobody has yet)."""
+    parts = []
+    if escalation.acknowledged_by is not None or escalation.acknowledged_at is not None:
+        parts.append(f"acknowledged by {escalation.acknowledged_by or '?'} at "
+                     f"{_when(escalation.acknowledged_at)}")
+    if escalation.resolved_by is not None or escalation.resolved_at is not None:
+        parts.append(f"resolved by {escalation.resolved_by or '?'} at "
+                     f"{_when(escalation.resolved_at)}")
+    return "; ".join(parts) or "-"
+
+
+def _when(epoch: float | None) -> str:
+    return "?" if epoch is None else _utc(epoch)
+
+
+def escalation_json(escalation: EscalationRecord,
+                    deliveries: Sequence[DeliveryRecord] | None = None) -> dict[str, Any]:
+    data = dataclasses.asdict(escalation)
+    if deliveries is not None:
+        data["deliveries"] = [dataclasses.asdict(d) for d in deliveries]
+    return data
+
+
+def _report_json(report: EngineReport) -> dict[str, Any]:
+    return {"opened": [escalation_json(e) for e in report.opened],
+            "advanced": [escalation_json(e) for e in report.advanced],
+            "resolved": [escalation_json(e) for e in report.resolved],
+            "expired": [escalation_json(e) for e in report.expired],
+            "deliveries": [dataclasses.asdict(d) for d in report.deliveries],
+            "notes": list(report.notes)}
+
+
+def _table(rows: Sequence[EscalationRecord], at: float) -> None:
+    header = ("ID", "STATE", "LEVEL", "OCC", "PATH", "CHECK", "CLASS", "OPENED", "NEXT", "WHO")
+    cells = [header, *((e.id[:SHORT_ID], e.state, str(e.level), str(e.occurrences), e.path_id,
+                        e.check_id or "-", e.failure_class or "-", _utc(e.created_at),
+                        next_action(e, at), who(e)) for e in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    for row in cells:
+        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False))
+              + "  " + row[-1])
+
+
+def _notes(skipped: Sequence[str]) -> None:
+    for note in skipped:
+        print(f"note: {note}")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def run_list(args: argparse.Namespace) -> int:
+    states = None if args.all else tuple(dict.fromkeys(args.state or OPEN_STATES))
+    runtime, skipped = open_runtime(args.mode)
+    at = time.time()
+    with runtime:
+        rows = runtime.escalations(states=states, path_id=args.path)
+        if args.json:
+            by_id: dict[str, list[DeliveryRecord]] = {e.id: [] for e in rows}
+            for delivery in runtime.deliveries():
+                by_id.get(delivery.escalation_id, []).append(delivery)
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": list(skipped), "now": at,
+                    "escalations": [escalation_json(e, by_id[e.id]) for e in rows]})
+        return 0
+    _notes(skipped)
+    if not rows:
+        which = ("escalations" if args.all else "open escalations" if not args.state
+                 else f"escalations in state {', '.join(states or ())}")
+        print(f"no {which}{f' of path {args.path!r}' if args.path else ''} ({runtime.mode})")
+        return 0
+    _table(rows, at)
+    return 0
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    from ..escalation.engine import EscalationError
+
+    agent = agent_name(args.agent)
+    runtime, skipped = open_runtime(args.mode)
+    with runtime:
+        try:
+            found = find_escalation(runtime, args.escalation_id)
+            done = _engine(runtime, agent, args.mode).acknowledge(found.id, agent)
+        except (UnknownEscalation, EscalationError) as exc:
+            return _refused(str(exc))
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": list(skipped),
+                    "escalation": escalation_json(done)})
+        return 0
+    _notes(skipped)
+    print(f"acknowledged escalation {done.id} ({done.dedup_key}) by {done.acknowledged_by} at "
+          f"{_when(done.acknowledged_at)}; it stays open at level {done.level} and climbs no "
+          "further")
+    return 0
+
+
+def run_resolve(args: argparse.Namespace) -> int:
+    from ..escalation.engine import EscalationError
+
+    agent = agent_name(args.agent)
+    runtime, skipped = open_runtime(args.mode)
+    with runtime:
+        try:
+            found = find_escalation(runtime, args.escalation_id)
+            report = _engine(runtime, agent, args.mode).resolve(found.id, agent, args.note)
+        except (UnknownEscalation, EscalationError) as exc:
+            return _refused(str(exc))
+    (done,) = report.resolved
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": list(skipped),
+                    "escalation": escalation_json(done), "deliveries":
+                    [dataclasses.asdict(d) for d in report.deliveries], "notes": report.notes})
+        return 0
+    _notes(skipped)
+    print(f"resolved escalation {done.id} ({done.dedup_key}) by {done.resolved_by} at "
+          f"{_when(done.resolved_at)}")
+    # The report's own "escalation resolved" line would repeat the one above.
+    for line in dataclasses.replace(report, resolved=[]).lines():
+        print(line)
+    return 0
+
+
+def run_tick(args: argparse.Namespace) -> int:
+    agent = agent_name(None, default=TICK_AGENT)
+    runtime, skipped = open_runtime(args.mode)
+    with runtime:
+        report = _engine(runtime, agent, args.mode).tick()
+    if args.json:
+        print_json({"mode": runtime.mode, "skipped": list(skipped), "agent": agent,
+                    **_report_json(report)})
+        return 0
+    _notes(skipped)
+    lines = report.lines()
+    for line in lines:
+        print(line)
+    if not lines:
+        print(f"no escalation was due ({runtime.mode})")
+    return 0

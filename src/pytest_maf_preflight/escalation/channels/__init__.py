@@ -1,0 +1,43 @@
+"""Delivering an escalation notice to one target, by the target's channel.
+
+- ``mailbox`` (the default, and the fallback of ``agent_mail``): ``mailbox``.
+- ``webhook``: ``webhook``. ``command``: ``command``. ``agent_mail``: ``agent_mail``.
+
+``deliver`` returns one ``DeliveryRecord`` per attempt and never raises for delivery trouble:
+the records say what failed. Only a target name that cannot be a mailbox name is an error
+(``ValueError``), whatever the channel, since every channel may end in a mailbox.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ...config.models import EscalationTarget
+from ...runtime.records import DeliveryRecord
+from .agent_mail import deliver_agent_mail
+from .command import deliver_command
+from .mailbox import check_target_name, deliver_mailbox, mailbox_dir
+from .notice import Notice, NoticeKind, build_message
+from .webhook import deliver_webhook
+
+__all__ = ["Notice", "NoticeKind", "build_message", "deliver", "mailbox_dir"]
+
+
+def deliver(notice: Notice, target: EscalationTarget | None, *, mail_root: Path,
+            environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep,
+            now: Callable[[], float] = time.time, project_default: str = ""
+            ) -> list[DeliveryRecord]:
+    """Deliver ``notice`` to ``notice.target`` through ``target``'s channel (``None``: the
+    mailbox). ``project_default`` is the agent_mail project when the target names none."""
+    check_target_name(notice.target)
+    channel = target.channel if target is not None else "mailbox"
+    if target is None or channel == "mailbox":
+        return [deliver_mailbox(notice, mail_root, now=now)]
+    if channel == "webhook":
+        return deliver_webhook(notice, target, environ=environ, sleep=sleep, now=now)
+    if channel == "command":
+        return [deliver_command(notice, target, environ=environ, now=now)]
+    return deliver_agent_mail(notice, target, mail_root=mail_root, environ=environ, now=now,
+                              project_default=project_default)

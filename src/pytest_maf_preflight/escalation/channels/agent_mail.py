@@ -1,0 +1,157 @@
+"""The ``agent_mail`` channel: mcp_agent_mail's ``send_message`` tool over MCP HTTP JSON-RPC.
+
+The arguments are the server's own (``send_message(project_key, sender_name, to, subject,
+body_md, cc, bcc, attachment_paths, convert_images, importance, ack_required, thread_id)`` in
+mcp_agent_mail's ``app.py``): the recipient is the target's name, the sender the target's
+``sender`` or the sending agent, ``thread_id`` the escalation's dedup key so every notice of
+one escalation lands in one thread. A request is ``urgent`` (critical) or ``high`` (warning)
+and asks for an acknowledgement; a resolution notice is ``normal`` and asks for none. The
+``url`` may contain ``${ENV:NAME}``; ``token_env`` names the variable holding the bearer token.
+
+When the message cannot be sent (the server does not answer, refuses it, or the target lacks
+what it needs), the attempt is recorded as failed and the message goes to the target's
+mailbox instead, recorded with status ``fallback`` and why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ...agent_mail.mcp import McpError, McpSession, redact_url
+from ...config.models import EscalationTarget
+from ...redaction import redact_mapping, redact_text
+from ...runtime.records import DeliveryRecord
+from .mailbox import deliver_mailbox
+from .notice import Notice, attempt_record, environ_secrets, expand_env
+
+TOOL = "send_message"
+DEFAULT_TIMEOUT = 10.0
+_SUBJECT_MAX = 200
+_SHOWN_RESULT = 500
+_GATEWAY = re.compile(r"[\w/]+: HTTP 50[234] ")
+
+
+NO_ANSWER = "the agent_mail server did not answer"
+REFUSED = "the agent_mail server refused the message"
+UNUSABLE = "the agent_mail target cannot be used"
+
+
+class _Unsent(Exception):
+    """The message was not sent; ``why`` is one of the reasons above."""
+
+    def __init__(self, detail: str, why: str) -> None:
+        super().__init__(detail)
+        self.why = why
+
+
+def send_message_arguments(notice: Notice, target: EscalationTarget, *,
+                           project_default: str) -> dict[str, Any]:
+    """The ``send_message`` arguments for ``notice``; ``ValueError`` without a project."""
+    project = target.project or project_default
+    if not project:
+        raise ValueError("no project: set project on the target (or run from a project "
+                         "rootdir)")
+    resolution = notice.kind == "resolution"
+    return {
+        "project_key": project,
+        "sender_name": target.sender or notice.agent_id,
+        "to": [notice.target],
+        "subject": _subject(notice),
+        "body_md": _body(notice),
+        "importance": "normal" if resolution else (
+            "urgent" if notice.severity == "critical" else "high"),
+        "ack_required": not resolution,
+        "thread_id": notice.escalation.dedup_key,
+    }
+
+
+def _subject(notice: Notice) -> str:
+    escalation = notice.escalation
+    head = ("[resolved]" if notice.kind == "resolution"
+            else f"[{notice.severity}] level {notice.level}")
+    subject = f"{head} {escalation.path_id}: {notice.summary}"
+    return subject if len(subject) <= _SUBJECT_MAX else subject[:_SUBJECT_MAX - 3] + "..."
+
+
+def _body(notice: Notice) -> str:
+    escalation = notice.escalation
+    lines = [
+        f"**{'Resolved' if notice.kind == 'resolution' else 'Escalation'}**: {notice.summary}",
+        "",
+        f"- escalation: `{escalation.id}` (path `{escalation.path_id}`, level {notice.level})",
+        f"- check: `{escalation.check_id or '-'}`, failure: {escalation.failure_class or '-'}, "
+        f"occurrences: {escalation.occurrences}",
+        f"- severity: {notice.severity}, from: {notice.agent_id}",
+        "",
+        "```json",
+        json.dumps(notice.message, indent=2, sort_keys=True),
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def deliver_agent_mail(notice: Notice, target: EscalationTarget, *, mail_root: Path,
+                       environ: Mapping[str, str], now: Callable[[], float],
+                       project_default: str) -> list[DeliveryRecord]:
+    secrets = environ_secrets(environ)
+    try:
+        response = _send(notice, target, environ, project_default, secrets)
+    except _Unsent as exc:
+        detail = redact_text(str(exc), secrets)
+        failed = attempt_record(notice, channel="agent_mail", attempt=1, status="failed",
+                                now=now, error=detail)
+        fallback = deliver_mailbox(notice, mail_root, now=now, attempt=2, status="fallback",
+                                   note=f"{exc.why} ({detail}); delivered to the mailbox "
+                                   "instead")
+        return [failed, fallback]
+    return [attempt_record(notice, channel="agent_mail", attempt=1, status="delivered",
+                           now=now, response=response)]
+
+
+def _send(notice: Notice, target: EscalationTarget, environ: Mapping[str, str],
+          project_default: str, secrets: list[str]) -> dict[str, Any]:
+    # ``secrets`` grows with the values put into the url and the token, so that the caller's
+    # redaction of an error covers them too.
+    if not target.url:
+        raise _Unsent("the target has no url", UNUSABLE)
+    try:
+        url, used = expand_env(target.url, environ)
+    except KeyError as exc:
+        raise _Unsent(f"environment variable {exc.args[0]!r} is not set (the url refers to "
+                      f"${{ENV:{exc.args[0]}}})", UNUSABLE) from None
+    secrets += used
+    token = None
+    if target.token_env:
+        token = environ.get(target.token_env)
+        if not token:
+            raise _Unsent(f"token_env names {target.token_env!r}, which is not set in the "
+                          "environment", UNUSABLE)
+        secrets.append(token)
+    location = redact_url(url, secrets)
+    try:
+        arguments = send_message_arguments(notice, target, project_default=project_default)
+    except ValueError as exc:
+        raise _Unsent(str(exc), UNUSABLE) from None
+    try:
+        with McpSession(url, token=token,
+                        timeout=target.timeout_seconds or DEFAULT_TIMEOUT) as session:
+            result = session.call_tool(TOOL, arguments)
+    except McpError as exc:
+        raise _Unsent(str(exc), _reason(exc)) from None
+    shown = result.get("structuredContent", result.get("content"))
+    text = json.dumps(redact_mapping(shown, secrets))
+    return {"url": location, "tool": TOOL, "thread_id": arguments["thread_id"],
+            "result": text[:_SHOWN_RESULT]}
+
+
+def _reason(exc: McpError) -> str:
+    # A gateway's 502/503/504 stands in for a server that is down.
+    if exc.detail.startswith(("cannot reach", "no answer")) or _GATEWAY.match(exc.detail):
+        return NO_ANSWER
+    if exc.detail.startswith(("not an http", "no time left")):
+        return UNUSABLE
+    return REFUSED

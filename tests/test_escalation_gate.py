@@ -1,0 +1,223 @@
+"""Escalations from gate runs (S4): real pytest runs, a real SQLite runtime, real mailboxes,
+a real webhook server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import textwrap
+import threading
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+
+from conftest import EXAMPLES
+from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
+
+QUIET = ("-W", "ignore::pytest.PytestWarning")
+
+CHECK = """\
+id: needs-var
+name: A variable this test controls
+config_type: smoke_test
+escalation_path: on-call
+config:
+  test_type: environment
+  test_definition: {required: [MAF_TEST_ESCALATION_VAR]}
+"""
+PATH = """\
+id: on-call
+name: Tell the on-call agent, then the lead
+config_type: escalation_path
+config:
+  trigger_conditions:
+    - {condition: preflight_failure, operator: gte, threshold: 2}
+  escalation_steps:
+    - {level: 1, action: notify, target: on-call-agent, timeout_minutes: 0.5}
+    - {level: 2, action: escalate, target: lead, timeout_minutes: 1}
+  targets:
+    on-call-agent: {channel: mailbox}
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch
+            ) -> pytest.Pytester:
+    write_config("check.yaml", CHECK)
+    write_config("path.yaml", PATH)
+    pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
+    monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
+    return pytester
+
+
+def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=agent-a",
+                              "--maf-runtime=sqlite", *QUIET, *args)
+
+
+def inbox(pytester: pytest.Pytester, target: str) -> list[dict[str, object]]:
+    folder = pytester.path / "mail" / "mailboxes" / target / "inbox"
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if (
+        folder.is_dir()) else []
+
+
+def escalations(pytester: pytest.Pytester) -> list[object]:
+    with SqliteRuntime(pytester.path / ".maf" / "runtime.db") as runtime:
+        return list(runtime.escalations())
+
+
+def test_a_failure_streak_opens_repeats_and_a_pass_resolves(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gate(project).ret == 10  # one failure: below the threshold of 2
+    assert escalations(project) == []
+    result = gate(project)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(["*escalation opened: * on-call:needs-var:failed at level 1*",
+                                 "*delivery mailbox -> on-call-agent (level 1, attempt 1): "
+                                 "delivered*"])
+    [message] = inbox(project, "on-call-agent")
+    assert message["type"] == "ESCALATION_REQUEST"
+    assert (message["level"], message["dedup_key"]) == (1, "on-call:needs-var:failed")
+    assert "needs-var" in str(message["summary"])
+
+    result = gate(project)  # the same failure again: an occurrence, not a new escalation
+    result.stdout.fnmatch_lines(["*escalation repeated: * (2 occurrences)*"])
+    assert len(inbox(project, "on-call-agent")) == 1
+    [escalation] = escalations(project)
+    assert (escalation.state, escalation.occurrences) == ("triggered", 2)
+
+    monkeypatch.setenv("MAF_TEST_ESCALATION_VAR", "set")
+    result = gate(project)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*escalation resolved: * on-call:needs-var:failed*"])
+    notices = inbox(project, "on-call-agent")
+    assert [m["type"] for m in notices] == ["ESCALATION_REQUEST", "ESCALATION_RESPONSE"]
+    assert notices[1]["action"] == "resolve"
+    [escalation] = escalations(project)
+    assert (escalation.state, escalation.resolved_by) == ("resolved", "agent-a")
+
+
+def test_no_escalate_turns_it_all_off(project: pytest.Pytester) -> None:
+    gate(project, "--maf-no-escalate")
+    result = gate(project, "--maf-no-escalate")
+    result.stdout.fnmatch_lines(["*escalations: off for this run (--maf-no-escalate)*"])
+    assert escalations(project) == []
+    assert inbox(project, "on-call-agent") == []
+
+
+def test_the_default_escalation_path_from_ini(project: pytest.Pytester, write_config) -> None:
+    write_config("check.yaml", CHECK.replace("escalation_path: on-call\n", ""))
+    project.makeini("[pytest]\nmaf_preflight_default_escalation = on-call\n")
+    gate(project)
+    gate(project)
+    assert [e.dedup_key for e in escalations(project)] == ["on-call:needs-var:failed"]
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    received: list[dict[str, object]] = []
+    handler = type("Hook", (_Hook,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_shipped_paths_load_and_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                        webhook: tuple[str, list[dict[str, object]]]) -> None:
+    """default-escalation.yaml and the original critical-system-escalation.json, unchanged: a
+    reservation conflict opens one at once; the system being down opens the other."""
+    url, received = webhook
+    configs = pytester.path / ".maf" / "preflight-configs"
+    configs.mkdir(parents=True)
+    shutil.copy(EXAMPLES / "preflight-configs" / "default-escalation.yaml", configs)
+    shutil.copy(EXAMPLES / "original-format" / "critical-system-escalation.json", configs)
+    (configs / "down.yaml").write_text(textwrap.dedent("""\
+        id: down
+        name: Fails
+        config_type: smoke_test
+        escalation_path: critical-system-escalation
+        config:
+          test_type: environment
+          test_definition: {required: [MAF_TEST_ESCALATION_VAR]}
+    """))
+    pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
+    monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
+    monkeypatch.setenv("LEAD_WEBHOOK_URL", url)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
+                                "--maf-agent-id=agent-a", "--maf-runtime=sqlite", *QUIET)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(
+        ["*escalation opened: * critical-system-escalation:*:system_down at level 1*"])
+    assert [m["level"] for m in inbox(pytester, "on-call-engineer")] == [1]
+    assert received == []  # the webhook target (lead) is level 2 of default-escalation
+
+
+
+def test_maf_escalate_raises_one_and_the_policy_applies(
+        pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = "  permissions:\n    escalate_to: {agent-a: [on-call-agent]}\n"
+    write_config("path.yaml", PATH + policy)
+    monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
+    pytester.makepyfile(test_esc="""
+        import pytest
+        from pytest_maf_preflight.escalation.engine import EscalationError
+
+        def test_raise(maf_escalate):
+            first = maf_escalate("on-call", "the nightly data is stale", severity="warning")
+            again = maf_escalate("on-call", "the nightly data is stale", severity="warning")
+            assert (first.id, first.level, again.occurrences) == (again.id, 1, 2)
+            assert first.failure_class == "manual"
+
+        def test_unknown_path(maf_escalate):
+            with pytest.raises(EscalationError, match="no escalation path 'nope'"):
+                maf_escalate("nope", "x")
+    """)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-a",
+                                "--maf-runtime=sqlite", "test_esc.py")
+    result.assert_outcomes(passed=2)
+    [message] = inbox(pytester, "on-call-agent")
+    assert (message["severity"], message["summary"]) == ("warning", "the nightly data is stale")
+
+    pytester.makepyfile(test_refused="""
+        import pytest
+        from pytest_maf_preflight.escalation.engine import EscalationError
+
+        def test_refused(maf_escalate):
+            with pytest.raises(EscalationError) as refusal:
+                maf_escalate("on-call", "x")
+            assert "permissions.escalate_to" in str(refusal.value)
+            assert "'agent-b'" in str(refusal.value)
+    """)
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-b",
+                                "--maf-runtime=sqlite", "test_refused.py")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_missing_escalation_path_is_a_config_error(project: pytest.Pytester, write_config
+                                                     ) -> None:
+    write_config("check.yaml", CHECK.replace("escalation_path: on-call", "escalation_path: oncall"))
+    result = gate(project)
+    assert result.ret == 11
+    result.stderr.fnmatch_lines(["*check.yaml:1: escalation_path: names escalation path "
+                                 "'oncall', which is not an active escalation_path config "
+                                 "(known: on-call)*"])
