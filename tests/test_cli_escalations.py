@@ -229,8 +229,7 @@ def test_ambiguous_unknown_and_missing_arguments_are_one_line_errors(
         project: Path, runtime: SqliteRuntime, capsys: pytest.CaptureFixture[str]) -> None:
     now = time.time()
     # Seventeen hex ids: at least two share their first digit.
-    made = [raise_at(runtime, project, now, check_id=f"check-{n}", deliver=False)
-            for n in range(17)]
+    made = [raise_at(runtime, project, now, check_id=f"check-{n}") for n in range(17)]
     firsts = [e.id[0] for e in made]
     shared = next(c for c in firsts if firsts.count(c) > 1)
     code, out, err = run(capsys, "ack", shared, "--agent", "agent-a")

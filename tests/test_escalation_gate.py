@@ -221,3 +221,50 @@ def test_a_missing_escalation_path_is_a_config_error(project: pytest.Pytester, w
     result.stderr.fnmatch_lines(["*check.yaml:1: escalation_path: names escalation path "
                                  "'oncall', which is not an active escalation_path config "
                                  "(known: on-call)*"])
+
+
+def test_escalations_need_a_store_that_remembers(project: pytest.Pytester) -> None:
+    for _ in range(2):
+        result = project.runpytest("-p", "maf_preflight", "--maf-preflight",
+                                   "--maf-agent-id=agent-a", "--maf-runtime=memory", *QUIET)
+    result.stdout.fnmatch_lines(["*escalations: not run, the runtime is memory (they need the "
+                                 "store that holds the open escalations)*"])
+    assert inbox(project, "on-call-agent") == []
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("  max_escalation_level: 0\n", "config.max_escalation_level: expected at least 1, got 0"),
+    ("  max_escalation_level: 1\n", None),
+    ("  targets:\n    lead: {channel: webhook, url: 'https://ops:hunter2@hooks.example/x'}\n",
+     "the url carries a password; put it in an environment variable"),
+])
+def test_escalation_paths_that_could_never_work_are_config_errors(
+        project: pytest.Pytester, write_config, extra: str, message: str | None) -> None:
+    body = PATH.replace("  targets:\n    on-call-agent: {channel: mailbox}\n", "")
+    write_config("path.yaml", body + extra)
+    result = gate(project)
+    if message is None:
+        assert result.ret == 10  # valid: only the check fails
+        return
+    assert result.ret == 11
+    assert message in result.stderr.str()
+    assert "hunter2" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_maximum_below_every_step_is_refused(project: pytest.Pytester, write_config) -> None:
+    write_config("path.yaml", PATH.replace("level: 1,", "level: 3,").replace(
+        "level: 2,", "level: 4,") + "  max_escalation_level: 2\n")
+    result = gate(project)
+    assert result.ret == 11
+    assert "max_escalation_level 2 is below every step's level" in result.stderr.str()
+
+
+def test_what_tests_raise_is_in_the_summary(project: pytest.Pytester,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAF_TEST_ESCALATION_VAR", "set")  # the gate opens; the test runs
+    project.makepyfile(test_esc="""
+        def test_raise(maf_escalate):
+            maf_escalate("on-call", "the nightly data is stale")
+    """)
+    result = gate(project, "test_esc.py")
+    result.stdout.fnmatch_lines(["*escalation opened: * on-call:*:manual at level 1*"])

@@ -260,11 +260,13 @@ def maf_reservations(pytestconfig: pytest.Config) -> Iterator[MafReservations]:
 
 
 @pytest.fixture
-def maf_escalate(pytestconfig: pytest.Config) -> Iterator[Callable[..., EscalationRecord]]:
+def maf_escalate(pytestconfig: pytest.Config
+                 ) -> Iterator[Callable[..., EscalationRecord | None]]:
     """Raise an escalation along a configured path as this run's agent:
     ``maf_escalate("default-escalation", "the nightly data is stale", severity="warning")``
-    opens it (or adds an occurrence) in the configured runtime and delivers its first level
-    (nothing is delivered with ``--maf-no-escalate``). The path's ``permissions`` apply."""
+    opens it (or adds an occurrence) in the configured runtime and delivers its first level;
+    with ``--maf-no-escalate`` nothing is raised and it returns None. The path's
+    ``permissions`` apply."""
     from .escalation.session import engine_for
     from .gate.session import load_configs
     from .runtime.factory import open_chain
@@ -277,9 +279,16 @@ def maf_escalate(pytestconfig: pytest.Config) -> Iterator[Callable[..., Escalati
     engine = engine_for(opened.runtime, settings, loaded)
 
     def escalate(path_id: str, summary: str, *, severity: str = "critical",
-                 check_id: str | None = None) -> EscalationRecord:
-        return engine.raise_manual(path_id, summary=summary, severity=severity,
-                                   check_id=check_id)
+                 check_id: str | None = None) -> EscalationRecord | None:
+        from .escalation.engine import EngineReport
+
+        report = EngineReport()
+        try:
+            return engine.raise_manual(path_id, summary=summary, severity=severity,
+                                       check_id=check_id, report=report)
+        finally:
+            if gate is not None:  # the summary lists what tests raised too
+                gate.escalation_lines.extend(report.lines())
 
     try:
         yield escalate

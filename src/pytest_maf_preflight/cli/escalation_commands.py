@@ -213,7 +213,13 @@ def _when(epoch: float | None) -> str:
 
 def escalation_json(escalation: EscalationRecord,
                     deliveries: Sequence[DeliveryRecord] | None = None) -> dict[str, Any]:
+    from ..redaction import redact_mapping
+
     data = dataclasses.asdict(escalation)
+    # Snapshots keep ${ENV:...} references, but a command's argv or a header may still hold
+    # something secret-looking: the JSON output redacts like every other report.
+    data["path_snapshot"] = redact_mapping(data["path_snapshot"])
+    data["details"] = redact_mapping(data["details"])
     if deliveries is not None:
         data["deliveries"] = [dataclasses.asdict(d) for d in deliveries]
     return data

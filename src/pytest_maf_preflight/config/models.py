@@ -141,6 +141,18 @@ class EscalationStep(Strict):
 class EscalationTarget(Strict):
     channel: Literal["mailbox", "webhook", "command", "agent_mail"] = "mailbox"
     url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_credentials(cls, url: str | None) -> str | None:
+        # The path is snapshotted into every escalation it opens: a password written into the
+        # URL would be stored (and shown) there. ${ENV:NAME} keeps it out.
+        from urllib.parse import urlsplit
+
+        if url is not None and "${ENV:" not in url and urlsplit(url).password:
+            raise ValueError("the url carries a password; put it in an environment variable "
+                             "and write ${ENV:NAME}, or use token_env")
+        return url
     argv: list[str] | None = None
     project: str | None = None
     sender: str | None = None
@@ -162,6 +174,14 @@ class EscalationPathBody(Strict):
     repeat: bool | int = False
     targets: dict[str, EscalationTarget] = Field(default_factory=dict)
     permissions: EscalationPermissions | None = None
+
+    @model_validator(mode="after")
+    def _a_step_within_the_maximum(self) -> EscalationPathBody:
+        top = self.max_escalation_level
+        if top is not None and all(step.level > top for step in self.escalation_steps):
+            raise ValueError(f"max_escalation_level {top} is below every step's level: nothing "
+                             "would ever be delivered")
+        return self
 
     @field_validator("escalation_steps")
     @classmethod

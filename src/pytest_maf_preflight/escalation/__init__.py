@@ -4,7 +4,7 @@
 - ``triggers``: trigger conditions evaluated against the recorded history.
 - ``engine``: opening, deduplicating, advancing, acknowledging and resolving escalations.
 - ``permissions``: who may acknowledge, resolve, or escalate to which targets.
-- ``messages``: the texts escalations carry and show.
+- ``session``: the paths a gate run uses, and the engine for a run or a test.
 
-Nothing here is imported by the plugin unless escalations are in use.
+Nothing here is imported unless the gate runs (it ticks every run) or a test escalates.
 """

@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.models import EscalationPathBody, EscalationStep
+from ..runtime.base import EscalationError
 from ..runtime.records import CLIMBING_STATES, OPEN_STATES, DeliveryRecord, EscalationRecord
 from . import permissions
 from .channels import Notice, NoticeKind, build_message, deliver
+from .channels.notice import SEVERITIES
 from .triggers import TriggerOutcome, dedup_key, met_triggers
+
+__all__ = ["EngineReport", "EscalationEngine", "EscalationError", "PathRef"]
 
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
     from ..runtime.base import RuntimeState
-
-
-class EscalationError(Exception):
-    """An escalation cannot do what was asked (unknown, already closed, not permitted)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +55,6 @@ class PathRef:
         limit = self.body.max_escalation_level
         return sorted((s for s in self.body.escalation_steps if limit is None or s.level <= limit),
                       key=lambda s: s.level)
-
-    def step(self, level: int) -> EscalationStep | None:
-        return next((s for s in self.steps() if s.level == level), None)
 
     def after(self, level: int) -> EscalationStep | None:
         return next((s for s in self.steps() if s.level > level), None)
@@ -120,59 +117,70 @@ class EscalationEngine:
         """Open, repeat or resolve escalations for this run's results, then tick.
 
         ``check_paths``: check id -> escalation path id. The session must be recorded already,
-        so the trigger history includes it.
+        so the trigger history includes it. A check that passes resolves its open escalations
+        on every path (not those raised by hand), and sends each a resolution notice.
         """
         report = EngineReport()
         now = self.clock()
         used: set[str] = set()
+        #: Check id -> dedup keys met in this run, for the checks that passed.
+        passed: dict[str | None, set[str]] = {}
         for result in results:
+            met: set[str] = set()
             path_id = check_paths.get(result.check_id)
-            if path_id is None:
-                continue
-            path = self.paths.get(path_id)
-            if path is None:
+            path = self.paths.get(path_id) if path_id is not None else None
+            if path_id is not None and path is None:
                 report.notes.append(f"check {result.check_id!r} names escalation path "
                                     f"{path_id!r}, which is not loaded")
-                continue
-            used.add(path_id)
+            if path is not None:
+                used.add(path.id)
+            # A passing run can still carry a failure: the reservation conflicts an override
+            # let through (the triggers count them). Without any, a pass meets no trigger, and
+            # measuring the history of every passing check would be wasted.
+            if path is not None and (not result.passed or result.details.get("conflicts")):
+                for outcome in met_triggers(path.body, path.id, check_id=result.check_id,
+                                            results=results, runtime=self.runtime, now=now,
+                                            session_id=session_id):
+                    met.add(outcome.dedup_key)
+                    self._open(report, path, outcome, severity=result.severity,
+                               summary=_summary(result, outcome), session_id=session_id)
             if result.passed:
-                self._resolve_where(report, path_id=path_id, check_id=result.check_id,
-                                    note=f"check {result.check_id!r} passes again")
-                continue
-            for outcome in met_triggers(path.body, path_id, check_id=result.check_id,
-                                        results=results, runtime=self.runtime, now=now,
-                                        session_id=session_id):
-                self._open(report, path, outcome, severity=result.severity,
-                           summary=f"preflight check {result.check_id!r} {result.status.value}: "
-                                   f"{_first_line(result.observed or result.message)}",
-                           session_id=session_id)
+                passed.setdefault(result.check_id, set()).update(met)
         for path_id in sorted(used):
             path = self.paths[path_id]
-            down = met_triggers(path.body, path_id, check_id=None, results=results,
-                                runtime=self.runtime, now=now, session_id=session_id)
-            for outcome in down:
+            for outcome in met_triggers(path.body, path_id, check_id=None, results=results,
+                                        runtime=self.runtime, now=now, session_id=session_id):
                 self._open(report, path, outcome, severity="critical", session_id=session_id,
                            summary="system down: every critical preflight check failed")
-            if not down and any(r.passed and r.severity == "critical" for r in results):
-                self._resolve_where(report, path_id=path_id, check_id=None,
-                                    failure_class="system_down", note="the system is up again")
+        if any(r.passed and r.severity == "critical" for r in results):
+            # One critical check up means the system is not down, whatever the path.
+            passed[None] = set()
+        if passed:
+            self._resolve_passed(report, passed)
         return report.merge(self.tick())
 
     def raise_manual(self, path_id: str, *, summary: str, severity: str = "critical",
-                     check_id: str | None = None) -> EscalationRecord:
-        """Raise an escalation by hand (the ``maf_escalate`` fixture); permission-checked."""
+                     check_id: str | None = None, report: EngineReport | None = None
+                     ) -> EscalationRecord | None:
+        """Raise an escalation by hand (the ``maf_escalate`` fixture); permission-checked.
+        None when delivery is off: nothing is opened then (an escalation opened but never
+        delivered would sit at level 1 and swallow the next real one as an occurrence)."""
         path = self.paths.get(path_id)
         if path is None:
             raise EscalationError(f"no escalation path {path_id!r} (known: "
                                   f"{', '.join(sorted(self.paths)) or 'none'})")
+        if severity not in SEVERITIES:
+            # Refused before anything is opened: every notice of it would fail to build.
+            raise EscalationError(f"severity {severity!r} is not one of "
+                                  f"{', '.join(SEVERITIES)}")
         first = path.after(0)
         if first is not None:
             self._permitted(permissions.check_escalate_to, path, self.agent_id, first.target)
         outcome = TriggerOutcome(met=True, value=1, failure_class="manual", check_id=check_id,
                                  description=f"raised by {self.agent_id}", condition="manual",
                                  dedup_key=dedup_key(path_id, check_id, "manual"))
-        return self._open(EngineReport(), path, outcome, severity=severity, summary=summary,
-                          session_id=None)
+        return self._open(report if report is not None else EngineReport(), path, outcome,
+                          severity=severity, summary=summary, session_id=None)
 
     # --- ticks ---------------------------------------------------------------------------
 
@@ -184,7 +192,13 @@ class EscalationEngine:
             return report
         now = self.clock()
         for due in self.runtime.due_escalations(now):
-            path = PathRef.from_snapshot(due.path_snapshot)
+            try:
+                path = PathRef.from_snapshot(due.path_snapshot)
+            except (KeyError, TypeError, ValueError) as exc:
+                # One unreadable row must not hold up every other escalation's climb.
+                report.notes.append(f"{_name(due)}: cannot read its path snapshot: "
+                                    f"{_first_line(str(exc))}")
+                continue
             total = path.body.timeout_minutes
             if total is not None and now >= due.created_at + total * 60:
                 self._expire(report, due, now, "the path's timeout passed")
@@ -207,7 +221,7 @@ class EscalationEngine:
             if claimed is None:
                 continue  # another tick won this level and delivers it
             report.advanced.append(claimed)
-            self._notify(report, claimed, path, step, "request")
+            self._notify(report, claimed, path, step.level, step.target, "request")
         return report
 
     # --- acknowledge and resolve -----------------------------------------------------------
@@ -237,7 +251,11 @@ class EscalationEngine:
         escalation = self.runtime.get_escalation(escalation_id)
         if escalation is None:
             raise EscalationError(f"no escalation {escalation_id!r}")
-        return escalation, PathRef.from_snapshot(escalation.path_snapshot)
+        try:
+            return escalation, PathRef.from_snapshot(escalation.path_snapshot)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EscalationError(f"escalation {escalation.id[:12]}: cannot read its path "
+                                  f"snapshot: {_first_line(str(exc))}") from None
 
     def _permitted(self, rule: Callable[..., None], path: PathRef, *args: str) -> None:
         try:
@@ -256,35 +274,52 @@ class EscalationEngine:
         return min(times) if times and self.delivering else None
 
     def _open(self, report: EngineReport, path: PathRef, outcome: TriggerOutcome, *,
-              severity: str, summary: str, session_id: str | None) -> EscalationRecord:
+              severity: str, summary: str, session_id: str | None) -> EscalationRecord | None:
+        if not self.delivering:
+            report.notes.append(f"{outcome.dedup_key}: not raised (escalations are off)")
+            return None
         now = self.clock()
         first = path.after(0)
         record, created = self.runtime.open_escalation(
             path_id=path.id, dedup_key=outcome.dedup_key, check_id=outcome.check_id,
             failure_class=outcome.failure_class, path_snapshot=path.snapshot(),
             next_action_at=(self._deadline(path, first, now, now) if first else None),
+            # Where it is delivered is fixed when it opens: a later tick or resolve from
+            # another directory must reach the same mailbox tree and agent-mail project.
             details={"summary": summary, "severity": severity, "agent_id": self.agent_id,
-                     "session_id": session_id, "trigger": outcome.description},
+                     "session_id": session_id, "trigger": outcome.description,
+                     "mail_root": str(self.mail_root), "project": self.project_default},
             now=now)
         if not created:
             report.occurrences.append(record)
             return record
+        if first is not None and first.level != record.level:
+            # The store opens at level 1; a path starting higher is at its first step's level,
+            # or the next tick would find that step "after" level 1 and deliver it again.
+            record = self.runtime.claim_escalation(
+                record.id, expect_level=record.level, expect_next_action_at=record.next_action_at,
+                level=first.level, next_action_at=record.next_action_at, state="triggered",
+                now=now) or record
         report.opened.append(record)
-        if first is not None and self.delivering:
-            self._notify(report, record, path, first, "request")
-        elif not self.delivering:
-            report.notes.append(f"{record.dedup_key}: recorded, not delivered (delivery is off)")
+        if first is not None and record.level == first.level:
+            self._notify(report, record, path, first.level, first.target, "request")
         return record
 
-    def _resolve_where(self, report: EngineReport, *, path_id: str, check_id: str | None,
-                       note: str, failure_class: str | None = None) -> None:
-        for escalation in self.runtime.escalations(states=OPEN_STATES, path_id=path_id,
-                                                   check_id=check_id):
-            if escalation.check_id != check_id or (
-                    failure_class is not None and escalation.failure_class != failure_class):
+    def _resolve_passed(self, report: EngineReport, passed: Mapping[str | None, set[str]]
+                        ) -> None:
+        """Resolve the open escalations of the checks that passed (key None: the system is
+        up, for ``system_down``), on any path: an escalation opened under an older config is
+        about the same check. Not those raised by hand, nor those met again in this run."""
+        for escalation in self.runtime.escalations(states=OPEN_STATES):
+            keep = passed.get(escalation.check_id)
+            if keep is None or escalation.dedup_key in keep:
                 continue
             if escalation.failure_class == "manual":
                 continue  # raised by hand: resolved by hand
+            if escalation.check_id is None and escalation.failure_class != "system_down":
+                continue
+            note = ("the system is up again" if escalation.check_id is None
+                    else f"check {escalation.check_id!r} passes again")
             self._resolve(report, escalation, self.agent_id, note)
 
     def _resolve(self, report: EngineReport, escalation: EscalationRecord, by: str,
@@ -294,13 +329,28 @@ class EscalationEngine:
         if done is None:
             return False
         report.resolved.append(done)
-        if self.delivering:
+        if not self.delivering:
+            return True
+        try:
             path = PathRef.from_snapshot(done.path_snapshot)
-            # Everyone who was told about it hears that it is over.
-            told = [s for s in path.steps() if s.level <= done.level]
-            for step in {s.target: s for s in told}.values():
-                self._notify(report, done, path, step, "resolution", note=note)
+        except (KeyError, TypeError, ValueError) as exc:
+            report.notes.append(f"{_name(done)}: resolved, but no resolution notice was sent: "
+                                f"cannot read its path snapshot: {_first_line(str(exc))}")
+            return True
+        # Everyone who was told about it hears that it is over: the targets its deliveries
+        # reached (after a repeat round that is every level, not just up to the current one;
+        # with delivery off at the time, nobody).
+        for level, target in self._told(done):
+            self._notify(report, done, path, level, target, "resolution", note=note, agent=by)
         return True
+
+    def _told(self, escalation: EscalationRecord) -> list[tuple[int, str]]:
+        """(level, target) of each target a request reached, in the order first reached."""
+        told: dict[str, int] = {}
+        for delivery in self.runtime.deliveries(escalation.id):
+            if delivery.status in ("delivered", "fallback"):
+                told.setdefault(delivery.target, delivery.level)
+        return [(level, target) for target, level in told.items()]
 
     def _expire(self, report: EngineReport, escalation: EscalationRecord, now: float,
                 why: str) -> None:
@@ -311,27 +361,41 @@ class EscalationEngine:
             report.notes.append(f"{done.dedup_key} expired: {why}")
 
     def _notify(self, report: EngineReport, escalation: EscalationRecord, path: PathRef,
-                step: EscalationStep, kind: NoticeKind, note: str | None = None) -> None:
+                level: int, target: str, kind: NoticeKind, note: str | None = None,
+                agent: str | None = None) -> None:
+        """Deliver one notice and log every attempt. ``agent`` sends it (default: this
+        engine's agent; a resolution notice comes from whoever resolved)."""
         severity = str(escalation.details.get("severity", "critical"))
         summary = str(escalation.details.get("summary", escalation.dedup_key))
+        sender = agent or self.agent_id
+        config = path.body.targets.get(target)
         try:
-            message = build_message(kind, escalation, level=step.level, target=step.target,
-                                    severity=severity, summary=summary, agent_id=self.agent_id,
+            message = build_message(kind, escalation, level=level, target=target,
+                                    severity=severity, summary=summary, agent_id=sender,
                                     note=note)
-            notice = Notice(kind=kind, escalation=escalation, level=step.level,
-                            target=step.target, severity=severity, summary=summary,
-                            agent_id=self.agent_id, message=message)
-            records = deliver(notice, path.body.targets.get(step.target),
-                              mail_root=self.mail_root, environ=self.environ, sleep=self.sleep,
-                              now=self.clock, project_default=self.project_default)
+            notice = Notice(kind=kind, escalation=escalation, level=level, target=target,
+                            severity=severity, summary=summary, agent_id=sender,
+                            message=message)
+            records = deliver(
+                notice, config, environ=self.environ, sleep=self.sleep, now=self.clock,
+                mail_root=Path(str(escalation.details.get("mail_root") or self.mail_root)),
+                project_default=str(escalation.details.get("project") or self.project_default))
         except ValueError as exc:  # a target name or value the channels refuse
-            records = [DeliveryRecord(escalation_id=escalation.id, level=step.level,
-                                      channel="none", target=step.target, attempt=1,
-                                      status="failed", error=str(exc), response={},
+            records = [DeliveryRecord(escalation_id=escalation.id, level=level,
+                                      channel=config.channel if config else "mailbox",
+                                      target=target, attempt=1, status="failed",
+                                      error=_first_line(str(exc)), response={},
                                       attempted_at=self.clock())]
         for record in records:
             self.runtime.record_delivery(record)
         report.deliveries.extend(records)
+
+
+def _summary(result: CheckResult, outcome: TriggerOutcome) -> str:
+    if result.passed:  # an override let it pass; the trigger says what is still wrong
+        return f"preflight check {result.check_id!r} passed by override: {outcome.description}"
+    return (f"preflight check {result.check_id!r} {result.status.value}: "
+            f"{_first_line(result.observed or result.message)}")
 
 
 def _first_line(text: str) -> str:

@@ -198,6 +198,14 @@ class PreflightGate:
             return
         if not self.ran:
             return
+        if opened.mode == "memory" or opened.skipped:
+            # Streaks, deduplication and levels live in the store: one that forgets them, or
+            # a fallback beside the real one, would page someone again on every run.
+            self.escalation_lines.append(
+                f"escalations: not run, the runtime is {opened.mode}"
+                + (" after a fallback" if opened.skipped else "")
+                + " (they need the store that holds the open escalations)")
+            return
         from ..escalation.session import escalate_session
 
         try:

@@ -45,7 +45,8 @@ class LeaseError(RuntimeStateError):
 
 
 class EscalationError(RuntimeStateError):
-    """A delivery names an escalation the store does not have."""
+    """An escalation cannot do what was asked: unknown, not open, not permitted, or a delivery
+    naming an escalation the store does not have."""
 
 
 class RuntimeState(abc.ABC):
