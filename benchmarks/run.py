@@ -5,6 +5,9 @@ Run with one command from the repository root:
     .venv/bin/python benchmarks/run.py            # all benchmarks
     .venv/bin/python benchmarks/run.py --quick    # fewer repetitions (CI smoke)
 
+The runtime store figures put PostgreSQL beside SQLite (``runtime_stores.py``); without psycopg
+or a server they say why PostgreSQL was skipped.
+
 Machines here are noisy: every figure is a median over interleaved repetitions, and targets
 are judged on ratios or on the median, never on a single timing.
 """
@@ -26,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 import reservations  # noqa: E402 - beside this script, which Python puts on sys.path
+import runtime_stores  # noqa: E402 - likewise
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -286,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "api_gate": bench_api_gate(runs),
         "leases_many": reservations.bench_many(args.quick),
         "leases_small": reservations.bench_small(args.quick),
+        "runtime_stores": runtime_stores.bench(args.quick),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -329,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  index (built each run):       {small['index_ms']:8.3f} ms  (target < 0.5 ms)")
     print(f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
           f"{small['naive_over_index']:.1f}")
+    for line in runtime_stores.report(figures["runtime_stores"]):
+        print(line)
     return 0
 
 

@@ -8,9 +8,11 @@
     python helpers_runtime_procs.py escalation-open MODE WHERE KEY AGENT READY_DIR GO_FILE
     python helpers_runtime_procs.py escalation-claim MODE WHERE AGENT NOW READY_DIR GO_FILE
     python helpers_runtime_procs.py escalation-climb MODE WHERE ID TOP AGENT READY_DIR GO_FILE
+    python helpers_runtime_procs.py store-open MODE WHERE AGENT READY_DIR GO_FILE
 
-(lease and escalation commands: MODE is sqlite or json, WHERE the database file or the
-agent-mail root.)
+(lease, escalation and store-open commands: MODE is sqlite, json or postgres; WHERE the
+database file, the agent-mail root, or the PostgreSQL schema in the database of
+MAF_TEST_POSTGRES_URL.)
 
 Every command prints one JSON line on success; an exception ends the process with a traceback
 on stderr and a non-zero exit code, which is what the tests look for.
@@ -24,6 +26,7 @@ import os
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,48 @@ from pytest_maf_preflight.runtime.sqlite import SqliteRuntime, _PreparedBundle
 #: Short on purpose: lock waits must be survived by the runtime's retries, not SQLite's wait.
 CHILD_BUSY_TIMEOUT_MS = 20
 CHILD_RETRY_BUDGET = 120.0
+
+#: The PostgreSQL server of the postgres tests. Read when this module is first imported, before
+#: tests/conftest.py removes every MAF_* variable from the environment of each test.
+POSTGRES_URL = (os.environ.get("MAF_TEST_POSTGRES_URL")
+                or "postgresql://postgres@127.0.0.1:5432/postgres")
+_postgres_reason: list[str | None] = []
+
+
+def postgres_unavailable() -> str | None:
+    """Why the postgres tests cannot run here (said once, then remembered), or None."""
+    if not _postgres_reason:
+        _postgres_reason.append(_why_no_postgres())
+    return _postgres_reason[0]
+
+
+def _why_no_postgres() -> str | None:
+    try:
+        import psycopg
+    except ImportError:
+        return ("psycopg is not installed: pip install 'pytest-maf-preflight[postgres]' "
+                "to run the postgres runtime tests")
+    from pytest_maf_preflight.runtime.postgres import describe_url, one_line
+
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return (f"no PostgreSQL server at {describe_url(POSTGRES_URL)} (set "
+                f"MAF_TEST_POSTGRES_URL to one): {one_line(str(exc))}")
+    return None
+
+
+def new_schema() -> str:
+    """A schema name no other test uses."""
+    return f"maf_test_{uuid.uuid4().hex}"
+
+
+def drop_schema(schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def make_execution(session_id: str, index: int, started: float) -> ExecutionRecord:
@@ -143,6 +188,11 @@ def open_store(mode: str, where: Path) -> RuntimeState:
                              retry_budget_seconds=CHILD_RETRY_BUDGET)
     if mode == "json":
         return JsonRuntime(where)
+    if mode == "postgres":
+        from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+
+        return PostgresRuntime(POSTGRES_URL, schema=str(where),
+                               retry_budget_seconds=CHILD_RETRY_BUDGET)
     raise SystemExit(f"unknown mode {mode!r}")
 
 
@@ -263,8 +313,20 @@ def escalation_climb(mode: str, where: Path, escalation_id: str, top: int, agent
     print(json.dumps({"agent": agent, "won": won}))
 
 
+def store_open(mode: str, where: Path, agent: str, ready_dir: Path, go_file: Path) -> None:
+    """Open the store only once every child is ready: they create (migrate) it together."""
+    (ready_dir / agent).touch()
+    wait_for(go_file)
+    with open_store(mode, where) as store:
+        version = store.info().schema_version
+    print(json.dumps({"agent": agent, "schema_version": version, "cwd": os.getcwd()}))
+
+
 def main(argv: list[str]) -> None:
     command = argv[0]
+    if command == "store-open":
+        store_open(argv[1], Path(argv[2]), argv[3], Path(argv[4]), Path(argv[5]))
+        return
     if command == "escalation-open":
         escalation_open(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
         return

@@ -1,14 +1,23 @@
 """``database`` checks against real stores: sqlite files made here, the PostgreSQL and Redis
-servers on loopback (``MAF_TEST_POSTGRES_URL``, ``MAF_TEST_REDIS_URL``), and sockets we open."""
+servers on loopback (``MAF_TEST_POSTGRES_URL``, ``MAF_TEST_REDIS_URL``), and sockets we open.
+
+PostgreSQL has two paths: psycopg when it is installed, else the protocol-level startup probe.
+Both are tested in one run: the ``no_psycopg`` fixture makes ``import psycopg`` fail, as it does
+where the extra is not installed, so the check takes the probe path.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import sqlite3
+import struct
+import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +105,91 @@ def silent_server() -> Iterator[int]:
     thread.join(2)
     for conn in held:
         conn.close()
+    server.close()
+
+
+@pytest.fixture
+def no_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``import psycopg`` fails for this test, as without the ``postgres`` extra."""
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    assert database._psycopg() is None
+
+
+@pytest.fixture
+def with_psycopg() -> None:
+    if database._psycopg() is None:
+        pytest.skip("psycopg is not installed: pip install 'pytest-maf-preflight[postgres]'")
+
+
+PASSWORD = "maf-s3cret-pw"
+
+
+class PasswordServer:
+    """A loopback server speaking just enough of the PostgreSQL protocol to ask for a cleartext
+    password and refuse it. Its refusal quotes the password back, as no real server does, so
+    that a message passed on unredacted would show it. (The test server trusts every local
+    connection and cannot refuse a password.)"""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.05)
+        self.port = int(self.sock.getsockname()[1])
+        self.received: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn = self.sock.accept()[0]
+            except OSError:
+                continue
+            # The probe hangs up instead of sending a password.
+            with conn, contextlib.suppress(OSError, struct.error):
+                self.refuse(conn)
+
+    @staticmethod
+    def read(conn: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = conn.recv(size - len(data))
+            if not chunk:
+                raise OSError("closed")
+            data += chunk
+        return data
+
+    def refuse(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        while True:
+            length = struct.unpack("!i", self.read(conn, 4))[0]
+            body = self.read(conn, length - 4)
+            if struct.unpack("!i", body[:4])[0] in (80877103, 80877104):  # SSL, GSS encryption
+                conn.sendall(b"N")
+                continue
+            break  # the StartupMessage
+        conn.sendall(b"R" + struct.pack("!ii", 8, 3))  # AuthenticationCleartextPassword
+        kind = self.read(conn, 1)
+        body = self.read(conn, struct.unpack("!i", self.read(conn, 4))[0] - 4)
+        assert kind == b"p"
+        password = body.rstrip(b"\0").decode()
+        self.received.append(password)
+        message = f'password authentication failed for user "postgres" (got {password!r})'
+        fields = b"SFATAL\0VFATAL\0C28P01\0M" + message.encode() + b"\0\0"
+        conn.sendall(b"E" + struct.pack("!i", len(fields) + 4) + fields)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def password_server() -> Iterator[PasswordServer]:
+    server = PasswordServer()
+    yield server
     server.close()
 
 
@@ -263,15 +357,18 @@ def test_postgres_probe_server_up(tmp_path: Path, postgres_url: str) -> None:
     assert "authentication ok" in obs.observed
 
 
-def test_postgres_check_without_psycopg_uses_probe(tmp_path: Path, postgres_url: str) -> None:
-    if database._psycopg() is not None:
-        pytest.skip("psycopg is installed; the probe path is tested directly")
+def test_postgres_probe_path_without_psycopg(tmp_path: Path, postgres_url: str,
+                                             no_psycopg: None) -> None:
     obs = _run(tmp_path, url=postgres_url)
     assert obs.passed, obs
     assert obs.details["driver"] == "startup probe"
-    obs = _run(tmp_path, url=postgres_url, query="select 1")
-    assert not obs.passed
-    assert "pytest-maf-preflight[postgres]" in obs.observed
+    assert obs.observed == f"server up on {urlsplit(postgres_url).netloc.split('@')[-1]}, " \
+        "authentication ok"
+    for definition in ({"query": "select 1"}, {"expected_rows": 1}):
+        obs = _run(tmp_path, url=postgres_url, **definition)
+        assert not obs.passed
+        assert obs.observed.endswith("running a query needs psycopg: "
+                                     "pip install 'pytest-maf-preflight[postgres]'")
 
 
 def test_postgres_missing_database_reports_server_message(tmp_path: Path,
@@ -283,12 +380,116 @@ def test_postgres_missing_database_reports_server_message(tmp_path: Path,
     assert obs.observed.startswith("server on ")
 
 
-def test_postgres_closed_port(tmp_path: Path, closed_port: int) -> None:
-    url = f"postgresql://postgres:s3cr3t-pw@127.0.0.1:{closed_port}/postgres"
+def test_postgres_missing_database_with_psycopg(tmp_path: Path, postgres_url: str,
+                                               with_psycopg: None) -> None:
+    obs = _run(tmp_path, url=_pg_with(postgres_url, path="/maf_no_such_database"))
+    assert not obs.passed
+    assert obs.details["driver"] == "psycopg"
+    assert obs.expected.startswith("a connection to PostgreSQL on ")
+    assert 'database "maf_no_such_database" does not exist' in obs.observed
+    assert "\n" not in obs.observed
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "probe"])
+def test_postgres_closed_port(tmp_path: Path, closed_port: int, driver: str,
+                              request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue("with_psycopg" if driver == "psycopg" else "no_psycopg")
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed_port}/postgres"
     obs = _run(tmp_path, url=url)
     assert not obs.passed
-    assert obs.observed.startswith(f"nothing listening on 127.0.0.1:{closed_port}")
-    assert "s3cr3t-pw" not in repr(obs)
+    if driver == "probe":
+        assert obs.observed.startswith(f"nothing listening on 127.0.0.1:{closed_port}")
+    else:
+        assert f'"127.0.0.1", port {closed_port} failed: Connection refused' in obs.observed
+    assert PASSWORD not in repr(obs)
+
+
+def test_postgres_refused_password_is_reported_without_it(
+        tmp_path: Path, password_server: PasswordServer, with_psycopg: None,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    port = password_server.port
+    obs = _run(tmp_path, url=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres")
+    assert password_server.received == [PASSWORD]  # it was sent, and the server quoted it
+    assert not obs.passed
+    assert obs.expected == f"a connection to PostgreSQL on 127.0.0.1:{port}"
+    assert 'password authentication failed for user "postgres" (got \'***\')' in obs.observed
+    assert PASSWORD not in repr(obs)
+    # The password of libpq's environment is hidden alike.
+    monkeypatch.setenv("PGPASSWORD", "maf-env-pw")
+    obs = _run(tmp_path, url=f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    assert password_server.received[-1] == "maf-env-pw"
+    assert "maf-env-pw" not in repr(obs)
+    assert "(got '***')" in obs.observed
+
+
+def test_postgres_probe_cannot_check_a_password(tmp_path: Path,
+                                                password_server: PasswordServer,
+                                                no_psycopg: None) -> None:
+    port = password_server.port
+    obs = _run(tmp_path, url=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres")
+    assert not obs.passed
+    assert obs.observed.startswith(f"server up on 127.0.0.1:{port}, authentication required "
+                                   "(cleartext password); the probe does not authenticate")
+    assert password_server.received == []
+    assert PASSWORD not in repr(obs)
+    without = _run(tmp_path, url=f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    assert without.passed, without  # up, and no password was asked of the check
+
+
+def test_postgres_query_and_expectations_with_psycopg(tmp_path: Path, postgres_url: str,
+                                                      with_psycopg: None) -> None:
+    obs = _run(tmp_path, url=postgres_url)
+    assert obs.passed, obs
+    assert obs.details["driver"] == "psycopg"
+    assert obs.details["database"] == urlsplit(postgres_url).path.lstrip("/")
+    assert obs.observed.endswith(": 1 row(s), first value 1")
+    series = "select i from generate_series(1, 3) as i"
+    assert _run(tmp_path, url=postgres_url, query=series, expected_rows=3).passed
+    obs = _run(tmp_path, url=postgres_url, query=series, expected_rows=2, expected_value=1)
+    assert not obs.passed
+    assert (obs.expected, obs.observed) == ("2 row(s) returned, first value 1",
+                                            "3 row(s) returned")
+    count = "select count(*) from pg_database where datname = current_database()"
+    assert _run(tmp_path, url=postgres_url, query=count, expected_rows=1,
+                expected_value=1).passed
+    assert _run(tmp_path, url=postgres_url, query=count, expected_value="1").passed
+    assert _run(tmp_path, url=postgres_url, query="select 2.50::numeric",
+                expected_value=2.5).passed
+    assert _run(tmp_path, url=postgres_url, query="select current_setting('transaction_read_only')",
+                expected_value="on").passed
+    obs = _run(tmp_path, url=postgres_url, query="select 1 where false", expected_value=1)
+    assert (obs.passed, obs.observed) == (False, "no value returned")
+    obs = _run(tmp_path, url=postgres_url, query="select * from maf_no_such_table")
+    assert not obs.passed
+    assert obs.expected == "the query runs"
+    assert 'relation "maf_no_such_table" does not exist' in obs.observed
+    assert "\n" not in obs.observed
+
+
+def test_postgres_query_is_read_only_with_psycopg(tmp_path: Path, postgres_url: str,
+                                                  with_psycopg: None) -> None:
+    import psycopg
+
+    table = f"maf_check_{uuid.uuid4().hex}"
+    obs = _run(tmp_path, url=postgres_url, query=f"create table {table} (x int)")
+    assert not obs.passed
+    assert "read-only transaction" in obs.observed
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("select to_regclass(%s)", (table,)).fetchone() == (None,)
+
+
+def test_postgres_query_past_the_deadline_is_cancelled(tmp_path: Path, postgres_url: str,
+                                                       with_psycopg: None) -> None:
+    with pytest.raises(database.ProbeTimeout, match="still running at the deadline; cancelled"):
+        database.run(DatabaseDefinition(url=postgres_url, query="select pg_sleep(30)"),
+                     _ctx(tmp_path, 0.5))
+    check = PlannedCheck(check_id="db", name="db", severity="critical",
+                         check_type=database.CHECK_TYPE,
+                         definition=DatabaseDefinition(url=postgres_url,
+                                                       query="select pg_sleep(30)"),
+                         timeout=0.5, retry_count=0, retry_delay=0.0)
+    [result] = run_checks([check], _ctx(tmp_path))
+    assert result.status is CheckStatus.TIMEOUT
 
 
 # --- redis ------------------------------------------------------------------------------------

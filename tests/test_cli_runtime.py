@@ -1,16 +1,22 @@
-"""``maf-preflight history`` and ``runtime info|migrate|sync`` against real runtimes on disk."""
+"""``maf-preflight history`` and ``runtime info|migrate|sync`` against real runtimes on disk and
+on the PostgreSQL server of ``MAF_TEST_POSTGRES_URL`` (a schema of each test's own)."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
+from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
     ExecutionRecord,
@@ -115,3 +121,136 @@ def test_an_unknown_mode_is_a_usage_error(project: Path) -> None:
     assert result.returncode == 2
     assert "unknown runtime mode 'mongo'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- postgres -----------------------------------------------------------------------------------
+
+
+def in_schema(url: str, schema: str) -> str:
+    """``url`` with ``schema`` as the connection's search_path: how a CLI user chooses one."""
+    parts = urllib.parse.urlsplit(url)
+    query = [*urllib.parse.parse_qsl(parts.query), ("options", f"-csearch_path={schema}")]
+    return parts._replace(query=urllib.parse.urlencode(query)).geturl()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A URL into an empty schema of this test's own (the postgres mode uses the first existing
+    schema of the search_path, so it is created first), dropped afterwards."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    import psycopg
+    from psycopg import sql
+
+    schema = new_schema()
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    yield in_schema(POSTGRES_URL, schema)
+    drop_schema(schema)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stored(runtime: RuntimeState) -> list[tuple[str, str, str, float]]:
+    with runtime:
+        return sorted((e.id, e.config_id, e.status, e.started_at)
+                      for e in runtime.executions())
+
+
+def in_postgres(url: str) -> list[tuple[str, str, str, float]]:
+    from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+
+    return stored(PostgresRuntime(url))
+
+
+def in_sqlite(project: Path) -> list[tuple[str, str, str, float]]:
+    return stored(SqliteRuntime(project / ".maf" / "runtime.db"))
+
+
+def test_sync_sqlite_to_postgres_and_back_copies_each_record_once(
+        project: Path, pg_url: str, tmp_path: Path) -> None:
+    first = cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres", "--json",
+                MAF_DB_URL=pg_url)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["copied"]["sessions"], report["copied"]["executions"]) == (2, 4)
+    assert report["target"].startswith("postgres (postgresql://postgres@")
+    again = json.loads(cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres",
+                           "--json", MAF_DB_URL=pg_url).stdout)
+    assert again["total_copied"] == 0
+    assert again["present"]["executions"] == 4
+    assert in_postgres(pg_url) == in_sqlite(project)
+
+    # The reverse, into a project that has no database yet; the URL given as an option.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    back = cli(fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite",
+               "--db-url", pg_url)
+    assert back.returncode == 0, back.stderr
+    assert "copied sessions 2, executions 4," in back.stdout
+    assert "copied sessions 0, executions 0," in cli(
+        fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite", "--db-url",
+        pg_url).stdout
+    assert in_sqlite(fresh) == in_sqlite(project)
+
+
+def test_sync_copies_the_json_fallback_into_postgres_once(tmp_path: Path, pg_url: str) -> None:
+    with JsonRuntime(tmp_path / ".agent-mail") as runtime:
+        runtime.record_session(bundle({"git": "failed", "env": "passed"}, 500.0))
+    first = cli(tmp_path, "runtime", "sync", "--to", "postgres", "--db-url", pg_url, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["copied"]["executions"] == 2
+    second = json.loads(cli(tmp_path, "runtime", "sync", "--from", "json", "--to", "postgres",
+                            "--db-url", pg_url, "--json").stdout)
+    assert second["total_copied"] == 0
+    assert in_postgres(pg_url) == stored(JsonRuntime(tmp_path / ".agent-mail"))
+
+
+def test_db_url_option_wins_over_the_environment(project: Path, pg_url: str) -> None:
+    unused = f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres"
+    result = cli(project, "history", "--mode", "postgres", "--db-url", pg_url, "--json",
+                 MAF_DB_URL=unused)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"mode": "postgres", "skipped": [], "executions": []}
+
+
+def test_an_unreachable_server_is_one_line_without_the_password(project: Path) -> None:
+    port = closed_port()
+    url = f"postgresql://postgres:maf-s3cret-pw@127.0.0.1:{port}/postgres"
+    for args in (("runtime", "sync", "--from", "sqlite", "--to", "postgres", "--db-url", url),
+                 ("runtime", "sync", "--from", "postgres", "--to", "sqlite"),
+                 ("history", "--mode", "postgres", "--db-url", url)):
+        result = cli(project, *args, MAF_DB_URL=url)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert f"127.0.0.1:{port}" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "maf-s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_sync_to_postgres_without_a_url_says_how_to_give_one(project: Path) -> None:
+    pytest.importorskip("psycopg")
+    result = cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres")
+    assert result.returncode == 2
+    assert result.stderr.startswith("maf-preflight: error: postgres: no database URL: set "
+                                    "MAF_DB_URL")
+
+
+def test_migrate_creates_the_postgres_schema(tmp_path: Path, pg_url: str) -> None:
+    from pytest_maf_preflight.runtime.postgres_migrations import (
+        SCHEMA_VERSION as POSTGRES_VERSION,
+    )
+
+    result = cli(tmp_path, "runtime", "migrate", "--mode", "postgres", "--json",
+                 MAF_DB_URL=pg_url)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == POSTGRES_VERSION
+    schema = urllib.parse.parse_qs(urllib.parse.urlsplit(pg_url).query)["options"][0]
+    assert data["location"].endswith(f", schema {schema.removeprefix('-csearch_path=')}")
+    assert not (tmp_path / ".maf").exists()  # no SQLite database on the way

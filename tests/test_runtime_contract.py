@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
 from pytest_maf_preflight.runtime.base import EscalationError, LeaseError, RuntimeState
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
@@ -25,7 +26,9 @@ from pytest_maf_preflight.runtime.records import (
     new_id,
 )
 
-MODES = ["memory", "sqlite", "json"]
+MODES = ["memory", "sqlite", "json", "postgres"]
+#: The modes that keep records after ``close()``.
+LASTING = ["sqlite", "json", "postgres"]
 
 
 def make_runtime(mode: str, tmp_path: Path) -> RuntimeState:
@@ -37,9 +40,36 @@ def make_runtime(mode: str, tmp_path: Path) -> RuntimeState:
         from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
         return SqliteRuntime(tmp_path / "runtime.db")
+    if mode == "postgres":
+        return make_postgres_runtime(tmp_path)
     from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 
     return JsonRuntime(tmp_path / "agent-mail")
+
+
+def make_postgres_runtime(tmp_path: Path) -> RuntimeState:
+    """A runtime in a schema of the test's own (``_drop_postgres_schema`` removes it), the same
+    one each time the test opens one, so reopening finds the records."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+
+    named = tmp_path / SCHEMA_FILE
+    if not named.exists():
+        named.write_text(new_schema())
+    return PostgresRuntime(POSTGRES_URL, schema=named.read_text())
+
+
+SCHEMA_FILE = "postgres-schema"
+
+
+@pytest.fixture(autouse=True)
+def _drop_postgres_schema(tmp_path: Path) -> Iterator[None]:
+    yield
+    named = tmp_path / SCHEMA_FILE
+    if named.exists():
+        drop_schema(named.read_text())
 
 
 @pytest.fixture(params=MODES)
@@ -176,7 +206,7 @@ def test_concurrent_writers_in_threads_lose_nothing(runtime: RuntimeState) -> No
     assert len(runtime.executions()) == 80
 
 
-@pytest.mark.parametrize("mode", ["sqlite", "json"])
+@pytest.mark.parametrize("mode", LASTING)
 def test_records_survive_reopening(mode: str, tmp_path: Path) -> None:
     b = bundle()
     with make_runtime(mode, tmp_path) as first:
@@ -354,7 +384,7 @@ def test_fencing_tokens_only_ever_grow(runtime: RuntimeState) -> None:
     assert tokens == sorted(set(tokens))
 
 
-@pytest.mark.parametrize("mode", ["sqlite", "json"])
+@pytest.mark.parametrize("mode", LASTING)
 def test_fencing_tokens_keep_growing_after_reopening(mode: str, tmp_path: Path) -> None:
     with make_runtime(mode, tmp_path) as first:
         lease = first.acquire_leases("agent-a", ["src/**"], ttl=10, now=T0).granted[0]
@@ -741,7 +771,7 @@ def test_threads_opening_one_key_share_one_escalation(runtime: RuntimeState) -> 
     assert stored[0].occurrences == 8
 
 
-@pytest.mark.parametrize("mode", ["sqlite", "json"])
+@pytest.mark.parametrize("mode", LASTING)
 def test_escalations_survive_reopening(mode: str, tmp_path: Path) -> None:
     with make_runtime(mode, tmp_path) as first:
         e, _ = open_one(first)

@@ -1,13 +1,16 @@
-"""``sync``: one runtime copied into another, idempotently, over the ``RuntimeState`` interface."""
+"""``sync``: one runtime copied into another, idempotently, over the ``RuntimeState`` interface
+(PostgreSQL: the server of ``MAF_TEST_POSTGRES_URL``, a schema of each test's own)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
 from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.memory import MemoryRuntime
@@ -198,3 +201,54 @@ def test_the_report_is_json() -> None:
     assert data["complete"] is True
     assert data["copied"] == EVERYTHING
     assert data["source"] == data["target"] == "memory ((memory))"
+
+
+@pytest.fixture
+def postgres() -> Iterator[RuntimeState]:
+    """An empty postgres runtime in a schema of this test's own, dropped afterwards."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+
+    schema = new_schema()
+    try:
+        with PostgresRuntime(POSTGRES_URL, schema=schema) as runtime:
+            yield runtime
+    finally:
+        drop_schema(schema)
+
+
+def test_sqlite_to_postgres_and_back_keeps_every_record_exactly(tmp_path: Path,
+                                                                postgres: RuntimeState) -> None:
+    from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
+
+    with SqliteRuntime(tmp_path / "first.db") as source:
+        fill(source)
+        first = sync(source, postgres)
+        assert dict(first.copied) == EVERYTHING
+        assert first.complete
+        assert first.target.startswith("postgres (postgresql://")
+        assert contents(postgres) == contents(source)
+        second = sync(source, postgres)
+        assert second.total_copied == 0
+        assert dict(second.present) == EVERYTHING
+        assert postgres.leases(active_only=False) == []
+        with SqliteRuntime(tmp_path / "second.db") as back:
+            assert dict(sync(postgres, back).copied) == EVERYTHING
+            assert sync(postgres, back).total_copied == 0
+            assert contents(back) == contents(source)
+
+
+def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path,
+                                                   postgres: RuntimeState) -> None:
+    with JsonRuntime(tmp_path / "agent-mail") as source:
+        fill(source)
+        assert dict(sync(source, postgres).copied) == EVERYTHING
+        later = make_bundle(n=4, started=5000.0)
+        source.record_session(later)
+        source.heartbeat("codex-1", at=70.0)
+        report = sync(source, postgres)
+        assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 1,
+                                       "messages": 1, "reservation_conflicts": 1, "agents": 1}
+        assert contents(postgres) == contents(source)

@@ -22,6 +22,8 @@ HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
 HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
 HELP_RUNTIME = ("Runtime modes to record in, tried in order (default: sqlite,json,memory; "
                 "also MAF_RUNTIME_MODE)")
+HELP_DB_URL = ("PostgreSQL URL of the postgres runtime mode (also MAF_DB_URL; a password may "
+               "come from PGPASSWORD or ~/.pgpass)")
 HELP_NO_ESCALATE = "Raise, advance and deliver no escalations in this run"
 HELP_DEFAULT_ESCALATION = "Escalation path for checks that name none"
 HELP_MAX_CONFIG_BYTES = "Largest preflight config file accepted, in bytes (default: 1048576)"
@@ -51,6 +53,8 @@ def add_options(parser: pytest.Parser) -> None:
                     dest="maf_preflight_max_concurrency", help=HELP_MAX_CONCURRENCY)
     group.addoption("--maf-runtime", default=None, metavar="MODES", dest="maf_runtime",
                     help=HELP_RUNTIME)
+    group.addoption("--maf-db-url", default=None, metavar="URL", dest="maf_db_url",
+                    help=HELP_DB_URL)
     group.addoption("--maf-preflight-base-url", default=None, metavar="URL",
                     dest="maf_preflight_base_url", help=HELP_BASE_URL)
     group.addoption("--maf-no-escalate", action="store_true", default=None,
@@ -68,5 +72,6 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_preflight_base_url", HELP_BASE_URL, default="")
     parser.addini("maf_preflight_max_config_bytes", HELP_MAX_CONFIG_BYTES, default="")
     parser.addini("maf_runtime", HELP_RUNTIME, default="")
+    parser.addini("maf_db_url", HELP_DB_URL, default="")
     parser.addini("maf_no_escalate", HELP_NO_ESCALATE, type="bool", default=False)
     parser.addini("maf_preflight_default_escalation", HELP_DEFAULT_ESCALATION, default="")

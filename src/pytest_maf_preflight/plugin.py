@@ -225,7 +225,7 @@ def maf_config(pytestconfig: pytest.Config) -> PreflightConfigManager:
 def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeState]:
     """A ``RuntimeState`` of the configured mode chain.
 
-    Temporary (files under ``tmp_path``) unless the test is marked
+    Temporary (files under ``tmp_path``; ``postgres`` becomes ``sqlite``) unless the test is marked
     ``@pytest.mark.maf_runtime("configured")``, which opens the runtime the gate records in.
     """
     from .runtime.factory import open_chain
@@ -236,8 +236,13 @@ def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runt
         raise pytest.UsageError(f"{request.node.nodeid}: maf_runtime takes no argument or "
                                 f"'configured', got {marker.args!r}")
     if marker is None:
+        # Temporary means files under tmp_path: a shared PostgreSQL database is not, so the
+        # postgres mode gives way to sqlite here.
+        chain = tuple(dict.fromkeys("sqlite" if m == "postgres" else m
+                                    for m in runtime_settings.chain))
         runtime_settings = dataclasses.replace(runtime_settings, db_path=tmp_path / "runtime.db",
-                                               mail_root=tmp_path / "agent-mail")
+                                               mail_root=tmp_path / "agent-mail", chain=chain,
+                                               db_url=None)
     opened = open_chain(runtime_settings)
     try:
         yield opened.runtime

@@ -170,7 +170,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
 
     try:
         runtime = resolve_runtime_settings(rootdir, env, opt.maf_runtime,
-                                           str(config.getini("maf_runtime")))
+                                           str(config.getini("maf_runtime")),
+                                           db_url_cli=opt.maf_db_url,
+                                           db_url_ini=str(config.getini("maf_db_url")))
     except RuntimeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -6,9 +6,13 @@ Schemes:
   opened read-only (``mode=ro``, ``PRAGMA query_only``); without ``query`` it must pass
   ``PRAGMA quick_check``. A missing file fails; nothing is ever written.
 * ``postgresql://`` / ``postgres://``: through psycopg 3 when it is installed (the
-  ``postgres`` extra), in a read-only session; otherwise a protocol-level startup probe that tells
-  "server up" from "authentication required", a server error (a database that does not exist)
-  and "nothing listening". Without psycopg a ``query`` cannot run, and the check fails saying so.
+  ``postgres`` extra): a real connection (the password may also come from ``PGPASSWORD`` or
+  ``~/.pgpass``, as libpq finds it) and the ``query`` (default ``select 1``) in a read-only
+  transaction whose ``statement_timeout`` is the time the attempt has left. libpq's own message
+  reports a failure (a refused password, a database that does not exist). Without psycopg, a
+  protocol-level startup probe (:func:`probe_postgres`) tells "server up" from "authentication
+  required", a server error and "nothing listening"; it cannot run a ``query`` or check a
+  password, and the check fails saying how to install psycopg.
 * ``redis://[[user]:password@]host[:port][/db]``: AUTH when a password is given, SELECT when a
   database is given, then PING, which must answer ``PONG``.
 * ``tcp://host:port``: a TCP connect.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import math
+import os
 import socket
 import sqlite3
 import struct
@@ -411,35 +416,87 @@ def _psycopg() -> Any:
         return None
 
 
-def _run_postgres(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
-                  ) -> Observation:
-    psycopg = _psycopg()
-    if psycopg is None:
-        if definition.query is None and (definition.expected_rows is not None
-                                         or definition.expected_value is not None):
-            return probe_postgres(definition.url, ctx, query="select 1")
-        return probe_postgres(definition.url, ctx, definition.query)
-    password = unquote(parts.password) if parts.password else None
-    query = definition.query or "select 1"
-    timeout = _remaining(ctx)
-    details: dict[str, Any] = {"scheme": "postgresql", "host": parts.hostname,
-                               "port": parts.port or 5432, "driver": "psycopg"}
-    where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+def _pg_secrets(url: str, psycopg: Any) -> list[str]:
+    """Every form the password may take in a message: in the URL (quoted or not), as a
+    ``password=`` parameter, and libpq's ``PGPASSWORD``."""
+    found = [os.environ.get("PGPASSWORD", "")]
+    with contextlib.suppress(ValueError):
+        password = urlsplit(url).password
+        if password:
+            found += [password, unquote(password)]
+    with contextlib.suppress(psycopg.Error):
+        found.append(str(psycopg.conninfo.conninfo_to_dict(url).get("password") or ""))
+    return [secret for secret in found if secret]
+
+
+def _one_line(text: str) -> str:
+    """libpq's messages (a ``DETAIL``, a ``HINT`` on lines of their own) as one line."""
+    return "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def _run_psycopg(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult,
+                 psycopg: Any) -> Observation:
+    """Connect, run the query (default ``select 1``) in a read-only transaction whose
+    ``statement_timeout`` is the time left, and judge what it returned. A connect or query
+    still running at the deadline raises :class:`ProbeTimeout`."""
+    secrets = _pg_secrets(definition.url, psycopg)
+    deadline = time.monotonic() + _remaining(ctx)
     try:
-        conn = psycopg.connect(definition.url, connect_timeout=max(1, math.ceil(timeout)),
-                               options=f"-c statement_timeout={max(1, int(timeout * 1000))}")
+        port = parts.port or 5432
+    except ValueError as exc:
+        return Observation(False, "a PostgreSQL server", f"invalid port in URL: {exc}")
+    where = f"{parts.hostname or 'localhost'}:{port}"
+    details: dict[str, Any] = {"scheme": "postgresql", "host": parts.hostname, "port": port,
+                               "driver": "psycopg"}
+    expected = f"a connection to PostgreSQL on {where}"
+    if deadline <= time.monotonic():
+        raise ProbeTimeout(f"no time left to connect to {where}")
+    options: dict[str, Any] = {
+        # libpq counts whole seconds (and waits at least 2); the deadline is checked after.
+        "connect_timeout": max(2, math.ceil(deadline - time.monotonic()))}
+    with contextlib.suppress(psycopg.Error):
+        if "application_name" not in psycopg.conninfo.conninfo_to_dict(definition.url):
+            options["application_name"] = "maf-preflight"
+    try:
+        conn = psycopg.connect(definition.url, **options)
     except psycopg.Error as exc:
-        return Observation(False, "a connection", _hide(str(exc).strip(), password), details)
+        if time.monotonic() >= deadline:
+            raise ProbeTimeout(f"no connection to {where} before the deadline") from None
+        return Observation(False, expected, redact_text(_one_line(str(exc)), secrets), details)
     try:
+        info = conn.info
+        where = f"{info.host}:{info.port}" if not info.host.startswith("/") else info.host
+        details.update(host=info.host, port=info.port, user=info.user, database=info.dbname)
         conn.read_only = True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProbeTimeout(f"connected to {where} with no time left for the query")
         with conn.cursor() as cur:
-            cur.execute(query)
-            count, first = _count_rows(cur.fetchall() if cur.description else [])
+            # Local to the check's transaction, which ends (rolled back) with the connection.
+            cur.execute("SELECT set_config('statement_timeout', %s, true)",
+                        (f"{max(1, int(left * 1000))}ms",))
+            cur.execute(definition.query or "select 1")
+            count, first = _count_rows(cur if cur.description else ())
+    except psycopg.errors.QueryCanceled:
+        raise ProbeTimeout(f"query on {where} still running at the deadline; cancelled"
+                           ) from None
     except psycopg.Error as exc:
-        return Observation(False, "the query runs", _hide(str(exc).strip(), password), details)
+        return Observation(False, "the query runs",
+                           redact_text(_one_line(str(exc)), secrets), details)
     finally:
         conn.close()
     return _judge(definition, where, count, first, details)
+
+
+def _run_postgres(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
+                  ) -> Observation:
+    psycopg = _psycopg()
+    if psycopg is not None:
+        return _run_psycopg(definition, ctx, parts, psycopg)
+    if definition.query is None and (definition.expected_rows is not None
+                                     or definition.expected_value is not None):
+        return probe_postgres(definition.url, ctx, query="select 1")
+    return probe_postgres(definition.url, ctx, definition.query)
 
 
 # --- entry point --------------------------------------------------------------------------------

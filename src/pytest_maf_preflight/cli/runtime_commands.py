@@ -2,22 +2,30 @@
 
 The runtime is located as the plugin locates it, from the current directory as the rootdir:
 ``MAF_RUNTIME_MODE``/``MAF_RUNTIME`` choose modes, ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT``
-place the files.
+place the files, ``--db-url`` (else ``MAF_DB_URL``) names the ``postgres`` mode's database. The
+``postgres`` mode uses the first existing schema of the connection's ``search_path``; a URL
+chooses another with ``?options=-csearch_path%3Dname``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 from typing import TYPE_CHECKING, Any
 
-from .common import JSON_HELP, CliError, CliExit, open_runtime, print_json, runtime_settings
+from .common import JSON_HELP, CliError, CliExit, print_json, runtime_settings
 
 if TYPE_CHECKING:
     from ..runtime.base import RuntimeState
+    from ..runtime.factory import RuntimeSettings
 
 STATUSES = ("passed", "failed", "timeout", "error", "skipped")
+#: The modes ``runtime sync`` copies between (memory holds nothing to copy from or keep).
+SYNC_MODES = ("json", "sqlite", "postgres")
+DB_URL_HELP = ("PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
+               "from PGPASSWORD or ~/.pgpass)")
 
 
 def register(subparsers: Any) -> None:
@@ -28,6 +36,7 @@ def register(subparsers: Any) -> None:
                          help="At most N executions (default: 50)")
     history.add_argument("--mode", metavar="MODES", help="Runtime modes to read (default: as "
                          "MAF_RUNTIME_MODE, else sqlite,json,memory)")
+    history.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler=run_history)
 
@@ -35,25 +44,55 @@ def register(subparsers: Any) -> None:
     actions = runtime.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
     info = actions.add_parser("info", help="The active mode, where it stores, what it holds")
     info.add_argument("--mode", metavar="MODES", help="Runtime modes to try")
+    info.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     info.add_argument("--json", action="store_true", help=JSON_HELP)
     info.set_defaults(handler=run_info)
-    migrate = actions.add_parser("migrate", help="Create or upgrade the SQLite database")
+    migrate = actions.add_parser("migrate", help="Create or upgrade the SQLite or PostgreSQL "
+                                 "schema")
+    migrate.add_argument("--mode", default="sqlite", choices=("sqlite", "postgres"),
+                         help="The store to migrate (default: sqlite)")
+    migrate.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
     sync = actions.add_parser("sync", help="Copy records from one mode into another "
                               "(default: the JSON fallback into SQLite), idempotently")
-    sync.add_argument("--from", dest="source", default="json", choices=("json", "sqlite"))
-    sync.add_argument("--to", dest="target", default="sqlite", choices=("json", "sqlite"))
+    sync.add_argument("--from", dest="source", default="json", choices=SYNC_MODES,
+                      help="The mode to copy from (default: json)")
+    sync.add_argument("--to", dest="target", default="sqlite", choices=SYNC_MODES,
+                      help="The mode to copy into (default: sqlite)")
+    sync.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     sync.add_argument("--json", action="store_true", help=JSON_HELP)
     sync.set_defaults(handler=run_sync)
 
 
-def _one(mode: str) -> RuntimeState:
+def _settings(args: argparse.Namespace, modes: str | None = None) -> RuntimeSettings:
+    """The runtime settings (``modes`` as ``--mode`` gives them), with ``--db-url`` over
+    ``MAF_DB_URL``."""
+    settings = runtime_settings(modes)
+    if args.db_url:
+        settings = dataclasses.replace(settings, db_url=args.db_url, db_url_source="--db-url")
+    return settings
+
+
+def _open_chain(args: argparse.Namespace) -> tuple[RuntimeState, list[str]]:
+    """The first runtime of the chain that opens, and a note for each mode skipped on the
+    way; none opening is a usage error."""
+    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.factory import open_chain
+
+    try:
+        opened = open_chain(_settings(args, args.mode))
+    except RuntimeUnavailable as exc:
+        raise CliError(str(exc)) from None
+    return opened.runtime, opened.skipped
+
+
+def _one(mode: str, settings: RuntimeSettings) -> RuntimeState:
     from ..runtime.base import RuntimeUnavailable
     from ..runtime.factory import open_mode
 
     try:
-        return open_mode(mode, runtime_settings(None))
+        return open_mode(mode, settings)
     except RuntimeUnavailable as exc:
         raise CliError(f"{mode}: {exc}") from None
 
@@ -66,7 +105,7 @@ def _local_time(epoch: float) -> str:
 def run_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
-    runtime, skipped = open_runtime(args.mode)
+    runtime, skipped = _open_chain(args)
     with runtime:
         rows = runtime.executions(config_id=args.config, status=args.status, limit=args.limit)
     if args.json:
@@ -89,7 +128,7 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    runtime, skipped = open_runtime(args.mode)
+    runtime, skipped = _open_chain(args)
     with runtime:
         info = runtime.info()
     if args.json:
@@ -109,8 +148,9 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    # Opening a SQLite runtime applies every pending migration, each in its own transaction.
-    runtime = _one("sqlite")
+    # Opening a SQLite or PostgreSQL runtime applies every pending migration, each in its own
+    # transaction.
+    runtime = _one(args.mode, _settings(args))
     with runtime:
         info = runtime.info()
     if args.json:
@@ -125,8 +165,11 @@ def run_sync(args: argparse.Namespace) -> int:
 
     if args.source == args.target:
         raise CliError("--from and --to name the same mode")
-    source, target = _one(args.source), _one(args.target)
-    with source, target:
+    settings = _settings(args)
+    with contextlib.ExitStack() as stack:
+        # The source is closed again should the target not open.
+        source = stack.enter_context(_one(args.source, settings))
+        target = stack.enter_context(_one(args.target, settings))
         report = sync(source, target)
     if args.json:
         print_json(report.to_json())

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .base import RuntimeState, RuntimeUnavailable
 
-KNOWN_MODES = ("sqlite", "json", "memory")
+KNOWN_MODES = ("sqlite", "json", "memory", "postgres")
 DEFAULT_CHAIN = ("sqlite", "json", "memory")
 DEFAULT_DB_PATH = ".maf/runtime.db"
 DEFAULT_MAIL_ROOT = ".agent-mail"
@@ -37,15 +37,20 @@ class RuntimeSettings:
     chain_source: str
     db_path: Path
     mail_root: Path
+    #: The ``postgres`` mode's libpq URL; kept out of ``repr``: it may carry a password.
+    db_url: str | None = dataclasses.field(default=None, repr=False)
+    db_url_source: str = ""
 
 
 def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str | None = None,
-                             ini: str = "", *, cli_source: str = "--maf-runtime"
-                             ) -> RuntimeSettings:
+                             ini: str = "", *, cli_source: str = "--maf-runtime",
+                             db_url_cli: str | None = None, db_url_ini: str = "",
+                             db_url_cli_source: str = "--maf-db-url") -> RuntimeSettings:
     """``--maf-runtime`` > ``MAF_RUNTIME_MODE`` > ``MAF_RUNTIME`` > ini ``maf_runtime`` > default.
 
     ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT`` place the files; relative paths are taken from
-    the rootdir, like every other path of the plugin.
+    the rootdir, like every other path of the plugin. The ``postgres`` mode's URL:
+    ``--maf-db-url`` > ``MAF_DB_URL`` > ini ``maf_db_url``.
     """
     candidates = ((cli, cli_source),
                   (environ.get("MAF_RUNTIME_MODE"), "MAF_RUNTIME_MODE environment variable"),
@@ -59,9 +64,17 @@ def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str
         chain, chain_source = DEFAULT_CHAIN, "default"
     db = Path(os.path.expanduser(environ.get("MAF_DB_PATH") or DEFAULT_DB_PATH))
     mail = Path(os.path.expanduser(environ.get("MAF_AGENT_MAIL_ROOT") or DEFAULT_MAIL_ROOT))
+    db_url, db_url_source = None, ""
+    for value, source in ((db_url_cli, db_url_cli_source),
+                          (environ.get("MAF_DB_URL"), "MAF_DB_URL environment variable"),
+                          (db_url_ini, "maf_db_url in the config file")):
+        if value and value.strip():
+            db_url, db_url_source = value.strip(), source
+            break
     return RuntimeSettings(chain=chain, chain_source=chain_source,
                            db_path=db if db.is_absolute() else rootdir / db,
-                           mail_root=mail if mail.is_absolute() else rootdir / mail)
+                           mail_root=mail if mail.is_absolute() else rootdir / mail,
+                           db_url=db_url, db_url_source=db_url_source)
 
 
 def open_mode(mode: str, settings: RuntimeSettings) -> RuntimeState:
@@ -78,6 +91,11 @@ def open_mode(mode: str, settings: RuntimeSettings) -> RuntimeState:
         from .memory import MemoryRuntime
 
         return MemoryRuntime()
+    if mode == "postgres":
+        from .postgres import PostgresRuntime
+
+        # Says first when psycopg is missing, then when no URL is set.
+        return PostgresRuntime(settings.db_url or "")
     raise RuntimeConfigError(f"unknown runtime mode {mode!r}")
 
 

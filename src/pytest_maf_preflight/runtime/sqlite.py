@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,9 +64,42 @@ from .records import (
     new_id,
     now,
 )
+from .sql_rows import (
+    COUNT_NAMES,
+    COUNTS,
+    SELECT_AGENTS,
+    SELECT_CONFLICTS,
+    SELECT_DELIVERIES,
+    SELECT_ESCALATIONS,
+    SELECT_EXECUTIONS,
+    SELECT_LEASES,
+    SELECT_MESSAGES,
+    SELECT_SESSIONS,
+    SELECT_SNAPSHOTS,
+    PreparedBundle,
+    agent_row,
+    conflict_row,
+    delivery_row,
+    escalation_changes,
+    escalation_row,
+    lease_row,
+    message_row,
+    prepare_bundle,
+    read_agent,
+    read_conflict,
+    read_delivery,
+    read_escalation,
+    read_execution,
+    read_lease,
+    read_message,
+    read_session,
+    read_snapshot,
+)
 from .sqlite_migrations import NewerSchemaError, migrate, user_version
 
 T = TypeVar("T")
+#: The name tests/helpers_runtime_procs.py imports (its victim overrides ``_insert_bundle``).
+_PreparedBundle = PreparedBundle
 
 #: SQLite's primary result codes for "another connection holds the lock".
 _SQLITE_BUSY = 5
@@ -76,35 +108,15 @@ _BACKOFF_FIRST = 0.005
 _BACKOFF_MAX = 0.5
 
 # Every statement is a constant; values are always bound parameters.
-_SELECT_SESSIONS = ("SELECT id, agent_id, environment, started_at, completed_at, status, "
-                    "exit_code, runtime_mode, hostname, details FROM preflight_sessions")
-_SELECT_EXECUTIONS = ("SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
-                      "started_at, completed_at, duration, attempts, result, error_message "
-                      "FROM preflight_executions")
-_SELECT_SNAPSHOTS = ("SELECT config_id, version, config_type, content_hash, document, "
-                     "recorded_at FROM preflight_configs")
-_SELECT_MESSAGES = ("SELECT id, type, agent_id, payload, created_at, correlation_id, recipient, "
-                    "status FROM messages")
-_SELECT_LEASES = ("SELECT id, agent_id, path_pattern, exclusive, reason, created_at, expires_at, "
-                  "released_at, fencing_token FROM leases")
-_SELECT_CONFLICTS = ("SELECT id, session_id, conflict_type, severity, agent_id, holder_agent_id, "
-                     "path, path_pattern, lease_id, expires_at, status, override, detected_at, "
-                     "details FROM reservation_conflicts")
-_SELECT_ESCALATIONS = ("SELECT id, path_id, dedup_key, check_id, failure_class, state, level, "
-                       "occurrences, path_snapshot, created_at, updated_at, next_action_at, "
-                       "acknowledged_by, acknowledged_at, resolved_by, resolved_at, details "
-                       "FROM escalation_tracking")
-_SELECT_DELIVERIES = ("SELECT escalation_id, level, channel, target, attempt, status, error, "
-                      "response, attempted_at FROM escalation_deliveries")
 #: The open escalation of a dedup key (the unique index allows one; the oldest, to match the
 #: other modes should a database ever hold two).
-_SELECT_OPEN_FOR_KEY = (_SELECT_ESCALATIONS + " WHERE dedup_key = ? AND state IN ("
+_SELECT_OPEN_FOR_KEY = (SELECT_ESCALATIONS + " WHERE dedup_key = ? AND state IN ("
                         + ", ".join("?" * len(OPEN_STATES)) + ") ORDER BY created_at, id")
-_SELECT_DUE = (_SELECT_ESCALATIONS + " WHERE state IN ("
+_SELECT_DUE = (SELECT_ESCALATIONS + " WHERE state IN ("
                + ", ".join("?" * len(CLIMBING_STATES)) + ") AND next_action_at IS NOT NULL "
                "AND next_action_at <= ? ORDER BY next_action_at, created_at, id")
 #: Other agents' active leases: the only ones that can block an acquire or a renewal.
-_SELECT_OTHERS_ACTIVE = (_SELECT_LEASES + " WHERE released_at IS NULL AND expires_at > ? "
+_SELECT_OTHERS_ACTIVE = (SELECT_LEASES + " WHERE released_at IS NULL AND expires_at > ? "
                          "AND agent_id != ?")
 
 _INSERT_SESSION = ("INSERT OR IGNORE INTO preflight_sessions (id, agent_id, environment, "
@@ -129,7 +141,7 @@ _INSERT_ESCALATION = ("INSERT INTO escalation_tracking (id, path_id, dedup_key, 
                       "updated_at, next_action_at, acknowledged_by, acknowledged_at, "
                       "resolved_by, resolved_at, details) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-#: Everything an escalation can change after it opened.
+#: Everything an escalation can change after it opened (``escalation_changes``).
 _UPDATE_ESCALATION = ("UPDATE escalation_tracking SET state = ?, level = ?, occurrences = ?, "
                       "updated_at = ?, next_action_at = ?, acknowledged_by = ?, "
                       "acknowledged_at = ?, resolved_by = ?, resolved_at = ?, details = ? "
@@ -145,41 +157,12 @@ _LAST_FENCE = ("SELECT max(COALESCE((SELECT value FROM counters "
 _SET_LAST_FENCE = ("INSERT INTO counters (name, value) VALUES ('fencing_token', ?) "
                    "ON CONFLICT (name) DO UPDATE SET value = excluded.value")
 
-#: ``info()`` counts, by the same names the other modes use.
-_COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
-           "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
-           "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
-           "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
-           "(SELECT count(*) FROM escalation_tracking), "
-           "(SELECT count(*) FROM escalation_deliveries)")
-_COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
-                "reservation_conflicts", "escalations", "escalation_deliveries")
-
-
-#: One encoder for every JSON column (building one per value costs a fifth of a bulk write).
-#: ``default=str``: a value that is not JSON (a Path, a datetime) is stored as its text rather
-#: than failing the whole session's record.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
-_dumps: Callable[[Mapping[str, Any]], str] = _ENCODER.encode
-
-
 def _is_lock_error(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     if isinstance(code, int):
         return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
     text = str(exc).lower()
     return "locked" in text or "busy" in text
-
-
-@dataclasses.dataclass
-class _PreparedBundle:
-    """A bundle turned into SQL parameters before the write lock is taken."""
-
-    session: tuple[Any, ...]
-    executions: Iterable[tuple[Any, ...]]
-    snapshots: list[tuple[Any, ...]]
-    messages: list[tuple[Any, ...]]
-    conflicts: list[tuple[Any, ...]]
 
 
 class SqliteRuntime(RuntimeState):
@@ -332,28 +315,13 @@ class SqliteRuntime(RuntimeState):
 
     def record_session(self, bundle: SessionBundle) -> None:
         try:
-            prepared = self._prepare(bundle)
+            prepared = prepare_bundle(bundle)
         except (TypeError, ValueError) as exc:
             raise RuntimeStateError(
                 f"session {bundle.session.id} cannot be stored as JSON: {exc}") from exc
         self._write(lambda conn: self._insert_bundle(conn, prepared))
 
-    @staticmethod
-    def _prepare(bundle: SessionBundle) -> _PreparedBundle:
-        s = bundle.session
-        return _PreparedBundle(
-            session=(s.id, s.agent_id, s.environment, s.started_at, s.completed_at, s.status,
-                     s.exit_code, s.runtime_mode, s.hostname, _dumps(s.details)),
-            executions=[(e.id, e.session_id, e.config_id, e.config_version, e.agent_id, e.kind,
-                         e.status, e.started_at, e.completed_at, e.duration, e.attempts,
-                         _dumps(e.result), e.error_message) for e in bundle.executions],
-            snapshots=[(c.config_id, c.version, c.config_type, c.content_hash,
-                        _dumps(c.document), c.recorded_at) for c in bundle.snapshots],
-            messages=[_message_row(m) for m in bundle.messages],
-            conflicts=[_conflict_row(c) for c in bundle.conflicts],
-        )
-
-    def _insert_bundle(self, conn: sqlite3.Connection, prepared: _PreparedBundle) -> None:
+    def _insert_bundle(self, conn: sqlite3.Connection, prepared: PreparedBundle) -> None:
         """The body of ``record_session``'s transaction (the session row first: foreign key)."""
         conn.execute(_INSERT_SESSION, prepared.session)
         conn.executemany(_INSERT_EXECUTION, prepared.executions)
@@ -362,12 +330,12 @@ class SqliteRuntime(RuntimeState):
         conn.executemany(_INSERT_CONFLICT, prepared.conflicts)
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
-        sql = _SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
-        return [_session(r) for r in self._select(*_limited(sql, [], limit))]
+        sql = SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
+        return [read_session(r) for r in self._select(*_limited(sql, [], limit))]
 
     def get_session(self, session_id: str) -> SessionRecord | None:
-        rows = self._select(_SELECT_SESSIONS + " WHERE id = ?", (session_id,))
-        return _session(rows[0]) if rows else None
+        rows = self._select(SELECT_SESSIONS + " WHERE id = ?", (session_id,))
+        return read_session(rows[0]) if rows else None
 
     def executions(self, *, config_id: str | None = None, status: str | None = None,
                    session_id: str | None = None, limit: int | None = None
@@ -381,33 +349,33 @@ class SqliteRuntime(RuntimeState):
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = _SELECT_EXECUTIONS
+        sql = SELECT_EXECUTIONS
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, id DESC"
-        return [_execution(r) for r in self._select(*_limited(sql, params, limit))]
+        return [read_execution(r) for r in self._select(*_limited(sql, params, limit))]
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
-        sql = _SELECT_SNAPSHOTS
+        sql = SELECT_SNAPSHOTS
         params: list[Any] = []
         if config_id is not None:
             sql += " WHERE config_id = ?"
             params.append(config_id)
         sql += " ORDER BY recorded_at DESC, content_hash DESC"
-        return [_snapshot(r) for r in self._select(sql, params)]
+        return [read_snapshot(r) for r in self._select(sql, params)]
 
     # --- messages --------------------------------------------------------------------------
 
     def enqueue(self, message: Message) -> None:
-        row = _message_row(message)
+        row = message_row(message)
         self._write(lambda conn: conn.execute(_INSERT_MESSAGE, row))
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         def work(conn: sqlite3.Connection) -> list[Message]:
-            sql = (_SELECT_MESSAGES + " WHERE status = 'queued' "
+            sql = (SELECT_MESSAGES + " WHERE status = 'queued' "
                    "AND (? IS NULL OR recipient = ?) ORDER BY created_at, id")
             sql, params = _limited(sql, [recipient, recipient], limit)
-            picked = [_message(r) for r in conn.execute(sql, params)]
+            picked = [read_message(r) for r in conn.execute(sql, params)]
             conn.executemany("UPDATE messages SET status = 'delivered' WHERE id = ?",
                              [(m.id,) for m in picked])
             return [dataclasses.replace(m, status="delivered") for m in picked]
@@ -423,20 +391,20 @@ class SqliteRuntime(RuntimeState):
         return self._write(work)
 
     def messages(self, status: str | None = None) -> list[Message]:
-        sql = _SELECT_MESSAGES
+        sql = SELECT_MESSAGES
         params: list[Any] = []
         if status is not None:
             sql += " WHERE status = ?"
             params.append(status)
         sql += " ORDER BY created_at, id"
-        return [_message(r) for r in self._select(sql, params)]
+        return [read_message(r) for r in self._select(sql, params)]
 
     # --- agents ----------------------------------------------------------------------------
 
     def heartbeat(self, agent_id: str, at: float | None = None,
                   details: dict[str, Any] | None = None) -> AgentRecord:
         record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
-        row = (record.id, record.last_heartbeat, _dumps(record.details))
+        row = agent_row(record)
         self._write(lambda conn: conn.execute(
             "INSERT INTO agents (id, last_heartbeat, details) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
@@ -444,8 +412,7 @@ class SqliteRuntime(RuntimeState):
         return record
 
     def agents(self) -> list[AgentRecord]:
-        rows = self._select("SELECT id, last_heartbeat, details FROM agents ORDER BY id")
-        return [AgentRecord(r[0], r[1], json.loads(r[2])) for r in rows]
+        return [read_agent(r) for r in self._select(SELECT_AGENTS + " ORDER BY id")]
 
     # --- leases ----------------------------------------------------------------------------
     # Every lease operation is one BEGIN IMMEDIATE transaction: the write lock is held from the
@@ -463,14 +430,14 @@ class SqliteRuntime(RuntimeState):
             sql = _SELECT_OTHERS_ACTIVE
             if not request.exclusive:
                 sql += " AND exclusive = 1"  # shared leases never block a shared request
-            held = [_lease(r) for r in conn.execute(sql, (at, request.agent_id))]
+            held = [read_lease(r) for r in conn.execute(sql, (at, request.agent_id))]
             blocking = blocking_leases(held, request.agent_id, request.patterns,
                                        request.exclusive, at)
             if blocking:
                 return LeaseGrant(granted=(), conflicts=tuple(blocking))
             last = _last_token(conn)
             granted = request.leases(ids, last + 1, at)
-            conn.executemany(_INSERT_LEASE, [_lease_row(lease) for lease in granted])
+            conn.executemany(_INSERT_LEASE, [lease_row(lease) for lease in granted])
             conn.execute(_SET_LAST_FENCE, (last + len(granted),))
             return LeaseGrant(granted=granted, conflicts=())
 
@@ -483,7 +450,7 @@ class SqliteRuntime(RuntimeState):
         def work(conn: sqlite3.Connection) -> Lease:
             at = at_or_now(given)
             lease = owned_lease(_get_lease(conn, lease_id), lease_id, agent_id)
-            held = [_lease(r) for r in conn.execute(_SELECT_OTHERS_ACTIVE, (at, agent_id))]
+            held = [read_lease(r) for r in conn.execute(_SELECT_OTHERS_ACTIVE, (at, agent_id))]
             token = _last_token(conn) + 1
             renewed = renewed_lease(lease, agent_id, ttl, at, token, held)
             conn.execute("UPDATE leases SET expires_at = ?, fencing_token = ? WHERE id = ?",
@@ -513,8 +480,8 @@ class SqliteRuntime(RuntimeState):
 
         def work(conn: sqlite3.Connection) -> list[Lease]:
             at = at_or_now(given)
-            rows = [_lease(r) for r in conn.execute(_SELECT_LEASES
-                                                    + " WHERE released_at IS NULL")]
+            rows = [read_lease(r) for r in conn.execute(SELECT_LEASES
+                                                        + " WHERE released_at IS NULL")]
             agents: list[AgentRecord] = []
             if idle is not None:
                 agents = [AgentRecord(r[0], r[1]) for r in
@@ -540,11 +507,11 @@ class SqliteRuntime(RuntimeState):
             if agent_id is not None:
                 where.append("agent_id = ?")
                 params.append(agent_id)
-            sql = _SELECT_LEASES
+            sql = SELECT_LEASES
             if where:
                 sql += " WHERE " + " AND ".join(where)
             sql += " ORDER BY created_at DESC, id DESC"
-            return [_lease(r) for r in conn.execute(sql, params)]
+            return [read_lease(r) for r in conn.execute(sql, params)]
 
         return self._read(work)
 
@@ -552,7 +519,7 @@ class SqliteRuntime(RuntimeState):
 
     def record_conflicts(self, conflicts: Sequence[ConflictRecord]) -> None:
         try:
-            rows = [_conflict_row(c) for c in conflicts]
+            rows = [conflict_row(c) for c in conflicts]
         except (TypeError, ValueError) as exc:
             raise RuntimeStateError(f"a conflict cannot be stored as JSON: {exc}") from exc
         if rows:
@@ -560,13 +527,13 @@ class SqliteRuntime(RuntimeState):
 
     def reservation_conflicts(self, *, session_id: str | None = None,
                               limit: int | None = None) -> list[ConflictRecord]:
-        sql = _SELECT_CONFLICTS
+        sql = SELECT_CONFLICTS
         params: list[Any] = []
         if session_id is not None:
             sql += " WHERE session_id = ?"
             params.append(session_id)
         sql += " ORDER BY detected_at DESC, id DESC"
-        return [_conflict(r) for r in self._select(*_limited(sql, params, limit))]
+        return [read_conflict(r) for r in self._select(*_limited(sql, params, limit))]
 
     # --- escalations -----------------------------------------------------------------------
     # As with leases: one BEGIN IMMEDIATE transaction per call, the write lock held from the
@@ -588,11 +555,11 @@ class SqliteRuntime(RuntimeState):
             row = conn.execute(_SELECT_OPEN_FOR_KEY,
                                (opening.dedup_key, *OPEN_STATES)).fetchone()
             if row is not None:
-                record = another_occurrence(_escalation(row), at)
+                record = another_occurrence(read_escalation(row), at)
                 _update_escalation(conn, record)
                 return record, False
             record = opening.record(escalation_id, at)
-            conn.execute(_INSERT_ESCALATION, _escalation_row(record))
+            conn.execute(_INSERT_ESCALATION, escalation_row(record))
             return record, True
 
         return self._write(work)
@@ -645,20 +612,19 @@ class SqliteRuntime(RuntimeState):
             if value is not None:
                 where.append(clause)
                 params.append(value)
-        sql = _SELECT_ESCALATIONS
+        sql = SELECT_ESCALATIONS
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC"
-        return [_escalation(r) for r in self._select(*_limited(sql, params, limit))]
+        return [read_escalation(r) for r in self._select(*_limited(sql, params, limit))]
 
     def due_escalations(self, now: float) -> list[EscalationRecord]:
         at = required_time(now)
-        return [_escalation(r) for r in self._select(_SELECT_DUE, (*CLIMBING_STATES, at))]
+        return [read_escalation(r) for r in self._select(_SELECT_DUE, (*CLIMBING_STATES, at))]
 
     def record_delivery(self, delivery: DeliveryRecord) -> None:
         d = checked_delivery(delivery)
-        row = (d.escalation_id, d.level, d.channel, d.target, d.attempt, d.status, d.error,
-               _dumps(d.response), d.attempted_at)
+        row = delivery_row(d)
 
         def work(conn: sqlite3.Connection) -> None:
             # Asked first rather than left to the foreign key, for the same error as elsewhere.
@@ -670,20 +636,20 @@ class SqliteRuntime(RuntimeState):
         self._write(work)
 
     def deliveries(self, escalation_id: str | None = None) -> list[DeliveryRecord]:
-        sql = _SELECT_DELIVERIES
+        sql = SELECT_DELIVERIES
         params: list[Any] = []
         if escalation_id is not None:
             sql += " WHERE escalation_id = ?"
             params.append(escalation_id)
         sql += " ORDER BY attempted_at, id"
-        return [_delivery(r) for r in self._select(sql, params)]
+        return [read_delivery(r) for r in self._select(sql, params)]
 
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
         def work(conn: sqlite3.Connection) -> tuple[int, dict[str, int]]:
-            row = conn.execute(_COUNTS).fetchone()
-            return user_version(conn), {n: int(c) for n, c in zip(_COUNT_NAMES, row, strict=True)}
+            row = conn.execute(COUNTS).fetchone()
+            return user_version(conn), {n: int(c) for n, c in zip(COUNT_NAMES, row, strict=True)}
 
         version, counts = self._read(work)
         notes: tuple[str, ...] = ()
@@ -704,93 +670,19 @@ def _limited(sql: str, params: list[Any], limit: int | None) -> tuple[str, list[
     return sql + " LIMIT ?", [*params, limit]
 
 
-def _message_row(m: Message) -> tuple[Any, ...]:
-    return (m.id, m.type, m.agent_id, _dumps(m.payload), m.created_at, m.correlation_id,
-            m.recipient, m.status)
-
-
-def _session(r: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(id=r[0], agent_id=r[1], environment=r[2], started_at=r[3],
-                         completed_at=r[4], status=r[5], exit_code=r[6], runtime_mode=r[7],
-                         hostname=r[8], details=json.loads(r[9]))
-
-
-def _execution(r: Sequence[Any]) -> ExecutionRecord:
-    return ExecutionRecord(id=r[0], session_id=r[1], config_id=r[2], config_version=r[3],
-                           agent_id=r[4], kind=r[5], status=r[6], started_at=r[7],
-                           completed_at=r[8], duration=r[9], attempts=r[10],
-                           result=json.loads(r[11]), error_message=r[12])
-
-
-def _snapshot(r: Sequence[Any]) -> ConfigSnapshot:
-    return ConfigSnapshot(config_id=r[0], version=r[1], config_type=r[2], content_hash=r[3],
-                          document=json.loads(r[4]), recorded_at=r[5])
-
-
-def _message(r: Sequence[Any]) -> Message:
-    return Message(id=r[0], type=r[1], agent_id=r[2], payload=json.loads(r[3]),
-                   created_at=r[4], correlation_id=r[5], recipient=r[6], status=r[7])
-
-
 def _last_token(conn: sqlite3.Connection) -> int:
     return int(conn.execute(_LAST_FENCE).fetchone()[0])
 
 
 def _get_lease(conn: sqlite3.Connection, lease_id: str) -> Lease | None:
-    row = conn.execute(_SELECT_LEASES + " WHERE id = ?", (lease_id,)).fetchone()
-    return _lease(row) if row else None
-
-
-def _lease_row(lease: Lease) -> tuple[Any, ...]:
-    return (lease.id, lease.agent_id, lease.path_pattern, int(lease.exclusive), lease.reason,
-            lease.created_at, lease.expires_at, lease.released_at, lease.fencing_token)
-
-
-def _lease(r: Sequence[Any]) -> Lease:
-    return Lease(id=r[0], agent_id=r[1], path_pattern=r[2], exclusive=bool(r[3]), reason=r[4],
-                 created_at=r[5], expires_at=r[6], released_at=r[7], fencing_token=r[8])
-
-
-def _conflict_row(c: ConflictRecord) -> tuple[Any, ...]:
-    return (c.id, c.session_id, c.conflict_type, c.severity, c.agent_id, c.holder_agent_id,
-            c.path, c.path_pattern, c.lease_id, c.expires_at, c.status, int(c.override),
-            c.detected_at, _dumps(c.details))
-
-
-def _conflict(r: Sequence[Any]) -> ConflictRecord:
-    return ConflictRecord(id=r[0], session_id=r[1], conflict_type=r[2], severity=r[3],
-                          agent_id=r[4], holder_agent_id=r[5], path=r[6], path_pattern=r[7],
-                          lease_id=r[8], expires_at=r[9], status=r[10], override=bool(r[11]),
-                          detected_at=r[12], details=json.loads(r[13]))
+    row = conn.execute(SELECT_LEASES + " WHERE id = ?", (lease_id,)).fetchone()
+    return read_lease(row) if row else None
 
 
 def _get_escalation(conn: sqlite3.Connection, escalation_id: str) -> EscalationRecord | None:
-    row = conn.execute(_SELECT_ESCALATIONS + " WHERE id = ?", (escalation_id,)).fetchone()
-    return _escalation(row) if row else None
-
-
-def _escalation_row(e: EscalationRecord) -> tuple[Any, ...]:
-    return (e.id, e.path_id, e.dedup_key, e.check_id, e.failure_class, e.state, e.level,
-            e.occurrences, _dumps(e.path_snapshot), e.created_at, e.updated_at,
-            e.next_action_at, e.acknowledged_by, e.acknowledged_at, e.resolved_by,
-            e.resolved_at, _dumps(e.details))
+    row = conn.execute(SELECT_ESCALATIONS + " WHERE id = ?", (escalation_id,)).fetchone()
+    return read_escalation(row) if row else None
 
 
 def _update_escalation(conn: sqlite3.Connection, e: EscalationRecord) -> None:
-    conn.execute(_UPDATE_ESCALATION, (e.state, e.level, e.occurrences, e.updated_at,
-                                      e.next_action_at, e.acknowledged_by, e.acknowledged_at,
-                                      e.resolved_by, e.resolved_at, _dumps(e.details), e.id))
-
-
-def _escalation(r: Sequence[Any]) -> EscalationRecord:
-    return EscalationRecord(id=r[0], path_id=r[1], dedup_key=r[2], check_id=r[3],
-                            failure_class=r[4], state=r[5], level=r[6], occurrences=r[7],
-                            path_snapshot=json.loads(r[8]), created_at=r[9], updated_at=r[10],
-                            next_action_at=r[11], acknowledged_by=r[12], acknowledged_at=r[13],
-                            resolved_by=r[14], resolved_at=r[15], details=json.loads(r[16]))
-
-
-def _delivery(r: Sequence[Any]) -> DeliveryRecord:
-    return DeliveryRecord(escalation_id=r[0], level=r[1], channel=r[2], target=r[3],
-                          attempt=r[4], status=r[5], error=r[6], response=json.loads(r[7]),
-                          attempted_at=r[8])
+    conn.execute(_UPDATE_ESCALATION, escalation_changes(e))
