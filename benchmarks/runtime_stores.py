@@ -57,10 +57,15 @@ def postgres_unavailable(url: str) -> str | None:
 
 
 def shown(url: str) -> str:
-    """``url`` without its password (psycopg may be missing, so not ``describe_url``)."""
-    from pytest_maf_preflight.redaction import redact_text
+    """``url`` without its password, in URL or ``key=value`` form."""
+    try:
+        from pytest_maf_preflight.runtime.postgres import describe_url
 
-    return redact_text(url, [])
+        return describe_url(url)
+    except Exception:  # psycopg missing: hide every password-like value by hand
+        import re
+
+        return re.sub(r"(password=|:)[^@&\s]*(?=@|&|\s|$)", r"\1***", url)
 
 
 @contextmanager

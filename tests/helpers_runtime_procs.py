@@ -53,11 +53,23 @@ POSTGRES_URL = (os.environ.get("MAF_TEST_POSTGRES_URL")
 _postgres_reason: list[str | None] = []
 
 
+#: Set by CI (``.ci/run``), where a missing server is a broken machine, not a reason to skip.
+POSTGRES_REQUIRED = os.environ.get("MAF_TEST_POSTGRES_REQUIRED") == "1"
+
+
 def postgres_unavailable() -> str | None:
-    """Why the postgres tests cannot run here (said once, then remembered), or None."""
+    """Why the postgres tests cannot run here (said once, then remembered), or None.
+
+    With ``MAF_TEST_POSTGRES_REQUIRED=1`` there is no reason to skip: the test fails instead.
+    """
     if not _postgres_reason:
         _postgres_reason.append(_why_no_postgres())
-    return _postgres_reason[0]
+    reason = _postgres_reason[0]
+    if reason is not None and POSTGRES_REQUIRED:
+        import pytest
+
+        pytest.fail(f"MAF_TEST_POSTGRES_REQUIRED=1, but {reason}", pytrace=False)
+    return reason
 
 
 def _why_no_postgres() -> str | None:

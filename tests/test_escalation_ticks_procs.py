@@ -1,5 +1,6 @@
 """Eight real processes tick the real engine at the same moment (S4): each due level is
-delivered exactly once, whichever process wins it."""
+delivered exactly once, whichever process wins it, on one SQLite file or, as eight hosts, on
+one PostgreSQL schema (issue 7)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,28 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
 from pytest_maf_preflight.config.models import EscalationPathBody
 from pytest_maf_preflight.escalation.engine import EscalationEngine, PathRef
+from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 TICKER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     from pytest_maf_preflight.escalation.engine import EscalationEngine
+    from pytest_maf_preflight.runtime.postgres import PostgresRuntime
     from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
-    db, mail, go, name = sys.argv[1:5]
-    with SqliteRuntime(Path(db)) as runtime:
+    db, mail, go, name, schema = sys.argv[1:6]
+    opened = (PostgresRuntime(db, schema=schema) if db.startswith("postgresql:")
+              else SqliteRuntime(Path(db)))
+    with opened as runtime:
         engine = EscalationEngine(runtime, {}, agent_id=name, mail_root=Path(mail), environ={})
         print("ready", flush=True)
         while not Path(go).exists():
@@ -32,9 +39,35 @@ TICKER = textwrap.dedent("""
 """)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Where the processes meet: a SQLite file, or a schema on the PostgreSQL server (each
+    process then acts as another host)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "runtime.db"), "-"
+        return
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    schema = new_schema()
+    try:
+        yield POSTGRES_URL, schema
+    finally:
+        drop_schema(schema)
+
+
+def open_store(db: str, schema: str) -> RuntimeState:
+    if db.startswith("postgresql:"):
+        from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+
+        return PostgresRuntime(db, schema=schema)
+    return SqliteRuntime(Path(db))
+
+
 @pytest.mark.parametrize("escalations", [1, 5])
-def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: int) -> None:
-    db, mail, go = tmp_path / "runtime.db", tmp_path / "mail", tmp_path / "go"
+def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: int,
+                                                  store: tuple[str, str]) -> None:
+    (db, schema), mail, go = store, tmp_path / "mail", tmp_path / "go"
     body = EscalationPathBody.model_validate({
         "trigger_conditions": [{"condition": "preflight_failure"}],
         "escalation_steps": [
@@ -42,14 +75,14 @@ def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: i
             {"level": 2, "action": "escalate", "target": "lead", "timeout_minutes": 60}],
         "targets": {"on-call": {"channel": "mailbox"}, "lead": {"channel": "mailbox"}}})
     ref = PathRef("p", "1.0.0", body)
-    with SqliteRuntime(db) as runtime:
+    with open_store(db, schema) as runtime:
         # Opened a minute ago: level 1 (30 s) is overdue now.
         opener = EscalationEngine(runtime, {"p": ref}, agent_id="gate", mail_root=mail,
                                   environ={}, clock=lambda: time.time() - 60)
         opened = [opener.raise_manual("p", summary=f"#{n}", check_id=f"c{n}")
                   for n in range(escalations)]
-    procs = [subprocess.Popen([sys.executable, "-c", TICKER, str(db), str(mail), str(go),
-                               f"ticker-{n}"], stdout=subprocess.PIPE, text=True)
+    procs = [subprocess.Popen([sys.executable, "-c", TICKER, db, str(mail), str(go),
+                               f"ticker-{n}", schema], stdout=subprocess.PIPE, text=True)
              for n in range(8)]
     try:
         for proc in procs:
@@ -64,7 +97,7 @@ def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: i
     assert sum(int(advanced) for advanced, _ in outputs) == escalations
     lead_inbox = sorted((mail / "mailboxes" / "lead" / "inbox").glob("*.json"))
     assert len(lead_inbox) == escalations
-    with SqliteRuntime(db) as runtime:
+    with open_store(db, schema) as runtime:
         for escalation in opened:
             assert escalation is not None
             levels = [d.level for d in runtime.deliveries(escalation.id)

@@ -47,7 +47,6 @@ from .base import (
     RuntimeStateError,
     RuntimeUnavailable,
     another_occurrence,
-    at_or_now,
     blocking_leases,
     checked_agent,
     checked_delivery,
@@ -328,13 +327,17 @@ class PostgresRuntime(RuntimeState):
                         "one or give the runtime a schema")
                 schema = str(row[0])
             self.schema = schema
+            # Set before migrating, so a stuck migrator cannot hold every other host forever;
+            # a client that stalls inside a transaction (a host cut off while holding the lease
+            # lock) is cut off by the server after a minute.
+            conn.execute("SELECT set_config('lock_timeout', %s, false), "
+                         "set_config('idle_in_transaction_session_timeout', '60s', false)",
+                         (f"{max(1, round(self.lock_timeout * 1000))}ms",))
             migrate(conn, schema)
             # Pinned for the life of the connection: a schema created later, earlier in the
             # search_path, must not move the tables under a running runtime.
-            conn.execute("SELECT set_config('search_path', %s, false), "
-                         "set_config('lock_timeout', %s, false)",
-                         (psycopg.sql.Identifier(schema).as_string(conn),
-                          f"{max(1, round(self.lock_timeout * 1000))}ms"))
+            conn.execute("SELECT set_config('search_path', %s, false)",
+                         (psycopg.sql.Identifier(schema).as_string(conn),))
             return conn
         except NewerSchemaError as exc:
             self._discard(conn)
@@ -356,6 +359,10 @@ class PostgresRuntime(RuntimeState):
             options["connect_timeout"] = self.connect_timeout
         if "application_name" not in given and not os.environ.get("PGAPPNAME"):
             options["application_name"] = "pytest-maf-preflight"
+        if "keepalives" not in given:
+            # A dead peer is noticed within a minute or so, not after the kernel's two hours.
+            options.update(keepalives=1, keepalives_idle=30, keepalives_interval=10,
+                           keepalives_count=3)
         return options
 
     @property
@@ -548,13 +555,16 @@ class PostgresRuntime(RuntimeState):
 
     def heartbeat(self, agent_id: str, at: float | None = None,
                   details: dict[str, Any] | None = None) -> AgentRecord:
-        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
-        row = agent_row(record)
-        self._run(lambda conn: conn.execute(
-            "INSERT INTO agents (id, last_heartbeat, details) VALUES (%s, %s, %s) "
-            "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
-            "details = excluded.details", row))
-        return record
+        def work(conn: Conn) -> AgentRecord:
+            # Stamped by the server's clock: idle-agent sweeps on other hosts compare with it.
+            record = AgentRecord(agent_id, _clock(conn, at), dict(details or {}))
+            conn.execute(
+                "INSERT INTO agents (id, last_heartbeat, details) VALUES (%s, %s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
+                "details = excluded.details", agent_row(record))
+            return record
+
+        return self._run(work)
 
     def agents(self) -> list[AgentRecord]:
         return [read_agent(r) for r in self._select(SELECT_AGENTS + " ORDER BY id")]
@@ -572,7 +582,7 @@ class PostgresRuntime(RuntimeState):
 
         def work(conn: Conn) -> LeaseGrant:
             counter = _lock_leases(conn)
-            at = at_or_now(request.now)
+            at = _clock(conn, request.now)
             sql = _SELECT_OTHERS_ACTIVE
             if not request.exclusive:
                 sql += " AND exclusive"  # shared leases never block a shared request
@@ -596,7 +606,7 @@ class PostgresRuntime(RuntimeState):
 
         def work(conn: Conn) -> Lease:
             counter = _lock_leases(conn)
-            at = at_or_now(given)
+            at = _clock(conn, given)
             lease = owned_lease(_get_lease(conn, lease_id), lease_id, agent_id)
             held = [read_lease(r) for r in conn.execute(_SELECT_OTHERS_ACTIVE, (at, agent_id))]
             token = _last_token(conn, counter) + 1
@@ -616,7 +626,7 @@ class PostgresRuntime(RuntimeState):
             lease = owned_lease(_get_lease(conn, lease_id), lease_id, agent_id)
             if lease.released_at is not None:
                 return lease
-            released = dataclasses.replace(lease, released_at=at_or_now(given))
+            released = dataclasses.replace(lease, released_at=_clock(conn, given))
             conn.execute("UPDATE leases SET released_at = %s WHERE id = %s",
                          (released.released_at, lease_id))
             return released
@@ -629,7 +639,7 @@ class PostgresRuntime(RuntimeState):
 
         def work(conn: Conn) -> list[Lease]:
             _lock_leases(conn)
-            at = at_or_now(given)
+            at = _clock(conn, given)
             rows = [read_lease(r) for r in conn.execute(SELECT_LEASES
                                                         + " WHERE released_at IS NULL")]
             agents: list[AgentRecord] = []
@@ -651,8 +661,10 @@ class PostgresRuntime(RuntimeState):
         where: list[str] = []
         params: list[Any] = []
         if active_only:
-            where.append("released_at IS NULL AND expires_at > %s")
-            params.append(at_or_now(given))
+            # The server's clock, not this host's: hosts' clocks drift apart.
+            where.append("released_at IS NULL AND expires_at > "
+                         "COALESCE(%s::double precision, extract(epoch FROM clock_timestamp()))")
+            params.append(given)
         if agent_id is not None:
             where.append("agent_id = %s")
             params.append(agent_id)
@@ -706,7 +718,7 @@ class PostgresRuntime(RuntimeState):
             # row lock cannot do it).
             conn.execute("SELECT pg_advisory_xact_lock(%s)",
                          (advisory_key("escalation", self.schema, opening.dedup_key),))
-            at = at_or_now(opening.now)
+            at = _clock(conn, opening.now)
             row = conn.execute(_SELECT_OPEN_FOR_KEY,
                                (opening.dedup_key, list(OPEN_STATES))).fetchone()
             if row is not None:
@@ -730,7 +742,7 @@ class PostgresRuntime(RuntimeState):
 
         def work(conn: Conn) -> EscalationRecord | None:
             current = _get_escalation(conn, escalation_id, lock=True)
-            claimed = claim.apply(current, at_or_now(claim.now))
+            claimed = claim.apply(current, _clock(conn, claim.now))
             if claimed is None:
                 return None
             cursor = conn.execute(_CLAIM_ESCALATION, (
@@ -747,7 +759,7 @@ class PostgresRuntime(RuntimeState):
 
         def work(conn: Conn) -> EscalationRecord | None:
             moved = move.apply(_get_escalation(conn, escalation_id, lock=True),
-                               at_or_now(move.now))
+                               _clock(conn, move.now))
             if moved is not None:
                 _update_escalation(conn, moved)
             return moved
@@ -819,6 +831,15 @@ class PostgresRuntime(RuntimeState):
         with self._lock:
             conn, self._conn = self._conn, None
         self._discard(conn)
+
+
+def _clock(conn: Conn, given: float | None) -> float:
+    """``given``, or the server's time: on many hosts, only the server's clock is shared."""
+    if given is not None:
+        return given
+    row = conn.execute("SELECT extract(epoch FROM clock_timestamp())::double precision"
+                       ).fetchone()
+    return float(row[0]) if row else now()
 
 
 def _limited(sql: str, params: list[Any], limit: int | None) -> tuple[str, list[Any]]:
