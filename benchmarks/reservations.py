@@ -15,12 +15,12 @@ is one run with every cache emptied first.
 from __future__ import annotations
 
 import random
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from timing import interleave, median_ms
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,23 +32,6 @@ def _modules() -> tuple[Any, Any]:
     return patterns, index
 
 
-def _interleave(variants: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for fn in variants.values():
-        fn()  # warm-up: caches, compiled regexes
-    for i in range(runs):
-        order = list(variants.items())
-        if i % 2:
-            order.reverse()
-        for name, fn in order:
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return samples
-
-
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
 
 
 def workload(leases: int, paths: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -119,9 +102,9 @@ def bench_many(quick: bool) -> dict[str, float]:
     start = time.perf_counter()
     found = indexed()
     cold_ms = (time.perf_counter() - start) * 1000
-    samples = _interleave({"index": indexed, "naive": naive}, runs)
-    index_ms = _median_ms(samples["index"])
-    naive_scaled_ms = _median_ms(samples["naive"]) * len(paths) / len(naive_slice)
+    samples = interleave({"index": indexed, "naive": naive}, runs)
+    index_ms = median_ms(samples["index"])
+    naive_scaled_ms = median_ms(samples["naive"]) * len(paths) / len(naive_slice)
     return {"leases": len(leases), "paths": len(paths), "coverings": found,
             "index_ms": index_ms, "index_cold_ms": cold_ms,
             "naive_slice_paths": len(naive_slice), "naive_scaled_ms": naive_scaled_ms,
@@ -144,9 +127,9 @@ def bench_small(quick: bool) -> dict[str, float]:
     def naive() -> int:
         return sum(1 for path in paths for pattern in leases if path_matches(path, pattern))
 
-    samples = _interleave({"index": indexed, "naive": naive}, runs)
-    index_ms = _median_ms(samples["index"])
-    naive_ms = _median_ms(samples["naive"])
+    samples = interleave({"index": indexed, "naive": naive}, runs)
+    index_ms = median_ms(samples["index"])
+    naive_ms = median_ms(samples["naive"])
     return {"leases": len(leases), "paths": len(paths), "index_ms": index_ms,
             "naive_ms": naive_ms, "naive_over_index": naive_ms / index_ms}
 

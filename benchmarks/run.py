@@ -30,10 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import reservations  # noqa: E402 - beside this script, which Python puts on sys.path
 import runtime_stores  # noqa: E402 - likewise
-
-
-def _median_ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
+from timing import interleave, median_ms  # noqa: E402 - likewise
 
 
 def bench_idle_cost(runs: int) -> dict[str, float]:
@@ -60,10 +57,10 @@ def bench_idle_cost(runs: int) -> dict[str, float]:
 
         # The module, not the entry-point name: looking an entry point up scans every installed
         # distribution, a cost autoloading pays in both variants alike.
-        samples = _interleave({"plugin_off": pytest_run("-p", "pytest_maf_preflight.plugin"),
+        samples = interleave({"plugin_off": pytest_run("-p", "pytest_maf_preflight.plugin"),
                                "plugin_disabled": pytest_run("-p", "no:maf_preflight")}, runs)
-    off = _median_ms(samples["plugin_off"])
-    disabled = _median_ms(samples["plugin_disabled"])
+    off = median_ms(samples["plugin_off"])
+    disabled = median_ms(samples["plugin_disabled"])
     # Start-up noise only ever adds time, so the fastest quarter of each variant is the
     # steadiest comparison; the median ratio is shown beside it.
     off_q = statistics.quantiles(samples["plugin_off"], n=4)[0]
@@ -134,11 +131,11 @@ def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
                 assert check.check_type.run is not None
                 assert check.check_type.run(check.definition, ctx).passed
 
-        samples = _interleave({"gate": gate, "inline_sequential": sequential}, runs)
-    gate_ms = _median_ms(samples["gate"])
-    inline_ms = _median_ms(samples["inline_sequential"])
+        samples = interleave({"gate": gate, "inline_sequential": sequential}, runs)
+    gate_ms = median_ms(samples["gate"])
+    inline_ms = median_ms(samples["inline_sequential"])
     return {"checks": count, "gate_ms": gate_ms, "inline_sequential_ms": inline_ms,
-            "gate_over_inline": gate_ms / inline_ms, "config_load_ms": _median_ms(load_samples)}
+            "gate_over_inline": gate_ms / inline_ms, "config_load_ms": median_ms(load_samples)}
 
 
 def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
@@ -187,11 +184,11 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
                 started_at=time.time(), gate_open=True, exit_code=0, results=results,
                 smoke=(), loaded=loaded, details={}))
 
-        samples = _interleave({"gate": gate, "gate_and_record": gate_and_record}, runs)
+        samples = interleave({"gate": gate, "gate_and_record": gate_and_record}, runs)
         runtime.close()
     write_s = statistics.median(write_samples)
-    gate_ms = _median_ms(samples["gate"])
-    recorded_ms = _median_ms(samples["gate_and_record"])
+    gate_ms = median_ms(samples["gate"])
+    recorded_ms = median_ms(samples["gate_and_record"])
     return {"executions": count, "rows_per_second": count / write_s, "write_ms": write_s * 1000,
             "gate_ms": gate_ms, "gate_and_record_ms": recorded_ms,
             "record_ratio": recorded_ms / gate_ms}
@@ -256,25 +253,11 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
     finally:
         httpd.shutdown()
         httpd.server_close()
-    gate_ms, one_ms, seq_ms = _median_ms(gate), _median_ms(one), sequential * 1000
+    gate_ms, one_ms, seq_ms = median_ms(gate), median_ms(one), sequential * 1000
     return {"checks": count, "delay_ms": delay * 1000, "gate_ms": gate_ms, "one_check_ms": one_ms,
             "sequential_ms": seq_ms, "gate_over_one": gate_ms / one_ms,
             "sequential_over_gate": seq_ms / gate_ms}
 
-
-def _interleave(variants: dict[str, Callable[[], object]], runs: int) -> dict[str, list[float]]:
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for fn in variants.values():
-        fn()  # warm-up: caches, imports, thread start-up paths
-    for i in range(runs):
-        order = list(variants.items())
-        if i % 2:
-            order.reverse()
-        for name, fn in order:
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,11 +24,13 @@ import itertools
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
@@ -99,6 +101,45 @@ def drop_schema(schema: str) -> None:
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def run_together(tmp_path: Path, commands: list[list[str]], *, own_homes: bool = False,
+                 env: dict[str, str] | None = None, timeout: float = 240
+                 ) -> list[dict[str, Any]]:
+    """Start every child (this script with ``command``), wait until each has its store open,
+    then let them all go at once; the last JSON line of each child's output, in order.
+    ``own_homes``: each child runs in a working directory of its own, like another host."""
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    ready.mkdir()
+    procs = []
+    for n, command in enumerate(commands):
+        home = None
+        if own_homes:
+            home = tmp_path / f"host-{n}"
+            home.mkdir()
+        procs.append(subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), *command, str(ready), str(go)],
+            cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        deadline = time.monotonic() + timeout
+        while len(list(ready.iterdir())) < len(procs):
+            crashed = [p for p in procs if p.poll() not in (None, 0)]
+            assert not crashed, crashed[0].communicate()[1]
+            assert time.monotonic() < deadline, "the children never got ready"
+            time.sleep(0.005)
+        go.touch()
+        reports = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            assert proc.returncode == 0, err
+            assert "Traceback" not in err, err
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return reports
 
 
 def make_execution(session_id: str, index: int, started: float) -> ExecutionRecord:

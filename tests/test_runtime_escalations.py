@@ -7,22 +7,17 @@ The contract of a single process is in ``test_runtime_contract.py``.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from helpers_runtime_procs import run_together
 from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
-HELPER = Path(__file__).with_name("helpers_runtime_procs.py")
 #: Generous: these bound a hang, they do not measure speed.
-PROCESS_TIMEOUT = 240
 WORKERS = 8
 MODES = ["sqlite", "json"]
 T0 = 1_000.0
@@ -38,33 +33,6 @@ def open_store(mode: str, tmp_path: Path) -> RuntimeState:
     return JsonRuntime(where(mode, tmp_path))
 
 
-def run_together(tmp_path: Path, commands: list[list[str]]) -> list[dict[str, object]]:
-    """Start every child, wait until each has its store open, then let them all go at once."""
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    ready.mkdir()
-    procs = [subprocess.Popen([sys.executable, str(HELPER), *command, str(ready), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for command in commands]
-    try:
-        deadline = time.monotonic() + PROCESS_TIMEOUT
-        while len(list(ready.iterdir())) < len(procs):
-            crashed = [p for p in procs if p.poll() not in (None, 0)]
-            assert not crashed, crashed[0].communicate()[1]
-            assert time.monotonic() < deadline, "the children never got ready"
-            time.sleep(0.005)
-        go.touch()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
-            assert proc.returncode == 0, err
-            assert "Traceback" not in err, err
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return reports
 
 
 def open_due(store: RuntimeState, key: str, next_action_at: float) -> str:

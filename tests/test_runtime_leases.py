@@ -6,23 +6,18 @@ The contract of a single process is in ``test_runtime_contract.py``.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from helpers_runtime_procs import run_together
 from pytest_maf_preflight.runtime.base import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 from pytest_maf_preflight.runtime.sqlite_migrations import SCHEMA_VERSION, migrate
 
-HELPER = Path(__file__).with_name("helpers_runtime_procs.py")
 #: Generous: these bound a hang, they do not measure speed.
-PROCESS_TIMEOUT = 240
 WORKERS = 8
 MODES = ["sqlite", "json"]
 
@@ -37,33 +32,6 @@ def open_store(mode: str, tmp_path: Path) -> RuntimeState:
     return JsonRuntime(where(mode, tmp_path))
 
 
-def run_together(tmp_path: Path, commands: list[list[str]]) -> list[dict[str, object]]:
-    """Start every child, wait until each has its store open, then let them all go at once."""
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    ready.mkdir()
-    procs = [subprocess.Popen([sys.executable, str(HELPER), *command, str(ready), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for command in commands]
-    try:
-        deadline = time.monotonic() + PROCESS_TIMEOUT
-        while len(list(ready.iterdir())) < len(procs):
-            crashed = [p for p in procs if p.poll() not in (None, 0)]
-            assert not crashed, crashed[0].communicate()[1]
-            assert time.monotonic() < deadline, "the children never got ready"
-            time.sleep(0.005)
-        go.touch()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
-            assert proc.returncode == 0, err
-            assert "Traceback" not in err, err
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return reports
 
 
 def prepare(mode: str, tmp_path: Path) -> None:

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import os
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
-import time
 import urllib.parse
 import uuid
 from collections import Counter
@@ -39,6 +36,7 @@ from helpers_runtime_procs import (
     new_schema,
     postgres_unavailable,
 )
+from helpers_runtime_procs import run_together as start_together
 from pytest_maf_preflight.runtime.base import RuntimeStateError, RuntimeUnavailable
 from pytest_maf_preflight.runtime.factory import open_chain, resolve_runtime_settings
 from pytest_maf_preflight.runtime.records import (
@@ -52,7 +50,6 @@ from pytest_maf_preflight.runtime.records import (
 if TYPE_CHECKING:
     from pytest_maf_preflight.runtime.postgres import PostgresRuntime
 
-HELPER = Path(__file__).with_name("helpers_runtime_procs.py")
 #: Generous: these bound a hang, they do not measure speed.
 PROCESS_TIMEOUT = 240
 WORKERS = 8
@@ -111,38 +108,10 @@ def with_password(url: str, password: str = PASSWORD) -> str:
 # --- 8 processes, each a host of its own ------------------------------------------------------
 
 def run_together(tmp_path: Path, commands: list[list[str]]) -> list[dict[str, Any]]:
-    """Start every child in a working directory of its own, wait until each is ready, then let
-    them all go at once."""
-    ready, go = tmp_path / "ready", tmp_path / "go"
-    ready.mkdir()
-    env = {**os.environ, "MAF_TEST_POSTGRES_URL": POSTGRES_URL}
-    procs = []
-    for n, command in enumerate(commands):
-        home = tmp_path / f"host-{n}"
-        home.mkdir()
-        procs.append(subprocess.Popen(
-            [sys.executable, str(HELPER), *command, str(ready), str(go)], cwd=home, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    try:
-        deadline = time.monotonic() + PROCESS_TIMEOUT
-        while len(list(ready.iterdir())) < len(procs):
-            crashed = [p for p in procs if p.poll() not in (None, 0)]
-            assert not crashed, crashed[0].communicate()[1]
-            assert time.monotonic() < deadline, "the children never got ready"
-            time.sleep(0.005)
-        go.touch()
-        reports = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
-            assert proc.returncode == 0, err
-            assert "Traceback" not in err, err
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return reports
+    """Every child in a working directory of its own, as another host would be."""
+    return start_together(tmp_path, commands, own_homes=True, timeout=PROCESS_TIMEOUT,
+                          env={**os.environ, "MAF_TEST_POSTGRES_URL": POSTGRES_URL})
+
 
 
 def test_processes_migrating_a_fresh_schema_at_once_apply_each_step_once(

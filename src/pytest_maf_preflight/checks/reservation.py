@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..reservations.changes import ChangedFiles
     from ..reservations.conflicts import Conflict, Holding
     from ..runtime.base import RuntimeState
-    from ..runtime.records import Lease
+    from ..runtime.records import Lease, SessionRecord
 
 #: Set to ``1`` to let a run pass despite conflicts: loudly, and recorded as an override.
 OVERRIDE_ENV = "MAF_RESERVATION_OVERRIDE"
@@ -67,14 +67,25 @@ def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
                             at=at, blind=blind)
 
 
+def _sessions_since(runtime: RuntimeState, since: float) -> Iterator[SessionRecord]:
+    """Sessions started at or after ``since``, newest first, read in growing pages: a gate run
+    must not load a long history to look at its last hour."""
+    limit = 64
+    while True:
+        page = runtime.sessions(limit=limit)
+        recent = [s for s in page if s.started_at >= since]
+        if len(recent) < len(page) or len(page) < limit:
+            yield from recent
+            return
+        limit *= 4
+
+
 def _recent_changes(runtime: RuntimeState, agent_id: str, since: float
                     ) -> dict[str, tuple[str, ...]]:
     """Each other agent's newest recorded changed files since ``since``, session by session
     (newest first), so busy runtimes cannot push them out of a fixed-size window."""
     recent: dict[str, tuple[str, ...]] = {}
-    for session in runtime.sessions():
-        if session.started_at < since:
-            break
+    for session in _sessions_since(runtime, since):
         if session.agent_id == agent_id or session.agent_id in recent:
             continue
         for execution in runtime.executions(session_id=session.id):
