@@ -141,6 +141,34 @@ def test_the_agent_comes_from_the_option_then_maf_agent_id_then_agent_name(
     assert "MAF_AGENT_ID environment variable: '../evil' is not a valid agent name" in err
 
 
+@pytest.mark.parametrize(("argv", "env", "source"), [
+    (["acquire", "a.txt", "--ttl", "60", "--agent", "anonymous"], {}, "--agent"),
+    # Named on purpose, anonymous is still nobody: it does not fall through to the variable.
+    (["acquire", "a.txt", "--ttl", "60", "--agent", "anonymous"], {"MAF_AGENT_ID": "codex-1"},
+     "--agent"),
+    (["acquire", "a.txt", "--ttl", "60"], {"MAF_AGENT_ID": "anonymous"},
+     "MAF_AGENT_ID environment variable"),
+    (["acquire", "a.txt", "--ttl", "60", "--shared"], {"AGENT_NAME": "anonymous"},
+     "AGENT_NAME environment variable"),
+    (["renew", "some-id", "--ttl", "60", "--agent", "anonymous"], {}, "--agent"),
+    (["release", "some-id", "--agent", "anonymous"], {}, "--agent"),
+])
+def test_anonymous_holds_no_leases_as_the_gate_treats_it_as_no_agent(
+        project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        argv: list[str], env: dict[str, str], source: str) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "reservations", *argv)
+    assert code == 2
+    assert out == ""
+    assert err == (f"maf-preflight: error: {source}: 'anonymous' names no agent (it is the id "
+                   "of a run without one, which holds no leases); give this agent's own name\n")
+    with store(project) as runtime:
+        assert runtime.leases(active_only=False) == []
+    # Listing is only a filter: asking for anonymous leases (granted before) is fine.
+    assert run(capsys, "reservations", "list", "--agent", "anonymous")[0] == 0
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["acquire", "!x", "--agent", "a", "--ttl", "60"], "invalid lease pattern '!x'"),
     (["acquire", "x", "--agent", "a", "--ttl", "0"], "--ttl must be a positive number"),

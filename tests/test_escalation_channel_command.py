@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -59,6 +61,24 @@ def test_a_command_past_its_timeout_is_killed_with_its_children() -> None:
     record = run([sys.executable, "-c", script], timeout=0.5)
     assert record.status == "failed"
     assert record.error == f"{sys.executable!r} did not exit within 0.5s (killed)"
+
+
+def test_a_notifier_that_left_a_background_job_is_delivered_and_the_job_kept(
+        tmp_path: Path) -> None:
+    # The job inherits stdout: the delivery is decided on the notifier's exit, not held until
+    # the timeout by the job's open pipe; the job itself is the notifier's business.
+    pidfile = tmp_path / "job.pid"
+    script = ("import subprocess, sys; job = subprocess.Popen([sys.executable, '-c', "
+              "'import time; time.sleep(30)']); "
+              f"open({str(pidfile)!r}, 'w').write(str(job.pid)); print('handed over')")
+    record = run([sys.executable, "-c", script], timeout=10)
+    pid = int(pidfile.read_text())
+    try:
+        assert (record.status, record.error) == ("delivered", None)
+        assert record.response["stdout"] == "handed over"
+        os.kill(pid, 0)  # still running
+    finally:
+        os.kill(pid, signal.SIGKILL)
 
 
 def test_a_program_that_does_not_exist_is_a_failed_record(tmp_path: Path) -> None:

@@ -168,6 +168,20 @@ def test_a_mailbox_symlinked_out_of_the_tree_gets_no_directories(tmp_path: Path)
     assert list(outside.iterdir()) == []  # no inbox created over there either
 
 
+def test_a_mailboxes_directory_symlinked_out_of_the_tree_is_refused(tmp_path: Path) -> None:
+    root, outside = tmp_path / "mail", tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir()
+    (root / "mailboxes").symlink_to(outside)
+    with pytest.raises(OutsideMailboxTree, match="outside the mailbox tree"):
+        mailbox_dir(root, "lead")
+    [record] = deliver(notice(target="lead"), None, mail_root=root, environ={}, now=clock)
+    assert record.status == "failed"
+    assert record.error is not None
+    assert "outside the mailbox tree" in record.error
+    assert list(outside.iterdir()) == []  # neither a mailbox nor a message over there
+
+
 def test_a_symlink_inside_the_tree_is_followed(tmp_path: Path) -> None:
     root = tmp_path / "mail"
     (root / "mailboxes" / "real").mkdir(parents=True)

@@ -124,6 +124,28 @@ def test_unchanged_reserved_files_and_shared_on_shared_do_not_conflict(
     assert result.ret == 0, result.stdout.str()
 
 
+def test_another_agents_shared_lease_blocks_a_writer_without_a_lease(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    """A shared lease says "keep this stable while I read it": a change by an agent holding
+    no lease of its own is a write, which counts as exclusive."""
+    write(repo, "leases.yaml", LOCK_VALIDATION)
+    (repo / "src" / "app" / "x.py").write_text("x = 2\n")
+    with store(repo) as runtime:
+        grant = runtime.acquire_leases("agent-b", ["src/app/"], ttl=600, exclusive=False)
+        assert grant.ok
+    result = gate(pytester)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(
+        ["*src/app/x.py: reserved by agent-b (shared lease * on 'src/app/', expires *"])
+    [row] = conflicts(repo)
+    assert (row["conflict_type"], row["holder_agent_id"], row["path"], row["lease_id"]) == (
+        "foreign_lease", "agent-b", "src/app/x.py", grant.granted[0].id)
+    # Reading beside the reader is fine: a shared lease of its own makes the change shared.
+    with store(repo) as runtime:
+        assert runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600, exclusive=False).ok
+    assert gate(pytester).ret == 0
+
+
 def test_override_passes_loudly_and_is_recorded(
         pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(repo, "leases.yaml", LOCK_VALIDATION)
@@ -360,6 +382,48 @@ config:
     result.stdout.fnmatch_lines(["*src/app/x.py: changed by 2 agents: agent-a, agent-b*"])
     git(repo, "checkout", "-q", "--", "src/app/x.py")
     assert gate(pytester).ret == 0
+
+
+READERS = """\
+id: readers
+name: Few readers at once
+config_type: reservation_check
+config:
+  check_type: concurrent_access
+  parameters: {max_concurrent_readers: LIMIT}
+"""
+
+
+def test_max_concurrent_readers_counts_agents_on_overlapping_shared_leases(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    """Three different pattern strings that overlap are three readers of each of them."""
+    write(repo, "readers.yaml", READERS.replace("LIMIT", "1"))
+    with store(repo) as runtime:
+        for agent, pattern in (("agent-b", "docs/**"), ("agent-c", "docs/*.md"),
+                               ("agent-d", "docs/x.md"), ("agent-e", "src/**")):
+            assert runtime.acquire_leases(agent, [pattern], ttl=600, exclusive=False).ok
+    result = gate(pytester)
+    assert result.ret == 10
+    readers = "3 agents hold shared reservations overlapping it (agent-b, agent-c, agent-d)"
+    result.stdout.fnmatch_lines([
+        "*3 conflicts (4 active lease(s) in the sqlite lease store*",
+        f"*docs/[*][*]: {readers}; at most 1 allowed*",
+        f"*docs/[*].md: {readers}; at most 1 allowed*",
+        f"*docs/x.md: {readers}; at most 1 allowed*"])
+    result.stdout.no_fnmatch_line("*src/[*][*]: *")  # one reader only
+    assert {(row["conflict_type"], row["path"]) for row in conflicts(repo)} == {
+        ("too_many_readers", "docs/**"), ("too_many_readers", "docs/*.md"),
+        ("too_many_readers", "docs/x.md")}
+
+    write(repo, "readers.yaml", READERS.replace("LIMIT", "3"))
+    assert gate(pytester).ret == 0, "three readers are within a limit of three"
+    # A fourth agent reading only docs/x.md is a fourth reader of every docs lease.
+    with store(repo) as runtime:
+        assert runtime.acquire_leases("agent-f", ["docs/x.md"], ttl=600, exclusive=False).ok
+    result = gate(pytester)
+    assert result.ret == 10
+    result.stdout.fnmatch_lines(["*docs/[*].md: 4 agents hold shared reservations overlapping "
+                                 "it (agent-b, agent-c, agent-d, agent-f); at most 3 allowed*"])
 
 
 def test_concurrent_access_reports_leases_that_overlap_agent_mail_reservations(

@@ -15,6 +15,16 @@ DEFAULT_ENV = "development"
 #: An environment name (also an ``environment_overrides`` key): no '/', no leading '.'.
 NAME_PATTERN = r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
 NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
+#: The agent id of a run that names none. It stands for nobody: leases held under it could not
+#: be told from anyone else's, so no lease is granted to it and a reservation check run under
+#: it cannot tell this agent's leases from others' (it fails closed).
+ANONYMOUS_AGENT = "anonymous"
+
+
+def is_anonymous(agent_id: str) -> bool:
+    """Whether ``agent_id`` names no agent. The one rule for the gate, the fixtures and the
+    command: ``anonymous`` set on purpose (a flag, a variable) is the same as none set."""
+    return agent_id == ANONYMOUS_AGENT
 
 
 def environment_name(cli_value: str | None, environ: Mapping[str, str], ini_value: str = "",

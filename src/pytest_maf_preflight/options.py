@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from . import names
+
 HELP_PREFLIGHT = "Run the preflight gate before the session and skip the rest when it closes"
 HELP_ONLY = "Run the preflight gate (config checks and maf_smoke tests) and nothing else"
 HELP_CONFIG = (
@@ -28,7 +30,7 @@ HELP_NO_ESCALATE = "Raise, advance and deliver no escalations in this run"
 HELP_DEFAULT_ESCALATION = "Escalation path for checks that name none"
 HELP_MAX_CONFIG_BYTES = "Largest preflight config file accepted, in bytes (default: 1048576)"
 
-DEFAULT_AGENT = "anonymous"
+DEFAULT_AGENT = names.ANONYMOUS_AGENT
 DEFAULT_MAX_CONCURRENCY = 50
 DEFAULT_MAX_CONFIG_BYTES = 1024 * 1024
 

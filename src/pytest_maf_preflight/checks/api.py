@@ -9,6 +9,7 @@ HTTP) is a failed observation with a message saying which; only a bug raises.
 from __future__ import annotations
 
 import codecs
+import datetime
 import http.client
 import json
 import re
@@ -21,8 +22,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from .. import matching
+from ..config.errors import PathItem, format_path
 from ..config.models import compile_regex
-from ..redaction import REDACTED, is_secret_key
+from ..redaction import REDACTED, env_references, is_secret_key
 from .base import CheckContext, CheckType, Definition, Observation
 
 _SHOWN_BODY = 500  # characters of the body kept in a report
@@ -30,6 +33,7 @@ _MAX_BODY = 10 * 1024 * 1024  # bytes read at most; expectations see this much
 _MAX_REDIRECTS = 10
 _DEFAULT_TIMEOUT = 30.0  # seconds, when neither timeout_ms nor a deadline bounds the request
 _REDIRECTS = {301, 302, 303, 307, 308}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 _SHOWN_RESPONSE_HEADERS = 20
 _ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
 NO_BASE_URL = "no base_url: set base_url, ini maf_preflight_base_url or MAF_PREFLIGHT_BASE_URL"
@@ -61,11 +65,45 @@ class ApiDefinition(Definition):
     def _regex(cls, value: str | None) -> str | None:
         return None if value is None else compile_regex(value)
 
+    @field_validator("json_body")
+    @classmethod
+    def _json_only(cls, value: Any) -> Any:
+        found = _not_json(value)
+        if found is not None:
+            path, item = found
+            raise ValueError(f"{format_path(('json_body', *path))} is {_what(item)}, which JSON "
+                             "cannot carry; write it as a string (in quotes)")
+        return value
+
     @model_validator(mode="after")
     def _one_body(self) -> ApiDefinition:
         if self.json_body is not None and self.body is not None:
             raise ValueError("set json_body or body, not both")
         return self
+
+
+def _not_json(value: Any) -> tuple[tuple[PathItem, ...], Any] | None:
+    """Where in ``value`` (and what) the first thing ``json.dumps`` cannot write is, or None.
+
+    TOML and YAML read unquoted dates and times as date/time objects; failing at load says
+    where, rather than every run failing at the request.
+    """
+    stack: list[tuple[Any, tuple[PathItem, ...]]] = [(value, ())]
+    while stack:  # not recursive: the nesting depth is the document's to choose
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, (*path, str(key))) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((child, (*path, i)) for i, child in reversed(list(enumerate(item))))
+        elif not isinstance(item, (str, int, float, bool)) and item is not None:
+            return path, item
+    return None
+
+
+def _what(item: Any) -> str:
+    if isinstance(item, (datetime.date, datetime.time)):  # datetime is a date
+        return f"a date/time ({item.isoformat()})"
+    return f"a {type(item).__name__} value"
 
 
 class _Failed(Exception):
@@ -240,6 +278,34 @@ def _exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | N
         conn.close()
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Scheme, host and port, the port spelled out (``http://h`` is ``http://h:80``)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # refused when requested; here it is just not the same origin
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _for_another_origin(headers: Mapping[str, str], from_env: set[str], source: str,
+                        destination: str) -> dict[str, str]:
+    """The headers that may follow a redirect from ``source`` to another origin.
+
+    Credentials are for the origin they were written for, not wherever it points: every
+    header named like a secret (the redactor's rule) and every header filled from the
+    environment stays behind. A downgrade from https to http would put even the rest, and the
+    request itself, on the wire in clear text; it is refused.
+    """
+    if urllib.parse.urlsplit(source).scheme.lower() == "https" and \
+            urllib.parse.urlsplit(destination).scheme.lower() != "https":
+        raise _Failed(f"refused to follow a redirect from https to {destination!r}: a "
+                      "downgrade to plain http is not followed")
+    return {name: value for name, value in headers.items()
+            if not is_secret_key(name) and name.lower() not in from_env}
+
+
 def _network_failure(exc: BaseException, url: str, timeout: float) -> str:
     parts = urllib.parse.urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -313,6 +379,8 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
                "headers": _shown_headers(definition, headers)}
     details: dict[str, Any] = {"request": request}
     method, target, sent_body, sent_headers = definition.method, url, body, dict(headers)
+    from_env = {name.lower() for name, template in definition.headers.items()
+                if env_references(template)}
     redirects: list[str] = []
     seen = {(method, target)}
     try:
@@ -330,10 +398,8 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
                 method, sent_body = ("HEAD" if method == "HEAD" else "GET"), None
                 sent_headers = {k: v for k, v in sent_headers.items()
                                 if k.lower() not in ("content-type", "content-length")}
-            if urllib.parse.urlsplit(next_url)[:2] != urllib.parse.urlsplit(target)[:2]:
-                # Credentials are for the origin they were written for, not wherever it points.
-                sent_headers = {k: v for k, v in sent_headers.items()
-                                if k.lower() not in ("authorization", "cookie")}
+            if _origin(next_url) != _origin(target):
+                sent_headers = _for_another_origin(sent_headers, from_env, target, next_url)
             if (method, next_url) in seen:
                 redirects.append(next_url)
                 details["redirects"] = redirects
@@ -354,7 +420,7 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     details.update({"status": response.status, "reason": response.reason,
                     "headers": _response_headers(response, list(definition.expected_headers)),
                     "body": text[:_SHOWN_BODY], "latency_ms": round(latency_ms, 1)})
-    problems = _problems(definition, response, text, latency_ms)
+    problems = _problems(definition, response, text, latency_ms, ctx)
     status = f"status {response.status}"
     observed = f"{status}; " + "; ".join(problems) if problems else \
         f"{status} in {latency_ms:.0f} ms"
@@ -373,7 +439,7 @@ def _charset(response: _Response) -> str:
 
 
 def _problems(definition: ApiDefinition, response: _Response, text: str,
-              latency_ms: float) -> list[str]:
+              latency_ms: float, ctx: CheckContext) -> list[str]:
     problems: list[str] = []
     codes = definition.expected_status
     codes = [codes] if isinstance(codes, int) else codes
@@ -387,7 +453,8 @@ def _problems(definition: ApiDefinition, response: _Response, text: str,
             problems.append(f"header {name} is {actual!r}, expected {value!r}")
     if definition.body_contains is not None and definition.body_contains not in text:
         problems.append(f"body does not contain {definition.body_contains!r}")
-    if definition.body_regex is not None and not re.search(definition.body_regex, text):
+    if definition.body_regex is not None and not matching.search(
+            definition.body_regex, text, ctx.remaining(_DEFAULT_TIMEOUT)):
         problems.append(f"body does not match {definition.body_regex!r}")
     if definition.json_values:
         try:

@@ -36,6 +36,11 @@ class Observation:
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
+class CheckTimeout(Exception):
+    """Raised by a runner whose attempt could not finish by its deadline; reported as
+    ``timeout``."""
+
+
 class CheckFailure(Exception):
     """Raised by a runner to report a failed expectation without building an Observation."""
 

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import re
-import signal
-import subprocess
+import time
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
+from .. import matching
 from ..config.models import compile_regex
-from .base import CheckContext, CheckType, Definition, Observation
+from ..processes.run import Finished, ProcessTimeout, run_process
+from .base import CheckContext, CheckTimeout, CheckType, Definition, Observation
 
 _SHOWN = 2000  # characters of output kept in a report
 
 
+def _os_text(value: str) -> str:
+    """``value`` if the operating system can take it as an argument, a path or an environment
+    entry; such values would otherwise fail every run, at the moment the command starts."""
+    if "\0" in value:
+        raise ValueError("contains a NUL character, which no command line, path or "
+                         "environment can carry")
+    surrogate = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
+    if surrogate is not None:
+        raise ValueError(f"contains a lone surrogate (U+{ord(surrogate):04X}), "
+                         "which is not text; write the character itself")
+    return value
+
+
+OsText = Annotated[str, AfterValidator(_os_text)]
+
+
 class CommandDefinition(Definition):
-    argv: list[str] = Field(min_length=1)
+    argv: list[OsText] = Field(min_length=1)
     expected_exit_code: int | Annotated[list[int], Field(min_length=1)] = 0
     stdout_contains: str | None = None
     stdout_regex: str | None = Field(default=None, json_schema_extra={"format": "regex"})
     stderr_contains: str | None = None
     stderr_regex: str | None = Field(default=None, json_schema_extra={"format": "regex"})
-    cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict, description="Added to the environment")
+    cwd: OsText | None = None
+    env: dict[OsText, OsText] = Field(default_factory=dict,
+                                      description="Added to the environment")
 
     @field_validator("stdout_regex", "stderr_regex")
     @classmethod
@@ -33,15 +48,8 @@ class CommandDefinition(Definition):
         return None if value is None else compile_regex(value)
 
 
-class CommandTimeout(Exception):
+class CommandTimeout(CheckTimeout):
     pass
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
 
 
 def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
@@ -53,32 +61,25 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
     if not cwd.is_dir():
         # Popen raises FileNotFoundError for a missing cwd too; say which one it was.
         return Observation(False, expected[0], f"working directory {str(cwd)!r} does not exist")
+    # Decided by the command's own exit: what it left running in its group is killed after
+    # a short grace for output (see processes.run), and only a command still running at the
+    # deadline is a timeout.
     try:
-        # Own session, so a timeout kills the whole process group (a shell script's children too).
-        proc = subprocess.Popen(definition.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, cwd=cwd, env=env,
-                                start_new_session=True)
+        finished = run_process(definition.argv, deadline=_deadline(ctx), cwd=cwd, env=env)
     except FileNotFoundError:
         return Observation(False, expected[0], f"{definition.argv[0]!r} not found on PATH")
-    except OSError as exc:
-        return Observation(False, expected[0], f"cannot run {definition.argv[0]!r}: {exc.strerror}")
-    try:
-        out_b, err_b = proc.communicate(timeout=ctx.remaining(3600.0))
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        # Bounded: a grandchild that left the group may still hold the pipes open.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=5.0)
+    except ProcessTimeout:
         raise CommandTimeout(f"{definition.argv[0]!r} still running at the deadline; killed"
                              ) from None
-    finally:
-        if proc.poll() is None:  # the attempt was abandoned or interrupted
-            _kill_group(proc)
-    out = out_b.decode("utf-8", "replace")
-    err = err_b.decode("utf-8", "replace")
+    except OSError as exc:
+        return Observation(False, expected[0], f"cannot run {definition.argv[0]!r}: {exc.strerror}")
+    # Matched against the kept head and tail of each stream, with a marker line in between
+    # when bytes were dropped: the memory a check uses does not grow with what it prints.
+    out = finished.stdout.text()
+    err = finished.stderr.text()
     problems = []
-    if proc.returncode not in codes:
-        problems.append(f"exit code {proc.returncode}")
+    if finished.returncode not in codes:
+        problems.append(f"exit code {finished.returncode}")
     for stream, text, contains, regex in (("stdout", out, definition.stdout_contains,
                                            definition.stdout_regex),
                                           ("stderr", err, definition.stderr_contains,
@@ -89,14 +90,25 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
                 problems.append(f"{stream} does not contain {contains!r}")
         if regex is not None:
             expected.append(f"{stream} matching {regex!r}")
-            if not re.search(regex, text):
+            if not matching.search(regex, text, ctx.remaining(3600.0)):
                 problems.append(f"{stream} does not match {regex!r}")
-    observed = "; ".join(problems) if problems else f"exit code {proc.returncode}"
+    observed = "; ".join(problems) if problems else f"exit code {finished.returncode}"
     return Observation(
         passed=not problems, expected=", ".join(expected), observed=observed,
-        details={"argv": definition.argv, "exit_code": proc.returncode,
-                 "stdout": out[:_SHOWN], "stderr": err[:_SHOWN]},
+        details={"argv": definition.argv, "exit_code": finished.returncode,
+                 "stdout": out[:_SHOWN], "stderr": err[:_SHOWN], **_sizes(finished)},
     )
+
+
+def _deadline(ctx: CheckContext) -> float:
+    return time.monotonic() + ctx.remaining(3600.0)
+
+
+def _sizes(finished: Finished) -> dict[str, int]:
+    """How much each stream printed, where more than was kept."""
+    return {f"{name}_bytes": output.total
+            for name, output in (("stdout", finished.stdout), ("stderr", finished.stderr))
+            if output.dropped}
 
 
 CHECK_TYPE = CheckType("command", CommandDefinition, run,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
 
+from .. import matching
 from ..config.models import compile_regex
 from .base import CheckContext, CheckType, Definition, Observation
 
@@ -44,8 +44,8 @@ def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:
     mismatched = []
     for name, pattern in definition.patterns.items():
         # An empty value counts as unset unless ``allow_empty``; then it must match too.
-        if name in env and (env[name] or definition.allow_empty) and not re.fullmatch(
-                pattern, env[name]):
+        if name in env and (env[name] or definition.allow_empty) and not matching.fullmatch(
+                pattern, env[name], ctx.remaining(3600.0)):
             mismatched.append(f"{name} does not match {pattern!r} (value redacted)")
     absent_optional = [name for name in definition.optional if not env.get(name)]
     expected = f"set: {', '.join(definition.required) or '(none)'}"

@@ -33,10 +33,13 @@ class PathSpec(Definition):
         if value is not None:
             from jsonschema import Draft202012Validator, SchemaError
 
+            from ..matching import refuse_unbounded_schema
+
             try:
                 Draft202012Validator.check_schema(value)
             except SchemaError as exc:
                 raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+            refuse_unbounded_schema(value)
         return value
 
 
@@ -100,9 +103,10 @@ def _check_path(spec: PathSpec, ctx: CheckContext) -> list[str]:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return [*problems, f"{spec.path}: does not parse: {first_line}"]
         if spec.json_schema is not None:
-            from jsonschema import Draft202012Validator
+            from ..matching import schema_validator
 
-            errors = sorted(Draft202012Validator(spec.json_schema).iter_errors(data),
+            validator = schema_validator(spec.json_schema, lambda: ctx.remaining(3600.0))
+            errors = sorted(validator.iter_errors(data),
                             key=lambda e: list(e.absolute_path))
             if errors:
                 where = "/".join(str(p) for p in errors[0].absolute_path) or "(document)"

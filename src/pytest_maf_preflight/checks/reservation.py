@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..names import is_anonymous
 from ..options import DEFAULT_AGENT
 from .base import CheckContext, CheckType, Observation
 
@@ -58,7 +59,7 @@ def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
         # read the fallback instead would pass without having seen them.
         blind = (f"the lease store fell back to {mode}, where other agents' leases are not; "
                  "fix the runtime (see the header) or choose this mode explicitly")
-    elif agent_id == DEFAULT_AGENT:
+    elif is_anonymous(agent_id):
         blind = (f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so this agent's "
                  "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
                  "AGENT_NAME or ini maf_agent_id")

@@ -11,6 +11,7 @@ hung check cannot hang the session.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import heapq
@@ -24,8 +25,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..redaction import env_references, is_secret_key, redact_mapping, redact_text
-from .base import CheckContext, CheckFailure, CheckResult, CheckStatus, CheckType, Observation
-from .command import CommandTimeout
+from .base import (
+    CheckContext,
+    CheckFailure,
+    CheckResult,
+    CheckStatus,
+    CheckTimeout,
+    CheckType,
+    Observation,
+)
+from .integration import GroupOrder, cycles, decide
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +96,7 @@ def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
                         "pytest-maf-preflight; the check fails closed")
     try:
         observation = run(check.definition, ctx)
-    except CommandTimeout as exc:
+    except CheckTimeout as exc:
         return _Attempt(CheckStatus.TIMEOUT, None, str(exc))
     except CheckFailure as exc:
         return _Attempt(CheckStatus.FAILED, Observation(False, exc.expected, exc.observed))
@@ -100,6 +109,14 @@ def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
                         f"check type {check.check_type.name!r} returned "
                         f"{type(observation).__name__}, not an Observation")
     return _Attempt(CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation)
+
+
+def _group_cycles(checks: Sequence[PlannedCheck], groups: list[int]
+                  ) -> list[tuple[tuple[str, ...], list[int]]]:
+    """Each cycle among the groups (its path), with the indexes of every group caught in it."""
+    found = cycles({checks[i].check_id: checks[i].members for i in groups})
+    return [(cycle.path, [i for i in groups if checks[i].check_id in cycle.groups])
+            for cycle in found]
 
 
 #: How long queued attempts may wait before the pool starts more workers.
@@ -146,7 +163,8 @@ def run_checks(
     # Groups are decided from their members' results, never run; everything else is queued.
     groups = [i for i, c in enumerate(checks) if c.members]
     ready: list[tuple[float, int]] = [(0.0, i) for i, c in enumerate(checks) if not c.members]
-    by_id = {c.check_id: i for i, c in enumerate(checks) if not c.members}
+    by_id = {c.check_id: i for i, c in enumerate(checks)}
+    order = GroupOrder({checks[i].check_id: checks[i].members for i in groups}, by_id)
     running: dict[int, tuple[int, float]] = {}  # index -> (attempt number, deadline)
     tokens = itertools.count()
 
@@ -204,24 +222,38 @@ def run_checks(
         results[index] = result
         if on_result is not None:
             on_result(result)
-        decide_groups()
+        if not check.members:  # settle decides groups in a loop, not by recursion
+            settle(order.done(check.check_id))
 
-    def decide_groups() -> None:
-        from .integration import decide
+    def decide_group(group: int, attempt: _Attempt) -> None:
+        state = states[group]
+        state.attempts, state.started, state.started_wall = 1, time.monotonic(), time.time()
+        finish(group, attempt)
 
-        for group in list(groups):
-            members = checks[group].members
-            if any(cid in by_id and results[by_id[cid]] is None for cid in members):
+    def settle(freed: list[str]) -> None:
+        """Decide the groups that wait for nothing more, then those their results free: a group
+        may name groups, and a check may be named by many."""
+        pending = collections.deque(freed)
+        while pending:
+            group = by_id[pending.popleft()]
+            if states[group].done:  # on a cycle, failed closed already
                 continue
-            groups.remove(group)
-            state = states[group]
-            state.attempts, state.started, state.started_wall = 1, time.monotonic(), time.time()
             observation = decide({cid: results[by_id[cid]] if cid in by_id else None
-                                  for cid in members})
-            finish(group, _Attempt(CheckStatus.PASSED if observation.passed
-                                   else CheckStatus.FAILED, observation))
+                                  for cid in checks[group].members})
+            decide_group(group, _Attempt(CheckStatus.PASSED if observation.passed
+                                         else CheckStatus.FAILED, observation))
+            pending.extend(order.done(checks[group].check_id))
 
-    decide_groups()  # groups whose members are all unknown are decided at once
+    # Groups on a cycle would wait for each other forever. Loading refuses them; a caller that
+    # did not load configs gets them failed closed (groups naming such a group then fail too).
+    for cycle, on_cycle in _group_cycles(checks, groups):
+        for group in on_cycle:
+            decide_group(group, _Attempt(
+                CheckStatus.ERROR, None, "integration checks name each other in a cycle ("
+                f"{' -> '.join(cycle)}), so this group can never be decided"))
+        for group in on_cycle:
+            settle(order.done(checks[group].check_id))
+    settle(order.free())  # groups naming no active check are decided at once
     while not all(s.done for s in states):
         now = time.monotonic()
         while ready and ready[0][0] <= now and len(running) < max_concurrency:

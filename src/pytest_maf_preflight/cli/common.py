@@ -82,20 +82,32 @@ def environment_name(cli_value: str | None, environ: Mapping[str, str] | None = 
 
 def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, *,
                default: str | None = None) -> str:
-    """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``; none, or an invalid name, is a
-    usage error naming where the value came from."""
+    """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``: the first value set wins. An
+    invalid name is a usage error naming where it came from; so is none, or ``anonymous``
+    (``names.is_anonymous``: the same as none), when there is no ``default``."""
     env = os.environ if environ is None else environ
     for value, source in ((cli_value, "--agent"),
                           (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
                           (env.get("AGENT_NAME"), "AGENT_NAME environment variable")):
         if value:
-            if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
-                raise CliError(f"{source}: {value!r} is not a valid agent name "
-                               f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
-            return value
+            valid_agent_name(value, source)
+            if not names.is_anonymous(value):
+                return value
+            if default is None:
+                raise CliError(f"{source}: {value!r} names no agent (it is the id of a run "
+                               "without one, which holds no leases); give this agent's own name")
+            return default
     if default is not None:
         return default
     raise CliError("no agent: give --agent NAME or set MAF_AGENT_ID (or AGENT_NAME)")
+
+
+def valid_agent_name(value: str, source: str) -> str:
+    """``value`` if it is a valid agent name, else a usage error naming ``source``."""
+    if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
+        raise CliError(f"{source}: {value!r} is not a valid agent name "
+                       f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
+    return value
 
 
 def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSettings:

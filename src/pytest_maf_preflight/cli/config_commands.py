@@ -113,12 +113,16 @@ def _config_summary(config: LoadedConfig) -> dict[str, Any]:
 def run_validate(args: argparse.Namespace) -> int:
     from ..config.errors import ConfigLoadError
     from ..config.migrations import CURRENT_FORMAT
+    from ..config.references import integration_cycles
 
     explicit = bool(args.paths)
     files = _files(list(args.paths) if explicit else [DEFAULT_CONFIG_DIR], explicit)
     loader = _loader(args.env)
     try:
         configs = loader.load_files(files)
+        cycles = integration_cycles(configs, loader.environment)
+        if cycles:
+            raise ConfigLoadError(cycles)
     except ConfigLoadError as exc:
         if args.json:
             print_json({"valid": False, "environment": loader.environment, "files": len(files),

@@ -11,7 +11,8 @@
   [--idle-agent-seconds N]`` force-releases expired leases (and those of agents silent for N
   seconds), whoever holds them.
 
-The agent is ``--agent``, else ``MAF_AGENT_ID``, else ``AGENT_NAME``; none is a usage error.
+The agent is ``--agent``, else ``MAF_AGENT_ID``, else ``AGENT_NAME``; none is a usage error,
+and so is ``anonymous``, the id of a gate run that names no agent (``names.is_anonymous``).
 Patterns are gitignore-style and relative to the repository top level. The runtime is located as
 ``maf-preflight history`` locates it (the current directory is the rootdir;
 ``MAF_RUNTIME_MODE``, ``MAF_DB_PATH``, ``MAF_AGENT_MAIL_ROOT``, or ``--mode``). A lease taken in
@@ -40,6 +41,7 @@ from .common import (
     error_line,
     open_runtime,
     print_json,
+    valid_agent_name,
 )
 
 if TYPE_CHECKING:
@@ -200,7 +202,8 @@ def _table(rows: Sequence[Lease], at: float) -> None:
 # --- commands ------------------------------------------------------------------------------------
 
 def run_list(args: argparse.Namespace) -> int:
-    agent = agent_name(args.agent, {}) if args.agent else None  # validated, no env default
+    # Only a filter, so ``anonymous`` may be asked for: leases granted before it was refused.
+    agent = valid_agent_name(args.agent, "--agent") if args.agent else None
     runtime, skipped = _open(args.mode, writes=False)
     at = time.time()
     with runtime:

@@ -11,11 +11,15 @@ import bisect
 import contextlib
 import dataclasses
 import json
+import os
 import re
+import stat
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .entries import probe, special_kind
 from .errors import ConfigError, PathItem
 from .migrations import snake
 
@@ -92,18 +96,11 @@ def read_document(path: Path, max_bytes: int) -> Document:
     if fmt is None:
         raise DocumentError(ConfigError(str(path), "unsupported file type; expected .json, "
                                                    ".yaml, .yml or .toml"))
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(ConfigError(
-                str(path), f"file is {size:,} bytes; config files are limited to {max_bytes:,} "
-                           "bytes (ini maf_preflight_max_config_bytes)"))
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DocumentError(ConfigError(str(path), f"cannot read file: {exc.strerror}")) from None
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DocumentError(ConfigError(str(path), f"file is UTF-16 text; expected UTF-8 "
-                                                   f"{fmt.upper()}", line=1))
+    raw = _read_bounded(path, max_bytes)
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            raise DocumentError(ConfigError(str(path), f"file is {encoding} text; expected UTF-8 "
+                                                       f"{fmt.upper()}", line=1))
     if b"\x00" in raw:
         raise DocumentError(ConfigError(str(path), "file is binary (contains NUL bytes), "
                                                    f"expected {fmt.upper()} text"))
@@ -125,6 +122,51 @@ def read_document(path: Path, max_bytes: int) -> Document:
             str(path), f"nested more than {MAX_DEPTH} levels deep (below this path); a config "
                        "never needs that", too_deep[:4], document.line_of(too_deep)))
     return document
+
+
+#: Byte order marks of the encodings a config is not in; UTF-32 LE starts with UTF-16 LE's BOM,
+#: so it is tested first.
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+#: Open flags that never block (a FIFO swapped in after ``probe``) and never adopt a terminal.
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+               | getattr(os, "O_BINARY", 0))
+
+
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``max_bytes``; else a located error.
+
+    Checked with ``stat`` before opening (a FIFO would block ``open``), and again on the open
+    file, in case the path was swapped in between.
+    """
+    entry = probe(path)
+    if entry.kind != "file":
+        problem = entry.problem or ("is a directory; expected a config file" if entry.kind == "dir"
+                                    else "no such file")
+        raise DocumentError(ConfigError(str(path), problem))
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise DocumentError(ConfigError(
+                    str(path), f"is {special_kind(info.st_mode)}, not a regular file; expected "
+                               "a config file"))
+            if info.st_size > max_bytes:
+                raise _too_big(path, f"{info.st_size:,}", max_bytes)
+            raw = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise DocumentError(ConfigError(str(path), f"cannot read file: {exc.strerror or exc}")
+                            ) from None
+    if len(raw) > max_bytes:  # it grew after fstat
+        raise _too_big(path, f"more than {max_bytes:,}", max_bytes)
+    return raw
+
+
+def _too_big(path: Path, size: str, max_bytes: int) -> DocumentError:
+    return DocumentError(ConfigError(
+        str(path), f"file is {size} bytes; config files are limited to {max_bytes:,} bytes "
+                   "(ini maf_preflight_max_config_bytes)"))
 
 
 def too_deep_at(data: Any) -> tuple[PathItem, ...] | None:
@@ -185,7 +227,21 @@ def _parse_json(path: Path, text: str) -> Any:
     except RecursionError:
         raise DocumentError(ConfigError(str(path), "invalid JSON: nested too deeply")) from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc}")) from None
+        raise _conversion_error(path, "json", text, exc) from None
+
+
+def _conversion_error(path: Path, fmt: str, text: str, exc: ValueError) -> DocumentError:
+    """A value the parser read but Python refused to convert: above all an integer with more
+    digits than ``sys.get_int_max_str_digits()`` (4300 by default), which no parser catches."""
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if not (limit and "integer string conversion" in str(exc)):
+        return DocumentError(ConfigError(str(path), f"invalid {fmt.upper()}: {exc}"))
+    # One linear pass over digit runs: a pattern with a {4300,} bound would backtrack.
+    line = next((text.count("\n", 0, run.start()) + 1 for run in re.finditer(r"[0-9_]+", text)
+                 if len(run.group()) > limit), None)
+    return DocumentError(ConfigError(
+        str(path), f"invalid {fmt.upper()}: an integer has more than {limit:,} digits; no config "
+                   "value needs that many", line=line))
 
 
 class _JsonLocator:
@@ -294,8 +350,13 @@ def _parse_yaml(path: Path, text: str) -> Any:
         column = f" (column {mark.column + 1})" if mark else ""
         raise DocumentError(ConfigError(str(path), f"invalid YAML: {problem}{column}",
                                         line=mark.line + 1 if mark else None)) from None
-    except yaml.YAMLError as exc:
-        raise DocumentError(ConfigError(str(path), f"invalid YAML: {exc}")) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids, e.g. a control one
+        raise DocumentError(ConfigError(
+            str(path), f"invalid YAML: {exc.reason} ({_codepoint(exc.character)})",
+            line=text.count("\n", 0, exc.position) + 1)) from None
+    except yaml.YAMLError as exc:  # its text spans lines; an error is reported on one
+        raise DocumentError(ConfigError(str(path), "invalid YAML: " + " ".join(str(exc).split()))
+                            ) from None
     except RecursionError:  # the pure-Python composer recurses per nesting level
         raise DocumentError(ConfigError(str(path), "invalid YAML: nested too deeply")) from None
     if node is None:
@@ -308,8 +369,15 @@ def _parse_yaml(path: Path, text: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         raise DocumentError(ConfigError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}",
                                         line=mark.line + 1 if mark else None)) from None
+    except ValueError as exc:  # constructor errors that are not YAMLErrors: huge integers
+        raise _conversion_error(path, "yaml", text, exc) from None
     except RecursionError:
         raise DocumentError(ConfigError(str(path), "invalid YAML: nested too deeply")) from None
+
+
+def _codepoint(character: int | str) -> str:
+    """``U+0001``: how a character that cannot be shown is named."""
+    return f"U+{character if isinstance(character, int) else ord(character[:1] or ' '):04X}"
 
 
 def _check_yaml_nodes(path: Path, root: Any) -> None:
@@ -406,6 +474,8 @@ def _parse_toml(path: Path, text: str) -> Any:
             line=int(match.group(1)) if match else None)) from None
     except RecursionError:  # tomllib recurses per nested array or inline table
         raise DocumentError(ConfigError(str(path), "invalid TOML: nested too deeply")) from None
+    except ValueError as exc:  # not a TOMLDecodeError: huge integers
+        raise _conversion_error(path, "toml", text, exc) from None
 
 
 _TOML_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")

@@ -31,6 +31,8 @@ def format_path(path: Sequence[PathItem]) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part.isprintable() or not part:  # a key such as "\n" stays on one line
+            out += f"[{part!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out or "(document)"

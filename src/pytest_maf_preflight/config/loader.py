@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..checks.base import CheckRegistry, Definition
 from .documents import SUFFIXES, Document, DocumentError, read_document, too_deep_at
+from .entries import probe
 from .errors import ConfigError, ConfigLoadError, PathItem, kind
 from .migrations import MigrationError, migrate
 from .models import BODY_MODELS, PreflightConfig, SmokeTestBody
@@ -61,20 +63,41 @@ def discover(paths: Iterable[Path], required: Sequence[Path] = ()
     """Config files under ``paths``: a directory gives its files (sorted, not recursive).
 
     A path in ``required`` that does not exist is an error; other missing paths (the default
-    directory) simply hold no configs.
+    directory) simply hold no configs. A path that exists but cannot be used (a dangling
+    symlink, a symlink loop, a FIFO, a directory that cannot be listed) is always an error:
+    skipping it would open the gate with fewer checks. In a directory, every entry named like a
+    config (by suffix, not hidden) that is not a subdirectory is returned, whatever it is;
+    ``read_document`` then refuses, by name, what is not a readable regular file.
     """
     files: list[Path] = []
     errors: list[ConfigError] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir()
-                                if p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
-                                and p.is_file()))
-        elif path.is_file():
+        entry = probe(path)
+        if entry.kind == "dir":
+            listed, error = _listing(path)
+            files.extend(listed)
+            errors.extend(error)
+        elif entry.kind == "file":
             files.append(path)
+        elif entry.kind == "unusable":
+            errors.append(ConfigError(str(path), entry.problem))
         elif path in required:
             errors.append(ConfigError(str(path), "no such file or directory"))
     return list(dict.fromkeys(files)), errors
+
+
+def _listing(directory: Path) -> tuple[list[Path], list[ConfigError]]:
+    """The config-like entries of ``directory``, or the error that it cannot be listed."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(e.name for e in entries)
+    except OSError as exc:
+        return [], [ConfigError(str(directory),
+                                f"cannot list the directory: {exc.strerror or exc}")]
+    candidates = [directory / name for name in names
+                  if Path(name).suffix.lower() in SUFFIXES and not name.startswith(".")]
+    # Subdirectories are not walked (a place for archived configs, say); all else is read.
+    return [p for p in candidates if probe(p).kind != "dir"], []
 
 
 def is_config_list(data: Any) -> bool:
@@ -156,7 +179,7 @@ class ConfigLoader:
         try:
             migrated, source_format = migrate(entry)
         except MigrationError as exc:
-            return None, [self._error(document, (*prefix, "schema_version"), str(exc))]
+            return None, [self._error(document, (*prefix, *exc.path), str(exc))]
 
         def located(path: tuple[PathItem, ...], message: str) -> ConfigError:
             # A path in the migrated document may not exist in the original spelling; the
@@ -298,16 +321,22 @@ def _pydantic_errors(exc: ValidationError, prefix: tuple[PathItem, ...], located
 
 
 def _duplicates(configs: list[LoadedConfig]) -> list[ConfigError]:
+    """Ids defined twice, or twice but for case: ids become file names (``<id>.json``), and on a
+    case-insensitive file system ``Dup`` and ``dup`` are one file."""
     first: dict[str, LoadedConfig] = {}
     errors = []
     for config in configs:
-        earlier = first.get(config.id)
+        earlier = first.get(config.id.casefold())
         if earlier is None:
-            first[config.id] = config
+            first[config.id.casefold()] = config
             continue
         line = earlier.id_line or earlier.line
         where = f"{earlier.file}" + (f":{line}" if line else "")
-        errors.append(ConfigError(str(config.file), f"duplicate id {config.id!r}; first defined "
-                                  f"in {where}", (*config.path, "id"),
+        if earlier.id == config.id:
+            message = f"duplicate id {config.id!r}; first defined in {where}"
+        else:
+            message = (f"id {config.id!r} differs only in case from {earlier.id!r}, defined in "
+                       f"{where}; ids become file names, so they must differ in more than case")
+        errors.append(ConfigError(str(config.file), message, (*config.path, "id"),
                                   config.id_line or config.line))
     return errors

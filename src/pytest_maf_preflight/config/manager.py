@@ -99,7 +99,8 @@ class PreflightConfigManager:
         return target
 
     def _defined_elsewhere(self, config_id: str, target: Path) -> str | None:
-        """``file:line`` of a config with this id in a file other than ``target``, or None."""
+        """``file:line`` of a config with this id (in any case) in a file other than
+        ``target``, or None."""
         files, _ = discover([self.directory, *self.extra_paths])
         loader = self._loader(None)
         for file in files:
@@ -107,9 +108,11 @@ class PreflightConfigManager:
                 continue
             configs, _ = loader.load_file(file)  # a broken file cannot hold a loadable id
             for config in configs:
-                if config.id == config_id:
+                # Ids differing only in case would be one file on some file systems.
+                if config.id.casefold() == config_id.casefold():
                     line = config.id_line or config.line
-                    return f"{file}:{line}" if line else str(file)
+                    where = f"{file}:{line}" if line else str(file)
+                    return where if config.id == config_id else f"{where} (as {config.id!r})"
         return None
 
     def delete(self, config_id: str) -> bool:

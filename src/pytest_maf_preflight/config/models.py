@@ -8,7 +8,6 @@ because camelCase documents are migrated to snake_case before validation (see ``
 from __future__ import annotations
 
 import enum
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -33,11 +32,10 @@ class Strict(BaseModel):
 
 
 def compile_regex(value: str) -> str:
-    try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    return value
+    """A config's regex, refused at load unless it compiles in the dialect it is matched in."""
+    from ..matching import validate
+
+    return validate(value)
 
 
 Regex = Annotated[str, Field(json_schema_extra={"format": "regex"})]
@@ -106,7 +104,7 @@ class ReservationParameters(Strict):
     exclusive_write_access: bool | None = Field(
         default=None, description="Original format: require exclusive leases (strict mode)")
     max_concurrent_readers: int | None = Field(
-        default=None, ge=1, description="Most agents holding shared leases on one pattern")
+        default=None, ge=1, description="Most agents holding overlapping shared reservations")
     stale_lock_globs: list[str] = Field(default_factory=list)
 
 
@@ -152,6 +150,24 @@ class EscalationTarget(Strict):
         if url is not None and "${ENV:" not in url and urlsplit(url).password:
             raise ValueError("the url carries a password; put it in an environment variable "
                              "and write ${ENV:NAME}, or use token_env")
+        return url
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        # Every channel with a url (webhook, agent_mail) speaks HTTP; anything else could only
+        # fail at the first escalation, long after the config was accepted. A scheme that
+        # comes from ${ENV:...} is known at delivery only, and is checked there.
+        from urllib.parse import urlsplit
+
+        if url is None:
+            return url
+        literal = url.split("${", 1)[0]
+        scheme, colon, _ = literal.partition(":")
+        if (colon and scheme.lower() not in ("http", "https")) or (not colon and literal == url):
+            raise ValueError(f"the url {url!r} is not an http:// or https:// URL")
+        if literal == url and not urlsplit(url).hostname:
+            raise ValueError(f"the url {url!r} names no host")
         return url
     argv: list[str] | None = None
     project: str | None = None

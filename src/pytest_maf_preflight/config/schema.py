@@ -88,14 +88,19 @@ class SchemaValidator:
     def __init__(self, registry: CheckRegistry) -> None:
         from jsonschema import Draft202012Validator, FormatChecker
 
+        from ..matching import is_regex
+
+        # "regex" in the configs' own dialect (see ``matching``), not ``re``'s.
+        formats = FormatChecker(formats=())
+        formats.checks("regex", raises=ValueError)(is_regex)
         self.schema = build_schema(registry)
         entry = {"$ref": "#/$defs/PreflightConfig", "$defs": self.schema["$defs"]}
-        self._entry = Draft202012Validator(entry, format_checker=FormatChecker(formats=["regex"]))
+        self._entry = Draft202012Validator(entry, format_checker=formats)
         body_defs = self.schema["$defs"]
         self._bodies = {
             config_type: Draft202012Validator(
                 {"$ref": _REF.format(model=BODY_MODELS[config_type].__name__), "$defs": body_defs},
-                format_checker=FormatChecker(formats=["regex"]))
+                format_checker=formats)
             for config_type in CONFIG_TYPES
         }
 

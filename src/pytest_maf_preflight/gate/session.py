@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from ..checks.builtin import builtin_registry
 from ..checks.runner import PlannedCheck, run_checks
 from ..config.errors import ConfigError, ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
+from ..config.references import integration_cycles
 from ..exitcodes import MafExitCode
+from ..processes import groups
 from ..redaction import is_secret_key
 from ..runtime.base import RuntimeStateError, RuntimeUnavailable
 from ..runtime.factory import OpenedRuntime, open_chain
@@ -68,6 +71,8 @@ class PreflightGate:
         self.loaded: list[LoadedConfig] = []
         self.smoke_failures: list[str] = []
         self.smoke_ids: list[str] = []
+        #: While items are being selected: ids of the smoke tests that will be put back.
+        self.put_back: set[int] = set()
         self.config_decision: GateDecision | None = None
         self.decision: GateDecision | None = None
         self.ran = False
@@ -250,8 +255,10 @@ class PreflightGate:
                 self.hook_errors.append(
                     f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}")
 
-        results = run_checks(self.planned, ctx, self.settings.max_concurrency,
-                             on_result=observe)
+        # Ctrl-C or SIGTERM while checks run must not leave their commands running.
+        with groups.killed_when_interrupted():
+            results = run_checks(self.planned, ctx, self.settings.max_concurrency,
+                                 on_result=observe)
         self.results = {r.check_id: r for r in results}
         self._decide()
         self.config_decision = self.decision
@@ -323,7 +330,11 @@ class PreflightGate:
         checks, the gate runs in full whatever else is selected.
         """
         smoke_before = [i for i in items if _is_smoke(i)]
-        result = yield
+        self.put_back = {id(i) for i in smoke_before}
+        try:
+            result = yield
+        finally:
+            self.put_back = set()
         present = {id(i) for i in items}
         items.extend(i for i in smoke_before if id(i) not in present)
         checks = [i for i in items if isinstance(i, PreflightCheckItem)]
@@ -350,6 +361,17 @@ class PreflightGate:
                     "queue a smoke test behind a test that waits for it; use --dist load "
                     "(the default of -n), worksteal or each")
         return result
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> Any:
+        """Smoke tests that -k, -m, --lf or --deselect remove are put back and run (see
+        above): left in a deselection report, they would count as both run and deselected,
+        and pytest's counts would not add up to what it collected."""
+        if self.put_back and isinstance(items, list):
+            # Filtered in place: a wrapper cannot hand the other implementations (the terminal
+            # reporter) different arguments. Callers pass a list of their own (pytest's all do).
+            items[:] = [i for i in items if id(i) not in self.put_back]
+        return (yield)
 
     # --- running tests --------------------------------------------------------------------
 
@@ -497,6 +519,14 @@ class PreflightGate:
                 self.hook_errors.append(f"cannot write the report to "
                                         f"{self.settings.report_path}: {exc.strerror or exc}")
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Attempts abandoned at their deadline (or left queued by an interrupt) run on daemon
+        # threads that may never get to kill their command: whatever still runs goes with the
+        # session. Later commands of this process may run again (the next in-process session);
+        # at interpreter exit none may (see processes.groups).
+        groups.kill_all()
+        groups.resume()
+
     def report(self, exit_code: int) -> dict[str, Any]:
         decision = self.decision
         return {
@@ -577,6 +607,7 @@ def load_configs(config: pytest.Config, settings: Settings
     loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
     loaded = loader.load_files(files)
     errors = _escalation_references(loaded, settings.default_escalation, config.inipath)
+    errors += integration_cycles(loaded, settings.environment)
     if errors:
         raise ConfigLoadError(errors)
     return registry, loaded

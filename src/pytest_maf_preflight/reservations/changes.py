@@ -9,15 +9,15 @@ killed. The caller's environment is otherwise kept on purpose: inside a pre-comm
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePath
 from typing import Literal
+
+from ..processes.run import ProcessTimeout, run_process
 
 #: Arguments before every git subcommand. ``status.renames``: ``git status`` reports staged
 #: renames as pairs even where a user's config turned rename detection off.
@@ -74,38 +74,22 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
 def _run_git(args: Sequence[str], cwd: Path, deadline: _Deadline
              ) -> subprocess.CompletedProcess[bytes]:
     argv = ["git", *_GIT_OPTIONS, *args]
     try:
-        # Own session, so a timeout also kills whatever git started (an fsmonitor hook, say).
-        proc = subprocess.Popen(argv, cwd=cwd, env=_git_env(), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        # Its own process group, killed at the deadline with whatever git started (an
+        # fsmonitor hook, say). All of the output is kept: it is the list of changed files.
+        done = run_process(argv, deadline=time.monotonic() + deadline.remaining(), cwd=cwd,
+                           env=_git_env(), keep=None)
     except FileNotFoundError:
         raise ChangeDetectionError("git not found on PATH") from None
-    except OSError as exc:
-        raise ChangeDetectionError(f"cannot run git in {str(cwd)!r}: {exc.strerror}") from None
-    try:
-        out, err = proc.communicate(timeout=deadline.remaining())
-    except subprocess.TimeoutExpired:
-        _kill(proc)
-        # Bounded: a grandchild that left the group may still hold the pipes open.
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=5.0)
+    except ProcessTimeout:
         raise ChangeDetectionError(f"git {args[0]} did not finish within {deadline.timeout:g} s;"
                                    " killed") from None
-    finally:
-        if proc.poll() is None:  # interrupted
-            _kill(proc)
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    except OSError as exc:
+        raise ChangeDetectionError(f"cannot run git in {str(cwd)!r}: {exc.strerror}") from None
+    return subprocess.CompletedProcess(argv, done.returncode, done.stdout.head, done.stderr.head)
 
 
 def _first_line(data: bytes) -> str:

@@ -100,7 +100,23 @@ def path_conflicts(agent_id: str, paths: Iterable[str], holdings: Sequence[Holdi
 
 
 def holding_conflicts(holdings: Sequence[Holding]) -> list[Conflict]:
-    """Pairs of reservations of different agents that conflict with each other.
+    """Pairs of reservations of different agents that conflict with each other."""
+    found: list[Conflict] = []
+    for a, b in _candidate_pairs(holdings):
+        first, second = holdings[a], holdings[b]
+        if first.agent == second.agent or not (first.exclusive or second.exclusive):
+            continue
+        if _overlap(first, second):
+            found.append(Conflict("lease_overlap", None, first, second))
+    return found
+
+
+def _overlap(first: Holding, second: Holding) -> bool:
+    return patterns_overlap(first.pattern, second.pattern, first.dialect, second.dialect)
+
+
+def _candidate_pairs(holdings: Sequence[Holding]) -> list[tuple[int, int]]:
+    """The index pairs ``(a, b)``, ``a < b``, whose patterns may overlap, in order.
 
     Two patterns can only overlap when the literal directories they start with agree (one
     list a prefix of the other), so pairs are drawn within one top directory, and patterns with
@@ -119,14 +135,7 @@ def holding_conflicts(holdings: Sequence[Holding]) -> list[Conflict]:
         pairs.update((a, b) for n, a in enumerate(group) for b in group[n + 1:]
                      if _prefixes_agree(prefixes[a], prefixes[b]))
     pairs.update((min(a, b), max(a, b)) for a in wild for b in range(len(holdings)) if a != b)
-    found: list[Conflict] = []
-    for a, b in sorted(pairs):
-        first, second = holdings[a], holdings[b]
-        if first.agent == second.agent or not (first.exclusive or second.exclusive):
-            continue
-        if patterns_overlap(first.pattern, second.pattern, first.dialect, second.dialect):
-            found.append(Conflict("lease_overlap", None, first, second))
-    return found
+    return sorted(pairs)
 
 
 def _prefixes_agree(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
@@ -135,15 +144,31 @@ def _prefixes_agree(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
 
 
 def reader_counts(holdings: Sequence[Holding], limit: int) -> list[Conflict]:
-    """Patterns held shared by more than ``limit`` agents (``max_concurrent_readers``)."""
-    readers: dict[str, set[str]] = {}
-    for holding in holdings:
-        if not holding.exclusive:
-            readers.setdefault(holding.pattern, set()).add(holding.agent)
+    """Shared reservations with more than ``limit`` readers (``max_concurrent_readers``).
+
+    The readers of a shared reservation are the distinct agents holding a shared reservation
+    whose pattern overlaps its pattern, its own holder included: ``docs/**``, ``docs/*.md`` and
+    ``docs/x.md`` held by three agents give each of them three readers, whatever the pattern
+    strings. Overlap is taken pairwise, so ``src/**`` shared with the holders of ``src/a/**``
+    and ``src/b/**`` has three readers although no single file has more than two: the count
+    errs towards a conflict. One finding per pattern, naming its readers.
+    """
+    shared = [h for h in holdings if not h.exclusive]
+    readers = [{h.agent} for h in shared]
+    for a, b in _candidate_pairs(shared):
+        first, second = shared[a], shared[b]
+        if second.agent in readers[a] and first.agent in readers[b]:
+            continue  # nothing to learn (also: the same agent twice)
+        if _overlap(first, second):
+            readers[a].add(second.agent)
+            readers[b].add(first.agent)
+    by_pattern: dict[str, set[str]] = {}
+    for holding, agents in zip(shared, readers, strict=True):
+        by_pattern.setdefault(holding.pattern, set()).update(agents)
     return [Conflict("too_many_readers", pattern,
-                     detail=f"{len(agents)} agents hold shared leases ({', '.join(sorted(agents))})"
-                     f"; at most {limit} allowed")
-            for pattern, agents in sorted(readers.items()) if len(agents) > limit]
+                     detail=f"{len(agents)} agents hold shared reservations overlapping it "
+                            f"({', '.join(sorted(agents))}); at most {limit} allowed")
+            for pattern, agents in sorted(by_pattern.items()) if len(agents) > limit]
 
 
 def concurrent_changes(agent_id: str, own: Iterable[str],

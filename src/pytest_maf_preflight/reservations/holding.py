@@ -82,9 +82,10 @@ class MafReservations:
         """Acquire leases on ``patterns`` (all or none); raise ReservationConflictError."""
         if not patterns:
             raise ValueError("name at least one path or pattern to reserve")
+        from ..names import is_anonymous
         from ..options import DEFAULT_AGENT
 
-        if self.agent_id == DEFAULT_AGENT:
+        if is_anonymous(self.agent_id):
             raise ValueError(f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so "
                              "the lease would be nobody's; set --maf-agent-id, MAF_AGENT_ID, "
                              "AGENT_NAME or ini maf_agent_id")

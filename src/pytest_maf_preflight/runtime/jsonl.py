@@ -24,8 +24,11 @@ a bundle carry a ``"bundle"`` token and count only once a session line with that
 exists, so a writer killed half-way leaves no partial session, and at most one truncated
 trailing line, which the next writer ends with a line break before appending. Readers skip
 broken lines, collect them in ``problems`` (file and line number) and log them on the
-``pytest_maf_preflight.runtime`` logger; the rest is kept. The same id written again is
-ignored (the first line wins), so retries and imports are idempotent.
+``pytest_maf_preflight.runtime`` logger; the rest is kept. A line is broken when it is not
+what a writer would write: not UTF-8, not JSON, NaN or a number out of range, nested more than
+``MAX_LINE_DEPTH`` levels, a lone surrogate in a string, or not a record of the file's kind.
+The same id written again is ignored (the first line wins), so retries and imports are
+idempotent.
 
 Leases are live state, so for them the *last* line of an id wins. Every lease operation reads
 the log and appends under the file lock, which makes acquire atomic across processes. The
@@ -45,7 +48,9 @@ import dataclasses
 import functools
 import json
 import logging
+import math
 import os
+import re
 import threading
 import types
 import typing
@@ -120,6 +125,13 @@ AGENTS_COMPACT_LINES = 1000
 LEASES_COMPACT_LINES = 1000
 #: Likewise for the escalation log (the last line of every escalation, closed ones too).
 ESCALATIONS_COMPACT_LINES = 1000
+#: Deepest nesting of objects and arrays in a line. What the plugin writes stays far below it
+#: (a config snapshot is at most ``config.documents.MAX_DEPTH`` deep, two levels below the
+#: line), and everything that later walks a record (redaction, JSON output, a copy to another
+#: mode) recurses once per level, so a deeper line is broken, and is never written.
+MAX_LINE_DEPTH = 128
+#: An escaped surrogate half: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
          "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
@@ -189,12 +201,73 @@ def _decode(cls: type[R], data: Any) -> R:
 
 
 def _line(kind: str, **fields: Any) -> bytes:
+    line = {"kind": kind, "v": FORMAT_VERSION, **fields}
     try:
-        text = json.dumps({"kind": kind, "v": FORMAT_VERSION, **fields},
-                          ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = json.dumps(line, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        data = text.encode("utf-8")  # a lone surrogate fails here, as readers would refuse it
+    except RecursionError:
+        text = ""
     except (TypeError, ValueError) as exc:
         raise RuntimeStateError(f"a {kind} record is not JSON-serialisable: {exc}") from exc
-    return text.encode("utf-8") + b"\n"
+    if not text or _too_deep(text, line):
+        raise RuntimeStateError(f"a {kind} record is nested more than {MAX_LINE_DEPTH} levels "
+                                "deep, which readers skip as broken")
+    return data + b"\n"
+
+
+#: What ``_load_line`` notes when the parser itself ran out of recursion.
+_TOO_DEEP = object()
+
+
+def _load_line(raw: bytes) -> Any:
+    """The JSON value of one line; ``_BadLine`` for anything no writer of this format writes."""
+    try:
+        text = raw.decode("utf-8")  # strict: also refuses UTF-8-encoded surrogates
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not valid JSON (not UTF-8 at byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except RecursionError:
+        data = _TOO_DEEP
+    except ValueError as exc:  # also NaN, 1e999, an integer of more digits than Python reads
+        raise _BadLine(f"not valid JSON ({exc})") from None
+    if data is _TOO_DEEP or _too_deep(text, data):
+        raise _BadLine(f"nested more than {MAX_LINE_DEPTH} levels deep")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _BadLine("a string holds a lone surrogate (not text)") from None
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _too_deep(text: str, data: Any) -> bool:
+    """Whether ``data`` (parsed from or dumped to ``text``) nests more than ``MAX_LINE_DEPTH``
+    levels; a walk without recursion, and only when ``text`` has enough brackets to be."""
+    if text.count("{") + text.count("[") <= MAX_LINE_DEPTH:
+        return False
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = value.values()
+        elif not isinstance(value, (list, tuple)):
+            continue
+        if depth == MAX_LINE_DEPTH:
+            return True
+        stack.extend((item, depth + 1) for item in value)
+    return False
 
 
 @dataclasses.dataclass
@@ -398,9 +471,9 @@ class JsonRuntime(RuntimeState):
         if not raw.strip():
             return None
         try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._problem(tail, tail.line_no, f"not valid JSON ({exc}); {len(raw)} bytes")
+            data = _load_line(raw)
+        except _BadLine as exc:
+            self._problem(tail, tail.line_no, f"{exc}; {len(raw)} bytes")
             return None
         if not isinstance(data, dict):
             self._problem(tail, tail.line_no, "not a JSON object")

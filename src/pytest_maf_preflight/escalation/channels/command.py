@@ -1,29 +1,26 @@
 """The ``command`` channel: run the target's ``argv`` (no shell) with the message JSON on stdin.
 
 Exit status 0 is delivered. The command runs in its own process group, so on timeout the whole
-group is killed and nothing it started keeps the pipes (and us) waiting. It sees the
+group is killed. Its exit decides: output is read for a short grace after it, so nothing it left
+in the background keeps the pipes (and us) waiting; what it left running is not killed. It sees the
 environment the delivery was given, plus ``MAF_ESCALATION_ID``, ``MAF_ESCALATION_LEVEL`` and
 ``MAF_ESCALATION_KIND``. Output kept in records is short and has secrets removed.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import subprocess
+import time
 from collections.abc import Callable, Mapping
 
 from ...config.models import EscalationTarget
+from ...processes.run import Output, ProcessTimeout, run_process
 from ...redaction import redact_text
 from ...runtime.records import DeliveryRecord
 from .notice import Notice, attempt_record, environ_secrets
 
 DEFAULT_TIMEOUT = 30.0
 _SHOWN_OUTPUT = 500
-#: After a kill, how long to wait for the pipes to close before giving up on them.
-_REAP_SECONDS = 5.0
 
 
 def deliver_command(notice: Notice, target: EscalationTarget, *, environ: Mapping[str, str],
@@ -42,17 +39,16 @@ def deliver_command(notice: Notice, target: EscalationTarget, *, environ: Mappin
            "MAF_ESCALATION_LEVEL": str(notice.level), "MAF_ESCALATION_KIND": notice.kind}
     stdin = json.dumps(notice.message).encode()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env, start_new_session=True)
+        # A notifier may hand the message to a background job of its own: leave it running.
+        proc = run_process(argv, deadline=time.monotonic() + timeout, env=env, stdin=stdin,
+                           keep=_SHOWN_OUTPUT, kill_on_exit=False)
+    except ProcessTimeout:
+        return record("failed", f"{argv[0]!r} did not exit within {timeout:g}s (killed)",
+                      {"argv0": argv[0]})
     except OSError as exc:
         return record("failed", redact_text(f"cannot run {argv[0]!r}: {exc.strerror or exc}",
                                             secrets))
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return record("failed", f"{argv[0]!r} did not exit within {timeout:g}s (killed)",
-                      {"argv0": argv[0]})
+    out, err = proc.stdout, proc.stderr
     response: dict[str, object] = {
         "argv0": argv[0], "returncode": proc.returncode,
         "stdout": _tail(out, secrets), "stderr": _tail(err, secrets)}
@@ -63,20 +59,7 @@ def deliver_command(notice: Notice, target: EscalationTarget, *, environ: Mappin
                   + (f": {said}" if said else ""), response)
 
 
-def _tail(data: bytes | None, secrets: list[str]) -> str:
-    text = (data or b"").decode("utf-8", "replace").strip()
+def _tail(output: Output, secrets: list[str]) -> str:
+    # The end: what a failing notifier says last is what explains it.
+    text = (output.head + output.tail)[-_SHOWN_OUTPUT:].decode("utf-8", "replace").strip()
     return redact_text(text[-_SHOWN_OUTPUT:], secrets)
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    killpg = getattr(os, "killpg", None)
-    with contextlib.suppress(OSError):
-        if killpg is not None:
-            killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.communicate(timeout=_REAP_SECONDS)
-    if proc.poll() is None:  # pragma: no cover - only when the kill itself failed
-        proc.kill()
-        proc.wait()

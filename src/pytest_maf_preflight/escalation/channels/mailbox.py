@@ -2,9 +2,10 @@
 ``<mail_root>/mailboxes/<target>/inbox/<timestamp>-<message id>.json``.
 
 The target name becomes a directory name, so it must be a plain name (``NAME_PATTERN``), and
-the inbox must resolve inside the mailbox tree: a symlinked mailbox or inbox that leads
-elsewhere is refused, before any directory is created and again just before writing. Files are
-written with ``write_atomic``, so a reader polling the inbox never sees half a message.
+the inbox must resolve inside the mailbox tree (``<mail_root>/mailboxes``): a symlinked
+``mailboxes``, mailbox or inbox that leads elsewhere is refused, before any directory is
+created and again just before writing. Files are written with ``write_atomic``, so a reader
+polling the inbox never sees half a message.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def mailbox_dir(mail_root: Path, target: str) -> Path:
     ``ValueError``) when an existing symlink on the way leads out of the mailbox tree.
     """
     check_target_name(target)
-    root = (mail_root / MAILBOXES).resolve()
+    # ``mailboxes`` itself is not resolved: when it is a symlink, resolving it would move the
+    # tree to wherever it points and everything below would count as inside.
+    root = mail_root.resolve() / MAILBOXES
     inbox = root / target / INBOX
     resolved = inbox.resolve()
     if not resolved.is_relative_to(root):
