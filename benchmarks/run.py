@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import reservations  # noqa: E402 - beside this script, which Python puts on sys.path
 import runtime_stores  # noqa: E402 - likewise
+import store_location  # noqa: E402 - likewise
 from timing import interleave, median_ms  # noqa: E402 - likewise
 
 
@@ -184,14 +185,34 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
                 started_at=time.time(), gate_open=True, exit_code=0, results=results,
                 smoke=(), loaded=loaded, details={}))
 
-        samples = interleave({"gate": gate, "gate_and_record": gate_and_record}, runs)
+        def gate_messages_and_record() -> None:
+            # As the plugin runs it: PREFLIGHT_CHECK/RESULT written while the gate runs.
+            from pytest_maf_preflight.gate.messaging import GateMessages
+
+            messages = GateMessages(runtime, agent_id="bench", session_id=new_id())
+            results = run_checks(planned, ctx, max_concurrency=50,
+                                 on_result=lambda _: messages.poll(), on_start=messages.started)
+            messages.finished(results)
+            bundle = build_bundle(
+                agent_id="bench", environment="development", runtime_mode="sqlite",
+                started_at=time.time(), gate_open=True, exit_code=0, results=results,
+                smoke=(), loaded=loaded, details={}, session_id=messages.session_id,
+                execution_ids=messages.execution_ids, conflicts=messages.conflicts,
+                messages=())
+            runtime.record_session(messages.carry(bundle, runtime))
+
+        samples = interleave({"gate": gate, "gate_and_record": gate_and_record,
+                              "gate_messages_and_record": gate_messages_and_record}, runs)
         runtime.close()
     write_s = statistics.median(write_samples)
     gate_ms = median_ms(samples["gate"])
     recorded_ms = median_ms(samples["gate_and_record"])
+    messages_ms = median_ms(samples["gate_messages_and_record"])
     return {"executions": count, "rows_per_second": count / write_s, "write_ms": write_s * 1000,
             "gate_ms": gate_ms, "gate_and_record_ms": recorded_ms,
-            "record_ratio": recorded_ms / gate_ms}
+            "record_ratio": recorded_ms / gate_ms,
+            "gate_messages_and_record_ms": messages_ms,
+            "messages_over_record": messages_ms / recorded_ms}
 
 
 def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, float]:
@@ -274,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         "leases_many": reservations.bench_many(args.quick),
         "leases_small": reservations.bench_small(args.quick),
         "runtime_stores": runtime_stores.bench(args.quick),
+        "store_location": store_location.bench(args.quick),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -297,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
           "  (target >= 20,000 rows/s)")
     print(f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
           f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}")
+    print(f"  ... with protocol messages written as the gate runs: "
+          f"{rec['gate_messages_and_record_ms']:.2f} ms, ratio to recording alone "
+          f"{rec['messages_over_record']:.2f}")
     net = figures["api_gate"]
     print(f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
           f"{net['delay_ms']:.0f} ms")
@@ -318,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
           f"{small['naive_over_index']:.1f}")
     for line in runtime_stores.report(figures["runtime_stores"]):
+        print(line)
+    for line in store_location.report(figures["store_location"]):
         print(line)
     return 0
 

@@ -3,7 +3,8 @@ a thread), shaped like mcp_agent_mail's Streamable HTTP endpoint.
 
 ``mode`` picks a behaviour: ``json`` or ``sse`` answers, ``redirect`` (``/mcp`` -> ``/mcp/``),
 ``redirect_away`` (to another host), ``rpc_error``, ``http500`` or ``hang`` for
-``resources/read``. ``contents`` replaces the resource contents; ``auth`` is the Authorization
+``resources/read``. ``contents`` replaces the resource contents; ``projects`` serves each
+project slug its own reservations; ``auth`` is the Authorization
 header the server accepts. Tools: ``echo`` answers with its arguments, ``fail`` reports
 ``isError``, ``send_message`` (mcp_agent_mail's) records each call in ``sent`` (its arguments
 and the Authorization header) and answers like mcp_agent_mail, or reports ``isError`` in mode
@@ -37,6 +38,8 @@ class McpServer(ThreadingHTTPServer):
     daemon_threads = True
     mode = "json"
     contents: Any = None
+    #: Reservations by project slug; ``None`` serves ``RESERVATIONS`` for every project.
+    projects: dict[str, list[dict[str, Any]]] | None = None
     auth = f"Bearer {TOKEN}"
     release = threading.Event()
 
@@ -119,8 +122,13 @@ class McpHandler(BaseHTTPRequestHandler):
             server.release.wait(10)
         else:
             uri = message["params"]["uri"]
+            reservations = RESERVATIONS
+            if server.projects is not None:
+                # Like the server: each project's own reservations, none for another project.
+                slug = uri.removeprefix("resource://file_reservations/").split("?", 1)[0]
+                reservations = server.projects.get(slug, [])
             contents = server.contents if server.contents is not None else [
-                {"uri": uri, "mimeType": "application/json", "text": json.dumps(RESERVATIONS)}]
+                {"uri": uri, "mimeType": "application/json", "text": json.dumps(reservations)}]
             self._reply(message, {"contents": contents})
 
     def _call_tool(self, message: dict[str, Any]) -> None:

@@ -57,7 +57,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def store(root: Path) -> SqliteRuntime:
-    return SqliteRuntime(root / ".maf" / "runtime.db")
+    """The default store: shared by the repository's worktrees, under its common dir."""
+    return SqliteRuntime(root / ".git" / "maf-preflight" / "runtime.db")
 
 
 def lease_for_agent_b(capsys: pytest.CaptureFixture[str], *patterns: str) -> None:

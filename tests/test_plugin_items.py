@@ -161,8 +161,8 @@ config:
 """)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-v")
     result.stdout.fnmatch_lines([
-        "maf-preflight: agent anonymous, environment development, runtime sqlite, "
-        "1 check from 1 config file",
+        "maf-preflight: agent anonymous, environment development, runtime sqlite (rootdir "
+        ".maf, not a git repository), 1 check from 1 config file",
         "*collected 1 item",
         "",
         ".maf/preflight-configs/on.json::on PASSED*",

@@ -32,8 +32,8 @@ def test_header_names_agent_and_environment(pytester: pytest.Pytester,
                                 "--maf-agent-id", "claude-1", "--maf-env", "ci")
     result.stdout.fnmatch_lines([
         "platform *",
-        "maf-preflight: agent claude-1, environment ci, runtime sqlite, "
-        "2 checks from 2 config files",
+        "maf-preflight: agent claude-1, environment ci, runtime sqlite (rootdir .maf, not a "
+        "git repository), 2 checks from 2 config files",
         "rootdir: *",
     ])
 
@@ -104,8 +104,8 @@ def test_environment_selects_the_override(pytester: pytest.Pytester, write_confi
     write_config("cmd.json", command_config("cmd", ["true"], **ENV_OVERRIDE))
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", *args)
     result.stdout.fnmatch_lines([
-        "maf-preflight: agent anonymous, environment ci, runtime sqlite, "
-        "1 check from 1 config file",
+        "maf-preflight: agent anonymous, environment ci, runtime sqlite (rootdir .maf, not a "
+        "git repository), 1 check from 1 config file",
         "FAILED           cmd  * ms",
     ])
     assert result.ret == 10

@@ -64,7 +64,8 @@ def test_a_session_and_every_execution_land_in_sqlite(project: pytest.Pytester) 
     result = gate(project, "--maf-agent-id=a-1")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["maf-preflight: agent a-1, environment development, "
-                                 "runtime sqlite, 2 checks*",
+                                 "runtime sqlite (rootdir .maf, not a git repository), "
+                                 "2 checks*",
                                  "*recorded 3 execution(s) in sqlite*runtime.db*"])
     db = project.path / ".maf" / "runtime.db"
     sessions = rows(db, "select agent_id, status, exit_code from preflight_sessions")
@@ -72,10 +73,13 @@ def test_a_session_and_every_execution_land_in_sqlite(project: pytest.Pytester) 
     executions = sorted(rows(db, "select config_id, kind, status from preflight_executions"))
     assert executions == [("has-path", "check", "passed"), ("needs-var", "check", "failed"),
                           ("test_app.py::test_smoke", "smoke", "passed")]
-    # one PREFLIGHT_RESULT per execution, correlated with the session; snapshots; heartbeat
-    messages = rows(db, "select type, correlation_id from messages")
+    # a PREFLIGHT_CHECK per check and a PREFLIGHT_RESULT per execution (the smoke test's
+    # too), correlated with the session; snapshots; heartbeat
+    messages = rows(db, "select type, correlation_id from messages order by created_at, id")
     session_id = rows(db, "select id from preflight_sessions")[0][0]
-    assert messages == [("PREFLIGHT_RESULT", session_id)] * 3
+    assert sorted(messages) == sorted([("PREFLIGHT_CHECK", session_id)] * 2
+                                      + [("PREFLIGHT_RESULT", session_id)] * 3)
+    assert [m[0] for m in messages][-1] == "PREFLIGHT_RESULT"
     assert sorted(r[0] for r in rows(db, "select config_id from preflight_configs")) == [
         "has-path", "needs-var"]
     assert rows(db, "select id from agents") == [("a-1",)]

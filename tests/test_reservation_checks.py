@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES
+from helpers_git import LOCK_VALIDATION, git
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 QUIET = ("-W", "ignore::pytest.PytestWarning")
@@ -22,11 +23,6 @@ TESTS = textwrap.dedent("""
     def test_ordinary():
         pass
 """)
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout
 
 
 @pytest.fixture
@@ -51,8 +47,13 @@ def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
     return root
 
 
+def shared_db(root: Path) -> Path:
+    """The default store: shared by the repository's worktrees, under its common dir."""
+    return root / ".git" / "maf-preflight" / "runtime.db"
+
+
 def store(root: Path) -> SqliteRuntime:
-    return SqliteRuntime(root / ".maf" / "runtime.db")
+    return SqliteRuntime(shared_db(root))
 
 
 def gate(pytester: pytest.Pytester, *args: str, agent: str = "agent-a") -> pytest.RunResult:
@@ -67,19 +68,9 @@ def write(root: Path, name: str, text: str) -> None:
 
 
 def conflicts(root: Path) -> list[sqlite3.Row]:
-    with sqlite3.connect(root / ".maf" / "runtime.db") as conn:
+    with sqlite3.connect(shared_db(root)) as conn:
         conn.row_factory = sqlite3.Row
         return conn.execute("SELECT * FROM reservation_conflicts ORDER BY path").fetchall()
-
-
-LOCK_VALIDATION = """\
-id: no-foreign-leases
-name: Changed files are not reserved by another agent
-config_type: reservation_check
-config:
-  check_type: lock_validation
-  parameters: {changed_files: git, base_ref: main}
-"""
 
 
 # --- our own lease store -----------------------------------------------------------------
@@ -250,7 +241,8 @@ def test_an_error_inside_the_check_fails_closed(pytester: pytest.Pytester, repo:
 def test_a_memory_fallback_cannot_vouch_for_reservations(
         pytester: pytest.Pytester, repo: Path) -> None:
     write(repo, "leases.yaml", LOCK_VALIDATION)
-    (repo / ".maf" / "runtime.db").write_bytes(b"garbage, not a database" * 100)
+    shared_db(repo).parent.mkdir(parents=True)
+    shared_db(repo).write_bytes(b"garbage, not a database" * 100)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
                                 "--maf-runtime=sqlite,memory", *QUIET)
     assert result.ret == 10
@@ -262,7 +254,8 @@ def test_a_fallback_to_the_json_store_cannot_vouch_either(
         pytester: pytest.Pytester, repo: Path) -> None:
     """Other agents' leases are in the SQLite store this run could not open."""
     write(repo, "leases.yaml", LOCK_VALIDATION)
-    (repo / ".maf" / "runtime.db").write_bytes(b"garbage, not a database" * 100)
+    shared_db(repo).parent.mkdir(parents=True)
+    shared_db(repo).write_bytes(b"garbage, not a database" * 100)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
                                 "--maf-runtime=sqlite,json", *QUIET)
     assert result.ret == 10
@@ -500,7 +493,7 @@ def test_maf_reserve_holds_a_lease_while_the_test_runs(
         from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
         def active(agent):
-            with SqliteRuntime(".maf/runtime.db") as runtime:
+            with SqliteRuntime(".git/maf-preflight/runtime.db") as runtime:
                 return [l.path_pattern for l in runtime.leases() if l.agent_id == agent]
 
         @pytest.mark.maf_reserve("src/app/x.py", ttl=120)

@@ -511,3 +511,39 @@ def test_retry_delay_zero_or_small_does_not_spin_forever(tmp_path: Path, retry_d
                           _ctx(tmp_path))
     assert result.attempts == 6
     assert time.monotonic() - start < 10
+
+
+def test_on_start_reports_each_check_once_before_its_result_in_passes(tmp_path: Path) -> None:
+    """The hook the gate's PREFLIGHT_CHECK messages hang on: once per check (not per retry),
+    before ``on_result``, the checks of one scheduling pass together, while the attempt runs."""
+    events: list[tuple[str, tuple[str, ...]]] = []
+    release = threading.Event()
+
+    def waits(_definition: Any, _ctx: CheckContext) -> Observation:
+        # Still running when on_start is called: the start is reported, not inferred.
+        assert release.wait(10)
+        return Observation(True, "ok", "ok")
+
+    flaky_calls = []
+
+    def flaky(_definition: Any, _ctx: CheckContext) -> Observation:
+        flaky_calls.append(1)
+        return Observation(len(flaky_calls) > 1, "ok", "not yet")
+
+    def started(checks: Any) -> None:
+        events.append(("start", tuple(c.check_id for c in checks)))
+        release.set()
+
+    checks = [_planned(waits, check_id="slow"), _planned(_passing, check_id="fast"),
+              _planned(flaky, check_id="flaky", retry_count=1),
+              _planned(_passing, check_id="late")]
+    results = run_checks(checks, _ctx(tmp_path), max_concurrency=3, on_start=started,
+                         on_result=lambda r: events.append(("result", (r.check_id,))))
+    assert [r.check_id for r in results] == ["slow", "fast", "flaky", "late"]
+    assert results[2].attempts == 2
+    assert events[0] == ("start", ("slow", "fast", "flaky"))  # the first pass, at once
+    starts = [c for kind, ids in events if kind == "start" for c in ids]
+    assert sorted(starts) == ["fast", "flaky", "late", "slow"]  # once each, retries not again
+    for check_id in starts:
+        assert events.index(next(e for e in events if e[0] == "start" and check_id in e[1])) < \
+            events.index(("result", (check_id,)))

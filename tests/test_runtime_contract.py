@@ -13,9 +13,11 @@ import pytest
 from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
 from pytest_maf_preflight.runtime.base import EscalationError, LeaseError, RuntimeState
 from pytest_maf_preflight.runtime.records import (
+    AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     ExecutionRecord,
     Lease,
@@ -23,6 +25,7 @@ from pytest_maf_preflight.runtime.records import (
     Message,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
 )
 
@@ -790,3 +793,170 @@ def test_escalations_survive_reopening(mode: str, tmp_path: Path) -> None:
                                         level=3, next_action_at=None, state="escalated")
         assert again is not None
         assert again.level == 3
+
+
+# --- messages the original MAF's way (issue 12, item 5) ------------------------------------
+
+#: What the seed's own usage example hands ``runtimeState.enqueue``.
+SEED_CHECK = {"type": "PREFLIGHT_CHECK", "agentId": "agent-001", "configId": "api-health-check",
+              "executionId": "exec-123", "checkType": "smoke_test"}
+
+
+def test_enqueue_takes_the_seeds_plain_mapping(runtime: RuntimeState) -> None:
+    runtime.enqueue(SEED_CHECK)
+    [stored] = runtime.messages()
+    assert (stored.type, stored.agent_id, stored.status) == ("PREFLIGHT_CHECK", "agent-001",
+                                                             "queued")
+    assert stored.payload["config_id"] == "api-health-check"
+    assert stored.payload["execution_id"] == "exec-123"
+    assert stored.payload["check_type"] == "smoke_test"
+    from pytest_maf_preflight.protocol.messages import PreflightCheck, from_record
+
+    assert isinstance(from_record(stored), PreflightCheck)
+    # snake_case works as well, and a message id already queued changes nothing.
+    runtime.enqueue({"type": "PREFLIGHT_CHECK", "id": "m-1", "agent_id": "agent-002",
+                     "config_id": "c", "execution_id": "e", "check_type": "http"})
+    runtime.enqueue({"type": "PREFLIGHT_CHECK", "id": "m-1", "agent_id": "agent-003",
+                     "config_id": "c", "execution_id": "e", "check_type": "http"})
+    assert [m.agent_id for m in runtime.messages()][1:] == ["agent-002"]
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"type": None}, "type"),
+    ({"type": "PREFLIGHT_CHEK"}, "type"),
+    ({"agentId": None}, "agentId"),
+    ({"agentId": "../../etc"}, "agentId"),
+    ({"configId": None}, "configId"),
+    ({"configId": ""}, "configId"),
+    ({"executionId": None}, "executionId"),
+    ({"executionId": 123}, "executionId"),
+    ({"checkType": None}, "checkType"),
+    ({"checkType": ["smoke_test"]}, "checkType"),
+    ({"agent_id": "agent-001"}, "agent_id"),  # the same field spelled twice
+    ({"surprise": 1}, "surprise"),
+])
+def test_enqueue_refuses_a_bad_mapping_naming_the_field(runtime: RuntimeState,
+                                                        change: dict[str, Any],
+                                                        field: str) -> None:
+    bad = {k: v for k, v in {**SEED_CHECK, **change}.items() if v is not None}
+    good = {**SEED_CHECK, "executionId": "exec-ok"}
+    with pytest.raises(ValueError, match=rf"^invalid [A-Z_ ]*message: {field}: ") as caught:
+        runtime.enqueue_many([good, bad])  # the good one is not written either
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=r": \(message\): expected "):
+        runtime.enqueue(["PREFLIGHT_CHECK"])  # type: ignore[arg-type]
+    assert runtime.messages() == []
+
+
+def test_messages_filter_by_type_agent_and_time(runtime: RuntimeState) -> None:
+    rows = [Message(id=f"m-{i}", type=kind, agent_id=agent, payload={"i": i},
+                    created_at=100.0 + i)
+            for i, (kind, agent) in enumerate([("PREFLIGHT_CHECK", "a"),
+                                               ("PREFLIGHT_RESULT", "a"),
+                                               ("RESERVATION_CONFLICT", "b"),
+                                               ("PREFLIGHT_CHECK", "b")])]
+    runtime.enqueue_many(reversed(rows))
+    assert [m.id for m in runtime.messages()] == ["m-0", "m-1", "m-2", "m-3"]
+    assert [m.id for m in runtime.messages(types=["PREFLIGHT_CHECK"])] == ["m-0", "m-3"]
+    assert [m.id for m in runtime.messages(types=["PREFLIGHT_RESULT", "RESERVATION_CONFLICT"])
+            ] == ["m-1", "m-2"]
+    assert runtime.messages(types=[]) == []
+    assert [m.id for m in runtime.messages(agent_id="b")] == ["m-2", "m-3"]
+    assert [m.id for m in runtime.messages(since=102.0)] == ["m-2", "m-3"]
+    assert [m.id for m in runtime.messages(types=["PREFLIGHT_CHECK"], agent_id="a",
+                                           since=100.0)] == ["m-0"]
+    # ack works on a message nobody dequeued, and the filters see it.
+    assert runtime.ack("m-2") is True
+    assert [m.id for m in runtime.messages("acked", agent_id="b")] == ["m-2"]
+
+
+# --- smoke test and escalation path definitions; agents as the seed describes them ----------
+
+def smoke_definition(nodeid: str, digest: str, at: float) -> SmokeTestDefinition:
+    return SmokeTestDefinition(
+        nodeid=nodeid, version=digest[:12], content_hash=digest, file="tests/test_smoke.py",
+        document={"nodeid": nodeid, "file": "tests/test_smoke.py",
+                  "markers": [{"name": "maf_smoke", "args": [], "kwargs": {}}]},
+        recorded_at=at)
+
+
+def path_definition(path_id: str, digest: str, at: float) -> EscalationPathDefinition:
+    return EscalationPathDefinition(
+        path_id=path_id, version="1.0.0", content_hash=digest,
+        document={"id": path_id, "version": "1.0.0",
+                  "config": {"escalation_steps": [{"level": 1, "target": "lead"}]}},
+        recorded_at=at)
+
+
+def test_definitions_travel_with_their_session_once_per_content(runtime: RuntimeState) -> None:
+    first = dataclasses.replace(
+        bundle(started=1000.0),
+        smoke_tests=(smoke_definition("t.py::a", "a1" * 32, 1000.0),
+                     smoke_definition("t.py::b", "b1" * 32, 1000.0)),
+        escalation_paths=(path_definition("oncall", "c1" * 32, 1000.0),))
+    # The next session ran a changed test a and the same test b and path.
+    second = dataclasses.replace(
+        bundle(started=2000.0),
+        smoke_tests=(smoke_definition("t.py::a", "a2" * 32, 2000.0),
+                     smoke_definition("t.py::b", "b1" * 32, 2000.0)),
+        escalation_paths=(path_definition("oncall", "c1" * 32, 2000.0),))
+    for b in (first, second, first):
+        runtime.record_session(b)
+    smoke = runtime.smoke_tests()
+    assert [(d.nodeid, d.content_hash[:2], d.recorded_at) for d in smoke] == [
+        ("t.py::a", "a2", 2000.0), ("t.py::b", "b1", 1000.0), ("t.py::a", "a1", 1000.0)]
+    assert smoke[0] == second.smoke_tests[0]  # round trip, document included
+    assert runtime.smoke_tests("t.py::a") == [second.smoke_tests[0], first.smoke_tests[0]]
+    assert runtime.smoke_tests("nope") == []
+    assert runtime.escalation_paths() == [first.escalation_paths[0]]
+    assert runtime.escalation_paths("oncall") == [first.escalation_paths[0]]
+    assert runtime.escalation_paths("other") == []
+    counts = runtime.info().counts
+    assert (counts["smoke_tests"], counts["escalation_paths"]) == (3, 1)
+
+
+def test_heartbeats_record_type_capabilities_and_status(runtime: RuntimeState) -> None:
+    plain = runtime.heartbeat("a-1", at=10.0)
+    assert (plain.agent_type, plain.capabilities, plain.status) == ("worker", (), "active")
+    runtime.heartbeat("a-2", at=20.0, details={"host": "h"}, agent_type="verifier",
+                      capabilities=["python", "review", "python"], status="maintenance")
+    assert runtime.agents() == [
+        AgentRecord("a-1", 10.0),
+        AgentRecord("a-2", 20.0, {"host": "h"}, agent_type="verifier",
+                    capabilities=("python", "review"), status="maintenance")]
+    # A heartbeat replaces the whole record.
+    runtime.heartbeat("a-2", at=30.0)
+    assert runtime.agents()[1] == AgentRecord("a-2", 30.0)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"agent_type": "boss"}, "agent type must be one of"),
+    ({"status": "asleep"}, "agent status must be one of"),
+    ({"capabilities": "python"}, "not one string"),
+    ({"capabilities": ["ok", " padded"]}, "a capability must be"),
+    ({"capabilities": ["x" * 101]}, "a capability must be"),
+    ({"capabilities": [f"c{i}" for i in range(65)]}, "at most 64 capabilities"),
+])
+def test_bad_agent_fields_are_refused_before_any_write(runtime: RuntimeState,
+                                                       changes: dict[str, Any],
+                                                       message: str) -> None:
+    runtime.heartbeat("a-1", at=10.0, agent_type="coordinator", capabilities=["lead"])
+    with pytest.raises(ValueError, match=message):
+        runtime.heartbeat("a-1", at=20.0, **changes)
+    assert runtime.agents() == [AgentRecord("a-1", 10.0, agent_type="coordinator",
+                                            capabilities=("lead",))]
+
+
+@pytest.mark.parametrize("mode", LASTING)
+def test_definitions_and_agent_fields_survive_reopening(mode: str, tmp_path: Path) -> None:
+    b = dataclasses.replace(bundle(), smoke_tests=(smoke_definition("t::a", "d" * 64, 5.0),),
+                            escalation_paths=(path_definition("p", "e" * 64, 5.0),))
+    with make_runtime(mode, tmp_path) as first:
+        first.record_session(b)
+        first.heartbeat("a-1", at=7.0, agent_type="coordinator", capabilities=["plan"],
+                        status="error")
+    with make_runtime(mode, tmp_path) as second:
+        assert second.smoke_tests() == list(b.smoke_tests)
+        assert second.escalation_paths() == list(b.escalation_paths)
+        assert second.agents() == [AgentRecord("a-1", 7.0, agent_type="coordinator",
+                                               capabilities=("plan",), status="error")]

@@ -134,7 +134,8 @@ def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
         assert dict(info.counts) == {"sessions": 2, "executions": 5, "config_snapshots": 2,
                                      "messages": 3, "agents": 2, "leases": 0,
                                      "reservation_conflicts": 0,
-                                     "escalations": 0, "escalation_deliveries": 0}
+                                     "escalations": 0, "escalation_deliveries": 0,
+                                     "smoke_tests": 0, "escalation_paths": 0}
         assert info.notes == ()
         assert second.problems == []
 

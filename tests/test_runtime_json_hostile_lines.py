@@ -26,12 +26,14 @@ from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     ExecutionRecord,
     Lease,
     Message,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     to_json,
 )
 
@@ -134,8 +136,13 @@ def bundle_of(started: float) -> SessionBundle:
         id="c-1", session_id=session.id, conflict_type="exclusive", severity="error",
         agent_id="codex-1", holder_agent_id="claude-2", path="src/a.py", path_pattern="src/**",
         lease_id=None, expires_at=None, status="open", override=False, detected_at=started)
+    smoke = SmokeTestDefinition(nodeid="t.py::s", version="d1", content_hash="d1",
+                                file="t.py", document={"markers": []}, recorded_at=started)
+    path = EscalationPathDefinition(path_id="p", version="1", content_hash="p1",
+                                    document={"id": "p"}, recorded_at=started)
     return SessionBundle(session=session, executions=(execution,), snapshots=(snapshot,),
-                         messages=(message,), conflicts=(conflict,))
+                         messages=(message,), conflicts=(conflict,), smoke_tests=(smoke,),
+                         escalation_paths=(path,))
 
 
 @pytest.fixture(scope="module")
@@ -174,11 +181,13 @@ COUNTS: dict[str, Callable[[JsonRuntime], list[Any]]] = {
     "deliveries": lambda r: r.deliveries(),
 }
 #: The field that makes a record new (deliveries have none: every line is one).
-IDENTITY = {"snapshots": "content_hash", "deliveries": None}
+IDENTITY = {"snapshots": "content_hash", "deliveries": None, "smoke_tests": "content_hash",
+            "escalation_paths": "content_hash"}
 RECORDS: dict[str, type[Any]] = {
     "sessions": SessionRecord, "executions": ExecutionRecord, "snapshots": ConfigSnapshot,
     "messages": Message, "agents": AgentRecord, "conflicts": ConflictRecord, "leases": Lease,
-    "escalations": EscalationRecord, "deliveries": DeliveryRecord}
+    "escalations": EscalationRecord, "deliveries": DeliveryRecord,
+    "smoke_tests": SmokeTestDefinition, "escalation_paths": EscalationPathDefinition}
 NUMBER = "\"__number__\""
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # NUL and all included
 #: Number texts JSON allows (or Python reads) that the runtime must refuse.

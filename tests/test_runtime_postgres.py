@@ -278,13 +278,13 @@ def test_migrating_an_up_to_date_schema_needs_no_lock(schema: str) -> None:
     """A second runtime opens while another transaction holds the migration lock."""
     import psycopg
 
-    from pytest_maf_preflight.runtime.postgres_migrations import advisory_key
+    from pytest_maf_preflight.runtime.postgres_migrations import SCHEMA_VERSION, advisory_key
 
     open_pg(schema).close()
     with psycopg.connect(POSTGRES_URL) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("migrate", schema),))
         with open_pg(schema) as runtime:
-            assert runtime.info().schema_version == 1
+            assert runtime.info().schema_version == SCHEMA_VERSION
         holder.rollback()
 
 

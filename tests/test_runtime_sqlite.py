@@ -407,5 +407,6 @@ def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
         delivered = runtime.dequeue("lead", limit=100)
     assert counts == {"sessions": 30, "executions": 300, "config_snapshots": 0,
                       "messages": 30, "agents": 6, "leases": 0, "reservation_conflicts": 0,
-                      "escalations": 0, "escalation_deliveries": 0}
+                      "escalations": 0, "escalation_deliveries": 0, "smoke_tests": 0,
+                      "escalation_paths": 0}
     assert len(delivered) == 30

@@ -17,10 +17,12 @@ from pytest_maf_preflight.runtime.memory import MemoryRuntime
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
     ConflictRecord,
+    EscalationPathDefinition,
     ExecutionRecord,
     Message,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
 )
 from pytest_maf_preflight.runtime.sync import KINDS, sync
@@ -62,14 +64,16 @@ def fill(runtime: RuntimeState) -> list[SessionBundle]:
                            recorded_at=500.0)
     runtime.record_session(bundles[0])
     runtime.record_session(dataclasses.replace(bundles[1],
-                                               snapshots=(*bundles[1].snapshots, loose)))
+                                               snapshots=(*bundles[1].snapshots, loose),
+                                               smoke_tests=(SMOKE,), escalation_paths=(PATH,)))
     runtime.enqueue(Message(id="extra", type="PREFLIGHT_CHECK", agent_id="lead", payload={},
                             created_at=3000.0, recipient="codex-1"))
     runtime.dequeue("lead")
     runtime.ack(bundles[0].messages[0].id)
     runtime.dequeue("lead")
     runtime.heartbeat("codex-1", at=50.0, details={"pid": 7})
-    runtime.heartbeat("gemini-1", at=60.0)
+    runtime.heartbeat("gemini-1", at=60.0, agent_type="verifier", capabilities=["review"],
+                      status="maintenance")
     runtime.record_conflicts([make_conflict(None, 4000.0)])
     runtime.acquire_leases("codex-1", ["src/**"], ttl=60)
     return bundles
@@ -81,11 +85,20 @@ def contents(runtime: RuntimeState) -> dict[str, object]:
             "snapshots": runtime.config_snapshots(),
             "messages": runtime.messages(),
             "conflicts": runtime.reservation_conflicts(),
-            "agents": runtime.agents()}
+            "agents": runtime.agents(),
+            "smoke_tests": runtime.smoke_tests(),
+            "escalation_paths": runtime.escalation_paths()}
+
+
+SMOKE = SmokeTestDefinition(nodeid="t.py::smoke", version="a" * 12, content_hash="a" * 64,
+                            file="t.py", document={"nodeid": "t.py::smoke", "markers": []},
+                            recorded_at=2000.0)
+PATH = EscalationPathDefinition(path_id="on-call", version="1", content_hash="b" * 64,
+                                document={"id": "on-call", "config": {}}, recorded_at=2000.0)
 
 
 EVERYTHING = {"sessions": 2, "executions": 5, "config_snapshots": 3, "messages": 3,
-              "reservation_conflicts": 3, "agents": 2}
+              "reservation_conflicts": 3, "agents": 2, "smoke_tests": 1, "escalation_paths": 1}
 NOTHING = dict.fromkeys(KINDS, 0)
 
 
@@ -98,7 +111,7 @@ def test_memory_to_memory_copies_everything_then_nothing() -> None:
     assert dict(first.present) == NOTHING
     assert dict(first.missing) == NOTHING
     assert first.complete
-    assert first.total_copied == 18
+    assert first.total_copied == 20
     assert first.notes == ()
     assert target.leases(active_only=False) == []  # live state stays where it was granted
     statuses = {m.id: m.status for m in target.messages()}
@@ -161,9 +174,11 @@ def test_only_what_the_target_lacks_is_copied() -> None:
     target.heartbeat("gemini-1", at=1.0)  # older
     report = sync(source, target)
     assert dict(report.present) == {"sessions": 1, "executions": 1, "config_snapshots": 0,
-                                    "messages": 0, "reservation_conflicts": 1, "agents": 1}
+                                    "messages": 0, "reservation_conflicts": 1, "agents": 1,
+                                    "smoke_tests": 0, "escalation_paths": 0}
     assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 3,
-                                   "messages": 3, "reservation_conflicts": 2, "agents": 1}
+                                   "messages": 3, "reservation_conflicts": 2, "agents": 1,
+                                   "smoke_tests": 1, "escalation_paths": 1}
     agents = {a.id: a for a in target.agents()}
     assert agents["codex-1"].details == {"pid": 8}  # a newer heartbeat is kept
     assert agents["gemini-1"].last_heartbeat == 60.0
@@ -197,7 +212,7 @@ def test_the_report_is_json() -> None:
     fill(source)
     report = sync(source, MemoryRuntime())
     data = json.loads(json.dumps(report.to_json()))
-    assert data["total_copied"] == 18
+    assert data["total_copied"] == 20
     assert data["complete"] is True
     assert data["copied"] == EVERYTHING
     assert data["source"] == data["target"] == "memory ((memory))"
@@ -250,5 +265,6 @@ def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path,
         source.heartbeat("codex-1", at=70.0)
         report = sync(source, postgres)
         assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 1,
-                                       "messages": 1, "reservation_conflicts": 1, "agents": 1}
+                                       "messages": 1, "reservation_conflicts": 1, "agents": 1,
+                                       "smoke_tests": 0, "escalation_paths": 0}
         assert contents(postgres) == contents(source)

@@ -18,6 +18,10 @@ HELP_CONFIG = (
 HELP_PATHS = "Preflight config files or directories, relative to the rootdir"
 HELP_ENV = "Environment whose config overrides apply (default: development)"
 HELP_AGENT = "Id of the agent this session runs for"
+HELP_AGENT_TYPE = ("The agent's type, recorded with its heartbeats: coordinator, worker "
+                   "(default), verifier or escalation_manager (env MAF_AGENT_TYPE)")
+HELP_AGENT_CAPABILITIES = ("The agent's capabilities, recorded with its heartbeats: names "
+                           "separated by commas (env MAF_AGENT_CAPABILITIES)")
 HELP_REPORT = "Write a JSON report of the gate to this path"
 HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
 HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
@@ -67,6 +71,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_preflight_paths", HELP_PATHS, type="linelist", default=[])
     parser.addini("maf_env", HELP_ENV, default="")
     parser.addini("maf_agent_id", HELP_AGENT, default="")
+    parser.addini("maf_agent_type", HELP_AGENT_TYPE, default="")
+    parser.addini("maf_agent_capabilities", HELP_AGENT_CAPABILITIES, default="")
     parser.addini("maf_preflight_report", HELP_REPORT, default="")
     parser.addini("maf_preflight_warnings_as_errors", HELP_WARNINGS_AS_ERRORS, type="bool",
                   default=False)

@@ -199,7 +199,8 @@ def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
 
     settings = _settings(pytestconfig)
     return MafAgent(id=settings.agent_id, environment=settings.environment,
-                    runtime_settings=settings.runtime)
+                    runtime_settings=settings.runtime, agent_type=settings.agent_type,
+                    capabilities=settings.agent_capabilities)
 
 
 @pytest.fixture(scope="session")
@@ -242,7 +243,7 @@ def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runt
                                     for m in runtime_settings.chain))
         runtime_settings = dataclasses.replace(runtime_settings, db_path=tmp_path / "runtime.db",
                                                mail_root=tmp_path / "agent-mail", chain=chain,
-                                               db_url=None)
+                                               db_url=None, json_root=None, db_shared=False)
     opened = open_chain(runtime_settings)
     try:
         yield opened.runtime

@@ -44,6 +44,9 @@ class Settings:
     runtime: RuntimeSettings
     escalate: bool = True
     default_escalation: str | None = None
+    #: What the agent's heartbeats record besides its id (the seed's agents table).
+    agent_type: str = "worker"
+    agent_capabilities: tuple[str, ...] = ()
 
 
 def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
@@ -70,6 +73,33 @@ def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
         if value:
             return value, source
     return None
+
+
+def _agent_fields(config: pytest.Config, env: Mapping[str, str]
+                  ) -> tuple[str, tuple[str, ...]]:
+    """The agent's type and capabilities: environment > ini > worker, none."""
+    from .runtime.base import checked_agent_fields
+
+    kind = _first((env.get("MAF_AGENT_TYPE", "").strip(), "MAF_AGENT_TYPE environment variable"),
+                  (str(config.getini("maf_agent_type")).strip(),
+                   "maf_agent_type in the config file"))
+    names = _first((env.get("MAF_AGENT_CAPABILITIES"),
+                    "MAF_AGENT_CAPABILITIES environment variable"),
+                   (str(config.getini("maf_agent_capabilities")),
+                    "maf_agent_capabilities in the config file"))
+    agent_type, capabilities = "worker", tuple[str, ...]()
+    if kind:
+        try:
+            agent_type = checked_agent_fields(kind[0], (), "active")[0]
+        except ValueError as exc:
+            raise pytest.UsageError(f"{kind[1]}: {exc}") from None
+    if names:
+        try:
+            capabilities = checked_agent_fields(
+                "worker", [n.strip() for n in names[0].split(",") if n.strip()], "active")[1]
+        except ValueError as exc:
+            raise pytest.UsageError(f"{names[1]}: {exc}") from None
+    return agent_type, capabilities
 
 
 def _positive_int(value: str, source: str) -> int:
@@ -159,6 +189,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     no_escalate = _flag(opt.maf_no_escalate, ("MAF_NO_ESCALATE",),
                         bool(config.getini("maf_no_escalate")), env)
     default_escalation = str(config.getini("maf_preflight_default_escalation")).strip() or None
+    agent_type, agent_capabilities = _agent_fields(config, env)
     report_path = None
     if report:
         report_path = Path(report[0])
@@ -192,4 +223,6 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
         escalate=not no_escalate,
         default_escalation=default_escalation,
+        agent_type=agent_type,
+        agent_capabilities=agent_capabilities,
     )

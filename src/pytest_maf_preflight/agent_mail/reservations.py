@@ -21,10 +21,11 @@ over-reports) and the config should say which one is trusted. ``token_env`` is u
   that the archive can still over-report (and, under 0.1.0, lose overwritten reservations).
 
 The project is ``source.project`` (a human key, i.e. the project's absolute path, or a slug),
-defaulting to the pytest rootdir. The database resolves it through its ``projects`` table (by
-human key, else by slug). For ``url`` and ``storage`` the slug is computed as mcp_agent_mail
-does by default (``agent_mail.projects``); servers with other slugs need ``project`` set to
-the slug itself.
+defaulting to the pytest rootdir, or in a linked git worktree to the same place in the main
+checkout, so that every worktree of a repository reads one project. The database resolves it
+through its ``projects`` table (by human key, else by slug). For ``url`` and ``storage`` the
+slug is computed as mcp_agent_mail does by default (``agent_mail.projects``); servers with other
+slugs need ``project`` set to the slug itself.
 
 Times are parsed by ``agent_mail.times`` and compared as floats, never as strings. Anything
 unreadable is an ``AgentMailError``, never an empty result: a reservation check must fail
@@ -42,8 +43,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..gitdirs import GitDirError
 from .mcp import McpError, McpSession, redact_url
-from .projects import canonical_project_key, project_slug, slugify
+from .projects import canonical_project_key, default_project_key, project_slug, slugify
 from .times import parse_time
 
 if TYPE_CHECKING:
@@ -88,7 +90,11 @@ def read_reservations(source: AgentMailSource, *, rootdir: Path, environ: Mappin
         given = ", ".join(chosen) if chosen else "none"
         raise AgentMailError(f"mcp_agent_mail: set exactly one of url, database, storage "
                              f"(given: {given})")
-    project = source.project or str(rootdir)
+    try:
+        project = source.project or default_project_key(rootdir)
+    except GitDirError as exc:
+        raise AgentMailError(f"mcp_agent_mail: no project is set and the default (the main "
+                             f"checkout of this worktree) cannot be found: {exc}") from None
     warnings: list[str] = []
     if source.token_env and chosen[0] != "url":
         warnings.append(f"token_env {source.token_env!r} is ignored: it is used with url only")

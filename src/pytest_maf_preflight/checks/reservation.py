@@ -47,6 +47,9 @@ class ReservationState:
     at: float
     #: Why this store cannot see other agents' leases (the check then fails closed).
     blind: str | None = None
+    #: A database the store found at its own path and left alone (the original MAF's), read
+    #: as a lease source besides the places ``reservations.original_maf`` looks in anyway.
+    original_databases: tuple[Path, ...] = ()
 
 
 def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
@@ -63,9 +66,12 @@ def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
         blind = (f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so this agent's "
                  "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
                  "AGENT_NAME or ini maf_agent_id")
+    # Only the sqlite runtime has one: it moved beside a database that was not its own.
+    original = getattr(runtime, "original_path", None)
     return ReservationState(store_mode=mode, leases=tuple(runtime.leases(now=at)),
                             recent_changes=_recent_changes(runtime, agent_id, at - window),
-                            at=at, blind=blind)
+                            at=at, blind=blind,
+                            original_databases=(original,) if original is not None else ())
 
 
 def _sessions_since(runtime: RuntimeState, since: float) -> Iterator[SessionRecord]:
@@ -159,10 +165,41 @@ def _holdings(params: ReservationParameters, state: ReservationState, ctx: Check
                                 expires_at=r.expires_at, source=f"agent_mail:{r.source}",
                                 dialect="agent_mail", lease_id=r.reservation_id)
                         for r in report.reservations)
+    holdings.extend(_original_maf(state, ctx, details))
     return holdings
 
 
-def _sources(details: Mapping[str, Any]) -> str:
+def _original_maf(state: ReservationState, ctx: CheckContext, details: dict[str, Any]
+                  ) -> list[Holding]:
+    """The original MAF's file leases (exclusive, one file each), from every checkout of the
+    repository; an unreadable store raises, so the check fails closed."""
+    from ..reservations.conflicts import Holding
+    from ..reservations.original_maf import checkout_roots, read_original_leases
+
+    roots = checkout_roots(ctx.rootdir)
+    report = read_original_leases(roots, environ=ctx.environ, now=state.at,
+                                  timeout=ctx.remaining(GIT_TIMEOUT),
+                                  extra_databases=state.original_databases)
+    if not report.stores:
+        return []
+    warnings = []
+    if report.outside:
+        shown = ", ".join(repr(p) for p in report.outside[:3])
+        warnings.append(f"{len(report.outside)} original MAF lease(s) name files outside this "
+                        f"repository, which match nothing: {shown}"
+                        + (", ..." if len(report.outside) > 3 else ""))
+    details["original_maf"] = {
+        "stores": [{"location": where, "source": source, "active_leases": count}
+                   for where, source, count in report.stores],
+        "active_leases": len(report.leases), "outside": list(report.outside),
+        "warnings": warnings}
+    return [Holding(agent=lease.agent, pattern=lease.pattern, exclusive=True,
+                    expires_at=lease.expires_at, source=f"original_maf:{lease.source}",
+                    lease_id=lease.lease_id)
+            for lease in report.leases]
+
+
+def _sources(details: Mapping[str, Any], root: Path) -> str:
     """Where the reservations came from, for the report: honest about what was looked at."""
     store = details["lease_store"]
     text = f"{store['active_leases']} active lease(s) in the {store['mode']} lease store"
@@ -170,7 +207,20 @@ def _sources(details: Mapping[str, Any]) -> str:
     if mail:
         text += (f" and {mail['active_reservations']} mcp_agent_mail reservation(s) from its "
                  f"{mail['source']} ({mail['location']}, project {mail['project']})")
+    original = details.get("original_maf")
+    if original:
+        where: dict[str, list[str]] = {}
+        for found in original["stores"]:
+            where.setdefault(_shown(found["location"], root), []).append(found["source"])
+        text += (f" and {original['active_leases']} original MAF lease(s) in "
+                 + ", ".join(f"{path} ({', '.join(kinds)})" for path, kinds in where.items()))
     return text
+
+
+def _shown(location: str, root: Path) -> str:
+    """A store's path, relative to the rootdir when it is below it: reports stay short."""
+    relative = os.path.relpath(location, root)
+    return location if relative.startswith(os.pardir) else relative
 
 
 def _stale_locks(params: ReservationParameters, root: Path, state: ReservationState
@@ -197,8 +247,9 @@ def _verdict(conflicts: list[Conflict], details: dict[str, Any], ctx: CheckConte
              *(f"  {c.describe()}" for c in conflicts[:50])]
     if len(conflicts) > 50:
         lines.append(f"  ... and {len(conflicts) - 50} more")
-    for warning in details.get("agent_mail", {}).get("warnings", ()):
-        lines.append(f"  note: {warning}")
+    for source in ("agent_mail", "original_maf"):
+        for warning in details.get(source, {}).get("warnings", ()):
+            lines.append(f"  note: {warning}")
     if ctx.environ.get(OVERRIDE_ENV) == "1":
         details["override"] = True
         lines[0] = f"OVERRIDDEN by {OVERRIDE_ENV}=1: {lines[0]}"
@@ -235,7 +286,7 @@ def lock_validation(body: ReservationCheckBody, ctx: CheckContext) -> Observatio
                 "agent's conflicting lease" if strict else
                 "no changed file is under another agent's conflicting lease")
     checked = (f"{len(changed.paths)} changed file(s) from {changed.source} against "
-               f"{_sources(details)}")
+               f"{_sources(details, ctx.rootdir)}")
     return _verdict(conflicts, details, ctx, expected, checked)
 
 
@@ -257,7 +308,7 @@ def concurrent_access(body: ReservationCheckBody, ctx: CheckContext) -> Observat
     conflicts += concurrent_changes(ctx.agent_id, own, dict(state.recent_changes))
     details["agents_with_recorded_changes"] = sorted(state.recent_changes)
     conflicts += _stale_locks(params, changed.root if changed else _project_root(ctx), state)
-    checked = (f"{_sources(details)}; changed files of "
+    checked = (f"{_sources(details, ctx.rootdir)}; changed files of "
                f"{len(state.recent_changes) + (1 if changed else 0)} agent(s)")
     return _verdict(conflicts, details, ctx,
                     "no two agents hold conflicting reservations or change the same file",

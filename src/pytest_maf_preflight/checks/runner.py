@@ -137,6 +137,7 @@ def run_checks(
     ctx: CheckContext,
     max_concurrency: int = 50,
     on_result: Callable[[CheckResult], None] | None = None,
+    on_start: Callable[[Sequence[PlannedCheck]], None] | None = None,
 ) -> list[CheckResult]:
     """Run ``checks`` and return their results in the order given.
 
@@ -144,7 +145,10 @@ def run_checks(
     deadline of the check's ``timeout`` seconds; a failed, erroring or timed-out attempt is
     retried up to ``retry_count`` times, retry *n* starting ``retry_delay * 2 ** (n - 1)``
     seconds after the attempt before it ended. ``on_result`` is called once per check, as soon
-    as its final result is known.
+    as its final result is known. ``on_start`` is called once per check, before its result,
+    when its first attempt starts (a group: when it is decided), with every check that started
+    in the same pass at once, after their attempts are queued: a callback that writes them
+    somewhere costs one write per pass and delays no attempt. Both run on the calling thread.
     """
     if not checks:
         return []
@@ -228,6 +232,8 @@ def run_checks(
     def decide_group(group: int, attempt: _Attempt) -> None:
         state = states[group]
         state.attempts, state.started, state.started_wall = 1, time.monotonic(), time.time()
+        if on_start is not None:
+            on_start([checks[group]])
         finish(group, attempt)
 
     def settle(freed: list[str]) -> None:
@@ -256,11 +262,13 @@ def run_checks(
     settle(order.free())  # groups naming no active check are decided at once
     while not all(s.done for s in states):
         now = time.monotonic()
+        first: list[PlannedCheck] = []
         while ready and ready[0][0] <= now and len(running) < max_concurrency:
             _, index = heapq.heappop(ready)
             state = states[index]
             if state.attempts == 0:
                 state.started, state.started_wall = now, time.time()
+                first.append(checks[index])
             state.attempts += 1
             deadline = now + checks[index].timeout
             running[index] = (state.attempts, deadline)
@@ -270,6 +278,8 @@ def run_checks(
             wake.append(ready[0][0])
         if grow():
             wake.append(time.monotonic() + _GROWTH_TICK)
+        if first and on_start is not None:
+            on_start(first)  # after grow(): the workers are already taking the attempts
         wait = max(0.0, min(wake) - time.monotonic()) if wake else None
         done: list[tuple[int, int, _Attempt]] = []
         try:

@@ -112,7 +112,9 @@ def valid_agent_name(value: str, source: str) -> str:
 
 def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSettings:
     """Where the runtime is, located as the plugin locates it with ``rootdir`` (default: the
-    current directory) as the rootdir; a bad ``--mode`` or MAF_* value is a usage error."""
+    current directory) as the rootdir: in a git repository, the store every worktree shares,
+    so any directory of any worktree finds the same one. A bad ``--mode`` or MAF_* value, or a
+    ``.git`` file that cannot be followed, is a usage error."""
     from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
     try:

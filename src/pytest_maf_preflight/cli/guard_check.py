@@ -8,9 +8,15 @@ its executions and conflicts. ``MAF_RESERVATION_OVERRIDE=1`` lets the commit thr
 warning on stderr, and the conflicts are recorded as overridden. The agent is ``--agent``, else
 ``MAF_AGENT_ID``, else ``AGENT_NAME``, else ``anonymous``.
 
+With ``--pre-push`` (what the pre-push hook runs) the files judged are those changed by the
+commits being pushed, read from the ref lines git writes to the hook's stdin
+(``reservations.changes.pushed_files`` says which commits count); the session's details say
+``{"hook": "pre-push", "push": {...}}``. A push that sends no changed file (a deleted branch)
+passes without a check.
+
 Exit codes: 0 every blocking check passed (a failed ``warning``-severity config is printed, not
-blocking); 1 the commit is blocked: a conflict, a check that errored or timed out (checks fail
-closed), an invalid config, no runtime to read leases from; 2 usage error.
+blocking); 1 the commit (or push) is blocked: a conflict, a check that errored or timed out
+(checks fail closed), an invalid config, no runtime to read leases from; 2 usage error.
 """
 
 from __future__ import annotations
@@ -46,24 +52,26 @@ DEFAULT_CHECK_ID = "maf-guard-lock-validation"
 GIT_TIMEOUT = 30.0
 
 
-def _default_check() -> PlannedCheck:
+def _default_check(changes: dict[str, Any]) -> PlannedCheck:
     from ..checks.reservation import reservation_check_type
     from ..checks.runner import PlannedCheck
     from ..config.models import ReservationCheckBody, ReservationParameters
     from ..gate.planning import RESERVATION_TIMEOUT
 
     body = ReservationCheckBody(check_type="lock_validation",
-                                parameters=ReservationParameters(changed_files="staged"))
+                                parameters=ReservationParameters(**changes))
+    what = "pushed" if changes["changed_files"] == "list" else "staged"
     return PlannedCheck(check_id=DEFAULT_CHECK_ID,
-                        name="No staged file is under another agent's reservation",
+                        name=f"No {what} file is under another agent's reservation",
                         severity="critical", check_type=reservation_check_type("lock_validation"),
                         definition=body, timeout=RESERVATION_TIMEOUT, retry_count=0,
                         retry_delay=0.0)
 
 
-def _plan(config_dir: Path | None, top: Path, environment: str
+def _plan(config_dir: Path | None, top: Path, environment: str, changes: dict[str, Any]
           ) -> tuple[list[LoadedConfig], list[PlannedCheck]] | list[str]:
-    """The guard's configs and checks, or the config errors (one line each)."""
+    """The guard's configs and checks, or the config errors (one line each). ``changes``
+    replaces the configs' choice of changed files: the staged ones, or the pushed ones."""
     from ..checks.builtin import builtin_registry
     from ..config.errors import ConfigLoadError
     from ..config.loader import ConfigLoader, discover
@@ -89,12 +97,12 @@ def _plan(config_dir: Path | None, top: Path, environment: str
         check = plan_check(loaded, registry.get)
         if check is None:  # inactive
             continue
-        # The hook judges what is about to be committed, whatever the config compares.
-        staged = body.model_copy(update={"parameters": body.parameters.model_copy(
-            update={"changed_files": "staged"})})
+        # The hook judges what is about to be committed or pushed, whatever the config compares.
+        judged = body.model_copy(update={"parameters": body.parameters.model_copy(
+            update=changes)})
         selected.append(loaded)
-        planned.append(dataclasses.replace(check, definition=staged))
-    return selected, planned or [_default_check()]
+        planned.append(dataclasses.replace(check, definition=judged))
+    return selected, planned or [_default_check(changes)]
 
 
 def _report_lines(result: CheckResult, blocking: bool) -> list[str]:
@@ -132,12 +140,23 @@ def run_check(args: argparse.Namespace) -> int:
         raise CliError(str(exc), CliExit.INVALID) from None
     if top is None:
         raise CliError(f"{display_path(Path.cwd())}: not inside a git work tree")
-    planned_or_errors = _plan(args.config_dir, top, environment)
+    changes: dict[str, Any] = {"changed_files": "staged"}
+    push: dict[str, Any] | None = None
+    if args.pre_push:
+        push = _pushed(top, args.remote)
+        if not push["files"]:
+            # Nothing to judge (a deleted branch, commits every remote already has).
+            print(f"maf-preflight guard: ok: the push sends no changed files "
+                  f"({push['commits']} new commit{'s' if push['commits'] != 1 else ''})")
+            return int(CliExit.OK)
+        changes = {"changed_files": "list", "files": push["files"], "paths": [],
+                   "file_path": None, "base_ref": None}
+    planned_or_errors = _plan(args.config_dir, top, environment, changes)
     if isinstance(planned_or_errors, list):
         for line in planned_or_errors:
             print(line, file=sys.stderr)
-        raise CliError("commit blocked: the preflight configs are invalid, so reservations "
-                       "cannot be checked", CliExit.INVALID)
+        raise CliError(f"{'push' if push else 'commit'} blocked: the preflight configs are "
+                       "invalid, so reservations cannot be checked", CliExit.INVALID)
     selected, planned = planned_or_errors
 
     # The runtime the hook sees: relative MAF_DB_PATH etc. are taken from the top level.
@@ -145,8 +164,8 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         opened = open_chain(settings)
     except RuntimeUnavailable as exc:
-        raise CliError(f"commit blocked: no lease store to check against: {exc}",
-                       CliExit.INVALID) from None
+        raise CliError(f"{'push' if push else 'commit'} blocked: no lease store to check "
+                       f"against: {exc}", CliExit.INVALID) from None
     notes = [f"runtime {note}; using the next mode" for note in opened.skipped]
     with opened.runtime as runtime:
         try:
@@ -167,7 +186,10 @@ def run_check(args: argparse.Namespace) -> int:
             started_at=started, gate_open=not blocking, exit_code=code, results=results,
             smoke=(), loaded=selected,
             secrets=[v for k, v in os.environ.items() if v and is_secret_key(k)],
-            details={"trigger": "guard", "rootdir": str(top),
+            details={"trigger": "guard", "hook": "pre-push" if push else "pre-commit",
+                     **({"push": {k: v for k, v in push.items() if k != "files"}}
+                        if push else {}),
+                     "rootdir": str(top),
                      "blocking": [f"{r.check_id} ({r.status.value})" for r in blocking],
                      "warnings": [r.check_id for r in warned],
                      "overridden": [r.check_id for r in overridden]})
@@ -181,16 +203,19 @@ def run_check(args: argparse.Namespace) -> int:
 
     for result in overridden:
         count = len(result.details.get("conflicts") or [])
-        print(f"{PROG}: WARNING: {OVERRIDE_ENV}=1 lets this commit through despite {count} "
+        print(f"{PROG}: WARNING: {OVERRIDE_ENV}=1 lets this {'push' if push else 'commit'} "
+              f"through despite {count} "
               f"reservation conflict{'s' if count != 1 else ''} of {result.check_id} (recorded "
               "as overridden)", file=sys.stderr)
         for found in result.details.get("conflicts") or []:
             print(f"  overridden: {found.get('message') or found.get('type')}", file=sys.stderr)
-    staged = max((len(r.details.get("changed_files") or []) for r in results), default=0)
+    staged = len(push["files"]) if push else max(
+        (len(r.details.get("changed_files") or []) for r in results), default=0)
     if args.json:
         print_json({"ok": not blocking, "agent": agent, "environment": environment,
                     "runtime_mode": opened.mode, "session_id": bundle.session.id,
                     "recorded": recorded, "staged_files": staged,
+                    **({"push": push} if push else {}),
                     "blocking": [r.check_id for r in blocking],
                     "warnings": [r.check_id for r in warned],
                     "overridden": [r.check_id for r in overridden],
@@ -204,12 +229,38 @@ def run_check(args: argparse.Namespace) -> int:
             print(line)
     if blocking:
         print(error_line(
-            f"commit blocked for agent {agent!r}: {len(blocking)} reservation check"
+            f"{'push' if push else 'commit'} blocked for agent {agent!r}: {len(blocking)} "
+            "reservation check"
             f"{'s' if len(blocking) != 1 else ''} failed ("
             + ", ".join(f"{r.check_id}: {r.status.value}" for r in blocking)
             + f"); release or wait for the leases, or set {OVERRIDE_ENV}=1 to override "
             "(recorded)"), file=sys.stderr)
     else:
-        print(f"maf-preflight guard: ok: {staged} staged file{'s' if staged != 1 else ''}, "
+        what = (f"{push['commits']} pushed commit{'s' if push['commits'] != 1 else ''} "
+                f"changing {staged} file{'s' if staged != 1 else ''}" if push else
+                f"{staged} staged file{'s' if staged != 1 else ''}")
+        print(f"maf-preflight guard: ok: {what}, "
               f"{len(results)} check{'s' if len(results) != 1 else ''} ({opened.mode})")
     return code
+
+
+def _pushed(top: Path, remote: str | None) -> dict[str, Any]:
+    """What a push sends, from the ref lines git writes to a pre-push hook's stdin."""
+    from ..reservations.changes import ChangeDetectionError, parse_push_lines, pushed_files
+
+    try:
+        updates = parse_push_lines(sys.stdin.read())
+        pushed = pushed_files(top, updates, timeout=GIT_TIMEOUT)
+    except ChangeDetectionError as exc:
+        raise CliError(f"push blocked: the pushed commits cannot be determined: {exc}",
+                       CliExit.INVALID) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"push blocked: cannot read git's list of pushed refs: {exc}",
+                       CliExit.INVALID) from None
+    if remote is not None and "://" in remote:
+        from ..agent_mail.mcp import redact_url
+
+        remote = redact_url(remote)  # git passes the URL when the remote has no name
+    return {"remote": remote, "commits": pushed.commits, "files": list(pushed.changed.paths),
+            "refs": [{"local_ref": u.local_ref, "remote_ref": u.remote_ref,
+                      "deletes": u.deletes, "creates": u.creates} for u in updates]}

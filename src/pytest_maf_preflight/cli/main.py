@@ -26,7 +26,8 @@ exit codes:
   3  internal error in maf-preflight
   4  refused: reservations (another agent's conflicting lease blocks the
      acquire or renewal; the lease is unknown, someone else's or released);
-     escalations (unknown or closed escalation, or a permissions rule)
+     escalations (unknown or closed escalation, or a permissions rule);
+     messages ack (no message has that id)
 """
 
 
@@ -41,9 +42,11 @@ def build_parser() -> Parser:
     from pytest_maf_preflight import __version__
 
     from . import (
+        agent_commands,
         config_commands,
         escalation_commands,
         guard_commands,
+        message_commands,
         reservation_commands,
         runtime_commands,
     )
@@ -59,7 +62,7 @@ def build_parser() -> Parser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One module per command group; later groups (history, reservations, ...) join this tuple.
     for group in (config_commands, runtime_commands, reservation_commands, guard_commands,
-                  escalation_commands):
+                  escalation_commands, message_commands, agent_commands):
         group.register(subparsers)
     return parser
 

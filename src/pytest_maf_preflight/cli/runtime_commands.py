@@ -2,7 +2,8 @@
 
 The runtime is located as the plugin locates it, from the current directory as the rootdir:
 ``MAF_RUNTIME_MODE``/``MAF_RUNTIME`` choose modes, ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT``
-place the files, ``--db-url`` (else ``MAF_DB_URL``) names the ``postgres`` mode's database. The
+place the files (by default, in a git repository, the store every worktree shares),
+``--db-url`` (else ``MAF_DB_URL``) names the ``postgres`` mode's database. The
 ``postgres`` mode uses the first existing schema of the connection's ``search_path``; a URL
 chooses another with ``?options=-csearch_path%3Dname``.
 """
@@ -13,9 +14,11 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import JSON_HELP, CliError, CliExit, print_json, runtime_settings
+from .common import JSON_HELP, CliError, CliExit, display_path, print_json, runtime_settings
 
 if TYPE_CHECKING:
     from ..runtime.base import RuntimeState
@@ -60,6 +63,10 @@ def register(subparsers: Any) -> None:
                       help="The mode to copy from (default: json)")
     sync.add_argument("--to", dest="target", default="sqlite", choices=SYNC_MODES,
                       help="The mode to copy into (default: sqlite)")
+    sync.add_argument("--from-path", dest="source_path", metavar="PATH",
+                      help="Where the source is, instead of where its mode stores now: a "
+                      "SQLite file for sqlite (e.g. a checkout's older .maf/runtime.db), the "
+                      "directory holding runtime/ for json")
     sync.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     sync.add_argument("--json", action="store_true", help=JSON_HELP)
     sync.set_defaults(handler=run_sync)
@@ -128,22 +135,31 @@ def run_history(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from ..runtime.checkout_store import old_store_notice
+
+    settings = _settings(args, args.mode)
     runtime, skipped = _open_chain(args)
     with runtime:
         info = runtime.info()
+    why = settings.source_of(info.mode)
+    old = old_store_notice(settings, Path.cwd())
     if args.json:
-        print_json({**dataclasses.asdict(info), "skipped": skipped})
+        print_json({**dataclasses.asdict(info), "why": why,
+                    "repository": str(settings.repository) if settings.repository else None,
+                    "older_store": old, "skipped": skipped})
         return 0
     for note in skipped:
         print(f"note: {note}")
     print(f"mode: {info.mode}")
-    print(f"location: {info.location}")
+    print(f"location: {info.location}" + (f" ({why})" if why else ""))
     if info.schema_version is not None:
         print(f"schema version: {info.schema_version}")
     for name, count in info.counts.items():
         print(f"{name}: {count}")
     for note in info.notes:
         print(f"note: {note}")
+    if old is not None:
+        print(f"note: {old}")
     return 0
 
 
@@ -160,17 +176,53 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _source_settings(args: argparse.Namespace, settings: RuntimeSettings) -> RuntimeSettings:
+    """``settings`` with the source where ``--from-path`` says."""
+    from ..runtime.checkout_store import is_our_store
+
+    if args.source_path is None:
+        return settings
+    path = Path(os.path.expanduser(args.source_path)).absolute()
+    if args.source == "sqlite":
+        if not path.is_file():
+            raise CliError(f"--from-path: {display_path(path)} is not a file")
+        if not is_our_store(path):
+            # Opening it would add our tables to someone else's database (the original MAF
+            # keeps its own at .maf/runtime.db).
+            raise CliError(f"--from-path: {display_path(path)} is not a maf-preflight store "
+                           "(no schema of ours); nothing to import")
+        return dataclasses.replace(settings, db_path=path)
+    if args.source == "json":
+        if not (path / "runtime").is_dir():
+            raise CliError(f"--from-path: {display_path(path)} holds no JSON runtime "
+                           "(no runtime/ directory)")
+        return dataclasses.replace(settings, json_root=path)
+    raise CliError("--from-path names a SQLite file or a JSON runtime directory; "
+                   "the postgres mode is found by --db-url")
+
+
+def _same_store(mode: str, source: RuntimeSettings, target: RuntimeSettings) -> bool:
+    if mode == "sqlite":
+        return os.path.realpath(source.db_path) == os.path.realpath(target.db_path)
+    if mode == "json":
+        return os.path.realpath(source.json_dir) == os.path.realpath(target.json_dir)
+    return True
+
+
 def run_sync(args: argparse.Namespace) -> int:
     from ..runtime.sync import sync
 
-    if args.source == args.target:
-        raise CliError("--from and --to name the same mode")
     settings = _settings(args)
+    source_settings = _source_settings(args, settings)
+    if args.source == args.target and _same_store(args.source, source_settings, settings):
+        raise CliError("--from and --to name the same store")
     with contextlib.ExitStack() as stack:
         # The source is closed again should the target not open.
-        source = stack.enter_context(_one(args.source, settings))
+        source = stack.enter_context(_one(args.source, source_settings))
         target = stack.enter_context(_one(args.target, settings))
         report = sync(source, target)
+    if report.complete and args.source == "sqlite" and args.source_path is not None:
+        _remember_import(settings, source_settings.db_path, args.target)
     if args.json:
         print_json(report.to_json())
     else:
@@ -180,3 +232,15 @@ def run_sync(args: argparse.Namespace) -> int:
             print(f"note: {note}")
     # Records the target still lacks are a failure the user must hear about.
     return int(CliExit.OK if report.complete else CliExit.INVALID)
+
+
+def _remember_import(settings: RuntimeSettings, source: Path, target_mode: str) -> None:
+    """Silence the older-store notice for ``source`` once it is in the shared store."""
+    from ..runtime.checkout_store import mark_imported
+
+    if target_mode != "sqlite" or not settings.db_shared:
+        return
+    try:
+        mark_imported(settings.db_path.parent, source)
+    except OSError as exc:  # the records are imported; only the notice keeps showing
+        print(f"note: the import is done but could not be remembered: {exc}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import socket
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -17,13 +18,18 @@ from ..redaction import redact_mapping, redact_text
 from ..runtime.records import (
     ConfigSnapshot,
     ConflictRecord,
+    EscalationPathDefinition,
     ExecutionRecord,
     Message,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
     now,
 )
+
+if TYPE_CHECKING:
+    from ..checks.runner import PlannedCheck
 
 
 @dataclasses.dataclass
@@ -36,8 +42,13 @@ class SmokeOutcome:
     duration: float = 0.0
     status: str = "passed"
     error: str | None = None
+    #: ``smoke_definition`` of the item, carried by its reports (also from xdist workers).
+    definition: Mapping[str, Any] | None = None
 
     def add(self, report: pytest.TestReport, secrets: Sequence[str]) -> None:
+        definition = getattr(report, SMOKE_DEFINITION_ATTRIBUTE, None)
+        if isinstance(definition, dict):
+            self.definition = definition
         start = getattr(report, "start", None) or now()
         stop = getattr(report, "stop", None) or start
         self.started_at = min(self.started_at or start, start)
@@ -55,6 +66,67 @@ class SmokeOutcome:
             self.status = "skipped"
 
 
+#: The report attribute carrying a smoke test's definition: a plain dict, so it survives
+#: pytest-xdist's report serialization (extra attributes travel as they are).
+SMOKE_DEFINITION_ATTRIBUTE = "maf_smoke_definition"
+#: How many hex digits of a smoke definition's hash its executions carry as config_version.
+SMOKE_VERSION_DIGITS = 12
+
+
+def _marker_value(value: Any, depth: int = 0) -> Any:
+    # JSON data is kept (lists and string-keyed mappings of it, a few levels deep); anything
+    # else (a function, an object) would be stored as a text holding a memory address, a new
+    # definition on every run, so only its type is.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN is no JSON: the JSON runtime would refuse the session
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if depth < 4 and isinstance(value, (list, tuple)):
+        return [_marker_value(v, depth + 1) for v in value]
+    if depth < 4 and isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: _marker_value(v, depth + 1) for k, v in sorted(value.items())}
+    return f"<{type(value).__name__}>"
+
+
+def smoke_definition(item: pytest.Item) -> dict[str, Any]:
+    """What defines a ``maf_smoke`` test: node id, file and markers (closest first)."""
+    markers = [{"name": m.name, "args": [_marker_value(a) for a in m.args],
+                "kwargs": {k: _marker_value(v) for k, v in sorted(m.kwargs.items())}}
+               for m in item.iter_markers()]
+    return {"nodeid": item.nodeid, "file": item.location[0], "markers": markers}
+
+
+def _content_hash(document: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def smoke_test_of(outcome: SmokeOutcome, at: float, secrets: Sequence[str] = ()
+                  ) -> SmokeTestDefinition | None:
+    """The stored definition of a smoke test; None when no report carried it (a test whose
+    worker crashed)."""
+    if outcome.definition is None:
+        return None
+    document = redact_mapping(outcome.definition, secrets)
+    digest = _content_hash(document)
+    return SmokeTestDefinition(nodeid=outcome.nodeid, version=digest[:SMOKE_VERSION_DIGITS],
+                               content_hash=digest, file=str(document.get("file", "")),
+                               document=document, recorded_at=at)
+
+
+def escalation_paths_of(loaded: Iterable[LoadedConfig], at: float, secrets: Sequence[str] = ()
+                        ) -> tuple[EscalationPathDefinition, ...]:
+    """The active escalation paths loaded, as the snapshot an escalation on them keeps."""
+    from ..escalation.session import paths_of
+
+    out = []
+    for path in paths_of(loaded).values():
+        document = redact_mapping(path.snapshot(), secrets)
+        out.append(EscalationPathDefinition(path_id=path.id, version=path.version,
+                                            content_hash=_content_hash(document),
+                                            document=document, recorded_at=at))
+    return tuple(out)
+
+
 def snapshot_of(loaded: LoadedConfig, at: float, secrets: Sequence[str] = ()) -> ConfigSnapshot:
     document = redact_mapping(loaded.document, secrets)
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode())
@@ -63,9 +135,12 @@ def snapshot_of(loaded: LoadedConfig, at: float, secrets: Sequence[str] = ()) ->
                           document=document, recorded_at=at)
 
 
-def _check_execution(session_id: str, agent_id: str, result: CheckResult) -> ExecutionRecord:
+def check_execution(session_id: str, agent_id: str, result: CheckResult,
+                    execution_id: str | None = None) -> ExecutionRecord:
+    """The execution row of one check's result; ``execution_id`` is the id its
+    ``PREFLIGHT_CHECK`` message announced (a new one without)."""
     return ExecutionRecord(
-        id=new_id(), session_id=session_id, config_id=result.check_id,
+        id=execution_id or new_id(), session_id=session_id, config_id=result.check_id,
         config_version=result.config_version, agent_id=agent_id, kind="check",
         status=result.status.value, started_at=result.started_at,
         completed_at=result.completed_at, duration=result.duration, attempts=result.attempts,
@@ -75,27 +150,64 @@ def _check_execution(session_id: str, agent_id: str, result: CheckResult) -> Exe
         error_message=(result.message or result.observed) if not result.passed else None)
 
 
-def _smoke_execution(session_id: str, agent_id: str, outcome: SmokeOutcome) -> ExecutionRecord:
+def _smoke_execution(session_id: str, agent_id: str, outcome: SmokeOutcome,
+                     definition: SmokeTestDefinition | None = None) -> ExecutionRecord:
     return ExecutionRecord(
-        id=new_id(), session_id=session_id, config_id=outcome.nodeid, config_version="",
+        id=new_id(), session_id=session_id, config_id=outcome.nodeid,
+        # The definition's version: with the node id, it names the smoke_tests row.
+        config_version=definition.version if definition is not None else "",
         agent_id=agent_id, kind="smoke", status=outcome.status,  # type: ignore[arg-type]
         started_at=outcome.started_at, completed_at=outcome.completed_at,
         duration=outcome.duration, attempts=1, result={"nodeid": outcome.nodeid},
         error_message=outcome.error)
 
 
+# The gate builds its two per-check messages as records directly, not through the pydantic
+# models: they are on the gate's path, once per check, at a tenth of the cost. Their payloads
+# are what ``protocol.messages.to_record`` makes of a ``PreflightResult``/``PreflightCheck``,
+# and tests parse every message a real gate run stores with ``from_record``.
+
 def result_message(execution: ExecutionRecord) -> Message:
     """A ``PREFLIGHT_RESULT`` protocol message for one execution (S6)."""
-    from ..protocol.messages import PreflightResult, to_record
+    return Message(
+        id=new_id(), type="PREFLIGHT_RESULT", agent_id=execution.agent_id,
+        correlation_id=execution.session_id, created_at=now(),
+        payload={"version": 1, "config_id": execution.config_id,
+                 "config_version": execution.config_version, "execution_id": execution.id,
+                 "session_id": execution.session_id, "status": execution.status,
+                 "duration": max(0.0, float(execution.duration)),
+                 "attempts": execution.attempts, "error_message": execution.error_message,
+                 "summary": f"{execution.kind} {execution.config_id}: {execution.status}"})
 
-    message = PreflightResult(
-        agent_id=execution.agent_id, correlation_id=execution.session_id,
-        config_id=execution.config_id, config_version=execution.config_version,
-        execution_id=execution.id, session_id=execution.session_id, status=execution.status,
-        duration=execution.duration, attempts=execution.attempts,
-        error_message=execution.error_message,
-        summary=f"{execution.kind} {execution.config_id}: {execution.status}")
-    return to_record(message)
+
+def check_message(check: PlannedCheck, *, agent_id: str, session_id: str,
+                  execution_id: str) -> Message:
+    """A ``PREFLIGHT_CHECK`` protocol message: ``check`` is starting (S6)."""
+    return Message(
+        id=new_id(), type="PREFLIGHT_CHECK", agent_id=agent_id, correlation_id=session_id,
+        created_at=now(),
+        payload={"version": 1, "config_id": check.check_id, "execution_id": execution_id,
+                 "check_type": check.check_type.name,
+                 "context": {"name": check.name, "severity": check.severity,
+                             "config_version": check.config_version,
+                             "config_file": check.config_file}})
+
+
+def conflict_message(conflict: ConflictRecord, execution_id: str | None) -> Message:
+    """A ``RESERVATION_CONFLICT`` protocol message for one recorded conflict (S6)."""
+    from ..protocol.messages import ReservationConflict, to_record
+
+    config_id = conflict.details.get("check_id")
+    return to_record(ReservationConflict(
+        agent_id=conflict.agent_id, correlation_id=conflict.session_id,
+        conflict_type=conflict.conflict_type,
+        severity="warning" if conflict.severity == "warning" else "critical",
+        holder_agent=conflict.holder_agent_id or None,
+        path_pattern=conflict.path_pattern or None, expires_at=conflict.expires_at,
+        paths=[conflict.path] if conflict.path else [], execution_id=execution_id,
+        config_id=config_id if isinstance(config_id, str) and config_id else None,
+        conflict_id=conflict.id, source=conflict.details.get("source"),
+        message=str(conflict.details.get("message") or "")))
 
 
 def conflict_records(session_id: str, agent_id: str, results: Iterable[CheckResult]
@@ -124,20 +236,37 @@ def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_
                  gate_open: bool | None, exit_code: int, results: Iterable[CheckResult],
                  smoke: Iterable[SmokeOutcome], loaded: Iterable[LoadedConfig],
                  details: Mapping[str, Any], secrets: Sequence[str] = (),
-                 status: str | None = None) -> SessionBundle:
+                 status: str | None = None, session_id: str | None = None,
+                 execution_ids: Mapping[str, str] | None = None,
+                 conflicts: Sequence[ConflictRecord] | None = None,
+                 messages: Sequence[Message] | None = None) -> SessionBundle:
+    """The session's records. The gate passes what it already produced while checks ran
+    (``gate.messaging``): the session id, each check's execution id, the conflicts, and the
+    check messages (``messages``) that still have to be stored; smoke executions always get
+    their ``PREFLIGHT_RESULT`` here. Without ``messages``, every execution gets its result
+    message here."""
     finished = now()
     if status is None:
         status = "open" if gate_open else ("closed" if gate_open is not None else "interrupted")
-    session = SessionRecord(id=new_id(), agent_id=agent_id, environment=environment,
+    session = SessionRecord(id=session_id or new_id(), agent_id=agent_id, environment=environment,
                             started_at=started_at, completed_at=finished,
                             status=status,  # type: ignore[arg-type]
                             exit_code=exit_code, runtime_mode=runtime_mode,
                             hostname=socket.gethostname(), details=dict(details))
     results = list(results)
-    executions = tuple([*(_check_execution(session.id, agent_id, r) for r in results),
-                        *(_smoke_execution(session.id, agent_id, s) for s in smoke)])
+    ids = execution_ids or {}
+    checks = [check_execution(session.id, agent_id, r, ids.get(r.check_id)) for r in results]
+    loaded, smoke = list(loaded), list(smoke)
+    definitions = {s.nodeid: smoke_test_of(s, finished, secrets) for s in smoke}
+    smokes = [_smoke_execution(session.id, agent_id, s, definitions[s.nodeid]) for s in smoke]
+    executions = (*checks, *smokes)
+    produced = (tuple(messages) if messages is not None
+                else tuple(result_message(e) for e in checks))
     return SessionBundle(
         session=session, executions=executions,
         snapshots=tuple(snapshot_of(c, finished, secrets) for c in loaded),
-        messages=tuple(result_message(e) for e in executions),
-        conflicts=conflict_records(session.id, agent_id, results))
+        messages=(*produced, *(result_message(e) for e in smokes)),
+        conflicts=(tuple(conflicts) if conflicts is not None
+                   else conflict_records(session.id, agent_id, results)),
+        smoke_tests=tuple(d for d in definitions.values() if d is not None),
+        escalation_paths=escalation_paths_of(loaded, finished, secrets))

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +32,15 @@ from ..processes import groups
 from ..redaction import is_secret_key
 from ..runtime.base import RuntimeStateError, RuntimeUnavailable
 from ..runtime.factory import OpenedRuntime, open_chain
+from ..runtime.records import new_id
 from ..settings import Settings
 from .barrier import SAFE_DIST_MODES, SmokeBarrier, SmokeBarrierAborted, SmokeBarrierTimeout
 from .decision import GateDecision, default_decision, is_blocking
 from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
+from .messaging import GateMessages
 from .planning import plan_check
-from .recording import SmokeOutcome, build_bundle
+from .recording import SMOKE_DEFINITION_ATTRIBUTE, SmokeOutcome, build_bundle, smoke_definition
 
 _WORKER_KEY = "maf_preflight"
 _WORKER_ERROR_KEY = "maf_preflight_gate_error"
@@ -88,9 +90,16 @@ class PreflightGate:
         self.hook_errors: list[str] = []  # observers that raised; shown in the summary
         self.opened: OpenedRuntime | None = None  # the runtime (controller only)
         self.runtime_notes: list[str] = []  # why modes were skipped, what was recorded
+        self.store_notice: str | None = None  # an older store of this checkout, not imported
         self.smoke_outcomes: dict[str, SmokeOutcome] = {}
+        #: Node id -> ``smoke_definition``, where the smoke items were collected (here, or on
+        #: an xdist worker); their reports carry it to the controller.
+        self.smoke_definitions: dict[str, dict[str, Any]] = {}
         self.escalation_lines: list[str] = []  # what the escalation engine did (summary)
         self.started_at = time.time()
+        # Known from the start: the protocol messages written as checks run carry it.
+        self.session_id = new_id()
+        self.messages: GateMessages | None = None  # those messages (controller, once run)
         workerinput = getattr(config, "workerinput", None)
         self.is_worker = workerinput is not None
         if workerinput is not None:
@@ -158,6 +167,10 @@ class PreflightGate:
             return
         for note in self.opened.skipped:
             self.runtime_notes.append(f"runtime {note}; using the next mode")
+        from ..runtime.checkout_store import old_store_notice
+
+        # In the header only, next to where the store is: once a run, until imported.
+        self.store_notice = old_store_notice(self.settings.runtime, self.settings.rootdir)
 
     def _record(self, exit_code: int) -> None:
         """Write the session's bundle once; a mode that fails now hands over to the next."""
@@ -173,11 +186,17 @@ class PreflightGate:
             loaded=self.loaded, secrets=self._secrets(),
             details={"blocking": list(decision.blocking) if decision else [],
                      "warnings": list(decision.warnings) if decision else [],
-                     "rootdir": str(self.settings.rootdir)})
+                     "rootdir": str(self.settings.rootdir)},
+            session_id=self.session_id,
+            execution_ids=self.messages.execution_ids if self.messages else None,
+            conflicts=self.messages.conflicts if self.messages else None,
+            messages=() if self.messages else None)
         while True:
             # The session says which mode holds it, also after a fallback.
             bundle = dataclasses.replace(
                 bundle, session=dataclasses.replace(bundle.session, runtime_mode=opened.mode))
+            if self.messages is not None:
+                bundle = self.messages.carry(bundle, opened.runtime)
             try:
                 opened.runtime.record_session(bundle)
             except (RuntimeStateError, OSError) as exc:
@@ -224,7 +243,9 @@ class PreflightGate:
     def _after_record(self, opened: OpenedRuntime, count: int) -> None:
         try:
             opened.runtime.heartbeat(self.settings.agent_id,
-                                     details={"environment": self.settings.environment})
+                                     details={"environment": self.settings.environment},
+                                     agent_type=self.settings.agent_type,
+                                     capabilities=self.settings.agent_capabilities)
             info = opened.runtime.info()
         except (RuntimeStateError, OSError) as exc:  # the session itself is recorded
             self.runtime_notes.append(f"recorded {count} execution(s) in {opened.mode}; "
@@ -248,7 +269,13 @@ class PreflightGate:
                            reservations=self._reservation_state())
         hook = self.config.hook
 
+        opened = self.opened
+        messages = self.messages = GateMessages(
+            opened.runtime if opened is not None else None, agent_id=self.settings.agent_id,
+            session_id=self.session_id)
+
         def observe(result: CheckResult) -> None:
+            messages.poll()
             try:
                 hook.pytest_maf_preflight_check_executed(config=self.config, result=result)
             except Exception as exc:  # an observer must not break the gate; it is reported
@@ -258,8 +285,10 @@ class PreflightGate:
         # Ctrl-C or SIGTERM while checks run must not leave their commands running.
         with groups.killed_when_interrupted():
             results = run_checks(self.planned, ctx, self.settings.max_concurrency,
-                                 on_result=observe)
+                                 on_result=observe, on_start=messages.started)
         self.results = {r.check_id: r for r in results}
+        messages.finished(results)
+        self.runtime_notes.extend(messages.errors)
         self._decide()
         self.config_decision = self.decision
 
@@ -347,6 +376,7 @@ class PreflightGate:
         for item in smoke:
             if SMOKE_PROPERTY not in item.user_properties:
                 item.user_properties.append(SMOKE_PROPERTY)
+            self.smoke_definitions[item.nodeid] = smoke_definition(item)
         self.smoke_ids = [i.nodeid for i in smoke]
         if self.is_worker and self.barrier is not None:
             self.barrier.publish_smoke_ids(self.smoke_ids)
@@ -445,6 +475,15 @@ class PreflightGate:
             return f"maf_requires: check(s) did not pass: {', '.join(failed)}", None
         return None, None
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        definition = self.smoke_definitions.get(item.nodeid)
+        if definition is not None:
+            setattr(report, SMOKE_DEFINITION_ATTRIBUTE, definition)
+        return report
+
     # trylast: after pytest's Session counted the failure and set shouldfail for -x/--maxfail.
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -478,14 +517,16 @@ class PreflightGate:
         files = len({d["file"] for d in self.descriptors})
         checks = len(self.descriptors)
         mode = self.opened.mode if self.opened is not None else "none"
+        why = self.settings.runtime.source_of(mode)
         line = (f"maf-preflight: agent {self.settings.agent_id}, environment "
-                f"{self.settings.environment}, runtime {mode}, "
+                f"{self.settings.environment}, runtime {mode}{f' ({why})' if why else ''}, "
                 f"{checks} check{'s' if checks != 1 else ''} "
                 f"from {files} config file{'s' if files != 1 else ''}")
         if not checks and not self.is_worker:
             where = ", ".join(_shown(p, self.settings.rootdir) for p in self.settings.config_paths)
             line += f" (no active checks in {where})"
-        return [line, *(f"maf-preflight: WARNING {note}" for note in self.runtime_notes)]
+        notes = [*self.runtime_notes, *([self.store_notice] if self.store_notice else [])]
+        return [line, *(f"maf-preflight: WARNING {note}" for note in notes)]
 
     # trylast: the exit code we record and may replace is the one other plugins settled on.
     @pytest.hookimpl(trylast=True)

@@ -86,6 +86,9 @@ class PreflightCheck(Envelope):
     config_id: Text
     execution_id: Text
     check_type: Text = Field(description="The check's kind, e.g. the smoke test's test_type")
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="What else the sender says about the check (the "
+                                          "gate: its name, severity and config version)")
 
 
 class PreflightResult(Envelope):
@@ -109,10 +112,19 @@ class ReservationConflict(Envelope):
     type: Literal["RESERVATION_CONFLICT"] = "RESERVATION_CONFLICT"
     conflict_type: Text
     severity: Severity
-    holder_agent: Text
-    path_pattern: Text
+    # A finding without a holder (a changed path nobody reserved, a reserved path that is gone)
+    # names neither an agent nor a pattern.
+    holder_agent: Text | None = Field(default=None, description="The agent holding the lease")
+    path_pattern: Text | None = Field(default=None, description="The holder's pattern")
     expires_at: float | None = Field(default=None, description="Epoch seconds")
     paths: list[str] = Field(default_factory=list, description="This agent's paths it covers")
+    execution_id: Text | None = Field(default=None,
+                                      description="The execution of the check that found it")
+    config_id: Text | None = Field(default=None, description="That check's config id")
+    conflict_id: Text | None = Field(default=None,
+                                     description="Its row in reservation_conflicts")
+    source: str | None = Field(default=None, description="Where the holder's lease lives")
+    message: str = Field(default="", description="The conflict as one line")
 
 
 class EscalationRequest(Envelope):
@@ -211,6 +223,68 @@ def parse_json(text: str | bytes) -> ProtocolMessage:
         raise ProtocolError(f"invalid message: (message): not JSON: {exc}",
                             [("(message)", "not JSON")]) from None
     return parse_message(data)
+
+
+def _snake(name: str) -> str:
+    from ..config.migrations import snake
+
+    return snake(name)
+
+
+def message_from_mapping(data: Mapping[str, Any]) -> ProtocolMessage:
+    """``parse_message`` for what callers hand ``RuntimeState.enqueue``: field names in
+    snake_case or in the original MAF's camelCase (``agentId``, ``executionId``), as configs
+    accept both. Only the top-level names are renamed; ``context`` and ``details`` are the
+    sender's own data. Errors name the field as the caller spelled it.
+    """
+    if not isinstance(data, Mapping):
+        return parse_message(data)
+    renamed: dict[str, Any] = {}
+    spelled: dict[str, str] = {}  # snake_case name -> the caller's spelling
+    for key, value in data.items():
+        name = _snake(key) if isinstance(key, str) else key
+        if name in renamed:
+            where = spelled.get(name, name)
+            raise ProtocolError(f"invalid message: {key}: the same field as {where!r}, spelled "
+                                "twice; keep one", [(str(key), "spelled twice")])
+        renamed[name] = value
+        if isinstance(key, str):
+            spelled[name] = key
+    camel = any(spelled[name] != name for name in spelled)
+    try:
+        return parse_message(renamed)
+    except ProtocolError as exc:
+        if not camel:
+            raise
+        errors = [(_respell(path, spelled), message) for path, message in exc.errors]
+        first = str(exc).replace(f": {exc.errors[0][0]}: ", f": {errors[0][0]}: ", 1)
+        raise ProtocolError(first, errors) from None
+
+
+def _respell(path: str, spelled: Mapping[str, str]) -> str:
+    """A field path in the caller's camelCase (a missing field: in the original's spelling)."""
+    head, sep, rest = path.partition(".")
+    bracket = head.find("[")
+    name, tail = (head, "") if bracket < 0 else (head[:bracket], head[bracket:])
+    if name in spelled:
+        return f"{spelled[name]}{tail}{sep}{rest}"
+    parts = name.split("_")
+    return f"{parts[0]}{''.join(p.title() for p in parts[1:])}{tail}{sep}{rest}"
+
+
+def as_record(message: Message | Envelope | Mapping[str, Any]) -> Message:
+    """What ``RuntimeState.enqueue`` stores: a record as it is; a model, or a mapping validated
+    by ``message_from_mapping``, as a new ``queued`` record. ``ProtocolError`` (a
+    ``ValueError`` naming the field) for anything else."""
+    if isinstance(message, Message):
+        return message
+    if isinstance(message, Envelope):
+        return to_record(message)
+    if not isinstance(message, Mapping):
+        raise ProtocolError(f"invalid message: (message): expected a message, a record or a "
+                            f"mapping, got {kind(message, article=True)}",
+                            [("(message)", "expected an object")])
+    return to_record(message_from_mapping(message))
 
 
 def to_json(msg: Envelope) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -287,3 +288,132 @@ def listed_files(root: Path, files: Iterable[str]) -> ChangedFiles:
     count = len(paths)
     return ChangedFiles(paths=tuple(sorted(paths)), root=absolute,
                         source=f"list: {count} file{'s' if count != 1 else ''}")
+
+
+# --- pushed commits (the pre-push hook) ----------------------------------------------------------
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256
+
+
+@dataclasses.dataclass(frozen=True)
+class RefUpdate:
+    """One line git gives a pre-push hook: ``<local ref> <local sha> <remote ref> <remote sha>``.
+    A local sha of zeros deletes the remote ref; a remote sha of zeros creates it."""
+
+    local_ref: str
+    local_sha: str
+    remote_ref: str
+    remote_sha: str
+
+    @property
+    def deletes(self) -> bool:
+        return set(self.local_sha) == {"0"}
+
+    @property
+    def creates(self) -> bool:
+        return set(self.remote_sha) == {"0"}
+
+
+def parse_push_lines(text: str) -> list[RefUpdate]:
+    """The ref updates of a pre-push hook's standard input (githooks(5)); blank lines are
+    skipped, anything else that is not four fields with object ids raises
+    `ChangeDetectionError` naming the line."""
+    updates = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if (len(fields) != 4 or not _OBJECT_ID.fullmatch(fields[1])
+                or not _OBJECT_ID.fullmatch(fields[3])):
+            raise ChangeDetectionError(f"pre-push input line {number} is not '<local ref> "
+                                       f"<local sha> <remote ref> <remote sha>': {line[:120]!r}")
+        updates.append(RefUpdate(*fields))
+    return updates
+
+
+@dataclasses.dataclass(frozen=True)
+class PushedChanges:
+    changed: ChangedFiles
+    commits: int
+
+
+def _parse_log(data: bytes, into: _Collected) -> int:
+    """``git log -c -M --name-status -z --format=%x01%H%x02%P``: per commit a header field
+    ``\\x01<sha>\\x02<parents>``, then ``status\\0path\\0`` entries (``R``/``C``: two paths), a
+    merge's combined entries with one path each; the first status may carry a ``\\n``."""
+    fields = _fields(data)
+    commits, merge, i = 0, False, 0
+    while i < len(fields):
+        field = fields[i].lstrip("\n")
+        i += 1
+        if field.startswith("\x01"):
+            commits += 1
+            merge = len(field.partition("\x02")[2].split()) > 1
+            continue
+        if not field:
+            continue
+        if merge:
+            # Only what the merge itself changed (a resolution, an evil merge): the files it
+            # brought in come with their own commits.
+            path = fields[i]
+            i += 1
+            into.paths.add(path)
+            if set(field) == {"D"}:
+                into.deleted.add(path)
+            continue
+        if field[:1] in ("R", "C"):
+            old, new = fields[i], fields[i + 1]
+            i += 2
+            into.paths.add(new)
+            if field[0] == "R":
+                into.paths.add(old)
+                into.renames.add((old, new))
+            continue
+        path = fields[i]
+        i += 1
+        into.paths.add(path)
+        if field == "D":
+            into.deleted.add(path)
+    return commits
+
+
+def pushed_files(start: Path, updates: Sequence[RefUpdate], *, timeout: float = 30.0
+                 ) -> PushedChanges:
+    """The files changed by the commits a push sends, relative to the top level of the work
+    tree containing ``start``.
+
+    The commits are those reachable from a pushed local sha and neither from the remote sha
+    it replaces (when that commit is known here) nor from any remote-tracking branch: a new
+    branch is judged by the commits no remote is known to have, not by its whole history.
+    Deletions of remote refs send nothing. Each commit counts against its first parent,
+    renames on both sides and deletions included; a merge counts only the files it changed
+    against every parent (a conflict resolution), since what it merges comes with its own
+    commits. Any failure raises `ChangeDetectionError`.
+    """
+    deadline = _Deadline(timeout)
+    top = _toplevel(start, deadline)
+    if top is None:
+        raise ChangeDetectionError(f"{str(start)!r} is not inside a git work tree")
+    collected = _Collected()
+    sent = [u for u in updates if not u.deletes]
+    if not sent:
+        return PushedChanges(collected.result(top, "git: pushed commits (none)"), 0)
+    known = [u.remote_sha for u in sent if not u.creates
+             and _commit(top, u.remote_sha, deadline) == u.remote_sha]
+    revs = [*dict.fromkeys(u.local_sha for u in sent), "--not", *dict.fromkeys(known),
+            "--remotes"]
+    # ``--root``: a first commit counts even where log.showRoot is off; no signature lines
+    # (log.showSignature) in the parsed output.
+    log = _run_git(["log", "--root", "-c", "-M", "--name-status", "-z", "--no-color",
+                    "--no-ext-diff", "--no-show-signature", "--format=%x01%H%x02%P", *revs, "--"],
+                   top, deadline)
+    commits = 0
+
+    def parse(data: bytes, into: _Collected) -> None:
+        nonlocal commits
+        commits = _parse_log(data, into)
+
+    _parse(parse, _check(log), collected)
+    refs = ", ".join(u.local_ref for u in sent)
+    source = f"git: {commits} pushed commit{'s' if commits != 1 else ''} ({refs})"
+    return PushedChanges(collected.result(top, source), commits)

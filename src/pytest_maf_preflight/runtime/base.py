@@ -12,13 +12,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from ..protocol.messages import Envelope
+
 from .records import (
+    AGENT_STATUSES,
+    AGENT_TYPES,
     CLIMBING_STATES,
     OPEN_STATES,
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     EscalationState,
     ExecutionRecord,
@@ -28,6 +33,7 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     now,
 )
 
@@ -81,10 +87,36 @@ class RuntimeState(abc.ABC):
     @abc.abstractmethod
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]: ...
 
-    # --- messages --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def smoke_tests(self, nodeid: str | None = None) -> list[SmokeTestDefinition]:
+        """Recorded ``maf_smoke`` definitions, newest first (``recorded_at``, hash)."""
 
     @abc.abstractmethod
-    def enqueue(self, message: Message) -> None: ...
+    def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
+        """Recorded escalation path definitions, newest first (``recorded_at``, hash)."""
+
+    # --- messages --------------------------------------------------------------------------
+
+    def enqueue(self, message: Message | Envelope | Mapping[str, Any]) -> None:
+        """Queue one message: a ``Message`` record as it is, a protocol model, or a plain
+        mapping such as the original MAF passes (``{"type": "PREFLIGHT_CHECK", "agentId": ...,
+        "configId": ..., "executionId": ..., "checkType": ...}``; snake_case or camelCase),
+        validated first: a bad one raises ``ProtocolError`` (a ``ValueError`` naming the field)
+        and nothing is written. A message id already queued changes nothing."""
+        self.enqueue_many((message,))
+
+    def enqueue_many(self, messages: Iterable[Message | Envelope | Mapping[str, Any]]) -> None:
+        """Queue several messages in one write, all or none (each checked as ``enqueue``
+        checks it, every one before anything is written)."""
+        records = [record_of(m) for m in messages]
+        if records:
+            self._store_messages(records)
+
+    @abc.abstractmethod
+    def _store_messages(self, records: Sequence[Message]) -> None:
+        """Store records in one write (one transaction; in the json mode one append, so a
+        writer killed half-way leaves whole messages only); ids already stored keep their row
+        (status included)."""
 
     @abc.abstractmethod
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
@@ -92,16 +124,26 @@ class RuntimeState(abc.ABC):
 
     @abc.abstractmethod
     def ack(self, message_id: str) -> bool:
-        """Mark a delivered message ``acked``; False when there is no such message."""
+        """Mark a message ``acked``, whatever its status; False when there is no such
+        message."""
 
     @abc.abstractmethod
-    def messages(self, status: str | None = None) -> list[Message]: ...
+    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
+                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+        """Messages oldest first (``created_at``, ``id``), optionally only one status, some
+        types, one sending agent, or those created at or after ``since``."""
 
     # --- agents ----------------------------------------------------------------------------
 
     @abc.abstractmethod
     def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None) -> AgentRecord: ...
+                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
+                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+        """Record that the agent is alive, replacing what its previous heartbeat said.
+
+        ``agent_type`` and ``status`` are the seed's (``AGENT_TYPES``, ``AGENT_STATUSES``);
+        bad ones raise ``ValueError`` before any write (``checked_agent_fields``).
+        """
 
     @abc.abstractmethod
     def agents(self) -> list[AgentRecord]: ...
@@ -265,12 +307,99 @@ def newest_snapshots(rows: Iterable[ConfigSnapshot], config_id: str | None
                   key=lambda s: (s.recorded_at, s.content_hash), reverse=True)
 
 
+def record_of(message: Message | Envelope | Mapping[str, Any]) -> Message:
+    """A message as the record a mode stores (``protocol.messages.as_record``); pydantic is
+    imported only for what is not already a record."""
+    if isinstance(message, Message):
+        return message
+    from ..protocol.messages import as_record
+
+    return as_record(message)
+
+
 def messages_in_order(rows: Iterable[Message], status: str | None = None,
-                      recipient: str | None = None) -> list[Message]:
-    """Oldest first, optionally only one status and one recipient."""
+                      recipient: str | None = None, *, types: Sequence[str] | None = None,
+                      agent_id: str | None = None, since: float | None = None
+                      ) -> list[Message]:
+    """Oldest first, optionally only one status, one recipient, some types, one sender, or
+    created at or after ``since``."""
     return sorted((m for m in rows if (status is None or m.status == status)
-                   and (recipient is None or m.recipient == recipient)),
+                   and (recipient is None or m.recipient == recipient)
+                   and (types is None or m.type in types)
+                   and (agent_id is None or m.agent_id == agent_id)
+                   and (since is None or m.created_at >= since)),
                   key=lambda m: (m.created_at, m.id))
+
+
+def message_filters(status: str | None, types: Sequence[str] | None, agent_id: str | None,
+                    since: float | None, placeholder: str) -> tuple[str, list[Any]]:
+    """``messages()``'s filters as a SQL ``WHERE`` clause (empty for none) and its
+    parameters, for the SQL modes (``placeholder``: ``?`` or ``%s``)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        clauses.append(f"status = {placeholder}")
+        params.append(status)
+    if types is not None:
+        if not types:
+            return " WHERE 1 = 0", []
+        clauses.append(f"type IN ({', '.join([placeholder] * len(types))})")
+        params.extend(types)
+    if agent_id is not None:
+        clauses.append(f"agent_id = {placeholder}")
+        params.append(agent_id)
+    if since is not None:
+        clauses.append(f"created_at >= {placeholder}")
+        params.append(since)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def newest_definitions(rows: Iterable[Any], key: str, wanted: str | None) -> list[Any]:
+    """Smoke test or escalation path definitions (``key``: the id field), newest first."""
+    return sorted((d for d in rows if wanted is None or getattr(d, key) == wanted),
+                  key=lambda d: (d.recorded_at, d.content_hash), reverse=True)
+
+
+#: Longest capability name, and most capabilities per agent: names, not documents.
+MAX_CAPABILITY_LENGTH = 100
+MAX_CAPABILITIES = 64
+
+
+def checked_agent_fields(agent_type: str, capabilities: Sequence[str], status: str
+                         ) -> tuple[str, tuple[str, ...], str]:
+    """A heartbeat's type, capabilities (each once, order kept) and status; ``ValueError`` for
+    bad ones."""
+    if agent_type not in AGENT_TYPES:
+        raise ValueError(f"agent type must be one of {', '.join(AGENT_TYPES)}; "
+                         f"got {agent_type!r}")
+    if status not in AGENT_STATUSES:
+        raise ValueError(f"agent status must be one of {', '.join(AGENT_STATUSES)}; "
+                         f"got {status!r}")
+    if isinstance(capabilities, (str, bytes)):
+        # One string would otherwise become one capability per character.
+        raise ValueError(f"capabilities must be a list of names, not one string: "
+                         f"{capabilities!r}")
+    out: list[str] = []
+    for name in capabilities:
+        if (not isinstance(name, str) or not name.strip() or name != name.strip()
+                or len(name) > MAX_CAPABILITY_LENGTH or not name.isprintable()):
+            raise ValueError(f"a capability must be a printable name of 1 to "
+                             f"{MAX_CAPABILITY_LENGTH} characters without surrounding "
+                             f"spaces, got {name!r}")
+        if name not in out:
+            out.append(name)
+    if len(out) > MAX_CAPABILITIES:
+        raise ValueError(f"an agent has at most {MAX_CAPABILITIES} capabilities, "
+                         f"got {len(out)}")
+    return agent_type, tuple(out), status
+
+
+def agent_record(agent_id: str, at: float, details: Mapping[str, Any] | None, *,
+                 agent_type: str, capabilities: Sequence[str], status: str) -> AgentRecord:
+    """A heartbeat's record, every field checked (``ValueError`` before any write)."""
+    kind, names, state = checked_agent_fields(agent_type, capabilities, status)
+    return AgentRecord(checked_agent(agent_id), at, dict(details or {}), agent_type=kind,
+                       capabilities=names, status=state)
 
 
 def filter_executions(rows: Sequence[ExecutionRecord], *, config_id: str | None,

@@ -8,6 +8,8 @@ writers at once and writers killed half-way. The layout::
     runtime/sessions.jsonl    one line per recorded bundle: the bundle's commit record
     runtime/executions.jsonl
     runtime/snapshots.jsonl
+    runtime/smoke_tests.jsonl       maf_smoke definitions, in session bundles (once per content)
+    runtime/escalation_paths.jsonl  escalation path definitions, likewise
     runtime/messages.jsonl    an event log: ``enqueue``, ``deliver`` and ``ack`` events
     runtime/agents.jsonl      heartbeats; the last line of an agent wins
     runtime/conflicts.jsonl   reservation conflicts, in session bundles or on their own
@@ -54,7 +56,7 @@ import re
 import threading
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +70,7 @@ from .base import (
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    agent_record,
     another_occurrence,
     at_or_now,
     blocking_leases,
@@ -84,6 +87,7 @@ from .base import (
     filter_leases,
     messages_in_order,
     newest_conflicts,
+    newest_definitions,
     newest_sessions,
     newest_snapshots,
     open_for_key,
@@ -98,6 +102,7 @@ from .records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     EscalationState,
     ExecutionRecord,
@@ -107,6 +112,7 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
     now,
     to_json,
@@ -136,10 +142,12 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
          "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
          "agents": "agents.jsonl", "conflicts": "conflicts.jsonl", "leases": "leases.jsonl",
-         "escalations": "escalations.jsonl", "deliveries": "deliveries.jsonl"}
+         "escalations": "escalations.jsonl", "deliveries": "deliveries.jsonl",
+         "smoke_tests": "smoke_tests.jsonl", "escalation_paths": "escalation_paths.jsonl"}
 _KIND_OF_FILE = {"sessions": "session", "executions": "execution", "snapshots": "snapshot",
                  "messages": "message", "agents": "agent", "conflicts": "conflict",
-                 "leases": "lease", "escalations": "escalation", "deliveries": "delivery"}
+                 "leases": "lease", "escalations": "escalation", "deliveries": "delivery",
+                 "smoke_tests": "smoke_test", "escalation_paths": "escalation_path"}
 
 R = TypeVar("R")
 
@@ -149,6 +157,18 @@ class _BadLine(ValueError):
 
 
 # --- records from and to lines ------------------------------------------------------------
+
+def _new_definitions(kind: str, stored: Mapping[tuple[str, str], Any],
+                     given: Iterable[tuple[tuple[str, str], Any]], token: str) -> list[bytes]:
+    """Lines for the definitions (``(key, record)`` pairs) not stored yet, each key once."""
+    out: list[bytes] = []
+    seen: set[tuple[str, str]] = set()
+    for key, record in given:
+        if key not in stored and key not in seen:
+            seen.add(key)
+            out.append(_line(kind, bundle=token, record=to_json(record)))
+    return out
+
 
 def _checker(hint: Any) -> Callable[[Any], bool]:
     """A predicate for the few field types the records use."""
@@ -171,6 +191,9 @@ def _checker(hint: Any) -> Callable[[Any], bool]:
         return lambda value: isinstance(value, str)
     if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
         return lambda value: isinstance(value, dict)
+    if origin is tuple:  # tuple[X, ...]: a JSON array of X
+        item = _checker(typing.get_args(hint)[0])
+        return lambda value: isinstance(value, list) and all(item(v) for v in value)
     return lambda value: True  # pragma: no cover - every field type is listed above
 
 
@@ -298,6 +321,10 @@ class _State:
     sessions: dict[str, SessionRecord] = dataclasses.field(default_factory=dict)
     executions: dict[str, ExecutionRecord] = dataclasses.field(default_factory=dict)
     snapshots: dict[tuple[str, str], ConfigSnapshot] = dataclasses.field(default_factory=dict)
+    smoke_tests: dict[tuple[str, str], SmokeTestDefinition] = dataclasses.field(
+        default_factory=dict)
+    escalation_paths: dict[tuple[str, str], EscalationPathDefinition] = dataclasses.field(
+        default_factory=dict)
     messages: dict[str, Message] = dataclasses.field(default_factory=dict)
     agents: dict[str, AgentRecord] = dataclasses.field(default_factory=dict)
     agent_lines: int = 0
@@ -412,6 +439,10 @@ class JsonRuntime(RuntimeState):
             self._apply_bundled("execution", entry, ExecutionRecord)
         for entry in fresh["snapshots"]:
             self._apply_bundled("snapshot", entry, ConfigSnapshot)
+        for entry in fresh["smoke_tests"]:
+            self._apply_bundled("smoke_test", entry, SmokeTestDefinition)
+        for entry in fresh["escalation_paths"]:
+            self._apply_bundled("escalation_path", entry, EscalationPathDefinition)
         for entry in fresh["messages"]:
             self._apply_message(entry)
         for entry in fresh["agents"]:
@@ -528,6 +559,10 @@ class JsonRuntime(RuntimeState):
             state.snapshots.setdefault((record.config_id, record.content_hash), record)
         elif kind == "conflict":
             state.conflicts.setdefault(record.id, record)
+        elif kind == "smoke_test":
+            state.smoke_tests.setdefault((record.nodeid, record.content_hash), record)
+        elif kind == "escalation_path":
+            state.escalation_paths.setdefault((record.path_id, record.content_hash), record)
         else:
             state.messages.setdefault(record.id, record)
 
@@ -657,13 +692,20 @@ class JsonRuntime(RuntimeState):
                     messages.append(_line("message", event="enqueue", bundle=token,
                                           record=to_json(message)))
             conflicts = self._new_conflicts(state, bundle.conflicts, token)
-            if bundle.session.id in state.sessions and not (executions or snapshots
-                                                            or messages or conflicts):
+            smoke_tests = _new_definitions(
+                "smoke_test", state.smoke_tests,
+                (((d.nodeid, d.content_hash), d) for d in bundle.smoke_tests), token)
+            paths = _new_definitions(
+                "escalation_path", state.escalation_paths,
+                (((d.path_id, d.content_hash), d) for d in bundle.escalation_paths), token)
+            if bundle.session.id in state.sessions and not (
+                    executions or snapshots or messages or conflicts or smoke_tests or paths):
                 return  # everything is there already
             session = [_line("session", bundle=token, record=to_json(bundle.session))]
             # The session line last: it commits the others.
             self._write([("executions", executions), ("snapshots", snapshots),
                          ("messages", messages), ("conflicts", conflicts),
+                         ("smoke_tests", smoke_tests), ("escalation_paths", paths),
                          ("sessions", session)])
 
     @staticmethod
@@ -698,14 +740,27 @@ class JsonRuntime(RuntimeState):
         with self._current() as state:
             return newest_snapshots(state.snapshots.values(), config_id)
 
+    def smoke_tests(self, nodeid: str | None = None) -> list[SmokeTestDefinition]:
+        with self._current() as state:
+            return newest_definitions(state.smoke_tests.values(), "nodeid", nodeid)
+
+    def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
+        with self._current() as state:
+            return newest_definitions(state.escalation_paths.values(), "path_id", path_id)
+
     # --- messages --------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> None:
+    def _store_messages(self, records: Sequence[Message]) -> None:
+        # One append of standalone lines: a writer killed half-way keeps whole messages only.
         with self._current() as state:
-            if message.id in state.messages:
-                return
-            self._write([("messages", [_line("message", event="enqueue", bundle=None,
-                                             record=to_json(message))])])
+            seen: set[str] = set()
+            lines: list[bytes] = []
+            for message in records:
+                if message.id not in state.messages and message.id not in seen:
+                    seen.add(message.id)
+                    lines.append(_line("message", event="enqueue", bundle=None,
+                                       record=to_json(message)))
+            self._write([("messages", lines)])
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._current() as state:
@@ -729,15 +784,19 @@ class JsonRuntime(RuntimeState):
                                              at=now())])])
             return True
 
-    def messages(self, status: str | None = None) -> list[Message]:
+    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
+                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
         with self._current() as state:
-            return messages_in_order(state.messages.values(), status)
+            return messages_in_order(state.messages.values(), status, types=types,
+                                     agent_id=agent_id, since=since)
 
     # --- agents ----------------------------------------------------------------------------
 
     def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None) -> AgentRecord:
-        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
+                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
+                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+        record = agent_record(agent_id, now() if at is None else at, details,
+                              agent_type=agent_type, capabilities=capabilities, status=status)
         with self._current() as state:
             self._write([("agents", [_line("agent", record=to_json(record))])])
             lines = state.agent_lines + 1
@@ -944,7 +1003,9 @@ class JsonRuntime(RuntimeState):
                       "messages": len(state.messages), "agents": len(state.agents),
                       "leases": len(state.leases), "reservation_conflicts": len(state.conflicts),
                       "escalations": len(state.escalations),
-                      "escalation_deliveries": len(state.deliveries)}
+                      "escalation_deliveries": len(state.deliveries),
+                      "smoke_tests": len(state.smoke_tests),
+                      "escalation_paths": len(state.escalation_paths)}
             pending = sum(len(items) for items in state.pending.values())
             grants = sum(len(items) for items in state.pending_grants.values())
         notes = [f"skipped {p}" for p in self.problems]

@@ -13,6 +13,7 @@ from .base import (
     EscalationTransition,
     LeaseRequest,
     RuntimeState,
+    agent_record,
     another_occurrence,
     at_or_now,
     blocking_leases,
@@ -29,6 +30,7 @@ from .base import (
     filter_leases,
     messages_in_order,
     newest_conflicts,
+    newest_definitions,
     newest_sessions,
     newest_snapshots,
     open_for_key,
@@ -43,6 +45,7 @@ from .records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     EscalationState,
     ExecutionRecord,
@@ -52,6 +55,7 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
     now,
 )
@@ -65,6 +69,8 @@ class MemoryRuntime(RuntimeState):
         self._sessions: dict[str, SessionRecord] = {}
         self._executions: dict[str, ExecutionRecord] = {}
         self._snapshots: dict[tuple[str, str], ConfigSnapshot] = {}
+        self._smoke_tests: dict[tuple[str, str], SmokeTestDefinition] = {}
+        self._escalation_paths: dict[tuple[str, str], EscalationPathDefinition] = {}
         self._messages: dict[str, Message] = {}
         self._agents: dict[str, AgentRecord] = {}
         self._leases: dict[str, Lease] = {}
@@ -85,6 +91,10 @@ class MemoryRuntime(RuntimeState):
                 self._messages.setdefault(message.id, message)
             for conflict in bundle.conflicts:
                 self._conflicts.setdefault(conflict.id, conflict)
+            for smoke in bundle.smoke_tests:
+                self._smoke_tests.setdefault((smoke.nodeid, smoke.content_hash), smoke)
+            for path in bundle.escalation_paths:
+                self._escalation_paths.setdefault((path.path_id, path.content_hash), path)
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         with self._lock:
@@ -106,9 +116,18 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return newest_snapshots(self._snapshots.values(), config_id)
 
-    def enqueue(self, message: Message) -> None:
+    def smoke_tests(self, nodeid: str | None = None) -> list[SmokeTestDefinition]:
         with self._lock:
-            self._messages.setdefault(message.id, message)
+            return newest_definitions(self._smoke_tests.values(), "nodeid", nodeid)
+
+    def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
+        with self._lock:
+            return newest_definitions(self._escalation_paths.values(), "path_id", path_id)
+
+    def _store_messages(self, records: Sequence[Message]) -> None:
+        with self._lock:
+            for message in records:
+                self._messages.setdefault(message.id, message)
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._lock:
@@ -129,13 +148,17 @@ class MemoryRuntime(RuntimeState):
             self._messages[message_id] = dataclasses.replace(message, status="acked")
             return True
 
-    def messages(self, status: str | None = None) -> list[Message]:
+    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
+                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
         with self._lock:
-            return messages_in_order(self._messages.values(), status)
+            return messages_in_order(self._messages.values(), status, types=types,
+                                     agent_id=agent_id, since=since)
 
     def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None) -> AgentRecord:
-        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
+                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
+                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+        record = agent_record(agent_id, now() if at is None else at, details,
+                              agent_type=agent_type, capabilities=capabilities, status=status)
         with self._lock:
             self._agents[agent_id] = record
         return record
@@ -296,6 +319,8 @@ class MemoryRuntime(RuntimeState):
                       "agents": len(self._agents), "leases": len(self._leases),
                       "reservation_conflicts": len(self._conflicts),
                       "escalations": len(self._escalations),
-                      "escalation_deliveries": len(self._deliveries)}
+                      "escalation_deliveries": len(self._deliveries),
+                      "smoke_tests": len(self._smoke_tests),
+                      "escalation_paths": len(self._escalation_paths)}
         return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None,
                            counts=counts)

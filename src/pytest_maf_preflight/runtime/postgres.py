@@ -46,6 +46,7 @@ from .base import (
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    agent_record,
     another_occurrence,
     blocking_leases,
     checked_agent,
@@ -55,6 +56,7 @@ from .base import (
     checked_states,
     checked_time,
     checked_ttl,
+    message_filters,
     owned_lease,
     renewed_lease,
     required_time,
@@ -69,6 +71,7 @@ from .records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     EscalationState,
     ExecutionRecord,
@@ -78,6 +81,7 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
     now,
 )
@@ -87,15 +91,19 @@ from .sql_rows import (
     SELECT_AGENTS,
     SELECT_CONFLICTS,
     SELECT_DELIVERIES,
+    SELECT_ESCALATION_PATHS,
     SELECT_ESCALATIONS,
     SELECT_EXECUTIONS,
     SELECT_LEASES,
     SELECT_MESSAGES,
     SELECT_SESSIONS,
+    SELECT_SMOKE_TESTS,
     SELECT_SNAPSHOTS,
+    UPSERT_AGENT,
     PreparedBundle,
     agent_row,
     conflict_row,
+    definitions_query,
     delivery_row,
     escalation_changes,
     escalation_row,
@@ -106,10 +114,12 @@ from .sql_rows import (
     read_conflict,
     read_delivery,
     read_escalation,
+    read_escalation_path,
     read_execution,
     read_lease,
     read_message,
     read_session,
+    read_smoke_test,
     read_snapshot,
 )
 
@@ -162,6 +172,11 @@ _INSERT_INCOMING = ("INSERT INTO preflight_executions (id, session_id, config_id
                     "SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
                     "started_at, completed_at, duration, attempts, result, error_message "
                     "FROM maf_incoming_executions ON CONFLICT DO NOTHING")
+_INSERT_SMOKE_TEST = ("INSERT INTO smoke_tests (nodeid, version, content_hash, file, document, "
+                      "recorded_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
+_INSERT_ESCALATION_PATH = ("INSERT INTO escalation_paths (id, version, content_hash, document, "
+                           "recorded_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING")
+_UPSERT_AGENT = UPSERT_AGENT.format("%s")
 #: From how many executions on a session is written by COPY.
 COPY_FROM = 64
 _INSERT_SNAPSHOT = ("INSERT INTO preflight_configs (config_id, version, config_type, "
@@ -469,7 +484,9 @@ class PostgresRuntime(RuntimeState):
             for sql, rows in ((_INSERT_EXECUTION, executions),
                               (_INSERT_SNAPSHOT, prepared.snapshots),
                               (_INSERT_MESSAGE, prepared.messages),
-                              (_INSERT_CONFLICT, prepared.conflicts)):
+                              (_INSERT_CONFLICT, prepared.conflicts),
+                              (_INSERT_SMOKE_TEST, prepared.smoke_tests),
+                              (_INSERT_ESCALATION_PATH, prepared.escalation_paths)):
                 if rows:
                     cur.executemany(sql, rows)
 
@@ -508,11 +525,24 @@ class PostgresRuntime(RuntimeState):
         sql += " ORDER BY recorded_at DESC, content_hash DESC"
         return [read_snapshot(r) for r in self._select(sql, params)]
 
+    def smoke_tests(self, nodeid: str | None = None) -> list[SmokeTestDefinition]:
+        sql, params = definitions_query(SELECT_SMOKE_TESTS, "nodeid", nodeid, "%s")
+        return [read_smoke_test(r) for r in self._select(sql, params)]
+
+    def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
+        sql, params = definitions_query(SELECT_ESCALATION_PATHS, "id", path_id, "%s")
+        return [read_escalation_path(r) for r in self._select(sql, params)]
+
     # --- messages --------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> None:
-        row = message_row(message)
-        self._run(lambda conn: conn.execute(_INSERT_MESSAGE, row))
+    def _store_messages(self, records: Sequence[Message]) -> None:
+        rows = [message_row(m) for m in records]
+
+        def work(conn: Conn) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(_INSERT_MESSAGE, rows)
+
+        self._run(work)
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         checked_limit(limit)
@@ -542,26 +572,24 @@ class PostgresRuntime(RuntimeState):
 
         return self._run(work)
 
-    def messages(self, status: str | None = None) -> list[Message]:
-        sql = SELECT_MESSAGES
-        params: list[Any] = []
-        if status is not None:
-            sql += " WHERE status = %s"
-            params.append(status)
-        sql += " ORDER BY created_at, id"
+    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
+                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+        where, params = message_filters(status, types, agent_id, since, "%s")
+        sql = SELECT_MESSAGES + where + " ORDER BY created_at, id"
         return [read_message(r) for r in self._select(sql, params)]
 
     # --- agents ----------------------------------------------------------------------------
 
     def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None) -> AgentRecord:
+                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
+                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+        checked = agent_record(agent_id, 0.0, details, agent_type=agent_type,
+                               capabilities=capabilities, status=status)
+
         def work(conn: Conn) -> AgentRecord:
             # Stamped by the server's clock: idle-agent sweeps on other hosts compare with it.
-            record = AgentRecord(agent_id, _clock(conn, at), dict(details or {}))
-            conn.execute(
-                "INSERT INTO agents (id, last_heartbeat, details) VALUES (%s, %s, %s) "
-                "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
-                "details = excluded.details", agent_row(record))
+            record = dataclasses.replace(checked, last_heartbeat=_clock(conn, at))
+            conn.execute(_UPSERT_AGENT, agent_row(record))
             return record
 
         return self._run(work)

@@ -190,6 +190,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO counters (name, value) VALUES ('fencing_token', 0);
     """,
+    # --- 2: as the SQLite mode's migration 4: the definitions a session ran with, agents as
+    # the seed describes them. Nothing wrote smoke_tests or escalation_paths before; a
+    # hand-written escalation_paths row is carried over.
+    """
+    DROP TABLE smoke_tests;
+    CREATE TABLE smoke_tests (
+        nodeid text NOT NULL,
+        version text NOT NULL,
+        content_hash text NOT NULL,
+        file text NOT NULL,
+        document text NOT NULL,
+        recorded_at double precision NOT NULL,
+        PRIMARY KEY (nodeid, content_hash)
+    );
+    CREATE INDEX idx_smoke_tests_recorded ON smoke_tests (recorded_at, content_hash);
+
+    CREATE TABLE escalation_paths_before_2 AS SELECT * FROM escalation_paths;
+    DROP TABLE escalation_paths;
+    CREATE TABLE escalation_paths (
+        id text NOT NULL,
+        version text NOT NULL,
+        content_hash text NOT NULL,
+        document text NOT NULL,
+        recorded_at double precision NOT NULL,
+        PRIMARY KEY (id, content_hash)
+    );
+    INSERT INTO escalation_paths (id, version, content_hash, document, recorded_at)
+        SELECT id, version, content_hash, document, updated_at FROM escalation_paths_before_2
+        ON CONFLICT DO NOTHING;
+    DROP TABLE escalation_paths_before_2;
+    CREATE INDEX idx_escalation_paths_recorded ON escalation_paths (recorded_at, content_hash);
+
+    ALTER TABLE agents ADD COLUMN type text NOT NULL DEFAULT 'worker';
+    ALTER TABLE agents ADD COLUMN capabilities text NOT NULL DEFAULT '[]';
+    ALTER TABLE agents ADD COLUMN status text NOT NULL DEFAULT 'active';
+    """,
 )
 
 #: The version a schema has once every migration here is applied.

@@ -89,11 +89,62 @@ class Message:
     status: MessageStatus = "queued"
 
 
+#: The agent kinds and statuses of the seed's ``agents`` table (the original MAF's).
+AGENT_TYPES = ("coordinator", "worker", "verifier", "escalation_manager")
+AGENT_STATUSES = ("active", "inactive", "maintenance", "error")
+
+
 @dataclasses.dataclass(frozen=True)
 class AgentRecord:
+    """An agent as its last heartbeat described it (each heartbeat replaces the whole record).
+
+    ``agent_type`` is one of ``AGENT_TYPES``, ``status`` one of ``AGENT_STATUSES``;
+    ``capabilities`` are free names (``"python"``, ``"review"``), each once, in the order given;
+    ``details`` is the seed's ``metadata``.
+    """
+
     id: str
     last_heartbeat: float
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    agent_type: str = "worker"
+    capabilities: tuple[str, ...] = ()
+    status: str = "active"
+
+    def __post_init__(self) -> None:
+        # Stores hand back JSON arrays as lists; a record compares equal however it was read.
+        object.__setattr__(self, "capabilities", tuple(self.capabilities))
+
+
+@dataclasses.dataclass(frozen=True)
+class SmokeTestDefinition:
+    """A ``maf_smoke`` test as a run collected it; stored once per (node id, content hash).
+
+    ``version`` is what the test's executions carry as ``config_version`` (the start of
+    ``content_hash``), so an execution names the definition it ran. ``document``:
+    ``{"nodeid", "file", "markers": [{"name", "args", "kwargs"}, ...]}``, secrets redacted.
+    """
+
+    nodeid: str
+    version: str
+    content_hash: str
+    file: str
+    document: Mapping[str, Any]
+    recorded_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class EscalationPathDefinition:
+    """An escalation path as a run loaded it; stored once per (path id, content hash).
+
+    ``document`` is the snapshot an escalation opened on this path keeps (``{"id", "version",
+    "config"}``), secrets redacted.
+    """
+
+    path_id: str
+    version: str
+    content_hash: str
+    document: Mapping[str, Any]
+    recorded_at: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +271,9 @@ class SessionBundle:
     snapshots: tuple[ConfigSnapshot, ...] = ()
     messages: tuple[Message, ...] = ()
     conflicts: tuple[ConflictRecord, ...] = ()
+    #: The definitions in force for this session (deduplicated by content when stored).
+    smoke_tests: tuple[SmokeTestDefinition, ...] = ()
+    escalation_paths: tuple[EscalationPathDefinition, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

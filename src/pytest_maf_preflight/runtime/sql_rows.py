@@ -21,12 +21,14 @@ from .records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     ExecutionRecord,
     Lease,
     Message,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
 )
 
 #: A store's cleaning of free text (an error message) before it is written.
@@ -37,6 +39,7 @@ TextFilter = Callable[[str | None], str | None]
 #: than failing the whole session's record.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 dumps: Callable[[Mapping[str, Any]], str] = _ENCODER.encode
+_LIST_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # Every statement is a constant; values are always bound parameters.
 SELECT_SESSIONS = ("SELECT id, agent_id, environment, started_at, completed_at, status, "
@@ -48,7 +51,17 @@ SELECT_SNAPSHOTS = ("SELECT config_id, version, config_type, content_hash, docum
                     "recorded_at FROM preflight_configs")
 SELECT_MESSAGES = ("SELECT id, type, agent_id, payload, created_at, correlation_id, recipient, "
                    "status FROM messages")
-SELECT_AGENTS = "SELECT id, last_heartbeat, details FROM agents"
+SELECT_AGENTS = "SELECT id, last_heartbeat, details, type, capabilities, status FROM agents"
+#: A heartbeat replaces the whole record (``excluded``: the row the insert would have written).
+UPSERT_AGENT = ("INSERT INTO agents (id, last_heartbeat, details, type, capabilities, status) "
+                "VALUES ({0}, {0}, {0}, {0}, {0}, {0}) ON CONFLICT (id) DO UPDATE SET "
+                "last_heartbeat = excluded.last_heartbeat, details = excluded.details, "
+                "type = excluded.type, capabilities = excluded.capabilities, "
+                "status = excluded.status")
+SELECT_SMOKE_TESTS = ("SELECT nodeid, version, content_hash, file, document, recorded_at "
+                      "FROM smoke_tests")
+SELECT_ESCALATION_PATHS = ("SELECT id, version, content_hash, document, recorded_at "
+                           "FROM escalation_paths")
 SELECT_LEASES = ("SELECT id, agent_id, path_pattern, exclusive, reason, created_at, expires_at, "
                  "released_at, fencing_token FROM leases")
 SELECT_CONFLICTS = ("SELECT id, session_id, conflict_type, severity, agent_id, holder_agent_id, "
@@ -67,9 +80,22 @@ COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
           "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
           "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
           "(SELECT count(*) FROM escalation_tracking), "
-          "(SELECT count(*) FROM escalation_deliveries)")
+          "(SELECT count(*) FROM escalation_deliveries), (SELECT count(*) FROM smoke_tests), "
+          "(SELECT count(*) FROM escalation_paths)")
 COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
-               "reservation_conflicts", "escalations", "escalation_deliveries")
+               "reservation_conflicts", "escalations", "escalation_deliveries", "smoke_tests",
+               "escalation_paths")
+
+
+def definitions_query(select: str, column: str, value: str | None, placeholder: str
+                      ) -> tuple[str, list[Any]]:
+    """A smoke test or escalation path definitions query, newest first, optionally of one id
+    (``column`` and ``placeholder`` are constants of the callers; the id is bound)."""
+    params: list[Any] = []
+    if value is not None:
+        select += f" WHERE {column} = {placeholder}"
+        params.append(value)
+    return select + " ORDER BY recorded_at DESC, content_hash DESC", params
 
 
 def as_is(value: str | None) -> str | None:
@@ -87,6 +113,8 @@ class PreparedBundle:
     snapshots: list[tuple[Any, ...]]
     messages: list[tuple[Any, ...]]
     conflicts: list[tuple[Any, ...]]
+    smoke_tests: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    escalation_paths: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
 
 
 def prepare_bundle(bundle: SessionBundle, text: TextFilter = as_is) -> PreparedBundle:
@@ -96,6 +124,8 @@ def prepare_bundle(bundle: SessionBundle, text: TextFilter = as_is) -> PreparedB
         snapshots=[snapshot_row(c) for c in bundle.snapshots],
         messages=[message_row(m) for m in bundle.messages],
         conflicts=[conflict_row(c) for c in bundle.conflicts],
+        smoke_tests=[smoke_test_row(d) for d in bundle.smoke_tests],
+        escalation_paths=[escalation_path_row(d) for d in bundle.escalation_paths],
     )
 
 
@@ -143,12 +173,32 @@ def read_message(r: Sequence[Any]) -> Message:
                    created_at=r[4], correlation_id=r[5], recipient=r[6], status=r[7])
 
 
+def smoke_test_row(d: SmokeTestDefinition) -> tuple[Any, ...]:
+    return (d.nodeid, d.version, d.content_hash, d.file, dumps(d.document), d.recorded_at)
+
+
+def read_smoke_test(r: Sequence[Any]) -> SmokeTestDefinition:
+    return SmokeTestDefinition(nodeid=r[0], version=r[1], content_hash=r[2], file=r[3],
+                               document=json.loads(r[4]), recorded_at=r[5])
+
+
+def escalation_path_row(d: EscalationPathDefinition) -> tuple[Any, ...]:
+    return (d.path_id, d.version, d.content_hash, dumps(d.document), d.recorded_at)
+
+
+def read_escalation_path(r: Sequence[Any]) -> EscalationPathDefinition:
+    return EscalationPathDefinition(path_id=r[0], version=r[1], content_hash=r[2],
+                                    document=json.loads(r[3]), recorded_at=r[4])
+
+
 def agent_row(a: AgentRecord) -> tuple[Any, ...]:
-    return (a.id, a.last_heartbeat, dumps(a.details))
+    return (a.id, a.last_heartbeat, dumps(a.details), a.agent_type,
+            _LIST_ENCODER.encode(list(a.capabilities)), a.status)
 
 
 def read_agent(r: Sequence[Any]) -> AgentRecord:
-    return AgentRecord(r[0], r[1], json.loads(r[2]))
+    return AgentRecord(r[0], r[1], json.loads(r[2]), agent_type=r[3],
+                       capabilities=tuple(json.loads(r[4])), status=r[5])
 
 
 def lease_row(lease: Lease) -> tuple[Any, ...]:

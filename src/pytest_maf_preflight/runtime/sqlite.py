@@ -29,6 +29,7 @@ from .base import (
     RuntimeState,
     RuntimeStateError,
     RuntimeUnavailable,
+    agent_record,
     another_occurrence,
     at_or_now,
     blocking_leases,
@@ -39,6 +40,7 @@ from .base import (
     checked_states,
     checked_time,
     checked_ttl,
+    message_filters,
     owned_lease,
     renewed_lease,
     required_time,
@@ -52,6 +54,7 @@ from .records import (
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
+    EscalationPathDefinition,
     EscalationRecord,
     EscalationState,
     ExecutionRecord,
@@ -61,6 +64,7 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SmokeTestDefinition,
     new_id,
     now,
 )
@@ -70,15 +74,19 @@ from .sql_rows import (
     SELECT_AGENTS,
     SELECT_CONFLICTS,
     SELECT_DELIVERIES,
+    SELECT_ESCALATION_PATHS,
     SELECT_ESCALATIONS,
     SELECT_EXECUTIONS,
     SELECT_LEASES,
     SELECT_MESSAGES,
     SELECT_SESSIONS,
+    SELECT_SMOKE_TESTS,
     SELECT_SNAPSHOTS,
+    UPSERT_AGENT,
     PreparedBundle,
     agent_row,
     conflict_row,
+    definitions_query,
     delivery_row,
     escalation_changes,
     escalation_row,
@@ -89,10 +97,12 @@ from .sql_rows import (
     read_conflict,
     read_delivery,
     read_escalation,
+    read_escalation_path,
     read_execution,
     read_lease,
     read_message,
     read_session,
+    read_smoke_test,
     read_snapshot,
 )
 from .sqlite_migrations import NewerSchemaError, migrate, user_version
@@ -128,6 +138,11 @@ _INSERT_EXECUTION = ("INSERT OR IGNORE INTO preflight_executions (id, session_id
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_SNAPSHOT = ("INSERT OR IGNORE INTO preflight_configs (config_id, version, config_type, "
                     "content_hash, document, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_SMOKE_TEST = ("INSERT OR IGNORE INTO smoke_tests (nodeid, version, content_hash, file, "
+                      "document, recorded_at) VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_ESCALATION_PATH = ("INSERT OR IGNORE INTO escalation_paths (id, version, content_hash, "
+                           "document, recorded_at) VALUES (?, ?, ?, ?, ?)")
+_UPSERT_AGENT = UPSERT_AGENT.format("?")
 _INSERT_MESSAGE = ("INSERT OR IGNORE INTO messages (id, type, agent_id, payload, created_at, "
                    "correlation_id, recipient, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_LEASE = ("INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, created_at, "
@@ -172,8 +187,13 @@ class SqliteRuntime(RuntimeState):
 
     def __init__(self, path: Path, *, busy_timeout_ms: int = 5000,
                  retry_budget_seconds: float = 10.0) -> None:
-        self.path = Path(path)
         self.retry_budget_seconds = float(retry_budget_seconds)
+        #: The database found at the path asked for when it is not ours (the original MAF's
+        #: ``.maf/runtime.db``, typically): never opened for writing; this store then lives
+        #: in ``self.path``, the companion file beside it.
+        self.original_path: Path | None = None
+        self._original_tables: tuple[str, ...] = ()
+        self.path = self._store_path(Path(path))
         # SQLite's own wait never outlasts the budget, so a held lock cannot hang a caller
         # longer than the budget promises.
         self.busy_timeout_ms = max(0, min(int(busy_timeout_ms),
@@ -186,6 +206,46 @@ class SqliteRuntime(RuntimeState):
         self._conn: sqlite3.Connection | None = self._open()
 
     # --- opening ---------------------------------------------------------------------------
+
+    def _store_path(self, requested: Path) -> Path:
+        """``requested``, or its companion when ``requested`` holds another schema.
+
+        The original MAF keeps its runtime at the same default path with tables of the same
+        names (``leases``, ``agents``, ...): migrating it would fail, and writing to it at all
+        would change a database other agents still use. It is looked at read-only, traceless
+        (``sqlite_readonly``), before anything opens it for writing.
+        """
+        from .sqlite_readonly import foreign_tables
+
+        try:
+            tables = foreign_tables(requested, timeout=self.retry_budget_seconds)
+        except (sqlite3.Error, OSError) as exc:
+            # Never write into a file that could not be told apart from ours.
+            raise RuntimeUnavailable(f"cannot tell whether {requested} is a preflight store "
+                                     f"(read-only look failed: {exc})") from exc
+        if not tables:
+            return requested
+        companion = companion_path(requested)
+        try:
+            companion_tables = foreign_tables(companion, timeout=self.retry_budget_seconds)
+        except (sqlite3.Error, OSError) as exc:
+            raise RuntimeUnavailable(f"cannot tell whether {companion} is a preflight store "
+                                     f"(read-only look failed: {exc})") from exc
+        if companion_tables:
+            raise RuntimeUnavailable(
+                f"{requested} and {companion} both hold another application's tables "
+                f"({', '.join(companion_tables[:5])}); set MAF_DB_PATH to a file of its own")
+        self.original_path, self._original_tables = requested, tables
+        return companion
+
+    def _coexistence_note(self) -> str | None:
+        if self.original_path is None:
+            return None
+        known = [t for t in ORIGINAL_MAF_TABLES if t in self._original_tables]
+        owner = "the original MAF" if known else "another application"
+        shown = ", ".join((known or list(self._original_tables))[:4])
+        return (f"{self.original_path} belongs to {owner} (tables {shown}, ...) and is never "
+                f"written; this store lives beside it in {self.path.name}")
 
     def _open(self) -> sqlite3.Connection:
         """Connect, configure, migrate and prove the file writable, or raise RuntimeUnavailable."""
@@ -328,6 +388,8 @@ class SqliteRuntime(RuntimeState):
         conn.executemany(_INSERT_SNAPSHOT, prepared.snapshots)
         conn.executemany(_INSERT_MESSAGE, prepared.messages)
         conn.executemany(_INSERT_CONFLICT, prepared.conflicts)
+        conn.executemany(_INSERT_SMOKE_TEST, prepared.smoke_tests)
+        conn.executemany(_INSERT_ESCALATION_PATH, prepared.escalation_paths)
 
     def sessions(self, limit: int | None = None) -> list[SessionRecord]:
         sql = SELECT_SESSIONS + " ORDER BY started_at DESC, id DESC"
@@ -364,11 +426,19 @@ class SqliteRuntime(RuntimeState):
         sql += " ORDER BY recorded_at DESC, content_hash DESC"
         return [read_snapshot(r) for r in self._select(sql, params)]
 
+    def smoke_tests(self, nodeid: str | None = None) -> list[SmokeTestDefinition]:
+        sql, params = definitions_query(SELECT_SMOKE_TESTS, "nodeid", nodeid, "?")
+        return [read_smoke_test(r) for r in self._select(sql, params)]
+
+    def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
+        sql, params = definitions_query(SELECT_ESCALATION_PATHS, "id", path_id, "?")
+        return [read_escalation_path(r) for r in self._select(sql, params)]
+
     # --- messages --------------------------------------------------------------------------
 
-    def enqueue(self, message: Message) -> None:
-        row = message_row(message)
-        self._write(lambda conn: conn.execute(_INSERT_MESSAGE, row))
+    def _store_messages(self, records: Sequence[Message]) -> None:
+        rows = [message_row(m) for m in records]
+        self._write(lambda conn: conn.executemany(_INSERT_MESSAGE, rows))
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         def work(conn: sqlite3.Connection) -> list[Message]:
@@ -390,25 +460,21 @@ class SqliteRuntime(RuntimeState):
 
         return self._write(work)
 
-    def messages(self, status: str | None = None) -> list[Message]:
-        sql = SELECT_MESSAGES
-        params: list[Any] = []
-        if status is not None:
-            sql += " WHERE status = ?"
-            params.append(status)
-        sql += " ORDER BY created_at, id"
+    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
+                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+        where, params = message_filters(status, types, agent_id, since, "?")
+        sql = SELECT_MESSAGES + where + " ORDER BY created_at, id"
         return [read_message(r) for r in self._select(sql, params)]
 
     # --- agents ----------------------------------------------------------------------------
 
     def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None) -> AgentRecord:
-        record = AgentRecord(agent_id, now() if at is None else at, dict(details or {}))
+                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
+                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+        record = agent_record(agent_id, now() if at is None else at, details,
+                              agent_type=agent_type, capabilities=capabilities, status=status)
         row = agent_row(record)
-        self._write(lambda conn: conn.execute(
-            "INSERT INTO agents (id, last_heartbeat, details) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
-            "details = excluded.details", row))
+        self._write(lambda conn: conn.execute(_UPSERT_AGENT, row))
         return record
 
     def agents(self) -> list[AgentRecord]:
@@ -655,6 +721,9 @@ class SqliteRuntime(RuntimeState):
         notes: tuple[str, ...] = ()
         if self._journal_mode != "wal":
             notes = (f"journal mode is {self._journal_mode or 'unknown'}, not wal",)
+        coexistence = self._coexistence_note()
+        if coexistence is not None:
+            notes = (*notes, coexistence)
         return RuntimeInfo(mode=self.mode, location=str(self.path), schema_version=version,
                            counts=counts, notes=notes)
 
@@ -662,6 +731,20 @@ class SqliteRuntime(RuntimeState):
         with self._lock:
             conn, self._conn = self._conn, None
         self._discard(conn)
+
+
+#: The tables the original MAF creates (its store/schema*.sql): a database holding them at
+#: our path is its runtime, left alone.
+ORIGINAL_MAF_TABLES = (
+    "tasks", "leases", "file_reservations", "events", "evidence", "preflight_configs",
+    "preflight_executions", "escalation_paths", "escalation_tracking", "smoke_tests", "agents",
+    "reservation_conflicts")
+
+
+def companion_path(path: Path) -> Path:
+    """Where this store lives when ``path`` holds another schema: ``runtime.db`` ->
+    ``runtime.preflight.db``, beside it."""
+    return path.with_name(f"{path.stem}.preflight{path.suffix or '.db'}")
 
 
 def _limited(sql: str, params: list[Any], limit: int | None) -> tuple[str, list[Any]]:

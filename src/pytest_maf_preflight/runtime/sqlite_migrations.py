@@ -189,6 +189,43 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX idx_leases_created ON leases (created_at, id);
     CREATE INDEX idx_conflicts_session ON reservation_conflicts (session_id, detected_at);
     """,
+    # --- 4: the definitions a session ran with; agents as the seed describes them -----------
+    # Nothing wrote smoke_tests or escalation_paths before: both become content-deduplicated
+    # definitions like preflight_configs (one row per id and content hash), written with the
+    # session that ran them. A hand-written escalation_paths row is carried over; the old
+    # smoke_tests held no definition to carry.
+    """
+    DROP TABLE smoke_tests;
+    CREATE TABLE smoke_tests (
+        nodeid TEXT NOT NULL,
+        version TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        file TEXT NOT NULL,
+        document TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (nodeid, content_hash)
+    );
+    CREATE INDEX idx_smoke_tests_recorded ON smoke_tests (recorded_at, content_hash);
+
+    CREATE TABLE escalation_paths_before_4 AS SELECT * FROM escalation_paths;
+    DROP TABLE escalation_paths;
+    CREATE TABLE escalation_paths (
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        document TEXT NOT NULL,
+        recorded_at REAL NOT NULL,
+        PRIMARY KEY (id, content_hash)
+    );
+    INSERT OR IGNORE INTO escalation_paths (id, version, content_hash, document, recorded_at)
+        SELECT id, version, content_hash, document, updated_at FROM escalation_paths_before_4;
+    DROP TABLE escalation_paths_before_4;
+    CREATE INDEX idx_escalation_paths_recorded ON escalation_paths (recorded_at, content_hash);
+
+    ALTER TABLE agents ADD COLUMN type TEXT NOT NULL DEFAULT 'worker';
+    ALTER TABLE agents ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE agents ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
+    """,
 )
 
 #: The version a database has once every migration here is applied.

@@ -1,4 +1,5 @@
-"""Copying one runtime into another (``maf-preflight runtime sync``: JSON into SQLite).
+"""Copying one runtime into another (``maf-preflight runtime sync``: JSON into SQLite, or a
+checkout's older ``.maf/runtime.db`` into the store its repository's worktrees now share).
 
 Works over the ``RuntimeState`` interface alone. Every write of that interface is idempotent
 by id, so a sync can be repeated, or resumed after a failure, and never duplicates a record;
@@ -27,7 +28,7 @@ from .base import RuntimeState
 from .records import ConfigSnapshot, ExecutionRecord, SessionBundle
 
 KINDS = ("sessions", "executions", "config_snapshots", "messages", "reservation_conflicts",
-         "agents")
+         "agents", "smoke_tests", "escalation_paths")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,10 @@ def _keys(runtime: RuntimeState) -> dict[str, set[Any]]:
             "config_snapshots": {(c.config_id, c.content_hash)
                                  for c in runtime.config_snapshots()},
             "messages": {m.id for m in runtime.messages()},
-            "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()}}
+            "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()},
+            "smoke_tests": {(d.nodeid, d.content_hash) for d in runtime.smoke_tests()},
+            "escalation_paths": {(d.path_id, d.content_hash)
+                                 for d in runtime.escalation_paths()}}
 
 
 def _where(runtime: RuntimeState) -> str:
@@ -76,7 +80,8 @@ def _where(runtime: RuntimeState) -> str:
 
 
 def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
-    """Copy every session bundle (session, executions, config snapshots, messages), every
+    """Copy every session bundle (session, executions, config snapshots, smoke test and
+    escalation path definitions, messages), every
     reservation conflict and every agent of ``source`` into ``target``; what the target has
     already is left alone. Leases, escalations and deliveries are not copied (see the module
     docstring); a note counts the escalations left behind.
@@ -94,12 +99,16 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     messages = source.messages()
     conflicts = source.reservation_conflicts()
     agents = source.agents()
+    smoke_tests = source.smoke_tests()
+    paths = source.escalation_paths()
     wanted: dict[str, set[Any]] = {
         "sessions": {s.id for s in sessions},
         "executions": {e.id for e in executions},
         "config_snapshots": {(c.config_id, c.content_hash) for c in snapshots},
         "messages": {m.id for m in messages},
-        "reservation_conflicts": {c.id for c in conflicts}}
+        "reservation_conflicts": {c.id for c in conflicts},
+        "smoke_tests": {(d.nodeid, d.content_hash) for d in smoke_tests},
+        "escalation_paths": {(d.path_id, d.content_hash) for d in paths}}
 
     before = _keys(target)
     by_session: dict[str, list[ExecutionRecord]] = {}
@@ -122,15 +131,28 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     elif unplaced:
         notes.append(f"{len(unplaced)} config snapshots were not copied: the source has no "
                      f"session to carry them")
+    # Smoke test and escalation path definitions travel with the newest session (a bundle is
+    # the only way in; which session carries them does not matter, they are keyed by content).
+    carrier = sessions[-1].id if sessions else None
+    new_smoke = tuple(d for d in smoke_tests
+                      if (d.nodeid, d.content_hash) not in before["smoke_tests"])
+    new_paths = tuple(d for d in paths
+                      if (d.path_id, d.content_hash) not in before["escalation_paths"])
+    if (new_smoke or new_paths) and carrier is None:
+        notes.append(f"{len(new_smoke) + len(new_paths)} smoke test and escalation path "
+                     f"definitions were not copied: the source has no session to carry them")
 
     for session in sessions:
         new_runs = tuple(e for e in by_session.get(session.id, ())
                          if e.id not in before["executions"])
         new_snapshots = tuple(carried[session.id])
-        if session.id in before["sessions"] and not new_runs and not new_snapshots:
+        smoke_here, paths_here = (new_smoke, new_paths) if session.id == carrier else ((), ())
+        if (session.id in before["sessions"] and not new_runs and not new_snapshots
+                and not smoke_here and not paths_here):
             continue
         target.record_session(SessionBundle(session=session, executions=new_runs,
-                                            snapshots=new_snapshots))
+                                            snapshots=new_snapshots, smoke_tests=smoke_here,
+                                            escalation_paths=paths_here))
     for message in messages:
         if message.id not in before["messages"]:
             target.enqueue(message)
@@ -145,7 +167,9 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         if mine is not None and mine.last_heartbeat >= agent.last_heartbeat:
             agents_present += 1
             continue
-        target.heartbeat(agent.id, at=agent.last_heartbeat, details=dict(agent.details))
+        target.heartbeat(agent.id, at=agent.last_heartbeat, details=dict(agent.details),
+                         agent_type=agent.agent_type, capabilities=agent.capabilities,
+                         status=agent.status)
         agents_copied += 1
 
     left = source.info().counts

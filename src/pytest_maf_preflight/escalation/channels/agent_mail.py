@@ -7,6 +7,8 @@ mcp_agent_mail's ``app.py``): the recipient is the target's name, the sender the
 one escalation lands in one thread. A request is ``urgent`` (critical) or ``high`` (warning)
 and asks for an acknowledgement; a resolution notice is ``normal`` and asks for none. The
 ``url`` may contain ``${ENV:NAME}``; ``token_env`` names the variable holding the bearer token.
+A target without ``project`` sends to the default project: the rootdir, or from a linked git
+worktree the main checkout (``agent_mail.projects.default_project_key``).
 
 When the message cannot be sent (the server does not answer, refuses it, or the target lacks
 what it needs), the attempt is recorded as failed and the message goes to the target's
@@ -16,12 +18,14 @@ mailbox instead, recorded with status ``fallback`` and why.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ...agent_mail.mcp import McpError, McpSession, redact_url
+from ...agent_mail.projects import default_project_key
 from ...config.models import EscalationTarget
 from ...redaction import redact_mapping, redact_text
 from ...runtime.records import DeliveryRecord
@@ -50,8 +54,11 @@ class _Unsent(Exception):
 
 def send_message_arguments(notice: Notice, target: EscalationTarget, *,
                            project_default: str) -> dict[str, Any]:
-    """The ``send_message`` arguments for ``notice``; ``ValueError`` without a project."""
-    project = target.project or project_default
+    """The ``send_message`` arguments for ``notice``; ``ValueError`` without a project.
+
+    ``project_default`` (the rootdir) stands for its repository: in a linked worktree it becomes
+    the same place in the main checkout, the project the reservation checks read."""
+    project = target.project or _shared_project(project_default)
     if not project:
         raise ValueError("no project: set project on the target (or run from a project "
                          "rootdir)")
@@ -67,6 +74,13 @@ def send_message_arguments(notice: Notice, target: EscalationTarget, *,
         "ack_required": not resolution,
         "thread_id": notice.escalation.dedup_key,
     }
+
+
+def _shared_project(project_default: str) -> str:
+    if not os.path.isabs(project_default):
+        return project_default
+    # A GitDirError is a ValueError: the message is then not sent, rather than sent elsewhere.
+    return default_project_key(Path(project_default))
 
 
 def _subject(notice: Notice) -> str:
