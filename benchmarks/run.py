@@ -28,7 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-import reservations  # noqa: E402 - beside this script, which Python puts on sys.path
+import per_test_cost  # noqa: E402 - beside this script, which Python puts on sys.path
+import reservations  # noqa: E402 - likewise
 import runtime_stores  # noqa: E402 - likewise
 import store_location  # noqa: E402 - likewise
 from timing import interleave, median_ms  # noqa: E402 - likewise
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         "leases_small": reservations.bench_small(args.quick),
         "runtime_stores": runtime_stores.bench(args.quick),
         "store_location": store_location.bench(args.quick),
+        "per_test_cost": per_test_cost.bench(args.quick),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -345,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in runtime_stores.report(figures["runtime_stores"]):
         print(line)
     for line in store_location.report(figures["store_location"]):
+        print(line)
+    for line in per_test_cost.report(figures["per_test_cost"]):
         print(line)
     return 0
 

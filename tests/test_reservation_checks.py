@@ -164,6 +164,30 @@ def test_the_override_warning_is_a_real_warning(
     result.stdout.fnmatch_lines(["*MafReservationOverride: preflight check 'no-foreign-leases'*"])
 
 
+@pytest.mark.parametrize(("filters", "outcomes", "code"), [
+    ("error", {"passed": 2, "warnings": 1}, 0),
+    ("error\n    error::pytest_maf_preflight.warning_types.MafReservationOverride",
+     {"passed": 1, "failed": 1}, 1),
+], ids=["generic-error", "named-error"])
+def test_the_override_warning_under_the_projects_filters(
+        pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch,
+        filters: str, outcomes: dict[str, int], code: int) -> None:
+    """A project's generic ``filterwarnings = error`` leaves the overridden check passing; a
+    filter naming MafReservationOverride makes its item fail, as the user asked."""
+    write(repo, "leases.yaml", LOCK_VALIDATION)
+    (repo / "src" / "app" / "x.py").write_text("x = 2\n")
+    with store(repo) as runtime:
+        assert runtime.acquire_leases("agent-b", ["src/app/x.py"], ttl=600).ok
+    monkeypatch.setenv("MAF_RESERVATION_OVERRIDE", "1")
+    pytester.makeini(f"[pytest]\nfilterwarnings =\n    {filters}\n")
+    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight",
+                                           "--maf-agent-id=agent-a", "--maf-runtime=sqlite")
+    result.stdout.fnmatch_lines(["*MafReservationOverride: preflight check 'no-foreign-leases'*"
+                                 if code == 0 else "*RESERVATION OVERRIDE no-foreign-leases*"])
+    result.assert_outcomes(**outcomes)
+    assert result.ret == code
+
+
 def test_strict_mode_wants_the_agents_own_lease(pytester: pytest.Pytester, repo: Path) -> None:
     write(repo, "leases.yaml", LOCK_VALIDATION.replace("base_ref: main}",
                                                        "base_ref: main, mode: strict}"))

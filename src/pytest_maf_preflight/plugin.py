@@ -16,6 +16,7 @@ import pytest
 
 from . import options
 from .gate.keys import GATE_KEY
+from .item_marks import REQUIRES, RESERVE, marks_of, names_present
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -113,31 +114,64 @@ def _enabled(config: pytest.Config) -> bool:
     return bool(config.getini("maf_preflight") or config.getini("maf_preflight_only"))
 
 
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
-    marker = None
-    if GATE_KEY not in item.config.stash:  # with the gate on, the gate handles maf_requires
-        marker = item.get_closest_marker("maf_requires")
-    reason = None
-    if marker is not None:
-        reason = (f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight gate "
-                  "(--maf-preflight)")
-        # A skip mark lets pytest report the test's own location, not this file's.
-        item.add_marker(pytest.mark.skip(reason=reason))
-    result = yield
-    if reason is not None:
-        pytest.skip(reason)
-    return result
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Register the marker hooks below only when some selected test carries the marker, so a
+    test without them costs this plugin no hook call."""
+    config = session.config
+    if config.option.collectonly:
+        return
+    # The gate, when on, read the markers once it had put smoke tests back; read here otherwise.
+    gate = config.stash.get(GATE_KEY, None)
+    present = gate.marked if gate is not None and gate.marked is not None else names_present(
+        session.items)
+    manager = config.pluginmanager
+    # With the gate on, the gate decides on maf_requires.
+    if (REQUIRES in present and GATE_KEY not in config.stash
+            and manager.get_plugin("maf_preflight_requires") is None):
+        manager.register(_RequiresWithoutGate(), "maf_preflight_requires")
+    if RESERVE in present and manager.get_plugin("maf_preflight_reserve") is None:
+        manager.register(_ReserveMarker(), "maf_preflight_reserve")
 
 
-# A plain hook, not a wrapper: raising before a wrapper's yield would skip the other plugins'
-# setup and break their teardown (pytest's own skipping plugin raises from here the same way).
-# pytest reads only names starting with pytest_; specname maps this one to the hook.
-@pytest.hookimpl(tryfirst=True, specname="pytest_runtest_setup")
-def pytest_runtest_setup_maf_reserve(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("maf_reserve")
-    if marker is not None:
-        _reserve(item, marker)
+class _RequiresWithoutGate:
+    """maf_requires with the gate off: the test is skipped, saying it needs the gate."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        marker = marks_of(item).requires
+        reason = None
+        if marker is not None:
+            reason = (f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight "
+                      "gate (--maf-preflight)")
+            # A skip mark lets pytest report the test's own location, not this file's.
+            item.add_marker(pytest.mark.skip(reason=reason))
+        result = yield
+        if reason is not None:
+            pytest.skip(reason)
+        return result
+
+
+class _ReserveMarker:
+    """maf_reserve: the test holds its leases from setup to teardown."""
+
+    # A plain hook, not a wrapper: raising before a wrapper's yield would skip the other
+    # plugins' setup and break their teardown (pytest's own skipping plugin raises from here
+    # the same way).
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        marker = marks_of(item).reserve
+        if marker is not None:
+            _reserve(item, marker)
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            holder = item.stash.get(_RESERVED_KEY, None)
+            if holder is not None:
+                holder.release_all()
 
 
 def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
@@ -160,16 +194,6 @@ def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
                      reason=str(marker.kwargs.get("reason", f"test {item.nodeid}")))
     except (ReservationConflictError, ValueError, RuntimeStateError) as exc:
         pytest.fail(f"maf_reserve: {exc}", pytrace=False)
-
-
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
-    try:
-        return (yield)
-    finally:
-        holder = item.stash.get(_RESERVED_KEY, None)
-        if holder is not None:
-            holder.release_all()
 
 
 def _lease_store(config: pytest.Config) -> LeaseStore:

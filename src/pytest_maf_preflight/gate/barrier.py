@@ -20,8 +20,17 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pytest
 
 SAFE_DIST_MODES = frozenset({"no", "load", "worksteal", "each"})
+
+
+def is_rerun(report: pytest.TestReport) -> bool:
+    """A failed attempt that a rerun plugin (pytest-rerunfailures) runs again."""
+    return str(report.outcome) == "rerun"
 
 
 class SmokeBarrierTimeout(Exception):
@@ -36,6 +45,25 @@ class SmokeBarrier:
     def __init__(self, directory: Path, limit_seconds: float = 600.0) -> None:
         self.directory = directory
         self.limit_seconds = limit_seconds
+        #: Smoke tests whose current attempt will be run again (this process's reports).
+        self._rerunning: set[str] = set()
+
+    def settles(self, report: pytest.TestReport) -> bool:
+        """Whether ``report`` gives its smoke test an outcome to record: a failure, or the
+        teardown of an attempt that is not run again. The teardown of an attempt that
+        pytest-rerunfailures reruns (its failure reported as ``rerun``) is no outcome yet:
+        recorded as passed, it would let waiting workers through before the rerun failed."""
+        if is_rerun(report):
+            self._rerunning.add(report.nodeid)
+            return False
+        if report.failed:
+            return True
+        if report.when != "teardown":
+            return False
+        if report.nodeid in self._rerunning:
+            self._rerunning.discard(report.nodeid)
+            return False
+        return True
 
     def _file(self, nodeid: str) -> Path:
         return self.directory / (hashlib.sha256(nodeid.encode()).hexdigest()[:32] + ".json")

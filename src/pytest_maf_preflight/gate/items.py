@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ import pytest
 
 from ..checks.base import CheckResult
 from ..warning_types import MafCheckWarning, MafReservationOverride
+from .issued_warnings import issue
 
 
 class CheckDescriptor(dict[str, Any]):
@@ -62,19 +62,20 @@ class PreflightCheckItem(pytest.Item):
                            f"through by MAF_RESERVATION_OVERRIDE=1 (recorded): "
                            f"{result.observed}")
                 try:
-                    warnings.warn(MafReservationOverride(message), stacklevel=1)
-                except MafReservationOverride:
+                    issue(MafReservationOverride(message))
+                except MafReservationOverride:  # a filter naming the class made it an error
                     pytest.fail(message, pytrace=False)
             return
         if gate.is_blocking(result):
             raise PreflightCheckFailed(result)
         try:
-            warnings.warn(MafCheckWarning(
+            issue(MafCheckWarning(
                 f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
-                f"{result.observed or result.message}"), stacklevel=1)
+                f"{result.observed or result.message}"))
         except MafCheckWarning:
-            # A warning filter (``filterwarnings = error``) made it an error: report the
-            # check's short failure, not a traceback through pytest's internals.
+            # A filter naming MafCheckWarning made it an error (a generic ``error`` does not,
+            # see issued_warnings): report the check's short failure, not a traceback through
+            # pytest's internals. The gate stays open: the severity decides the gate.
             raise PreflightCheckFailed(result) from None
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],

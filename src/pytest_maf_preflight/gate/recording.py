@@ -27,23 +27,51 @@ from ..runtime.records import (
     new_id,
     now,
 )
+from .barrier import is_rerun
 
 if TYPE_CHECKING:
     from ..checks.runner import PlannedCheck
 
 
 @dataclasses.dataclass
+class SmokeAttempt:
+    """One run of a ``maf_smoke`` test's phases; a rerun plugin makes several."""
+
+    outcome: str = "passed"
+    duration: float = 0.0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"outcome": self.outcome, "duration": self.duration}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+@dataclasses.dataclass
 class SmokeOutcome:
-    """A ``maf_smoke`` test's phases folded into one execution."""
+    """A ``maf_smoke`` test's phases folded into one execution, each attempt kept.
+
+    pytest-rerunfailures reports a failed attempt as ``outcome == "rerun"`` and runs the test
+    again, setup first: every setup report begins an attempt. The execution's status is the last
+    attempt's (what pytest reports); the earlier ones stay visible as a flake.
+    """
 
     nodeid: str
     started_at: float = 0.0
     completed_at: float = 0.0
     duration: float = 0.0
-    status: str = "passed"
-    error: str | None = None
+    attempts: list[SmokeAttempt] = dataclasses.field(default_factory=list)
     #: ``smoke_definition`` of the item, carried by its reports (also from xdist workers).
     definition: Mapping[str, Any] | None = None
+
+    @property
+    def status(self) -> str:
+        return self.attempts[-1].outcome if self.attempts else "passed"
+
+    @property
+    def error(self) -> str | None:
+        return self.attempts[-1].error if self.attempts else None
 
     def add(self, report: pytest.TestReport, secrets: Sequence[str]) -> None:
         definition = getattr(report, SMOKE_DEFINITION_ATTRIBUTE, None)
@@ -54,16 +82,21 @@ class SmokeOutcome:
         self.started_at = min(self.started_at or start, start)
         self.completed_at = max(self.completed_at, stop)
         self.duration += report.duration
-        if report.failed:
+        # A crashed xdist worker's report ("???") belongs to the attempt it interrupted.
+        if report.when == "setup" or not self.attempts:
+            self.attempts.append(SmokeAttempt())
+        attempt = self.attempts[-1]
+        attempt.duration += report.duration
+        if report.failed or is_rerun(report):
             # A failure outside the test body (fixture setup, teardown) is an error, as pytest
             # itself counts it.
-            self.status = "failed" if report.when == "call" else "error"
+            attempt.outcome = "failed" if report.when == "call" else "error"
             crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
             text = report.longreprtext.strip().splitlines()
             message = crash or (text[-1] if text else "failed")
-            self.error = redact_text(f"{report.when}: {message}", secrets)[:500]
-        elif report.skipped and self.status == "passed":
-            self.status = "skipped"
+            attempt.error = redact_text(f"{report.when}: {message}", secrets)[:500]
+        elif report.skipped and attempt.outcome == "passed":
+            attempt.outcome = "skipped"
 
 
 #: The report attribute carrying a smoke test's definition: a plain dict, so it survives
@@ -158,7 +191,9 @@ def _smoke_execution(session_id: str, agent_id: str, outcome: SmokeOutcome,
         config_version=definition.version if definition is not None else "",
         agent_id=agent_id, kind="smoke", status=outcome.status,  # type: ignore[arg-type]
         started_at=outcome.started_at, completed_at=outcome.completed_at,
-        duration=outcome.duration, attempts=1, result={"nodeid": outcome.nodeid},
+        duration=outcome.duration, attempts=max(1, len(outcome.attempts)),
+        result={"nodeid": outcome.nodeid,
+                "attempts": [attempt.to_dict() for attempt in outcome.attempts]},
         error_message=outcome.error)
 
 

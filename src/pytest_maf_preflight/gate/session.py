@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from ..config.errors import ConfigError, ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..config.references import integration_cycles
 from ..exitcodes import MafExitCode
+from ..item_marks import MarkReader, mark_items, marks_of
 from ..processes import groups
 from ..redaction import is_secret_key
 from ..runtime.base import RuntimeStateError, RuntimeUnavailable
@@ -40,7 +41,7 @@ from .items import CheckDescriptor, PreflightCheckItem, PreflightConfigFile
 from .keys import GATE_KEY
 from .messaging import GateMessages
 from .planning import plan_check
-from .recording import SMOKE_DEFINITION_ATTRIBUTE, SmokeOutcome, build_bundle, smoke_definition
+from .recording import SmokeOutcome, build_bundle, smoke_definition
 
 _WORKER_KEY = "maf_preflight"
 _WORKER_ERROR_KEY = "maf_preflight_gate_error"
@@ -51,10 +52,6 @@ def gate_of(config: pytest.Config) -> PreflightGate:
 
 
 SMOKE_PROPERTY = ("maf_smoke", "true")
-
-
-def _is_smoke(item: pytest.Item) -> bool:
-    return item.get_closest_marker("maf_smoke") is not None
 
 
 def _is_smoke_report(report: pytest.TestReport) -> bool:
@@ -73,8 +70,14 @@ class PreflightGate:
         self.loaded: list[LoadedConfig] = []
         self.smoke_failures: list[str] = []
         self.smoke_ids: list[str] = []
-        #: While items are being selected: ids of the smoke tests that will be put back.
-        self.put_back: set[int] = set()
+        #: While items are being selected: smoke tests that -k, -m, --lf or --deselect
+        #: remove are put back (see pytest_maf_preflight_order_items).
+        self.selecting = False
+        #: Names of the plugin's markers found on the selected items; None until known.
+        self.marked: set[str] | None = None
+        #: Whether test reports can concern the gate (smoke tests, or xdist workers' reports
+        #: on the controller); cleared when the test loop starts without either.
+        self.watch_reports = True
         self.config_decision: GateDecision | None = None
         self.decision: GateDecision | None = None
         self.ran = False
@@ -321,11 +324,30 @@ class PreflightGate:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         option = session.config.option
-        if self.is_worker or option.collectonly:
+        if option.collectonly:
             return
-        if session.testsfailed and not option.continue_on_collection_errors:
-            return  # pytest interrupts the session for the collection errors
-        self.run_gate()
+        if not self.is_worker:
+            if session.testsfailed and not option.continue_on_collection_errors:
+                return  # pytest interrupts the session for the collection errors
+            self.run_gate()
+        self._register_item_hooks()
+
+    def _register_item_hooks(self) -> None:
+        """Hooks around each test only where some test needs them: the gate decided on the
+        config checks and is open, and no selected test is a smoke test or names
+        maf_requires, leaves nothing to decide per test."""
+        marked = self.marked
+        decision = self.config_decision
+        idle = (marked is not None and not self.smoke_ids and "maf_requires" not in marked
+                and decision is not None and decision.open)
+        if not idle:
+            from .item_hooks import GateItemHooks
+
+            manager = self.config.pluginmanager
+            if manager.get_plugin("maf_preflight_gate_items") is None:
+                manager.register(GateItemHooks(self), "maf_preflight_gate_items")
+        # The controller of xdist workers sees every report, its own smoke tests or not.
+        self.watch_reports = not idle or (not self.is_worker and self.barrier is not None)
 
     # --- collection -----------------------------------------------------------------------
 
@@ -358,17 +380,24 @@ class PreflightGate:
         maf_smoke tests that -k, -m, --lf or --deselect removed are put back: like the config
         checks, the gate runs in full whatever else is selected.
         """
-        smoke_before = [i for i in items if _is_smoke(i)]
-        self.put_back = {id(i) for i in smoke_before}
+        before = list(items)
+        self.selecting = True
         try:
             result = yield
         finally:
-            self.put_back = set()
+            self.selecting = False
+        # Each item's markers are read here, once, after every other plugin's selection and
+        # marking; the hooks around each test read the stash (see item_marks).
+        reader = MarkReader()
         present = {id(i) for i in items}
-        items.extend(i for i in smoke_before if id(i) not in present)
-        checks = [i for i in items if isinstance(i, PreflightCheckItem)]
-        smoke = [i for i in items if not isinstance(i, PreflightCheckItem) and _is_smoke(i)]
-        rest = [i for i in items if not isinstance(i, PreflightCheckItem) and not _is_smoke(i)]
+        items.extend(i for i in before if id(i) not in present and reader.read(i).smoke)
+        checks: list[pytest.Item] = []
+        tests: list[pytest.Item] = []
+        for item in items:
+            (checks if isinstance(item, PreflightCheckItem) else tests).append(item)
+        self.marked = mark_items(tests, reader)
+        smoke = [i for i in tests if marks_of(i).smoke] if "maf_smoke" in self.marked else []
+        rest = [i for i in tests if not marks_of(i).smoke] if smoke else tests
         if self.settings.only and rest:
             config.hook.pytest_deselected(items=rest)
             rest = []
@@ -397,10 +426,11 @@ class PreflightGate:
         """Smoke tests that -k, -m, --lf or --deselect remove are put back and run (see
         above): left in a deselection report, they would count as both run and deselected,
         and pytest's counts would not add up to what it collected."""
-        if self.put_back and isinstance(items, list):
+        if self.selecting and isinstance(items, list):
             # Filtered in place: a wrapper cannot hand the other implementations (the terminal
             # reporter) different arguments. Callers pass a list of their own (pytest's all do).
-            items[:] = [i for i in items if id(i) not in self.put_back]
+            reader = MarkReader()
+            items[:] = [i for i in items if not reader.read(i).smoke]
         return (yield)
 
     # --- running tests --------------------------------------------------------------------
@@ -410,7 +440,7 @@ class PreflightGate:
             return GateDecision(open=False, blocking=("the preflight gate did not run",))
         if not self.config_decision.open:
             return self.config_decision
-        if _is_smoke(item):
+        if marks_of(item).smoke:
             # Every smoke test runs, like every config check: the gate reports all its
             # failures at once, and the same ones with or without xdist.
             return self.config_decision
@@ -433,33 +463,12 @@ class PreflightGate:
                 return GateDecision(open=False, blocking=(self.barrier_error,))
         return self.decision
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Any:
-        if isinstance(item, PreflightCheckItem):
-            return (yield)
-        # Nothing may raise before the yield: pytest's own setup (capture, logging, fixtures)
-        # must run, or its teardown breaks. Skips go through a mark, errors after the yield.
-        try:
-            reason, error = self._skip_reason(item)
-        except Exception as exc:  # fail closed, and report it after pytest's own setup ran
-            reason, error = None, f"maf-preflight could not decide on this test: {exc!r}"
-        if reason is not None:
-            # A skip mark lets pytest report the test's own location; the explicit skip
-            # after the yield keeps the gate closed even if the skipping plugin is disabled.
-            item.add_marker(pytest.mark.skip(reason=reason))
-        result = yield
-        if reason is not None:
-            pytest.skip(reason)
-        if error is not None:
-            pytest.fail(error, pytrace=False)
-        return result
-
-    def _skip_reason(self, item: pytest.Item) -> tuple[str | None, str | None]:
+    def skip_reason(self, item: pytest.Item) -> tuple[str | None, str | None]:
         """Why ``item`` must be skipped, or why it is in error; (None, None) lets it run."""
         decision = self._decision_for(item)
         if decision is not None and not decision.open:
             return decision.reason, None
-        marker = item.get_closest_marker("maf_requires")
+        marker = marks_of(item).requires
         if marker is None:
             return None, None
         if not marker.args or not all(isinstance(cid, str) for cid in marker.args):
@@ -475,18 +484,11 @@ class PreflightGate:
             return f"maf_requires: check(s) did not pass: {', '.join(failed)}", None
         return None, None
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
-                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
-        definition = self.smoke_definitions.get(item.nodeid)
-        if definition is not None:
-            setattr(report, SMOKE_DEFINITION_ATTRIBUTE, definition)
-        return report
-
     # trylast: after pytest's Session counted the failure and set shouldfail for -x/--maxfail.
     @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.watch_reports:  # no smoke test, no xdist worker: nothing to record
+            return
         barrier = self.barrier  # workers: from the payload; controller: once workers start
         smoke = _is_smoke_report(report) or (
             # A crashed worker's report is made by the controller and carries no properties;
@@ -501,7 +503,7 @@ class PreflightGate:
                 self.smoke_failures.append(report.nodeid)
                 if not self.is_worker:
                     self._decide()
-            if barrier is not None and (report.failed or report.when == "teardown"):
+            if barrier is not None and barrier.settles(report):
                 # The controller records too: it also sees crashed smoke tests, which never
                 # reach a teardown on their worker.
                 barrier.record(report.nodeid, report.nodeid in self.smoke_failures)
