@@ -54,6 +54,9 @@ def _project(directory: Path, count: int) -> None:
         "config": {"test_type": "environment", "test_definition": {"required": ["PATH"]}}}]}))
 
 
+UNFROZEN = ("-o", "maf_preflight_gc_freeze=false")
+
+
 def bench(quick: bool) -> dict[str, Any]:
     count = 1_000 if quick else 5_000
     runs = 4 if quick else 16
@@ -83,6 +86,11 @@ def bench(quick: bool) -> dict[str, Any]:
             "active_one": pytest_run("active_one", "test_one.py", "--maf-preflight"),
             "idle_many": pytest_run("idle_many", "test_many.py"),
             "active_many": pytest_run("active_many", "test_many.py", "--maf-preflight"),
+            # The same gate without its gc.freeze(): what the freeze saves, shown beside it.
+            "unfrozen_one": pytest_run("unfrozen_one", "test_one.py", "--maf-preflight",
+                                       *UNFROZEN),
+            "unfrozen_many": pytest_run("unfrozen_many", "test_many.py", "--maf-preflight",
+                                        *UNFROZEN),
         }, runs)
     figures: dict[str, Any] = {"tests": count, "runs": runs}
     for clock, samples in (("wall", wall), ("cpu", {k: v[1:] for k, v in cpu.items()})):
@@ -91,11 +99,15 @@ def bench(quick: bool) -> dict[str, Any]:
         total = [a - i for a, i in zip(samples["active_many"], samples["idle_many"],
                                        strict=True)]
         per_test = [(t - f) / (count - 1) * 1e6 for t, f in zip(total, fixed, strict=True)]
+        unfrozen = [((am - im) - (ao - io)) / (count - 1) * 1e6 for am, im, ao, io in zip(
+            samples["unfrozen_many"], samples["idle_many"], samples["unfrozen_one"],
+            samples["idle_one"], strict=True)]
         fast = {name: statistics.quantiles(values, n=4)[0] for name, values in samples.items()}
         figures[clock] = {name: median_ms(values) for name, values in samples.items()}
         figures[clock].update(
             fixed_ms=statistics.median(fixed) * 1000, total_ms=statistics.median(total) * 1000,
             per_test_us=statistics.median(per_test),
+            unfrozen_per_test_us=statistics.median(unfrozen),
             per_test_fastest_us=((fast["active_many"] - fast["idle_many"])
                                  - (fast["active_one"] - fast["idle_one"])) / (count - 1) * 1e6)
     return figures
@@ -115,6 +127,8 @@ def report(figures: dict[str, Any]) -> list[str]:
             f"    per test: {f['per_test_us']:.1f} us, median of the rounds"
             + (f" (target <= {TARGET_US:g} us)" if clock == "cpu" else "")
             + f"; between the fastest quarters {f['per_test_fastest_us']:.1f} us",
+            f"    with maf_preflight_gc_freeze = false: {f['unfrozen_per_test_us']:.1f} us per "
+            "test",
         ]
     return lines
 

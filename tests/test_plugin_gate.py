@@ -307,3 +307,38 @@ def test_config_error_ends_the_session_with_its_own_exit_code(
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stderr.no_fnmatch_line("*Traceback*")
     assert result.ret == 11
+
+
+GC_PROBE = """
+import gc
+
+def test_frozen():
+    print("FROZEN", gc.get_freeze_count())
+"""
+
+
+@pytest.mark.parametrize(("setting", "frozen"), [(None, True), ("false", False)])
+def test_objects_alive_when_the_tests_start_are_frozen_then_thawed(
+        pytester: pytest.Pytester, setting: str | None, frozen: bool) -> None:
+    """Full collections during the tests skip what lives for the whole session (the gate's
+    heavier heap would otherwise cost every test); the session ends with nothing frozen."""
+    import gc
+
+    if setting is not None:
+        pytester.makeini(f"[pytest]\nmaf_preflight_gc_freeze = {setting}\n")
+    pytester.makepyfile(test_probe=GC_PROBE)
+    assert gc.get_freeze_count() == 0
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-s")
+    assert result.ret == 0
+    counts = [int(line.split("FROZEN ")[1].split()[0]) for line in result.outlines
+              if "FROZEN " in line]
+    assert len(counts) == 1
+    assert (counts[0] > 1000) is frozen
+    assert gc.get_freeze_count() == 0
+
+
+def test_nothing_is_frozen_without_the_gate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe=GC_PROBE)
+    result = pytester.runpytest("-p", "maf_preflight", "-s")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*FROZEN 0*"])

@@ -172,3 +172,22 @@ def test_scope_based_distribution_without_smoke_tests_is_fine(
     result = run(pytester, "--dist", "loadscope", xdist=True)
     result.assert_outcomes(passed=21)
     assert result.ret == 0
+
+
+def test_smoke_tests_run_by_workers_count_as_checked(
+        same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, pytest.RunResult]],
+        pytester: pytest.Pytester) -> None:
+    """Without configs, smoke tests alone are what the gate checked: the controller, which
+    collects nothing under xdist, must not say that nothing was checked."""
+    pytester.makepyfile(test_smoke="""
+        import pytest
+
+        @pytest.mark.maf_smoke
+        def test_service_up():
+            pass
+    """, test_app=ORDINARY)
+    plain, dist = same_with_and_without_xdist()
+    for result in (plain, dist):
+        assert result.ret == 0
+        result.stdout.fnmatch_lines(["gate open"])
+        result.stdout.no_fnmatch_line("*nothing was checked*")

@@ -25,6 +25,8 @@ HELP_AGENT_CAPABILITIES = ("The agent's capabilities, recorded with its heartbea
 HELP_REPORT = "Write a JSON report of the gate to this path"
 HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
 HELP_MAX_CONCURRENCY = "Most preflight checks run at once (default: 50)"
+HELP_GC_FREEZE = ("Freeze the objects alive when the tests start, so garbage collections "
+                  "during the tests skip them (default: true; env MAF_PREFLIGHT_GC_FREEZE)")
 HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
 HELP_RUNTIME = ("Runtime modes to record in, tried in order (default: sqlite,json,memory; "
                 "also MAF_RUNTIME_MODE)")
@@ -77,6 +79,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_preflight_warnings_as_errors", HELP_WARNINGS_AS_ERRORS, type="bool",
                   default=False)
     parser.addini("maf_preflight_max_concurrency", HELP_MAX_CONCURRENCY, default="")
+    parser.addini("maf_preflight_gc_freeze", HELP_GC_FREEZE, type="bool", default=True)
     parser.addini("maf_preflight_base_url", HELP_BASE_URL, default="")
     parser.addini("maf_preflight_max_config_bytes", HELP_MAX_CONFIG_BYTES, default="")
     parser.addini("maf_runtime", HELP_RUNTIME, default="")

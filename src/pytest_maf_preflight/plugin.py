@@ -64,7 +64,14 @@ def _settings(config: pytest.Config) -> Settings:
     return config.stash[_SETTINGS_KEY]
 
 
+#: pytest sessions configured in this process and not yet unconfigured: more than one while a
+#: session runs pytest in-process (pytester), which then must leave the process as it was.
+open_sessions = 0
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global open_sessions
+    open_sessions += 1
     for marker in _MARKERS:
         config.addinivalue_line("markers", marker)
     workerinput = getattr(config, "workerinput", None)
@@ -205,6 +212,8 @@ def _lease_store(config: pytest.Config) -> LeaseStore:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    global open_sessions
+    open_sessions -= 1
     store = config.stash.get(_STORE_KEY, None)
     if store is not None:
         store.close()

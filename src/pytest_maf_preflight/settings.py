@@ -47,6 +47,8 @@ class Settings:
     #: What the agent's heartbeats record besides its id (the seed's agents table).
     agent_type: str = "worker"
     agent_capabilities: tuple[str, ...] = ()
+    #: ``gc.freeze()`` once the tests start (see ``PreflightGate.pytest_runtestloop``).
+    gc_freeze: bool = True
 
 
 def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
@@ -186,6 +188,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         opt.maf_preflight_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
         bool(config.getini("maf_preflight_warnings_as_errors")), env,
     )
+    gc_freeze = _flag(None, ("MAF_PREFLIGHT_GC_FREEZE",),
+                      bool(config.getini("maf_preflight_gc_freeze")), env)
     no_escalate = _flag(opt.maf_no_escalate, ("MAF_NO_ESCALATE",),
                         bool(config.getini("maf_no_escalate")), env)
     default_escalation = str(config.getini("maf_preflight_default_escalation")).strip() or None
@@ -223,6 +227,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
         escalate=not no_escalate,
         default_escalation=default_escalation,
+        gc_freeze=gc_freeze,
         agent_type=agent_type,
         agent_capabilities=agent_capabilities,
     )

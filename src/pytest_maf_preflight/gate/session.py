@@ -9,6 +9,7 @@ tests run next; a failure of either closes the gate and the rest is skipped.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import shutil
@@ -79,6 +80,8 @@ class PreflightGate:
         #: on the controller); cleared when the test loop starts without either.
         self.watch_reports = True
         self.config_decision: GateDecision | None = None
+        #: "" until gc.freeze(); then whether this session thaws at its end (see runtestloop).
+        self.frozen = ""
         self.decision: GateDecision | None = None
         self.ran = False
         self.barrier: SmokeBarrier | None = None
@@ -331,6 +334,17 @@ class PreflightGate:
                 return  # pytest interrupts the session for the collection errors
             self.run_gate()
         self._register_item_hooks()
+        if self.settings.gc_freeze and not self.frozen and not gc.get_freeze_count():
+            # What is alive now (pytest's collection, the gate's pydantic and jsonschema
+            # objects) lives until the session ends, yet every full collection during the tests
+            # would walk it again: a cost that grows with the number of tests. Not when
+            # something else froze objects already (thawing would undo its freeze).
+            from .. import plugin
+
+            gc.freeze()
+            # A session inside another one (pytester) thaws at its end, so the process goes on
+            # as it was; the outermost one does not: thawing costs a full walk just before exit.
+            self.frozen = "thaw" if plugin.open_sessions > 1 else "keep"
 
     def _register_item_hooks(self) -> None:
         """Hooks around each test only where some test needs them: the gate decided on the
@@ -563,6 +577,9 @@ class PreflightGate:
                                         f"{self.settings.report_path}: {exc.strerror or exc}")
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        if self.frozen == "thaw":
+            gc.unfreeze()
+            self.frozen = ""
         # Attempts abandoned at their deadline (or left queued by an interrupt) run on daemon
         # threads that may never get to kill their command: whatever still runs goes with the
         # session. Later commands of this process may run again (the next in-process session);
@@ -619,7 +636,9 @@ class PreflightGate:
                              else {"yellow": True}))
         decision = self.decision
         if decision is not None:
-            if decision.open and not self.results and not self.smoke_ids:
+            # Under xdist the controller collects nothing: smoke outcomes reach it as reports.
+            checked = self.results or self.smoke_ids or self.smoke_outcomes
+            if decision.open and not checked:
                 tr.write_line("gate open: nothing was checked (no active checks, no maf_smoke "
                               "tests)", yellow=True, bold=True)
             elif decision.open:
