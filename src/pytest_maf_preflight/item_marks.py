@@ -93,12 +93,3 @@ def marks_of(item: pytest.Item) -> ItemMarks:
         marks = item.stash[MARKS_KEY] = MarkReader().read(item)
     return marks
 
-
-def names_present(items: Iterable[pytest.Item]) -> set[str]:
-    """The marker names found on any of ``items`` (stashed marks; read where missing)."""
-    found: set[str] = set()
-    for item in items:
-        marks = marks_of(item)
-        if marks is not PLAIN:
-            found |= marks.names()
-    return found

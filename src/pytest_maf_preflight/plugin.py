@@ -16,7 +16,7 @@ import pytest
 
 from . import options
 from .gate.keys import GATE_KEY
-from .item_marks import REQUIRES, RESERVE, marks_of, names_present
+from .item_marks import REQUIRES, RESERVE, mark_items, marks_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -130,7 +130,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
         return
     # The gate, when on, read the markers once it had put smoke tests back; read here otherwise.
     gate = config.stash.get(GATE_KEY, None)
-    present = gate.marked if gate is not None and gate.marked is not None else names_present(
+    # One reader for all items: each parent node's markers are read once, not once per child.
+    present = gate.marked if gate is not None and gate.marked is not None else mark_items(
         session.items)
     manager = config.pluginmanager
     # With the gate on, the gate decides on maf_requires.

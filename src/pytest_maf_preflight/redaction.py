@@ -14,7 +14,8 @@ _SECRET_KEY = re.compile(
     r"|private[_-]?key|dsn|(^|[_.-])key$)",  # ``(^|_)key$``: SSH_KEY, SIGNING_KEY, key
     re.IGNORECASE,
 )
-_ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
+#: A ``${ENV:NAME}`` reference; group 1 is the name. Shared by everything that expands them.
+ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
 #: ``scheme://user:password@``: the password is group 2. It ends at the first ``@`` (so an
 #: unencoded ``/``, ``?`` or ``#`` in a password is hidden too) but never crosses whitespace or
 #: quotes, so it stays inside one URL. The bounds keep the scan linear on hostile text.
@@ -71,4 +72,4 @@ def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
 
 def env_references(text: str) -> list[str]:
     """Names of the environment variables a ``${ENV:NAME}`` template refers to."""
-    return _ENV_REF.findall(text)
+    return ENV_REF.findall(text)

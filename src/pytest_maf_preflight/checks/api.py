@@ -25,7 +25,7 @@ from pydantic import Field, field_validator, model_validator
 from .. import matching
 from ..config.errors import PathItem, format_path
 from ..config.models import compile_regex
-from ..redaction import REDACTED, env_references, is_secret_key
+from ..redaction import ENV_REF, REDACTED, env_references, is_secret_key
 from .base import CheckContext, CheckType, Definition, Observation
 
 _SHOWN_BODY = 500  # characters of the body kept in a report
@@ -35,7 +35,6 @@ _DEFAULT_TIMEOUT = 30.0  # seconds, when neither timeout_ms nor a deadline bound
 _REDIRECTS = {301, 302, 303, 307, 308}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SHOWN_RESPONSE_HEADERS = 20
-_ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
 NO_BASE_URL = "no base_url: set base_url, ini maf_preflight_base_url or MAF_PREFLIGHT_BASE_URL"
 
 
@@ -121,7 +120,7 @@ def _expand(template: str, environ: Mapping[str, str]) -> str:
             raise _MissingVariable(name)
         return environ[name]
 
-    return _ENV_REF.sub(value, template)
+    return ENV_REF.sub(value, template)
 
 
 def _target(definition: ApiDefinition, ctx: CheckContext) -> str:
@@ -334,7 +333,7 @@ def _shown_headers(definition: ApiDefinition, sent: Mapping[str, str]) -> dict[s
         if is_secret_key(name):
             shown[name] = REDACTED
         else:
-            shown[name] = _ENV_REF.sub(REDACTED, template)
+            shown[name] = ENV_REF.sub(REDACTED, template)
     for name, value in sent.items():
         if name not in shown:
             shown[name] = REDACTED if is_secret_key(name) else value

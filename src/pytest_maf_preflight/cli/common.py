@@ -12,9 +12,9 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import names
 
@@ -54,6 +54,38 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Found = TypeVar("Found", bound=_Identified)
+
+
+def find_by_prefix(kind: str, given: str, exact: Found | None, rows: Callable[[], Iterable[Found]],
+                   describe: Callable[[Found], str], unknown: Exception) -> Found:
+    """The record whose id is ``given`` or starts with it, as every ``ID`` argument takes it.
+
+    ``exact`` is the record looked up by the whole id (or None); ``rows`` lists the candidates
+    for a prefix. ``CliError`` (usage, exit 2) for an empty or ambiguous prefix; ``unknown``
+    raised when nothing matches (exit 4 where the caller maps it so).
+    """
+    wanted = given.strip()
+    if not wanted:
+        raise CliError(f"the {kind} ID is empty")
+    if exact is not None:
+        return exact
+    matches = [row for row in rows() if row.id.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise unknown
+    shown = ", ".join(f"{row.id} ({describe(row)})" for row in matches[:5])
+    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+    raise CliError(f"{kind} ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
+                   f"({shown}{more}); give more of it")
 
 
 def one_line(text: str) -> str:

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any
 from .common import (
     JSON_HELP,
     MODE_HELP,
-    CliError,
     CliExit,
     agent_name,
     error_line,
+    find_by_prefix,
     open_runtime,
     print_json,
     runtime_settings,
@@ -150,21 +150,11 @@ def find_escalation(runtime: RuntimeState, given: str) -> EscalationRecord:
     matches.
     """
     wanted = given.strip()
-    if not wanted:
-        raise CliError("the escalation ID is empty")
-    exact = runtime.get_escalation(wanted)
-    if exact is not None:
-        return exact
-    matches = [e for e in runtime.escalations() if e.id.startswith(wanted)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UnknownEscalation(f"no escalation with id {wanted!r} in the {runtime.mode} runtime "
-                       "('maf-preflight escalations list --all' shows every one)")
-    shown = ", ".join(f"{e.id} ({e.dedup_key}, {e.state})" for e in matches[:5])
-    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
-    raise CliError(f"escalation ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
-                   f"({shown}{more}); give more of it")
+    return find_by_prefix(
+        "escalation", given, runtime.get_escalation(wanted) if wanted else None,
+        runtime.escalations, lambda e: f"{e.dedup_key}, {e.state}",
+        UnknownEscalation(f"no escalation with id {wanted!r} in the {runtime.mode} runtime "
+                          "('maf-preflight escalations list --all' shows every one)"))
 
 
 def _utc(epoch: float) -> str:

@@ -34,6 +34,7 @@ from .common import (
     CliError,
     CliExit,
     error_line,
+    find_by_prefix,
     open_runtime,
     valid_agent_name,
 )
@@ -217,19 +218,12 @@ def find_message(runtime: RuntimeState, given: str) -> Message:
     """The message whose id is ``given`` or starts with it; ``CliError`` (usage) for an empty
     or ambiguous prefix, ``UnknownMessage`` when none matches."""
     wanted = given.strip()
-    if not wanted:
-        raise CliError("the message ID is empty")
-    rows = runtime.messages()
-    matches = [m for m in rows if m.id == wanted] or [m for m in rows if m.id.startswith(wanted)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise UnknownMessage(f"no message with id {wanted!r} in the {runtime.mode} runtime "
-                             "('maf-preflight messages list --limit 0' shows every one)")
-    shown = ", ".join(f"{m.id} ({m.type})" for m in matches[:5])
-    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
-    raise CliError(f"message ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
-                   f"({shown}{more}); give more of it")
+    rows = runtime.messages() if wanted else []  # no lookup by id: one read serves both
+    return find_by_prefix(
+        "message", given, next((m for m in rows if m.id == wanted), None), lambda: rows,
+        lambda m: m.type,
+        UnknownMessage(f"no message with id {wanted!r} in the {runtime.mode} runtime "
+                       "('maf-preflight messages list --limit 0' shows every one)"))
 
 
 # --- commands ------------------------------------------------------------------------------------

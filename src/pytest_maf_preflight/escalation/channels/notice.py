@@ -9,12 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, cast
 
 from ...protocol.messages import EscalationRequest, EscalationResponse, Severity
-from ...redaction import is_secret_key, redact_mapping
+from ...redaction import ENV_REF, is_secret_key, redact_mapping
 from ...runtime.records import DeliveryRecord, EscalationRecord
 
 NoticeKind = Literal["request", "resolution"]
 SEVERITIES = ("critical", "warning")
-_ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,4 +96,4 @@ def expand_env(template: str, environ: Mapping[str, str]) -> tuple[str, list[str
         used.append(found)
         return found
 
-    return _ENV_REF.sub(value, template), used
+    return ENV_REF.sub(value, template), used
