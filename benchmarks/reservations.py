@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _modules() -> tuple[Any, Any]:
-    sys.path.insert(0, str(ROOT / "src"))
     from pytest_maf_preflight.reservations import index, patterns
 
     return patterns, index

@@ -91,7 +91,6 @@ def _local_configs(directory: Path, count: int) -> None:
 
 def _local_gate(directory: Path, count: int, runs: int) -> tuple[Any, Any, Any, list[float]]:
     """Configs written, loaded (timed) and planned: (planned checks, context, loaded, times)."""
-    sys.path.insert(0, str(ROOT / "src"))
     from pytest_maf_preflight.checks.base import CheckContext
     from pytest_maf_preflight.checks.builtin import builtin_registry
     from pytest_maf_preflight.checks.runner import PlannedCheck
@@ -224,7 +223,6 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
     import http.server
     import threading
 
-    sys.path.insert(0, str(ROOT / "src"))
     from pytest_maf_preflight.checks import api
     from pytest_maf_preflight.checks.base import CheckContext
     from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks

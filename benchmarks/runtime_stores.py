@@ -41,7 +41,6 @@ def postgres_url() -> str:
 
 def postgres_unavailable(url: str) -> str | None:
     """Why PostgreSQL cannot be measured here, or None."""
-    sys.path.insert(0, str(ROOT / "src"))
     try:
         import psycopg
     except ImportError:
@@ -169,7 +168,6 @@ def _leases(stores: dict[str, Any], cycles: int, runs: int) -> dict[str, float]:
 
 def bench(quick: bool) -> dict[str, Any]:
     """Both benchmarks on SQLite and, when it can be reached, PostgreSQL."""
-    sys.path.insert(0, str(ROOT / "src"))
     executions, cycles, runs = (2_000, 100, 3) if quick else (10_000, 500, 7)
     url = postgres_url()
     skipped = postgres_unavailable(url)

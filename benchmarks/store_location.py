@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ def _git(cwd: Path, *args: str) -> None:
 
 
 def bench(quick: bool) -> dict[str, Any]:
-    sys.path.insert(0, str(ROOT / "src"))
     from pytest_maf_preflight.runtime.checkout_store import old_store_notice
     from pytest_maf_preflight.runtime.factory import resolve_runtime_settings
     from pytest_maf_preflight.runtime.sqlite import SqliteRuntime

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 from pathlib import Path
 
 import pytest
+
+import pytest_maf_preflight
 
 # Imported here, once: pytester's in-process runs unload modules first imported during a run,
 # and PyYAML's C loader cannot be imported a second time into the same process.
@@ -16,6 +20,31 @@ DATA = Path(__file__).parent / "data"
 #: ``../shared`` is absent.
 SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 EXAMPLES = SHARED_EXAMPLES if SHARED_EXAMPLES.is_dir() else DATA / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a package other than the installed one.
+
+    The package sits beside ``tests/`` at the top of the checkout, so ``python -m pytest`` (which
+    puts the working directory first on ``sys.path``) would import the checkout's copy even when
+    a wheel is installed, as under tox. An editable install is the checkout by design.
+    """
+    try:
+        dist = importlib.metadata.distribution("pytest-maf-preflight")
+    except importlib.metadata.PackageNotFoundError:
+        raise pytest.UsageError(
+            "pytest-maf-preflight is not installed: pip install -e '.[test]' first"
+        ) from None
+    direct_url = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct_url.get("dir_info", {}).get("editable"):
+        return
+    installed = Path(str(dist.locate_file("pytest_maf_preflight/__init__.py"))).resolve()
+    imported = Path(pytest_maf_preflight.__file__).resolve()
+    if installed != imported:
+        raise pytest.UsageError(
+            f"the tests imported {imported}, not the installed package at {installed}: "
+            "run them with the installed pytest script (not python -m pytest) from the checkout"
+        )
 
 
 @pytest.fixture(autouse=True)
