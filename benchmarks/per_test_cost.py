@@ -54,7 +54,7 @@ def _project(directory: Path, count: int) -> None:
         "config": {"test_type": "environment", "test_definition": {"required": ["PATH"]}}}]}))
 
 
-UNFROZEN = ("-o", "maf_preflight_gc_freeze=false")
+UNFROZEN = ("-o", "maf_gc_freeze=false")
 
 
 def bench(quick: bool) -> dict[str, Any]:
@@ -127,7 +127,7 @@ def report(figures: dict[str, Any]) -> list[str]:
             f"    per test: {f['per_test_us']:.1f} us, median of the rounds"
             + (f" (target <= {TARGET_US:g} us)" if clock == "cpu" else "")
             + f"; between the fastest quarters {f['per_test_fastest_us']:.1f} us",
-            f"    with maf_preflight_gc_freeze = false: {f['unfrozen_per_test_us']:.1f} us per "
+            f"    with maf_gc_freeze = false: {f['unfrozen_per_test_us']:.1f} us per "
             "test",
         ]
     return lines

@@ -89,7 +89,7 @@ class Variant:
 
 
 def _gate(config: str) -> tuple[str, ...]:
-    return ("--maf-preflight", f"--maf-preflight-config={HERE / 'configs' / config}")
+    return ("--maf-preflight", f"--maf-config={HERE / 'configs' / config}")
 
 
 BASELINE = Variant("disabled", ("-p", "no:maf_preflight"))

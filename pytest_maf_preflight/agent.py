@@ -26,7 +26,7 @@ class MafAgent:
         """Record that this agent is alive (``status``: active, inactive, maintenance or
         error), with its type, capabilities and ``details``, in the configured runtime; return
         the time. Each heartbeat replaces what the previous one said."""
-        from .runtime.base import checked_agent_fields
+        from .runtime.agent_fields import checked_agent_fields
         from .runtime.factory import open_chain
 
         if self.runtime_settings is None:

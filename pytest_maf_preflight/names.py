@@ -19,6 +19,10 @@ NAME_RULE = "letters, digits, '_', '-' and '.', not starting with '.'"
 #: be told from anyone else's, so no lease is granted to it and a reservation check run under
 #: it cannot tell this agent's leases from others' (it fails closed).
 ANONYMOUS_AGENT = "anonymous"
+#: Most checks run at once, by the gate and by ``maf-preflight guard check``.
+DEFAULT_MAX_CONCURRENCY = 50
+#: Largest config file read, in bytes (ini ``maf_max_config_bytes``).
+DEFAULT_MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def is_anonymous(agent_id: str) -> bool:

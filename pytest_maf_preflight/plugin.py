@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
-from .gate.keys import GATE_KEY
+from .gate.keys import GATE_KEY, WORKER_KEY
 from .item_marks import REQUIRES, RESERVE, mark_items, marks_of
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .checks.base import CheckResult
     from .config.manager import PreflightConfigManager
     from .reservations.holding import LeaseStore, MafReservations
-    from .runtime.base import RuntimeState
+    from .runtime.interface import RuntimeState
     from .runtime.records import EscalationRecord
     from .settings import Settings
 
@@ -74,18 +74,22 @@ def pytest_configure(config: pytest.Config) -> None:
     open_sessions += 1
     for marker in _MARKERS:
         config.addinivalue_line("markers", marker)
-    workerinput = getattr(config, "workerinput", None)
-    on_worker = workerinput is not None and "maf_preflight" in workerinput
-    if not (on_worker or _enabled(config)):
+    # An xdist worker is gated when its controller sent the gate's results (gate.controller).
+    payload = getattr(config, "workerinput", {}).get(WORKER_KEY)
+    if payload is None and not _enabled(config):
         return
     settings = _settings(config)
-    from .gate.session import PreflightGate, XdistController
+    nested = open_sessions > 1
+    # "from .gate.x import name", not "from .gate import x": pytester's in-process runs unload
+    # the modules they imported, but not the attribute naming one on an older package object.
+    if payload is not None:
+        from .gate.worker import register_worker
 
-    gate = PreflightGate(config, settings)
-    config.stash[GATE_KEY] = gate
-    config.pluginmanager.register(gate, "maf_preflight_gate")
-    if not on_worker and config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistController(gate), "maf_preflight_xdist")
+        register_worker(config, settings, payload, nested=nested)
+    else:
+        from .gate.controller import register_controller
+
+        register_controller(config, settings, nested=nested)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -96,7 +100,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if getattr(config.option, "help", False) or getattr(config.option, "version", False):
         return None
     from .exitcodes import MafExitCode
-    from .gate.session import preload, record_config_error
+    from .gate.loading import preload, record_config_error
 
     settings = _settings(config)
     report = preload(config, settings)
@@ -184,7 +188,7 @@ class _ReserveMarker:
 
 def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
     from .reservations.holding import DEFAULT_TTL, MafReservations, ReservationConflictError
-    from .runtime.base import RuntimeStateError
+    from .runtime.errors import RuntimeStateError
 
     paths: list[str] = []
     for arg in marker.args:
@@ -308,7 +312,8 @@ def maf_escalate(pytestconfig: pytest.Config
     with ``--maf-no-escalate`` nothing is raised and it returns None. The path's
     ``permissions`` apply."""
     from .escalation.session import engine_for
-    from .gate.session import load_configs
+    from .gate.escalating import escalation_settings
+    from .gate.loading import load_configs
     from .runtime.factory import open_chain
 
     settings = _settings(pytestconfig)
@@ -316,7 +321,7 @@ def maf_escalate(pytestconfig: pytest.Config
     loaded = gate.loaded if gate is not None and gate.loaded else load_configs(
         pytestconfig, settings)[1]
     opened = open_chain(settings.runtime)
-    engine = engine_for(opened.runtime, settings, loaded)
+    engine = engine_for(opened.runtime, escalation_settings(settings), loaded)
 
     def escalate(path_id: str, summary: str, *, severity: str = "critical",
                  check_id: str | None = None) -> EscalationRecord | None:
@@ -328,7 +333,7 @@ def maf_escalate(pytestconfig: pytest.Config
                                        check_id=check_id, report=report)
         finally:
             if gate is not None:  # the summary lists what tests raised too
-                gate.escalation_lines.extend(report.lines())
+                gate.escalated(report.lines())
 
     try:
         yield escalate

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 REDACTED = "***"
@@ -73,3 +73,20 @@ def redact_mapping(data: Any, secrets: Iterable[str] = ()) -> Any:
 def env_references(text: str) -> list[str]:
     """Names of the environment variables a ``${ENV:NAME}`` template refers to."""
     return ENV_REF.findall(text)
+
+
+def redact_url(url: str, secrets: Sequence[str] = ()) -> str:
+    """The URL without its password or secret-looking query values (and without ``secrets``)."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{REDACTED}@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
+    query = "&".join(
+        f"{key}={REDACTED if is_secret_key(key) else value}" if sep else key
+        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
+    cleaned = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return redact_text(cleaned, secrets)

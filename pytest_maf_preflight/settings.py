@@ -12,12 +12,20 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .names import DEFAULT_CONFIG_DIR, NAME_PATTERN, NAME_RULE, environment_name
-from .options import DEFAULT_AGENT, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_CONFIG_BYTES
+from .names import (
+    ANONYMOUS_AGENT,
+    DEFAULT_CONFIG_DIR,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_CONFIG_BYTES,
+    NAME_PATTERN,
+    NAME_RULE,
+    environment_name,
+)
+from .options import INI_ALIASES, UNSET
 
 if TYPE_CHECKING:
     from .runtime.factory import RuntimeSettings
@@ -47,7 +55,7 @@ class Settings:
     #: What the agent's heartbeats record besides its id (the seed's agents table).
     agent_type: str = "worker"
     agent_capabilities: tuple[str, ...] = ()
-    #: ``gc.freeze()`` once the tests start (see ``PreflightGate.pytest_runtestloop``).
+    #: ``gc.freeze()`` once the tests start (see ``gate.heap``).
     gc_freeze: bool = True
 
 
@@ -69,6 +77,24 @@ def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapp
     return ini
 
 
+def _ini(config: pytest.Config, name: str, default: Any = "") -> tuple[Any, str]:
+    """An ini value and its source: the key ``name``, else its earlier spelling
+    (``options.INI_ALIASES``), else ``default``. The two spellings set to different values
+    are a usage error naming both."""
+    value = config.getini(name)
+    old = INI_ALIASES.get(name)
+    old_value = UNSET if old is None else config.getini(old)
+    if old is None or old_value is UNSET:
+        return (default if value is UNSET else value), f"{name} in the config file"
+    if value is UNSET:
+        return old_value, f"{old} in the config file"
+    if value != old_value:
+        raise pytest.UsageError(
+            f"{name} and {old} in the config file: set to different values ({value!r} and "
+            f"{old_value!r}); {old} is the old spelling of {name}: remove it")
+    return value, f"{name} in the config file"
+
+
 def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
     """The first non-empty value and the name of the source it came from."""
     for value, source in candidates:
@@ -80,7 +106,7 @@ def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
 def _agent_fields(config: pytest.Config, env: Mapping[str, str]
                   ) -> tuple[str, tuple[str, ...]]:
     """The agent's type and capabilities: environment > ini > worker, none."""
-    from .runtime.base import checked_agent_fields
+    from .runtime.agent_fields import checked_agent_fields
 
     kind = _first((env.get("MAF_AGENT_TYPE", "").strip(), "MAF_AGENT_TYPE environment variable"),
                   (str(config.getini("maf_agent_type")).strip(),
@@ -124,7 +150,8 @@ def _name(value: str, source: str) -> str:
 #: Options whose value is a path. pytest chooses the rootdir and ini file before it knows
 #: plugin options, so a separate value ("--opt PATH") is taken for a test path there and can
 #: move the rootdir away from the project, and with it the default config directory.
-_PATH_OPTIONS = ("--maf-preflight-config", "--maf-preflight-report")
+_PATH_OPTIONS = ("--maf-config", "--maf-preflight-config", "--maf-report",
+                 "--maf-preflight-report")
 
 
 def _check_path_option_form(args: Sequence[str]) -> None:
@@ -149,9 +176,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         enabled = True
 
     paths: list[Path] = [rootdir / DEFAULT_CONFIG_DIR]
-    for raw in config.getini("maf_preflight_paths"):
+    for raw in _ini(config, "maf_config", [])[0]:
         paths.append(rootdir / os.path.expanduser(str(raw)))
-    for raw in opt.maf_preflight_config:
+    for raw in opt.maf_config:
         paths.append(Path(os.path.expanduser(raw)).resolve())
 
     try:
@@ -165,34 +192,30 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         (config.getini("maf_agent_id"), "maf_agent_id in the config file"),
     )
     report = _first(
-        (opt.maf_preflight_report, "--maf-preflight-report"),
-        (config.getini("maf_preflight_report"), "maf_preflight_report in the config file"),
+        (opt.maf_report, "--maf-report"),
+        _ini(config, "maf_report"),
     )
     concurrency = _first(
-        (opt.maf_preflight_max_concurrency, "--maf-preflight-max-concurrency"),
+        (opt.maf_max_concurrency, "--maf-max-concurrency"),
         (env.get("MAF_PREFLIGHT_MAX_CONCURRENCY"),
          "MAF_PREFLIGHT_MAX_CONCURRENCY environment variable"),
-        (config.getini("maf_preflight_max_concurrency"),
-         "maf_preflight_max_concurrency in the config file"),
+        _ini(config, "maf_max_concurrency"),
     )
     base_url = _first(
-        (opt.maf_preflight_base_url, "--maf-preflight-base-url"),
+        (opt.maf_base_url, "--maf-base-url"),
         (env.get("MAF_PREFLIGHT_BASE_URL"), "MAF_PREFLIGHT_BASE_URL environment variable"),
-        (config.getini("maf_preflight_base_url"), "maf_preflight_base_url in the config file"),
+        _ini(config, "maf_base_url"),
     )
-    max_bytes = _first(
-        (config.getini("maf_preflight_max_config_bytes"),
-         "maf_preflight_max_config_bytes in the config file"),
-    )
+    max_bytes = _first(_ini(config, "maf_max_config_bytes"))
     warnings_as_errors = _flag(
-        opt.maf_preflight_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
-        bool(config.getini("maf_preflight_warnings_as_errors")), env,
+        opt.maf_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
+        bool(_ini(config, "maf_warnings_as_errors", False)[0]), env,
     )
     gc_freeze = _flag(None, ("MAF_PREFLIGHT_GC_FREEZE",),
-                      bool(config.getini("maf_preflight_gc_freeze")), env)
+                      bool(_ini(config, "maf_gc_freeze", True)[0]), env)
     no_escalate = _flag(opt.maf_no_escalate, ("MAF_NO_ESCALATE",),
                         bool(config.getini("maf_no_escalate")), env)
-    default_escalation = str(config.getini("maf_preflight_default_escalation")).strip() or None
+    default_escalation = str(_ini(config, "maf_default_escalation")[0]).strip() or None
     agent_type, agent_capabilities = _agent_fields(config, env)
     report_path = None
     if report:
@@ -218,7 +241,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         rootdir=rootdir,
         config_paths=tuple(dict.fromkeys(paths)),
         environment=environment,
-        agent_id=_name(*agent) if agent else DEFAULT_AGENT,
+        agent_id=_name(*agent) if agent else ANONYMOUS_AGENT,
         report_path=report_path,
         warnings_as_errors=warnings_as_errors,
         max_concurrency=(_positive_int(*concurrency) if concurrency

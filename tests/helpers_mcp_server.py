@@ -14,11 +14,11 @@ and the Authorization header) and answers like mcp_agent_mail, or reports ``isEr
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from helpers_http import HttpServer, Request, Response
 
 TOKEN = "s3cret-token"
 RESERVATIONS = [
@@ -34,138 +34,109 @@ RESERVATIONS = [
 ]
 
 
-class McpServer(ThreadingHTTPServer):
-    daemon_threads = True
+class McpServer:
+    """The MCP application; ``http`` is the loopback server it answers on."""
+
     mode = "json"
     contents: Any = None
     #: Reservations by project slug; ``None`` serves ``RESERVATIONS`` for every project.
     projects: dict[str, list[dict[str, Any]]] | None = None
     auth = f"Bearer {TOKEN}"
-    release = threading.Event()
+    http: HttpServer
 
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), McpHandler)
-        self.requests: list[dict[str, Any]] = []
         self.initialized = False
         self.sent: list[dict[str, Any]] = []
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up (the timeout test) is expected here
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request as MCP sees it: the HTTP method, the path, the session and, for a POST,
+        the JSON-RPC method and params."""
+        return [_as_mcp(request) for request in self.http.requests]
 
-
-class McpHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: McpServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_DELETE(self) -> None:
-        self.server.requests.append({"http": "DELETE", "path": self.path,
-                                     "session": self.headers.get("Mcp-Session-Id")})
-        self._send(200)
-
-    def do_POST(self) -> None:
-        server = self.server
-        message = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server.requests.append({
-            "http": "POST", "path": self.path, "method": message.get("method"),
-            "params": message.get("params"), "session": self.headers.get("Mcp-Session-Id"),
-            "protocol": self.headers.get("MCP-Protocol-Version"),
-            "accept": self.headers.get("Accept")})
-        if server.mode == "redirect" and self.path == "/mcp":
-            self._send(307, headers={"Location": "/mcp/"})
-            return
-        if server.mode == "redirect_away":
-            self._send(308, headers={"Location": "http://elsewhere.invalid/mcp/"})
-            return
-        if self.headers.get("Authorization") != server.auth:
-            self._send(401, b'{"detail": "Unauthorized"}')
-            return
+    def __call__(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            return _send(200)
+        if request.method != "POST":
+            return _send(405)
+        if self.mode == "redirect" and request.path == "/mcp":
+            return _send(307, headers={"Location": "/mcp/"})
+        if self.mode == "redirect_away":
+            return _send(308, headers={"Location": "http://elsewhere.invalid/mcp/"})
+        if request.headers.get("authorization") != self.auth:
+            return _send(401, b'{"detail": "Unauthorized"}')
+        message = request.json()
         method = message.get("method")
         if method == "initialize":
-            self._reply(message, {"protocolVersion": "2025-03-26", "capabilities": {},
-                                  "serverInfo": {"name": "mcp-agent-mail", "version": "0"}},
-                        {"Mcp-Session-Id": "session-1"})
-        elif method == "notifications/initialized":
-            server.initialized = self.headers.get("Mcp-Session-Id") == "session-1"
-            self._send(202)
-        elif method in ("resources/read", "tools/call") and not self._in_session():
-            self._send(400, b'{"error": {"code": -32600, "message": "Bad Request: no session"}}')
-        elif method == "resources/read":
-            self._read_resource(message)
-        elif method == "tools/call":
-            self._call_tool(message)
-        else:
-            self._reply(message, error={"code": -32601, "message": "Method not found"})
+            return self._reply(message, {"protocolVersion": "2025-03-26", "capabilities": {},
+                                         "serverInfo": {"name": "mcp-agent-mail", "version": "0"}},
+                               {"Mcp-Session-Id": "session-1"})
+        if method == "notifications/initialized":
+            self.initialized = request.headers.get("mcp-session-id") == "session-1"
+            return _send(202)
+        if method in ("resources/read", "tools/call") and not self._in_session(request):
+            return _send(400, b'{"error": {"code": -32600, "message": "Bad Request: no session"}}')
+        if method == "resources/read":
+            return self._read_resource(message)
+        if method == "tools/call":
+            return self._call_tool(message, request)
+        return self._reply(message, error={"code": -32601, "message": "Method not found"})
 
-    def _in_session(self) -> bool:
-        return self.server.initialized and self.headers.get("Mcp-Session-Id") == "session-1"
+    def _in_session(self, request: Request) -> bool:
+        return self.initialized and request.headers.get("mcp-session-id") == "session-1"
 
-    def _read_resource(self, message: dict[str, Any]) -> None:
-        server = self.server
-        if server.mode == "rpc_error":
-            self._reply(message, error={"code": -32002, "message": "Unknown resource"})
-        elif server.mode == "http500":
-            self._send(500, b"Internal Server Error", "text/plain")
-        elif server.mode == "hang":
-            server.release.wait(10)
-        else:
-            uri = message["params"]["uri"]
-            reservations = RESERVATIONS
-            if server.projects is not None:
-                # Like the server: each project's own reservations, none for another project.
-                slug = uri.removeprefix("resource://file_reservations/").split("?", 1)[0]
-                reservations = server.projects.get(slug, [])
-            contents = server.contents if server.contents is not None else [
-                {"uri": uri, "mimeType": "application/json", "text": json.dumps(reservations)}]
-            self._reply(message, {"contents": contents})
+    def _read_resource(self, message: dict[str, Any]) -> Response:
+        if self.mode == "rpc_error":
+            return self._reply(message, error={"code": -32002, "message": "Unknown resource"})
+        if self.mode == "http500":
+            return _send(500, b"Internal Server Error", "text/plain")
+        if self.mode == "hang":
+            return Response(hang=True)
+        uri = message["params"]["uri"]
+        reservations = RESERVATIONS
+        if self.projects is not None:
+            # Like the server: each project's own reservations, none for another project.
+            slug = uri.removeprefix("resource://file_reservations/").split("?", 1)[0]
+            reservations = self.projects.get(slug, [])
+        contents = self.contents if self.contents is not None else [
+            {"uri": uri, "mimeType": "application/json", "text": json.dumps(reservations)}]
+        return self._reply(message, {"contents": contents})
 
-    def _call_tool(self, message: dict[str, Any]) -> None:
+    def _call_tool(self, message: dict[str, Any], request: Request) -> Response:
         name, arguments = message["params"]["name"], message["params"]["arguments"]
         if name == "echo":
-            self._reply(message, {"content": [{"type": "text", "text": json.dumps(arguments)}],
-                                  "structuredContent": arguments})
-        elif name == "send_message":
-            self._send_message(message, arguments)
-        elif name == "fail":
-            self._reply(message, {"content": [{"type": "text", "text": "recipient\n  Nobody "
-                                               f"not found ({TOKEN})"}], "isError": True})
-        else:
-            self._reply(message, error={"code": -32602, "message": f"Unknown tool: {name}"})
+            return self._reply(message, {"content": [{"type": "text",
+                                                      "text": json.dumps(arguments)}],
+                                         "structuredContent": arguments})
+        if name == "send_message":
+            return self._send_message(message, arguments, request)
+        if name == "fail":
+            return self._reply(message, {"content": [{"type": "text", "text": "recipient\n  "
+                                                      f"Nobody not found ({TOKEN})"}],
+                                         "isError": True})
+        return self._reply(message, error={"code": -32602, "message": f"Unknown tool: {name}"})
 
-    def _send_message(self, message: dict[str, Any], arguments: dict[str, Any]) -> None:
-        self.server.sent.append({"arguments": arguments,
-                                 "authorization": self.headers.get("Authorization")})
-        if self.server.mode == "refuse_send":
-            self._reply(message, {"content": [{"type": "text", "text": "Agent "
-                                               f"{arguments.get('to')} not found"}],
-                                  "isError": True})
-            return
+    def _send_message(self, message: dict[str, Any], arguments: dict[str, Any],
+                      request: Request) -> Response:
+        self.sent.append({"arguments": arguments,
+                          "authorization": request.headers.get("authorization")})
+        if self.mode == "refuse_send":
+            return self._reply(message, {"content": [{"type": "text", "text": "Agent "
+                                                      f"{arguments.get('to')} not found"}],
+                                         "isError": True})
         # mcp_agent_mail answers with the deliveries it made (one per recipient list).
         result = {"deliveries": [{"project": arguments.get("project_key"), "payload": {
-            "id": len(self.server.sent), "thread_id": arguments.get("thread_id"),
+            "id": len(self.sent), "thread_id": arguments.get("thread_id"),
             "subject": arguments.get("subject"), "to": arguments.get("to")}}], "count": 1}
-        self._reply(message, {"content": [{"type": "text", "text": json.dumps(result)}],
-                              "structuredContent": result})
+        return self._reply(message, {"content": [{"type": "text", "text": json.dumps(result)}],
+                                     "structuredContent": result})
 
     def _reply(self, message: dict[str, Any], result: Any = None,
-               headers: dict[str, str] | None = None, error: Any = None) -> None:
+               headers: dict[str, str] | None = None, error: Any = None) -> Response:
         answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
         answer.update({"error": error} if error is not None else {"result": result})
-        if self.server.mode != "sse":
-            self._send(200, json.dumps(answer).encode(), headers=headers)
-            return
+        if self.mode != "sse":
+            return _send(200, json.dumps(answer).encode(), headers=headers)
         # An SSE stream: a log notification first, then the answer split over two data lines.
         log = {"jsonrpc": "2.0", "method": "notifications/message",
                "params": {"level": "info", "data": "reading"}}
@@ -174,23 +145,33 @@ class McpHandler(BaseHTTPRequestHandler):
         body = (f": keep-alive\r\nevent: message\r\ndata: {json.dumps(log)}\r\n\r\n"
                 f"event: message\r\nid: 7\r\ndata: {text[:half]}\r\ndata:{text[half:]}\r\n"
                 f"\r\n").encode()
-        self._send(200, body, "text/event-stream", headers)
+        return _send(200, body, "text/event-stream", headers)
+
+
+def _send(status: int, body: bytes = b"", content_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> Response:
+    return Response(status, body, {"Content-Type": content_type, **(headers or {})})
+
+
+def _as_mcp(request: Request) -> dict[str, Any]:
+    seen: dict[str, Any] = {"http": request.method, "path": request.path}
+    if request.method != "POST":
+        return {**seen, "session": request.headers.get("mcp-session-id")}
+    message = request.json()
+    return {**seen, "method": message.get("method"), "params": message.get("params"),
+            "session": request.headers.get("mcp-session-id"),
+            "protocol": request.headers.get("mcp-protocol-version"),
+            "accept": request.headers.get("accept")}
 
 
 @contextmanager
 def serve() -> Iterator[McpServer]:
     """A running server, shut down (and any hanging answer released) afterwards."""
     server = McpServer()
-    server.release = threading.Event()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+    server.http = HttpServer(server)
+    with server.http:
         yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
 
 
 def url_of(server: McpServer, path: str = "/mcp/") -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+    return server.http.url(path)

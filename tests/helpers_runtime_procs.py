@@ -16,6 +16,9 @@ MAF_TEST_POSTGRES_URL.)
 
 Every command prints one JSON line on success; an exception ends the process with a traceback
 on stderr and a non-zero exit code, which is what the tests look for.
+
+The tests' side is here too: ``run_together`` starts the children, ``where`` and ``open_store``
+name and open the store they share, ``own_schema`` gives a postgres test its schema.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
     DeliveryRecord,
@@ -42,7 +46,8 @@ from pytest_maf_preflight.runtime.records import (
     SessionRecord,
     new_id,
 )
-from pytest_maf_preflight.runtime.sqlite import SqliteRuntime, _PreparedBundle
+from pytest_maf_preflight.runtime.sql_rows import PreparedBundle
+from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 #: Short on purpose: lock waits must be survived by the runtime's retries, not SQLite's wait.
 CHILD_BUSY_TIMEOUT_MS = 20
@@ -101,6 +106,67 @@ def drop_schema(schema: str) -> None:
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextmanager
+def own_schema() -> Iterator[str]:
+    """A schema name of the test's own (not created yet), dropped afterwards; the test is
+    skipped, with the reason, when no PostgreSQL server can be reached."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        import pytest
+
+        pytest.skip(reason)
+    name = new_schema()
+    try:
+        yield name
+    finally:
+        drop_schema(name)
+
+
+# --- the test's side of the races ---------------------------------------------------------------
+
+#: Children per race. Generous: these bound a hang, they do not measure speed.
+WORKERS = 8
+#: The stores processes on one machine share.
+MODES = ["sqlite", "json"]
+#: "Now" of the escalation races.
+T0 = 1_000.0
+
+
+def where(mode: str, tmp_path: Path) -> Path:
+    """The WHERE argument of the children: the database file or the agent-mail root."""
+    return tmp_path / ("runtime.db" if mode == "sqlite" else "agent-mail")
+
+
+def open_store(mode: str, tmp_path: Path) -> RuntimeState:
+    """The store the children share, as the test opens it (default timeouts)."""
+    if mode == "sqlite":
+        return SqliteRuntime(where(mode, tmp_path))
+    return JsonRuntime(where(mode, tmp_path))
+
+
+def open_due(store: RuntimeState, key: str, next_action_at: float) -> str:
+    """An escalation opened at ``T0``, due at ``next_action_at``: its id."""
+    record, created = store.open_escalation(
+        path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
+        path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
+        next_action_at=next_action_at, details={}, now=T0)
+    assert created
+    return record.id
+
+
+def assert_one_holder_at_a_time(log: Path, reports: list[dict[str, Any]]) -> None:
+    """The critical-section log of ``lease-cycles`` children: every hold logged, enter and
+    exit alternate, by the same holder, and the tokens grow in the order the holders came."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len(lines) == 2 * sum(int(r["held"]) for r in reports) > 0
+    for n, (kind, agent, _) in enumerate(lines):
+        assert kind == ("enter" if n % 2 == 0 else "exit"), lines[max(0, n - 2):n + 1]
+        if kind == "exit":
+            assert agent == lines[n - 1][1]
+    logged = [int(token) for _, _, token in lines]
+    assert logged == sorted(set(logged))
 
 
 def run_together(tmp_path: Path, commands: list[list[str]], *, own_homes: bool = False,
@@ -200,7 +266,7 @@ class _Victim(SqliteRuntime):
 
     victim_mode = "during"
 
-    def _insert_bundle(self, conn: sqlite3.Connection, prepared: _PreparedBundle) -> None:
+    def _insert_bundle(self, conn: sqlite3.Connection, prepared: PreparedBundle) -> None:
         if self.victim_mode == "after":
             super()._insert_bundle(conn, prepared)
             _ready()
@@ -235,7 +301,7 @@ def victim(db: Path, session_id: str, mode: str) -> None:
     print(json.dumps({"error": "the victim was not killed"}))
 
 
-def open_store(mode: str, where: Path) -> RuntimeState:
+def open_child_store(mode: str, where: Path) -> RuntimeState:
     if mode == "sqlite":
         return SqliteRuntime(where, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS,
                              retry_budget_seconds=CHILD_RETRY_BUDGET)
@@ -257,7 +323,7 @@ def ready_then_wait(ready_dir: Path, agent: str, go_file: Path) -> None:
 
 def lease_race(mode: str, where: Path, agent: str, pattern: str, ready_dir: Path,
                go_file: Path) -> None:
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         grant = store.acquire_leases(agent, [pattern], ttl=600, reason="race")
     print(json.dumps({"agent": agent, "ok": grant.ok,
@@ -276,7 +342,7 @@ def lease_cycles(mode: str, where: Path, agent: str, cycles: int, log: Path, rea
     """
     tokens: list[int] = []
     held = 0
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         for _ in range(cycles):
             grant = store.acquire_leases(agent, ["shared/state.json"], ttl=600)
@@ -308,7 +374,7 @@ def _log(path: Path, line: str) -> None:
 def escalation_open(mode: str, where: Path, key: str, agent: str, ready_dir: Path,
                     go_file: Path) -> None:
     """Open (or add an occurrence to) the escalation of ``key``, all children at once."""
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         record, created = store.open_escalation(
             path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
@@ -329,7 +395,7 @@ def escalation_claim(mode: str, where: Path, agent: str, at: float, ready_dir: P
                      go_file: Path) -> None:
     """What a tick does: read what is due, then (all children at once) claim the next level,
     and deliver it only when the claim was won."""
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         due = store.due_escalations(at)
         ready_then_wait(ready_dir, agent, go_file)
         won = []
@@ -348,7 +414,7 @@ def escalation_climb(mode: str, where: Path, escalation_id: str, top: int, agent
                      ready_dir: Path, go_file: Path) -> None:
     """Tick again and again until the escalation reaches level ``top``; the levels won."""
     won: list[int] = []
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         while True:
             record = store.get_escalation(escalation_id)
@@ -370,7 +436,7 @@ def store_open(mode: str, where: Path, agent: str, ready_dir: Path, go_file: Pat
     """Open the store only once every child is ready: they create (migrate) it together."""
     (ready_dir / agent).touch()
     wait_for(go_file)
-    with open_store(mode, where) as store:
+    with open_child_store(mode, where) as store:
         version = store.info().schema_version
     print(json.dumps({"agent": agent, "schema_version": version, "cwd": os.getcwd()}))
 

@@ -3,7 +3,6 @@ directory (the server source is in test_agent_mail_url.py)."""
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import re
@@ -13,31 +12,14 @@ from typing import Any
 
 import pytest
 
+from helpers_agent_mail import NOW, PROJECT, SLUG, held, read
 from pytest_maf_preflight.agent_mail.projects import slugify
 from pytest_maf_preflight.agent_mail.reservations import (
     ARCHIVE_WARNING,
     AgentMailError,
     ExternalReservation,
-    SourceReport,
-    read_reservations,
 )
 from pytest_maf_preflight.config.models import AgentMailSource
-
-#: "Now" for every test: 2026-11-25 09:30:00 UTC. Times near it hide string-comparison bugs.
-NOW = float(calendar.timegm((2026, 11, 25, 9, 30, 0)))
-PROJECT = "/srv/repos/app"
-SLUG = "srv-repos-app"
-
-
-def read(source: AgentMailSource, rootdir: Path, *, environ: dict[str, str] | None = None,
-         timeout: float = 5.0) -> SourceReport:
-    return read_reservations(source, rootdir=rootdir, environ=environ or {}, now=NOW,
-                             timeout=timeout)
-
-
-def held(report: SourceReport) -> set[tuple[str, str, bool]]:
-    return {(r.agent, r.path_pattern, r.exclusive) for r in report.reservations}
-
 
 # --- choosing the source ------------------------------------------------------------------------
 

@@ -5,12 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import threading
 import time
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from conftest import EXAMPLES
+from helpers_http import NOT_FOUND, HttpServer, Request, Response
+from helpers_loopback import closed_port
 from pytest_maf_preflight.checks import api
 from pytest_maf_preflight.checks.api import ApiDefinition
 from pytest_maf_preflight.checks.base import CheckContext, CheckStatus, Observation
@@ -29,92 +27,31 @@ DOCUMENT = {"status": "ok", "checks": {"db": "up", "cache": "down"},
             "items": [{"id": 7}, {"id": 8}], "count": 2, "live": True}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: bytes = b"", content_type: str = "text/plain",
-              headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _route(self) -> None:
-        parts = urllib.parse.urlsplit(self.path)
-        query = dict(urllib.parse.parse_qsl(parts.query))
-        length = int(self.headers.get("Content-Length") or 0)
-        received = self.rfile.read(length) if length else b""
-        path = parts.path
-        if path == "/json":
-            self._send(200, json.dumps(DOCUMENT).encode(), "application/json",
-                       {"X-Service": "demo"})
-        elif path.startswith("/status/"):
-            self._send(int(path.rsplit("/", 1)[1]), b"status page")
-        elif path == "/echo":
-            self._send(200, json.dumps({
-                "method": self.command, "path": self.path, "query": query,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": received.decode()}).encode(), "application/json")
-        elif path == "/redirect":
-            self._send(302, b"", headers={"Location": "/json"})
-        elif path == "/loop":
-            self._send(302, b"", headers={"Location": "/loop"})
-        elif path == "/slow":
-            time.sleep(float(query.get("s", "0.3")))
-            self._send(200, b"slow but fine")
-        elif path in ("/api/health", "/api/test-health"):
-            self._send(200, b'{"status": "ok"}', "application/json")
-        else:
-            self._send(404, b"not found")
-
-    do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _route
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that gave up (timeout tests) is expected here
+def _app(request: Request) -> Response:
+    path, query = request.route, request.query
+    if path == "/json":
+        return Response.json(DOCUMENT, headers={"X-Service": "demo"})
+    if path.startswith("/status/"):
+        return Response.text("status page", int(path.rsplit("/", 1)[1]))
+    if path == "/echo":
+        return Response.json({"method": request.method, "path": request.path, "query": query,
+                              "headers": request.headers, "body": request.body.decode()})
+    if path == "/redirect":
+        return Response.redirect("/json")
+    if path == "/loop":
+        return Response.redirect("/loop")
+    if path == "/slow":
+        return Response(200, "slow but fine", {"Content-Type": "text/plain"},
+                        delay=float(query.get("s", "0.3")))
+    if path in ("/api/health", "/api/test-health"):
+        return Response.json({"status": "ok"})
+    return NOT_FOUND
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = QuietServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-@pytest.fixture
-def silent_server() -> Iterator[str]:
-    """Accepts connections (the kernel completes the handshake) and never answers."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        sock.close()
-
-
-@pytest.fixture
-def closed_port() -> str:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+    with HttpServer(_app) as httpd:
+        yield httpd.url()
 
 
 def _ctx(base_url: str | None = None, **env: str) -> CheckContext:
@@ -303,9 +240,10 @@ def test_timeout_ms_bounds_the_request(server: str) -> None:
     assert "timed out" in obs.observed
 
 
-def test_server_that_never_answers_ends_at_the_deadline(silent_server: str) -> None:
+def test_server_that_never_answers_ends_at_the_deadline(silent_port: int) -> None:
     started = time.monotonic()
-    [result] = run_checks([_planned({"url": f"{silent_server}/health"}, timeout=0.5)], _ctx())
+    url = f"http://127.0.0.1:{silent_port}/health"
+    [result] = run_checks([_planned({"url": url}, timeout=0.5)], _ctx())
     elapsed = time.monotonic() - started
     assert elapsed < 3.0
     assert result.status in (CheckStatus.TIMEOUT, CheckStatus.FAILED)
@@ -315,11 +253,12 @@ def test_server_that_never_answers_ends_at_the_deadline(silent_server: str) -> N
         assert "0.5 s" in result.message
 
 
-def test_closed_port_is_connection_refused(closed_port: str) -> None:
-    obs = _run(url=f"{closed_port}/health")
+def test_closed_port_is_connection_refused() -> None:
+    url = f"http://127.0.0.1:{closed_port()}/health"
+    obs = _run(url=url)
     assert not obs.passed
     assert "connection refused" in obs.observed
-    assert obs.details["request"]["url"] == f"{closed_port}/health"
+    assert obs.details["request"]["url"] == url
 
 
 def test_tls_error_is_a_failed_observation(server: str) -> None:
@@ -397,7 +336,7 @@ def test_plugin_gate_with_api_check(pytester: pytest.Pytester, write_config: Any
     pytester.makepyfile("def test_one():\n    assert True\n")
     write_config("api.yaml", _CONFIG.format(endpoint="/json", status="ok"))
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-preflight-base-url={server}")
+                                f"--maf-base-url={server}")
     result.assert_outcomes(passed=2)
     assert result.ret == 0
 
@@ -407,7 +346,7 @@ def test_plugin_gate_closed_by_failing_api_check(pytester: pytest.Pytester, writ
     pytester.makepyfile("def test_one():\n    assert True\n")
     write_config("api.yaml", _CONFIG.format(endpoint="/json", status="degraded"))
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-preflight-base-url={server}")
+                                f"--maf-base-url={server}")
     assert result.ret == 10
     output = result.stdout.str()
     assert "status 200" in output

@@ -8,15 +8,12 @@ import os
 import shutil
 import ssl
 import subprocess
-import threading
 import urllib.parse
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers_http import HttpServer, Request, Response, StartHttpServer
 from pytest_maf_preflight.checks import api
 from pytest_maf_preflight.checks.api import ApiDefinition
 from pytest_maf_preflight.checks.base import CheckContext, Observation
@@ -31,72 +28,29 @@ PLAIN = {"X-Trace": "trace-1"}
 HEADERS = {**SECRET_HEADERS, **FROM_ENV, **PLAIN}
 
 
-class Recorder(ThreadingHTTPServer):
-    """Answers ``/go?to=URL`` with a 302 to URL and anything else with 200, and keeps the
-    headers of every request it got (lower-cased names)."""
-
-    daemon_threads = True
-
-    def __init__(self, host: str) -> None:
-        super().__init__((host, 0), _Handler)
-        self.received: list[dict[str, str]] = []
-
-    def url(self, scheme: str = "http") -> str:
-        host, port = self.server_address[:2]
-        return f"{scheme}://{host!s}:{port}"
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the https-to-http test's client gives up on purpose
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Recorder
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.received.append({k.lower(): v for k, v in self.headers.items()})
-        parts = urllib.parse.urlsplit(self.path)
-        to = dict(urllib.parse.parse_qsl(parts.query)).get("to")
-        self.send_response(302 if parts.path == "/go" and to else 200)
-        if parts.path == "/go" and to:
-            self.send_header("Location", to)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-def _serve(host: str, tls: ssl.SSLContext | None = None) -> Iterator[Recorder]:
-    server = Recorder(host)
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+def _go(request: Request) -> Response:
+    """``/go?to=URL`` is a 302 to URL; anything else a 200."""
+    to = request.query.get("to")
+    return Response.redirect(to) if request.route == "/go" and to else Response()
 
 
 @pytest.fixture
-def first() -> Iterator[Recorder]:
-    yield from _serve("127.0.0.1")
+def first(http_server: StartHttpServer) -> HttpServer:
+    return http_server(_go)
 
 
 @pytest.fixture
-def same_host_other_port() -> Iterator[Recorder]:
-    yield from _serve("127.0.0.1")
+def same_host_other_port(http_server: StartHttpServer) -> HttpServer:
+    return http_server(_go)
 
 
 @pytest.fixture
-def other_host() -> Iterator[Recorder]:
-    yield from _serve("127.0.0.2")
+def other_host(http_server: StartHttpServer) -> HttpServer:
+    return http_server(_go, host="127.0.0.2")
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[Recorder]:
+def tls_server(tmp_path: Path, http_server: StartHttpServer) -> HttpServer:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
@@ -105,7 +59,7 @@ def tls_server(tmp_path: Path) -> Iterator[Recorder]:
                    check=True, capture_output=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    yield from _serve("127.0.0.1", context)
+    return http_server(_go, tls=context)
 
 
 def _run(url: str) -> Observation:
@@ -115,15 +69,20 @@ def _run(url: str) -> Observation:
         {"url": url, "headers": HEADERS, "verify_tls": False}), ctx)
 
 
-def _via(start: Recorder, destination: str, scheme: str = "http") -> str:
-    return f"{start.url(scheme)}/go?" + urllib.parse.urlencode({"to": destination})
+def _via(start: HttpServer, destination: str) -> str:
+    return start.url("/go?" + urllib.parse.urlencode({"to": destination}))
 
 
-def test_same_origin_redirect_keeps_every_header(first: Recorder) -> None:
+def _received(server: HttpServer) -> list[dict[str, str]]:
+    """The headers of each request the server got (names lower-cased)."""
+    return [request.headers for request in server.requests]
+
+
+def test_same_origin_redirect_keeps_every_header(first: HttpServer) -> None:
     obs = _run(_via(first, "/landed"))
     assert obs.passed, obs.observed
-    assert len(first.received) == 2
-    landed = first.received[1]
+    assert len(first.requests) == 2
+    landed = _received(first)[1]
     for name, value in {**SECRET_HEADERS, **PLAIN}.items():
         assert landed[name.lower()] == value
     assert landed["x-tenant"] == "tenant-t-42"
@@ -131,32 +90,32 @@ def test_same_origin_redirect_keeps_every_header(first: Recorder) -> None:
 
 @pytest.mark.parametrize("where", ["other_host", "same_host_other_port"])
 def test_redirect_to_another_origin_drops_secret_and_env_headers(
-        first: Recorder, where: str, request: pytest.FixtureRequest) -> None:
-    second: Recorder = request.getfixturevalue(where)
+        first: HttpServer, where: str, request: pytest.FixtureRequest) -> None:
+    second: HttpServer = request.getfixturevalue(where)
     obs = _run(_via(first, f"{second.url()}/landed"))
     assert obs.passed, obs.observed
     assert obs.details["redirects"] == [f"{second.url()}/landed"]
     # The first server got everything: it is the origin the headers were written for.
-    assert {name.lower() for name in HEADERS} <= first.received[0].keys()
-    [landed] = second.received
+    assert {name.lower() for name in HEADERS} <= _received(first)[0].keys()
+    [landed] = _received(second)
     assert landed["x-trace"] == "trace-1"
     leaked = {name for name in [*SECRET_HEADERS, *FROM_ENV] if name.lower() in landed}
     assert leaked == set()
 
 
-def test_https_to_http_redirect_is_refused(tls_server: Recorder, first: Recorder) -> None:
-    obs = _run(_via(tls_server, f"{first.url()}/landed", scheme="https"))
+def test_https_to_http_redirect_is_refused(tls_server: HttpServer, first: HttpServer) -> None:
+    obs = _run(_via(tls_server, f"{first.url()}/landed"))
     assert not obs.passed
     assert obs.observed == (f"refused to follow a redirect from https to "
                             f"'{first.url()}/landed': a downgrade to plain http is not followed")
-    assert len(tls_server.received) == 1
-    assert first.received == []  # not even the request without its credentials
+    assert len(tls_server.requests) == 1
+    assert first.requests == []  # not even the request without its credentials
 
 
-def test_https_to_http_on_the_same_host_and_port_is_refused_too(tls_server: Recorder) -> None:
+def test_https_to_http_on_the_same_host_and_port_is_refused_too(tls_server: HttpServer) -> None:
     # Same host and port, other scheme: still another origin, and a downgrade.
-    http_url = tls_server.url("http") + "/landed"
-    obs = _run(_via(tls_server, http_url, scheme="https"))
+    http_url = tls_server.url("/landed", scheme="http")
+    obs = _run(_via(tls_server, http_url))
     assert not obs.passed
     assert "refused to follow a redirect from https" in obs.observed
-    assert len(tls_server.received) == 1
+    assert len(tls_server.requests) == 1

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from helpers_loopback import closed_port
 from pytest_maf_preflight.checks import database
 from pytest_maf_preflight.checks.base import CheckContext, CheckStatus, Observation
 from pytest_maf_preflight.checks.builtin import builtin_registry
@@ -71,41 +72,6 @@ def redis_url() -> str:
     if not _reachable(REDIS_URL):
         pytest.skip(f"no Redis at {REDIS_URL}: " + HOW_TO.format(var="MAF_TEST_REDIS_URL"))
     return REDIS_URL
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def silent_server() -> Iterator[int]:
-    """A loopback server that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.05)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield int(server.getsockname()[1])
-    stop.set()
-    thread.join(2)
-    for conn in held:
-        conn.close()
-    server.close()
 
 
 @pytest.fixture
@@ -391,16 +357,17 @@ def test_postgres_missing_database_with_psycopg(tmp_path: Path, postgres_url: st
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "probe"])
-def test_postgres_closed_port(tmp_path: Path, closed_port: int, driver: str,
+def test_postgres_closed_port(tmp_path: Path, driver: str,
                               request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("with_psycopg" if driver == "psycopg" else "no_psycopg")
-    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{closed_port}/postgres"
+    port = closed_port()
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
     obs = _run(tmp_path, url=url)
     assert not obs.passed
     if driver == "probe":
-        assert obs.observed.startswith(f"nothing listening on 127.0.0.1:{closed_port}")
+        assert obs.observed.startswith(f"nothing listening on 127.0.0.1:{port}")
     else:
-        assert f'"127.0.0.1", port {closed_port} failed: Connection refused' in obs.observed
+        assert f'"127.0.0.1", port {port} failed: Connection refused' in obs.observed
     assert PASSWORD not in repr(obs)
 
 
@@ -512,8 +479,8 @@ def test_redis_wrong_password_fails_with_server_error(tmp_path: Path, redis_url:
     assert "maf-wrong-pw" not in repr(obs)
 
 
-def test_redis_closed_port(tmp_path: Path, closed_port: int) -> None:
-    obs = _run(tmp_path, url=f"redis://127.0.0.1:{closed_port}/0")
+def test_redis_closed_port(tmp_path: Path) -> None:
+    obs = _run(tmp_path, url=f"redis://127.0.0.1:{closed_port()}/0")
     assert not obs.passed
     assert obs.observed.startswith("nothing listening on")
 
@@ -521,13 +488,14 @@ def test_redis_closed_port(tmp_path: Path, closed_port: int) -> None:
 # --- tcp and other schemes --------------------------------------------------------------------
 
 
-def test_tcp_open_and_closed(tmp_path: Path, silent_server: int, closed_port: int) -> None:
-    obs = _run(tmp_path, url=f"tcp://127.0.0.1:{silent_server}")
+def test_tcp_open_and_closed(tmp_path: Path, silent_port: int) -> None:
+    obs = _run(tmp_path, url=f"tcp://127.0.0.1:{silent_port}")
     assert obs.passed, obs
-    assert obs.observed == f"connected to 127.0.0.1:{silent_server}"
-    obs = _run(tmp_path, url=f"tcp://127.0.0.1:{closed_port}")
+    assert obs.observed == f"connected to 127.0.0.1:{silent_port}"
+    port = closed_port()
+    obs = _run(tmp_path, url=f"tcp://127.0.0.1:{port}")
     assert not obs.passed
-    assert obs.observed == f"nothing listening on 127.0.0.1:{closed_port} (connection refused)"
+    assert obs.observed == f"nothing listening on 127.0.0.1:{port} (connection refused)"
 
 
 def test_tcp_needs_a_port(tmp_path: Path) -> None:
@@ -549,12 +517,12 @@ def test_unknown_scheme_fails_and_hides_password(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "redis"])
-def test_server_that_never_answers_ends_at_deadline(tmp_path: Path, silent_server: int,
+def test_server_that_never_answers_ends_at_deadline(tmp_path: Path, silent_port: int,
                                                     scheme: str) -> None:
     check = PlannedCheck(check_id="db", name="db", severity="critical",
                          check_type=database.CHECK_TYPE,
                          definition=DatabaseDefinition(
-                             url=f"{scheme}://127.0.0.1:{silent_server}/0"),
+                             url=f"{scheme}://127.0.0.1:{silent_port}/0"),
                          timeout=0.5, retry_count=0, retry_delay=0.0)
     started = time.monotonic()
     [result] = run_checks([check], _ctx(tmp_path))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pytest_maf_preflight.cli.main import main
+from helpers_cli import run_main
 from pytest_maf_preflight.cli.reservation_commands import EXIT_REFUSED
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
@@ -29,21 +29,15 @@ def store(root: Path) -> SqliteRuntime:
     return SqliteRuntime(root / ".maf" / "runtime.db")
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
-    code, out, _err = run(capsys, *argv, "--json")
+    code, out, _err = run_main(capsys, *argv, "--json")
     return code, json.loads(out)
 
 
 def test_acquire_grants_and_list_shows_the_leases(project: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "reservations", "acquire", "src/*.py", "docs/", "--agent",
-                         "agent-b", "--ttl", "600", "--reason", "refactor")
+    code, out, err = run_main(capsys, "reservations", "acquire", "src/*.py", "docs/", "--agent",
+                              "agent-b", "--ttl", "600", "--reason", "refactor")
     assert code == 0, err
     with store(project) as runtime:
         held = {lease.path_pattern: lease for lease in runtime.leases()}
@@ -54,7 +48,7 @@ def test_acquire_grants_and_list_shows_the_leases(project: Path,
         assert lease.reason == "refactor"
         assert f"lease {lease.id}, fencing token {lease.fencing_token}" in out
 
-    code, out, _ = run(capsys, "reservations", "list")
+    code, out, _ = run_main(capsys, "reservations", "list")
     assert code == 0
     header, *rows = out.splitlines()
     assert header.split() == ["PATTERN", "AGENT", "KIND", "EXPIRES", "TOKEN", "ID"]
@@ -73,13 +67,13 @@ def test_acquire_grants_and_list_shows_the_leases(project: Path,
 
 def test_a_conflicting_acquire_exits_4_naming_each_blocking_lease(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "reservations", "acquire", "src/*.py", "--agent", "agent-b",
-               "--ttl", "600")[0] == 0
+    assert run_main(capsys, "reservations", "acquire", "src/*.py", "--agent", "agent-b",
+                    "--ttl", "600")[0] == 0
     with store(project) as runtime:
         (held,) = runtime.leases()
     # ``src/a*`` overlaps ``src/*.py`` (src/a.py); ``/notes.txt`` alone would be free.
-    code, out, err = run(capsys, "reservations", "acquire", "/notes.txt", "src/a*", "--agent",
-                         "agent-a", "--ttl", "60")
+    code, out, err = run_main(capsys, "reservations", "acquire", "/notes.txt", "src/a*", "--agent",
+                              "agent-a", "--ttl", "60")
     assert code == EXIT_REFUSED == 4
     assert out.splitlines() == [line for line in out.splitlines() if line.startswith("blocked")]
     assert len(out.splitlines()) == 1
@@ -109,13 +103,13 @@ def test_shared_leases_coexist_and_block_an_exclusive_one(
         assert code == 0
         assert data["granted"]
         assert not data["leases"][0]["exclusive"]
-    code, out, _ = run(capsys, "reservations", "acquire", "data/x.csv", "--agent", "writer",
-                       "--ttl", "60")
+    code, out, _ = run_main(capsys, "reservations", "acquire", "data/x.csv", "--agent", "writer",
+                            "--ttl", "60")
     assert code == 4
     assert "reader-1" in out
     assert "reader-2" in out
     assert "shared lease" in out
-    code, out, _ = run(capsys, "reservations", "list", "--agent", "reader-2")
+    code, out, _ = run_main(capsys, "reservations", "list", "--agent", "reader-2")
     rows = out.splitlines()[1:]
     assert [row.split()[1:3] for row in rows] == [["reader-2", "shared"]]
 
@@ -123,7 +117,7 @@ def test_shared_leases_coexist_and_block_an_exclusive_one(
 def test_the_agent_comes_from_the_option_then_maf_agent_id_then_agent_name(
         project: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = run(capsys, "reservations", "acquire", "a.txt", "--ttl", "60")
+    code, _, err = run_main(capsys, "reservations", "acquire", "a.txt", "--ttl", "60")
     assert code == 2
     assert err == ("maf-preflight: error: no agent: give --agent NAME or set MAF_AGENT_ID "
                    "(or AGENT_NAME)\n")
@@ -136,7 +130,7 @@ def test_the_agent_comes_from_the_option_then_maf_agent_id_then_agent_name(
     assert run_json(capsys, "reservations", "acquire", "c.txt", "--ttl", "60", "--agent",
                     "from-option")[1]["agent"] == "from-option"
     monkeypatch.setenv("MAF_AGENT_ID", "../evil")
-    code, _, err = run(capsys, "reservations", "acquire", "d.txt", "--ttl", "60")
+    code, _, err = run_main(capsys, "reservations", "acquire", "d.txt", "--ttl", "60")
     assert code == 2
     assert "MAF_AGENT_ID environment variable: '../evil' is not a valid agent name" in err
 
@@ -158,7 +152,7 @@ def test_anonymous_holds_no_leases_as_the_gate_treats_it_as_no_agent(
         argv: list[str], env: dict[str, str], source: str) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    code, out, err = run(capsys, "reservations", *argv)
+    code, out, err = run_main(capsys, "reservations", *argv)
     assert code == 2
     assert out == ""
     assert err == (f"maf-preflight: error: {source}: 'anonymous' names no agent (it is the id "
@@ -166,7 +160,7 @@ def test_anonymous_holds_no_leases_as_the_gate_treats_it_as_no_agent(
     with store(project) as runtime:
         assert runtime.leases(active_only=False) == []
     # Listing is only a filter: asking for anonymous leases (granted before) is fine.
-    assert run(capsys, "reservations", "list", "--agent", "anonymous")[0] == 0
+    assert run_main(capsys, "reservations", "list", "--agent", "anonymous")[0] == 0
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -186,7 +180,7 @@ def test_anonymous_holds_no_leases_as_the_gate_treats_it_as_no_agent(
 ])
 def test_usage_errors_are_one_line_with_exit_2(project: Path, capsys: pytest.CaptureFixture[str],
                                                argv: list[str], message: str) -> None:
-    code, out, err = run(capsys, "reservations", *argv)
+    code, out, err = run_main(capsys, "reservations", *argv)
     assert code == 2
     assert out == ""
     assert err.count("\n") == 1
@@ -200,26 +194,26 @@ def test_the_memory_runtime_is_refused_for_writes(project: Path,
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAF_RUNTIME_MODE", "memory")
-    code, _, err = run(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
+    code, _, err = run_main(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
     assert code == 2
     assert "the runtime is memory, where a lease ends with this command" in err
     # A broken SQLite path falling back to memory says why.
     (project / "db-is-a-dir").mkdir()
     monkeypatch.setenv("MAF_RUNTIME_MODE", "sqlite,memory")
     monkeypatch.setenv("MAF_DB_PATH", str(project / "db-is-a-dir"))
-    code, _, err = run(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
+    code, _, err = run_main(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
     assert code == 2
     assert "the runtime fell back to memory (sqlite: " in err
     # A fallback to a store that persists is refused too: other agents do not look there.
     monkeypatch.setenv("MAF_RUNTIME_MODE", "sqlite,json")
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(project / "mail"))
-    code, _, err = run(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
+    code, _, err = run_main(capsys, "reservations", "acquire", "x", "--agent", "a", "--ttl", "60")
     assert code == 2
     assert "the runtime fell back to json (sqlite: " in err
-    code, out, _ = run(capsys, "reservations", "list", "--all", "--mode", "json")
+    code, out, _ = run_main(capsys, "reservations", "list", "--all", "--mode", "json")
     assert (code, "no leases (json)" in out or "no active leases (json)" in out) == (0, True), out
     monkeypatch.setenv("MAF_RUNTIME_MODE", "sqlite,memory")
-    code, out, _ = run(capsys, "reservations", "list")  # reading is harmless
+    code, out, _ = run_main(capsys, "reservations", "list")  # reading is harmless
     assert code == 0
     assert "note: sqlite: " in out
     assert "no active leases (memory)" in out
@@ -237,18 +231,18 @@ def test_renew_extends_with_a_new_token_for_the_owner_only(
     assert renewed["fencing_token"] > lease["fencing_token"]
     assert renewed["expires_at"] >= lease["expires_at"] + 600
 
-    code, out, err = run(capsys, "reservations", "renew", lease["id"], "--agent", "agent-a",
-                         "--ttl", "600")
+    code, out, err = run_main(capsys, "reservations", "renew", lease["id"], "--agent", "agent-a",
+                              "--ttl", "600")
     assert code == 4
     assert out == ""
     assert err == (f"maf-preflight: error: lease {lease['id']} is held by agent 'agent-b', not "
                    "'agent-a'\n")
-    code, _, err = run(capsys, "reservations", "renew", "no-such-lease", "--agent", "agent-b",
-                       "--ttl", "600")
+    code, _, err = run_main(capsys, "reservations", "renew", "no-such-lease", "--agent", "agent-b",
+                            "--ttl", "600")
     assert code == 4
     assert err == "maf-preflight: error: no lease 'no-such-lease'\n"
-    code, out, _ = run(capsys, "reservations", "renew", lease["id"], "--agent", "agent-b",
-                       "--ttl", "5")
+    code, out, _ = run_main(capsys, "reservations", "renew", lease["id"], "--agent", "agent-b",
+                            "--ttl", "5")
     assert code == 0
     assert f"renewed lease {lease['id']} on 'src/': fencing token" in out
 
@@ -258,22 +252,22 @@ def test_release_by_the_owner_then_list_all_shows_it_released(
     _, data = run_json(capsys, "reservations", "acquire", "src/", "--agent", "agent-b",
                        "--ttl", "600")
     lease_id = data["leases"][0]["id"]
-    code, _, err = run(capsys, "reservations", "release", lease_id, "--agent", "agent-a")
+    code, _, err = run_main(capsys, "reservations", "release", lease_id, "--agent", "agent-a")
     assert code == 4
     assert "is held by agent 'agent-b'" in err
-    code, out, _ = run(capsys, "reservations", "release", lease_id, "--agent", "agent-b")
+    code, out, _ = run_main(capsys, "reservations", "release", lease_id, "--agent", "agent-b")
     assert code == 0
     assert out == f"released lease {lease_id} on 'src/' (agent-b)\n"
-    assert run(capsys, "reservations", "release", lease_id, "--agent", "agent-b")[0] == 0
-    code, out, _ = run(capsys, "reservations", "list")
+    assert run_main(capsys, "reservations", "release", lease_id, "--agent", "agent-b")[0] == 0
+    code, out, _ = run_main(capsys, "reservations", "list")
     assert out == "no active leases (sqlite)\n"
-    code, out, _ = run(capsys, "reservations", "list", "--all")
+    code, out, _ = run_main(capsys, "reservations", "list", "--all")
     (row,) = out.splitlines()[1:]
     assert row.split()[:4] == ["src/", "agent-b", "exclusive", "released"]
     # Released, so another agent may take it now.
-    assert run(capsys, "reservations", "acquire", "src/x.py", "--agent", "agent-a", "--ttl",
-               "60")[0] == 0
-    code, out, err = run(capsys, "reservations", "release", "nope", "--agent", "agent-b")
+    assert run_main(capsys, "reservations", "acquire", "src/x.py", "--agent", "agent-a", "--ttl",
+                    "60")[0] == 0
+    code, out, err = run_main(capsys, "reservations", "release", "nope", "--agent", "agent-b")
     assert code == 4
     assert err == "maf-preflight: error: no lease 'nope'\n"
 
@@ -288,7 +282,7 @@ def test_release_stale_forces_expired_and_idle_agents_leases_out(
         live = runtime.acquire_leases("busy", ["c/live.txt"], ttl=3600, now=now - 5).granted[0]
         runtime.heartbeat("busy", at=now)
 
-    code, out, _ = run(capsys, "reservations", "release", "--stale")
+    code, out, _ = run_main(capsys, "reservations", "release", "--stale")
     assert code == 0
     assert out.splitlines() == [
         f"released 'a/old.txt' (gone, lease {expired.id}, expired "

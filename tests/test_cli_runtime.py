@@ -4,19 +4,17 @@ on the PostgreSQL server of ``MAF_TEST_POSTGRES_URL`` (a schema of each test's o
 from __future__ import annotations
 
 import json
-import os
-import socket
 import sqlite3
-import subprocess
-import sys
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
-from pytest_maf_preflight.runtime.base import RuntimeState
+from helpers_cli import cli
+from helpers_loopback import closed_port
+from helpers_runtime_procs import POSTGRES_URL, own_schema
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
     ExecutionRecord,
@@ -26,13 +24,6 @@ from pytest_maf_preflight.runtime.records import (
 )
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 from pytest_maf_preflight.runtime.sqlite_migrations import SCHEMA_VERSION
-
-
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-    environ.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *args], cwd=cwd,
-                          env=environ, capture_output=True, text=True, timeout=60)
 
 
 def bundle(statuses: dict[str, str], started: float) -> SessionBundle:
@@ -137,23 +128,13 @@ def in_schema(url: str, schema: str) -> str:
 def pg_url() -> Iterator[str]:
     """A URL into an empty schema of this test's own (the postgres mode uses the first existing
     schema of the search_path, so it is created first), dropped afterwards."""
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    import psycopg
-    from psycopg import sql
+    with own_schema() as schema:
+        import psycopg
+        from psycopg import sql
 
-    schema = new_schema()
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    yield in_schema(POSTGRES_URL, schema)
-    drop_schema(schema)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        yield in_schema(POSTGRES_URL, schema)
 
 
 def stored(runtime: RuntimeState) -> list[tuple[str, str, str, float]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from helpers_processes import gone
+from helpers_processes import gone, read_pid
 from pytest_maf_preflight.checks import command
 from pytest_maf_preflight.checks.base import CheckContext, CheckStatus
 from pytest_maf_preflight.checks.command import CommandDefinition
@@ -36,16 +36,6 @@ def _planned(definition: dict[str, Any], timeout: float) -> PlannedCheck:
                         check_type=command.CHECK_TYPE,
                         definition=CommandDefinition.model_validate(definition),
                         timeout=timeout, retry_count=0, retry_delay=0.0)
-
-
-def _read_pid(path: Path, within: float = 10.0) -> int:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        text = path.read_text().strip() if path.exists() else ""
-        if text:
-            return int(text)
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never got a pid")
 
 
 # --- bounded output -------------------------------------------------------------------------
@@ -159,7 +149,7 @@ def test_a_command_that_exited_passes_though_a_grandchild_holds_its_stdout(
     assert result.status is CheckStatus.PASSED, result.observed or result.message
     assert time.monotonic() - start < 8  # decided on the exit, not at the 10 s deadline
     # What the command left in its process group is killed once the grace has passed.
-    assert gone(_read_pid(pidfile)), "the grandchild outlived its check"
+    assert gone(read_pid(pidfile)), "the grandchild outlived its check"
 
 
 def test_what_a_command_left_behind_is_killed_even_when_it_holds_no_pipe(
@@ -168,7 +158,7 @@ def test_what_a_command_left_behind_is_killed_even_when_it_holds_no_pipe(
     check = _planned({"argv": [PY, "-c", _spawner(pidfile, keep_stdout=False)]}, timeout=10.0)
     [result] = run_checks([check], _ctx(tmp_path))
     assert result.status is CheckStatus.PASSED
-    assert gone(_read_pid(pidfile)), "the grandchild outlived its check"
+    assert gone(read_pid(pidfile)), "the grandchild outlived its check"
     assert not groups.live()  # nothing is tracked once a check ended
 
 
@@ -186,7 +176,7 @@ def test_leaving_survivors_alone_keeps_a_background_job_running(tmp_path: Path) 
     pidfile = tmp_path / "grandchild.pid"
     done = run_process([PY, "-c", _spawner(pidfile, keep_stdout=True)],
                        deadline=time.monotonic() + 10, kill_on_exit=False)
-    pid = _read_pid(pidfile)
+    pid = read_pid(pidfile)
     try:
         assert done.returncode == 0
         assert not gone(pid, within=0.0)
@@ -206,4 +196,4 @@ def test_exits_are_seen_where_the_platform_has_no_pidfd(
                        deadline=time.monotonic() + 10)
     assert done.returncode == 0
     assert time.monotonic() - start < 8
-    assert gone(_read_pid(pidfile))
+    assert gone(read_pid(pidfile))

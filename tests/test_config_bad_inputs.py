@@ -21,7 +21,7 @@ from pytest_maf_preflight.config.errors import ConfigError, ConfigLoadError, for
 from pytest_maf_preflight.config.loader import ConfigLoader, discover
 
 BAD = Path(__file__).parent / "data" / "bad_configs"
-#: The default limit of ``maf_preflight_max_config_bytes``.
+#: The default limit of ``maf_max_config_bytes``.
 MAX_BYTES = 1024 * 1024
 
 
@@ -244,7 +244,7 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path) -> None:
     _, under_errors = loader.load_file(under)
     assert [e.message for e in over_errors] == [
         "file is 2,049 bytes; config files are limited to 2,048 bytes "
-        "(ini maf_preflight_max_config_bytes)"]
+        "(ini maf_max_config_bytes)"]
     assert len(under_errors) == 1
     assert under_errors[0].message.startswith("invalid JSON")
 
@@ -331,7 +331,7 @@ def test_pytest_run_with_a_bad_file_named_on_the_command_line(pytester: pytest.P
     shutil.copy(BAD / "bad-regex-stdout.yaml", extra)
     pytester.makepyfile(test_app=PASSING_TEST)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-preflight-config={extra}")
+                                f"--maf-config={extra}")
     assert result.ret == 11
     result.stderr.fnmatch_lines(["*elsewhere/bad.yaml:8: config.test_definition.stdout_regex: "
                                  "*is not a valid regular expression"])

@@ -194,7 +194,7 @@ def test_a_named_fifo_is_refused_without_blocking(pytester: pytest.Pytester) -> 
     os.mkfifo(pytester.path / "extra.yaml")
     pytester.makepyfile(test_app=PASSING_TEST)
     result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight",
-                                           "--maf-preflight-config=extra.yaml", timeout=120)
+                                           "--maf-config=extra.yaml", timeout=120)
     assert result.ret == 11
     result.stderr.fnmatch_lines(["*extra.yaml: (document): is a named pipe (FIFO)*"])
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,6 @@ from hypothesis import strategies as st
 from conftest import EXAMPLES
 from pytest_maf_preflight.checks.builtin import builtin_registry
 from pytest_maf_preflight.compat import tomllib
-from pytest_maf_preflight.config import toml_writer
 from pytest_maf_preflight.config.errors import ConfigLoadError
 from pytest_maf_preflight.config.loader import ConfigLoader, LoadedConfig, discover
 from pytest_maf_preflight.config.migrations import snake
@@ -134,7 +134,7 @@ def _serialize(doc: Any, fmt: str) -> bytes:
 def _written(doc: Any, fmt: str) -> bytes:
     if fmt == "toml" and isinstance(doc, dict):
         try:
-            return toml_writer.dumps(doc).encode()
+            return tomli_w.dumps(doc).encode()
         except (ValueError, TypeError, RecursionError):
             pass  # TOML cannot hold it (None, NaN, ...): write JSON in a .toml file instead
     if fmt == "yaml":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_configs import PASSING_CHECK
 from pytest_maf_preflight.runtime.records import AgentRecord
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
@@ -25,20 +26,12 @@ SMOKE = textwrap.dedent("""
     def test_ordinary():
         pass
 """)
-CHECK = """\
-id: has-path
-name: PATH is set
-config_type: smoke_test
-config:
-  test_type: environment
-  test_definition: {required: [PATH]}
-"""
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch
             ) -> pytest.Pytester:
-    write_config("check.yaml", CHECK)
+    write_config("check.yaml", PASSING_CHECK)
     monkeypatch.setenv("MAF_DB_PATH", str(pytester.path / ".maf" / "runtime.db"))
     for name in ("MAF_AGENT_TYPE", "MAF_AGENT_CAPABILITIES", "MAF_RUNTIME_MODE"):
         monkeypatch.delenv(name, raising=False)

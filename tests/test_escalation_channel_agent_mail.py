@@ -6,27 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers_mcp_server import TOKEN, McpServer, serve, url_of
+from helpers_escalation import NOW, clock, inbox_files, notice
+from helpers_loopback import closed_port
+from helpers_mcp_server import TOKEN, McpServer, url_of
 from pytest_maf_preflight.config.models import EscalationTarget
 from pytest_maf_preflight.escalation.channels import deliver
 from pytest_maf_preflight.protocol.messages import parse_message
 from pytest_maf_preflight.runtime.records import DeliveryRecord
-from test_escalation_channels import NOW, clock, inbox_files, notice
 
 PROJECT = "/srv/work/backend"
-
-
-@pytest.fixture
-def server() -> Iterator[McpServer]:
-    with serve() as running:
-        yield running
 
 
 def target(url: str, **fields: Any) -> EscalationTarget:
@@ -42,17 +35,11 @@ def send(tmp_path: Path, where: EscalationTarget, *, environ: dict[str, str] | N
                    project_default=project_default)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def test_send_message_gets_mcp_agent_mail_arguments(tmp_path: Path, server: McpServer) -> None:
+def test_send_message_gets_mcp_agent_mail_arguments(tmp_path: Path, mcp_server: McpServer) -> None:
     sent = notice()
-    [record] = deliver(sent, target(url_of(server)), mail_root=tmp_path,
+    [record] = deliver(sent, target(url_of(mcp_server)), mail_root=tmp_path,
                        environ={"MAIL_TOKEN": TOKEN}, now=clock)
-    [call] = server.sent
+    [call] = mcp_server.sent
     arguments = call["arguments"]
     assert call["authorization"] == f"Bearer {TOKEN}"
     assert {k: arguments[k] for k in ("project_key", "sender_name", "to", "importance",
@@ -76,19 +63,19 @@ def test_send_message_gets_mcp_agent_mail_arguments(tmp_path: Path, server: McpS
     assert inbox_files(tmp_path) == []
 
 
-def test_warning_sender_and_default_project(tmp_path: Path, server: McpServer) -> None:
-    [record] = send(tmp_path, target(url_of(server), project=None, sender="GateKeeper"),
+def test_warning_sender_and_default_project(tmp_path: Path, mcp_server: McpServer) -> None:
+    [record] = send(tmp_path, target(url_of(mcp_server), project=None, sender="GateKeeper"),
                     project_default="/home/dev/app", severity="warning", target="lead")
-    arguments = server.sent[0]["arguments"]
+    arguments = mcp_server.sent[0]["arguments"]
     assert record.status == "delivered"
     assert (arguments["importance"], arguments["sender_name"], arguments["project_key"],
             arguments["to"]) == ("high", "GateKeeper", "/home/dev/app", ["lead"])
 
 
 def test_a_resolution_notice_asks_for_no_acknowledgement(tmp_path: Path,
-                                                         server: McpServer) -> None:
-    [record] = send(tmp_path, target(url_of(server)), kind="resolution")
-    arguments = server.sent[0]["arguments"]
+                                                         mcp_server: McpServer) -> None:
+    [record] = send(tmp_path, target(url_of(mcp_server)), kind="resolution")
+    arguments = mcp_server.sent[0]["arguments"]
     assert record.status == "delivered"
     assert (arguments["importance"], arguments["ack_required"]) == ("normal", False)
     assert arguments["subject"].startswith("[resolved] default-escalation: ")
@@ -96,7 +83,7 @@ def test_a_resolution_notice_asks_for_no_acknowledgement(tmp_path: Path,
 
 
 def test_nothing_listening_falls_back_to_the_mailbox_and_says_so(tmp_path: Path) -> None:
-    records = send(tmp_path, target(f"http://127.0.0.1:{free_port()}/mcp/"))
+    records = send(tmp_path, target(f"http://127.0.0.1:{closed_port()}/mcp/"))
     failed, fallback = records
     assert (failed.channel, failed.status, failed.attempt) == ("agent_mail", "failed", 1)
     assert failed.error is not None
@@ -110,9 +97,9 @@ def test_nothing_listening_falls_back_to_the_mailbox_and_says_so(tmp_path: Path)
     assert json.loads(path.read_text())["type"] == "ESCALATION_REQUEST"
 
 
-def test_a_refused_message_falls_back_too(tmp_path: Path, server: McpServer) -> None:
-    server.mode = "refuse_send"
-    failed, fallback = send(tmp_path, target(url_of(server)))
+def test_a_refused_message_falls_back_too(tmp_path: Path, mcp_server: McpServer) -> None:
+    mcp_server.mode = "refuse_send"
+    failed, fallback = send(tmp_path, target(url_of(mcp_server)))
     assert failed.status == "failed"
     assert failed.error is not None
     assert "tool send_message failed: Agent ['on-call-agent'] not found" in failed.error
@@ -122,13 +109,13 @@ def test_a_refused_message_falls_back_too(tmp_path: Path, server: McpServer) -> 
     assert len(inbox_files(tmp_path)) == 1
 
 
-def test_a_wrong_token_is_refused_and_not_recorded(tmp_path: Path, server: McpServer) -> None:
+def test_a_wrong_token_is_refused_and_not_recorded(tmp_path: Path, mcp_server: McpServer) -> None:
     wrong = "wrong-token-value"
-    records = send(tmp_path, target(url_of(server)), environ={"MAIL_TOKEN": wrong})
+    records = send(tmp_path, target(url_of(mcp_server)), environ={"MAIL_TOKEN": wrong})
     assert [r.status for r in records] == ["failed", "fallback"]
     assert records[0].error is not None
     assert "HTTP 401" in records[0].error
-    assert server.sent == []
+    assert mcp_server.sent == []
     assert wrong not in json.dumps([dataclasses.asdict(r) for r in records])
 
 
@@ -137,16 +124,16 @@ def test_a_wrong_token_is_refused_and_not_recorded(tmp_path: Path, server: McpSe
     ({"project": None}, None, "no project: set project on the target"),
 ])
 def test_an_unusable_target_sends_nothing_and_falls_back(
-        tmp_path: Path, server: McpServer, fields: dict[str, Any],
+        tmp_path: Path, mcp_server: McpServer, fields: dict[str, Any],
         environ: dict[str, str] | None, problem: str) -> None:
-    failed, fallback = send(tmp_path, target(url_of(server), **fields), environ=environ)
+    failed, fallback = send(tmp_path, target(url_of(mcp_server), **fields), environ=environ)
     assert failed.status == "failed"
     assert failed.error is not None
     assert failed.error.startswith(problem)
     assert fallback.status == "fallback"
     assert fallback.error is not None
     assert fallback.error.startswith("the agent_mail target cannot be used (")
-    assert server.requests == []
+    assert mcp_server.requests == []
     assert len(inbox_files(tmp_path)) == 1
 
 
@@ -155,7 +142,7 @@ def test_a_fallback_that_cannot_write_is_failed(tmp_path: Path) -> None:
     outside.mkdir()
     (tmp_path / "mailboxes" / "on-call-agent").mkdir(parents=True)
     (tmp_path / "mailboxes" / "on-call-agent" / "inbox").symlink_to(outside)
-    failed, fallback = send(tmp_path, target(f"http://127.0.0.1:{free_port()}/mcp/"))
+    failed, fallback = send(tmp_path, target(f"http://127.0.0.1:{closed_port()}/mcp/"))
     assert (failed.status, fallback.status, fallback.channel) == ("failed", "failed", "mailbox")
     assert fallback.error is not None
     assert "did not answer" in fallback.error
@@ -163,13 +150,13 @@ def test_a_fallback_that_cannot_write_is_failed(tmp_path: Path) -> None:
     assert list(outside.iterdir()) == []
 
 
-def test_the_url_may_come_from_the_environment(tmp_path: Path, server: McpServer) -> None:
+def test_the_url_may_come_from_the_environment(tmp_path: Path, mcp_server: McpServer) -> None:
     where = target("${ENV:MAIL_URL}")
-    [record] = send(tmp_path, where, environ={"MAIL_TOKEN": TOKEN, "MAIL_URL": url_of(server)})
+    [record] = send(tmp_path, where, environ={"MAIL_TOKEN": TOKEN, "MAIL_URL": url_of(mcp_server)})
     assert record.status == "delivered"
-    assert len(server.sent) == 1
+    assert len(mcp_server.sent) == 1
     failed, fallback = send(tmp_path, where)
     assert failed.error == ("environment variable 'MAIL_URL' is not set (the url refers to "
                             "${ENV:MAIL_URL})")
     assert fallback.status == "fallback"
-    assert len(server.sent) == 1
+    assert len(mcp_server.sent) == 1

@@ -10,10 +10,10 @@ import signal
 import sys
 from pathlib import Path
 
+from helpers_escalation import NOW, clock, notice
 from pytest_maf_preflight.config.models import EscalationTarget
 from pytest_maf_preflight.escalation.channels import NoticeKind, deliver
 from pytest_maf_preflight.runtime.records import DeliveryRecord
-from test_escalation_channels import NOW, clock, notice
 
 SAVE_STDIN = ("import json, os, sys, pathlib; pathlib.Path(sys.argv[1]).write_text(json.dumps("
               "{'stdin': sys.stdin.read(), 'id': os.environ['MAF_ESCALATION_ID'], "

@@ -6,80 +6,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers_escalation import NOW, clock, notice
+from helpers_http import HttpServer, Response, StartHttpServer, scripted
+from helpers_loopback import closed_port
 from pytest_maf_preflight.config.models import EscalationTarget
 from pytest_maf_preflight.escalation.channels import NoticeKind, deliver
 from pytest_maf_preflight.runtime.records import DeliveryRecord
-from test_escalation_channels import NOW, clock, notice
 
 SECRET = "hk-5ecret-path-value"
 TOKEN = "bearer-t0ken-value"
 
-#: A scripted answer: (status, headers); "hang" never answers (until the test ends).
-Answer = Any
 
-
-class HookServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), HookHandler)
-        self.script: list[Answer] = []
-        self.requests: list[dict[str, Any]] = []
-        self.release = threading.Event()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the client that gave up on a hanging answer
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
-
-
-class HookHandler(BaseHTTPRequestHandler):
-    server: HookServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.requests.append({"path": self.path, "body": json.loads(body),
-                                     "authorization": self.headers.get("Authorization"),
-                                     "content_type": self.headers.get("Content-Type")})
-        answer = self.server.script.pop(0) if self.server.script else (200, {})
-        if answer == "hang":
-            self.server.release.wait(10)
-            return
-        status, headers = answer
-        # The body echoes the path, so a secret in the URL would reach the record through it.
-        text = f"answer for {self.path}".encode()
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(text)))
-        self.end_headers()
-        self.wfile.write(text)
+def script(hook: HttpServer, *answers: Response) -> None:
+    """The hook answers with ``answers``, one request each, then with 200s. Every body echoes
+    the request's path, so a secret in the URL would reach the record through it."""
+    answer = scripted(*answers)
+    hook.handler = lambda request: dataclasses.replace(answer(request),
+                                                       body=f"answer for {request.path}")
 
 
 @pytest.fixture
-def hook() -> Iterator[HookServer]:
-    server = HookServer()
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+def hook(http_server: StartHttpServer) -> HttpServer:
+    server = http_server({})
+    script(server)
+    return server
 
 
 class Sleeps(list[float]):
@@ -87,10 +42,10 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def send(server_or_url: HookServer | str, *, environ: dict[str, str] | None = None,
+def send(server_or_url: HttpServer | str, *, environ: dict[str, str] | None = None,
          sleeps: Sleeps | None = None, kind: NoticeKind = "request", **target: Any
          ) -> list[DeliveryRecord]:
-    url = server_or_url if isinstance(server_or_url, str) else server_or_url.url()
+    url = server_or_url if isinstance(server_or_url, str) else server_or_url.url("/hook")
     return deliver(notice(kind=kind), EscalationTarget(channel="webhook", url=url, **target),
                    mail_root=_nowhere(), environ=environ or {},
                    sleep=Sleeps() if sleeps is None else sleeps, now=clock)
@@ -104,8 +59,8 @@ def shown(records: list[DeliveryRecord]) -> str:
     return json.dumps([dataclasses.asdict(r) for r in records])
 
 
-def test_server_errors_are_retried_with_backoff_until_accepted(hook: HookServer) -> None:
-    hook.script = [(500, {}), (500, {}), (202, {})]
+def test_server_errors_are_retried_with_backoff_until_accepted(hook: HttpServer) -> None:
+    script(hook, Response(500), Response(500), Response(202))
     sleeps = Sleeps()
     records = send(hook, sleeps=sleeps)
     assert [(r.attempt, r.status) for r in records] == [
@@ -117,16 +72,16 @@ def test_server_errors_are_retried_with_backoff_until_accepted(hook: HookServer)
         ("webhook", "on-call-agent", 1, NOW)}
     assert sleeps == [0.5, 1.0]
     assert len(hook.requests) == 3
-    assert hook.requests[0]["body"] == hook.requests[2]["body"]
+    assert hook.requests[0].json() == hook.requests[2].json()
 
 
-def test_the_event_is_pagerduty_like(hook: HookServer) -> None:
+def test_the_event_is_pagerduty_like(hook: HttpServer) -> None:
     sent = notice()
-    deliver(sent, EscalationTarget(channel="webhook", url=hook.url()), mail_root=_nowhere(),
-            environ={})
+    deliver(sent, EscalationTarget(channel="webhook", url=hook.url("/hook")),
+            mail_root=_nowhere(), environ={})
     [request] = hook.requests
-    body = request["body"]
-    assert request["content_type"] == "application/json"
+    body = request.json()
+    assert request.headers["content-type"] == "application/json"
     assert {k: body[k] for k in ("summary", "severity", "source", "dedup_key", "event_action")} == {
         "summary": "db-check failed 3 times in a row", "severity": "critical",
         "source": "BlueLake", "dedup_key": "default-escalation:db-check:failed",
@@ -137,15 +92,15 @@ def test_the_event_is_pagerduty_like(hook: HookServer) -> None:
     assert details["message"] == sent.message
 
 
-def test_a_resolution_is_a_resolve_event(hook: HookServer) -> None:
+def test_a_resolution_is_a_resolve_event(hook: HttpServer) -> None:
     [record] = send(hook, kind="resolution")
     assert record.status == "delivered"
-    assert hook.requests[0]["body"]["event_action"] == "resolve"
-    assert hook.requests[0]["body"]["custom_details"]["message"]["action"] == "resolve"
+    assert hook.requests[0].json()["event_action"] == "resolve"
+    assert hook.requests[0].json()["custom_details"]["message"]["action"] == "resolve"
 
 
-def test_a_client_error_is_not_retried(hook: HookServer) -> None:
-    hook.script = [(400, {})]
+def test_a_client_error_is_not_retried(hook: HttpServer) -> None:
+    script(hook, Response(400))
     sleeps = Sleeps()
     [record] = send(hook, sleeps=sleeps)
     assert (record.status, record.error) == ("failed", "HTTP 400 Bad Request")
@@ -156,9 +111,9 @@ def test_a_client_error_is_not_retried(hook: HookServer) -> None:
 @pytest.mark.parametrize(("headers", "pause"), [
     ({}, 0.5), ({"Retry-After": "2"}, 2.0), ({"Retry-After": "3600"}, 60.0),
     ({"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"}, 0.5)])
-def test_too_many_requests_waits_then_retries(hook: HookServer, headers: dict[str, str],
+def test_too_many_requests_waits_then_retries(hook: HttpServer, headers: dict[str, str],
                                               pause: float) -> None:
-    hook.script = [(429, headers), (200, {})]
+    script(hook, Response(429, headers=headers), Response(200))
     sleeps = Sleeps()
     records = send(hook, sleeps=sleeps)
     assert [(r.status, r.error) for r in records] == [
@@ -166,8 +121,8 @@ def test_too_many_requests_waits_then_retries(hook: HookServer, headers: dict[st
     assert sleeps == [pause]
 
 
-def test_retries_stop_after_three(hook: HookServer) -> None:
-    hook.script = [(503, {})] * 6
+def test_retries_stop_after_three(hook: HttpServer) -> None:
+    script(hook, *[Response(503)] * 6)
     sleeps = Sleeps()
     records = send(hook, sleeps=sleeps)
     assert [r.attempt for r in records] == [1, 2, 3, 4]
@@ -176,8 +131,8 @@ def test_retries_stop_after_three(hook: HookServer) -> None:
     assert len(hook.requests) == 4
 
 
-def test_a_redirect_is_not_followed(hook: HookServer) -> None:
-    hook.script = [(307, {"Location": "http://elsewhere.invalid/"})]
+def test_a_redirect_is_not_followed(hook: HttpServer) -> None:
+    script(hook, Response.redirect("http://elsewhere.invalid/", 307))
     [record] = send(hook)
     assert record.status == "failed"
     assert record.error is not None
@@ -185,8 +140,8 @@ def test_a_redirect_is_not_followed(hook: HookServer) -> None:
     assert "not followed" in record.error
 
 
-def test_a_server_that_hangs_fails_at_the_timeout_without_retry(hook: HookServer) -> None:
-    hook.script = ["hang", (200, {})]
+def test_a_server_that_hangs_fails_at_the_timeout_without_retry(hook: HttpServer) -> None:
+    script(hook, Response(hang=True), Response(200))
     sleeps = Sleeps()
     [record] = send(hook, sleeps=sleeps, timeout_seconds=0.3)
     assert (record.status, record.error) == ("failed", "no answer within 0.3s")
@@ -195,9 +150,7 @@ def test_a_server_that_hangs_fails_at_the_timeout_without_retry(hook: HookServer
 
 
 def test_nothing_listening_fails_without_retry() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = closed_port()
     sleeps = Sleeps()
     [record] = send(f"http://127.0.0.1:{port}/hook", sleeps=sleeps)
     assert record.status == "failed"
@@ -206,31 +159,31 @@ def test_nothing_listening_fails_without_retry() -> None:
     assert sleeps == []
 
 
-def test_env_references_in_the_url_are_expanded_and_kept_secret(hook: HookServer) -> None:
-    hook.script = [(500, {}), (200, {})]
+def test_env_references_in_the_url_are_expanded_and_kept_secret(hook: HttpServer) -> None:
+    script(hook, Response(500), Response(200))
     environ = {"HOOK_SECRET": SECRET, "HOOK_TOKEN": TOKEN}
     records = send(hook.url("/hooks/${ENV:HOOK_SECRET}?routing_key=${ENV:HOOK_SECRET}"),
                    environ=environ, token_env="HOOK_TOKEN")
     assert [r.status for r in records] == ["failed", "delivered"]
-    assert hook.requests[0]["path"] == f"/hooks/{SECRET}?routing_key={SECRET}"
-    assert hook.requests[0]["authorization"] == f"Bearer {TOKEN}"
+    assert hook.requests[0].path == f"/hooks/{SECRET}?routing_key={SECRET}"
+    assert hook.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert SECRET not in shown(records)
     assert TOKEN not in shown(records)
     assert records[0].response["url"] == hook.url("/hooks/***?routing_key=***")
     assert records[0].response["body"] == "answer for /hooks/***?routing_key=***"
 
 
-def test_url_credentials_are_sent_as_basic_auth_and_not_recorded(hook: HookServer) -> None:
+def test_url_credentials_are_sent_as_basic_auth_and_not_recorded(hook: HttpServer) -> None:
     # Configs must name the password through the environment (models refuse it inline).
-    url = hook.url().replace("http://", "http://ops:${ENV:HOOK_PASSWORD}@")
+    url = hook.url("/hook").replace("http://", "http://ops:${ENV:HOOK_PASSWORD}@")
     [record] = send(url, environ={"HOOK_PASSWORD": SECRET})
     assert record.status == "delivered"
-    assert hook.requests[0]["authorization"].startswith("Basic ")
+    assert hook.requests[0].headers["authorization"].startswith("Basic ")
     assert SECRET not in shown([record])
-    assert record.response["url"] == hook.url().replace("http://", "http://ops:***@")
+    assert record.response["url"] == hook.url("/hook").replace("http://", "http://ops:***@")
 
 
-def test_a_missing_variable_fails_before_anything_is_sent(hook: HookServer) -> None:
+def test_a_missing_variable_fails_before_anything_is_sent(hook: HttpServer) -> None:
     [record] = send(hook.url("/hooks/${ENV:LEAD_WEBHOOK_KEY}"), environ={"OTHER": "x"})
     assert record.status == "failed"
     assert record.error == ("environment variable 'LEAD_WEBHOOK_KEY' is not set (the webhook "
@@ -238,7 +191,7 @@ def test_a_missing_variable_fails_before_anything_is_sent(hook: HookServer) -> N
     assert hook.requests == []
 
 
-def test_a_missing_token_fails_before_anything_is_sent(hook: HookServer) -> None:
+def test_a_missing_token_fails_before_anything_is_sent(hook: HttpServer) -> None:
     [record] = send(hook, token_env="HOOK_TOKEN")
     assert (record.status, record.error) == (
         "failed", "token_env names 'HOOK_TOKEN', which is not set in the environment")

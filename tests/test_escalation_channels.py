@@ -9,14 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers_escalation import NOW, clock, escalation, inbox_files, notice
 from pytest_maf_preflight.config.models import EscalationTarget
 from pytest_maf_preflight.escalation.channels import (
-    Notice,
-    NoticeKind,
     build_message,
     deliver,
     mailbox_dir,
@@ -27,41 +25,6 @@ from pytest_maf_preflight.protocol.messages import (
     EscalationResponse,
     parse_message,
 )
-from pytest_maf_preflight.runtime.records import EscalationRecord
-
-NOW = 1_790_000_000.0
-
-
-def escalation(**changes: Any) -> EscalationRecord:
-    fields: dict[str, Any] = dict(
-        id="e5c41a7e", path_id="default-escalation",
-        dedup_key="default-escalation:db-check:failed", check_id="db-check",
-        failure_class="failed", state="triggered", level=1, occurrences=3,
-        path_snapshot={"id": "default-escalation", "version": "1.0.0", "config": {}},
-        created_at=NOW - 60, updated_at=NOW - 60, next_action_at=NOW + 840,
-        details={"summary": "db-check failed 3 times", "severity": "critical",
-                 "agent_id": "BlueLake", "session_id": "s1"})
-    fields.update(changes)
-    return EscalationRecord(**fields)
-
-
-def notice(kind: NoticeKind = "request", target: str = "on-call-agent", severity: str = "critical",
-           summary: str = "db-check failed 3 times in a row", **changes: Any) -> Notice:
-    record = escalation(**changes)
-    message = build_message(kind, record, level=record.level, target=target,
-                            severity=severity, summary=summary, agent_id="BlueLake")
-    return Notice(kind=kind, escalation=record, level=record.level, target=target,
-                  severity=severity, summary=summary, agent_id="BlueLake", message=message)
-
-
-def clock() -> float:
-    return NOW
-
-
-def inbox_files(root: Path, target: str = "on-call-agent") -> list[Path]:
-    inbox = root / "mailboxes" / target / "inbox"
-    return sorted(inbox.iterdir()) if inbox.is_dir() else []
-
 
 # --- build_message ----------------------------------------------------------------------------
 
@@ -206,7 +169,8 @@ _CUT_SHORT = textwrap.dedent("""
     import json, resource, signal, sys
     from pathlib import Path
     sys.path[:0] = [sys.argv[2]]
-    from test_escalation_channels import deliver, notice
+    from helpers_escalation import notice
+    from pytest_maf_preflight.escalation.channels import deliver
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
     [record] = deliver(notice(summary="x" * 100_000), None, mail_root=Path(sys.argv[1]),

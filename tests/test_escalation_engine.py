@@ -4,26 +4,21 @@ mailbox files, a real webhook server on 127.0.0.1, an injected clock and an inje
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers_http import HttpServer, Response, StartHttpServer, scripted
+from helpers_loopback import closed_port
 from pytest_maf_preflight.checks.base import CheckResult, CheckStatus
 from pytest_maf_preflight.config.models import EscalationPathBody
-from pytest_maf_preflight.escalation.engine import (
-    EngineReport,
-    EscalationEngine,
-    EscalationError,
-    PathRef,
-)
+from pytest_maf_preflight.escalation.engine import EngineReport, EscalationEngine, PathRef
+from pytest_maf_preflight.escalation.errors import EscalationError
 from pytest_maf_preflight.gate.recording import build_bundle
 from pytest_maf_preflight.reservations.conflicts import Conflict, Holding
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.records import DeliveryRecord, EscalationRecord, new_id
 
 NOW = 1_700_000_000.0
@@ -519,47 +514,16 @@ def test_with_delivery_off_nothing_is_raised_sent_or_advanced(world: World) -> N
 
 # --- channels through the engine ---------------------------------------------------------------
 
-class HookServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, statuses: list[int]) -> None:
-        super().__init__(("127.0.0.1", 0), HookHandler)
-        self.statuses = statuses
-        self.bodies: list[dict[str, Any]] = []
-
-
-class HookHandler(BaseHTTPRequestHandler):
-    server: HookServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        self.server.bodies.append(json.loads(self.rfile.read(
-            int(self.headers["Content-Length"]))))
-        status = self.server.statuses.pop(0) if self.server.statuses else 202
-        self.send_response(status)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-
 @pytest.fixture
-def hook() -> Iterator[HookServer]:
-    server = HookServer([500, 500, 202])
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+def hook(http_server: StartHttpServer) -> HttpServer:
+    """A webhook that fails twice with a 500, then accepts."""
+    return http_server(scripted(Response(500, b"ok"), Response(500, b"ok"),
+                                then=Response(202, b"ok")))
 
 
 def test_a_webhook_target_retries_through_the_injected_sleep(world: World,
-                                                             hook: HookServer) -> None:
-    url = f"http://127.0.0.1:{hook.server_address[1]}/events"
+                                                             hook: HttpServer) -> None:
+    url = hook.url("/events")
     engine = world.engine(path(steps=[(1, "pager", 1)],
                                targets={"pager": {"channel": "webhook", "url": url}}))
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
@@ -569,20 +533,14 @@ def test_a_webhook_target_retries_through_the_injected_sleep(world: World,
         ("webhook", "pager", 1, "failed"), ("webhook", "pager", 2, "failed"),
         ("webhook", "pager", 3, "delivered")]
     assert len(world.sleeps) == 2  # the backoff went through the injected sleep
-    assert [b["dedup_key"] for b in hook.bodies] == ["oncall:api:failed"] * 3
-    assert {b["event_action"] for b in hook.bodies} == {"trigger"}
+    bodies = [request.json() for request in hook.requests]
+    assert [b["dedup_key"] for b in bodies] == ["oncall:api:failed"] * 3
+    assert {b["event_action"] for b in bodies} == {"trigger"}
     assert world.inbox("pager") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_an_agent_mail_target_nobody_answers_falls_back_to_the_mailbox(world: World) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/mcp/"
+    url = f"http://127.0.0.1:{closed_port()}/mcp/"
     engine = world.engine(path(steps=[(1, "on-call", 1)],
                                targets={"on-call": {"channel": "agent_mail", "url": url}}))
     (opened,) = world.gate(engine, world.result("api", "failed")).opened

@@ -3,30 +3,19 @@ a real webhook server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import shutil
 import textwrap
-import threading
-from collections.abc import Iterator
-from typing import ClassVar
 
 import pytest
 
 from conftest import EXAMPLES
+from helpers_configs import ESCALATING_CHECK
+from helpers_http import HttpServer, Response, StartHttpServer
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 QUIET = ("-W", "ignore::pytest.PytestWarning")
 
-CHECK = """\
-id: needs-var
-name: A variable this test controls
-config_type: smoke_test
-escalation_path: on-call
-config:
-  test_type: environment
-  test_definition: {required: [MAF_TEST_ESCALATION_VAR]}
-"""
 PATH = """\
 id: on-call
 name: Tell the on-call agent, then the lead
@@ -45,7 +34,7 @@ config:
 @pytest.fixture
 def project(pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch
             ) -> pytest.Pytester:
-    write_config("check.yaml", CHECK)
+    write_config("check.yaml", ESCALATING_CHECK)
     write_config("path.yaml", PATH)
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
@@ -108,45 +97,22 @@ def test_no_escalate_turns_it_all_off(project: pytest.Pytester) -> None:
 
 
 def test_the_default_escalation_path_from_ini(project: pytest.Pytester, write_config) -> None:
-    write_config("check.yaml", CHECK.replace("escalation_path: on-call\n", ""))
-    project.makeini("[pytest]\nmaf_preflight_default_escalation = on-call\n")
+    write_config("check.yaml", ESCALATING_CHECK.replace("escalation_path: on-call\n", ""))
+    project.makeini("[pytest]\nmaf_default_escalation = on-call\n")
     gate(project)
     gate(project)
     assert [e.dedup_key for e in escalations(project)] == ["on-call:needs-var:failed"]
 
 
-class _Hook(http.server.BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, object]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(202)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, object]]]]:
-    received: list[dict[str, object]] = []
-    handler = type("Hook", (_Hook,), {"received": received})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def webhook(http_server: StartHttpServer) -> HttpServer:
+    return http_server({"/hook": Response(202)})
 
 
 def test_the_shipped_paths_load_and_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                        webhook: tuple[str, list[dict[str, object]]]) -> None:
+                                        webhook: HttpServer) -> None:
     """default-escalation.yaml and the original critical-system-escalation.json, unchanged: a
     reservation conflict opens one at once; the system being down opens the other."""
-    url, received = webhook
     configs = pytester.path / ".maf" / "preflight-configs"
     configs.mkdir(parents=True)
     shutil.copy(EXAMPLES / "preflight-configs" / "default-escalation.yaml", configs)
@@ -162,14 +128,14 @@ def test_the_shipped_paths_load_and_run(pytester: pytest.Pytester, monkeypatch: 
     """))
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
-    monkeypatch.setenv("LEAD_WEBHOOK_URL", url)
+    monkeypatch.setenv("LEAD_WEBHOOK_URL", webhook.url("/hook"))
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
                                 "--maf-agent-id=agent-a", "--maf-runtime=sqlite", *QUIET)
     assert result.ret == 10
     result.stdout.fnmatch_lines(
         ["*escalation opened: * critical-system-escalation:*:system_down at level 1*"])
     assert [m["level"] for m in inbox(pytester, "on-call-engineer")] == [1]
-    assert received == []  # the webhook target (lead) is level 2 of default-escalation
+    assert webhook.requests == []  # the webhook target (lead) is level 2 of default-escalation
 
 
 
@@ -180,7 +146,7 @@ def test_maf_escalate_raises_one_and_the_policy_applies(
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
     pytester.makepyfile(test_esc="""
         import pytest
-        from pytest_maf_preflight.escalation.engine import EscalationError
+        from pytest_maf_preflight.escalation.errors import EscalationError
 
         def test_raise(maf_escalate):
             first = maf_escalate("on-call", "the nightly data is stale", severity="warning")
@@ -200,7 +166,7 @@ def test_maf_escalate_raises_one_and_the_policy_applies(
 
     pytester.makepyfile(test_refused="""
         import pytest
-        from pytest_maf_preflight.escalation.engine import EscalationError
+        from pytest_maf_preflight.escalation.errors import EscalationError
 
         def test_refused(maf_escalate):
             with pytest.raises(EscalationError) as refusal:
@@ -215,7 +181,8 @@ def test_maf_escalate_raises_one_and_the_policy_applies(
 
 def test_a_missing_escalation_path_is_a_config_error(project: pytest.Pytester, write_config
                                                      ) -> None:
-    write_config("check.yaml", CHECK.replace("escalation_path: on-call", "escalation_path: oncall"))
+    write_config("check.yaml", ESCALATING_CHECK.replace("escalation_path: on-call",
+                                                        "escalation_path: oncall"))
     result = gate(project)
     assert result.ret == 11
     result.stderr.fnmatch_lines(["*check.yaml:1: escalation_path: names escalation path "

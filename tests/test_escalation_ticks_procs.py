@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
+from helpers_runtime_procs import POSTGRES_URL, own_schema
 from pytest_maf_preflight.config.models import EscalationPathBody
 from pytest_maf_preflight.escalation.engine import EscalationEngine, PathRef
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 TICKER = textwrap.dedent("""
@@ -46,14 +46,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     if request.param == "sqlite":
         yield str(tmp_path / "runtime.db"), "-"
         return
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    schema = new_schema()
-    try:
+    with own_schema() as schema:
         yield POSTGRES_URL, schema
-    finally:
-        drop_schema(schema)
 
 
 def open_store(db: str, schema: str) -> RuntimeState:

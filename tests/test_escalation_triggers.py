@@ -21,7 +21,7 @@ from pytest_maf_preflight.escalation.triggers import (
 )
 from pytest_maf_preflight.gate.recording import build_bundle
 from pytest_maf_preflight.reservations.conflicts import Conflict, Holding
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.records import (
     ExecutionRecord,
     SessionBundle,

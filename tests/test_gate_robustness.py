@@ -7,6 +7,8 @@ import textwrap
 
 import pytest
 
+from helpers_configs import PASSING_CHECK
+
 FAILING_CRITICAL = """\
 id: needs-var
 name: A variable nobody set
@@ -14,14 +16,6 @@ config_type: smoke_test
 config:
   test_type: environment
   test_definition: {required: [MAF_TEST_SURELY_UNSET]}
-"""
-PASSING = """\
-id: has-path
-name: PATH is set
-config_type: smoke_test
-config:
-  test_type: environment
-  test_definition: {required: [PATH]}
 """
 SMOKE_AND_TESTS = """\
 import os
@@ -46,10 +40,10 @@ def test_path_option_with_a_separate_value_is_refused(pytester: pytest.Pytester,
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     report = pytester.path.parent / "elsewhere-report.json"
     report.write_text("{}")  # an existing file is what pytest mistakes for a test path
-    result = run(pytester, "--maf-preflight-report", str(report))
+    result = run(pytester, "--maf-report", str(report))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*write --maf-preflight-report=PATH (with '=')*"])
-    result = run(pytester, f"--maf-preflight-report={report}")
+    result.stderr.fnmatch_lines(["*write --maf-report=PATH (with '=')*"])
+    result = run(pytester, f"--maf-report={report}")
     assert result.ret == 10
     assert json.loads(report.read_text())["gate"]["open"] is False
 
@@ -67,7 +61,7 @@ def test_continue_on_collection_errors_still_runs_the_gate(pytester: pytest.Pyte
 
 def test_failed_first_does_not_run_a_test_before_the_smoke_tests(
         pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=SMOKE_AND_TESTS)
     run(pytester)  # test_ordinary fails and is remembered by the cache
     monkeypatch.setenv("PASSME", "1")
@@ -80,7 +74,7 @@ def test_failed_first_does_not_run_a_test_before_the_smoke_tests(
 
 def test_keyword_selection_cannot_leave_out_the_smoke_tests(
         pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=SMOKE_AND_TESTS)
     monkeypatch.setenv("PASSME", "1")
     monkeypatch.setenv("SMOKEFAIL", "1")
@@ -91,7 +85,7 @@ def test_keyword_selection_cannot_leave_out_the_smoke_tests(
 
 def test_a_directory_named_maf_smoke_holds_no_smoke_tests(pytester: pytest.Pytester,
                                                           write_config) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     tests = pytester.mkpydir("maf_smoke")
     (tests / "test_x.py").write_text("def test_x():\n    assert False\n")
     result = run(pytester)
@@ -101,7 +95,7 @@ def test_a_directory_named_maf_smoke_holds_no_smoke_tests(pytester: pytest.Pytes
 
 def test_a_decision_hook_returning_garbage_closes_the_gate(pytester: pytest.Pytester,
                                                            write_config) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makeconftest("def pytest_maf_preflight_gate_decision(default):\n    return True\n")
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     result = run(pytester, "-rs")
@@ -112,7 +106,7 @@ def test_a_decision_hook_returning_garbage_closes_the_gate(pytester: pytest.Pyte
 
 def test_an_observer_that_raises_is_reported_not_fatal(pytester: pytest.Pytester,
                                                        write_config) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makeconftest("def pytest_maf_preflight_check_executed(result):\n"
                           "    raise RuntimeError('observer broke')\n")
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
@@ -127,7 +121,7 @@ def test_an_unwritable_report_keeps_the_exit_code(pytester: pytest.Pytester,
     write_config("checks.yaml", FAILING_CRITICAL)
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     (pytester.path / "taken").mkdir()
-    result = run(pytester, "--maf-preflight-report=taken")
+    result = run(pytester, "--maf-report=taken")
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*cannot write the report to *taken*"])
     result.stdout.no_fnmatch_line("*Traceback*")
@@ -136,7 +130,7 @@ def test_an_unwritable_report_keeps_the_exit_code(pytester: pytest.Pytester,
 @pytest.mark.parametrize("args", ['["has-path"]', ""])
 def test_maf_requires_with_bad_arguments_is_a_clear_error(pytester: pytest.Pytester,
                                                           write_config, args: str) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_a=textwrap.dedent(f"""
         import pytest
 
@@ -174,7 +168,7 @@ XDIST = ("-p", "xdist", "-n", "2")
 
 def test_a_smoke_test_that_kills_its_worker_does_not_hang_the_session(
         pytester: pytest.Pytester, write_config) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=textwrap.dedent("""
         import os
         import pytest
@@ -198,7 +192,7 @@ def test_a_smoke_test_that_kills_its_worker_does_not_hang_the_session(
 
 def test_exitfirst_under_xdist_ends_promptly_with_the_gate_code(pytester: pytest.Pytester,
                                                                 write_config) -> None:
-    write_config("checks.yaml", PASSING)
+    write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=textwrap.dedent("""
         import pytest
 

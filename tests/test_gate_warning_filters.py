@@ -1,6 +1,6 @@
 """A failing ``warning`` check under the project's own warning filters, and under ``-x``.
 
-The plugin's setting (``maf_preflight_warnings_as_errors``) decides whether such a check fails
+The plugin's setting (``maf_warnings_as_errors``) decides whether such a check fails
 anything; a project's generic ``filterwarnings = error`` does not, and a filter that names the
 plugin's warning classes applies as written (issue 17).
 """
@@ -95,7 +95,7 @@ def test_other_actions_of_generic_filters_still_apply(project: pytest.Pytester) 
 
 
 def test_warnings_as_errors_decides_whatever_the_filters(project: pytest.Pytester) -> None:
-    ini(project, "filterwarnings = error", "maf_preflight_warnings_as_errors = true")
+    ini(project, "filterwarnings = error", "maf_warnings_as_errors = true")
     result = gate(project)
     result.stdout.fnmatch_lines([
         "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
@@ -163,7 +163,7 @@ def test_with_warnings_as_errors_x_stops_at_the_closed_gate(project: pytest.Pyte
                                                             xdist: bool) -> None:
     """The check closes the gate, as any blocking check: -x ends the session there, with the
     gate's exit code, and no ordinary test passes."""
-    ini(project, "filterwarnings = error", "maf_preflight_warnings_as_errors = true")
+    ini(project, "filterwarnings = error", "maf_warnings_as_errors = true")
     result = gate(project, "-x", "-v", xdist=xdist)
     result.stdout.fnmatch_lines(["gate CLOSED (exit code 10): lint (failed)"])
     assert result.parseoutcomes().get("failed") == 1

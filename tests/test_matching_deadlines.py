@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from helpers_http import Response, StartHttpServer
 from pytest_maf_preflight import matching
 from pytest_maf_preflight.checks.base import CheckContext, CheckStatus, CheckTimeout
 from pytest_maf_preflight.checks.builtin import builtin_registry
@@ -80,26 +78,9 @@ def test_other_checks_run_while_a_match_backtracks(tmp_path: Path) -> None:
     assert finished["fast"] < 1.0 < finished["slow"]
 
 
-class _Body(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        body = HOSTILE.encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
-def hostile_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Body)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+def hostile_server(http_server: StartHttpServer) -> str:
+    return http_server({"/": Response(200, HOSTILE)}).url("/")
 
 
 def _smoke(check_id: str, test_type: str, definition: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +101,7 @@ def _gate(pytester: pytest.Pytester, configs: list[dict[str, Any]],
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
         "-p", "maf_preflight", "--maf-preflight", "-p", "no:cacheprovider",
-        f"--maf-preflight-report={report}", timeout=WHOLE_RUN_LIMIT * 3)
+        f"--maf-report={report}", timeout=WHOLE_RUN_LIMIT * 3)
     return result, json.loads(report.read_text()), time.monotonic() - started
 
 

@@ -16,10 +16,10 @@ from typing import IO, Any
 
 import pytest
 
-from helpers_git import LOCK_VALIDATION, git
+from helpers_git import LOCK_VALIDATION, commit_base
 from pytest_maf_preflight.cli.main import main
 from pytest_maf_preflight.cli.message_commands import EXIT_REFUSED
-from pytest_maf_preflight.runtime.base import RuntimeState
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.records import Message
 
 QUIET = ("-W", "ignore::pytest.PytestWarning")
@@ -147,20 +147,10 @@ def test_each_check_starts_and_ends_as_messages_with_one_execution_id(
 
 def test_a_reservation_conflict_is_a_message(pytester: pytest.Pytester, write_config: Any,
                                              mode: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
-        monkeypatch.setenv(name, "t")
-    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
-        monkeypatch.setenv(name, "t@example.invalid")
+                                             git_identity: Path) -> None:
     root = pytester.path
     pytester.makepyfile(test_app="def test_one():\n    pass\n")
-    (root / ".gitignore").write_text(".maf/\n__pycache__/\n")
-    (root / "src").mkdir()
-    (root / "src" / "x.py").write_text("x = 1\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
+    commit_base(root, {".gitignore": ".maf/\n__pycache__/\n", "src/x.py": "x = 1\n"})
     write_config("leases.yaml", LOCK_VALIDATION)
     (root / "src" / "x.py").write_text("x = 2\n")
     with open_store(mode, tmp_path) as store:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers_git import LOCK_VALIDATION, git
+from helpers_cli import cli
+from helpers_git import APP_FILES, LOCK_VALIDATION, commit_base, git
 from helpers_original_maf import (
     TRANSCRIBED_TABLES,
     build_database,
@@ -44,28 +45,12 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-         tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(pytester: pytest.Pytester, git_identity: Path) -> Path:
     """The pytester project as a git repository on ``main``, with a lock_validation config."""
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.invalid"),
-                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.invalid")):
-        monkeypatch.setenv(name, value)
-    root = pytester.path
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
-    (root / ".gitignore").write_text(".maf/\n.agent-mail/\n__pycache__/\n")
-    (root / "src" / "app").mkdir(parents=True)
-    (root / "src" / "app" / "x.py").write_text("x = 1\n")
-    (root / "docs").mkdir()
-    (root / "docs" / "guide.md").write_text("# guide\n")
-    configs = root / ".maf" / "preflight-configs"
-    configs.mkdir(parents=True)
-    (configs / "leases.yaml").write_text(LOCK_VALIDATION)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    return root
+    return commit_base(pytester.path, {
+        **APP_FILES, ".gitignore": ".maf/\n.agent-mail/\n__pycache__/\n",
+        ".maf/preflight-configs/leases.yaml": LOCK_VALIDATION})
 
 
 def gate(pytester: pytest.Pytester, *args: str, agent: str = "agent-a") -> pytest.RunResult:
@@ -95,13 +80,6 @@ def test_the_transcription_matches_the_published_schema(tmp_path: Path) -> None:
 
 
 # --- item 3: the original database coexists ----------------------------------------------------
-
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-    environ.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *args], cwd=cwd,
-                          env=environ, capture_output=True, text=True, timeout=60)
-
 
 def test_our_store_lives_beside_the_original_database_and_never_writes_it(
         tmp_path: Path) -> None:
@@ -143,7 +121,7 @@ def test_a_foreign_companion_is_refused_not_written(tmp_path: Path) -> None:
     db = original_db(tmp_path)
     companion = build_database(tmp_path / ".maf" / "runtime.preflight.db")
     assert companion
-    from pytest_maf_preflight.runtime.base import RuntimeUnavailable
+    from pytest_maf_preflight.runtime.errors import RuntimeUnavailable
 
     with pytest.raises(RuntimeUnavailable, match="both hold another application's tables"):
         SqliteRuntime(db)

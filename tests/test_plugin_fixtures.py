@@ -8,16 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers_configs import command_config
+
 WriteConfig = Callable[[str, str], Path]
-
-
-def command_config(check_id: str, argv: list[str], *, severity: str = "critical") -> str:
-    return json.dumps({
-        "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-        "version": "1.0.0", "severity": severity,
-        "config": {"test_type": "command", "timeout_seconds": 5,
-                   "test_definition": {"argv": argv}},
-    })
 
 
 # --- maf_requires -------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def test_failing_warning_check_leaves_the_gate_open(pytester: pytest.Pytester,
 def test_warning_check_under_filterwarnings_error_passes(
         pytester: pytest.Pytester, write_config: WriteConfig) -> None:
     """A project that turns warnings into errors does not turn a warning check into a failure:
-    maf_preflight_warnings_as_errors decides (more in test_gate_warning_filters.py)."""
+    maf_warnings_as_errors decides (more in test_gate_warning_filters.py)."""
     write_config("lint.json", command_config("lint", ["false"], severity="warning"))
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     pytester.makepyfile(test_app=TESTS)
@@ -112,8 +112,8 @@ def test_warning_check_under_filterwarnings_error_passes(
 
 
 @pytest.mark.parametrize("switch", [
-    ("-o", "maf_preflight_warnings_as_errors=true"),
-    ("--maf-preflight-warnings-as-errors",),
+    ("-o", "maf_warnings_as_errors=true"),
+    ("--maf-warnings-as-errors",),
 ], ids=["ini", "cli"])
 def test_warnings_as_errors_closes_the_gate(pytester: pytest.Pytester,
                                             write_config: WriteConfig,
@@ -325,7 +325,7 @@ def test_objects_alive_when_the_tests_start_are_frozen_then_thawed(
     import gc
 
     if setting is not None:
-        pytester.makeini(f"[pytest]\nmaf_preflight_gc_freeze = {setting}\n")
+        pytester.makeini(f"[pytest]\nmaf_gc_freeze = {setting}\n")
     pytester.makepyfile(test_probe=GC_PROBE)
     assert gc.get_freeze_count() == 0
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-s")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from helpers_configs import command_config
 
 WriteConfig = Callable[[str, str], Path]
 
@@ -33,16 +34,6 @@ timeout_seconds = 5
 [configs.config.test_definition]
 argv = ["{git_argv}"]
 """
-
-
-def command_config(check_id: str, argv: list[str], *, severity: str = "critical",
-                   is_active: bool = True) -> str:
-    return json.dumps({
-        "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-        "version": "1.0.0", "severity": severity, "is_active": is_active,
-        "config": {"test_type": "command", "timeout_seconds": 5,
-                   "test_definition": {"argv": argv}},
-    })
 
 
 @pytest.fixture

@@ -10,18 +10,9 @@ from typing import Any
 
 import pytest
 
+from helpers_configs import command_config
+
 WriteConfig = Callable[[str, str], Path]
-
-
-def command_config(check_id: str, argv: list[str], *, severity: str = "critical",
-                   timeout: float = 5, **extra: Any) -> str:
-    return json.dumps({
-        "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-        "version": "1.0.0", "severity": severity,
-        "config": {"test_type": "command", "timeout_seconds": timeout,
-                   "test_definition": {"argv": argv}},
-        **extra,
-    })
 
 
 def test_header_names_agent_and_environment(pytester: pytest.Pytester,
@@ -58,7 +49,7 @@ def test_report_file_records_the_gate(pytester: pytest.Pytester,
     write_config("broken.json", command_config("broken", ["false"]))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--maf-preflight-report=out/gate.json",
+                                "--maf-report=out/gate.json",
                                 "--maf-agent-id", "codex-2")
     assert result.ret == 10
     report = json.loads((pytester.path / "out" / "gate.json").read_text())
@@ -74,7 +65,7 @@ def test_report_file_records_the_gate(pytester: pytest.Pytester,
 def test_report_file_for_an_open_gate_from_ini(pytester: pytest.Pytester,
                                                write_config: WriteConfig) -> None:
     write_config("fast.json", command_config("fast", ["true"]))
-    pytester.makeini("[pytest]\nmaf_preflight = true\nmaf_preflight_report = gate.json\n")
+    pytester.makeini("[pytest]\nmaf_preflight = true\nmaf_report = gate.json\n")
     result = pytester.runpytest("-p", "maf_preflight")
     assert result.ret == 0
     report = json.loads((pytester.path / "gate.json").read_text())

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES
-from helpers_git import LOCK_VALIDATION, git
-from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
+from helpers_configs import write_config_in
+from helpers_git import APP_FILES, LOCK_VALIDATION, commit_base, git, shared_db, shared_store
 
 QUIET = ("-W", "ignore::pytest.PytestWarning")
 TESTS = textwrap.dedent("""
@@ -26,45 +26,15 @@ TESTS = textwrap.dedent("""
 
 
 @pytest.fixture
-def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-         tmp_path_factory: pytest.TempPathFactory) -> Path:
+def repo(pytester: pytest.Pytester, git_identity: Path) -> Path:
     """The pytester project as a git repository on ``main`` with one commit."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.invalid"),
-                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.invalid")):
-        monkeypatch.setenv(name, value)
-    root = pytester.path
     pytester.makepyfile(test_app=TESTS)
-    (root / ".gitignore").write_text(".maf/\n__pycache__/\n")
-    (root / "src" / "app").mkdir(parents=True)
-    (root / "src" / "app" / "x.py").write_text("x = 1\n")
-    (root / "docs").mkdir()
-    (root / "docs" / "guide.md").write_text("# guide\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    return root
-
-
-def shared_db(root: Path) -> Path:
-    """The default store: shared by the repository's worktrees, under its common dir."""
-    return root / ".git" / "maf-preflight" / "runtime.db"
-
-
-def store(root: Path) -> SqliteRuntime:
-    return SqliteRuntime(shared_db(root))
+    return commit_base(pytester.path, {**APP_FILES, ".gitignore": ".maf/\n__pycache__/\n"})
 
 
 def gate(pytester: pytest.Pytester, *args: str, agent: str = "agent-a") -> pytest.RunResult:
     return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", f"--maf-agent-id={agent}",
                               "--maf-runtime=sqlite", *QUIET, *args)
-
-
-def write(root: Path, name: str, text: str) -> None:
-    path = root / ".maf" / "preflight-configs" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def conflicts(root: Path) -> list[sqlite3.Row]:
@@ -77,9 +47,9 @@ def conflicts(root: Path) -> list[sqlite3.Row]:
 
 def test_a_change_under_another_agents_lease_closes_the_gate(
         pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         grant = runtime.acquire_leases("agent-b", ["src/**"], ttl=600, reason="refactor")
         assert grant.ok
     result = gate(pytester)
@@ -98,16 +68,16 @@ def test_a_change_under_another_agents_lease_closes_the_gate(
 
     # The holder itself passes, and once the lease is released so does everyone.
     assert gate(pytester, agent="agent-b").ret == 0
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         runtime.release_lease(grant.granted[0].id, "agent-b")
     assert gate(pytester).ret == 0
 
 
 def test_unchanged_reserved_files_and_shared_on_shared_do_not_conflict(
         pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["docs/**"], ttl=600).ok
         assert runtime.acquire_leases("agent-b", ["src/app/*.py"], ttl=600, exclusive=False).ok
         assert runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600, exclusive=False).ok
@@ -119,9 +89,9 @@ def test_another_agents_shared_lease_blocks_a_writer_without_a_lease(
         pytester: pytest.Pytester, repo: Path) -> None:
     """A shared lease says "keep this stable while I read it": a change by an agent holding
     no lease of its own is a write, which counts as exclusive."""
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         grant = runtime.acquire_leases("agent-b", ["src/app/"], ttl=600, exclusive=False)
         assert grant.ok
     result = gate(pytester)
@@ -132,16 +102,16 @@ def test_another_agents_shared_lease_blocks_a_writer_without_a_lease(
     assert (row["conflict_type"], row["holder_agent_id"], row["path"], row["lease_id"]) == (
         "foreign_lease", "agent-b", "src/app/x.py", grant.granted[0].id)
     # Reading beside the reader is fine: a shared lease of its own makes the change shared.
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600, exclusive=False).ok
     assert gate(pytester).ret == 0
 
 
 def test_override_passes_loudly_and_is_recorded(
         pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["src/app/x.py"], ttl=600).ok
     monkeypatch.setenv("MAF_RESERVATION_OVERRIDE", "1")
     result = gate(pytester)
@@ -154,9 +124,9 @@ def test_override_passes_loudly_and_is_recorded(
 
 def test_the_override_warning_is_a_real_warning(
         pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["src/app/x.py"], ttl=600).ok
     monkeypatch.setenv("MAF_RESERVATION_OVERRIDE", "1")
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
@@ -174,9 +144,9 @@ def test_the_override_warning_under_the_projects_filters(
         filters: str, outcomes: dict[str, int], code: int) -> None:
     """A project's generic ``filterwarnings = error`` leaves the overridden check passing; a
     filter naming MafReservationOverride makes its item fail, as the user asked."""
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["src/app/x.py"], ttl=600).ok
     monkeypatch.setenv("MAF_RESERVATION_OVERRIDE", "1")
     pytester.makeini(f"[pytest]\nfilterwarnings =\n    {filters}\n")
@@ -189,31 +159,31 @@ def test_the_override_warning_under_the_projects_filters(
 
 
 def test_strict_mode_wants_the_agents_own_lease(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION.replace("base_ref: main}",
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION.replace("base_ref: main}",
                                                        "base_ref: main, mode: strict}"))
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
     result = gate(pytester)
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*src/app/x.py: not covered by a lease of agent-a (strict mode)*"])
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-a", ["src/"], ttl=600).ok
     assert gate(pytester).ret == 0
 
 
 def test_an_expired_lease_does_not_count(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["src/**"], ttl=5,
                                       now=time.time() - 60).ok
     assert gate(pytester).ret == 0
 
 
 def test_renames_and_deletions_count_as_changes(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     git(repo, "mv", "docs/guide.md", "docs/manual.md")
     git(repo, "rm", "-q", "src/app/x.py")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["docs/guide.md", "src/app/x.py"], ttl=60).ok
     result = gate(pytester)
     assert result.ret == 10
@@ -235,12 +205,12 @@ def test_the_original_file_lock_check_runs(pytester: pytest.Pytester, repo: Path
     assert gate(pytester).ret == 0  # nothing changed, no lock files
 
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         shared = runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600, exclusive=False)
     result = gate(pytester)
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*src/app/x.py: agent-a holds only a shared lease on it*"])
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         runtime.release_lease(shared.granted[0].id, "agent-a")
         assert runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600).ok
     assert gate(pytester).ret == 0
@@ -255,7 +225,8 @@ def test_the_original_file_lock_check_runs(pytester: pytest.Pytester, repo: Path
 
 
 def test_an_error_inside_the_check_fails_closed(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION.replace("base_ref: main", "base_ref: no-such-ref"))
+    write_config_in(repo, "leases.yaml",
+                    LOCK_VALIDATION.replace("base_ref: main", "base_ref: no-such-ref"))
     result = gate(pytester)
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*observed: ChangeDetectionError: base ref 'no-such-ref'*",
@@ -264,7 +235,7 @@ def test_an_error_inside_the_check_fails_closed(pytester: pytest.Pytester, repo:
 
 def test_a_memory_fallback_cannot_vouch_for_reservations(
         pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     shared_db(repo).parent.mkdir(parents=True)
     shared_db(repo).write_bytes(b"garbage, not a database" * 100)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
@@ -277,7 +248,7 @@ def test_a_memory_fallback_cannot_vouch_for_reservations(
 def test_a_fallback_to_the_json_store_cannot_vouch_either(
         pytester: pytest.Pytester, repo: Path) -> None:
     """Other agents' leases are in the SQLite store this run could not open."""
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     shared_db(repo).parent.mkdir(parents=True)
     shared_db(repo).write_bytes(b"garbage, not a database" * 100)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a",
@@ -288,7 +259,7 @@ def test_a_fallback_to_the_json_store_cannot_vouch_either(
 
 
 def test_reservation_checks_need_an_agent_id(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-runtime=sqlite",
                                 *QUIET)
     assert result.ret == 10
@@ -296,8 +267,8 @@ def test_reservation_checks_need_an_agent_id(pytester: pytest.Pytester, repo: Pa
 
 
 def test_an_empty_list_of_files_is_a_config_error(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION.replace("{changed_files: git, base_ref: main}",
-                                                       "{changed_files: list}"))
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION.replace(
+        "{changed_files: git, base_ref: main}", "{changed_files: list}"))
     result = gate(pytester)
     assert result.ret == 11
     assert "changed_files 'list' needs the files to check" in result.stderr.str()
@@ -381,12 +352,12 @@ def test_a_missing_agent_mail_database_fails_closed(pytester: pytest.Pytester, r
 
 def test_concurrent_access_reports_files_changed_by_two_agents(
         pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "leases.yaml", LOCK_VALIDATION)
+    write_config_in(repo, "leases.yaml", LOCK_VALIDATION)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
     # agent-b's gate run records the files it changed.
     assert gate(pytester, agent="agent-b").ret == 0
     (repo / ".maf" / "preflight-configs" / "leases.yaml").unlink()
-    write(repo, "concurrent.yaml", """\
+    write_config_in(repo, "concurrent.yaml", """\
 id: concurrent
 name: No two agents on the same files
 config_type: reservation_check
@@ -414,8 +385,8 @@ config:
 def test_max_concurrent_readers_counts_agents_on_overlapping_shared_leases(
         pytester: pytest.Pytester, repo: Path) -> None:
     """Three different pattern strings that overlap are three readers of each of them."""
-    write(repo, "readers.yaml", READERS.replace("LIMIT", "1"))
-    with store(repo) as runtime:
+    write_config_in(repo, "readers.yaml", READERS.replace("LIMIT", "1"))
+    with shared_store(repo) as runtime:
         for agent, pattern in (("agent-b", "docs/**"), ("agent-c", "docs/*.md"),
                                ("agent-d", "docs/x.md"), ("agent-e", "src/**")):
             assert runtime.acquire_leases(agent, [pattern], ttl=600, exclusive=False).ok
@@ -432,10 +403,10 @@ def test_max_concurrent_readers_counts_agents_on_overlapping_shared_leases(
         ("too_many_readers", "docs/**"), ("too_many_readers", "docs/*.md"),
         ("too_many_readers", "docs/x.md")}
 
-    write(repo, "readers.yaml", READERS.replace("LIMIT", "3"))
+    write_config_in(repo, "readers.yaml", READERS.replace("LIMIT", "3"))
     assert gate(pytester).ret == 0, "three readers are within a limit of three"
     # A fourth agent reading only docs/x.md is a fourth reader of every docs lease.
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-f", ["docs/x.md"], ttl=600, exclusive=False).ok
     result = gate(pytester)
     assert result.ret == 10
@@ -447,7 +418,7 @@ def test_concurrent_access_reports_leases_that_overlap_agent_mail_reservations(
         pytester: pytest.Pytester, repo: Path) -> None:
     database = repo.parent / "agent-mail.sqlite3"
     agent_mail_db(database, str(repo), [("BlueLake", "docs/*", True, time.time() + 600, None)])
-    write(repo, "concurrent.yaml", f"""\
+    write_config_in(repo, "concurrent.yaml", f"""\
 id: concurrent
 name: No two agents on the same files
 config_type: reservation_check
@@ -457,7 +428,7 @@ config:
     agent_mail: {{database: {database}}}
 """)
     assert gate(pytester).ret == 0
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["docs/guide.md"], ttl=600,
                                       exclusive=False).ok
     result = gate(pytester)
@@ -468,7 +439,7 @@ config:
 
 def test_file_exists_and_permissions_look_at_held_paths(
         pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "held.yaml", """\
+    write_config_in(repo, "held.yaml", """\
 configs:
   - id: reserved-paths-exist
     name: Reserved paths exist
@@ -479,11 +450,11 @@ configs:
     config_type: reservation_check
     config: {check_type: permissions}
 """)
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-a", ["src/app/x.py", "src/app/*.py"], ttl=600).ok
     result = gate(pytester)
     assert result.ret == 0, result.stdout.str()
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-a", ["src/app/missing.py"], ttl=600).ok
     result = gate(pytester)
     assert result.ret == 10
@@ -493,7 +464,7 @@ configs:
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anything")
 def test_permissions_reports_a_read_only_held_file(pytester: pytest.Pytester, repo: Path) -> None:
-    write(repo, "held.yaml", """\
+    write_config_in(repo, "held.yaml", """\
 id: writable
 name: Reserved paths are writable
 config_type: reservation_check
@@ -501,7 +472,7 @@ config: {check_type: permissions}
 """)
     target = repo / "src" / "app" / "x.py"
     target.chmod(0o444)
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-a", ["src/app/x.py"], ttl=600).ok
     result = gate(pytester)
     assert result.ret == 10
@@ -531,7 +502,7 @@ def test_maf_reserve_holds_a_lease_while_the_test_runs(
         def test_blocked():
             raise AssertionError("must not run")
     """)
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["docs/guide.md"], ttl=600).ok
     result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-a",
                                 "--maf-runtime=sqlite", "test_reserve.py", "-p", "no:randomly")
@@ -563,10 +534,10 @@ def test_maf_reservations_fixture(pytester: pytest.Pytester, repo: Path) -> None
                 maf_reservations.release(lease)
             assert maf_reservations.held() == []
     """)
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert runtime.acquire_leases("agent-b", ["/docs/"], ttl=600).ok
     result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-a",
                                 "--maf-runtime=sqlite", "test_fixture.py")
     result.assert_outcomes(passed=3)
-    with store(repo) as runtime:
+    with shared_store(repo) as runtime:
         assert [lease.agent_id for lease in runtime.leases()] == ["agent-b"]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from helpers_processes import gone, read_pid
 from pytest_maf_preflight.checks import command
 from pytest_maf_preflight.checks.base import (
     CheckContext,
@@ -65,41 +66,6 @@ def _passing(_definition: Any, _ctx: CheckContext) -> Observation:
     return Observation(True, "ok", "ok")
 
 
-def _gone(pid: int) -> bool:
-    """True once ``pid`` no longer runs (a zombie nobody reaps counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state in ("Z", "X")
-    except FileNotFoundError:
-        return True
-    except OSError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def _wait_gone(pid: int, within: float = 5.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if _gone(pid):
-            return True
-        time.sleep(0.05)
-    return _gone(pid)
-
-
-def _read_pid(path: Path, within: float = 5.0) -> int:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        text = path.read_text().strip() if path.exists() else ""
-        if text:
-            return int(text)
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never got a pid")
-
-
 # --- timeouts -------------------------------------------------------------------------------
 
 
@@ -113,8 +79,8 @@ def test_hung_command_times_out_and_its_process_is_killed(tmp_path: Path) -> Non
     assert elapsed < 10
     assert result.duration >= 0.4  # it did run until (about) its deadline
     assert result.attempts == 1
-    pid = _read_pid(pidfile)
-    assert _wait_gone(pid), f"process {pid} still running after its check timed out"
+    pid = read_pid(pidfile)
+    assert gone(pid), f"process {pid} still running after its check timed out"
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
@@ -122,8 +88,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     check = _command(["sh", "-c", f"sleep 30 & echo $! > {pidfile}; wait"], timeout=0.5)
     [result] = run_checks([check], _ctx(tmp_path))
     assert result.status is CheckStatus.TIMEOUT
-    pid = _read_pid(pidfile)
-    assert _wait_gone(pid), f"grandchild {pid} survived its check's timeout"
+    pid = read_pid(pidfile)
+    assert gone(pid), f"grandchild {pid} survived its check's timeout"
 
 
 def test_hung_python_check_is_abandoned_at_its_deadline(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
-from pytest_maf_preflight.runtime.base import EscalationError, LeaseError, RuntimeState
+from pytest_maf_preflight.escalation.errors import EscalationError
+from pytest_maf_preflight.runtime.errors import LeaseError
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.records import (
     AgentRecord,
     ConfigSnapshot,

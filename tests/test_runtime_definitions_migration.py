@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
+from helpers_runtime_procs import POSTGRES_URL, own_schema
 from pytest_maf_preflight.runtime.records import AgentRecord, EscalationPathDefinition
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 from pytest_maf_preflight.runtime.sqlite_migrations import SCHEMA_VERSION, migrate
@@ -77,12 +77,8 @@ def test_a_failing_upgrade_leaves_the_file_at_version_3(tmp_path: Path) -> None:
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    name = new_schema()
-    yield name
-    drop_schema(name)
+    with own_schema() as name:
+        yield name
 
 
 def test_a_postgres_schema_at_version_1_upgrades_in_place(schema: str) -> None:

@@ -12,36 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import run_together
-from pytest_maf_preflight.runtime.base import RuntimeState
+from helpers_runtime_procs import MODES, T0, WORKERS, open_due, open_store, run_together, where
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
-
-#: Generous: these bound a hang, they do not measure speed.
-WORKERS = 8
-MODES = ["sqlite", "json"]
-T0 = 1_000.0
-
-
-def where(mode: str, tmp_path: Path) -> Path:
-    return tmp_path / ("runtime.db" if mode == "sqlite" else "agent-mail")
-
-
-def open_store(mode: str, tmp_path: Path) -> RuntimeState:
-    if mode == "sqlite":
-        return SqliteRuntime(where(mode, tmp_path))
-    return JsonRuntime(where(mode, tmp_path))
-
-
-
-
-def open_due(store: RuntimeState, key: str, next_action_at: float) -> str:
-    record, created = store.open_escalation(
-        path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
-        path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
-        next_action_at=next_action_at, details={}, now=T0)
-    assert created
-    return record.id
 
 
 @pytest.mark.parametrize("mode", MODES)

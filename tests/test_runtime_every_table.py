@@ -10,17 +10,15 @@ its own (``maf_reserve``), and the agent's type and capabilities from the enviro
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers_git import LOCK_VALIDATION, git
+from helpers_cli import cli
+from helpers_git import APP_FILES, LOCK_VALIDATION, commit_base
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
@@ -63,35 +61,14 @@ TESTS = textwrap.dedent("""
 FILLED_BY_OTHER_ACTIONS: dict[str, str] = {}
 
 
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-    environ.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *args], cwd=cwd,
-                          env=environ, capture_output=True, text=True, timeout=60)
-
-
 @pytest.fixture
-def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-         tmp_path_factory: pytest.TempPathFactory) -> Path:
-    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
-    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.invalid"),
-                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.invalid")):
-        monkeypatch.setenv(name, value)
+def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_identity: Path) -> Path:
     root = pytester.path
     pytester.makepyfile(test_app=TESTS)
-    (root / ".gitignore").write_text(".maf/\nmail/\n__pycache__/\n")
-    (root / "src" / "app").mkdir(parents=True)
-    (root / "src" / "app" / "x.py").write_text("x = 1\n")
-    (root / "docs").mkdir()
-    (root / "docs" / "guide.md").write_text("# guide\n")
-    configs = root / ".maf" / "preflight-configs"
-    configs.mkdir(parents=True)
-    for name, text in (("check.yaml", CHECK), ("path.yaml", PATH),
-                       ("leases.yaml", LOCK_VALIDATION)):
-        (configs / name).write_text(text)
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
+    configs = ".maf/preflight-configs/"
+    commit_base(root, {**APP_FILES, ".gitignore": ".maf/\nmail/\n__pycache__/\n",
+                       configs + "check.yaml": CHECK, configs + "path.yaml": PATH,
+                       configs + "leases.yaml": LOCK_VALIDATION})
     (root / "src" / "app" / "x.py").write_text("x = 2\n")  # under agent-b's lease below
     monkeypatch.setenv("MAF_DB_PATH", str(root / ".maf" / "runtime.db"))
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(root / "mail"))

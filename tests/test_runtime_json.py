@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_maf_preflight.runtime import jsonl
-from pytest_maf_preflight.runtime.base import RuntimeStateError, RuntimeUnavailable
+from pytest_maf_preflight.runtime.errors import RuntimeStateError, RuntimeUnavailable
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers_cli import cli
+from helpers_configs import PASSING_CHECK
 from pytest_maf_preflight.redaction import redact_mapping
 from pytest_maf_preflight.runtime.jsonl import FILES, MAX_LINE_DEPTH, JsonRuntime
 from pytest_maf_preflight.runtime.records import (
@@ -40,21 +39,6 @@ from pytest_maf_preflight.runtime.records import (
 #: 50,000 nested objects: the line that took the gate and the CLI down with RecursionError.
 DEEP_LINE = b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n"
 
-CHECK = """\
-id: has-path
-name: PATH is set
-config_type: smoke_test
-config:
-  test_type: environment
-  test_definition: {required: [PATH]}
-"""
-
-
-def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-    environ.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *args], cwd=cwd,
-                          env=environ, capture_output=True, text=True, timeout=60)
 
 
 def deep_executions_log(root: Path) -> Path:
@@ -67,7 +51,7 @@ def deep_executions_log(root: Path) -> Path:
 def test_a_deeply_nested_line_is_skipped_by_the_gate(pytester: pytest.Pytester, write_config,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAF_RUNTIME_MODE", "json")
-    write_config("check.yaml", CHECK)
+    write_config("check.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     deep_executions_log(pytester.path)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
@@ -104,7 +88,7 @@ def test_history_skips_a_deeply_nested_line(tmp_path: Path) -> None:
 
 
 def test_a_record_too_deep_to_read_back_is_never_written(tmp_path: Path) -> None:
-    from pytest_maf_preflight.runtime.base import RuntimeStateError
+    from pytest_maf_preflight.runtime.errors import RuntimeStateError
 
     # The line and its record are two levels; ``details`` brings the rest.
     fits: dict[str, Any] = {}

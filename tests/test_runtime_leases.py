@@ -11,27 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import run_together
-from pytest_maf_preflight.runtime.base import RuntimeState
-from pytest_maf_preflight.runtime.jsonl import JsonRuntime
+from helpers_runtime_procs import (
+    MODES,
+    WORKERS,
+    assert_one_holder_at_a_time,
+    open_store,
+    run_together,
+    where,
+)
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 from pytest_maf_preflight.runtime.sqlite_migrations import SCHEMA_VERSION, migrate
-
-#: Generous: these bound a hang, they do not measure speed.
-WORKERS = 8
-MODES = ["sqlite", "json"]
-
-
-def where(mode: str, tmp_path: Path) -> Path:
-    return tmp_path / ("runtime.db" if mode == "sqlite" else "agent-mail")
-
-
-def open_store(mode: str, tmp_path: Path) -> RuntimeState:
-    if mode == "sqlite":
-        return SqliteRuntime(where(mode, tmp_path))
-    return JsonRuntime(where(mode, tmp_path))
-
-
 
 
 def prepare(mode: str, tmp_path: Path) -> None:
@@ -94,16 +83,8 @@ def test_fencing_tokens_stay_unique_and_ordered_under_contention(mode: str,
         every.extend(tokens)
     assert len(set(every)) == len(every) == 2 * cycles * WORKERS  # nothing handed out twice
 
-    # The shared lease was held by one child at a time: enter and exit alternate, by the same
-    # child, and the tokens grow in the order the holders came.
-    lines = [line.split() for line in log.read_text().splitlines()]
-    assert len(lines) == 2 * sum(int(str(r["held"])) for r in reports) > 0
-    for n, (kind, agent, _) in enumerate(lines):
-        assert kind == ("enter" if n % 2 == 0 else "exit"), lines[max(0, n - 2):n + 1]
-        if kind == "exit":
-            assert agent == lines[n - 1][1]
-    logged = [int(token) for _, _, token in lines]
-    assert logged == sorted(set(logged))
+    # The shared lease was held by one child at a time.
+    assert_one_holder_at_a_time(log, reports)
 
     with open_store(mode, tmp_path) as store:
         assert store.leases() == []

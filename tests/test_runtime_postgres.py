@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
-import socket
 import sys
 import textwrap
 import threading
@@ -29,15 +28,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from helpers_loopback import closed_port
 from helpers_runtime_procs import (
     POSTGRES_URL,
+    T0,
+    WORKERS,
+    assert_one_holder_at_a_time,
     drop_schema,
     make_bundle,
     new_schema,
+    open_due,
+    own_schema,
     postgres_unavailable,
 )
 from helpers_runtime_procs import run_together as start_together
-from pytest_maf_preflight.runtime.base import RuntimeStateError, RuntimeUnavailable
+from pytest_maf_preflight.runtime.errors import RuntimeStateError, RuntimeUnavailable
 from pytest_maf_preflight.runtime.factory import open_chain, resolve_runtime_settings
 from pytest_maf_preflight.runtime.records import (
     ExecutionRecord,
@@ -52,24 +57,17 @@ if TYPE_CHECKING:
 
 #: Generous: these bound a hang, they do not measure speed.
 PROCESS_TIMEOUT = 240
-WORKERS = 8
 #: Where a race of a few processes proves the point as well as eight (each one pays for
 #: importing psycopg).
 FEW = 4
-T0 = 1_000.0
 PASSWORD = "pw-Secr3t-9f2"
 INSTALL = "pip install 'pytest-maf-preflight[postgres]'"
 
 
 @pytest.fixture
 def schema() -> Iterator[str]:
-    """A schema name of this test's own (not created yet), dropped afterwards."""
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    name = new_schema()
-    yield name
-    drop_schema(name)
+    with own_schema() as name:
+        yield name
 
 
 def open_pg(schema: str | None, url: str = POSTGRES_URL, **options: Any) -> PostgresRuntime:
@@ -92,13 +90,6 @@ def with_params(url: str, **params: str) -> str:
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(url, **params)
-
-
-def closed_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_password(url: str, password: str = PASSWORD) -> str:
@@ -164,28 +155,12 @@ def test_fencing_tokens_stay_unique_and_ordered_across_hosts(schema: str,
         every.extend(tokens)
     # From a counter in the granting transaction: no token twice, and none skipped.
     assert sorted(every) == list(range(1, 2 * cycles * WORKERS + 1))
-    # The shared lease was held by one host at a time, and tokens grew in the order they came.
-    lines = [line.split() for line in log.read_text().splitlines()]
-    assert len(lines) == 2 * sum(int(r["held"]) for r in reports) > 0
-    for n, (kind, agent, _) in enumerate(lines):
-        assert kind == ("enter" if n % 2 == 0 else "exit"), lines[max(0, n - 2):n + 1]
-        if kind == "exit":
-            assert agent == lines[n - 1][1]
-    logged = [int(token) for _, _, token in lines]
-    assert logged == sorted(set(logged))
+    # The shared lease was held by one host at a time.
+    assert_one_holder_at_a_time(log, reports)
     with open_pg(schema) as store:
         assert store.leases() == []
         fresh = store.acquire_leases("late", ["shared/state.json"], ttl=5).granted[0]
     assert fresh.fencing_token == max(every) + 1
-
-
-def open_due(store: PostgresRuntime, key: str, next_action_at: float) -> str:
-    record, created = store.open_escalation(
-        path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
-        path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
-        next_action_at=next_action_at, details={}, now=T0)
-    assert created
-    return record.id
 
 
 def test_eight_ticks_claiming_one_due_level_have_one_winner(schema: str,

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from helpers_runtime_procs import make_bundle
-from pytest_maf_preflight.runtime.base import RuntimeStateError, RuntimeUnavailable
+from pytest_maf_preflight.runtime.errors import RuntimeStateError, RuntimeUnavailable
 from pytest_maf_preflight.runtime.records import ExecutionRecord, Message, new_id
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 from pytest_maf_preflight.runtime.sqlite_migrations import (
@@ -199,7 +199,7 @@ def test_a_write_locked_beyond_the_budget_fails_whole(db: Path) -> None:
     assert str(db) in str(raised.value)
     # busy_timeout 5 s was capped by the 0.3 s budget: no 5 s wait per attempt.
     assert time.monotonic() - started < 4
-    assert runtime.lock_retries >= 1
+    assert runtime.retries >= 1
     assert runtime.get_session(bundle.session.id) is None
     runtime.record_session(bundle)  # the lock is gone: the same write now succeeds
     assert len(runtime.executions(session_id=bundle.session.id)) == 10
@@ -219,7 +219,7 @@ def test_a_write_retries_through_a_lock_shorter_than_the_budget(db: Path) -> Non
     finally:
         release.join()
         holder.close()
-    assert runtime.lock_retries >= 1
+    assert runtime.retries >= 1
     assert len(runtime.executions(session_id=bundle.session.id)) == 10
     runtime.close()
 
@@ -242,7 +242,7 @@ def test_an_acquire_waits_out_a_lock_and_decides_on_what_is_there_then(db: Path)
     finally:
         release.join()
         holder.close()
-    assert runtime.lock_retries >= 1
+    assert runtime.retries >= 1
     assert [lease.id for lease in grant.conflicts] == ["theirs"]
     # A token above the one written behind the counter's back.
     assert runtime.acquire_leases("agent-c", ["docs/**"], ttl=60,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers_runtime_procs import POSTGRES_URL, drop_schema, new_schema, postgres_unavailable
-from pytest_maf_preflight.runtime.base import RuntimeState
+from helpers_runtime_procs import POSTGRES_URL, own_schema
+from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.jsonl import JsonRuntime
 from pytest_maf_preflight.runtime.memory import MemoryRuntime
 from pytest_maf_preflight.runtime.records import (
@@ -221,17 +221,11 @@ def test_the_report_is_json() -> None:
 @pytest.fixture
 def postgres() -> Iterator[RuntimeState]:
     """An empty postgres runtime in a schema of this test's own, dropped afterwards."""
-    reason = postgres_unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    from pytest_maf_preflight.runtime.postgres import PostgresRuntime
+    with own_schema() as schema:
+        from pytest_maf_preflight.runtime.postgres import PostgresRuntime
 
-    schema = new_schema()
-    try:
         with PostgresRuntime(POSTGRES_URL, schema=schema) as runtime:
             yield runtime
-    finally:
-        drop_schema(schema)
 
 
 def test_sqlite_to_postgres_and_back_keeps_every_record_exactly(tmp_path: Path,

@@ -9,13 +9,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers_git import git
-from helpers_mcp_server import TOKEN, McpServer, serve, url_of
+from helpers_configs import ESCALATING_CHECK, write_config_in
+from helpers_git import commit_base, worktree
+from helpers_mcp_server import TOKEN, McpServer, url_of
 from pytest_maf_preflight.agent_mail.projects import slugify
 
 
@@ -24,45 +24,13 @@ def iso(at: float) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[McpServer]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_identity: Path) -> Path:
     """A main checkout with one commit; ``.maf/`` is ignored, so each checkout writes its own
     configs (as an agent's worktree would have them)."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.invalid"),
-                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.invalid")):
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("MAIL_TOKEN", TOKEN)
-    root = tmp_path / "main"
-    (root / "src").mkdir(parents=True)
-    (root / "src" / "a.py").write_text("a = 1\n")
-    (root / "test_app.py").write_text("def test_ordinary():\n    pass\n")
-    (root / "pytest.ini").write_text("[pytest]\n")
-    (root / ".gitignore").write_text(".maf/\n__pycache__/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "add", "-A")
-    git(root, "commit", "-q", "-m", "base")
-    return root
-
-
-def worktree(repo: Path, name: str) -> Path:
-    path = repo.parent / name
-    git(repo, "worktree", "add", "-q", "-b", name, str(path))
-    return path
-
-
-def write_config(checkout: Path, name: str, text: str) -> None:
-    path = checkout / ".maf" / "preflight-configs" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    return commit_base(tmp_path / "main", {
+        "src/a.py": "a = 1\n", "test_app.py": "def test_ordinary():\n    pass\n",
+        "pytest.ini": "[pytest]\n", ".gitignore": ".maf/\n__pycache__/\n"})
 
 
 def gate(checkout: Path, agent: str = "GreenCastle") -> subprocess.CompletedProcess[str]:
@@ -75,7 +43,7 @@ def gate(checkout: Path, agent: str = "GreenCastle") -> subprocess.CompletedProc
         cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
 
 
-def lock_validation(server: McpServer) -> str:
+def lock_validation(mcp_server: McpServer) -> str:
     return f"""\
 id: no-foreign-reservations
 name: Changed files are not reserved on the agent-mail server
@@ -84,20 +52,20 @@ config:
   check_type: lock_validation
   parameters:
     changed_files: git
-    agent_mail: {{url: "{url_of(server)}", token_env: MAIL_TOKEN}}
+    agent_mail: {{url: "{url_of(mcp_server)}", token_env: MAIL_TOKEN}}
 """
 
 
 def test_a_reservation_on_the_main_checkouts_project_is_seen_from_a_worktree(
-        repo: Path, server: McpServer) -> None:
+        repo: Path, mcp_server: McpServer) -> None:
     wt = worktree(repo, "green")
     # BlueLake reserved src/** on the server for the project of the main checkout (its path is
     # the human key agents register with); nothing exists under the worktree's path.
-    server.projects = {slugify(str(repo)): [
+    mcp_server.projects = {slugify(str(repo)): [
         {"id": 7, "agent": "BlueLake", "path_pattern": "src/**", "exclusive": True,
          "expires_ts": iso(time.time() + 3600), "released_ts": None}]}
     for checkout in (repo, wt):
-        write_config(checkout, "lock.yaml", lock_validation(server))
+        write_config_in(checkout, "lock.yaml", lock_validation(mcp_server))
 
     clean = gate(wt)
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -112,23 +80,14 @@ def test_a_reservation_on_the_main_checkouts_project_is_seen_from_a_worktree(
     (repo / "src" / "a.py").write_text("a = 3\n")
     assert gate(repo).returncode == 10
     # An explicit project still wins: the worktree's own (empty) project opens the gate.
-    write_config(wt, "lock.yaml", lock_validation(server).replace(
+    write_config_in(wt, "lock.yaml", lock_validation(mcp_server).replace(
         "token_env: MAIL_TOKEN}", f"token_env: MAIL_TOKEN, project: {wt}}}"))
     assert gate(wt).returncode == 0
 
 
-ESCALATING = """\
-id: needs-var
-name: A variable this test controls
-config_type: smoke_test
-escalation_path: on-call
-config:
-  test_type: environment
-  test_definition: {required: [MAF_TEST_ESCALATION_VAR]}
-"""
 
 
-def escalation_path(server: McpServer) -> str:
+def escalation_path(mcp_server: McpServer) -> str:
     return f"""\
 id: on-call
 name: Tell the on-call agent
@@ -139,18 +98,18 @@ config:
   escalation_steps:
     - {{level: 1, action: notify, target: on-call-agent, timeout_minutes: 5}}
   targets:
-    on-call-agent: {{channel: agent_mail, url: "{url_of(server)}", token_env: MAIL_TOKEN}}
+    on-call-agent: {{channel: agent_mail, url: "{url_of(mcp_server)}", token_env: MAIL_TOKEN}}
 """
 
 
 def test_an_escalation_from_a_worktree_goes_to_the_main_checkouts_project(
-        repo: Path, server: McpServer) -> None:
+        repo: Path, mcp_server: McpServer) -> None:
     wt = worktree(repo, "blue")
-    write_config(wt, "check.yaml", ESCALATING)
-    write_config(wt, "path.yaml", escalation_path(server))
+    write_config_in(wt, "check.yaml", ESCALATING_CHECK)
+    write_config_in(wt, "path.yaml", escalation_path(mcp_server))
     result = gate(wt, agent="BlueLake")
     assert result.returncode == 10, result.stdout + result.stderr
     assert "delivery agent_mail -> on-call-agent (level 1, attempt 1): delivered" in result.stdout
-    [sent] = server.sent
+    [sent] = mcp_server.sent
     assert sent["arguments"]["project_key"] == str(repo)
     assert sent["arguments"]["to"] == ["on-call-agent"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_git import LOCK_VALIDATION, git
+from helpers_git import LOCK_VALIDATION, commit_base, git, shared_db, worktree
 from helpers_original_maf import build_database, fingerprint
 from pytest_maf_preflight.runtime.factory import resolve_runtime_settings
 from pytest_maf_preflight.runtime.records import (
@@ -46,31 +46,18 @@ class Repo:
     green: Path
 
     def shared_db(self) -> Path:
-        return self.main / ".git" / "maf-preflight" / "runtime.db"
+        return shared_db(self.main)
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Repo:
+def repo(tmp_path: Path, git_identity: Path) -> Repo:
     """A main checkout on ``main`` (a lock_validation check committed) and a worktree."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    for name, value in (("GIT_AUTHOR_NAME", "t"), ("GIT_AUTHOR_EMAIL", "t@example.invalid"),
-                        ("GIT_COMMITTER_NAME", "t"), ("GIT_COMMITTER_EMAIL", "t@example.invalid")):
-        monkeypatch.setenv(name, value)
-    main = tmp_path / "main"
-    (main / "src").mkdir(parents=True)
-    (main / "src" / "a.py").write_text("a = 1\n")
-    (main / "pytest.ini").write_text("[pytest]\n")
-    (main / "conftest.py").write_text(BARRIER_CONFTEST)
-    (main / "test_app.py").write_text("def test_ordinary():\n    pass\n")
-    (main / ".gitignore").write_text(".maf/runtime.db*\n.agent-mail/\n__pycache__/\n")
-    configs = main / ".maf" / "preflight-configs"
-    configs.mkdir(parents=True)
-    (configs / "leases.yaml").write_text(LOCK_VALIDATION)
-    git(main, "init", "-q", "-b", "main")
-    git(main, "add", "-A")
-    git(main, "commit", "-q", "-m", "base")
-    git(main, "worktree", "add", "-q", "-b", "green", str(tmp_path / "green"))
-    return Repo(main=main, green=tmp_path / "green")
+    main = commit_base(tmp_path / "main", {
+        "src/a.py": "a = 1\n", "pytest.ini": "[pytest]\n", "conftest.py": BARRIER_CONFTEST,
+        "test_app.py": "def test_ordinary():\n    pass\n",
+        ".gitignore": ".maf/runtime.db*\n.agent-mail/\n__pycache__/\n",
+        ".maf/preflight-configs/leases.yaml": LOCK_VALIDATION})
+    return Repo(main=main, green=worktree(main, "green"))
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:

@@ -6,12 +6,13 @@ outcomes and the same exit code.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from helpers_configs import command_config
 
 pytest.importorskip("xdist")
 
@@ -24,15 +25,6 @@ import pytest
 def test_ordinary(n):
     pass
 """
-
-
-def command_config(check_id: str, argv: list[str], *, severity: str = "critical") -> str:
-    return json.dumps({
-        "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-        "version": "1.0.0", "severity": severity,
-        "config": {"test_type": "command", "timeout_seconds": 10,
-                   "test_definition": {"argv": argv}},
-    })
 
 
 def run(pytester: pytest.Pytester, *args: str, xdist: bool) -> pytest.RunResult:

@@ -15,24 +15,23 @@ messages are sent with ``tools/call``; nothing in it is specific to that server.
 - Redirects (307/308) are followed to the same origin only, so credentials never reach another
   host. One deadline covers the whole session, every connect and read included; an answer
   larger than ``MAX_BODY_BYTES`` is refused instead of filling memory.
+- The HTTP itself (connections, TLS, the deadline, proxies from the environment) is
+  ``http_transport``'s; this module holds the MCP protocol.
 
 Every failure is an ``McpError`` that names the URL without its secrets.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
+import contextlib
 import json
-import socket
-import ssl
-import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-from ..redaction import REDACTED, is_secret_key, redact_text
+from .. import http_transport
+from ..redaction import redact_text, redact_url
 
 DEFAULT_MCP_PATH = "/mcp/"
 PROTOCOL_VERSION = "2025-03-26"
@@ -51,21 +50,6 @@ class McpError(Exception):
         self.detail = detail
 
 
-def redact_url(url: str, secrets: Sequence[str] = ()) -> str:
-    """The URL without its password or secret-looking query values (and without ``secrets``)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{REDACTED}@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
-    query = "&".join(
-        f"{key}={REDACTED if is_secret_key(key) else value}" if sep else key
-        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
-    cleaned = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-    return redact_text(cleaned, secrets)
-
-
 class McpSession:
     """One MCP session with the server at ``url``, all of it within ``timeout`` seconds.
 
@@ -76,29 +60,26 @@ class McpSession:
     def __init__(self, url: str, *, token: str | None = None, timeout: float) -> None:
         #: The URL as it may be shown: no token, no password, no secret query values.
         self.location = redact_url(url, [token] if token else [])
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise McpError(self.location, "not an http(s) URL")
+        try:
+            where = http_transport.endpoint(url)
+        except http_transport.UnsupportedUrl:
+            raise McpError(self.location, "not an http(s) URL") from None
         if timeout <= 0:
             raise McpError(self.location, "no time left to ask the server")
         headers = {"Content-Type": "application/json",
                    "Accept": "application/json, text/event-stream",
                    "User-Agent": CLIENT_NAME}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        elif parts.username is not None:
-            user = urllib.parse.unquote(parts.username)
-            password = urllib.parse.unquote(parts.password or "")
-            headers["Authorization"] = "Basic " + base64.b64encode(
-                f"{user}:{password}".encode()).decode()
+        auth = http_transport.authorization(url, token)
+        if auth is not None:
+            headers["Authorization"] = auth
+        parts = urllib.parse.urlsplit(url)
         path = parts.path if parts.path not in ("", "/") else DEFAULT_MCP_PATH
-        self._scheme = parts.scheme
-        self._host: str = parts.hostname
-        self._port = parts.port
-        self._path = path + (f"?{parts.query}" if parts.query else "")
+        #: Where messages go: the endpoint without user info (sent as a header instead).
+        self._url = urllib.parse.urlunsplit((where.scheme, where.authority, path, parts.query,
+                                             ""))
         self._headers = headers
         self.timeout = timeout
-        self._deadline = time.monotonic() + timeout
+        self._deadline = http_transport.Deadline(timeout)
         self._next_id = 1
         #: Set by the server's answers: the session it opened and the version it agreed to.
         self.session_id: str | None = None
@@ -173,29 +154,13 @@ class McpSession:
         session, self.session_id = self.session_id, None
         if not session:
             return
-        try:
-            remaining = min(self._deadline - time.monotonic(), 1.0)
-            if remaining <= 0:
-                return
-            conn = (http.client.HTTPSConnection if self._scheme == "https"
-                    else http.client.HTTPConnection)(self._host, self._port, timeout=remaining)
-            try:
-                headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
-                headers["Mcp-Session-Id"] = session
-                conn.request("DELETE", self._path, headers=headers)
-                conn.getresponse().read(4096)
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException):
-            pass
+        headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        headers["Mcp-Session-Id"] = session
+        with contextlib.suppress(*http_transport.FAILURES):
+            http_transport.fetch("DELETE", self._url, headers=headers,
+                                 deadline=self._deadline.within(1.0), limit=4096)
 
     # --- one message over HTTP ----------------------------------------------------------------
-
-    def _remaining(self) -> float:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError
-        return left
 
     def _secrets(self) -> list[str]:
         auth = self._headers.get("Authorization")
@@ -206,61 +171,46 @@ class McpSession:
             return self._post(message, expect)
         except TimeoutError:
             raise McpError(self.location, f"no answer within {self.timeout:g}s") from None
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        except http_transport.FAILURES as exc:
             raise McpError(self.location, "cannot reach the server: "
                            f"{exc or type(exc).__name__}") from None
 
     def _post(self, message: dict[str, Any], expect: int | None) -> dict[str, Any] | None:
         body = json.dumps(message).encode()
-        path = self._path
         for _ in range(MAX_REDIRECTS + 1):
             headers = dict(self._headers)
             if self.session_id:
                 headers["Mcp-Session-Id"] = self.session_id
             if self.protocol_version:
                 headers["MCP-Protocol-Version"] = self.protocol_version
-            conn = self._connect()
-            try:
-                conn.request("POST", path, body=body, headers=headers)
-                sock = conn.sock
-                response = conn.getresponse()
+            with http_transport.request("POST", self._url, headers=headers, body=body,
+                                        deadline=self._deadline) as response:
                 if response.status in (307, 308):
-                    path = self._same_origin_redirect(response.getheader("Location"))
+                    self._same_origin_redirect(response.header("Location"))
                     continue
-                session = response.getheader("Mcp-Session-Id")
+                session = response.header("Mcp-Session-Id")
                 if session:
                     self.session_id = session
-                content_type = (response.getheader("Content-Type") or "").lower()
+                content_type = (response.header("Content-Type") or "").lower()
                 if response.status >= 300:
-                    raw = self._read_body(response, sock, limit=2048)
                     raise McpError(self.location, self._status_problem(
-                        str(message.get("method")), response, raw))
+                        str(message.get("method")), response, response.read(2048)))
                 if expect is None:
                     return None  # a notification: 202 Accepted, nothing to read
                 if "text/event-stream" in content_type:
-                    return self._answer_from_events(response, sock, expect)
-                return self._answer_from_json(self._read_body(response, sock), expect)
-            finally:
-                conn.close()
+                    return self._answer_from_events(response, expect)
+                return self._answer_from_json(self._read_body(response), expect)
         raise McpError(self.location, f"more than {MAX_REDIRECTS} redirects")
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._scheme == "https":
-            return http.client.HTTPSConnection(self._host, self._port, timeout=self._remaining())
-        return http.client.HTTPConnection(self._host, self._port, timeout=self._remaining())
-
-    def _same_origin_redirect(self, target: str | None) -> str:
-        base = f"{self._scheme}://{self._host}" + (f":{self._port}" if self._port else "")
-        resolved = urllib.parse.urlsplit(urllib.parse.urljoin(base + self._path, target or ""))
-        if (resolved.scheme, resolved.hostname, resolved.port) != (
-                self._scheme, self._host, self._port) or not target:
+    def _same_origin_redirect(self, target: str | None) -> None:
+        resolved = urllib.parse.urljoin(self._url, target or "")
+        if not target or http_transport.origin(resolved) != http_transport.origin(self._url):
             raise McpError(self.location, f"redirected elsewhere ({target!r}); set url to the "
                            "MCP endpoint itself")
         # Later messages go straight to where the server sent this one.
-        self._path = resolved.path + (f"?{resolved.query}" if resolved.query else "")
-        return self._path
+        self._url = urllib.parse.urldefrag(resolved).url
 
-    def _status_problem(self, method: str, response: http.client.HTTPResponse,
+    def _status_problem(self, method: str, response: http_transport.Response,
                         raw: bytes) -> str:
         text = raw.decode("utf-8", "replace").strip()
         hint = ""
@@ -277,21 +227,11 @@ class McpSession:
         return redact_text(f"{method}: HTTP {response.status} {response.reason}{hint}{detail}",
                            self._secrets())
 
-    def _read_body(self, response: http.client.HTTPResponse, sock: socket.socket | None,
-                   limit: int = MAX_BODY_BYTES) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while size < limit:
-            if sock is not None:
-                sock.settimeout(self._remaining())
-            chunk = response.read1(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-        if limit < MAX_BODY_BYTES:
-            return b"".join(chunks)[:limit]
-        raise McpError(self.location, f"the answer is larger than {MAX_BODY_BYTES} bytes")
+    def _read_body(self, response: http_transport.Response) -> bytes:
+        raw = response.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise McpError(self.location, f"the answer is larger than {MAX_BODY_BYTES} bytes")
+        return raw
 
     def _answer_from_json(self, raw: bytes, expect: int) -> dict[str, Any]:
         try:
@@ -304,15 +244,13 @@ class McpSession:
         raise McpError(self.location, f"the answer is not a JSON-RPC response to request "
                        f"{expect}: {raw[:80]!r}")
 
-    def _answer_from_events(self, response: http.client.HTTPResponse,
-                            sock: socket.socket | None, expect: int) -> dict[str, Any]:
+    def _answer_from_events(self, response: http_transport.Response,
+                            expect: int) -> dict[str, Any]:
         """The response to ``expect`` from an SSE stream; other messages (logs, progress) are
         skipped, and reading stops as soon as it arrives (the stream may stay open)."""
         data: list[str] = []
         size = 0
         while True:
-            if sock is not None:
-                sock.settimeout(self._remaining())
             line = response.readline(MAX_BODY_BYTES)
             size += len(line)
             if size > MAX_BODY_BYTES:

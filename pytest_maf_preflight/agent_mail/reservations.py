@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..gitdirs import GitDirError
-from .mcp import McpError, McpSession, redact_url
+from ..redaction import redact_url
+from .mcp import McpError, McpSession
 from .projects import canonical_project_key, default_project_key, project_slug, slugify
 from .times import parse_time
 

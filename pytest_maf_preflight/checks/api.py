@@ -1,9 +1,11 @@
-"""``api`` checks: one HTTP(S) request, standard library only, with expectations on the answer.
+"""``api`` checks: one HTTP(S) request (through ``http_transport``) with expectations on the
+answer.
 
-The request ends at the check's deadline (or ``timeout_ms``, whichever is sooner): every socket
-operation gets the time that is left, so a server that accepts and never answers, or answers
-byte by byte, cannot hold the check past it. Network trouble (refused, timed out, TLS, bad
-HTTP) is a failed observation with a message saying which; only a bug raises.
+The request, redirects included, ends at the check's deadline (or ``timeout_ms``, whichever is
+sooner): the transport gives every socket operation the time that is left, so a server that
+accepts and never answers, or answers byte by byte, cannot hold the check past it. Network
+trouble (refused, timed out, TLS, bad HTTP, the proxy) is a failed observation with a message
+saying which; only a bug raises.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .. import matching
+from .. import http_transport, matching
 from ..config.errors import PathItem, format_path
 from ..config.models import compile_regex
 from ..redaction import ENV_REF, REDACTED, env_references, is_secret_key
@@ -33,9 +35,8 @@ _MAX_BODY = 10 * 1024 * 1024  # bytes read at most; expectations see this much
 _MAX_REDIRECTS = 10
 _DEFAULT_TIMEOUT = 30.0  # seconds, when neither timeout_ms nor a deadline bounds the request
 _REDIRECTS = {301, 302, 303, 307, 308}
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _SHOWN_RESPONSE_HEADERS = 20
-NO_BASE_URL = "no base_url: set base_url, ini maf_preflight_base_url or MAF_PREFLIGHT_BASE_URL"
+NO_BASE_URL = "no base_url: set base_url, ini maf_base_url or MAF_PREFLIGHT_BASE_URL"
 
 
 class ApiDefinition(Definition):
@@ -206,88 +207,6 @@ def _same(expected: Any, actual: Any) -> bool:
     return bool(expected == actual)
 
 
-class _Response:
-    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]], body: bytes,
-                 url: str) -> None:
-        self.status = status
-        self.reason = reason
-        self.headers = headers
-        self.body = body
-        self.url = url
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
-
-
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _left(end: float) -> float:
-    left = end - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    return left
-
-
-def _exchange(method: str, url: str, headers: Mapping[str, str], body: bytes | None,
-              verify_tls: bool, end: float) -> _Response:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Failed(f"unsupported URL {url!r}: expected http:// or https:// and a host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise _Failed(f"invalid port in URL {url!r}") from None
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(parts.hostname, port, timeout=_left(end),
-                                           context=_ssl_context(verify_tls))
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, port, timeout=_left(end))
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    try:
-        conn.request(method, path, body=body, headers=dict(headers))
-        if conn.sock is not None:
-            conn.sock.settimeout(_left(end))
-        response = conn.getresponse()
-        chunks: list[bytes] = []
-        size = 0
-        while size < _MAX_BODY and method != "HEAD":
-            if conn.sock is not None:
-                conn.sock.settimeout(_left(end))
-            chunk = response.read1(min(65536, _MAX_BODY - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return _Response(response.status, response.reason, list(response.getheaders()),
-                         b"".join(chunks), url)
-    finally:
-        conn.close()
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """Scheme, host and port, the port spelled out (``http://h`` is ``http://h:80``)."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:  # refused when requested; here it is just not the same origin
-        port = -1
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
-
-
 def _for_another_origin(headers: Mapping[str, str], from_env: set[str], source: str,
                         destination: str) -> dict[str, str]:
     """The headers that may follow a redirect from ``source`` to another origin.
@@ -308,6 +227,8 @@ def _for_another_origin(headers: Mapping[str, str], from_env: set[str], source: 
 def _network_failure(exc: BaseException, url: str, timeout: float) -> str:
     parts = urllib.parse.urlsplit(url)
     where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    if isinstance(exc, http_transport.ProxyError):
+        return str(exc)
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused by {where}"
     if isinstance(exc, TimeoutError):
@@ -340,7 +261,7 @@ def _shown_headers(definition: ApiDefinition, sent: Mapping[str, str]) -> dict[s
     return shown
 
 
-def _response_headers(response: _Response, wanted: list[str]) -> dict[str, str]:
+def _response_headers(response: http_transport.Reply, wanted: list[str]) -> dict[str, str]:
     lowered = {w.lower() for w in wanted} | {"content-type", "content-length", "location"}
     shown: dict[str, str] = {}
     for name, value in response.headers:
@@ -373,7 +294,7 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     if definition.timeout_ms is not None:
         timeout = min(timeout, definition.timeout_ms / 1000)
     start = time.monotonic()
-    end = start + timeout
+    deadline = http_transport.Deadline(timeout)
     request = {"method": definition.method, "url": url,
                "headers": _shown_headers(definition, headers)}
     details: dict[str, Any] = {"request": request}
@@ -384,8 +305,9 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     seen = {(method, target)}
     try:
         while True:
-            response = _exchange(method, target, sent_headers, sent_body, definition.verify_tls,
-                                 end)
+            response = http_transport.fetch(method, target, headers=sent_headers,
+                                            body=sent_body, deadline=deadline, limit=_MAX_BODY,
+                                            verify_tls=definition.verify_tls)
             location = response.header("Location")
             if (not definition.follow_redirects or response.status not in _REDIRECTS
                     or location is None):
@@ -397,7 +319,7 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
                 method, sent_body = ("HEAD" if method == "HEAD" else "GET"), None
                 sent_headers = {k: v for k, v in sent_headers.items()
                                 if k.lower() not in ("content-type", "content-length")}
-            if _origin(next_url) != _origin(target):
+            if http_transport.origin(next_url) != http_transport.origin(target):
                 sent_headers = _for_another_origin(sent_headers, from_env, target, next_url)
             if (method, next_url) in seen:
                 redirects.append(next_url)
@@ -409,6 +331,9 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     except _Failed as exc:
         details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
         return Observation(False, expected, str(exc), details)
+    except http_transport.UnsupportedUrl as exc:
+        details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
+        return Observation(False, expected, f"unsupported URL {target!r}: {exc}", details)
     except (OSError, http.client.HTTPException, ValueError) as exc:
         details["latency_ms"] = round((time.monotonic() - start) * 1000, 1)
         return Observation(False, expected, _network_failure(exc, target, timeout), details)
@@ -426,7 +351,7 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     return Observation(not problems, expected, observed, details)
 
 
-def _charset(response: _Response) -> str:
+def _charset(response: http_transport.Reply) -> str:
     content_type = response.header("Content-Type") or ""
     match = re.search(r"charset=\"?([\w.-]+)", content_type, re.IGNORECASE)
     if match:
@@ -437,7 +362,7 @@ def _charset(response: _Response) -> str:
     return "utf-8"
 
 
-def _problems(definition: ApiDefinition, response: _Response, text: str,
+def _problems(definition: ApiDefinition, response: http_transport.Reply, text: str,
               latency_ms: float, ctx: CheckContext) -> list[str]:
     problems: list[str] = []
     codes = definition.expected_status

@@ -16,15 +16,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..names import is_anonymous
-from ..options import DEFAULT_AGENT
+from ..names import ANONYMOUS_AGENT, is_anonymous
 from .base import CheckContext, CheckType, Observation
 
 if TYPE_CHECKING:
     from ..config.models import ReservationCheckBody, ReservationParameters
     from ..reservations.changes import ChangedFiles
     from ..reservations.conflicts import Conflict, Holding
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
     from ..runtime.records import Lease, SessionRecord
 
 #: Set to ``1`` to let a run pass despite conflicts: loudly, and recorded as an override.
@@ -63,7 +62,7 @@ def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
         blind = (f"the lease store fell back to {mode}, where other agents' leases are not; "
                  "fix the runtime (see the header) or choose this mode explicitly")
     elif is_anonymous(agent_id):
-        blind = (f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so this agent's "
+        blind = (f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so this agent's "
                  "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
                  "AGENT_NAME or ini maf_agent_id")
     # Only the sqlite runtime has one: it moved beside a database that was not its own.

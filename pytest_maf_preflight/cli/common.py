@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from .. import names
 
 if TYPE_CHECKING:
-    from ..runtime.base import RuntimeState
     from ..runtime.factory import RuntimeSettings
+    from ..runtime.interface import RuntimeState
 
 PROG = "maf-preflight"
 #: Where configs live when no path is given (the original system's layout).
@@ -159,7 +159,7 @@ def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSe
 def open_runtime(mode: str | None) -> tuple[RuntimeState, list[str]]:
     """The first runtime of the chain that opens, and a note for each mode skipped on the way;
     none opening is a usage error."""
-    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.errors import RuntimeUnavailable
     from ..runtime.factory import open_chain
 
     try:

@@ -15,8 +15,6 @@ from ..config.documents import Document, DocumentError, read_document
 from ..config.errors import ConfigError
 from ..config.loader import is_config_list
 from ..config.migrations import CURRENT_FORMAT
-from ..config.toml_writer import TomlWriteError
-from ..config.toml_writer import dumps as toml_dumps
 from .common import CliError, display_path, write_backup
 
 if TYPE_CHECKING:
@@ -65,7 +63,9 @@ def _render(fmt: str, data: Any, original_text: str) -> str:
         body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
                               default_flow_style=False)
         return _header_comments(original_text) + body
-    return _header_comments(original_text) + toml_dumps(data)
+    import tomli_w
+
+    return _header_comments(original_text) + tomli_w.dumps(data)
 
 
 def _parse(fmt: str, text: str) -> Any:
@@ -104,7 +104,10 @@ def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOu
     new_data: Any = {"configs": migrated} if listed else migrated[0]
     try:
         text = _render(document.format, new_data, document.text)
-    except TomlWriteError as exc:
+    except (TypeError, ValueError) as exc:
+        if document.format != "toml":
+            raise
+        # tomli_w refuses what TOML cannot hold (None, non-string keys, ...).
         return invalid(ConfigError(str(file), f"cannot write the migrated config as TOML: {exc}"),
                        from_format=from_format)
     # Read the new text back as the loader will, and validate it again: a file is only

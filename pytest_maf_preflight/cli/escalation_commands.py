@@ -48,7 +48,7 @@ from .common import (
 
 if TYPE_CHECKING:
     from ..escalation.engine import EngineReport, EscalationEngine
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
     from ..runtime.records import DeliveryRecord, EscalationRecord
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -267,7 +267,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    from ..escalation.engine import EscalationError
+    from ..escalation.errors import EscalationError
 
     agent = agent_name(args.agent)
     runtime, skipped = open_runtime(args.mode)
@@ -289,7 +289,7 @@ def run_ack(args: argparse.Namespace) -> int:
 
 
 def run_resolve(args: argparse.Namespace) -> int:
-    from ..escalation.engine import EscalationError
+    from ..escalation.errors import EscalationError
 
     agent = agent_name(args.agent)
     runtime, skipped = open_runtime(args.mode)

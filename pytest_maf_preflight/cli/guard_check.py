@@ -124,15 +124,15 @@ def run_check(args: argparse.Namespace) -> int:
     from ..checks.runner import run_checks
     from ..gate.decision import is_blocking
     from ..gate.recording import build_bundle
-    from ..options import DEFAULT_AGENT, DEFAULT_MAX_CONCURRENCY
+    from ..names import ANONYMOUS_AGENT, DEFAULT_MAX_CONCURRENCY
     from ..redaction import is_secret_key
     from ..reservations.changes import ChangeDetectionError, git_toplevel
-    from ..runtime.base import RuntimeStateError, RuntimeUnavailable
+    from ..runtime.errors import RuntimeStateError, RuntimeUnavailable
     from ..runtime.factory import open_chain
     from ..runtime.records import now
 
     started = now()
-    agent = agent_name(args.agent, default=DEFAULT_AGENT)
+    agent = agent_name(args.agent, default=ANONYMOUS_AGENT)
     environment = environment_name(args.env)
     try:
         top = git_toplevel(Path.cwd(), GIT_TIMEOUT)
@@ -258,7 +258,7 @@ def _pushed(top: Path, remote: str | None) -> dict[str, Any]:
         raise CliError(f"push blocked: cannot read git's list of pushed refs: {exc}",
                        CliExit.INVALID) from None
     if remote is not None and "://" in remote:
-        from ..agent_mail.mcp import redact_url
+        from ..redaction import redact_url
 
         remote = redact_url(remote)  # git passes the URL when the remote has no name
     return {"remote": remote, "commits": pushed.commits, "files": list(pushed.changed.paths),

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ..runtime.base import RuntimeStateError
+from ..runtime.errors import RuntimeStateError
 from .common import PROG, CliError, CliExit, describe_os_error, error_line
 
 EPILOG = """\

@@ -40,7 +40,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
     from ..runtime.records import Message
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]

@@ -45,7 +45,7 @@ from .common import (
 )
 
 if TYPE_CHECKING:
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
     from ..runtime.records import Lease
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -256,7 +256,7 @@ def run_acquire(args: argparse.Namespace) -> int:
 
 
 def run_renew(args: argparse.Namespace) -> int:
-    from ..runtime.base import LeaseError
+    from ..runtime.errors import LeaseError
 
     agent = agent_name(args.agent)
     ttl = _positive(args.ttl, "--ttl")
@@ -285,7 +285,7 @@ def run_release(args: argparse.Namespace) -> int:
         raise CliError("give the LEASE_ID to release, or --stale")
     if args.idle_agent_seconds is not None:
         raise CliError("--idle-agent-seconds only applies with --stale")
-    from ..runtime.base import LeaseError
+    from ..runtime.errors import LeaseError
 
     agent = agent_name(args.agent)
     runtime, _ = _open(args.mode, writes=True)

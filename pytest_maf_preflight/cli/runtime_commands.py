@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from .common import JSON_HELP, CliError, CliExit, display_path, print_json, runtime_settings
 
 if TYPE_CHECKING:
-    from ..runtime.base import RuntimeState
     from ..runtime.factory import RuntimeSettings
+    from ..runtime.interface import RuntimeState
 
 STATUSES = ("passed", "failed", "timeout", "error", "skipped")
 #: The modes ``runtime sync`` copies between (memory holds nothing to copy from or keep).
@@ -84,7 +84,7 @@ def _settings(args: argparse.Namespace, modes: str | None = None) -> RuntimeSett
 def _open_chain(args: argparse.Namespace) -> tuple[RuntimeState, list[str]]:
     """The first runtime of the chain that opens, and a note for each mode skipped on the
     way; none opening is a usage error."""
-    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.errors import RuntimeUnavailable
     from ..runtime.factory import open_chain
 
     try:
@@ -95,7 +95,7 @@ def _open_chain(args: argparse.Namespace) -> tuple[RuntimeState, list[str]]:
 
 
 def _one(mode: str, settings: RuntimeSettings) -> RuntimeState:
-    from ..runtime.base import RuntimeUnavailable
+    from ..runtime.errors import RuntimeUnavailable
     from ..runtime.factory import open_mode
 
     try:

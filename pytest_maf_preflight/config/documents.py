@@ -166,7 +166,7 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
 def _too_big(path: Path, size: str, max_bytes: int) -> DocumentError:
     return DocumentError(ConfigError(
         str(path), f"file is {size} bytes; config files are limited to {max_bytes:,} bytes "
-                   "(ini maf_preflight_max_config_bytes)"))
+                   "(ini maf_max_config_bytes)"))
 
 
 def too_deep_at(data: Any) -> tuple[PathItem, ...] | None:

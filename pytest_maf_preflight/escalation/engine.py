@@ -20,18 +20,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.models import EscalationPathBody, EscalationStep
-from ..runtime.base import EscalationError
 from ..runtime.records import CLIMBING_STATES, OPEN_STATES, DeliveryRecord, EscalationRecord
 from . import permissions
 from .channels import Notice, NoticeKind, build_message, deliver
 from .channels.notice import SEVERITIES
+from .errors import EscalationError
 from .triggers import TriggerOutcome, dedup_key, met_triggers
 
-__all__ = ["EngineReport", "EscalationEngine", "EscalationError", "PathRef"]
+__all__ = ["EngineReport", "EscalationEngine", "PathRef"]
 
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
 
 
 @dataclasses.dataclass(frozen=True)

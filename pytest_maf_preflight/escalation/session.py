@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config.models import EscalationPathBody
@@ -12,8 +14,23 @@ from .engine import EngineReport, EscalationEngine, PathRef
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
     from ..config.loader import LoadedConfig
-    from ..runtime.base import RuntimeState
-    from ..settings import Settings
+    from ..runtime.interface import RuntimeState
+
+
+@dataclasses.dataclass(frozen=True)
+class EscalationSettings:
+    """What escalating needs of the plugin's settings."""
+
+    #: The agent that raises the escalations.
+    agent_id: str
+    #: Where mailbox deliveries go.
+    mail_root: Path
+    #: The agent-mail project of deliveries that name none (the rootdir).
+    project: str
+    #: False (``--maf-no-escalate``): levels are recorded, nothing is delivered.
+    deliver: bool = True
+    #: The path of checks that name none (ini ``maf_default_escalation``).
+    default_path: str | None = None
 
 
 def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
@@ -22,19 +39,20 @@ def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
             if c.config.is_active and isinstance(c.body, EscalationPathBody)}
 
 
-def engine_for(runtime: RuntimeState, settings: Settings, loaded: Iterable[LoadedConfig]
-               ) -> EscalationEngine:
+def engine_for(runtime: RuntimeState, settings: EscalationSettings,
+               loaded: Iterable[LoadedConfig]) -> EscalationEngine:
     return EscalationEngine(runtime, paths_of(loaded), agent_id=settings.agent_id,
-                            mail_root=settings.runtime.mail_root, environ=dict(os.environ),
-                            deliver=settings.escalate, project_default=str(settings.rootdir))
+                            mail_root=settings.mail_root, environ=dict(os.environ),
+                            deliver=settings.deliver, project_default=settings.project)
 
 
-def escalate_session(runtime: RuntimeState, settings: Settings, loaded: Sequence[LoadedConfig],
-                     results: Iterable[CheckResult], session_id: str) -> EngineReport:
+def escalate_session(runtime: RuntimeState, settings: EscalationSettings,
+                     loaded: Sequence[LoadedConfig], results: Iterable[CheckResult],
+                     session_id: str) -> EngineReport:
     """Run the engine for a recorded gate session: each check's own ``escalation_path``, else
-    ini ``maf_preflight_default_escalation``."""
+    the settings' ``default_path`` (ini ``maf_default_escalation``)."""
     check_paths = {c.id: path for c in loaded
                    if c.config_type != "escalation_path"
-                   and (path := c.config.escalation_path or settings.default_escalation)}
+                   and (path := c.config.escalation_path or settings.default_path)}
     engine = engine_for(runtime, settings, loaded)
     return engine.process_session(list(results), check_paths=check_paths, session_id=session_id)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 
 from ..checks.base import CheckResult, CheckStatus
 from ..config.models import EscalationPathBody, TriggerCondition
-from ..runtime.base import RuntimeState
+from ..runtime.interface import RuntimeState
 from ..runtime.records import ExecutionRecord
 
 #: Conditions measured for one check; ``system_down`` is measured once per session.

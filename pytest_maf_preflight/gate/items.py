@@ -11,13 +11,8 @@ import pytest
 from ..checks.base import CheckResult
 from ..warning_types import MafCheckWarning, MafReservationOverride
 from .issued_warnings import issue
-
-
-class CheckDescriptor(dict[str, Any]):
-    """What an item needs to know of a check; plain data so it crosses to xdist workers.
-
-    Keys: ``id``, ``name``, ``file``, ``line``, ``severity``, ``test_type``.
-    """
+from .keys import GATE_KEY
+from .state import CheckDescriptor
 
 
 class PreflightCheckFailed(Exception):
@@ -48,9 +43,7 @@ class PreflightCheckItem(pytest.Item):
         self.add_marker("maf_preflight_check")
 
     def runtest(self) -> None:
-        from .session import gate_of
-
-        gate = gate_of(self.config)
+        gate = self.config.stash[GATE_KEY]
         result = gate.results.get(self.check_id)
         if result is None:  # only when the gate could not run (e.g. --collect-only paths)
             pytest.fail(f"preflight check {self.check_id!r} has no result", pytrace=False)

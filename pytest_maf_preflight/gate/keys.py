@@ -1,4 +1,4 @@
-"""Stash keys shared by the always-loaded plugin module and the gate (kept import-cheap)."""
+"""Names shared by the always-loaded plugin module and the gate (kept import-cheap)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .session import PreflightGate
+    from .state import GateState
 
-GATE_KEY: pytest.StashKey[PreflightGate] = pytest.StashKey()
+#: The gate's state in this process (controller or xdist worker), for items and fixtures.
+GATE_KEY: pytest.StashKey[GateState] = pytest.StashKey()
+
+#: The controller's check results in xdist's ``workerinput``; its presence makes a worker gated.
+WORKER_KEY = "maf_preflight"
+#: Why a worker could not enforce the gate, in its ``workeroutput`` (read by the controller).
+WORKER_ERROR_KEY = "maf_preflight_gate_error"

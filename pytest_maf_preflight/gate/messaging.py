@@ -40,7 +40,7 @@ from .recording import (
 
 if TYPE_CHECKING:
     from ..checks.runner import PlannedCheck
-    from ..runtime.base import RuntimeState
+    from ..runtime.interface import RuntimeState
 
 #: Seconds a later pass's start messages may wait for the next write.
 FLUSH_INTERVAL = 0.1

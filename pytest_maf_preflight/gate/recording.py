@@ -10,8 +10,6 @@ import socket
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from ..checks.base import CheckResult
 from ..config.loader import LoadedConfig
 from ..redaction import redact_mapping, redact_text
@@ -30,6 +28,10 @@ from ..runtime.records import (
 from .barrier import is_rerun
 
 if TYPE_CHECKING:
+    # Annotations only: the guard (``maf-preflight guard check``) builds its bundle here, in a
+    # git hook that must not pay for importing pytest.
+    import pytest
+
     from ..checks.runner import PlannedCheck
 
 

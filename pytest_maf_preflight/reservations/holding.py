@@ -43,7 +43,7 @@ class LeaseStore:
     @property
     def opened(self) -> OpenedRuntime:
         if self._opened is None:
-            from ..runtime.base import RuntimeUnavailable
+            from ..runtime.errors import RuntimeUnavailable
             from ..runtime.factory import open_chain
 
             opened = open_chain(self._settings)
@@ -82,11 +82,10 @@ class MafReservations:
         """Acquire leases on ``patterns`` (all or none); raise ReservationConflictError."""
         if not patterns:
             raise ValueError("name at least one path or pattern to reserve")
-        from ..names import is_anonymous
-        from ..options import DEFAULT_AGENT
+        from ..names import ANONYMOUS_AGENT, is_anonymous
 
         if is_anonymous(self.agent_id):
-            raise ValueError(f"no agent id is set (it is {DEFAULT_AGENT!r}, the default), so "
+            raise ValueError(f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so "
                              "the lease would be nobody's; set --maf-agent-id, MAF_AGENT_ID, "
                              "AGENT_NAME or ini maf_agent_id")
         grant = self.store.opened.runtime.acquire_leases(
@@ -129,7 +128,7 @@ class MafReservations:
             self._release_quietly(lease_id)
 
     def _release_quietly(self, lease_id: str) -> None:
-        from ..runtime.base import LeaseError
+        from ..runtime.errors import LeaseError
 
         if self._held.pop(lease_id, None) is None:
             return  # released by the test already

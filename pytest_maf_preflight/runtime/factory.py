@@ -7,7 +7,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .base import RuntimeState, RuntimeUnavailable
+from .errors import RuntimeUnavailable
+from .interface import RuntimeState
 
 KNOWN_MODES = ("sqlite", "json", "memory", "postgres")
 DEFAULT_CHAIN = ("sqlite", "json", "memory")

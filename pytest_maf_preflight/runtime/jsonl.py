@@ -54,32 +54,36 @@ import math
 import os
 import re
 import threading
-import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from ..atomic import write_atomic
-from .base import (
+from .agent_fields import agent_record, checked_agent
+from .arguments import at_or_now, checked_limit, checked_time, required_time
+from .errors import RuntimeStateError, RuntimeUnavailable
+from .escalation_rules import (
     EscalationClaim,
     EscalationOpening,
     EscalationTransition,
-    LeaseRequest,
-    RuntimeState,
-    RuntimeStateError,
-    RuntimeUnavailable,
-    agent_record,
     another_occurrence,
-    at_or_now,
-    blocking_leases,
-    checked_agent,
     checked_delivery,
+    open_for_key,
+    unknown_escalation,
+)
+from .interface import RuntimeState
+from .lease_rules import (
+    LeaseRequest,
+    blocking_leases,
     checked_idle,
-    checked_limit,
-    checked_time,
     checked_ttl,
+    owned_lease,
+    renewed_lease,
+    stale_leases,
+)
+from .queries import (
     deliveries_in_order,
     due_in_order,
     filter_escalations,
@@ -90,12 +94,6 @@ from .base import (
     newest_definitions,
     newest_sessions,
     newest_snapshots,
-    open_for_key,
-    owned_lease,
-    renewed_lease,
-    required_time,
-    stale_leases,
-    unknown_escalation,
 )
 from .records import (
     AgentRecord,
@@ -117,6 +115,10 @@ from .records import (
     now,
     to_json,
 )
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+    from pydantic_core import ErrorDetails
 
 logger = logging.getLogger("pytest_maf_preflight.runtime")
 
@@ -170,57 +172,58 @@ def _new_definitions(kind: str, stored: Mapping[tuple[str, str], Any],
     return out
 
 
-def _checker(hint: Any) -> Callable[[Any], bool]:
-    """A predicate for the few field types the records use."""
-    origin = typing.get_origin(hint)
-    if origin is typing.Union or origin is types.UnionType:
-        parts = [_checker(arg) for arg in typing.get_args(hint)]
-        return lambda value: any(part(value) for part in parts)
-    if origin is typing.Literal:
-        allowed = typing.get_args(hint)
-        return lambda value: isinstance(value, str) and value in allowed
-    if hint is type(None):
-        return lambda value: value is None
-    if hint is bool:
-        return lambda value: isinstance(value, bool)
-    if hint is float:
-        return lambda value: isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return lambda value: isinstance(value, int) and not isinstance(value, bool)
-    if hint is str:
-        return lambda value: isinstance(value, str)
-    if origin is not None and isinstance(origin, type) and issubclass(origin, Mapping):
-        return lambda value: isinstance(value, dict)
-    if origin is tuple:  # tuple[X, ...]: a JSON array of X
-        item = _checker(typing.get_args(hint)[0])
-        return lambda value: isinstance(value, list) and all(item(v) for v in value)
-    return lambda value: True  # pragma: no cover - every field type is listed above
-
-
 @functools.cache
-def _schema(cls: Any) -> tuple[tuple[str, bool, Callable[[Any], bool]], ...]:
+def _fields_adapter(cls: type[Any]) -> TypeAdapter[dict[str, Any]]:
+    """The validator of a ``cls`` record's JSON object, built once per record type.
+
+    Every field is checked as strictly as JSON allows (``"1"`` is no int, ``true`` no number),
+    required fields must be there and unknown ones must not. pydantic validates a dataclass
+    from a dict only in lax mode, so the check is made on a TypedDict of the record's fields,
+    and the record is built from what it returns. pydantic is imported here, not at module
+    level: a run that never reads this runtime does not pay for it.
+    """
+    from pydantic import ConfigDict, Strict, TypeAdapter
+    from typing_extensions import NotRequired, TypedDict
+
     hints = typing.get_type_hints(cls)
-    return tuple((f.name,
-                  f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-                  _checker(hints[f.name]))
-                 for f in dataclasses.fields(cls))
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if typing.get_origin(hint) is tuple:  # JSON has no tuples: an array of the items
+            hint = Annotated[hint, Strict(False)]
+        required = (field.default is dataclasses.MISSING
+                    and field.default_factory is dataclasses.MISSING)
+        fields[field.name] = hint if required else NotRequired[hint]
+    make_typed_dict: Any = TypedDict  # a name and fields known only now
+    shape = make_typed_dict(cls.__name__, fields)
+    shape.__pydantic_config__ = ConfigDict(strict=True, extra="forbid")
+    return TypeAdapter(shape)
+
+
+def _first_problem(errors: Sequence[ErrorDetails]) -> str:
+    """What is wrong with a record, as readers report it: not an object, else an unknown field
+    (by name), else a missing field, else a field of the wrong type (in field order)."""
+    if any(not error["loc"] for error in errors):
+        return "record is not an object"
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"unknown field {unknown[0]!r}"
+    missing = [e["loc"][0] for e in errors if e["type"] == "missing"]
+    if missing:
+        return f"missing field {missing[0]!r}"
+    return f"field {errors[0]['loc'][0]!r} has a wrong type or value"
 
 
 def _decode(cls: type[R], data: Any) -> R:
     """A record from its JSON object, every field checked; ``_BadLine`` says what is wrong."""
-    if not isinstance(data, dict):
-        raise _BadLine("record is not an object")
-    schema = _schema(typing.cast(Any, cls))
-    unknown = set(data) - {name for name, _, _ in schema}
-    if unknown:
-        raise _BadLine(f"unknown field {sorted(unknown)[0]!r}")
-    for name, required, check in schema:
-        if name not in data:
-            if required:
-                raise _BadLine(f"missing field {name!r}")
-        elif not check(data[name]):
-            raise _BadLine(f"field {name!r} has a wrong type or value")
-    return cls(**data)
+    from pydantic_core import ValidationError
+
+    try:
+        fields = _fields_adapter(typing.cast(Any, cls)).validate_python(data)
+    except ValidationError as exc:
+        problem = _first_problem(exc.errors(include_url=False, include_input=False))
+        raise _BadLine(problem) from None
+    return cls(**fields)
 
 
 def _line(kind: str, **fields: Any) -> bytes:

@@ -7,22 +7,28 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .base import (
+from .agent_fields import agent_record, checked_agent
+from .arguments import at_or_now, checked_limit, checked_time, required_time
+from .escalation_rules import (
     EscalationClaim,
     EscalationOpening,
     EscalationTransition,
-    LeaseRequest,
-    RuntimeState,
-    agent_record,
     another_occurrence,
-    at_or_now,
-    blocking_leases,
-    checked_agent,
     checked_delivery,
+    open_for_key,
+    unknown_escalation,
+)
+from .interface import RuntimeState
+from .lease_rules import (
+    LeaseRequest,
+    blocking_leases,
     checked_idle,
-    checked_limit,
-    checked_time,
     checked_ttl,
+    owned_lease,
+    renewed_lease,
+    stale_leases,
+)
+from .queries import (
     deliveries_in_order,
     due_in_order,
     filter_escalations,
@@ -33,12 +39,6 @@ from .base import (
     newest_definitions,
     newest_sessions,
     newest_snapshots,
-    open_for_key,
-    owned_lease,
-    renewed_lease,
-    required_time,
-    stale_leases,
-    unknown_escalation,
 )
 from .records import (
     AgentRecord,

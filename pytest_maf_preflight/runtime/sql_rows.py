@@ -2,16 +2,18 @@
 runtimes.
 
 Both stores hold the same columns in the same order and the same compact JSON text, so the
-``SELECT`` column lists live here, next to the functions that read their rows: a column added
-to one without the other would misread every row. Booleans are written as Python ``bool``
-(SQLite stores them as 1/0) and read back with ``bool()``. What differs between the two stores
-(placeholders, ``INSERT OR IGNORE`` against ``ON CONFLICT``, locking, PostgreSQL's text without
-NUL) stays in each runtime; ``text`` below is where a store cleans its free text.
+column lists (``Table``) live here, next to the functions that write and read their rows: a
+column added to one without the other would misread every row. Booleans are written as Python
+``bool`` (SQLite stores them as 1/0) and read back with ``bool()``. What differs between the two
+stores (markers, ``INSERT OR IGNORE`` against ``ON CONFLICT``, locking, PostgreSQL's text
+without NUL) is each store's dialect (:mod:`.sql_store`); ``text`` below is where a store cleans
+its free text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -41,38 +43,60 @@ _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 dumps: Callable[[Mapping[str, Any]], str] = _ENCODER.encode
 _LIST_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
-# Every statement is a constant; values are always bound parameters.
-SELECT_SESSIONS = ("SELECT id, agent_id, environment, started_at, completed_at, status, "
-                   "exit_code, runtime_mode, hostname, details FROM preflight_sessions")
-SELECT_EXECUTIONS = ("SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
-                     "started_at, completed_at, duration, attempts, result, error_message "
-                     "FROM preflight_executions")
-SELECT_SNAPSHOTS = ("SELECT config_id, version, config_type, content_hash, document, "
-                    "recorded_at FROM preflight_configs")
-SELECT_MESSAGES = ("SELECT id, type, agent_id, payload, created_at, correlation_id, recipient, "
-                   "status FROM messages")
-SELECT_AGENTS = "SELECT id, last_heartbeat, details, type, capabilities, status FROM agents"
-#: A heartbeat replaces the whole record (``excluded``: the row the insert would have written).
-UPSERT_AGENT = ("INSERT INTO agents (id, last_heartbeat, details, type, capabilities, status) "
-                "VALUES ({0}, {0}, {0}, {0}, {0}, {0}) ON CONFLICT (id) DO UPDATE SET "
-                "last_heartbeat = excluded.last_heartbeat, details = excluded.details, "
-                "type = excluded.type, capabilities = excluded.capabilities, "
-                "status = excluded.status")
-SELECT_SMOKE_TESTS = ("SELECT nodeid, version, content_hash, file, document, recorded_at "
-                      "FROM smoke_tests")
-SELECT_ESCALATION_PATHS = ("SELECT id, version, content_hash, document, recorded_at "
-                           "FROM escalation_paths")
-SELECT_LEASES = ("SELECT id, agent_id, path_pattern, exclusive, reason, created_at, expires_at, "
-                 "released_at, fencing_token FROM leases")
-SELECT_CONFLICTS = ("SELECT id, session_id, conflict_type, severity, agent_id, holder_agent_id, "
-                    "path, path_pattern, lease_id, expires_at, status, override, detected_at, "
-                    "details FROM reservation_conflicts")
-SELECT_ESCALATIONS = ("SELECT id, path_id, dedup_key, check_id, failure_class, state, level, "
-                      "occurrences, path_snapshot, created_at, updated_at, next_action_at, "
-                      "acknowledged_by, acknowledged_at, resolved_by, resolved_at, details "
-                      "FROM escalation_tracking")
-SELECT_DELIVERIES = ("SELECT escalation_id, level, channel, target, attempt, status, error, "
-                     "response, attempted_at FROM escalation_deliveries")
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table and its columns, in the order of the row tuples below: every ``SELECT`` and
+    ``INSERT`` of it is built from these constants, so the two cannot name different columns.
+    Values are never part of a statement; they are always bound parameters."""
+
+    name: str
+    columns: tuple[str, ...]
+
+    @functools.cached_property
+    def select(self) -> str:
+        return f"SELECT {', '.join(self.columns)} FROM {self.name}"  # noqa: S608 - constants
+
+    def insert(self, verb: str = "INSERT", suffix: str = "") -> str:
+        """The INSERT of a whole row; ``verb`` and ``suffix`` are a dialect's constants."""
+        return (f"{verb} INTO {self.name} ({', '.join(self.columns)}) "
+                f"VALUES ({marks(len(self.columns))}){suffix}")
+
+
+def marks(count: int) -> str:
+    """``count`` parameter markers. Statements are written with ``?`` (sqlite3's marker); a
+    store whose driver uses another turns them into its own (``SqlDialect.sql``)."""
+    return ", ".join("?" * count)
+
+
+SESSIONS = Table("preflight_sessions", (
+    "id", "agent_id", "environment", "started_at", "completed_at", "status", "exit_code",
+    "runtime_mode", "hostname", "details"))
+EXECUTIONS = Table("preflight_executions", (
+    "id", "session_id", "config_id", "config_version", "agent_id", "kind", "status",
+    "started_at", "completed_at", "duration", "attempts", "result", "error_message"))
+SNAPSHOTS = Table("preflight_configs", (
+    "config_id", "version", "config_type", "content_hash", "document", "recorded_at"))
+MESSAGES = Table("messages", (
+    "id", "type", "agent_id", "payload", "created_at", "correlation_id", "recipient", "status"))
+AGENTS = Table("agents", ("id", "last_heartbeat", "details", "type", "capabilities", "status"))
+SMOKE_TESTS = Table("smoke_tests", (
+    "nodeid", "version", "content_hash", "file", "document", "recorded_at"))
+ESCALATION_PATHS = Table("escalation_paths", (
+    "id", "version", "content_hash", "document", "recorded_at"))
+LEASES = Table("leases", (
+    "id", "agent_id", "path_pattern", "exclusive", "reason", "created_at", "expires_at",
+    "released_at", "fencing_token"))
+CONFLICTS = Table("reservation_conflicts", (
+    "id", "session_id", "conflict_type", "severity", "agent_id", "holder_agent_id", "path",
+    "path_pattern", "lease_id", "expires_at", "status", "override", "detected_at", "details"))
+ESCALATIONS = Table("escalation_tracking", (
+    "id", "path_id", "dedup_key", "check_id", "failure_class", "state", "level", "occurrences",
+    "path_snapshot", "created_at", "updated_at", "next_action_at", "acknowledged_by",
+    "acknowledged_at", "resolved_by", "resolved_at", "details"))
+DELIVERIES = Table("escalation_deliveries", (
+    "escalation_id", "level", "channel", "target", "attempt", "status", "error", "response",
+    "attempted_at"))
 
 #: ``info()`` counts, by the same names the other modes use.
 COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
@@ -85,17 +109,6 @@ COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
 COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
                "reservation_conflicts", "escalations", "escalation_deliveries", "smoke_tests",
                "escalation_paths")
-
-
-def definitions_query(select: str, column: str, value: str | None, placeholder: str
-                      ) -> tuple[str, list[Any]]:
-    """A smoke test or escalation path definitions query, newest first, optionally of one id
-    (``column`` and ``placeholder`` are constants of the callers; the id is bound)."""
-    params: list[Any] = []
-    if value is not None:
-        select += f" WHERE {column} = {placeholder}"
-        params.append(value)
-    return select + " ORDER BY recorded_at DESC, content_hash DESC", params
 
 
 def as_is(value: str | None) -> str | None:

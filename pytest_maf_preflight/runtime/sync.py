@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from .base import RuntimeState
+from .interface import RuntimeState
 from .records import ConfigSnapshot, ExecutionRecord, SessionBundle
 
 KINDS = ("sessions", "executions", "config_snapshots", "messages", "reservation_conflicts",

@@ -24,10 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ...agent_mail.mcp import McpError, McpSession, redact_url
+from ...agent_mail.mcp import McpError, McpSession
 from ...agent_mail.projects import default_project_key
 from ...config.models import EscalationTarget
-from ...redaction import redact_mapping, redact_text
+from ...redaction import redact_mapping, redact_text, redact_url
 from ...runtime.records import DeliveryRecord
 from .mailbox import deliver_mailbox
 from .notice import Notice, attempt_record, environ_secrets, expand_env

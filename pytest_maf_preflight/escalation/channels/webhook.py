@@ -10,24 +10,22 @@ The event: ``summary``, ``severity``, ``source`` (the sending agent), ``dedup_ke
 - 2xx is delivered. 429 and 5xx are retried with exponential backoff (``BACKOFF_BASE`` * 2^n,
   or the server's ``Retry-After`` when it gives seconds), ``RETRIES`` times; any other status,
   a redirect (not followed, so credentials stay where they were sent), a refused connection or
-  a timeout fails at once.
+  a timeout fails at once. Each attempt, reading the answer included, ends within the target's
+  ``timeout_seconds``; requests go through ``http_transport`` (and so through the proxy the
+  environment names).
 - One record per attempt. Records show the URL without its secrets and never the token or
   the values the URL was expanded with.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
-import ssl
-import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ...agent_mail.mcp import redact_url
+from ... import http_transport
 from ...config.models import EscalationTarget
-from ...redaction import redact_text
+from ...redaction import redact_text, redact_url
 from ...runtime.records import DeliveryRecord
 from .notice import Notice, attempt_record, environ_secrets, expand_env
 
@@ -95,22 +93,22 @@ def _prepare(target: EscalationTarget, environ: Mapping[str, str]
     except KeyError as exc:
         raise _Refused(f"environment variable {exc.args[0]!r} is not set (the webhook url "
                        f"refers to ${{ENV:{exc.args[0]}}})") from None
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Refused(f"the webhook url {redact_url(url, used)!r} is not an http(s) URL")
+    try:
+        http_transport.endpoint(url)
+    except http_transport.UnsupportedUrl:
+        raise _Refused(f"the webhook url {redact_url(url, used)!r} is not an http(s) URL"
+                       ) from None
     headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+    token = None
     if target.token_env:
         token = environ.get(target.token_env)
         if not token:
             raise _Refused(f"token_env names {target.token_env!r}, which is not set in the "
                            "environment")
-        headers["Authorization"] = f"Bearer {token}"
-        used.append(token)
-    elif parts.username is not None:
-        credentials = (f"{urllib.parse.unquote(parts.username)}:"
-                       f"{urllib.parse.unquote(parts.password or '')}")
-        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        used.append(headers["Authorization"].split(" ", 1)[1])
+    auth = http_transport.authorization(url, token)
+    if auth is not None:
+        headers["Authorization"] = auth
+        used.append(auth.split(" ", 1)[1])  # the token, or the encoded user:password
     return url, headers, used
 
 
@@ -118,45 +116,23 @@ def _post(url: str, headers: Mapping[str, str], body: bytes, timeout: float,
           secrets: list[str]) -> tuple[str, str | None, dict[str, Any], float | None]:
     """One POST: (status, error, response, pause). ``pause`` is None when not to retry, else
     the seconds the server asked for, or -1 for the usual backoff."""
-    parts = urllib.parse.urlsplit(url)
-    assert parts.hostname is not None
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
-                                           context=ssl.create_default_context())
-    else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers=dict(headers))
-        answer = conn.getresponse()
-        raw = answer.read(_SHOWN_BODY * 4)
-        retry_after = answer.getheader("Retry-After")
+        answer = http_transport.fetch("POST", url, headers=headers, body=body,
+                                      deadline=http_transport.Deadline(timeout),
+                                      limit=_SHOWN_BODY * 4)
     except TimeoutError:
         return "failed", f"no answer within {timeout:g}s", {}, None
-    except (OSError, http.client.HTTPException) as exc:
+    except http_transport.FAILURES as exc:
         detail = redact_text(str(exc) or type(exc).__name__, secrets)
         return "failed", f"cannot reach the webhook: {detail}", {}, None
-    finally:
-        conn.close()
-    text = redact_text(raw.decode("utf-8", "replace")[:_SHOWN_BODY], secrets)
+    text = redact_text(answer.body.decode("utf-8", "replace")[:_SHOWN_BODY], secrets)
     response = {"status": answer.status, "body": text}
     if 200 <= answer.status < 300:
         return "delivered", None, response, None
     error = f"HTTP {answer.status} {answer.reason}".rstrip()
     if answer.status == 429 or answer.status >= 500:
-        return "failed", error, response, _pause(retry_after)
+        pause = http_transport.retry_after(answer.header("Retry-After"), MAX_RETRY_AFTER)
+        return "failed", error, response, -1.0 if pause is None else pause
     if 300 <= answer.status < 400:
         error += " (redirects are not followed; set url to the final address)"
     return "failed", error, response, None
-
-
-def _pause(retry_after: str | None) -> float:
-    """Seconds from a ``Retry-After`` that gives seconds; -1 (the usual backoff) otherwise."""
-    try:
-        seconds = float(retry_after) if retry_after is not None else -1.0
-    except ValueError:
-        return -1.0
-    if seconds != seconds or seconds < 0:  # NaN or negative: not an answer we can use
-        return -1.0
-    return min(seconds, MAX_RETRY_AFTER)
