@@ -46,12 +46,27 @@ def _project(directory: Path, count: int) -> None:
     (directory / "test_many.py").write_text(
         "import pytest\n\n\n"
         f"@pytest.mark.parametrize('i', range({count}))\n"
-        "def test_many(i):\n    pass\n")
+        "def test_many(i):\n    pass\n"
+    )
     configs = directory / ".maf" / "preflight-configs"
     configs.mkdir(parents=True)
-    (configs / "environment.json").write_text(json.dumps({"configs": [{
-        "id": "path-set", "name": "PATH is set", "config_type": "smoke_test",
-        "config": {"test_type": "environment", "test_definition": {"required": ["PATH"]}}}]}))
+    (configs / "environment.json").write_text(
+        json.dumps(
+            {
+                "configs": [
+                    {
+                        "id": "path-set",
+                        "name": "PATH is set",
+                        "config_type": "smoke_test",
+                        "config": {
+                            "test_type": "environment",
+                            "test_definition": {"required": ["PATH"]},
+                        },
+                    }
+                ]
+            }
+        )
+    )
 
 
 UNFROZEN = ("-o", "maf_gc_freeze=false")
@@ -64,59 +79,96 @@ def bench(quick: bool) -> dict[str, Any]:
         project = Path(tmp)
         _project(project, count)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-        env.update(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", MAF_DB_PATH=str(project / "runtime.db"),
-                   MAF_AGENT_MAIL_ROOT=str(project / "agent-mail"), MAF_AGENT_ID="bench")
-        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-                "pytest_maf_preflight.plugin"]
+        env.update(
+            PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+            MAF_DB_PATH=str(project / "runtime.db"),
+            MAF_AGENT_MAIL_ROOT=str(project / "agent-mail"),
+            MAF_AGENT_ID="bench",
+        )
+        base = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "pytest_maf_preflight.plugin",
+        ]
 
         cpu: dict[str, list[float]] = {}
 
         def pytest_run(name: str, test_file: str, *extra: str) -> Callable[[], None]:
             def run() -> None:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                subprocess.run([*base, *extra, test_file], cwd=project, env=env,
-                               capture_output=True, check=True)
+                subprocess.run(
+                    [*base, *extra, test_file],
+                    cwd=project,
+                    env=env,
+                    capture_output=True,
+                    check=True,
+                )
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu.setdefault(name, []).append(after.ru_utime + after.ru_stime
-                                                - before.ru_utime - before.ru_stime)
+                cpu.setdefault(name, []).append(
+                    after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                )
+
             return run
 
-        wall = interleave({
-            "idle_one": pytest_run("idle_one", "test_one.py"),
-            "active_one": pytest_run("active_one", "test_one.py", "--maf-preflight"),
-            "idle_many": pytest_run("idle_many", "test_many.py"),
-            "active_many": pytest_run("active_many", "test_many.py", "--maf-preflight"),
-            # The same gate without its gc.freeze(): what the freeze saves, shown beside it.
-            "unfrozen_one": pytest_run("unfrozen_one", "test_one.py", "--maf-preflight",
-                                       *UNFROZEN),
-            "unfrozen_many": pytest_run("unfrozen_many", "test_many.py", "--maf-preflight",
-                                        *UNFROZEN),
-        }, runs)
+        wall = interleave(
+            {
+                "idle_one": pytest_run("idle_one", "test_one.py"),
+                "active_one": pytest_run("active_one", "test_one.py", "--maf-preflight"),
+                "idle_many": pytest_run("idle_many", "test_many.py"),
+                "active_many": pytest_run("active_many", "test_many.py", "--maf-preflight"),
+                # The same gate without its gc.freeze(): what the freeze saves, shown beside it.
+                "unfrozen_one": pytest_run(
+                    "unfrozen_one", "test_one.py", "--maf-preflight", *UNFROZEN
+                ),
+                "unfrozen_many": pytest_run(
+                    "unfrozen_many", "test_many.py", "--maf-preflight", *UNFROZEN
+                ),
+            },
+            runs,
+        )
     figures: dict[str, Any] = {"tests": count, "runs": runs}
     for clock, samples in (("wall", wall), ("cpu", {k: v[1:] for k, v in cpu.items()})):
         # (cpu holds the warm-up run too: dropped above, as interleave drops it.)
         fixed = [a - i for a, i in zip(samples["active_one"], samples["idle_one"], strict=True)]
-        total = [a - i for a, i in zip(samples["active_many"], samples["idle_many"],
-                                       strict=True)]
+        total = [a - i for a, i in zip(samples["active_many"], samples["idle_many"], strict=True)]
         per_test = [(t - f) / (count - 1) * 1e6 for t, f in zip(total, fixed, strict=True)]
-        unfrozen = [((am - im) - (ao - io)) / (count - 1) * 1e6 for am, im, ao, io in zip(
-            samples["unfrozen_many"], samples["idle_many"], samples["unfrozen_one"],
-            samples["idle_one"], strict=True)]
+        unfrozen = [
+            ((am - im) - (ao - io)) / (count - 1) * 1e6
+            for am, im, ao, io in zip(
+                samples["unfrozen_many"],
+                samples["idle_many"],
+                samples["unfrozen_one"],
+                samples["idle_one"],
+                strict=True,
+            )
+        ]
         fast = {name: statistics.quantiles(values, n=4)[0] for name, values in samples.items()}
         figures[clock] = {name: median_ms(values) for name, values in samples.items()}
         figures[clock].update(
-            fixed_ms=statistics.median(fixed) * 1000, total_ms=statistics.median(total) * 1000,
+            fixed_ms=statistics.median(fixed) * 1000,
+            total_ms=statistics.median(total) * 1000,
             per_test_us=statistics.median(per_test),
             unfrozen_per_test_us=statistics.median(unfrozen),
-            per_test_fastest_us=((fast["active_many"] - fast["idle_many"])
-                                 - (fast["active_one"] - fast["idle_one"])) / (count - 1) * 1e6)
+            per_test_fastest_us=(
+                (fast["active_many"] - fast["idle_many"]) - (fast["active_one"] - fast["idle_one"])
+            )
+            / (count - 1)
+            * 1e6,
+        )
     return figures
 
 
 def report(figures: dict[str, Any]) -> list[str]:
     count = figures["tests"]
-    lines = [f"Per-test cost of the active gate (issue 17): {count:,} trivial tests against "
-             f"one, {figures['runs']} interleaved rounds (medians)"]
+    lines = [
+        f"Per-test cost of the active gate (issue 17): {count:,} trivial tests against "
+        f"one, {figures['runs']} interleaved rounds (medians)"
+    ]
     for clock, label in (("cpu", "CPU time"), ("wall", "wall clock")):
         f = figures[clock]
         lines += [
@@ -127,8 +179,7 @@ def report(figures: dict[str, Any]) -> list[str]:
             f"    per test: {f['per_test_us']:.1f} us, median of the rounds"
             + (f" (target <= {TARGET_US:g} us)" if clock == "cpu" else "")
             + f"; between the fastest quarters {f['per_test_fastest_us']:.1f} us",
-            f"    with maf_gc_freeze = false: {f['unfrozen_per_test_us']:.1f} us per "
-            "test",
+            f"    with maf_gc_freeze = false: {f['unfrozen_per_test_us']:.1f} us per test",
         ]
     return lines
 

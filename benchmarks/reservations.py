@@ -31,8 +31,6 @@ def _modules() -> tuple[Any, Any]:
     return patterns, index
 
 
-
-
 def workload(leases: int, paths: int, seed: int = 0) -> tuple[list[str], list[str]]:
     """Lease patterns (half literal files, half globs, mostly anchored) and changed paths of a
     project with 200 packages, as agents would reserve and change them."""
@@ -42,8 +40,16 @@ def workload(leases: int, paths: int, seed: int = 0) -> tuple[list[str], list[st
     patterns: list[str] = []
     for _ in range(literal_count):
         pkg, mod = rng.randrange(packages), rng.randrange(60)
-        patterns.append(rng.choice([f"src/pkg{pkg}/mod{mod}.py", f"src/pkg{pkg}/sub{mod % 7}/",
-                                    f"tests/pkg{pkg}/test_mod{mod}.py", f"docs/pkg{pkg}.md"]))
+        patterns.append(
+            rng.choice(
+                [
+                    f"src/pkg{pkg}/mod{mod}.py",
+                    f"src/pkg{pkg}/sub{mod % 7}/",
+                    f"tests/pkg{pkg}/test_mod{mod}.py",
+                    f"docs/pkg{pkg}.md",
+                ]
+            )
+        )
     unanchored = ["*.lock", "*.tmp", "__pycache__/", "*.egg-info/", "*~", "build/", ".env*"]
     globs: list[str] = []
     while len(globs) < leases - literal_count:
@@ -54,20 +60,39 @@ def workload(leases: int, paths: int, seed: int = 0) -> tuple[list[str], list[st
         elif roll < 0.004:
             globs.append(rng.choice(["**/conftest.py", "*/migrations/*.sql", "**/fixtures/"]))
         else:
-            globs.append(rng.choice([
-                f"src/pkg{pkg}/**", f"src/pkg{pkg}/*.py", f"src/pkg{pkg}/sub{mod % 7}/*.py",
-                f"tests/test_x{mod}*.py", f"tests/pkg{pkg}/test_*.py", f"src/pkg{pkg}/mod{mod}*",
-                f"docs/pkg{pkg}/**/*.md", f"src/pkg{pkg}/[ab]*.py"]))
+            globs.append(
+                rng.choice(
+                    [
+                        f"src/pkg{pkg}/**",
+                        f"src/pkg{pkg}/*.py",
+                        f"src/pkg{pkg}/sub{mod % 7}/*.py",
+                        f"tests/test_x{mod}*.py",
+                        f"tests/pkg{pkg}/test_*.py",
+                        f"src/pkg{pkg}/mod{mod}*",
+                        f"docs/pkg{pkg}/**/*.md",
+                        f"src/pkg{pkg}/[ab]*.py",
+                    ]
+                )
+            )
     patterns += globs
     rng.shuffle(patterns)
     changed: list[str] = []
     for _ in range(paths):
         pkg, mod = rng.randrange(packages), rng.randrange(60)
-        changed.append(rng.choice([
-            f"src/pkg{pkg}/mod{mod}.py", f"src/pkg{pkg}/sub{mod % 7}/mod{mod}.py",
-            f"tests/pkg{pkg}/test_mod{mod}.py", f"tests/test_x{mod}_{pkg}.py",
-            f"docs/pkg{pkg}/guide/page{mod}.md", f"src/pkg{pkg}/__pycache__/mod{mod}.pyc",
-            f"poetry{pkg}.lock", f"src/pkg{pkg}/migrations/{mod}.sql"]))
+        changed.append(
+            rng.choice(
+                [
+                    f"src/pkg{pkg}/mod{mod}.py",
+                    f"src/pkg{pkg}/sub{mod % 7}/mod{mod}.py",
+                    f"tests/pkg{pkg}/test_mod{mod}.py",
+                    f"tests/test_x{mod}_{pkg}.py",
+                    f"docs/pkg{pkg}/guide/page{mod}.md",
+                    f"src/pkg{pkg}/__pycache__/mod{mod}.pyc",
+                    f"poetry{pkg}.lock",
+                    f"src/pkg{pkg}/migrations/{mod}.sql",
+                ]
+            )
+        )
     return patterns, changed
 
 
@@ -94,8 +119,7 @@ def bench_many(quick: bool) -> dict[str, float]:
         return sum(len(idx.covering(path)) for path in paths)
 
     def naive() -> int:
-        return sum(1 for path in naive_slice for pattern in leases
-                   if path_matches(path, pattern))
+        return sum(1 for path in naive_slice for pattern in leases if path_matches(path, pattern))
 
     _clear_caches(patterns, index)
     start = time.perf_counter()
@@ -104,10 +128,16 @@ def bench_many(quick: bool) -> dict[str, float]:
     samples = interleave({"index": indexed, "naive": naive}, runs)
     index_ms = median_ms(samples["index"])
     naive_scaled_ms = median_ms(samples["naive"]) * len(paths) / len(naive_slice)
-    return {"leases": len(leases), "paths": len(paths), "coverings": found,
-            "index_ms": index_ms, "index_cold_ms": cold_ms,
-            "naive_slice_paths": len(naive_slice), "naive_scaled_ms": naive_scaled_ms,
-            "naive_scaled_over_index": naive_scaled_ms / index_ms}
+    return {
+        "leases": len(leases),
+        "paths": len(paths),
+        "coverings": found,
+        "index_ms": index_ms,
+        "index_cold_ms": cold_ms,
+        "naive_slice_paths": len(naive_slice),
+        "naive_scaled_ms": naive_scaled_ms,
+        "naive_scaled_over_index": naive_scaled_ms / index_ms,
+    }
 
 
 def bench_small(quick: bool) -> dict[str, float]:
@@ -129,13 +159,17 @@ def bench_small(quick: bool) -> dict[str, float]:
     samples = interleave({"index": indexed, "naive": naive}, runs)
     index_ms = median_ms(samples["index"])
     naive_ms = median_ms(samples["naive"])
-    return {"leases": len(leases), "paths": len(paths), "index_ms": index_ms,
-            "naive_ms": naive_ms, "naive_over_index": naive_ms / index_ms}
+    return {
+        "leases": len(leases),
+        "paths": len(paths),
+        "index_ms": index_ms,
+        "naive_ms": naive_ms,
+        "naive_over_index": naive_ms / index_ms,
+    }
 
 
 if __name__ == "__main__":
     import json
 
     quick_run = "--quick" in sys.argv
-    print(json.dumps({"many": bench_many(quick_run), "small": bench_small(quick_run)},
-                     indent=2))
+    print(json.dumps({"many": bench_many(quick_run), "small": bench_small(quick_run)}, indent=2))

@@ -53,22 +53,33 @@ def bench_idle_cost(runs: int) -> dict[str, float]:
 
         def pytest_run(*extra: str) -> Callable[[], None]:
             def run() -> None:
-                subprocess.run([*base, *extra], cwd=project, env=env, capture_output=True,
-                               check=True)
+                subprocess.run(
+                    [*base, *extra], cwd=project, env=env, capture_output=True, check=True
+                )
+
             return run
 
         # The module, not the entry-point name: looking an entry point up scans every installed
         # distribution, a cost autoloading pays in both variants alike.
-        samples = interleave({"plugin_off": pytest_run("-p", "pytest_maf_preflight.plugin"),
-                               "plugin_disabled": pytest_run("-p", "no:maf_preflight")}, runs)
+        samples = interleave(
+            {
+                "plugin_off": pytest_run("-p", "pytest_maf_preflight.plugin"),
+                "plugin_disabled": pytest_run("-p", "no:maf_preflight"),
+            },
+            runs,
+        )
     off = median_ms(samples["plugin_off"])
     disabled = median_ms(samples["plugin_disabled"])
     # Start-up noise only ever adds time, so the fastest quarter of each variant is the
     # steadiest comparison; the median ratio is shown beside it.
     off_q = statistics.quantiles(samples["plugin_off"], n=4)[0]
     disabled_q = statistics.quantiles(samples["plugin_disabled"], n=4)[0]
-    return {"plugin_off_ms": off, "plugin_disabled_ms": disabled, "ratio": off / disabled,
-            "ratio_fastest_quarter": off_q / disabled_q}
+    return {
+        "plugin_off_ms": off,
+        "plugin_disabled_ms": disabled,
+        "ratio": off / disabled,
+        "ratio_fastest_quarter": off_q / disabled_q,
+    }
 
 
 def _local_configs(directory: Path, count: int) -> None:
@@ -77,15 +88,25 @@ def _local_configs(directory: Path, count: int) -> None:
     configs = []
     for i in range(count):
         kind = ("environment", "file_system", "python")[i % 3]
-        definition: dict[str, object] = {
+        definitions: dict[str, dict[str, object]] = {
             "environment": {"required": ["PATH", "HOME"], "patterns": {"PATH": ".+"}},
-            "file_system": {"paths": [{"path": str(directory), "kind": "dir", "access": "r"},
-                                      {"path": str(directory / "data.json"), "kind": "file",
-                                       "parse": True}]},
+            "file_system": {
+                "paths": [
+                    {"path": str(directory), "kind": "dir", "access": "r"},
+                    {"path": str(directory / "data.json"), "kind": "file", "parse": True},
+                ]
+            },
             "python": {"python": ">=3.10", "packages": {"pytest": ">=8", "pydantic": ">=2"}},
-        }[kind]
-        configs.append({"id": f"check-{i:03d}", "name": f"check {i}", "config_type": "smoke_test",
-                        "config": {"test_type": kind, "test_definition": definition}})
+        }
+        definition = definitions[kind]
+        configs.append(
+            {
+                "id": f"check-{i:03d}",
+                "name": f"check {i}",
+                "config_type": "smoke_test",
+                "config": {"test_type": kind, "test_definition": definition},
+            }
+        )
     (directory / "configs.json").write_text(json.dumps({"configs": configs}))
 
 
@@ -109,10 +130,22 @@ def _local_gate(directory: Path, count: int, runs: int) -> tuple[Any, Any, Any, 
         assert isinstance(item.body, SmokeTestBody)
         check_type = registry.get(item.body.test_type)
         assert check_type is not None
-        planned.append(PlannedCheck(item.id, item.config.name, "critical", check_type,
-                                    item.definition, 30.0, 0, 0.0, config_version="1.0.0"))
-    ctx = CheckContext(rootdir=directory, environ=dict(os.environ), environment="development",
-                       agent_id="bench")
+        planned.append(
+            PlannedCheck(
+                item.id,
+                item.config.name,
+                "critical",
+                check_type,
+                item.definition,
+                30.0,
+                0,
+                0.0,
+                config_version="1.0.0",
+            )
+        )
+    ctx = CheckContext(
+        rootdir=directory, environ=dict(os.environ), environment="development", agent_id="bench"
+    )
     return planned, ctx, loaded, load_samples
 
 
@@ -135,8 +168,13 @@ def bench_local_gate(runs: int, count: int = 100) -> dict[str, float]:
         samples = interleave({"gate": gate, "inline_sequential": sequential}, runs)
     gate_ms = median_ms(samples["gate"])
     inline_ms = median_ms(samples["inline_sequential"])
-    return {"checks": count, "gate_ms": gate_ms, "inline_sequential_ms": inline_ms,
-            "gate_over_inline": gate_ms / inline_ms, "config_load_ms": median_ms(load_samples)}
+    return {
+        "checks": count,
+        "gate_ms": gate_ms,
+        "inline_sequential_ms": inline_ms,
+        "gate_over_inline": gate_ms / inline_ms,
+        "config_load_ms": median_ms(load_samples),
+    }
 
 
 def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
@@ -154,15 +192,33 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
     from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
     def big_bundle() -> SessionBundle:
-        session = SessionRecord(id=new_id(), agent_id="bench", environment="development",
-                                started_at=time.time(), completed_at=time.time(),
-                                status="open", exit_code=0, runtime_mode="sqlite")
+        session = SessionRecord(
+            id=new_id(),
+            agent_id="bench",
+            environment="development",
+            started_at=time.time(),
+            completed_at=time.time(),
+            status="open",
+            exit_code=0,
+            runtime_mode="sqlite",
+        )
         executions = tuple(
-            ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i % 100}",
-                            config_version="1.0.0", agent_id="bench", kind="check",
-                            status="passed", started_at=time.time(), completed_at=time.time(),
-                            duration=0.001, attempts=1, result={"observed": "ok", "i": i})
-            for i in range(count))
+            ExecutionRecord(
+                id=new_id(),
+                session_id=session.id,
+                config_id=f"check-{i % 100}",
+                config_version="1.0.0",
+                agent_id="bench",
+                kind="check",
+                status="passed",
+                started_at=time.time(),
+                completed_at=time.time(),
+                duration=0.001,
+                attempts=1,
+                result={"observed": "ok", "i": i},
+            )
+            for i in range(count)
+        )
         return SessionBundle(session=session, executions=executions)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -180,39 +236,75 @@ def bench_recording(runs: int, count: int = 10_000) -> dict[str, float]:
 
         def gate_and_record() -> None:
             results = gate()
-            runtime.record_session(build_bundle(
-                agent_id="bench", environment="development", runtime_mode="sqlite",
-                started_at=time.time(), gate_open=True, exit_code=0, results=results,
-                smoke=(), loaded=loaded, details={}))
+            runtime.record_session(
+                build_bundle(
+                    agent_id="bench",
+                    environment="development",
+                    runtime_mode="sqlite",
+                    started_at=time.time(),
+                    gate_open=True,
+                    exit_code=0,
+                    results=results,
+                    smoke=(),
+                    loaded=loaded,
+                    details={},
+                )
+            )
 
         def gate_messages_and_record() -> None:
             # As the plugin runs it: PREFLIGHT_CHECK/RESULT written while the gate runs.
             from pytest_maf_preflight.gate.messaging import GateMessages
 
             messages = GateMessages(runtime, agent_id="bench", session_id=new_id())
-            results = run_checks(planned, ctx, max_concurrency=50,
-                                 on_result=lambda _: messages.poll(), on_start=messages.started)
+            results = run_checks(
+                planned,
+                ctx,
+                max_concurrency=50,
+                on_result=lambda _: messages.poll(),
+                on_start=messages.started,
+            )
             messages.finished(results)
             bundle = build_bundle(
-                agent_id="bench", environment="development", runtime_mode="sqlite",
-                started_at=time.time(), gate_open=True, exit_code=0, results=results,
-                smoke=(), loaded=loaded, details={}, session_id=messages.session_id,
-                execution_ids=messages.execution_ids, conflicts=messages.conflicts,
-                messages=())
+                agent_id="bench",
+                environment="development",
+                runtime_mode="sqlite",
+                started_at=time.time(),
+                gate_open=True,
+                exit_code=0,
+                results=results,
+                smoke=(),
+                loaded=loaded,
+                details={},
+                session_id=messages.session_id,
+                execution_ids=messages.execution_ids,
+                conflicts=messages.conflicts,
+                messages=(),
+            )
             runtime.record_session(messages.carry(bundle, runtime))
 
-        samples = interleave({"gate": gate, "gate_and_record": gate_and_record,
-                              "gate_messages_and_record": gate_messages_and_record}, runs)
+        samples = interleave(
+            {
+                "gate": gate,
+                "gate_and_record": gate_and_record,
+                "gate_messages_and_record": gate_messages_and_record,
+            },
+            runs,
+        )
         runtime.close()
     write_s = statistics.median(write_samples)
     gate_ms = median_ms(samples["gate"])
     recorded_ms = median_ms(samples["gate_and_record"])
     messages_ms = median_ms(samples["gate_messages_and_record"])
-    return {"executions": count, "rows_per_second": count / write_s, "write_ms": write_s * 1000,
-            "gate_ms": gate_ms, "gate_and_record_ms": recorded_ms,
-            "record_ratio": recorded_ms / gate_ms,
-            "gate_messages_and_record_ms": messages_ms,
-            "messages_over_record": messages_ms / recorded_ms}
+    return {
+        "executions": count,
+        "rows_per_second": count / write_s,
+        "write_ms": write_s * 1000,
+        "gate_ms": gate_ms,
+        "gate_and_record_ms": recorded_ms,
+        "record_ratio": recorded_ms / gate_ms,
+        "gate_messages_and_record_ms": messages_ms,
+        "messages_over_record": messages_ms / recorded_ms,
+    }
 
 
 def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, float]:
@@ -250,13 +342,28 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
         base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        planned = [PlannedCheck(f"api-{i}", f"api {i}", "critical", api.CHECK_TYPE,
-                                api.ApiDefinition.model_validate(
-                                    {"endpoint": f"/health/{i}", "json": {"status": "ok"}}),
-                                10.0, 0, 0.0)
-                   for i in range(count)]
-        ctx = CheckContext(rootdir=ROOT, environ=dict(os.environ), environment="development",
-                           agent_id="bench", base_url=base)
+        planned = [
+            PlannedCheck(
+                f"api-{i}",
+                f"api {i}",
+                "critical",
+                api.CHECK_TYPE,
+                api.ApiDefinition.model_validate(
+                    {"endpoint": f"/health/{i}", "json": {"status": "ok"}}
+                ),
+                10.0,
+                0,
+                0.0,
+            )
+            for i in range(count)
+        ]
+        ctx = CheckContext(
+            rootdir=ROOT,
+            environ=dict(os.environ),
+            environment="development",
+            agent_id="bench",
+            base_url=base,
+        )
 
         def timed(checks: list[Any], concurrency: int) -> float:
             start = time.perf_counter()
@@ -274,10 +381,15 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
         httpd.shutdown()
         httpd.server_close()
     gate_ms, one_ms, seq_ms = median_ms(gate), median_ms(one), sequential * 1000
-    return {"checks": count, "delay_ms": delay * 1000, "gate_ms": gate_ms, "one_check_ms": one_ms,
-            "sequential_ms": seq_ms, "gate_over_one": gate_ms / one_ms,
-            "sequential_over_gate": seq_ms / gate_ms}
-
+    return {
+        "checks": count,
+        "delay_ms": delay * 1000,
+        "gate_ms": gate_ms,
+        "one_check_ms": one_ms,
+        "sequential_ms": seq_ms,
+        "gate_over_one": gate_ms / one_ms,
+        "sequential_over_gate": seq_ms / gate_ms,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,43 +417,65 @@ def main(argv: list[str] | None = None) -> int:
     print(f"S10 idle cost (one-test pytest run, {runs} interleaved runs of each variant)")
     print(f"  plugin installed, --maf-preflight off: {idle['plugin_off_ms']:8.1f} ms")
     print(f"  -p no:maf_preflight (baseline):        {idle['plugin_disabled_ms']:8.1f} ms")
-    print(f"  ratio of the fastest quarters: {idle['ratio_fastest_quarter']:.3f}  "
-          f"(target <= 1.05); of the medians: {idle['ratio']:.3f}")
+    print(
+        f"  ratio of the fastest quarters: {idle['ratio_fastest_quarter']:.3f}  "
+        f"(target <= 1.05); of the medians: {idle['ratio']:.3f}"
+    )
     print(f"S10 local checks: gate time of {local['checks']} environment/file/python checks")
     print(f"  gate (concurrent runner):     {local['gate_ms']:8.2f} ms  (target < 50 ms)")
     print(f"  inline, one by one (baseline): {local['inline_sequential_ms']:7.2f} ms")
     print(f"  ratio gate/inline: {local['gate_over_inline']:.2f}")
-    print(f"  loading and validating the {local['checks']} configs: "
-          f"{local['config_load_ms']:.1f} ms (not part of gate time)")
+    print(
+        f"  loading and validating the {local['checks']} configs: "
+        f"{local['config_load_ms']:.1f} ms (not part of gate time)"
+    )
     rec = figures["recording"]
     print(f"S10 recording: one session of {rec['executions']:,} executions in SQLite")
-    print(f"  {rec['rows_per_second']:,.0f} rows/s ({rec['write_ms']:.0f} ms)"
-          "  (target >= 20,000 rows/s)")
-    print(f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
-          f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}")
-    print(f"  ... with protocol messages written as the gate runs: "
-          f"{rec['gate_messages_and_record_ms']:.2f} ms, ratio to recording alone "
-          f"{rec['messages_over_record']:.2f}")
+    print(
+        f"  {rec['rows_per_second']:,.0f} rows/s ({rec['write_ms']:.0f} ms)"
+        "  (target >= 20,000 rows/s)"
+    )
+    print(
+        f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
+        f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}"
+    )
+    print(
+        f"  ... with protocol messages written as the gate runs: "
+        f"{rec['gate_messages_and_record_ms']:.2f} ms, ratio to recording alone "
+        f"{rec['messages_over_record']:.2f}"
+    )
     net = figures["api_gate"]
-    print(f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
-          f"{net['delay_ms']:.0f} ms")
+    print(
+        f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
+        f"{net['delay_ms']:.0f} ms"
+    )
     print(f"  gate (max_concurrency 50):    {net['gate_ms']:8.1f} ms")
     print(f"  one check alone:              {net['one_check_ms']:8.1f} ms")
     print(f"  one after another (baseline): {net['sequential_ms']:8.1f} ms")
-    print(f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
-          f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)")
+    print(
+        f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
+        f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)"
+    )
     many = figures["leases_many"]
-    print(f"S3 leases: {many['leases']:,.0f} leases (half globs) against {many['paths']:,.0f} "
-          "changed paths")
-    print(f"  index (built each run):       {many['index_ms']:8.1f} ms  (target < 1000 ms; "
-          f"first run, caches empty: {many['index_cold_ms']:.0f} ms)")
-    print(f"  all pairs (baseline, {many['naive_slice_paths']:.0f} paths, scaled): "
-          f"{many['naive_scaled_ms']:8.0f} ms; ratio {many['naive_scaled_over_index']:.0f}")
+    print(
+        f"S3 leases: {many['leases']:,.0f} leases (half globs) against {many['paths']:,.0f} "
+        "changed paths"
+    )
+    print(
+        f"  index (built each run):       {many['index_ms']:8.1f} ms  (target < 1000 ms; "
+        f"first run, caches empty: {many['index_cold_ms']:.0f} ms)"
+    )
+    print(
+        f"  all pairs (baseline, {many['naive_slice_paths']:.0f} paths, scaled): "
+        f"{many['naive_scaled_ms']:8.0f} ms; ratio {many['naive_scaled_over_index']:.0f}"
+    )
     small = figures["leases_small"]
     print(f"S3 leases: {small['paths']:.0f} paths against {small['leases']:.0f} leases")
     print(f"  index (built each run):       {small['index_ms']:8.3f} ms  (target < 0.5 ms)")
-    print(f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
-          f"{small['naive_over_index']:.1f}")
+    print(
+        f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
+        f"{small['naive_over_index']:.1f}"
+    )
     for line in runtime_stores.report(figures["runtime_stores"]):
         print(line)
     for line in store_location.report(figures["store_location"]):

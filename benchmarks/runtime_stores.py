@@ -35,8 +35,11 @@ HELD = 50
 
 
 def postgres_url() -> str:
-    return (os.environ.get("MAF_BENCH_POSTGRES_URL") or os.environ.get("MAF_TEST_POSTGRES_URL")
-            or DEFAULT_URL)
+    return (
+        os.environ.get("MAF_BENCH_POSTGRES_URL")
+        or os.environ.get("MAF_TEST_POSTGRES_URL")
+        or DEFAULT_URL
+    )
 
 
 def postgres_unavailable(url: str) -> str | None:
@@ -90,8 +93,9 @@ def _stores(url: str | None) -> Iterator[dict[str, Any]]:
                 from psycopg import sql
 
                 with psycopg.connect(url or "", autocommit=True) as conn:
-                    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
-                                 .format(sql.Identifier(schema)))
+                    conn.execute(
+                        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                    )
 
 
 def _session(mode: str, count: int) -> Any:
@@ -103,15 +107,33 @@ def _session(mode: str, count: int) -> Any:
     )
 
     started = time.time()
-    session = SessionRecord(id=new_id(), agent_id="bench", environment="development",
-                            started_at=started, completed_at=started, status="open",
-                            exit_code=0, runtime_mode=mode)
+    session = SessionRecord(
+        id=new_id(),
+        agent_id="bench",
+        environment="development",
+        started_at=started,
+        completed_at=started,
+        status="open",
+        exit_code=0,
+        runtime_mode=mode,
+    )
     executions = tuple(
-        ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i % 100}",
-                        config_version="1.0.0", agent_id="bench", kind="check",
-                        status="passed", started_at=started + i, completed_at=started + i,
-                        duration=0.001, attempts=1, result={"observed": "ok", "i": i})
-        for i in range(count))
+        ExecutionRecord(
+            id=new_id(),
+            session_id=session.id,
+            config_id=f"check-{i % 100}",
+            config_version="1.0.0",
+            agent_id="bench",
+            kind="check",
+            status="passed",
+            started_at=started + i,
+            completed_at=started + i,
+            duration=0.001,
+            attempts=1,
+            result={"observed": "ok", "i": i},
+        )
+        for i in range(count)
+    )
     return SessionBundle(session=session, executions=executions)
 
 
@@ -137,11 +159,14 @@ def _recording(stores: dict[str, Any], executions: int, runs: int) -> dict[str, 
             start = time.perf_counter()
             stores[mode].record_session(bundle)
             return time.perf_counter() - start
+
         return run
 
     samples = _alternate({mode: record(mode) for mode in stores}, runs)
-    return {f"{mode}_per_second": executions / statistics.median(times)
-            for mode, times in samples.items()}
+    return {
+        f"{mode}_per_second": executions / statistics.median(times)
+        for mode, times in samples.items()
+    }
 
 
 def _leases(stores: dict[str, Any], cycles: int, runs: int) -> dict[str, float]:
@@ -155,15 +180,18 @@ def _leases(stores: dict[str, Any], cycles: int, runs: int) -> dict[str, float]:
         def run() -> float:
             start = time.perf_counter()
             for n in range(cycles):
-                [lease] = store.acquire_leases("bench", [f"src/bench/mod{n % 10}.py"],
-                                               ttl=60).granted
+                [lease] = store.acquire_leases(
+                    "bench", [f"src/bench/mod{n % 10}.py"], ttl=60
+                ).granted
                 store.release_lease(lease.id, "bench")
             return time.perf_counter() - start
+
         return run
 
     samples = _alternate({mode: round_trips(mode) for mode in stores}, runs)
-    return {f"{mode}_per_second": cycles / statistics.median(times)
-            for mode, times in samples.items()}
+    return {
+        f"{mode}_per_second": cycles / statistics.median(times) for mode, times in samples.items()
+    }
 
 
 def bench(quick: bool) -> dict[str, Any]:
@@ -175,9 +203,12 @@ def bench(quick: bool) -> dict[str, Any]:
         recording = _recording(stores, executions, runs)
         leases = _leases(stores, cycles, runs)
     figures: dict[str, Any] = {
-        "postgres": shown(url), "postgres_skipped": skipped, "runs": runs,
+        "postgres": shown(url),
+        "postgres_skipped": skipped,
+        "runs": runs,
         "recording": {"executions": executions, **recording},
-        "leases": {"cycles": cycles, "held": HELD, **leases}}
+        "leases": {"cycles": cycles, "held": HELD, **leases},
+    }
     if skipped is None:
         for name in ("recording", "leases"):
             part = figures[name]
@@ -188,21 +219,29 @@ def bench(quick: bool) -> dict[str, Any]:
 def report(figures: dict[str, Any]) -> list[str]:
     """The figures as lines for ``run.py``."""
     rec, leases = figures["recording"], figures["leases"]
-    lines = [f"Issue 7 runtime stores: SQLite beside PostgreSQL ({figures['postgres']}), "
-             f"medians of {figures['runs']} alternating runs"]
+    lines = [
+        f"Issue 7 runtime stores: SQLite beside PostgreSQL ({figures['postgres']}), "
+        f"medians of {figures['runs']} alternating runs"
+    ]
     if figures["postgres_skipped"]:
         lines.append(f"  PostgreSQL skipped: {figures['postgres_skipped']}")
     lines.append(f"  executions recorded, one session of {rec['executions']:,}:")
     lines.append(f"    sqlite   {rec['sqlite_per_second']:10,.0f} /s")
     if "postgres_per_second" in rec:
-        lines.append(f"    postgres {rec['postgres_per_second']:10,.0f} /s  "
-                     f"(postgres/sqlite {rec['postgres_over_sqlite']:.2f})")
-    lines.append(f"  lease acquire+release round trips ({leases['cycles']} per run, "
-                 f"{leases['held']} leases of other agents held):")
+        lines.append(
+            f"    postgres {rec['postgres_per_second']:10,.0f} /s  "
+            f"(postgres/sqlite {rec['postgres_over_sqlite']:.2f})"
+        )
+    lines.append(
+        f"  lease acquire+release round trips ({leases['cycles']} per run, "
+        f"{leases['held']} leases of other agents held):"
+    )
     lines.append(f"    sqlite   {leases['sqlite_per_second']:10,.0f} /s")
     if "postgres_per_second" in leases:
-        lines.append(f"    postgres {leases['postgres_per_second']:10,.0f} /s  "
-                     f"(postgres/sqlite {leases['postgres_over_sqlite']:.2f})")
+        lines.append(
+            f"    postgres {leases['postgres_per_second']:10,.0f} /s  "
+            f"(postgres/sqlite {leases['postgres_over_sqlite']:.2f})"
+        )
     return lines
 
 

@@ -24,8 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _git(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@example.invalid"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.invalid",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.invalid",
+    }
     subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
 
 
@@ -45,22 +50,31 @@ def bench(quick: bool) -> dict[str, Any]:
         _git(main, "commit", "-q", "-m", "base")
         worktree = Path(tmp) / "green"
         _git(main, "worktree", "add", "-q", "-b", "green", str(worktree))
-        explicit = {"MAF_DB_PATH": str(Path(tmp) / "x.db"),
-                    "MAF_AGENT_MAIL_ROOT": str(Path(tmp) / "mail")}
+        explicit = {
+            "MAF_DB_PATH": str(Path(tmp) / "x.db"),
+            "MAF_AGENT_MAIL_ROOT": str(Path(tmp) / "mail"),
+        }
         in_worktree, in_main = worktree / deep, main / deep
 
         def git_rev_parse() -> None:
-            subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=in_worktree,
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["git", "rev-parse", "--git-common-dir"],
+                cwd=in_worktree,
+                check=True,
+                capture_output=True,
+            )
 
         without_old = resolve_runtime_settings(in_worktree, {})
-        samples = interleave({
-            "worktree": lambda: resolve_runtime_settings(in_worktree, {}),
-            "main_checkout": lambda: resolve_runtime_settings(in_main, {}),
-            "explicit_paths": lambda: resolve_runtime_settings(in_worktree, explicit),
-            "git_rev_parse": git_rev_parse,
-            "old_store_absent": lambda: old_store_notice(without_old),
-        }, runs)
+        samples = interleave(
+            {
+                "worktree": lambda: resolve_runtime_settings(in_worktree, {}),
+                "main_checkout": lambda: resolve_runtime_settings(in_main, {}),
+                "explicit_paths": lambda: resolve_runtime_settings(in_worktree, explicit),
+                "git_rev_parse": git_rev_parse,
+                "old_store_absent": lambda: old_store_notice(without_old),
+            },
+            runs,
+        )
         with SqliteRuntime(in_worktree / ".maf" / "runtime.db"):
             pass
         with_old = resolve_runtime_settings(in_worktree, {})

@@ -101,7 +101,8 @@ def read_junit(path: Path) -> RunOutcomes:
         properties = _properties(case)
         if "maf_check_id" in properties:
             checks[properties["maf_check_id"]] = CheckItem(
-                _outcome(case), properties.get("maf_check_status", ""))
+                _outcome(case), properties.get("maf_check_status", "")
+            )
             continue
         classname, name = case.get("classname", ""), case.get("name", "")
         key = f"{classname}::{name}" if classname else name
@@ -143,8 +144,9 @@ def closed_gate_problems(expected: RunOutcomes, closed: RunOutcomes) -> list[str
     """What is wrong with a run whose gate closed: every test must be there, skipped by the
     gate, or by its own ``skip``/``skipif`` when it skips without the gate too (pytest decides
     those first, with their own reason)."""
-    problems = [f"{test}: not in the closed-gate run" for test in expected.tests
-                if test not in closed.tests]
+    problems = [
+        f"{test}: not in the closed-gate run" for test in expected.tests if test not in closed.tests
+    ]
     for test, outcome in closed.tests.items():
         if outcome.kind == "skipped" and GATE_CLOSED_REASON in outcome.message:
             continue

@@ -72,8 +72,14 @@ PROJECTS: tuple[Project, ...] = (
         sha256="d7295ff14fdc0f92f662100bfb6c551d160ca090f2939f1ec5b9794265c03f06",
         # requirements-dev.txt without coverage and build. pytest-cov stays (coverage is not
         # turned on): its conftest marks tests ``no_cover``, a marker pytest-cov registers.
-        requirements=(PYTEST, XDIST, HYPOTHESIS, "freezegun==1.5.5", "attrs==26.1.0",
-                      "pytest-cov==7.1.0"),
+        requirements=(
+            PYTEST,
+            XDIST,
+            HYPOTHESIS,
+            "freezegun==1.5.5",
+            "attrs==26.1.0",
+            "pytest-cov==7.1.0",
+        ),
         pytest_args=HYPOTHESIS_SEED,
     ),
     # ``--import-mode=importlib`` and ``--strict-config``; the ``tests`` dependency group.

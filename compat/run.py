@@ -55,8 +55,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-sys.path.insert(0, str(HERE))
-from outcomes import (  # noqa: E402 - beside this script
+# Run as a script, this file has only compat/ on sys.path; its modules are imported as the
+# package they are (compat/__init__.py), from the checkout's top.
+sys.path.insert(0, str(REPO))
+from compat.outcomes import (  # noqa: E402 - after the path is set
     Difference,
     JUnitError,
     RunOutcomes,
@@ -65,14 +67,17 @@ from outcomes import (  # noqa: E402 - beside this script
     order_difference,
     read_junit,
 )
-from projects import PROJECTS, Project, by_name  # noqa: E402 - likewise
+from compat.projects import PROJECTS, Project, by_name  # noqa: E402 - likewise
 
 #: The exit code of a session whose gate closed (``MafExitCode.GATE_CLOSED``).
 GATE_CLOSED = 10
 #: The checks ``configs/open.yaml`` defines and what each finds: a gated run must show each as
 #: an item, and every item must pass (a failing ``warning`` check only warns).
-OPEN_CHECKS = {"compat-environment": "passed", "compat-python": "passed",
-               "compat-warning": "failed"}
+OPEN_CHECKS = {
+    "compat-environment": "passed",
+    "compat-python": "passed",
+    "compat-warning": "failed",
+}
 INSTALL_TIMEOUT = 900.0
 
 
@@ -116,11 +121,13 @@ class Run:
 # -- setting up -------------------------------------------------------------------------------
 
 
-def _run_step(argv: list[str], what: str, timeout: float = INSTALL_TIMEOUT,
-              cwd: Path | None = None) -> None:
+def _run_step(
+    argv: list[str], what: str, timeout: float = INSTALL_TIMEOUT, cwd: Path | None = None
+) -> None:
     try:
-        done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        done = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired:
         raise SetupError(f"{what}: still running after {timeout:.0f} s") from None
     if done.returncode != 0:
@@ -139,13 +146,27 @@ def download(project: Project, downloads: Path) -> Path:
         return target
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads) as tmp:
-        _run_step([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                   "--no-binary", ":all:", "--dest", tmp, project.pin],
-                  f"downloading {project.pin}")
+        _run_step(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--dest",
+                tmp,
+                project.pin,
+            ],
+            f"downloading {project.pin}",
+        )
         files = list(Path(tmp).iterdir())
         if len(files) != 1 or not files[0].name.endswith(".tar.gz"):
-            raise SetupError(f"downloading {project.pin}: expected one .tar.gz, got "
-                             f"{[f.name for f in files]}")
+            raise SetupError(
+                f"downloading {project.pin}: expected one .tar.gz, got {[f.name for f in files]}"
+            )
         digest = _sha256(files[0])
         if digest != project.sha256:
             raise SetupError(f"{files[0].name}: sha256 {digest}, pinned {project.sha256}")
@@ -156,8 +177,7 @@ def download(project: Project, downloads: Path) -> Path:
 def unpack(sdist: Path, destination: Path) -> Path:
     """A fresh copy of the sdist's tree at ``destination`` (tests leave files behind)."""
     shutil.rmtree(destination, ignore_errors=True)
-    with tempfile.TemporaryDirectory(dir=destination.parent) as tmp, \
-            tarfile.open(sdist) as archive:
+    with tempfile.TemporaryDirectory(dir=destination.parent) as tmp, tarfile.open(sdist) as archive:
         # The "data" filter refuses absolute paths, links out of the tree and devices.
         archive.extractall(tmp, filter="data")
         tops = list(Path(tmp).iterdir())
@@ -175,9 +195,16 @@ def prepare_venv(project: Project, source: Path, home: Path) -> Path:
     """The project's venv (made again when what it should hold changed); its python."""
     venv = home / "venv"
     stamp_path = venv / "compat-stamp.json"
-    stamp = json.dumps({"python": sys.version, "project": project.pin, "sha256": project.sha256,
-                        "requirements": project.requirements,
-                        "plugin": _sha256(REPO / "pyproject.toml")}, sort_keys=True)
+    stamp = json.dumps(
+        {
+            "python": sys.version,
+            "project": project.pin,
+            "sha256": project.sha256,
+            "requirements": project.requirements,
+            "plugin": _sha256(REPO / "pyproject.toml"),
+        },
+        sort_keys=True,
+    )
     python = _venv_python(venv)
     if stamp_path.is_file() and stamp_path.read_text() == stamp and python.is_file():
         return python
@@ -187,10 +214,20 @@ def prepare_venv(project: Project, source: Path, home: Path) -> Path:
     # The pins bind every install below: nothing may move the project off its version.
     constraints = home / "constraints.txt"
     constraints.write_text("\n".join((project.pin, *project.requirements)) + "\n")
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-           "-c", str(constraints)]
-    _run_step([*pip, str(source), *project.requirements],
-              f"installing {project.pin} and its test requirements")
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "-c",
+        str(constraints),
+    ]
+    _run_step(
+        [*pip, str(source), *project.requirements],
+        f"installing {project.pin} and its test requirements",
+    )
     _run_step([*pip, "-e", str(REPO)], "installing pytest-maf-preflight")
     stamp_path.write_text(stamp)  # last: a venv left half-made is made again
     return python
@@ -198,10 +235,13 @@ def prepare_venv(project: Project, source: Path, home: Path) -> Path:
 
 def pytest_plugins(python: Path) -> list[str]:
     """The pytest plugins the venv autoloads (entry points in group ``pytest11``)."""
-    code = ("import importlib.metadata as m; "
-            "print(' '.join(sorted(e.name for e in m.entry_points(group='pytest11'))))")
-    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)
+    code = (
+        "import importlib.metadata as m; "
+        "print(' '.join(sorted(e.name for e in m.entry_points(group='pytest11'))))"
+    )
+    done = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     return done.stdout.split()
 
 
@@ -210,30 +250,59 @@ def pytest_plugins(python: Path) -> list[str]:
 
 def run_environment(home: Path) -> dict[str, str]:
     """The calling environment without what would change the runs (see the module doc)."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PYTEST_", "MAF_"))
-           and key not in ("PYTHONPATH", "VIRTUAL_ENV", "NODE_ENV", "AGENT_NAME")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "MAF_"))
+        and key not in ("PYTHONPATH", "VIRTUAL_ENV", "NODE_ENV", "AGENT_NAME")
+    }
     env["PYTHONHASHSEED"] = "0"
     env["MAF_DB_PATH"] = str(home / "runtime" / "runtime.db")
     env["MAF_AGENT_MAIL_ROOT"] = str(home / "runtime" / "agent-mail")
     return env
 
 
-def run_variant(project: Project, variant: Variant, python: Path, source: Path, home: Path,
-                deselect: tuple[str, ...]) -> Run:
+def run_variant(
+    project: Project,
+    variant: Variant,
+    python: Path,
+    source: Path,
+    home: Path,
+    deselect: tuple[str, ...],
+) -> Run:
     results = home / "results"
     results.mkdir(parents=True, exist_ok=True)
     slug = variant.name.replace(" ", "")
     junit, log = results / f"{slug}.xml", results / f"{slug}.log"
     junit.unlink(missing_ok=True)
-    argv = [str(python), "-m", "pytest", "-c", project.config_file, *project.test_paths, "-q",
-            "-p", "no:randomly", "-p", "no:cacheprovider", f"--junitxml={junit}",
-            *project.pytest_args, *(f"--deselect={test}" for test in deselect), *variant.args]
+    argv = [
+        str(python),
+        "-m",
+        "pytest",
+        "-c",
+        project.config_file,
+        *project.test_paths,
+        "-q",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        *project.pytest_args,
+        *(f"--deselect={test}" for test in deselect),
+        *variant.args,
+    ]
     started = time.perf_counter()
     with log.open("w") as out:
         # A group of its own, so a run killed at its timeout takes its xdist workers along.
-        process = subprocess.Popen(argv, cwd=source, env=run_environment(home), stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=source,
+            env=run_environment(home),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             exit_code: int | None = process.wait(timeout=project.timeout)
         except subprocess.TimeoutExpired:
@@ -242,8 +311,9 @@ def run_variant(project: Project, variant: Variant, python: Path, source: Path, 
             exit_code = None
     seconds = time.perf_counter() - started
     if exit_code is None:
-        return Run(variant, None, seconds, None, log,
-                   f"killed after {project.timeout:.0f} s (see {log})")
+        return Run(
+            variant, None, seconds, None, log, f"killed after {project.timeout:.0f} s (see {log})"
+        )
     try:
         return Run(variant, exit_code, seconds, read_junit(junit), log)
     except JUnitError as exc:
@@ -260,11 +330,17 @@ def problems_of(run: Run, baseline: Run) -> list[str]:
     assert run.outcomes is not None
     assert baseline.outcomes is not None
     if run.variant.closed:
-        found = [] if run.exit_code == GATE_CLOSED else \
-            [f"exit {run.exit_code}, expected {GATE_CLOSED} (gate closed)"]
+        found = (
+            []
+            if run.exit_code == GATE_CLOSED
+            else [f"exit {run.exit_code}, expected {GATE_CLOSED} (gate closed)"]
+        )
         return found + closed_gate_problems(baseline.outcomes, run.outcomes)
-    found = [] if run.exit_code == baseline.exit_code else \
-        [f"exit {run.exit_code}, expected {baseline.exit_code} as in {BASELINE.name}"]
+    found = (
+        []
+        if run.exit_code == baseline.exit_code
+        else [f"exit {run.exit_code}, expected {baseline.exit_code} as in {BASELINE.name}"]
+    )
     diffs: list[Difference] = differences(baseline.outcomes, run.outcomes)
     found += [diff.describe() for diff in diffs]
     if not run.variant.xdist:
@@ -286,8 +362,10 @@ def _open_gate_check_problems(outcomes: RunOutcomes) -> list[str]:
             found.append(f"check {check}: {item.status}, expected {status}")
         if item.outcome.kind != "passed":
             message = f" ({item.outcome.message})" if item.outcome.message else ""
-            found.append(f"check item {check}: {item.outcome.kind}{message}, expected passed: "
-                         "a check that leaves the gate open must not fail its item")
+            found.append(
+                f"check item {check}: {item.outcome.kind}{message}, expected passed: "
+                "a check that leaves the gate open must not fail its item"
+            )
     return found
 
 
@@ -297,9 +375,11 @@ def _summary(outcomes: RunOutcomes) -> str:
 
 
 def _checks(outcomes: RunOutcomes) -> str:
-    return ", ".join(f"{check} {item.status}" + ("" if item.outcome.kind == "passed" else
-                                                  f" (item {item.outcome.kind})")
-                     for check, item in outcomes.checks.items())
+    return ", ".join(
+        f"{check} {item.status}"
+        + ("" if item.outcome.kind == "passed" else f" (item {item.outcome.kind})")
+        for check, item in outcomes.checks.items()
+    )
 
 
 def _hint(run: Run) -> str:
@@ -310,9 +390,11 @@ def _hint(run: Run) -> str:
     if warning is None or warning.outcome.kind == "passed":
         return ""
     outcome = warning.outcome
-    return (f"   note: the warning check's item ended {outcome.kind}"
-            f"{f' ({outcome.message})' if outcome.message else ''}; a failing warning check"
-            " must not fail a test or the run (do the project's filterwarnings reach it?)")
+    return (
+        f"   note: the warning check's item ended {outcome.kind}"
+        f"{f' ({outcome.message})' if outcome.message else ''}; a failing warning check"
+        " must not fail a test or the run (do the project's filterwarnings reach it?)"
+    )
 
 
 def report(project: Project, runs: list[Run]) -> int:
@@ -323,9 +405,11 @@ def report(project: Project, runs: list[Run]) -> int:
         return 1
     if baseline.exit_code not in (0, 1) or not baseline.outcomes.tests:
         # Nothing ran (usage or internal error, nothing collected): there is nothing to compare.
-        print(f"   {BASELINE.name}: exit {baseline.exit_code}, "
-              f"{len(baseline.outcomes.tests)} tests: the suite itself does not run here "
-              f"(see {baseline.log})")
+        print(
+            f"   {BASELINE.name}: exit {baseline.exit_code}, "
+            f"{len(baseline.outcomes.tests)} tests: the suite itself does not run here "
+            f"(see {baseline.log})"
+        )
         return 1
     print(f"   {'variant':<12} {'exit':>4} {'time':>8} {'ratio':>6}  result")
     total = 0
@@ -343,8 +427,9 @@ def report(project: Project, runs: list[Run]) -> int:
         if run.outcomes is not None and run.outcomes.checks:
             result += f"; checks: {_checks(run.outcomes)}"
         exit_text = "-" if run.exit_code is None else str(run.exit_code)
-        print(f"   {run.variant.name:<12} {exit_text:>4} {run.seconds:>7.1f}s {ratio:>6.2f}"
-              f"  {result}")
+        print(
+            f"   {run.variant.name:<12} {exit_text:>4} {run.seconds:>7.1f}s {ratio:>6.2f}  {result}"
+        )
         for problem in problems:
             print(f"      {run.variant.name}: {problem}")
         if problems and _hint(run):
@@ -353,8 +438,9 @@ def report(project: Project, runs: list[Run]) -> int:
     return total
 
 
-def check_project(project: Project, work: Path, variants: tuple[Variant, ...],
-                  deselect: tuple[str, ...]) -> int:
+def check_project(
+    project: Project, work: Path, variants: tuple[Variant, ...], deselect: tuple[str, ...]
+) -> int:
     home = work / f"{project.name}-{project.version}"
     home.mkdir(parents=True, exist_ok=True)
     sdist = download(project, work / "downloads")
@@ -375,21 +461,31 @@ def check_project(project: Project, work: Path, variants: tuple[Variant, ...],
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Run real projects' test suites with and without pytest-maf-preflight "
-                    "and compare the outcomes of every test")
+        "and compare the outcomes of every test"
+    )
     # No ``choices``: argparse refuses an empty list against them (its default here).
-    parser.add_argument("projects", nargs="*", metavar="PROJECT",
-                        help=f"Projects to run (default: all of "
-                             f"{', '.join(p.name for p in PROJECTS)})")
-    parser.add_argument("--quick", action="store_true",
-                        help="Leave out the -n 2 variants and the few slowest tests")
-    parser.add_argument("--work-dir", type=Path, default=HERE / ".work",
-                        help="Where downloads, venvs and results are kept (default: "
-                             "compat/.work)")
+    parser.add_argument(
+        "projects",
+        nargs="*",
+        metavar="PROJECT",
+        help=f"Projects to run (default: all of {', '.join(p.name for p in PROJECTS)})",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="Leave out the -n 2 variants and the few slowest tests"
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=HERE / ".work",
+        help="Where downloads, venvs and results are kept (default: compat/.work)",
+    )
     args = parser.parse_args(argv)
     unknown = [name for name in args.projects if by_name(name) is None]
     if unknown:
-        parser.error(f"unknown project(s) {', '.join(unknown)}; choose from "
-                     f"{', '.join(p.name for p in PROJECTS)}")
+        parser.error(
+            f"unknown project(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(p.name for p in PROJECTS)}"
+        )
     return args
 
 

@@ -15,8 +15,9 @@ class MafAgent:
 
     id: str
     environment: str
-    runtime_settings: RuntimeSettings | None = dataclasses.field(default=None, repr=False,
-                                                                 compare=False)
+    runtime_settings: RuntimeSettings | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
     #: The seed's agent type and capabilities (``MAF_AGENT_TYPE``, ``MAF_AGENT_CAPABILITIES``
     #: or their ini keys), recorded with every heartbeat.
     agent_type: str = "worker"
@@ -35,5 +36,6 @@ class MafAgent:
         kind, names, status = checked_agent_fields(self.agent_type, self.capabilities, status)
         opened = open_chain(self.runtime_settings)
         with opened.runtime as runtime:
-            return runtime.heartbeat(self.id, details=details, agent_type=kind,
-                                     capabilities=names, status=status).last_heartbeat
+            return runtime.heartbeat(
+                self.id, details=details, agent_type=kind, capabilities=names, status=status
+            ).last_heartbeat

@@ -71,7 +71,7 @@ def _linked_git_dir(dot_git: Path) -> Path:
     text = _read_pointer(dot_git)
     if not text.startswith(_GITDIR_PREFIX):
         raise GitDirError(f"{dot_git}: does not start with {_GITDIR_PREFIX!r}")
-    git_dir = _resolve(dot_git.parent, text[len(_GITDIR_PREFIX):].strip())
+    git_dir = _resolve(dot_git.parent, text[len(_GITDIR_PREFIX) :].strip())
     if not git_dir.is_dir():
         raise GitDirError(f"{dot_git}: names {str(git_dir)!r}, which is not a directory")
     return git_dir

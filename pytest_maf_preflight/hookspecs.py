@@ -16,8 +16,9 @@ spec = HookspecMarker("pytest")
 
 
 @spec
-def pytest_maf_preflight_register_check_types(registry: CheckRegistry, config: pytest.Config
-                                              ) -> None:
+def pytest_maf_preflight_register_check_types(
+    registry: CheckRegistry, config: pytest.Config
+) -> None:
     """Register check types (``test_type`` values) of your own.
 
     Called once per process that needs the registry (the controller before configs are

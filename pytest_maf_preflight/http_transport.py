@@ -97,6 +97,7 @@ class Deadline:
 
 # Value types are NamedTuples: a frozen dataclass costs the import about ten times as much.
 
+
 class Endpoint(NamedTuple):
     """An http(s) URL taken apart for a request."""
 
@@ -126,8 +127,13 @@ def endpoint(url: str) -> Endpoint:
     except ValueError:
         raise UnsupportedUrl("invalid port") from None
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Endpoint(scheme, parts.hostname, port or _DEFAULT_PORTS[scheme],
-                    parts.netloc.rpartition("@")[2], target)
+    return Endpoint(
+        scheme,
+        parts.hostname,
+        port or _DEFAULT_PORTS[scheme],
+        parts.netloc.rpartition("@")[2],
+        target,
+    )
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -171,6 +177,7 @@ def retry_after(value: str | None, most: float) -> float | None:
 
 # --- proxies ----------------------------------------------------------------------------------
 
+
 class Proxy(NamedTuple):
     host: str
     port: int
@@ -202,8 +209,11 @@ def _parse_proxy(value: str) -> Proxy:
     if user is None:
         shown = f"{parts.scheme}://{shown_host}"
     else:
-        shown = f"{parts.scheme}://{user}:{REDACTED}@{shown_host}" if parts.password is not None \
+        shown = (
+            f"{parts.scheme}://{user}:{REDACTED}@{shown_host}"
+            if parts.password is not None
             else f"{parts.scheme}://{user}@{shown_host}"
+        )
     try:
         port = parts.port
     except ValueError:
@@ -215,6 +225,7 @@ def _parse_proxy(value: str) -> Proxy:
 
 
 # --- one connection, bounded by the deadline --------------------------------------------------
+
 
 class _DeadlineSocket:
     """The parts of a socket that ``http.client`` uses, each operation given the time left.
@@ -281,8 +292,9 @@ class _Connection(http.client.HTTPConnection):
     """An ``HTTPConnection`` that opens its socket itself: to the target or the proxy, through a
     tunnel and TLS where needed, every step within the deadline."""
 
-    def __init__(self, where: Endpoint, proxy: Proxy | None, tls: ssl.SSLContext | None,
-                 deadline: Deadline) -> None:
+    def __init__(
+        self, where: Endpoint, proxy: Proxy | None, tls: ssl.SSLContext | None, deadline: Deadline
+    ) -> None:
         super().__init__(where.host, where.port)
         # The Host header leaves out the port when it is the scheme's own.
         self.default_port = _DEFAULT_PORTS[where.scheme]
@@ -292,8 +304,11 @@ class _Connection(http.client.HTTPConnection):
         self._deadline = deadline
 
     def connect(self) -> None:
-        hop = (self._proxy.host, self._proxy.port) if self._proxy else (self._where.host,
-                                                                        self._where.port)
+        hop = (
+            (self._proxy.host, self._proxy.port)
+            if self._proxy
+            else (self._where.host, self._where.port)
+        )
         try:
             raw = socket.create_connection(hop, timeout=self._deadline.left())
         except TimeoutError:
@@ -301,8 +316,9 @@ class _Connection(http.client.HTTPConnection):
         except OSError as exc:
             if self._proxy is None:
                 raise
-            raise ProxyError(f"cannot connect to the proxy {self._proxy.shown}: "
-                             f"{exc.strerror or exc}") from None
+            raise ProxyError(
+                f"cannot connect to the proxy {self._proxy.shown}: {exc.strerror or exc}"
+            ) from None
         try:
             _no_delay(raw)
             if self._tls is None:
@@ -337,13 +353,17 @@ def _tunnel(sock: _DeadlineSocket, where: Endpoint, proxy: Proxy) -> None:
     try:
         answer.begin()
     except http.client.HTTPException as exc:
-        raise ProxyError(f"the proxy {proxy.shown} gave no valid answer to CONNECT "
-                         f"{where.host_port}: {type(exc).__name__}") from None
+        raise ProxyError(
+            f"the proxy {proxy.shown} gave no valid answer to CONNECT "
+            f"{where.host_port}: {type(exc).__name__}"
+        ) from None
     finally:
         answer.close()
     if not 200 <= answer.status < 300:
-        raise ProxyError(f"the proxy {proxy.shown} refused the tunnel to {where.host_port}: "
-                         f"{answer.status} {answer.reason}".rstrip())
+        raise ProxyError(
+            f"the proxy {proxy.shown} refused the tunnel to {where.host_port}: "
+            f"{answer.status} {answer.reason}".rstrip()
+        )
 
 
 def _tls_context(verify: bool) -> ssl.SSLContext:
@@ -355,6 +375,7 @@ def _tls_context(verify: bool) -> ssl.SSLContext:
 
 
 # --- requests ---------------------------------------------------------------------------------
+
 
 def _first(headers: list[tuple[str, str]], name: str) -> str | None:
     lowered = name.lower()
@@ -398,8 +419,12 @@ class Response:
     def __enter__(self) -> Response:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -416,8 +441,15 @@ class Reply(NamedTuple):
         return _first(self.headers, name)
 
 
-def request(method: str, url: str, *, headers: Mapping[str, str], deadline: Deadline,
-            body: bytes | None = None, verify_tls: bool = True) -> Response:
+def request(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    deadline: Deadline,
+    body: bytes | None = None,
+    verify_tls: bool = True,
+) -> Response:
     """Send one request and read the answer's status and headers, all within ``deadline``.
 
     Redirects are the caller's to follow (or not). Raises ``UnsupportedUrl`` for a URL that is
@@ -442,14 +474,37 @@ def request(method: str, url: str, *, headers: Mapping[str, str], deadline: Dead
         raise
 
 
-def fetch(method: str, url: str, *, headers: Mapping[str, str], deadline: Deadline,
-          limit: int, body: bytes | None = None, verify_tls: bool = True) -> Reply:
+def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    deadline: Deadline,
+    limit: int,
+    body: bytes | None = None,
+    verify_tls: bool = True,
+) -> Reply:
     """:func:`request`, and the body's first ``limit`` bytes read within the same deadline."""
-    with request(method, url, headers=headers, deadline=deadline, body=body,
-                 verify_tls=verify_tls) as response:
+    with request(
+        method, url, headers=headers, deadline=deadline, body=body, verify_tls=verify_tls
+    ) as response:
         return Reply(response.status, response.reason, response.headers, response.read(limit))
 
 
-__all__ = ["FAILURES", "Deadline", "Endpoint", "Proxy", "ProxyError", "Reply", "Response",
-           "UnsupportedUrl", "authorization", "endpoint", "fetch", "origin", "proxy_for",
-           "request", "retry_after"]
+__all__ = [
+    "FAILURES",
+    "Deadline",
+    "Endpoint",
+    "Proxy",
+    "ProxyError",
+    "Reply",
+    "Response",
+    "UnsupportedUrl",
+    "authorization",
+    "endpoint",
+    "fetch",
+    "origin",
+    "proxy_for",
+    "request",
+    "retry_after",
+]

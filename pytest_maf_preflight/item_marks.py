@@ -32,9 +32,15 @@ class ItemMarks:
     reserve: pytest.Mark | None = None
 
     def names(self) -> set[str]:
-        return {name for name, present in ((SMOKE, self.smoke),
-                                           (REQUIRES, self.requires is not None),
-                                           (RESERVE, self.reserve is not None)) if present}
+        return {
+            name
+            for name, present in (
+                (SMOKE, self.smoke),
+                (REQUIRES, self.requires is not None),
+                (RESERVE, self.reserve is not None),
+            )
+            if present
+        }
 
 
 #: Most items: none of the plugin's markers.
@@ -71,8 +77,9 @@ class MarkReader:
         closest = dict(inherited)
         for mark in reversed(own):
             closest[mark.name] = mark
-        return ItemMarks(smoke=SMOKE in closest, requires=closest.get(REQUIRES),
-                         reserve=closest.get(RESERVE))
+        return ItemMarks(
+            smoke=SMOKE in closest, requires=closest.get(REQUIRES), reserve=closest.get(RESERVE)
+        )
 
 
 def mark_items(items: Iterable[pytest.Item], reader: MarkReader | None = None) -> set[str]:
@@ -92,4 +99,3 @@ def marks_of(item: pytest.Item) -> ItemMarks:
     if marks is None:
         marks = item.stash[MARKS_KEY] = MarkReader().read(item)
     return marks
-

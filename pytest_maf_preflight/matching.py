@@ -55,9 +55,11 @@ def _timeout(remaining: float | None) -> float:
 def _timed_out(pattern: str, remaining: float | None) -> Exception:
     from .checks.base import CheckTimeout
 
-    return CheckTimeout(f"matching the regular expression {pattern!r} did not end within "
-                        f"{_timeout(remaining):.3g} s (the check's deadline); it may backtrack "
-                        "catastrophically on this text")
+    return CheckTimeout(
+        f"matching the regular expression {pattern!r} did not end within "
+        f"{_timeout(remaining):.3g} s (the check's deadline); it may backtrack "
+        "catastrophically on this text"
+    )
 
 
 def search(pattern: str, text: str, remaining: float | None) -> bool:
@@ -75,8 +77,9 @@ def fullmatch(pattern: str, text: str, remaining: float | None) -> bool:
     import regex
 
     try:
-        return regex.fullmatch(pattern, text, timeout=_timeout(remaining),
-                               concurrent=True) is not None
+        return (
+            regex.fullmatch(pattern, text, timeout=_timeout(remaining), concurrent=True) is not None
+        )
     except TimeoutError:
         raise _timed_out(pattern, remaining) from None
 
@@ -107,9 +110,11 @@ def refuse_unbounded_schema(schema: Any) -> None:
 
     walk(schema, 0)
     if {"unevaluatedProperties", "patternProperties"} <= found:
-        raise ValueError("a json_schema may not combine unevaluatedProperties with "
-                         "patternProperties: their regexes could not be matched within the "
-                         "check's deadline")
+        raise ValueError(
+            "a json_schema may not combine unevaluatedProperties with "
+            "patternProperties: their regexes could not be matched within the "
+            "check's deadline"
+        )
 
 
 def schema_validator(schema: Mapping[str, Any], remaining: Any) -> Validator:
@@ -127,8 +132,9 @@ def schema_validator(schema: Mapping[str, Any], remaining: Any) -> Validator:
         if validator.is_type(instance, "string") and not search(patrn, instance, left()):
             yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
-    def pattern_properties(validator: Any, patterns: Mapping[str, Any], instance: Any,
-                           _schema: Any) -> Iterator[Any]:
+    def pattern_properties(
+        validator: Any, patterns: Mapping[str, Any], instance: Any, _schema: Any
+    ) -> Iterator[Any]:
         if not validator.is_type(instance, "object"):
             return
         for patrn, subschema in patterns.items():
@@ -136,14 +142,18 @@ def schema_validator(schema: Mapping[str, Any], remaining: Any) -> Validator:
                 if search(patrn, key, left()):
                     yield from validator.descend(value, subschema, path=key, schema_path=patrn)
 
-    def additional_properties(validator: Any, additional: Any, instance: Any,
-                              schema: Mapping[str, Any]) -> Iterator[Any]:
+    def additional_properties(
+        validator: Any, additional: Any, instance: Any, schema: Mapping[str, Any]
+    ) -> Iterator[Any]:
         if not validator.is_type(instance, "object"):
             return
         named = schema.get("properties", {})
         patterns = list(schema.get("patternProperties", {}))
-        extras = [key for key in instance if key not in named
-                  and not any(search(p, key, left()) for p in patterns)]
+        extras = [
+            key
+            for key in instance
+            if key not in named and not any(search(p, key, left()) for p in patterns)
+        ]
         if validator.is_type(additional, "object"):
             for key in extras:
                 yield from validator.descend(instance[key], additional, path=key)
@@ -151,9 +161,12 @@ def schema_validator(schema: Mapping[str, Any], remaining: Any) -> Validator:
             shown = ", ".join(repr(key) for key in sorted(extras, key=str))
             yield ValidationError(f"additional properties are not allowed ({shown} unexpected)")
 
-    bounded = validators.extend(Draft202012Validator, {  # type: ignore[no-untyped-call]
-        "pattern": pattern,
-        "patternProperties": pattern_properties,
-        "additionalProperties": additional_properties,
-    })
+    bounded = validators.extend(
+        Draft202012Validator,
+        {  # type: ignore[no-untyped-call]
+            "pattern": pattern,
+            "patternProperties": pattern_properties,
+            "additionalProperties": additional_properties,
+        },
+    )
     return bounded(schema)  # type: ignore[no-any-return]

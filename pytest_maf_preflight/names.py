@@ -31,20 +31,28 @@ def is_anonymous(agent_id: str) -> bool:
     return agent_id == ANONYMOUS_AGENT
 
 
-def environment_name(cli_value: str | None, environ: Mapping[str, str], ini_value: str = "",
-                     *, cli_source: str = "--maf-env") -> str:
+def environment_name(
+    cli_value: str | None,
+    environ: Mapping[str, str],
+    ini_value: str = "",
+    *,
+    cli_source: str = "--maf-env",
+) -> str:
     """The environment whose overrides apply: CLI > MAF_ENV > NODE_ENV > ini > ``development``.
 
     The first non-empty value wins and must match ``NAME_PATTERN``; otherwise ``ValueError``
     names where the value came from (``cli_source`` names the command-line option).
     """
-    for value, source in ((cli_value, cli_source),
-                          (environ.get("MAF_ENV"), "MAF_ENV environment variable"),
-                          (environ.get("NODE_ENV"), "NODE_ENV environment variable"),
-                          (ini_value, "maf_env in the config file")):
+    for value, source in (
+        (cli_value, cli_source),
+        (environ.get("MAF_ENV"), "MAF_ENV environment variable"),
+        (environ.get("NODE_ENV"), "NODE_ENV environment variable"),
+        (ini_value, "maf_env in the config file"),
+    ):
         if value:
             if not re.fullmatch(NAME_PATTERN, value):
-                raise ValueError(f"{source}: {value!r} is not a valid environment name "
-                                 f"({NAME_RULE})")
+                raise ValueError(
+                    f"{source}: {value!r} is not a valid environment name ({NAME_RULE})"
+                )
             return value
     return DEFAULT_ENV

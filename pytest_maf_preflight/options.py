@@ -24,28 +24,41 @@ HELP_ONLY = "Run the preflight gate (config checks and maf_smoke tests) and noth
 HELP_CONFIG = (
     "Preflight config file or directory, in addition to .maf/preflight-configs (repeatable)"
 )
-HELP_CONFIG_INI = ("Preflight config files or directories, relative to the rootdir, in "
-                   "addition to .maf/preflight-configs")
+HELP_CONFIG_INI = (
+    "Preflight config files or directories, relative to the rootdir, in "
+    "addition to .maf/preflight-configs"
+)
 HELP_ENV = "Environment whose config overrides apply (default: development)"
 HELP_AGENT = "Id of the agent this session runs for"
-HELP_AGENT_TYPE = ("The agent's type, recorded with its heartbeats: coordinator, worker "
-                   "(default), verifier or escalation_manager (env MAF_AGENT_TYPE)")
-HELP_AGENT_CAPABILITIES = ("The agent's capabilities, recorded with its heartbeats: names "
-                           "separated by commas (env MAF_AGENT_CAPABILITIES)")
+HELP_AGENT_TYPE = (
+    "The agent's type, recorded with its heartbeats: coordinator, worker "
+    "(default), verifier or escalation_manager (env MAF_AGENT_TYPE)"
+)
+HELP_AGENT_CAPABILITIES = (
+    "The agent's capabilities, recorded with its heartbeats: names "
+    "separated by commas (env MAF_AGENT_CAPABILITIES)"
+)
 HELP_REPORT = "Write a JSON report of the gate to this path"
 HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
 HELP_MAX_CONCURRENCY = f"Most preflight checks run at once (default: {DEFAULT_MAX_CONCURRENCY})"
-HELP_GC_FREEZE = ("Freeze the objects alive when the tests start, so garbage collections "
-                  "during the tests skip them (default: true; env MAF_PREFLIGHT_GC_FREEZE)")
+HELP_GC_FREEZE = (
+    "Freeze the objects alive when the tests start, so garbage collections "
+    "during the tests skip them (default: true; env MAF_PREFLIGHT_GC_FREEZE)"
+)
 HELP_BASE_URL = "Base URL for api checks whose endpoint has no base_url"
-HELP_RUNTIME = ("Runtime modes to record in, tried in order (default: sqlite,json,memory; "
-                "also MAF_RUNTIME_MODE)")
-HELP_DB_URL = ("PostgreSQL URL of the postgres runtime mode (also MAF_DB_URL; a password may "
-               "come from PGPASSWORD or ~/.pgpass)")
+HELP_RUNTIME = (
+    "Runtime modes to record in, tried in order (default: sqlite,json,memory; "
+    "also MAF_RUNTIME_MODE)"
+)
+HELP_DB_URL = (
+    "PostgreSQL URL of the postgres runtime mode (also MAF_DB_URL; a password may "
+    "come from PGPASSWORD or ~/.pgpass)"
+)
 HELP_NO_ESCALATE = "Raise, advance and deliver no escalations in this run"
 HELP_DEFAULT_ESCALATION = "Escalation path for checks that name none"
-HELP_MAX_CONFIG_BYTES = ("Largest preflight config file accepted, in bytes "
-                         f"(default: {DEFAULT_MAX_CONFIG_BYTES})")
+HELP_MAX_CONFIG_BYTES = (
+    f"Largest preflight config file accepted, in bytes (default: {DEFAULT_MAX_CONFIG_BYTES})"
+)
 
 #: Ini keys renamed to the ``maf_<setting>`` scheme: the key -> its earlier spelling.
 INI_ALIASES: Final = {
@@ -65,30 +78,78 @@ UNSET: Final = object()
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("maf-preflight", "preflight gate for multi-agent setups")
-    group.addoption("--maf-preflight", action="store_true", default=None, dest="maf_preflight",
-                    help=HELP_PREFLIGHT)
-    group.addoption("--maf-preflight-only", action="store_true", default=None,
-                    dest="maf_preflight_only", help=HELP_ONLY)
-    group.addoption("--maf-config", "--maf-preflight-config", action="append", default=[],
-                    metavar="PATH", dest="maf_config", help=HELP_CONFIG)
+    group.addoption(
+        "--maf-preflight",
+        action="store_true",
+        default=None,
+        dest="maf_preflight",
+        help=HELP_PREFLIGHT,
+    )
+    group.addoption(
+        "--maf-preflight-only",
+        action="store_true",
+        default=None,
+        dest="maf_preflight_only",
+        help=HELP_ONLY,
+    )
+    group.addoption(
+        "--maf-config",
+        "--maf-preflight-config",
+        action="append",
+        default=[],
+        metavar="PATH",
+        dest="maf_config",
+        help=HELP_CONFIG,
+    )
     group.addoption("--maf-env", default=None, metavar="NAME", dest="maf_env", help=HELP_ENV)
-    group.addoption("--maf-agent-id", default=None, metavar="ID", dest="maf_agent_id",
-                    help=HELP_AGENT)
-    group.addoption("--maf-report", "--maf-preflight-report", default=None, metavar="PATH",
-                    dest="maf_report", help=HELP_REPORT)
-    group.addoption("--maf-warnings-as-errors", "--maf-preflight-warnings-as-errors",
-                    action="store_true", default=None, dest="maf_warnings_as_errors",
-                    help=HELP_WARNINGS_AS_ERRORS)
-    group.addoption("--maf-max-concurrency", "--maf-preflight-max-concurrency", default=None,
-                    metavar="N", dest="maf_max_concurrency", help=HELP_MAX_CONCURRENCY)
-    group.addoption("--maf-runtime", default=None, metavar="MODES", dest="maf_runtime",
-                    help=HELP_RUNTIME)
-    group.addoption("--maf-db-url", default=None, metavar="URL", dest="maf_db_url",
-                    help=HELP_DB_URL)
-    group.addoption("--maf-base-url", "--maf-preflight-base-url", default=None, metavar="URL",
-                    dest="maf_base_url", help=HELP_BASE_URL)
-    group.addoption("--maf-no-escalate", action="store_true", default=None,
-                    dest="maf_no_escalate", help=HELP_NO_ESCALATE)
+    group.addoption(
+        "--maf-agent-id", default=None, metavar="ID", dest="maf_agent_id", help=HELP_AGENT
+    )
+    group.addoption(
+        "--maf-report",
+        "--maf-preflight-report",
+        default=None,
+        metavar="PATH",
+        dest="maf_report",
+        help=HELP_REPORT,
+    )
+    group.addoption(
+        "--maf-warnings-as-errors",
+        "--maf-preflight-warnings-as-errors",
+        action="store_true",
+        default=None,
+        dest="maf_warnings_as_errors",
+        help=HELP_WARNINGS_AS_ERRORS,
+    )
+    group.addoption(
+        "--maf-max-concurrency",
+        "--maf-preflight-max-concurrency",
+        default=None,
+        metavar="N",
+        dest="maf_max_concurrency",
+        help=HELP_MAX_CONCURRENCY,
+    )
+    group.addoption(
+        "--maf-runtime", default=None, metavar="MODES", dest="maf_runtime", help=HELP_RUNTIME
+    )
+    group.addoption(
+        "--maf-db-url", default=None, metavar="URL", dest="maf_db_url", help=HELP_DB_URL
+    )
+    group.addoption(
+        "--maf-base-url",
+        "--maf-preflight-base-url",
+        default=None,
+        metavar="URL",
+        dest="maf_base_url",
+        help=HELP_BASE_URL,
+    )
+    group.addoption(
+        "--maf-no-escalate",
+        action="store_true",
+        default=None,
+        dest="maf_no_escalate",
+        help=HELP_NO_ESCALATE,
+    )
 
     parser.addini("maf_preflight", HELP_PREFLIGHT, type="bool", default=False)
     parser.addini("maf_preflight_only", HELP_ONLY, type="bool", default=False)
@@ -109,8 +170,12 @@ def add_options(parser: pytest.Parser) -> None:
     _add_renamed_ini(parser, "maf_default_escalation", HELP_DEFAULT_ESCALATION)
 
 
-def _add_renamed_ini(parser: pytest.Parser, name: str, help_text: str,
-                     kind: Literal["bool", "linelist"] | None = None) -> None:
+def _add_renamed_ini(
+    parser: pytest.Parser,
+    name: str,
+    help_text: str,
+    kind: Literal["bool", "linelist"] | None = None,
+) -> None:
     """Register ``name`` and its earlier spelling, both ``UNSET`` when left out."""
     parser.addini(name, help_text, type=kind, default=UNSET)
     parser.addini(INI_ALIASES[name], f"Alias of {name}", type=kind, default=UNSET)

@@ -35,7 +35,7 @@ _MARKERS = (
     "failure skips the rest of the session (with --maf-preflight)",
     "maf_requires(check_id, ...): skip this test unless those preflight checks passed",
     "maf_preflight_check: a preflight config check item (set by the plugin)",
-    "maf_runtime(\"configured\"): the maf_runtime fixture gives the configured runtime (the "
+    'maf_runtime("configured"): the maf_runtime fixture gives the configured runtime (the '
     "one the gate records in) instead of a temporary one",
     "maf_reserve(paths, exclusive=True, ttl=900, reason=''): hold a lease on these paths or "
     "patterns (in the configured runtime, as this run's agent) while the test runs; a conflict "
@@ -135,12 +135,16 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # The gate, when on, read the markers once it had put smoke tests back; read here otherwise.
     gate = config.stash.get(GATE_KEY, None)
     # One reader for all items: each parent node's markers are read once, not once per child.
-    present = gate.marked if gate is not None and gate.marked is not None else mark_items(
-        session.items)
+    present = (
+        gate.marked if gate is not None and gate.marked is not None else mark_items(session.items)
+    )
     manager = config.pluginmanager
     # With the gate on, the gate decides on maf_requires.
-    if (REQUIRES in present and GATE_KEY not in config.stash
-            and manager.get_plugin("maf_preflight_requires") is None):
+    if (
+        REQUIRES in present
+        and GATE_KEY not in config.stash
+        and manager.get_plugin("maf_preflight_requires") is None
+    ):
         manager.register(_RequiresWithoutGate(), "maf_preflight_requires")
     if RESERVE in present and manager.get_plugin("maf_preflight_reserve") is None:
         manager.register(_ReserveMarker(), "maf_preflight_reserve")
@@ -154,8 +158,10 @@ class _RequiresWithoutGate:
         marker = marks_of(item).requires
         reason = None
         if marker is not None:
-            reason = (f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight "
-                      "gate (--maf-preflight)")
+            reason = (
+                f"maf_requires({', '.join(map(str, marker.args))}) needs the preflight "
+                "gate (--maf-preflight)"
+            )
             # A skip mark lets pytest report the test's own location, not this file's.
             item.add_marker(pytest.mark.skip(reason=reason))
         result = yield
@@ -197,13 +203,17 @@ def _reserve(item: pytest.Item, marker: pytest.Mark) -> None:
     if not paths or unknown or not all(isinstance(p, str) for p in paths):
         raise pytest.UsageError(
             f"{item.nodeid}: maf_reserve takes paths or patterns (strings, or one list) and "
-            f"exclusive=, ttl=, reason=; got args {marker.args!r}, kwargs {marker.kwargs!r}")
+            f"exclusive=, ttl=, reason=; got args {marker.args!r}, kwargs {marker.kwargs!r}"
+        )
     holder = MafReservations(_lease_store(item.config), _settings(item.config).agent_id)
     item.stash[_RESERVED_KEY] = holder
     try:
-        holder.grant(*paths, exclusive=bool(marker.kwargs.get("exclusive", True)),
-                     ttl=float(marker.kwargs.get("ttl", DEFAULT_TTL)),
-                     reason=str(marker.kwargs.get("reason", f"test {item.nodeid}")))
+        holder.grant(
+            *paths,
+            exclusive=bool(marker.kwargs.get("exclusive", True)),
+            ttl=float(marker.kwargs.get("ttl", DEFAULT_TTL)),
+            reason=str(marker.kwargs.get("reason", f"test {item.nodeid}")),
+        )
     except (ReservationConflictError, ValueError, RuntimeStateError) as exc:
         pytest.fail(f"maf_reserve: {exc}", pytrace=False)
 
@@ -226,6 +236,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 # --- fixtures -----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
     """The agent: id, environment, and ``heartbeat(**details)`` into the configured runtime.
@@ -236,9 +247,13 @@ def maf_agent(pytestconfig: pytest.Config) -> MafAgent:
     from .agent import MafAgent
 
     settings = _settings(pytestconfig)
-    return MafAgent(id=settings.agent_id, environment=settings.environment,
-                    runtime_settings=settings.runtime, agent_type=settings.agent_type,
-                    capabilities=settings.agent_capabilities)
+    return MafAgent(
+        id=settings.agent_id,
+        environment=settings.environment,
+        runtime_settings=settings.runtime,
+        agent_type=settings.agent_type,
+        capabilities=settings.agent_capabilities,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -253,11 +268,16 @@ def maf_config(pytestconfig: pytest.Config) -> PreflightConfigManager:
         from .checks.builtin import builtin_registry
 
         registry = builtin_registry()
-        pytestconfig.hook.pytest_maf_preflight_register_check_types(registry=registry,
-                                                                    config=pytestconfig)
-    return PreflightConfigManager(settings.config_paths[0], environment=settings.environment,
-                                  registry=registry, extra_paths=settings.config_paths[1:],
-                                  max_bytes=settings.max_config_bytes)
+        pytestconfig.hook.pytest_maf_preflight_register_check_types(
+            registry=registry, config=pytestconfig
+        )
+    return PreflightConfigManager(
+        settings.config_paths[0],
+        environment=settings.environment,
+        registry=registry,
+        extra_paths=settings.config_paths[1:],
+        max_bytes=settings.max_config_bytes,
+    )
 
 
 @pytest.fixture
@@ -272,16 +292,25 @@ def maf_runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runt
     runtime_settings = _settings(request.config).runtime
     marker = request.node.get_closest_marker("maf_runtime")
     if marker is not None and tuple(marker.args) != ("configured",):
-        raise pytest.UsageError(f"{request.node.nodeid}: maf_runtime takes no argument or "
-                                f"'configured', got {marker.args!r}")
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: maf_runtime takes no argument or "
+            f"'configured', got {marker.args!r}"
+        )
     if marker is None:
         # Temporary means files under tmp_path: a shared PostgreSQL database is not, so the
         # postgres mode gives way to sqlite here.
-        chain = tuple(dict.fromkeys("sqlite" if m == "postgres" else m
-                                    for m in runtime_settings.chain))
-        runtime_settings = dataclasses.replace(runtime_settings, db_path=tmp_path / "runtime.db",
-                                               mail_root=tmp_path / "agent-mail", chain=chain,
-                                               db_url=None, json_root=None, db_shared=False)
+        chain = tuple(
+            dict.fromkeys("sqlite" if m == "postgres" else m for m in runtime_settings.chain)
+        )
+        runtime_settings = dataclasses.replace(
+            runtime_settings,
+            db_path=tmp_path / "runtime.db",
+            mail_root=tmp_path / "agent-mail",
+            chain=chain,
+            db_url=None,
+            json_root=None,
+            db_shared=False,
+        )
     opened = open_chain(runtime_settings)
     try:
         yield opened.runtime
@@ -304,8 +333,7 @@ def maf_reservations(pytestconfig: pytest.Config) -> Iterator[MafReservations]:
 
 
 @pytest.fixture
-def maf_escalate(pytestconfig: pytest.Config
-                 ) -> Iterator[Callable[..., EscalationRecord | None]]:
+def maf_escalate(pytestconfig: pytest.Config) -> Iterator[Callable[..., EscalationRecord | None]]:
     """Raise an escalation along a configured path as this run's agent:
     ``maf_escalate("default-escalation", "the nightly data is stale", severity="warning")``
     opens it (or adds an occurrence) in the configured runtime and delivers its first level;
@@ -318,19 +346,22 @@ def maf_escalate(pytestconfig: pytest.Config
 
     settings = _settings(pytestconfig)
     gate = pytestconfig.stash.get(GATE_KEY, None)
-    loaded = gate.loaded if gate is not None and gate.loaded else load_configs(
-        pytestconfig, settings)[1]
+    loaded = (
+        gate.loaded if gate is not None and gate.loaded else load_configs(pytestconfig, settings)[1]
+    )
     opened = open_chain(settings.runtime)
     engine = engine_for(opened.runtime, escalation_settings(settings), loaded)
 
-    def escalate(path_id: str, summary: str, *, severity: str = "critical",
-                 check_id: str | None = None) -> EscalationRecord | None:
+    def escalate(
+        path_id: str, summary: str, *, severity: str = "critical", check_id: str | None = None
+    ) -> EscalationRecord | None:
         from .escalation.engine import EngineReport
 
         report = EngineReport()
         try:
-            return engine.raise_manual(path_id, summary=summary, severity=severity,
-                                       check_id=check_id, report=report)
+            return engine.raise_manual(
+                path_id, summary=summary, severity=severity, check_id=check_id, report=report
+            )
         finally:
             if gate is not None:  # the summary lists what tests raised too
                 gate.escalated(report.lines())
@@ -348,5 +379,3 @@ def maf_preflight_results(pytestconfig: pytest.Config) -> Mapping[str, CheckResu
     if gate is None:
         return {}
     return dict(gate.results)
-
-

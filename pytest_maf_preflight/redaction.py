@@ -20,7 +20,8 @@ ENV_REF = re.compile(r"\$\{ENV:([A-Za-z_][A-Za-z0-9_]*)\}")
 #: unencoded ``/``, ``?`` or ``#`` in a password is hidden too) but never crosses whitespace or
 #: quotes, so it stays inside one URL. The bounds keep the scan linear on hostile text.
 _URL_PASSWORD = re.compile(
-    r"(\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/?#@\"'<>]{0,256}:)([^\s@\"'<>]{1,1024})(@)")
+    r"(\b[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/?#@\"'<>]{0,256}:)([^\s@\"'<>]{1,1024})(@)"
+)
 
 
 def is_secret_key(key: str) -> bool:
@@ -87,6 +88,7 @@ def redact_url(url: str, secrets: Sequence[str] = ()) -> str:
         netloc = f"{user}:{REDACTED}@{hostport}" if ":" in userinfo else f"{user}@{hostport}"
     query = "&".join(
         f"{key}={REDACTED if is_secret_key(key) else value}" if sep else key
-        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair))
+        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
     cleaned = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
     return redact_text(cleaned, secrets)

@@ -59,8 +59,9 @@ class Settings:
     gc_freeze: bool = True
 
 
-def _flag(cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
-          ) -> bool:
+def _flag(
+    cli: bool | None, env_names: tuple[str, ...], ini: bool, environ: Mapping[str, str]
+) -> bool:
     if cli:
         return True
     for name in env_names:
@@ -91,7 +92,8 @@ def _ini(config: pytest.Config, name: str, default: Any = "") -> tuple[Any, str]
     if value != old_value:
         raise pytest.UsageError(
             f"{name} and {old} in the config file: set to different values ({value!r} and "
-            f"{old_value!r}); {old} is the old spelling of {name}: remove it")
+            f"{old_value!r}); {old} is the old spelling of {name}: remove it"
+        )
     return value, f"{name} in the config file"
 
 
@@ -103,18 +105,18 @@ def _first(*candidates: tuple[str | None, str]) -> tuple[str, str] | None:
     return None
 
 
-def _agent_fields(config: pytest.Config, env: Mapping[str, str]
-                  ) -> tuple[str, tuple[str, ...]]:
+def _agent_fields(config: pytest.Config, env: Mapping[str, str]) -> tuple[str, tuple[str, ...]]:
     """The agent's type and capabilities: environment > ini > worker, none."""
     from .runtime.agent_fields import checked_agent_fields
 
-    kind = _first((env.get("MAF_AGENT_TYPE", "").strip(), "MAF_AGENT_TYPE environment variable"),
-                  (str(config.getini("maf_agent_type")).strip(),
-                   "maf_agent_type in the config file"))
-    names = _first((env.get("MAF_AGENT_CAPABILITIES"),
-                    "MAF_AGENT_CAPABILITIES environment variable"),
-                   (str(config.getini("maf_agent_capabilities")),
-                    "maf_agent_capabilities in the config file"))
+    kind = _first(
+        (env.get("MAF_AGENT_TYPE", "").strip(), "MAF_AGENT_TYPE environment variable"),
+        (str(config.getini("maf_agent_type")).strip(), "maf_agent_type in the config file"),
+    )
+    names = _first(
+        (env.get("MAF_AGENT_CAPABILITIES"), "MAF_AGENT_CAPABILITIES environment variable"),
+        (str(config.getini("maf_agent_capabilities")), "maf_agent_capabilities in the config file"),
+    )
     agent_type, capabilities = "worker", tuple[str, ...]()
     if kind:
         try:
@@ -124,7 +126,8 @@ def _agent_fields(config: pytest.Config, env: Mapping[str, str]
     if names:
         try:
             capabilities = checked_agent_fields(
-                "worker", [n.strip() for n in names[0].split(",") if n.strip()], "active")[1]
+                "worker", [n.strip() for n in names[0].split(",") if n.strip()], "active"
+            )[1]
         except ValueError as exc:
             raise pytest.UsageError(f"{names[1]}: {exc}") from None
     return agent_type, capabilities
@@ -143,15 +146,15 @@ def _positive_int(value: str, source: str) -> int:
 def _name(value: str, source: str) -> str:
     if len(value) > 128 or not re.fullmatch(NAME_PATTERN, value):
         raise pytest.UsageError(
-            f"{source}: {value!r} is not a valid name ({NAME_RULE}; at most 128 characters)")
+            f"{source}: {value!r} is not a valid name ({NAME_RULE}; at most 128 characters)"
+        )
     return value
 
 
 #: Options whose value is a path. pytest chooses the rootdir and ini file before it knows
 #: plugin options, so a separate value ("--opt PATH") is taken for a test path there and can
 #: move the rootdir away from the project, and with it the default config directory.
-_PATH_OPTIONS = ("--maf-config", "--maf-preflight-config", "--maf-report",
-                 "--maf-preflight-report")
+_PATH_OPTIONS = ("--maf-config", "--maf-preflight-config", "--maf-report", "--maf-preflight-report")
 
 
 def _check_path_option_form(args: Sequence[str]) -> None:
@@ -159,7 +162,8 @@ def _check_path_option_form(args: Sequence[str]) -> None:
         if arg in _PATH_OPTIONS:
             raise pytest.UsageError(
                 f"write {arg}=PATH (with '='): pytest chooses the rootdir before it knows this "
-                "option, and would take a separate PATH for a test path")
+                "option, and would take a separate PATH for a test path"
+            )
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
@@ -169,8 +173,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     opt = config.option
     rootdir = Path(config.rootpath)
 
-    enabled = _flag(opt.maf_preflight, ("MAF_PREFLIGHT",), bool(config.getini("maf_preflight")),
-                    env)
+    enabled = _flag(
+        opt.maf_preflight, ("MAF_PREFLIGHT",), bool(config.getini("maf_preflight")), env
+    )
     only = _flag(opt.maf_preflight_only, (), bool(config.getini("maf_preflight_only")), env)
     if only:
         enabled = True
@@ -197,8 +202,10 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     )
     concurrency = _first(
         (opt.maf_max_concurrency, "--maf-max-concurrency"),
-        (env.get("MAF_PREFLIGHT_MAX_CONCURRENCY"),
-         "MAF_PREFLIGHT_MAX_CONCURRENCY environment variable"),
+        (
+            env.get("MAF_PREFLIGHT_MAX_CONCURRENCY"),
+            "MAF_PREFLIGHT_MAX_CONCURRENCY environment variable",
+        ),
         _ini(config, "maf_max_concurrency"),
     )
     base_url = _first(
@@ -208,13 +215,17 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     )
     max_bytes = _first(_ini(config, "maf_max_config_bytes"))
     warnings_as_errors = _flag(
-        opt.maf_warnings_as_errors, ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
-        bool(_ini(config, "maf_warnings_as_errors", False)[0]), env,
+        opt.maf_warnings_as_errors,
+        ("MAF_PREFLIGHT_WARNINGS_AS_ERRORS",),
+        bool(_ini(config, "maf_warnings_as_errors", False)[0]),
+        env,
     )
-    gc_freeze = _flag(None, ("MAF_PREFLIGHT_GC_FREEZE",),
-                      bool(_ini(config, "maf_gc_freeze", True)[0]), env)
-    no_escalate = _flag(opt.maf_no_escalate, ("MAF_NO_ESCALATE",),
-                        bool(config.getini("maf_no_escalate")), env)
+    gc_freeze = _flag(
+        None, ("MAF_PREFLIGHT_GC_FREEZE",), bool(_ini(config, "maf_gc_freeze", True)[0]), env
+    )
+    no_escalate = _flag(
+        opt.maf_no_escalate, ("MAF_NO_ESCALATE",), bool(config.getini("maf_no_escalate")), env
+    )
     default_escalation = str(_ini(config, "maf_default_escalation")[0]).strip() or None
     agent_type, agent_capabilities = _agent_fields(config, env)
     report_path = None
@@ -227,10 +238,14 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     from .runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
     try:
-        runtime = resolve_runtime_settings(rootdir, env, opt.maf_runtime,
-                                           str(config.getini("maf_runtime")),
-                                           db_url_cli=opt.maf_db_url,
-                                           db_url_ini=str(config.getini("maf_db_url")))
+        runtime = resolve_runtime_settings(
+            rootdir,
+            env,
+            opt.maf_runtime,
+            str(config.getini("maf_runtime")),
+            db_url_cli=opt.maf_db_url,
+            db_url_ini=str(config.getini("maf_db_url")),
+        )
     except RuntimeConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -244,8 +259,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         agent_id=_name(*agent) if agent else ANONYMOUS_AGENT,
         report_path=report_path,
         warnings_as_errors=warnings_as_errors,
-        max_concurrency=(_positive_int(*concurrency) if concurrency
-                         else DEFAULT_MAX_CONCURRENCY),
+        max_concurrency=(_positive_int(*concurrency) if concurrency else DEFAULT_MAX_CONCURRENCY),
         base_url=base_url[0] if base_url else None,
         max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
         escalate=not no_escalate,

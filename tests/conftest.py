@@ -6,7 +6,7 @@ import importlib.metadata
 import json
 import os
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ pytest.register_assert_rewrite(*sorted(p.stem for p in Path(__file__).parent.glo
 import yaml  # noqa: E402, F401
 
 import pytest_maf_preflight  # noqa: E402
-from helpers_configs import write_config_in  # noqa: E402
+from helpers_configs import WriteConfig, write_config_in  # noqa: E402
 from helpers_http import Handler, HttpServer, Routes, StartHttpServer  # noqa: E402
 from helpers_loopback import SilentListener  # noqa: E402
 from helpers_mcp_server import McpServer, serve  # noqa: E402
@@ -64,14 +64,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         # Proxy variables too: every test server is on loopback, and the HTTP transport honours
         # them (tests/test_http_transport.py sets its own).
-        if name.startswith("MAF_") or name in ("NODE_ENV", "AGENT_NAME") or (
-            name.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy")
+        if (
+            name.startswith("MAF_")
+            or name in ("NODE_ENV", "AGENT_NAME")
+            or (name.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"))
         ):
             monkeypatch.delenv(name)
 
 
 @pytest.fixture
-def write_config(pytester: pytest.Pytester) -> Callable[[str, str], Path]:
+def write_config(pytester: pytest.Pytester) -> WriteConfig:
     """Write a config file under ``.maf/preflight-configs`` of the pytester project."""
 
     def write(name: str, text: str) -> Path:
@@ -81,8 +83,7 @@ def write_config(pytester: pytest.Pytester) -> Callable[[str, str], Path]:
 
 
 @pytest.fixture
-def git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Path:
+def git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """git, here and in the processes the test starts, reads no user or system config and
     commits as a fixed author. Returns the fresh HOME."""
     home = tmp_path_factory.mktemp("home")
@@ -100,8 +101,13 @@ def http_server() -> Iterator[StartHttpServer]:
     handler that raised fails the test."""
     started: list[HttpServer] = []
 
-    def start(handler: Handler | Routes, *, host: str = "127.0.0.1",
-              tls: ssl.SSLContext | None = None, backlog: int = 16) -> HttpServer:
+    def start(
+        handler: Handler | Routes,
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        backlog: int = 16,
+    ) -> HttpServer:
         server = HttpServer(handler, host=host, tls=tls, backlog=backlog).start()
         started.append(server)
         return server

@@ -15,10 +15,16 @@ PROJECT = "/srv/repos/app"
 SLUG = "srv-repos-app"
 
 
-def read(source: AgentMailSource, rootdir: Path, *, environ: dict[str, str] | None = None,
-         timeout: float = 5.0) -> SourceReport:
-    return read_reservations(source, rootdir=rootdir, environ=environ or {}, now=NOW,
-                             timeout=timeout)
+def read(
+    source: AgentMailSource,
+    rootdir: Path,
+    *,
+    environ: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> SourceReport:
+    return read_reservations(
+        source, rootdir=rootdir, environ=environ or {}, now=NOW, timeout=timeout
+    )
 
 
 def held(report: SourceReport) -> set[tuple[str, str, bool]]:

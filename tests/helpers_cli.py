@@ -18,8 +18,14 @@ def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     those in ``env``."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
     environ.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *args], cwd=cwd,
-                          env=environ, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_maf_preflight.cli", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

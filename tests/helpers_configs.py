@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+#: What the ``write_config`` fixture (conftest.py) gives: write a config file of the pytester
+#: project by name and text, get its path.
+WriteConfig = Callable[[str, str], Path]
 
 #: A smoke test that passes wherever the tests run.
 PASSING_CHECK = """\
@@ -29,16 +34,25 @@ config:
 """
 
 
-def command_config(check_id: str, argv: list[str], *, severity: str = "critical",
-                   timeout: float = 10, **extra: Any) -> str:
+def command_config(
+    check_id: str, argv: list[str], *, severity: str = "critical", timeout: float = 10, **extra: Any
+) -> str:
     """A command smoke test as JSON; ``extra`` adds top-level fields (``is_active``...)."""
-    return json.dumps({
-        "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-        "version": "1.0.0", "severity": severity,
-        "config": {"test_type": "command", "timeout_seconds": timeout,
-                   "test_definition": {"argv": argv}},
-        **extra,
-    })
+    return json.dumps(
+        {
+            "id": check_id,
+            "name": f"{check_id} command",
+            "config_type": "smoke_test",
+            "version": "1.0.0",
+            "severity": severity,
+            "config": {
+                "test_type": "command",
+                "timeout_seconds": timeout,
+                "test_definition": {"argv": argv},
+            },
+            **extra,
+        }
+    )
 
 
 def write_config_in(root: Path, name: str, text: str) -> Path:

@@ -25,12 +25,20 @@ config:
 APP_FILES = {"src/app/x.py": "x = 1\n", "docs/guide.md": "# guide\n"}
 
 
-def run_git(cwd: Path, *args: str, check: bool = True, **env: str
-            ) -> subprocess.CompletedProcess[str]:
+def run_git(
+    cwd: Path, *args: str, check: bool = True, **env: str
+) -> subprocess.CompletedProcess[str]:
     """Run git in ``cwd`` with ``env`` added to the environment (hooks see it); with
     ``check=False`` a failure is returned, not raised."""
-    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        check=check,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -21,8 +21,18 @@ def guard_repo(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def lease_for_agent_b(capsys: pytest.CaptureFixture[str], *patterns: str) -> None:
-    code, _, err = run_main(capsys, "reservations", "acquire", *patterns, "--agent", "agent-b",
-                            "--ttl", "600", "--reason", "refactor")
+    code, _, err = run_main(
+        capsys,
+        "reservations",
+        "acquire",
+        *patterns,
+        "--agent",
+        "agent-b",
+        "--ttl",
+        "600",
+        "--reason",
+        "refactor",
+    )
     assert code == 0, err
 
 

@@ -71,14 +71,23 @@ class Response:
     stream: Iterable[bytes] | None = None
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, headers: Mapping[str, str] | None = None,
-             ) -> Response:
-        return cls(status, json.dumps(value),
-                   {"Content-Type": "application/json", **(headers or {})})
+    def json(
+        cls,
+        value: Any,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        return cls(
+            status, json.dumps(value), {"Content-Type": "application/json", **(headers or {})}
+        )
 
     @classmethod
-    def text(cls, text: str, status: int = 200, headers: Mapping[str, str] | None = None,
-             ) -> Response:
+    def text(
+        cls,
+        text: str,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         return cls(status, text, {"Content-Type": "text/plain", **(headers or {})})
 
     @classmethod
@@ -108,8 +117,14 @@ def scripted(*answers: Response, then: Response | None = None) -> Handler:
 class HttpServer:
     """A running (after :meth:`start`) ``ThreadingHTTPServer`` answering through ``handler``."""
 
-    def __init__(self, handler: Handler | Routes, *, host: str = "127.0.0.1",
-                 tls: ssl.SSLContext | None = None, backlog: int = 16) -> None:
+    def __init__(
+        self,
+        handler: Handler | Routes,
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        backlog: int = 16,
+    ) -> None:
         self.handler: Handler = _dispatch(handler) if isinstance(handler, Mapping) else handler
         self.requests: list[Request] = []
         #: Exceptions the handler raised (each answered with a 500); raised again at the end.
@@ -121,8 +136,7 @@ class HttpServer:
         self._httpd.owner = self
         if tls is not None:
             self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def host(self) -> str:
@@ -155,8 +169,12 @@ class HttpServer:
     def __enter__(self) -> HttpServer:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
         if kind is None:
             self.raise_errors()
@@ -165,16 +183,23 @@ class HttpServer:
 class StartHttpServer(Protocol):
     """The ``http_server`` fixture: starts a server, stopped when the test ends."""
 
-    def __call__(self, handler: Handler | Routes, *, host: str = "127.0.0.1",
-                 tls: ssl.SSLContext | None = None, backlog: int = 16) -> HttpServer: ...
+    def __call__(
+        self,
+        handler: Handler | Routes,
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+        backlog: int = 16,
+    ) -> HttpServer: ...
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: HttpServer
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler],
-                 backlog: int) -> None:
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], backlog: int
+    ) -> None:
         self.request_queue_size = backlog
         super().__init__(address, handler)
 
@@ -192,9 +217,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         owner = self.server.owner
         length = int(self.headers.get("Content-Length") or 0)
-        request = Request(self.command, self.path,
-                          {name.lower(): value for name, value in self.headers.items()},
-                          self.rfile.read(length) if length else b"")
+        request = Request(
+            self.command,
+            self.path,
+            {name.lower(): value for name, value in self.headers.items()},
+            self.rfile.read(length) if length else b"",
+        )
         owner.requests.append(request)
         try:
             answer = owner.handler(request)
@@ -234,4 +262,3 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(piece)  # raises once the client hangs up: handle_error ignores it
             self.wfile.flush()
-

@@ -39,11 +39,13 @@ class HttpProxy:
         self.forwarded: list[Forwarded] = []
         self.refused: list[Forwarded] = []
         self.expected_authorization = (
-            "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else None)
+            "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else None
+        )
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
 
     @property
     def port(self) -> int:
@@ -66,8 +68,12 @@ class HttpProxy:
     def __enter__(self) -> HttpProxy:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
@@ -101,9 +107,11 @@ class _Handler(socketserver.StreamRequestHandler):
         seen = Forwarded(method, target, auth)
         if owner.expected_authorization is not None and auth != owner.expected_authorization:
             owner.refused.append(seen)
-            self.wfile.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                             b"Proxy-Authenticate: Basic realm=\"tests\"\r\n"
-                             b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            self.wfile.write(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="tests"\r\n'
+                b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
             return
         owner.forwarded.append(seen)
         if method == "CONNECT":
@@ -118,12 +126,20 @@ class _Handler(socketserver.StreamRequestHandler):
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         length = int(next((v for k, v in headers if k.lower() == "content-length"), "0"))
         body = self.rfile.read(length) if length else b""
-        kept = [f"{k}: {v}\r\n" for k, v in headers
-                if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")]
-        message = (f"{method} {path} HTTP/1.1\r\n{''.join(kept)}Connection: close\r\n\r\n"
-                   .encode("latin-1") + body)
-        with socket.create_connection((parts.hostname, parts.port or 80),
-                                      timeout=IDLE_LIMIT) as origin:
+        kept = [
+            f"{k}: {v}\r\n"
+            for k, v in headers
+            if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")
+        ]
+        message = (
+            f"{method} {path} HTTP/1.1\r\n{''.join(kept)}Connection: close\r\n\r\n".encode(
+                "latin-1"
+            )
+            + body
+        )
+        with socket.create_connection(
+            (parts.hostname, parts.port or 80), timeout=IDLE_LIMIT
+        ) as origin:
             origin.sendall(message)
             _pipe(origin, self.request)
 

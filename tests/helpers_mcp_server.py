@@ -22,15 +22,41 @@ from helpers_http import HttpServer, Request, Response
 
 TOKEN = "s3cret-token"
 RESERVATIONS = [
-    {"id": 1, "agent": "BlueLake", "path_pattern": "src/*.py", "exclusive": True,
-     "reason": "", "created_ts": "2026-11-25T08:00:00+00:00",
-     "expires_ts": "2026-11-25T10:00:00+00:00", "released_ts": None, "stale": False},
-    {"id": 2, "agent": "GreenCastle", "path_pattern": "docs/**", "exclusive": False,
-     "expires_ts": "2026-11-25T09:45:00.123456+00:00", "released_ts": None},
-    {"id": 3, "agent": "RedStone", "path_pattern": "lib/**", "exclusive": True,
-     "expires_ts": "2026-11-25T09:10:00+00:00", "released_ts": None},  # expired
-    {"id": 4, "agent": "PinkPond", "path_pattern": "web/**", "exclusive": True,
-     "expires_ts": "2026-11-26T00:00:00+00:00", "released_ts": "2026-11-25T09:00:00+00:00"},
+    {
+        "id": 1,
+        "agent": "BlueLake",
+        "path_pattern": "src/*.py",
+        "exclusive": True,
+        "reason": "",
+        "created_ts": "2026-11-25T08:00:00+00:00",
+        "expires_ts": "2026-11-25T10:00:00+00:00",
+        "released_ts": None,
+        "stale": False,
+    },
+    {
+        "id": 2,
+        "agent": "GreenCastle",
+        "path_pattern": "docs/**",
+        "exclusive": False,
+        "expires_ts": "2026-11-25T09:45:00.123456+00:00",
+        "released_ts": None,
+    },
+    {
+        "id": 3,
+        "agent": "RedStone",
+        "path_pattern": "lib/**",
+        "exclusive": True,
+        "expires_ts": "2026-11-25T09:10:00+00:00",
+        "released_ts": None,
+    },  # expired
+    {
+        "id": 4,
+        "agent": "PinkPond",
+        "path_pattern": "web/**",
+        "exclusive": True,
+        "expires_ts": "2026-11-26T00:00:00+00:00",
+        "released_ts": "2026-11-25T09:00:00+00:00",
+    },
 ]
 
 
@@ -68,9 +94,15 @@ class McpServer:
         message = request.json()
         method = message.get("method")
         if method == "initialize":
-            return self._reply(message, {"protocolVersion": "2025-03-26", "capabilities": {},
-                                         "serverInfo": {"name": "mcp-agent-mail", "version": "0"}},
-                               {"Mcp-Session-Id": "session-1"})
+            return self._reply(
+                message,
+                {
+                    "protocolVersion": "2025-03-26",
+                    "capabilities": {},
+                    "serverInfo": {"name": "mcp-agent-mail", "version": "0"},
+                },
+                {"Mcp-Session-Id": "session-1"},
+            )
         if method == "notifications/initialized":
             self.initialized = request.headers.get("mcp-session-id") == "session-1"
             return _send(202)
@@ -98,58 +130,107 @@ class McpServer:
             # Like the server: each project's own reservations, none for another project.
             slug = uri.removeprefix("resource://file_reservations/").split("?", 1)[0]
             reservations = self.projects.get(slug, [])
-        contents = self.contents if self.contents is not None else [
-            {"uri": uri, "mimeType": "application/json", "text": json.dumps(reservations)}]
+        contents = (
+            self.contents
+            if self.contents is not None
+            else [{"uri": uri, "mimeType": "application/json", "text": json.dumps(reservations)}]
+        )
         return self._reply(message, {"contents": contents})
 
     def _call_tool(self, message: dict[str, Any], request: Request) -> Response:
         name, arguments = message["params"]["name"], message["params"]["arguments"]
         if name == "echo":
-            return self._reply(message, {"content": [{"type": "text",
-                                                      "text": json.dumps(arguments)}],
-                                         "structuredContent": arguments})
+            return self._reply(
+                message,
+                {
+                    "content": [{"type": "text", "text": json.dumps(arguments)}],
+                    "structuredContent": arguments,
+                },
+            )
         if name == "send_message":
             return self._send_message(message, arguments, request)
         if name == "fail":
-            return self._reply(message, {"content": [{"type": "text", "text": "recipient\n  "
-                                                      f"Nobody not found ({TOKEN})"}],
-                                         "isError": True})
+            return self._reply(
+                message,
+                {
+                    "content": [
+                        {"type": "text", "text": f"recipient\n  Nobody not found ({TOKEN})"}
+                    ],
+                    "isError": True,
+                },
+            )
         return self._reply(message, error={"code": -32602, "message": f"Unknown tool: {name}"})
 
-    def _send_message(self, message: dict[str, Any], arguments: dict[str, Any],
-                      request: Request) -> Response:
-        self.sent.append({"arguments": arguments,
-                          "authorization": request.headers.get("authorization")})
+    def _send_message(
+        self, message: dict[str, Any], arguments: dict[str, Any], request: Request
+    ) -> Response:
+        self.sent.append(
+            {"arguments": arguments, "authorization": request.headers.get("authorization")}
+        )
         if self.mode == "refuse_send":
-            return self._reply(message, {"content": [{"type": "text", "text": "Agent "
-                                                      f"{arguments.get('to')} not found"}],
-                                         "isError": True})
+            return self._reply(
+                message,
+                {
+                    "content": [{"type": "text", "text": f"Agent {arguments.get('to')} not found"}],
+                    "isError": True,
+                },
+            )
         # mcp_agent_mail answers with the deliveries it made (one per recipient list).
-        result = {"deliveries": [{"project": arguments.get("project_key"), "payload": {
-            "id": len(self.sent), "thread_id": arguments.get("thread_id"),
-            "subject": arguments.get("subject"), "to": arguments.get("to")}}], "count": 1}
-        return self._reply(message, {"content": [{"type": "text", "text": json.dumps(result)}],
-                                     "structuredContent": result})
+        result = {
+            "deliveries": [
+                {
+                    "project": arguments.get("project_key"),
+                    "payload": {
+                        "id": len(self.sent),
+                        "thread_id": arguments.get("thread_id"),
+                        "subject": arguments.get("subject"),
+                        "to": arguments.get("to"),
+                    },
+                }
+            ],
+            "count": 1,
+        }
+        return self._reply(
+            message,
+            {
+                "content": [{"type": "text", "text": json.dumps(result)}],
+                "structuredContent": result,
+            },
+        )
 
-    def _reply(self, message: dict[str, Any], result: Any = None,
-               headers: dict[str, str] | None = None, error: Any = None) -> Response:
+    def _reply(
+        self,
+        message: dict[str, Any],
+        result: Any = None,
+        headers: dict[str, str] | None = None,
+        error: Any = None,
+    ) -> Response:
         answer: dict[str, Any] = {"jsonrpc": "2.0", "id": message["id"]}
         answer.update({"error": error} if error is not None else {"result": result})
         if self.mode != "sse":
             return _send(200, json.dumps(answer).encode(), headers=headers)
         # An SSE stream: a log notification first, then the answer split over two data lines.
-        log = {"jsonrpc": "2.0", "method": "notifications/message",
-               "params": {"level": "info", "data": "reading"}}
+        log = {
+            "jsonrpc": "2.0",
+            "method": "notifications/message",
+            "params": {"level": "info", "data": "reading"},
+        }
         text = json.dumps(answer)
         half = text.index(", ") + 1  # the data lines are joined with a newline: JSON whitespace
-        body = (f": keep-alive\r\nevent: message\r\ndata: {json.dumps(log)}\r\n\r\n"
-                f"event: message\r\nid: 7\r\ndata: {text[:half]}\r\ndata:{text[half:]}\r\n"
-                f"\r\n").encode()
+        body = (
+            f": keep-alive\r\nevent: message\r\ndata: {json.dumps(log)}\r\n\r\n"
+            f"event: message\r\nid: 7\r\ndata: {text[:half]}\r\ndata:{text[half:]}\r\n"
+            f"\r\n"
+        ).encode()
         return _send(200, body, "text/event-stream", headers)
 
 
-def _send(status: int, body: bytes = b"", content_type: str = "application/json",
-          headers: dict[str, str] | None = None) -> Response:
+def _send(
+    status: int,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> Response:
     return Response(status, body, {"Content-Type": content_type, **(headers or {})})
 
 
@@ -158,10 +239,14 @@ def _as_mcp(request: Request) -> dict[str, Any]:
     if request.method != "POST":
         return {**seen, "session": request.headers.get("mcp-session-id")}
     message = request.json()
-    return {**seen, "method": message.get("method"), "params": message.get("params"),
-            "session": request.headers.get("mcp-session-id"),
-            "protocol": request.headers.get("mcp-protocol-version"),
-            "accept": request.headers.get("accept")}
+    return {
+        **seen,
+        "method": message.get("method"),
+        "params": message.get("params"),
+        "session": request.headers.get("mcp-session-id"),
+        "protocol": request.headers.get("mcp-protocol-version"),
+        "accept": request.headers.get("accept"),
+    }
 
 
 @contextmanager

@@ -28,8 +28,7 @@ from pathlib import Path
 SOURCE_ENV = "MAF_ORIGINAL_SOURCE"
 MIRROR = Path("/work/.mirror/iamnormalfree+maf-project-template/repo")
 #: The published schema files, in the order the original loads them.
-SCHEMA_FILES = ("store/schema.sql", "store/schema-preflight.sql",
-                "store/schema-reservations.sql")
+SCHEMA_FILES = ("store/schema.sql", "store/schema-preflight.sql", "store/schema-reservations.sql")
 _PREFIX = "maf/lib/maf/"
 
 #: The original's tables these tests use, in our words: names, declared types, NOT NULL,
@@ -68,12 +67,18 @@ def published_schema() -> tuple[list[str], str] | tuple[None, str]:
         except OSError as exc:
             return None, f"{SOURCE_ENV}={configured}: {exc}"
     if not MIRROR.is_dir():
-        return None, (f"the original MAF's source is not available (set {SOURCE_ENV} to a "
-                      f"checkout of iamnormalfree/maf-project-template, or mirror it at {MIRROR})")
+        return None, (
+            f"the original MAF's source is not available (set {SOURCE_ENV} to a "
+            f"checkout of iamnormalfree/maf-project-template, or mirror it at {MIRROR})"
+        )
     texts = []
     for name in SCHEMA_FILES:
-        done = subprocess.run(["git", "-C", str(MIRROR), "show", f"HEAD:{_PREFIX}{name}"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(MIRROR), "show", f"HEAD:{_PREFIX}{name}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             return None, f"git show {name} in {MIRROR} failed: {done.stderr.strip()}"
         texts.append(done.stdout)
@@ -107,20 +112,27 @@ def ms(at: float) -> int:
     return int(at * 1000)
 
 
-def lease_file(db: Path, file_path: str, agent: str, expires_at: float, *,
-               state: str = "LEASED") -> str:
+def lease_file(
+    db: Path, file_path: str, agent: str, expires_at: float, *, state: str = "LEASED"
+) -> str:
     """A file lease as the original's SQLite runtime takes it: a synthetic task and its
     ``leases`` row (``acquireLease``). Returns the task id."""
     task_id = synthetic_task_id(file_path)
     now = ms(time.time())
-    payload = json.dumps({"type": "synthetic_file_lease", "filePath": file_path,
-                          "agentId": agent}, separators=(",", ":"))
+    payload = json.dumps(
+        {"type": "synthetic_file_lease", "filePath": file_path, "agentId": agent},
+        separators=(",", ":"),
+    )
     with _connect(db) as conn:
-        conn.execute("INSERT INTO tasks (id, state, priority, payload_json, created_at, "
-                     "updated_at, policy_label) VALUES (?, ?, 100, ?, ?, ?, 'private')",
-                     (task_id, state, payload, now, now))
-        conn.execute("INSERT INTO leases (task_id, agent_id, lease_expires_at, attempt) "
-                     "VALUES (?, ?, ?, 1)", (task_id, agent, ms(expires_at)))
+        conn.execute(
+            "INSERT INTO tasks (id, state, priority, payload_json, created_at, "
+            "updated_at, policy_label) VALUES (?, ?, 100, ?, ?, ?, 'private')",
+            (task_id, state, payload, now, now),
+        )
+        conn.execute(
+            "INSERT INTO leases (task_id, agent_id, lease_expires_at, attempt) VALUES (?, ?, ?, 1)",
+            (task_id, agent, ms(expires_at)),
+        )
     return task_id
 
 
@@ -128,21 +140,26 @@ def release_file(db: Path, file_path: str) -> None:
     """``releaseLease``: the task goes back to READY and its lease row is deleted."""
     task_id = synthetic_task_id(file_path)
     with _connect(db) as conn:
-        conn.execute("UPDATE tasks SET state = 'READY', updated_at = ? WHERE id = ?",
-                     (ms(time.time()), task_id))
+        conn.execute(
+            "UPDATE tasks SET state = 'READY', updated_at = ? WHERE id = ?",
+            (ms(time.time()), task_id),
+        )
         conn.execute("DELETE FROM leases WHERE task_id = ?", (task_id,))
 
 
-def reserve_file(db: Path, file_path: str, agent: str, expires_at: float, *,
-                 status: str = "active") -> str:
+def reserve_file(
+    db: Path, file_path: str, agent: str, expires_at: float, *, status: str = "active"
+) -> str:
     """A ``file_reservations`` row as ``ReservationStore.createReservation`` writes it."""
     row_id = str(uuid.uuid4())
     now = ms(time.time())
     with _connect(db) as conn:
-        conn.execute("INSERT INTO file_reservations (id, file_path, agent_id, lease_expires_at, "
-                     "created_at, updated_at, status, lease_reason, metadata) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                     (row_id, file_path, agent, ms(expires_at), now, now, status, "editing"))
+        conn.execute(
+            "INSERT INTO file_reservations (id, file_path, agent_id, lease_expires_at, "
+            "created_at, updated_at, status, lease_reason, metadata) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            (row_id, file_path, agent, ms(expires_at), now, now, status, "editing"),
+        )
     return row_id
 
 
@@ -169,16 +186,25 @@ def write_file_backend(mail_root: Path, reservations: list[dict[str, object]]) -
     (``JSON.stringify(data, null, 2)``). Each reservation needs ``agentId``, ``filePath``,
     ``expiresAt`` (seconds, written as ISO text) and may set ``status`` (default active)."""
     now = time.time()
-    items = [{"id": f"lease_{ms(now)}_{index:09d}", "agentId": r["agentId"],
-              "filePath": r["filePath"], "createdAt": iso(now),
-              "expiresAt": iso(float(r["expiresAt"])),  # type: ignore[arg-type]
-              "status": r.get("status", "active"),
-              "purpose": "File lease for multi-agent coordination"}
-             for index, r in enumerate(reservations)]
+    items = [
+        {
+            "id": f"lease_{ms(now)}_{index:09d}",
+            "agentId": r["agentId"],
+            "filePath": r["filePath"],
+            "createdAt": iso(now),
+            "expiresAt": iso(float(r["expiresAt"])),  # type: ignore[arg-type]
+            "status": r.get("status", "active"),
+            "purpose": "File lease for multi-agent coordination",
+        }
+        for index, r in enumerate(reservations)
+    ]
     path = mail_root / "reservations" / "reservations.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"reservations": items, "version": "1.0.0",
-                "metadata": {"createdAt": iso(now), "lastUpdated": iso(now)}}
+    document = {
+        "reservations": items,
+        "version": "1.0.0",
+        "metadata": {"createdAt": iso(now), "lastUpdated": iso(now)},
+    }
     path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path
 
@@ -195,5 +221,7 @@ def fingerprint(db: Path) -> dict[str, str | None]:
 def table_columns(db: Path, table: str) -> list[tuple[str, str, int, object, int]]:
     """``PRAGMA table_info``: (name, type, notnull, default, pk) per column, in order."""
     with _connect(db) as conn:
-        return [(r[1], r[2], r[3], r[4], r[5])
-                for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))]
+        return [
+            (r[1], r[2], r[3], r[4], r[5])
+            for r in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
+        ]

@@ -55,8 +55,9 @@ CHILD_RETRY_BUDGET = 120.0
 
 #: The PostgreSQL server of the postgres tests. Read when this module is first imported, before
 #: tests/conftest.py removes every MAF_* variable from the environment of each test.
-POSTGRES_URL = (os.environ.get("MAF_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = (
+    os.environ.get("MAF_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 _postgres_reason: list[str | None] = []
 
 
@@ -83,15 +84,19 @@ def _why_no_postgres() -> str | None:
     try:
         import psycopg
     except ImportError:
-        return ("psycopg is not installed: pip install 'pytest-maf-preflight[postgres]' "
-                "to run the postgres runtime tests")
+        return (
+            "psycopg is not installed: pip install 'pytest-maf-preflight[postgres]' "
+            "to run the postgres runtime tests"
+        )
     from pytest_maf_preflight.runtime.postgres import describe_url, one_line
 
     try:
         psycopg.connect(POSTGRES_URL, connect_timeout=3).close()
     except psycopg.Error as exc:
-        return (f"no PostgreSQL server at {describe_url(POSTGRES_URL)} (set "
-                f"MAF_TEST_POSTGRES_URL to one): {one_line(str(exc))}")
+        return (
+            f"no PostgreSQL server at {describe_url(POSTGRES_URL)} (set "
+            f"MAF_TEST_POSTGRES_URL to one): {one_line(str(exc))}"
+        )
     return None
 
 
@@ -149,9 +154,15 @@ def open_store(mode: str, tmp_path: Path) -> RuntimeState:
 def open_due(store: RuntimeState, key: str, next_action_at: float) -> str:
     """An escalation opened at ``T0``, due at ``next_action_at``: its id."""
     record, created = store.open_escalation(
-        path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
+        path_id="critical",
+        dedup_key=key,
+        check_id="git",
+        failure_class="failed",
         path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
-        next_action_at=next_action_at, details={}, now=T0)
+        next_action_at=next_action_at,
+        details={},
+        now=T0,
+    )
     assert created
     return record.id
 
@@ -162,16 +173,21 @@ def assert_one_holder_at_a_time(log: Path, reports: list[dict[str, Any]]) -> Non
     lines = [line.split() for line in log.read_text().splitlines()]
     assert len(lines) == 2 * sum(int(r["held"]) for r in reports) > 0
     for n, (kind, agent, _) in enumerate(lines):
-        assert kind == ("enter" if n % 2 == 0 else "exit"), lines[max(0, n - 2):n + 1]
+        assert kind == ("enter" if n % 2 == 0 else "exit"), lines[max(0, n - 2) : n + 1]
         if kind == "exit":
             assert agent == lines[n - 1][1]
     logged = [int(token) for _, _, token in lines]
     assert logged == sorted(set(logged))
 
 
-def run_together(tmp_path: Path, commands: list[list[str]], *, own_homes: bool = False,
-                 env: dict[str, str] | None = None, timeout: float = 240
-                 ) -> list[dict[str, Any]]:
+def run_together(
+    tmp_path: Path,
+    commands: list[list[str]],
+    *,
+    own_homes: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+) -> list[dict[str, Any]]:
     """Start every child (this script with ``command``), wait until each has its store open,
     then let them all go at once; the last JSON line of each child's output, in order.
     ``own_homes``: each child runs in a working directory of its own, like another host."""
@@ -183,9 +199,16 @@ def run_together(tmp_path: Path, commands: list[list[str]], *, own_homes: bool =
         if own_homes:
             home = tmp_path / f"host-{n}"
             home.mkdir()
-        procs.append(subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), *command, str(ready), str(go)],
-            cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), *command, str(ready), str(go)],
+                cwd=home,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     try:
         deadline = time.monotonic() + timeout
         while len(list(ready.iterdir())) < len(procs):
@@ -210,22 +233,42 @@ def run_together(tmp_path: Path, commands: list[list[str]], *, own_homes: bool =
 
 def make_execution(session_id: str, index: int, started: float) -> ExecutionRecord:
     return ExecutionRecord(
-        id=new_id(), session_id=session_id, config_id=f"check-{index % 7}",
-        config_version="1.0.0", agent_id="agent", kind="check",
-        status="passed" if index % 5 else "failed", started_at=started + index,
-        completed_at=started + index + 0.25, duration=0.25, attempts=1,
-        result={"index": index, "observed": "x" * 32}, error_message=None)
+        id=new_id(),
+        session_id=session_id,
+        config_id=f"check-{index % 7}",
+        config_version="1.0.0",
+        agent_id="agent",
+        kind="check",
+        status="passed" if index % 5 else "failed",
+        started_at=started + index,
+        completed_at=started + index + 0.25,
+        duration=0.25,
+        attempts=1,
+        result={"index": index, "observed": "x" * 32},
+        error_message=None,
+    )
 
 
-def make_bundle(executions: int, session_id: str | None = None,
-                started: float = 1000.0) -> SessionBundle:
+def make_bundle(
+    executions: int, session_id: str | None = None, started: float = 1000.0
+) -> SessionBundle:
     sid = session_id or new_id()
-    session = SessionRecord(id=sid, agent_id="agent", environment="test", started_at=started,
-                            completed_at=started + 1, status="open", exit_code=0,
-                            runtime_mode="sqlite", hostname="host", details={"n": executions})
-    return SessionBundle(session=session,
-                         executions=tuple(make_execution(sid, i, started)
-                                          for i in range(executions)))
+    session = SessionRecord(
+        id=sid,
+        agent_id="agent",
+        environment="test",
+        started_at=started,
+        completed_at=started + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="sqlite",
+        hostname="host",
+        details={"n": executions},
+    )
+    return SessionBundle(
+        session=session,
+        executions=tuple(make_execution(sid, i, started) for i in range(executions)),
+    )
 
 
 def wait_for(go_file: Path) -> None:
@@ -239,8 +282,9 @@ def wait_for(go_file: Path) -> None:
 
 def record(db: Path, worker: int, sessions: int, executions: int, go_file: Path) -> None:
     wait_for(go_file)
-    runtime = SqliteRuntime(db, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS,
-                            retry_budget_seconds=CHILD_RETRY_BUDGET)
+    runtime = SqliteRuntime(
+        db, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS, retry_budget_seconds=CHILD_RETRY_BUDGET
+    )
     with runtime:
         for n in range(sessions):
             runtime.record_session(make_bundle(executions, started=worker * 1e6 + n * 1e3))
@@ -250,8 +294,9 @@ def record(db: Path, worker: int, sessions: int, executions: int, go_file: Path)
 
 def open_only(db: Path, go_file: Path) -> None:
     wait_for(go_file)
-    with SqliteRuntime(db, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS,
-                       retry_budget_seconds=CHILD_RETRY_BUDGET) as runtime:
+    with SqliteRuntime(
+        db, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS, retry_budget_seconds=CHILD_RETRY_BUDGET
+    ) as runtime:
         version = runtime.info().schema_version
     print(json.dumps({"schema_version": version}))
 
@@ -279,9 +324,21 @@ class _Victim(SqliteRuntime):
                 e = make_execution(session_id, n, 1000.0)
                 if n == 5000:
                     _ready()
-                yield (e.id, e.session_id, e.config_id, e.config_version, e.agent_id, e.kind,
-                       e.status, e.started_at, e.completed_at, e.duration, e.attempts,
-                       json.dumps(dict(e.result)), e.error_message)
+                yield (
+                    e.id,
+                    e.session_id,
+                    e.config_id,
+                    e.config_version,
+                    e.agent_id,
+                    e.kind,
+                    e.status,
+                    e.started_at,
+                    e.completed_at,
+                    e.duration,
+                    e.attempts,
+                    json.dumps(dict(e.result)),
+                    e.error_message,
+                )
 
         prepared.executions = endless()
         super()._insert_bundle(conn, prepared)
@@ -303,15 +360,17 @@ def victim(db: Path, session_id: str, mode: str) -> None:
 
 def open_child_store(mode: str, where: Path) -> RuntimeState:
     if mode == "sqlite":
-        return SqliteRuntime(where, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS,
-                             retry_budget_seconds=CHILD_RETRY_BUDGET)
+        return SqliteRuntime(
+            where, busy_timeout_ms=CHILD_BUSY_TIMEOUT_MS, retry_budget_seconds=CHILD_RETRY_BUDGET
+        )
     if mode == "json":
         return JsonRuntime(where)
     if mode == "postgres":
         from pytest_maf_preflight.runtime.postgres import PostgresRuntime
 
-        return PostgresRuntime(POSTGRES_URL, schema=str(where),
-                               retry_budget_seconds=CHILD_RETRY_BUDGET)
+        return PostgresRuntime(
+            POSTGRES_URL, schema=str(where), retry_budget_seconds=CHILD_RETRY_BUDGET
+        )
     raise SystemExit(f"unknown mode {mode!r}")
 
 
@@ -321,18 +380,27 @@ def ready_then_wait(ready_dir: Path, agent: str, go_file: Path) -> None:
     wait_for(go_file)
 
 
-def lease_race(mode: str, where: Path, agent: str, pattern: str, ready_dir: Path,
-               go_file: Path) -> None:
+def lease_race(
+    mode: str, where: Path, agent: str, pattern: str, ready_dir: Path, go_file: Path
+) -> None:
     with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         grant = store.acquire_leases(agent, [pattern], ttl=600, reason="race")
-    print(json.dumps({"agent": agent, "ok": grant.ok,
-                      "tokens": [lease.fencing_token for lease in grant.granted],
-                      "blocked_by": [lease.agent_id for lease in grant.conflicts]}))
+    print(
+        json.dumps(
+            {
+                "agent": agent,
+                "ok": grant.ok,
+                "tokens": [lease.fencing_token for lease in grant.granted],
+                "blocked_by": [lease.agent_id for lease in grant.conflicts],
+            }
+        )
+    )
 
 
-def lease_cycles(mode: str, where: Path, agent: str, cycles: int, log: Path, ready_dir: Path,
-                 go_file: Path) -> None:
+def lease_cycles(
+    mode: str, where: Path, agent: str, cycles: int, log: Path, ready_dir: Path, go_file: Path
+) -> None:
     """Acquire, renew and release, ``cycles`` times, contending for one shared file.
 
     While it holds the shared lease, the child appends ``enter``/``exit`` lines (with its
@@ -371,28 +439,47 @@ def _log(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def escalation_open(mode: str, where: Path, key: str, agent: str, ready_dir: Path,
-                    go_file: Path) -> None:
+def escalation_open(
+    mode: str, where: Path, key: str, agent: str, ready_dir: Path, go_file: Path
+) -> None:
     """Open (or add an occurrence to) the escalation of ``key``, all children at once."""
     with open_child_store(mode, where) as store:
         ready_then_wait(ready_dir, agent, go_file)
         record, created = store.open_escalation(
-            path_id="critical", dedup_key=key, check_id="git", failure_class="failed",
+            path_id="critical",
+            dedup_key=key,
+            check_id="git",
+            failure_class="failed",
             path_snapshot={"id": "critical", "version": "1.0.0", "config": {}},
-            next_action_at=time.time() + 600, details={"agent_id": agent})
-    print(json.dumps({"agent": agent, "id": record.id, "created": created,
-                      "occurrences": record.occurrences}))
+            next_action_at=time.time() + 600,
+            details={"agent_id": agent},
+        )
+    print(
+        json.dumps(
+            {"agent": agent, "id": record.id, "created": created, "occurrences": record.occurrences}
+        )
+    )
 
 
 def _deliver(store: RuntimeState, record: EscalationRecord, agent: str) -> None:
-    store.record_delivery(DeliveryRecord(
-        escalation_id=record.id, level=record.level, channel="mailbox", target=agent,
-        attempt=1, status="delivered", error=None, response={"by": agent},
-        attempted_at=time.time()))
+    store.record_delivery(
+        DeliveryRecord(
+            escalation_id=record.id,
+            level=record.level,
+            channel="mailbox",
+            target=agent,
+            attempt=1,
+            status="delivered",
+            error=None,
+            response={"by": agent},
+            attempted_at=time.time(),
+        )
+    )
 
 
-def escalation_claim(mode: str, where: Path, agent: str, at: float, ready_dir: Path,
-                     go_file: Path) -> None:
+def escalation_claim(
+    mode: str, where: Path, agent: str, at: float, ready_dir: Path, go_file: Path
+) -> None:
     """What a tick does: read what is due, then (all children at once) claim the next level,
     and deliver it only when the claim was won."""
     with open_child_store(mode, where) as store:
@@ -401,17 +488,23 @@ def escalation_claim(mode: str, where: Path, agent: str, at: float, ready_dir: P
         won = []
         for record in due:
             claimed = store.claim_escalation(
-                record.id, expect_level=record.level,
-                expect_next_action_at=record.next_action_at, level=record.level + 1,
-                next_action_at=at + 60, state="escalated", details={"claimed_by": agent})
+                record.id,
+                expect_level=record.level,
+                expect_next_action_at=record.next_action_at,
+                level=record.level + 1,
+                next_action_at=at + 60,
+                state="escalated",
+                details={"claimed_by": agent},
+            )
             if claimed is not None:
                 _deliver(store, claimed, agent)
                 won.append([claimed.id, claimed.level])
     print(json.dumps({"agent": agent, "due": len(due), "won": won}))
 
 
-def escalation_climb(mode: str, where: Path, escalation_id: str, top: int, agent: str,
-                     ready_dir: Path, go_file: Path) -> None:
+def escalation_climb(
+    mode: str, where: Path, escalation_id: str, top: int, agent: str, ready_dir: Path, go_file: Path
+) -> None:
     """Tick again and again until the escalation reaches level ``top``; the levels won."""
     won: list[int] = []
     with open_child_store(mode, where) as store:
@@ -423,9 +516,13 @@ def escalation_climb(mode: str, where: Path, escalation_id: str, top: int, agent
             if record.level >= top:
                 break
             claimed = store.claim_escalation(
-                escalation_id, expect_level=record.level,
-                expect_next_action_at=record.next_action_at, level=record.level + 1,
-                next_action_at=record.next_action_at + 1, state="escalated")
+                escalation_id,
+                expect_level=record.level,
+                expect_next_action_at=record.next_action_at,
+                level=record.level + 1,
+                next_action_at=record.next_action_at + 1,
+                state="escalated",
+            )
             if claimed is not None:
                 _deliver(store, claimed, agent)
                 won.append(claimed.level)
@@ -450,19 +547,28 @@ def main(argv: list[str]) -> None:
         escalation_open(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
         return
     if command == "escalation-claim":
-        escalation_claim(argv[1], Path(argv[2]), argv[3], float(argv[4]), Path(argv[5]),
-                         Path(argv[6]))
+        escalation_claim(
+            argv[1], Path(argv[2]), argv[3], float(argv[4]), Path(argv[5]), Path(argv[6])
+        )
         return
     if command == "escalation-climb":
-        escalation_climb(argv[1], Path(argv[2]), argv[3], int(argv[4]), argv[5],
-                         Path(argv[6]), Path(argv[7]))
+        escalation_climb(
+            argv[1], Path(argv[2]), argv[3], int(argv[4]), argv[5], Path(argv[6]), Path(argv[7])
+        )
         return
     if command == "lease-race":
         lease_race(argv[1], Path(argv[2]), argv[3], argv[4], Path(argv[5]), Path(argv[6]))
         return
     if command == "lease-cycles":
-        lease_cycles(argv[1], Path(argv[2]), argv[3], int(argv[4]), Path(argv[5]),
-                     Path(argv[6]), Path(argv[7]))
+        lease_cycles(
+            argv[1],
+            Path(argv[2]),
+            argv[3],
+            int(argv[4]),
+            Path(argv[5]),
+            Path(argv[6]),
+            Path(argv[7]),
+        )
         return
     db = Path(argv[1])
     if command == "record":

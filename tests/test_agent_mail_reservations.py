@@ -23,6 +23,7 @@ from pytest_maf_preflight.config.models import AgentMailSource
 
 # --- choosing the source ------------------------------------------------------------------------
 
+
 def test_exactly_one_source_must_be_set(tmp_path: Path) -> None:
     with pytest.raises(AgentMailError, match=r"exactly one of .*given: url, database"):
         read(AgentMailSource(url="http://127.0.0.1:1/", database="x.db"), tmp_path)
@@ -60,30 +61,42 @@ ROWS: list[tuple[int, str, str, int, str, str | None, int]] = [
 ]
 
 
-def make_database(path: Path, rows: list[tuple[int, str, str, int, str, str | None, int]] = ROWS,
-                  *, schema: str = SCHEMA) -> Path:
+def make_database(
+    path: Path,
+    rows: list[tuple[int, str, str, int, str, str | None, int]] = ROWS,
+    *,
+    schema: str = SCHEMA,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path)
     with conn:
         conn.executescript(schema)
-        conn.execute("INSERT INTO projects VALUES (1, ?, ?, '2026-01-01 00:00:00')",
-                     (SLUG, PROJECT))
-        conn.execute("INSERT INTO projects VALUES (2, 'srv-other', '/srv/other', "
-                     "'2026-01-01 00:00:00')")
+        conn.execute(
+            "INSERT INTO projects VALUES (1, ?, ?, '2026-01-01 00:00:00')", (SLUG, PROJECT)
+        )
+        conn.execute(
+            "INSERT INTO projects VALUES (2, 'srv-other', '/srv/other', '2026-01-01 00:00:00')"
+        )
         for name, number in AGENTS.items():
-            conn.execute("INSERT INTO agents (id, project_id, name) VALUES (?, ?, ?)",
-                         (number, 2 if name == "Elsewhere" else 1, name))
+            conn.execute(
+                "INSERT INTO agents (id, project_id, name) VALUES (?, ?, ?)",
+                (number, 2 if name == "Elsewhere" else 1, name),
+            )
         for row_id, agent, pattern, exclusive, expires, released, project_id in rows:
-            conn.execute("INSERT INTO file_reservations VALUES (?, ?, ?, ?, ?, '', "
-                         "'2026-11-25 08:00:00', ?, ?)",
-                         (row_id, project_id, AGENTS[agent], pattern, exclusive, expires,
-                          released))
+            conn.execute(
+                "INSERT INTO file_reservations VALUES (?, ?, ?, ?, ?, '', "
+                "'2026-11-25 08:00:00', ?, ?)",
+                (row_id, project_id, AGENTS[agent], pattern, exclusive, expires, released),
+            )
     conn.close()
     return path
 
 
-ACTIVE = {("BlueLake", "src/*.py", True), ("RedStone", "lib/b.py", True),
-          ("GreenCastle", "README.md", False)}
+ACTIVE = {
+    ("BlueLake", "src/*.py", True),
+    ("RedStone", "lib/b.py", True),
+    ("GreenCastle", "README.md", False),
+}
 
 
 def test_database_keeps_active_reservations_comparing_times_as_times(tmp_path: Path) -> None:
@@ -93,9 +106,15 @@ def test_database_keeps_active_reservations_comparing_times_as_times(tmp_path: P
     assert (report.source, report.location, report.project) == ("database", str(database), SLUG)
     assert report.warnings == ()
     [blue] = [r for r in report.reservations if r.agent == "BlueLake"]
-    assert blue == ExternalReservation(agent="BlueLake", path_pattern="src/*.py", exclusive=True,
-                                       expires_at=NOW + 1800, released_at=None,
-                                       source="database", reservation_id="1")
+    assert blue == ExternalReservation(
+        agent="BlueLake",
+        path_pattern="src/*.py",
+        exclusive=True,
+        expires_at=NOW + 1800,
+        released_at=None,
+        source="database",
+        reservation_id="1",
+    )
 
 
 def test_database_file_is_left_exactly_as_it_was(tmp_path: Path) -> None:
@@ -115,8 +134,10 @@ def test_database_sees_rows_committed_to_a_live_wal(tmp_path: Path) -> None:
         writer.execute("PRAGMA journal_mode=WAL")
         writer.execute("PRAGMA wal_autocheckpoint=0")
         with writer:
-            writer.execute("INSERT INTO file_reservations VALUES (1, 1, 1, 'new.py', 1, '', "
-                           "'2026-11-25 09:00:00', '2026-11-25 10:30:00', NULL)")
+            writer.execute(
+                "INSERT INTO file_reservations VALUES (1, 1, 1, 'new.py', 1, '', "
+                "'2026-11-25 09:00:00', '2026-11-25 10:30:00', NULL)"
+            )
         report = read(AgentMailSource(project=PROJECT, database=str(database)), tmp_path)
         assert held(report) == {("BlueLake", "new.py", True)}
     finally:
@@ -124,7 +145,8 @@ def test_database_sees_rows_committed_to_a_live_wal(tmp_path: Path) -> None:
 
 
 def test_database_path_expands_home_and_project_defaults_to_rootdir(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     make_database(tmp_path / "home" / ".mcp_agent_mail" / "storage.sqlite3")
     rootdir = Path(PROJECT)  # the rootdir is the human key when no project is given
@@ -134,8 +156,9 @@ def test_database_path_expands_home_and_project_defaults_to_rootdir(
 
 
 @pytest.mark.parametrize("project", ["srv-repos-app", "/srv/repos/app/", "/srv/repos/../repos/app"])
-def test_database_project_by_slug_or_by_an_unnormalised_human_key(tmp_path: Path,
-                                                                 project: str) -> None:
+def test_database_project_by_slug_or_by_an_unnormalised_human_key(
+    tmp_path: Path, project: str
+) -> None:
     database = make_database(tmp_path / "storage.sqlite3")
     report = read(AgentMailSource(project=project, database=str(database)), tmp_path)
     assert held(report) == ACTIVE
@@ -150,9 +173,12 @@ def test_database_other_project_reads_only_its_own_rows(tmp_path: Path) -> None:
 
 def test_database_unknown_project_is_an_error_listing_known_ones(tmp_path: Path) -> None:
     database = make_database(tmp_path / "storage.sqlite3")
-    with pytest.raises(AgentMailError, match=r"project '/nowhere' \(slug 'nowhere'\) is not in "
-                       r"its projects table \(known: /srv/repos/app \(srv-repos-app\); "
-                       r"/srv/other \(srv-other\)\); set agent_mail.project"):
+    with pytest.raises(
+        AgentMailError,
+        match=r"project '/nowhere' \(slug 'nowhere'\) is not in "
+        r"its projects table \(known: /srv/repos/app \(srv-repos-app\); "
+        r"/srv/other \(srv-other\)\); set agent_mail.project",
+    ):
         read(AgentMailSource(project="/nowhere", database=str(database)), tmp_path)
 
 
@@ -167,9 +193,11 @@ def test_database_missing_file_fails_closed(tmp_path: Path) -> None:
 def test_database_missing_table_fails_closed(tmp_path: Path) -> None:
     database = tmp_path / "storage.sqlite3"
     conn = sqlite3.connect(database)
-    conn.executescript("CREATE TABLE projects (id INTEGER, slug TEXT, human_key TEXT);"
-                       "CREATE TABLE agents (id INTEGER, name TEXT);"
-                       "CREATE TABLE claims (id INTEGER);")
+    conn.executescript(
+        "CREATE TABLE projects (id INTEGER, slug TEXT, human_key TEXT);"
+        "CREATE TABLE agents (id INTEGER, name TEXT);"
+        "CREATE TABLE claims (id INTEGER);"
+    )
     conn.close()
     with pytest.raises(AgentMailError, match=r"no 'file_reservations' table .*'claims'"):
         read(AgentMailSource(project=PROJECT, database=str(database)), tmp_path)
@@ -183,8 +211,10 @@ def test_a_file_that_is_not_a_database_fails_closed(tmp_path: Path) -> None:
 
 
 def test_database_unparseable_time_names_the_row(tmp_path: Path) -> None:
-    database = make_database(tmp_path / "storage.sqlite3", rows=[
-        *ROWS, (10, "BlueLake", "x.py", 1, "tomorrow-ish", None, 1)])
+    database = make_database(
+        tmp_path / "storage.sqlite3",
+        rows=[*ROWS, (10, "BlueLake", "x.py", 1, "tomorrow-ish", None, 1)],
+    )
     with pytest.raises(AgentMailError, match=r"row id=10: expires_ts: not a time: 'tomorrow-ish'"):
         read(AgentMailSource(project=PROJECT, database=str(database)), tmp_path)
 
@@ -201,12 +231,14 @@ def test_database_row_of_a_deleted_agent_still_counts(tmp_path: Path) -> None:
 
 def test_token_env_beside_a_database_is_reported_as_ignored(tmp_path: Path) -> None:
     database = make_database(tmp_path / "storage.sqlite3")
-    report = read(AgentMailSource(project=PROJECT, database=str(database), token_env="TOK"),
-                  tmp_path)
+    report = read(
+        AgentMailSource(project=PROJECT, database=str(database), token_env="TOK"), tmp_path
+    )
     assert report.warnings == ("token_env 'TOK' is ignored: it is used with url only",)
 
 
 # --- storage (the archive) ----------------------------------------------------------------------
+
 
 def artifact(directory: Path, name: str | None, **fields: Any) -> None:
     directory.mkdir(parents=True, exist_ok=True)
@@ -218,30 +250,77 @@ def artifact(directory: Path, name: str | None, **fields: Any) -> None:
 def make_archive(root: Path, slug: str = SLUG) -> Path:
     directory = root / "projects" / slug / "file_reservations"
     # 0.1.0: one file per pattern, no released_ts, ISO times with an offset.
-    artifact(directory, None, id=1, agent="BlueLake", path_pattern="src/*.py", exclusive=True,
-             expires_ts="2026-11-25T10:00:00+00:00")
-    artifact(directory, None, id=2, agent="GreenCastle", path_pattern="docs/**", exclusive=True,
-             expires_ts="2026-11-25T09:15:00+00:00")  # expired
-    artifact(directory, None, id=3, agent="RedStone", path_pattern="README.md", exclusive=False,
-             expires_ts="2026-11-25T11:00:00.5+00:00")
+    artifact(
+        directory,
+        None,
+        id=1,
+        agent="BlueLake",
+        path_pattern="src/*.py",
+        exclusive=True,
+        expires_ts="2026-11-25T10:00:00+00:00",
+    )
+    artifact(
+        directory,
+        None,
+        id=2,
+        agent="GreenCastle",
+        path_pattern="docs/**",
+        exclusive=True,
+        expires_ts="2026-11-25T09:15:00+00:00",
+    )  # expired
+    artifact(
+        directory,
+        None,
+        id=3,
+        agent="RedStone",
+        path_pattern="README.md",
+        exclusive=False,
+        expires_ts="2026-11-25T11:00:00.5+00:00",
+    )
     # Newer: two copies of each reservation, released_ts marked.
     for name in (None, "id-5"):
-        artifact(directory, name, id=5, agent="PinkPond", path_pattern="web/**", exclusive=True,
-                 expires_ts="2026-11-25T12:00:00+00:00", released_ts=None)
-    artifact(directory, None, id=6, agent="PinkPond", path_pattern="api/**", exclusive=True,
-             expires_ts="2026-11-25T12:00:00+00:00", released_ts=None)
-    artifact(directory, "id-6", id=6, agent="PinkPond", path_pattern="api/**", exclusive=True,
-             expires_ts="2026-11-25T12:00:00+00:00", released_ts="2026-11-25T09:20:00+00:00")
+        artifact(
+            directory,
+            name,
+            id=5,
+            agent="PinkPond",
+            path_pattern="web/**",
+            exclusive=True,
+            expires_ts="2026-11-25T12:00:00+00:00",
+            released_ts=None,
+        )
+    artifact(
+        directory,
+        None,
+        id=6,
+        agent="PinkPond",
+        path_pattern="api/**",
+        exclusive=True,
+        expires_ts="2026-11-25T12:00:00+00:00",
+        released_ts=None,
+    )
+    artifact(
+        directory,
+        "id-6",
+        id=6,
+        agent="PinkPond",
+        path_pattern="api/**",
+        exclusive=True,
+        expires_ts="2026-11-25T12:00:00+00:00",
+        released_ts="2026-11-25T09:20:00+00:00",
+    )
     (directory / "notes.txt").write_text("not an artifact")
     return directory
 
 
-def test_archive_reads_active_artifacts_and_warns_that_it_can_over_report(tmp_path: Path
-                                                                          ) -> None:
+def test_archive_reads_active_artifacts_and_warns_that_it_can_over_report(tmp_path: Path) -> None:
     directory = make_archive(tmp_path / "archive")
     report = read(AgentMailSource(project=PROJECT, storage=str(tmp_path / "archive")), tmp_path)
-    assert held(report) == {("BlueLake", "src/*.py", True), ("RedStone", "README.md", False),
-                            ("PinkPond", "web/**", True)}
+    assert held(report) == {
+        ("BlueLake", "src/*.py", True),
+        ("RedStone", "README.md", False),
+        ("PinkPond", "web/**", True),
+    }
     assert len(report.reservations) == 3  # id 5's two copies count once
     assert (report.source, report.location, report.project) == ("storage", str(directory), SLUG)
     assert report.warnings == (ARCHIVE_WARNING,)
@@ -269,25 +348,44 @@ def test_archive_missing_root_or_project_fails_closed(tmp_path: Path) -> None:
     with pytest.raises(AgentMailError, match=r"storage .*: no such directory"):
         read(AgentMailSource(project=PROJECT, storage=str(tmp_path / "none")), tmp_path)
     make_archive(tmp_path / "archive")
-    with pytest.raises(AgentMailError, match=r"no archive for project slug 'srv-elsewhere' .*"
-                       r"known: srv-repos-app"):
-        read(AgentMailSource(project="/srv/elsewhere", storage=str(tmp_path / "archive")),
-             tmp_path)
+    with pytest.raises(
+        AgentMailError,
+        match=r"no archive for project slug 'srv-elsewhere' .*"
+        r"known: srv-repos-app",
+    ):
+        read(AgentMailSource(project="/srv/elsewhere", storage=str(tmp_path / "archive")), tmp_path)
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    ("{not json", "Expecting property name"),
-    ("[1, 2]", "expected a JSON object, got list"),
-    (json.dumps({"agent": "A", "path_pattern": "x"}), "expires_ts is missing"),
-    (json.dumps({"agent": "A", "path_pattern": "x", "expires_ts": "later"}),
-     "expires_ts: not a time: 'later'"),
-    (json.dumps({"path_pattern": "x", "expires_ts": "2026-11-26T00:00:00Z"}),
-     "agent is missing or not text"),
-    (json.dumps({"agent": "A", "path_pattern": "x", "exclusive": "maybe",
-                 "expires_ts": "2026-11-26T00:00:00Z"}), "exclusive is not a boolean"),
-])
-def test_archive_unreadable_artifact_names_the_file(tmp_path: Path, content: str,
-                                                    problem: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "Expecting property name"),
+        ("[1, 2]", "expected a JSON object, got list"),
+        (json.dumps({"agent": "A", "path_pattern": "x"}), "expires_ts is missing"),
+        (
+            json.dumps({"agent": "A", "path_pattern": "x", "expires_ts": "later"}),
+            "expires_ts: not a time: 'later'",
+        ),
+        (
+            json.dumps({"path_pattern": "x", "expires_ts": "2026-11-26T00:00:00Z"}),
+            "agent is missing or not text",
+        ),
+        (
+            json.dumps(
+                {
+                    "agent": "A",
+                    "path_pattern": "x",
+                    "exclusive": "maybe",
+                    "expires_ts": "2026-11-26T00:00:00Z",
+                }
+            ),
+            "exclusive is not a boolean",
+        ),
+    ],
+)
+def test_archive_unreadable_artifact_names_the_file(
+    tmp_path: Path, content: str, problem: str
+) -> None:
     directory = make_archive(tmp_path / "archive")
     (directory / "broken.json").write_text(content)
     where = re.escape(str(directory))

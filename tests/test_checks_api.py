@@ -23,8 +23,13 @@ from pytest_maf_preflight.checks.builtin import builtin_registry
 from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
 from pytest_maf_preflight.config.loader import ConfigLoader
 
-DOCUMENT = {"status": "ok", "checks": {"db": "up", "cache": "down"},
-            "items": [{"id": 7}, {"id": 8}], "count": 2, "live": True}
+DOCUMENT = {
+    "status": "ok",
+    "checks": {"db": "up", "cache": "down"},
+    "items": [{"id": 7}, {"id": 8}],
+    "count": 2,
+    "live": True,
+}
 
 
 def _app(request: Request) -> Response:
@@ -34,15 +39,23 @@ def _app(request: Request) -> Response:
     if path.startswith("/status/"):
         return Response.text("status page", int(path.rsplit("/", 1)[1]))
     if path == "/echo":
-        return Response.json({"method": request.method, "path": request.path, "query": query,
-                              "headers": request.headers, "body": request.body.decode()})
+        return Response.json(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": query,
+                "headers": request.headers,
+                "body": request.body.decode(),
+            }
+        )
     if path == "/redirect":
         return Response.redirect("/json")
     if path == "/loop":
         return Response.redirect("/loop")
     if path == "/slow":
-        return Response(200, "slow but fine", {"Content-Type": "text/plain"},
-                        delay=float(query.get("s", "0.3")))
+        return Response(
+            200, "slow but fine", {"Content-Type": "text/plain"}, delay=float(query.get("s", "0.3"))
+        )
     if path in ("/api/health", "/api/test-health"):
         return Response.json({"status": "ok"})
     return NOT_FOUND
@@ -55,28 +68,51 @@ def server() -> Iterator[str]:
 
 
 def _ctx(base_url: str | None = None, **env: str) -> CheckContext:
-    return CheckContext(rootdir=Path.cwd(), environ={**os.environ, **env}, environment="test",
-                        agent_id="agent-1", base_url=base_url)
+    return CheckContext(
+        rootdir=Path.cwd(),
+        environ={**os.environ, **env},
+        environment="test",
+        agent_id="agent-1",
+        base_url=base_url,
+    )
 
 
 def _run(ctx: CheckContext | None = None, **definition: Any) -> Observation:
     return api.run(ApiDefinition.model_validate(definition), ctx or _ctx())
 
 
-def _planned(definition: dict[str, Any], timeout: float = 10.0,
-             check_id: str = "api") -> PlannedCheck:
-    return PlannedCheck(check_id=check_id, name=check_id, severity="critical",
-                        check_type=api.CHECK_TYPE,
-                        definition=ApiDefinition.model_validate(definition), timeout=timeout,
-                        retry_count=0, retry_delay=0.0)
+def _planned(
+    definition: dict[str, Any], timeout: float = 10.0, check_id: str = "api"
+) -> PlannedCheck:
+    return PlannedCheck(
+        check_id=check_id,
+        name=check_id,
+        severity="critical",
+        check_type=api.CHECK_TYPE,
+        definition=ApiDefinition.model_validate(definition),
+        timeout=timeout,
+        retry_count=0,
+        retry_delay=0.0,
+    )
 
 
 # --- status, body, JSON paths ---------------------------------------------------------------
 
+
 def test_json_expectations_pass(server: str) -> None:
-    obs = _run(url=f"{server}/json", body_contains="ok", body_regex=r'"db":\s*"up"',
-               json={"status": "ok", "checks.db": "up", "items.0.id": 7, "items.1.id": 8,
-                     "count": 2, "live": True})
+    obs = _run(
+        url=f"{server}/json",
+        body_contains="ok",
+        body_regex=r'"db":\s*"up"',
+        json={
+            "status": "ok",
+            "checks.db": "up",
+            "items.0.id": 7,
+            "items.1.id": 8,
+            "count": 2,
+            "live": True,
+        },
+    )
     assert obs.passed, obs.observed
     assert obs.observed.startswith("status 200 in ")
     assert "json checks.db == 'up'" in obs.expected
@@ -89,8 +125,10 @@ def test_json_expectations_pass(server: str) -> None:
 
 
 def test_json_expectation_fails_with_path_and_values(server: str) -> None:
-    obs = _run(url=f"{server}/json", json={"checks.cache": "up", "items.5.id": 1, "count": "2",
-                                           "status": "ok"})
+    obs = _run(
+        url=f"{server}/json",
+        json={"checks.cache": "up", "items.5.id": 1, "count": "2", "status": "ok"},
+    )
     assert not obs.passed
     assert obs.observed.startswith("status 200; ")
     assert "json checks.cache is 'down', expected 'up'" in obs.observed
@@ -128,8 +166,10 @@ def test_status_list(server: str) -> None:
 
 
 def test_expected_headers_case_insensitive_exact_value(server: str) -> None:
-    assert _run(url=f"{server}/json", expected_headers={"x-service": "demo",
-                                                        "CONTENT-TYPE": "application/json"}).passed
+    assert _run(
+        url=f"{server}/json",
+        expected_headers={"x-service": "demo", "CONTENT-TYPE": "application/json"},
+    ).passed
     obs = _run(url=f"{server}/json", expected_headers={"X-Service": "other", "X-Missing": "1"})
     assert not obs.passed
     assert "header X-Service is 'demo', expected 'other'" in obs.observed
@@ -153,30 +193,49 @@ def test_invalid_regex_is_a_config_error() -> None:
 
 # --- the request: method, query, bodies, headers --------------------------------------------
 
+
 def test_query_json_body_and_method_are_sent(server: str) -> None:
-    obs = _run(url=f"{server}/echo", method="POST", query={"a": "x y", "n": 3, "on": True},
-               json_body={"k": [1, 2]}, json={"method": "POST", "query.a": "x y",
-                                                  "query.n": "3", "query.on": "true",
-                                                  "headers.content-type": "application/json",
-                                                  "body": '{"k": [1, 2]}'})
+    obs = _run(
+        url=f"{server}/echo",
+        method="POST",
+        query={"a": "x y", "n": 3, "on": True},
+        json_body={"k": [1, 2]},
+        json={
+            "method": "POST",
+            "query.a": "x y",
+            "query.n": "3",
+            "query.on": "true",
+            "headers.content-type": "application/json",
+            "body": '{"k": [1, 2]}',
+        },
+    )
     assert obs.passed, obs.observed
     assert obs.details["request"]["url"] == f"{server}/echo?a=x+y&n=3&on=true"
 
 
 def test_raw_body(server: str) -> None:
-    obs = _run(url=f"{server}/echo", method="PUT", body="plain text",
-               headers={"Content-Type": "text/plain"},
-               json={"body": "plain text", "headers.content-type": "text/plain"})
+    obs = _run(
+        url=f"{server}/echo",
+        method="PUT",
+        body="plain text",
+        headers={"Content-Type": "text/plain"},
+        json={"body": "plain text", "headers.content-type": "text/plain"},
+    )
     assert obs.passed, obs.observed
 
 
 def test_env_header_is_expanded_and_never_shown(server: str) -> None:
     token = "s3cr3t-token-value"
-    check = _planned({"url": f"{server}/echo",
-                      "headers": {"Authorization": "Bearer ${ENV:API_TOKEN}",
-                                  "X-Trace": "t-${ENV:API_TOKEN}"},
-                      "json": {"headers.authorization": f"Bearer {token}",
-                               "headers.x-trace": f"t-{token}"}})
+    check = _planned(
+        {
+            "url": f"{server}/echo",
+            "headers": {
+                "Authorization": "Bearer ${ENV:API_TOKEN}",
+                "X-Trace": "t-${ENV:API_TOKEN}",
+            },
+            "json": {"headers.authorization": f"Bearer {token}", "headers.x-trace": f"t-{token}"},
+        }
+    )
     [result] = run_checks([check], _ctx(API_TOKEN=token))
     assert result.status is CheckStatus.PASSED, result.observed
     shown = json.dumps(result.to_dict())
@@ -184,9 +243,13 @@ def test_env_header_is_expanded_and_never_shown(server: str) -> None:
     assert result.details["request"]["headers"]["Authorization"] == "***"
     assert result.details["request"]["headers"]["X-Trace"] == "t-***"
     # A failing check shows the body the server echoed: still redacted.
-    failing = _planned({"url": f"{server}/echo",
-                        "headers": {"Authorization": "Bearer ${ENV:API_TOKEN}"},
-                        "expected_status": 201})
+    failing = _planned(
+        {
+            "url": f"{server}/echo",
+            "headers": {"Authorization": "Bearer ${ENV:API_TOKEN}"},
+            "expected_status": 201,
+        }
+    )
     [result] = run_checks([failing], _ctx(API_TOKEN=token))
     assert result.status is CheckStatus.FAILED
     assert "Bearer ***" in result.details["body"]
@@ -196,13 +259,15 @@ def test_env_header_is_expanded_and_never_shown(server: str) -> None:
 def test_missing_env_variable_is_a_failed_check(server: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_TOKEN_VAR"}
     ctx = CheckContext(rootdir=Path.cwd(), environ=env, environment="test", agent_id="a")
-    obs = _run(ctx, url=f"{server}/json",
-               headers={"Authorization": "Bearer ${ENV:NO_SUCH_TOKEN_VAR}"})
+    obs = _run(
+        ctx, url=f"{server}/json", headers={"Authorization": "Bearer ${ENV:NO_SUCH_TOKEN_VAR}"}
+    )
     assert not obs.passed
     assert "'NO_SUCH_TOKEN_VAR' is not set" in obs.observed
 
 
 # --- redirects, latency, deadlines, network errors ------------------------------------------
+
 
 def test_redirect_followed(server: str) -> None:
     obs = _run(url=f"{server}/redirect", json={"status": "ok"})
@@ -278,6 +343,7 @@ def test_unsupported_scheme() -> None:
 
 # --- base URL -------------------------------------------------------------------------------
 
+
 def test_base_url_from_context(server: str) -> None:
     obs = _run(_ctx(base_url=server), endpoint="/api/health", json={"status": "ok"})
     assert obs.passed, obs.observed
@@ -305,9 +371,16 @@ def test_original_format_example_runs_against_the_server(server: str, tmp_path: 
     assert isinstance(definition, ApiDefinition)
     assert definition.endpoint == "/api/health"
     assert definition.timeout_ms == 5000
-    check = PlannedCheck(check_id=loaded.id, name=loaded.config.name, severity="critical",
-                         check_type=builtin_registry().get("api"),  # type: ignore[arg-type]
-                         definition=definition, timeout=10.0, retry_count=0, retry_delay=0.0)
+    check = PlannedCheck(
+        check_id=loaded.id,
+        name=loaded.config.name,
+        severity="critical",
+        check_type=builtin_registry().get("api"),  # type: ignore[arg-type]
+        definition=definition,
+        timeout=10.0,
+        retry_count=0,
+        retry_delay=0.0,
+    )
     [result] = run_checks([check], _ctx(base_url=server))
     assert result.status is CheckStatus.PASSED, result.observed
     assert result.details["request"]["url"] == f"{server}/api/health"
@@ -331,25 +404,28 @@ config:
 """
 
 
-def test_plugin_gate_with_api_check(pytester: pytest.Pytester, write_config: Any,
-                                    server: str) -> None:
+def test_plugin_gate_with_api_check(
+    pytester: pytest.Pytester, write_config: Any, server: str
+) -> None:
     pytester.makepyfile("def test_one():\n    assert True\n")
     write_config("api.yaml", _CONFIG.format(endpoint="/json", status="ok"))
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-base-url={server}")
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", f"--maf-base-url={server}"
+    )
     result.assert_outcomes(passed=2)
     assert result.ret == 0
 
 
-def test_plugin_gate_closed_by_failing_api_check(pytester: pytest.Pytester, write_config: Any,
-                                                 server: str) -> None:
+def test_plugin_gate_closed_by_failing_api_check(
+    pytester: pytest.Pytester, write_config: Any, server: str
+) -> None:
     pytester.makepyfile("def test_one():\n    assert True\n")
     write_config("api.yaml", _CONFIG.format(endpoint="/json", status="degraded"))
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-base-url={server}")
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", f"--maf-base-url={server}"
+    )
     assert result.ret == 10
     output = result.stdout.str()
     assert "status 200" in output
     assert "json status is 'ok', expected 'degraded'" in output
-    result.stdout.fnmatch_lines([f"  request:  GET {server}/json*",
-                                 "  response: 200 '{*"])
+    result.stdout.fnmatch_lines([f"  request:  GET {server}/json*", "  response: 200 '{*"])

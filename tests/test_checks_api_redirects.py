@@ -19,9 +19,14 @@ from pytest_maf_preflight.checks.api import ApiDefinition
 from pytest_maf_preflight.checks.base import CheckContext, Observation
 
 #: Every header here names a credential; none may reach another origin.
-SECRET_HEADERS = {"Authorization": "Bearer a-token", "Cookie": "session=abc",
-                  "X-Api-Key": "key-123", "Private-Token": "glpat-456",
-                  "X-Auth-Token": "auth-789", "Proxy-Authorization": "Basic cHJveHk6cHc="}
+SECRET_HEADERS = {
+    "Authorization": "Bearer a-token",
+    "Cookie": "session=abc",
+    "X-Api-Key": "key-123",
+    "Private-Token": "glpat-456",
+    "X-Auth-Token": "auth-789",
+    "Proxy-Authorization": "Basic cHJveHk6cHc=",
+}
 #: A header named like anything else, but filled from the environment: a secret too.
 FROM_ENV = {"X-Tenant": "tenant-${ENV:TENANT_SECRET}"}
 PLAIN = {"X-Trace": "trace-1"}
@@ -54,19 +59,41 @@ def tls_server(tmp_path: Path, http_server: StartHttpServer) -> HttpServer:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make a test certificate")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return http_server(_go, tls=context)
 
 
 def _run(url: str) -> Observation:
-    ctx = CheckContext(rootdir=Path.cwd(), environ={**os.environ, "TENANT_SECRET": "t-42"},
-                       environment="test", agent_id="agent-1")
-    return api.run(ApiDefinition.model_validate(
-        {"url": url, "headers": HEADERS, "verify_tls": False}), ctx)
+    ctx = CheckContext(
+        rootdir=Path.cwd(),
+        environ={**os.environ, "TENANT_SECRET": "t-42"},
+        environment="test",
+        agent_id="agent-1",
+    )
+    return api.run(
+        ApiDefinition.model_validate({"url": url, "headers": HEADERS, "verify_tls": False}), ctx
+    )
 
 
 def _via(start: HttpServer, destination: str) -> str:
@@ -90,7 +117,8 @@ def test_same_origin_redirect_keeps_every_header(first: HttpServer) -> None:
 
 @pytest.mark.parametrize("where", ["other_host", "same_host_other_port"])
 def test_redirect_to_another_origin_drops_secret_and_env_headers(
-        first: HttpServer, where: str, request: pytest.FixtureRequest) -> None:
+    first: HttpServer, where: str, request: pytest.FixtureRequest
+) -> None:
     second: HttpServer = request.getfixturevalue(where)
     obs = _run(_via(first, f"{second.url()}/landed"))
     assert obs.passed, obs.observed
@@ -106,8 +134,10 @@ def test_redirect_to_another_origin_drops_secret_and_env_headers(
 def test_https_to_http_redirect_is_refused(tls_server: HttpServer, first: HttpServer) -> None:
     obs = _run(_via(tls_server, f"{first.url()}/landed"))
     assert not obs.passed
-    assert obs.observed == (f"refused to follow a redirect from https to "
-                            f"'{first.url()}/landed': a downgrade to plain http is not followed")
+    assert obs.observed == (
+        f"refused to follow a redirect from https to "
+        f"'{first.url()}/landed': a downgrade to plain http is not followed"
+    )
     assert len(tls_server.requests) == 1
     assert first.requests == []  # not even the request without its credentials
 

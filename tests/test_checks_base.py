@@ -24,8 +24,16 @@ class Empty(Definition):
 
 def test_builtin_registry_knows_every_documented_type() -> None:
     registry = builtin_registry()
-    assert registry.names() == ["api", "command", "database", "environment", "file_system",
-                                "integration", "performance", "python"]
+    assert registry.names() == [
+        "api",
+        "command",
+        "database",
+        "environment",
+        "file_system",
+        "integration",
+        "performance",
+        "python",
+    ]
     runnable = {t.name for t in registry if t.run is not None}
     assert {"api", "command", "database", "environment", "file_system", "python"} <= runnable
 
@@ -43,14 +51,26 @@ def test_context_paths_and_remaining_time(tmp_path: Path) -> None:
     assert ctx.path("/abs/file") == Path("/abs/file")
     assert ctx.path("~/x") == Path.home() / "x"
     assert ctx.remaining(default=12.5) == 12.5
-    past = CheckContext(rootdir=tmp_path, environ={}, environment="test", agent_id="a",
-                        deadline=time.monotonic() - 1)
+    past = CheckContext(
+        rootdir=tmp_path,
+        environ={},
+        environment="test",
+        agent_id="a",
+        deadline=time.monotonic() - 1,
+    )
     assert past.remaining(default=12.5) == 0.0
 
 
 def test_result_round_trips_through_a_dict() -> None:
-    result = CheckResult(check_id="c", name="n", test_type="command", severity="warning",
-                         status=CheckStatus.TIMEOUT, attempts=2, details={"k": [1, 2]})
+    result = CheckResult(
+        check_id="c",
+        name="n",
+        test_type="command",
+        severity="warning",
+        status=CheckStatus.TIMEOUT,
+        attempts=2,
+        details={"k": [1, 2]},
+    )
     data = result.to_dict()
     assert data["status"] == "timeout"
     assert CheckResult.from_dict(data) == result

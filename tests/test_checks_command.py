@@ -21,8 +21,9 @@ PY = sys.executable
 
 
 def _ctx(root: Path, **extra_env: str) -> CheckContext:
-    return CheckContext(rootdir=root, environ={**os.environ, **extra_env}, environment="test",
-                        agent_id="agent-1")
+    return CheckContext(
+        rootdir=root, environ={**os.environ, **extra_env}, environment="test", agent_id="agent-1"
+    )
 
 
 def _run(root: Path, **definition: Any) -> Observation:
@@ -63,19 +64,23 @@ def test_list_of_exit_codes(tmp_path: Path) -> None:
 
 def test_stdout_and_stderr_contains(tmp_path: Path) -> None:
     code = "import sys; print('version 1.2.3'); print('warning: old', file=sys.stderr)"
-    assert _run(tmp_path, argv=_py(code), stdout_contains="version 1.2",
-                stderr_contains="warning: old").passed
-    obs = _run(tmp_path, argv=_py(code), stdout_contains="version 9",
-               stderr_contains="version 1.2")  # right text, wrong stream
+    assert _run(
+        tmp_path, argv=_py(code), stdout_contains="version 1.2", stderr_contains="warning: old"
+    ).passed
+    obs = _run(
+        tmp_path, argv=_py(code), stdout_contains="version 9", stderr_contains="version 1.2"
+    )  # right text, wrong stream
     assert not obs.passed
-    assert obs.observed == ("stdout does not contain 'version 9'; "
-                            "stderr does not contain 'version 1.2'")
+    assert obs.observed == (
+        "stdout does not contain 'version 9'; stderr does not contain 'version 1.2'"
+    )
 
 
 def test_stdout_and_stderr_regex(tmp_path: Path) -> None:
     code = "import sys; print('version 1.2.3'); print('E42 failure', file=sys.stderr)"
-    assert _run(tmp_path, argv=_py(code), stdout_regex=r"version \d+\.\d+",
-                stderr_regex=r"^E\d+").passed
+    assert _run(
+        tmp_path, argv=_py(code), stdout_regex=r"version \d+\.\d+", stderr_regex=r"^E\d+"
+    ).passed
     obs = _run(tmp_path, argv=_py(code), stdout_regex=r"^\d", stderr_regex=r"W\d+")
     assert not obs.passed
     assert "stdout does not match '^\\\\d'" in obs.observed
@@ -130,7 +135,8 @@ def test_cwd_defaults_to_rootdir_and_relative_cwd_is_under_it(tmp_path: Path) ->
 def test_env_is_the_context_environment_plus_definition_env(tmp_path: Path) -> None:
     code = "import os; print(os.environ.get('FROM_CTX'), os.environ.get('FROM_DEF'))"
     definition = CommandDefinition.model_validate(
-        {"argv": _py(code), "env": {"FROM_DEF": "def-value"}})
+        {"argv": _py(code), "env": {"FROM_DEF": "def-value"}}
+    )
     obs = command.run(definition, _ctx(tmp_path, FROM_CTX="ctx-value"))
     assert obs.details["stdout"].strip() == "ctx-value def-value"
 
@@ -153,25 +159,39 @@ def test_output_is_kept_but_bounded(tmp_path: Path) -> None:
 
 
 def test_undecodable_output_does_not_crash(tmp_path: Path) -> None:
-    obs = _run(tmp_path, argv=_py("import sys; sys.stdout.buffer.write(b'\\xff\\xfe ok')"),
-               stdout_contains="ok")
+    obs = _run(
+        tmp_path,
+        argv=_py("import sys; sys.stdout.buffer.write(b'\\xff\\xfe ok')"),
+        stdout_contains="ok",
+    )
     assert obs.passed
 
 
-def _planned(definition: dict[str, Any], check_id: str = "cmd", timeout: float = 10.0
-             ) -> PlannedCheck:
-    return PlannedCheck(check_id=check_id, name=check_id, severity="critical",
-                        check_type=command.CHECK_TYPE,
-                        definition=CommandDefinition.model_validate(definition),
-                        timeout=timeout, retry_count=0, retry_delay=0.0)
+def _planned(
+    definition: dict[str, Any], check_id: str = "cmd", timeout: float = 10.0
+) -> PlannedCheck:
+    return PlannedCheck(
+        check_id=check_id,
+        name=check_id,
+        severity="critical",
+        check_type=command.CHECK_TYPE,
+        definition=CommandDefinition.model_validate(definition),
+        timeout=timeout,
+        retry_count=0,
+        retry_delay=0.0,
+    )
 
 
 def test_printed_secret_env_value_is_redacted_through_the_runner(tmp_path: Path) -> None:
     secret = "sup3r-s3cret-t0ken"
-    code = ("import os, sys; t = os.environ['SERVICE_API_TOKEN']; print('token is', t); "
-            "print('stderr', t, file=sys.stderr); sys.exit(1)")
-    [result] = run_checks([_planned({"argv": _py(code), "stdout_contains": secret})],
-                          _ctx(tmp_path, SERVICE_API_TOKEN=secret))
+    code = (
+        "import os, sys; t = os.environ['SERVICE_API_TOKEN']; print('token is', t); "
+        "print('stderr', t, file=sys.stderr); sys.exit(1)"
+    )
+    [result] = run_checks(
+        [_planned({"argv": _py(code), "stdout_contains": secret})],
+        _ctx(tmp_path, SERVICE_API_TOKEN=secret),
+    )
     assert result.status is CheckStatus.FAILED
     everything = json.dumps(result.to_dict())
     assert secret not in everything
@@ -183,8 +203,9 @@ def test_printed_secret_env_value_is_redacted_through_the_runner(tmp_path: Path)
 def test_secret_given_in_definition_env_is_redacted_through_the_runner(tmp_path: Path) -> None:
     secret = "def1n1tion-secret"
     code = "import os; print(os.environ['DB_PASSWORD'])"
-    [result] = run_checks([_planned({"argv": _py(code), "env": {"DB_PASSWORD": secret}})],
-                          _ctx(tmp_path))
+    [result] = run_checks(
+        [_planned({"argv": _py(code), "env": {"DB_PASSWORD": secret}})], _ctx(tmp_path)
+    )
     assert result.status is CheckStatus.PASSED
     assert result.details["stdout"] == "***\n"
     assert secret not in json.dumps(result.to_dict())

@@ -33,17 +33,21 @@ from pytest_maf_preflight.checks.database import DatabaseDefinition, probe_postg
 from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
 
 # Read at import: the autouse fixture in conftest.py removes MAF_* variables during tests.
-POSTGRES_URL = os.environ.get("MAF_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_URL = os.environ.get(
+    "MAF_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("MAF_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-HOW_TO = ("start it (Debian: apt-get install postgresql redis-server; `.ci/run` does this) or "
-          "point {var} at one")
+HOW_TO = (
+    "start it (Debian: apt-get install postgresql redis-server; `.ci/run` does this) or "
+    "point {var} at one"
+)
 
 
 def _ctx(root: Path, timeout: float | None = None) -> CheckContext:
     deadline = None if timeout is None else time.monotonic() + timeout
-    return CheckContext(rootdir=root, environ={}, environment="test", agent_id="agent-1",
-                        deadline=deadline)
+    return CheckContext(
+        rootdir=root, environ={}, environment="test", agent_id="agent-1", deadline=deadline
+    )
 
 
 def _run(root: Path, **definition: Any) -> Observation:
@@ -62,8 +66,9 @@ def _reachable(url: str) -> bool:
 @pytest.fixture
 def postgres_url() -> str:
     if not _reachable(POSTGRES_URL):
-        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}: "
-                    + HOW_TO.format(var="MAF_TEST_POSTGRES_URL"))
+        pytest.skip(
+            f"no PostgreSQL at {POSTGRES_URL}: " + HOW_TO.format(var="MAF_TEST_POSTGRES_URL")
+        )
     return POSTGRES_URL
 
 
@@ -162,8 +167,10 @@ def password_server() -> Iterator[PasswordServer]:
 def _make_db(path: Path, rows: int = 3) -> Path:
     with sqlite3.connect(path) as conn:
         conn.execute("create table preflight_executions (id integer primary key, name text)")
-        conn.executemany("insert into preflight_executions (name) values (?)",
-                         [(f"run-{i}",) for i in range(rows)])
+        conn.executemany(
+            "insert into preflight_executions (name) values (?)",
+            [(f"run-{i}",) for i in range(rows)],
+        )
     conn.close()
     return path
 
@@ -212,7 +219,7 @@ def test_sqlite_corrupted_pages_fail_quick_check(tmp_path: Path) -> None:
     data = bytearray(db.read_bytes())
     page = 4096
     assert len(data) > 3 * page
-    data[page + 8: 2 * page] = b"\xff" * (page - 8)  # wreck the second page past its header
+    data[page + 8 : 2 * page] = b"\xff" * (page - 8)  # wreck the second page past its header
     db.write_bytes(bytes(data))
     obs = _run(tmp_path, url="sqlite:///corrupt.db")
     assert not obs.passed
@@ -228,10 +235,12 @@ def test_sqlite_missing_file_fails_and_is_not_created(tmp_path: Path) -> None:
 
 def test_sqlite_expected_rows_counts_returned_rows(tmp_path: Path) -> None:
     _make_db(tmp_path / "r.db", rows=3)
-    assert _run(tmp_path, url="sqlite:///r.db", query="select * from preflight_executions",
-                expected_rows=3).passed
-    obs = _run(tmp_path, url="sqlite:///r.db", query="select * from preflight_executions",
-               expected_rows=2)
+    assert _run(
+        tmp_path, url="sqlite:///r.db", query="select * from preflight_executions", expected_rows=3
+    ).passed
+    obs = _run(
+        tmp_path, url="sqlite:///r.db", query="select * from preflight_executions", expected_rows=2
+    )
     assert not obs.passed
     assert obs.expected == "2 row(s) returned"
     assert obs.observed == "3 row(s) returned"
@@ -241,8 +250,12 @@ def test_sqlite_count_query_returns_one_row(tmp_path: Path) -> None:
     """The shipped example (runtime-db.yaml): ``select count(*)`` with ``expected_rows: 1``
     passes because count(*) returns one row, whatever the count."""
     _make_db(tmp_path / "r.db", rows=5)
-    obs = _run(tmp_path, url="sqlite:///r.db",
-               query="select count(*) from preflight_executions", expected_rows=1)
+    obs = _run(
+        tmp_path,
+        url="sqlite:///r.db",
+        query="select count(*) from preflight_executions",
+        expected_rows=1,
+    )
     assert obs.passed, obs
     assert obs.details["first_value"] == "5"
 
@@ -255,11 +268,20 @@ def test_sqlite_expected_value(tmp_path: Path) -> None:
     obs = _run(tmp_path, url="sqlite:///v.db", query=query, expected_value=4)
     assert not obs.passed
     assert obs.observed == "first value 5"
-    obs = _run(tmp_path, url="sqlite:///v.db", query="select name from preflight_executions "
-               "where id = 1", expected_value="run-0", expected_rows=1)
+    obs = _run(
+        tmp_path,
+        url="sqlite:///v.db",
+        query="select name from preflight_executions where id = 1",
+        expected_value="run-0",
+        expected_rows=1,
+    )
     assert obs.passed, obs
-    obs = _run(tmp_path, url="sqlite:///v.db", query="select name from preflight_executions "
-               "where id = 99", expected_value="run-0")
+    obs = _run(
+        tmp_path,
+        url="sqlite:///v.db",
+        query="select name from preflight_executions where id = 99",
+        expected_value="run-0",
+    )
     assert not obs.passed
     assert obs.observed == "no value returned"
 
@@ -271,11 +293,14 @@ def test_sqlite_bad_query_fails(tmp_path: Path) -> None:
     assert "no such table" in obs.observed
 
 
-@pytest.mark.parametrize("query", [
-    "insert into preflight_executions (name) values ('written')",
-    "delete from preflight_executions",
-    "create table other (x)",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "insert into preflight_executions (name) values ('written')",
+        "delete from preflight_executions",
+        "create table other (x)",
+    ],
+)
 def test_sqlite_is_read_only(tmp_path: Path, query: str) -> None:
     db = _make_db(tmp_path / "ro.db")
     before = _digest(db)
@@ -288,21 +313,36 @@ def test_sqlite_is_read_only(tmp_path: Path, query: str) -> None:
 
 def test_sqlite_runaway_query_ends_at_deadline(tmp_path: Path) -> None:
     _make_db(tmp_path / "slow.db")
-    endless = ("with recursive n(i) as (select 1 union all select i + 1 from n) "
-               "select count(*) from n")
+    endless = (
+        "with recursive n(i) as (select 1 union all select i + 1 from n) select count(*) from n"
+    )
     started = time.monotonic()
     with pytest.raises(database.ProbeTimeout, match="deadline"):
-        database.run(DatabaseDefinition(url="sqlite:///slow.db", query=endless),
-                     _ctx(tmp_path, 0.3))
+        database.run(
+            DatabaseDefinition(url="sqlite:///slow.db", query=endless), _ctx(tmp_path, 0.3)
+        )
     assert time.monotonic() - started < 2.0
 
 
-@pytest.mark.parametrize(("value", "expected", "matches"), [
-    (5, 5, True), (5, 5.0, True), (5, "5", True), ("5", 5, True), ("x", "x", True),
-    (1, True, True), (0, False, True), (True, True, True), (2, True, False),
-    (True, 1, False), (None, "None", False), (b"x", "x", False), (5, 6, False),
-    ("5.0", 5, False),
-])
+@pytest.mark.parametrize(
+    ("value", "expected", "matches"),
+    [
+        (5, 5, True),
+        (5, 5.0, True),
+        (5, "5", True),
+        ("5", 5, True),
+        ("x", "x", True),
+        (1, True, True),
+        (0, False, True),
+        (True, True, True),
+        (2, True, False),
+        (True, 1, False),
+        (None, "None", False),
+        (b"x", "x", False),
+        (5, 6, False),
+        ("5.0", 5, False),
+    ],
+)
 def test_value_comparison_rules(value: Any, expected: Any, matches: bool) -> None:
     assert value_matches(value, expected) is matches
 
@@ -323,22 +363,27 @@ def test_postgres_probe_server_up(tmp_path: Path, postgres_url: str) -> None:
     assert "authentication ok" in obs.observed
 
 
-def test_postgres_probe_path_without_psycopg(tmp_path: Path, postgres_url: str,
-                                             no_psycopg: None) -> None:
+def test_postgres_probe_path_without_psycopg(
+    tmp_path: Path, postgres_url: str, no_psycopg: None
+) -> None:
     obs = _run(tmp_path, url=postgres_url)
     assert obs.passed, obs
     assert obs.details["driver"] == "startup probe"
-    assert obs.observed == f"server up on {urlsplit(postgres_url).netloc.split('@')[-1]}, " \
+    assert (
+        obs.observed == f"server up on {urlsplit(postgres_url).netloc.split('@')[-1]}, "
         "authentication ok"
+    )
     for definition in ({"query": "select 1"}, {"expected_rows": 1}):
         obs = _run(tmp_path, url=postgres_url, **definition)
         assert not obs.passed
-        assert obs.observed.endswith("running a query needs psycopg: "
-                                     "pip install 'pytest-maf-preflight[postgres]'")
+        assert obs.observed.endswith(
+            "running a query needs psycopg: pip install 'pytest-maf-preflight[postgres]'"
+        )
 
 
-def test_postgres_missing_database_reports_server_message(tmp_path: Path,
-                                                          postgres_url: str) -> None:
+def test_postgres_missing_database_reports_server_message(
+    tmp_path: Path, postgres_url: str
+) -> None:
     url = _pg_with(postgres_url, path="/maf_no_such_database")
     obs = probe_postgres(url, _ctx(tmp_path, 5.0))
     assert not obs.passed
@@ -346,8 +391,9 @@ def test_postgres_missing_database_reports_server_message(tmp_path: Path,
     assert obs.observed.startswith("server on ")
 
 
-def test_postgres_missing_database_with_psycopg(tmp_path: Path, postgres_url: str,
-                                               with_psycopg: None) -> None:
+def test_postgres_missing_database_with_psycopg(
+    tmp_path: Path, postgres_url: str, with_psycopg: None
+) -> None:
     obs = _run(tmp_path, url=_pg_with(postgres_url, path="/maf_no_such_database"))
     assert not obs.passed
     assert obs.details["driver"] == "psycopg"
@@ -357,8 +403,7 @@ def test_postgres_missing_database_with_psycopg(tmp_path: Path, postgres_url: st
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "probe"])
-def test_postgres_closed_port(tmp_path: Path, driver: str,
-                              request: pytest.FixtureRequest) -> None:
+def test_postgres_closed_port(tmp_path: Path, driver: str, request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("with_psycopg" if driver == "psycopg" else "no_psycopg")
     port = closed_port()
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"
@@ -372,14 +417,17 @@ def test_postgres_closed_port(tmp_path: Path, driver: str,
 
 
 def test_postgres_refused_password_is_reported_without_it(
-        tmp_path: Path, password_server: PasswordServer, with_psycopg: None,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path,
+    password_server: PasswordServer,
+    with_psycopg: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     port = password_server.port
     obs = _run(tmp_path, url=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres")
     assert password_server.received == [PASSWORD]  # it was sent, and the server quoted it
     assert not obs.passed
     assert obs.expected == f"a connection to PostgreSQL on 127.0.0.1:{port}"
-    assert 'password authentication failed for user "postgres" (got \'***\')' in obs.observed
+    assert "password authentication failed for user \"postgres\" (got '***')" in obs.observed
     assert PASSWORD not in repr(obs)
     # The password of libpq's environment is hidden alike.
     monkeypatch.setenv("PGPASSWORD", "maf-env-pw")
@@ -389,22 +437,25 @@ def test_postgres_refused_password_is_reported_without_it(
     assert "(got '***')" in obs.observed
 
 
-def test_postgres_probe_cannot_check_a_password(tmp_path: Path,
-                                                password_server: PasswordServer,
-                                                no_psycopg: None) -> None:
+def test_postgres_probe_cannot_check_a_password(
+    tmp_path: Path, password_server: PasswordServer, no_psycopg: None
+) -> None:
     port = password_server.port
     obs = _run(tmp_path, url=f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/postgres")
     assert not obs.passed
-    assert obs.observed.startswith(f"server up on 127.0.0.1:{port}, authentication required "
-                                   "(cleartext password); the probe does not authenticate")
+    assert obs.observed.startswith(
+        f"server up on 127.0.0.1:{port}, authentication required "
+        "(cleartext password); the probe does not authenticate"
+    )
     assert password_server.received == []
     assert PASSWORD not in repr(obs)
     without = _run(tmp_path, url=f"postgresql://postgres@127.0.0.1:{port}/postgres")
     assert without.passed, without  # up, and no password was asked of the check
 
 
-def test_postgres_query_and_expectations_with_psycopg(tmp_path: Path, postgres_url: str,
-                                                      with_psycopg: None) -> None:
+def test_postgres_query_and_expectations_with_psycopg(
+    tmp_path: Path, postgres_url: str, with_psycopg: None
+) -> None:
     obs = _run(tmp_path, url=postgres_url)
     assert obs.passed, obs
     assert obs.details["driver"] == "psycopg"
@@ -414,16 +465,17 @@ def test_postgres_query_and_expectations_with_psycopg(tmp_path: Path, postgres_u
     assert _run(tmp_path, url=postgres_url, query=series, expected_rows=3).passed
     obs = _run(tmp_path, url=postgres_url, query=series, expected_rows=2, expected_value=1)
     assert not obs.passed
-    assert (obs.expected, obs.observed) == ("2 row(s) returned, first value 1",
-                                            "3 row(s) returned")
+    assert (obs.expected, obs.observed) == ("2 row(s) returned, first value 1", "3 row(s) returned")
     count = "select count(*) from pg_database where datname = current_database()"
-    assert _run(tmp_path, url=postgres_url, query=count, expected_rows=1,
-                expected_value=1).passed
+    assert _run(tmp_path, url=postgres_url, query=count, expected_rows=1, expected_value=1).passed
     assert _run(tmp_path, url=postgres_url, query=count, expected_value="1").passed
-    assert _run(tmp_path, url=postgres_url, query="select 2.50::numeric",
-                expected_value=2.5).passed
-    assert _run(tmp_path, url=postgres_url, query="select current_setting('transaction_read_only')",
-                expected_value="on").passed
+    assert _run(tmp_path, url=postgres_url, query="select 2.50::numeric", expected_value=2.5).passed
+    assert _run(
+        tmp_path,
+        url=postgres_url,
+        query="select current_setting('transaction_read_only')",
+        expected_value="on",
+    ).passed
     obs = _run(tmp_path, url=postgres_url, query="select 1 where false", expected_value=1)
     assert (obs.passed, obs.observed) == (False, "no value returned")
     obs = _run(tmp_path, url=postgres_url, query="select * from maf_no_such_table")
@@ -433,8 +485,9 @@ def test_postgres_query_and_expectations_with_psycopg(tmp_path: Path, postgres_u
     assert "\n" not in obs.observed
 
 
-def test_postgres_query_is_read_only_with_psycopg(tmp_path: Path, postgres_url: str,
-                                                  with_psycopg: None) -> None:
+def test_postgres_query_is_read_only_with_psycopg(
+    tmp_path: Path, postgres_url: str, with_psycopg: None
+) -> None:
     import psycopg
 
     table = f"maf_check_{uuid.uuid4().hex}"
@@ -445,16 +498,23 @@ def test_postgres_query_is_read_only_with_psycopg(tmp_path: Path, postgres_url: 
         assert conn.execute("select to_regclass(%s)", (table,)).fetchone() == (None,)
 
 
-def test_postgres_query_past_the_deadline_is_cancelled(tmp_path: Path, postgres_url: str,
-                                                       with_psycopg: None) -> None:
+def test_postgres_query_past_the_deadline_is_cancelled(
+    tmp_path: Path, postgres_url: str, with_psycopg: None
+) -> None:
     with pytest.raises(database.ProbeTimeout, match="still running at the deadline; cancelled"):
-        database.run(DatabaseDefinition(url=postgres_url, query="select pg_sleep(30)"),
-                     _ctx(tmp_path, 0.5))
-    check = PlannedCheck(check_id="db", name="db", severity="critical",
-                         check_type=database.CHECK_TYPE,
-                         definition=DatabaseDefinition(url=postgres_url,
-                                                       query="select pg_sleep(30)"),
-                         timeout=0.5, retry_count=0, retry_delay=0.0)
+        database.run(
+            DatabaseDefinition(url=postgres_url, query="select pg_sleep(30)"), _ctx(tmp_path, 0.5)
+        )
+    check = PlannedCheck(
+        check_id="db",
+        name="db",
+        severity="critical",
+        check_type=database.CHECK_TYPE,
+        definition=DatabaseDefinition(url=postgres_url, query="select pg_sleep(30)"),
+        timeout=0.5,
+        retry_count=0,
+        retry_delay=0.0,
+    )
     [result] = run_checks([check], _ctx(tmp_path))
     assert result.status is CheckStatus.TIMEOUT
 
@@ -517,13 +577,19 @@ def test_unknown_scheme_fails_and_hides_password(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "redis"])
-def test_server_that_never_answers_ends_at_deadline(tmp_path: Path, silent_port: int,
-                                                    scheme: str) -> None:
-    check = PlannedCheck(check_id="db", name="db", severity="critical",
-                         check_type=database.CHECK_TYPE,
-                         definition=DatabaseDefinition(
-                             url=f"{scheme}://127.0.0.1:{silent_port}/0"),
-                         timeout=0.5, retry_count=0, retry_delay=0.0)
+def test_server_that_never_answers_ends_at_deadline(
+    tmp_path: Path, silent_port: int, scheme: str
+) -> None:
+    check = PlannedCheck(
+        check_id="db",
+        name="db",
+        severity="critical",
+        check_type=database.CHECK_TYPE,
+        definition=DatabaseDefinition(url=f"{scheme}://127.0.0.1:{silent_port}/0"),
+        timeout=0.5,
+        retry_count=0,
+        retry_delay=0.0,
+    )
     started = time.monotonic()
     [result] = run_checks([check], _ctx(tmp_path))
     elapsed = time.monotonic() - started

@@ -20,13 +20,15 @@ VALUE = "v4lue-that-must-not-leak"
 
 
 def _ctx(tmp_path: Path, environ: Mapping[str, str]) -> CheckContext:
-    return CheckContext(rootdir=tmp_path, environ=dict(environ), environment="test",
-                        agent_id="agent-1")
+    return CheckContext(
+        rootdir=tmp_path, environ=dict(environ), environment="test", agent_id="agent-1"
+    )
 
 
 def _run(tmp_path: Path, environ: Mapping[str, str], **definition: object) -> Observation:
-    return environment.run(EnvironmentDefinition.model_validate(definition),
-                           _ctx(tmp_path, environ))
+    return environment.run(
+        EnvironmentDefinition.model_validate(definition), _ctx(tmp_path, environ)
+    )
 
 
 def _text(observation: Observation) -> str:
@@ -61,8 +63,12 @@ def test_required_empty_allowed_when_allow_empty(tmp_path: Path) -> None:
 
 
 def test_optional_missing_is_reported_but_does_not_fail(tmp_path: Path) -> None:
-    obs = _run(tmp_path, {"REGION": "eu", "DEBUG_LEVEL": ""}, required=["REGION"],
-               optional=["DEBUG_LEVEL", "TRACE_ID", "REGION"])
+    obs = _run(
+        tmp_path,
+        {"REGION": "eu", "DEBUG_LEVEL": ""},
+        required=["REGION"],
+        optional=["DEBUG_LEVEL", "TRACE_ID", "REGION"],
+    )
     assert obs.passed
     assert obs.details["optional_missing"] == ["DEBUG_LEVEL", "TRACE_ID"]
 
@@ -81,8 +87,12 @@ def test_pattern_is_a_fullmatch_not_a_search(tmp_path: Path) -> None:
 
 
 def test_pattern_mismatch_never_shows_the_value(tmp_path: Path) -> None:
-    obs = _run(tmp_path, {"SERVICE_URL": VALUE}, required=["SERVICE_URL"],
-               patterns={"SERVICE_URL": r"https://.*"})
+    obs = _run(
+        tmp_path,
+        {"SERVICE_URL": VALUE},
+        required=["SERVICE_URL"],
+        patterns={"SERVICE_URL": r"https://.*"},
+    )
     assert not obs.passed
     assert "SERVICE_URL" in obs.observed
     assert VALUE not in _text(obs)
@@ -94,8 +104,9 @@ def test_pattern_on_an_unset_optional_variable_is_not_a_failure(tmp_path: Path) 
 
 
 def test_empty_value_must_match_its_pattern_when_empty_is_allowed(tmp_path: Path) -> None:
-    obs = _run(tmp_path, {"PORT": ""}, required=["PORT"], patterns={"PORT": r"\d+"},
-               allow_empty=True)
+    obs = _run(
+        tmp_path, {"PORT": ""}, required=["PORT"], patterns={"PORT": r"\d+"}, allow_empty=True
+    )
     assert not obs.passed
     assert "PORT does not match" in obs.observed
 
@@ -120,15 +131,25 @@ def test_unknown_keys_are_rejected() -> None:
 def test_values_absent_from_the_whole_result_through_the_runner(tmp_path: Path) -> None:
     environ = {"SERVICE_URL": VALUE, "REGION": "eu", "API_TOKEN": "tok-abcdef"}
     checks = [
-        PlannedCheck(check_id=f"env-{i}", name="env", severity="critical",
-                     check_type=environment.CHECK_TYPE,
-                     definition=EnvironmentDefinition.model_validate(definition),
-                     timeout=5.0, retry_count=0, retry_delay=0.0)
-        for i, definition in enumerate([
-            {"required": ["SERVICE_URL", "API_TOKEN"]},
-            {"required": ["SERVICE_URL", "MISSING_ONE"],
-             "patterns": {"SERVICE_URL": "https://.*", "API_TOKEN": "x+"}},
-        ])
+        PlannedCheck(
+            check_id=f"env-{i}",
+            name="env",
+            severity="critical",
+            check_type=environment.CHECK_TYPE,
+            definition=EnvironmentDefinition.model_validate(definition),
+            timeout=5.0,
+            retry_count=0,
+            retry_delay=0.0,
+        )
+        for i, definition in enumerate(
+            [
+                {"required": ["SERVICE_URL", "API_TOKEN"]},
+                {
+                    "required": ["SERVICE_URL", "MISSING_ONE"],
+                    "patterns": {"SERVICE_URL": "https://.*", "API_TOKEN": "x+"},
+                },
+            ]
+        )
     ]
     results = run_checks(checks, _ctx(tmp_path, environ))
     assert [r.status for r in results] == [CheckStatus.PASSED, CheckStatus.FAILED]

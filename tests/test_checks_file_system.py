@@ -32,8 +32,14 @@ def tree(tmp_path: Path) -> Path:
 
 
 def test_existing_file_and_dir_with_right_kinds_pass(tree: Path) -> None:
-    obs = _run(tree, paths=[{"path": "config", "kind": "dir"},
-                            {"path": "config/app.json", "kind": "file"}, "notes.txt"])
+    obs = _run(
+        tree,
+        paths=[
+            {"path": "config", "kind": "dir"},
+            {"path": "config/app.json", "kind": "file"},
+            "notes.txt",
+        ],
+    )
     assert obs.passed, obs.observed
     assert obs.details["paths"] == ["config", "config/app.json", "notes.txt"]
 
@@ -49,8 +55,9 @@ def test_missing_path_allowed_when_must_exist_false(tree: Path) -> None:
 
 
 def test_wrong_kind_fails_both_ways(tree: Path) -> None:
-    obs = _run(tree, paths=[{"path": "config", "kind": "file"},
-                            {"path": "notes.txt", "kind": "dir"}])
+    obs = _run(
+        tree, paths=[{"path": "config", "kind": "file"}, {"path": "notes.txt", "kind": "dir"}]
+    )
     assert not obs.passed
     assert "config: is a directory, expected a file" in obs.observed
     assert "notes.txt: is not a directory" in obs.observed
@@ -88,8 +95,13 @@ def test_unreadable_and_unwritable_file(tree: Path) -> None:
 
 
 def test_readable_writable_file_and_dir_pass(tree: Path) -> None:
-    assert _run(tree, paths=[{"path": "notes.txt", "access": "rw"},
-                             {"path": "config", "kind": "dir", "access": "rwx"}]).passed
+    assert _run(
+        tree,
+        paths=[
+            {"path": "notes.txt", "access": "rw"},
+            {"path": "config", "kind": "dir", "access": "rwx"},
+        ],
+    ).passed
 
 
 def test_writable_dir_check_really_writes_and_cleans_up(tree: Path) -> None:
@@ -147,8 +159,10 @@ def test_toml_parse_error_is_reported(tree: Path) -> None:
 def test_valid_json_yaml_toml_parse(tree: Path) -> None:
     (tree / "good.yml").write_text("a: 1\nb: [x, y]\n")
     (tree / "good.toml").write_text('[tool]\nname = "x"\n')
-    assert _run(tree, paths=[{"path": p, "parse": True}
-                             for p in ("config/app.json", "good.yml", "good.toml")]).passed
+    assert _run(
+        tree,
+        paths=[{"path": p, "parse": True} for p in ("config/app.json", "good.yml", "good.toml")],
+    ).passed
 
 
 def test_parse_of_a_directory_fails(tree: Path) -> None:
@@ -160,21 +174,30 @@ def test_parse_of_a_directory_fails(tree: Path) -> None:
 MCP_SCHEMA = {
     "type": "object",
     "required": ["mcpServers"],
-    "properties": {"mcpServers": {"type": "object", "additionalProperties": {
-        "type": "object", "required": ["command"],
-        "properties": {"command": {"type": "string"}, "args": {"type": "array"}}}}},
+    "properties": {
+        "mcpServers": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["command"],
+                "properties": {"command": {"type": "string"}, "args": {"type": "array"}},
+            },
+        }
+    },
 }
 
 
 def test_json_schema_validation_passes(tree: Path) -> None:
-    (tree / "config" / "codex.json").write_text(json.dumps(
-        {"mcpServers": {"files": {"command": "npx", "args": ["server"]}}}))
+    (tree / "config" / "codex.json").write_text(
+        json.dumps({"mcpServers": {"files": {"command": "npx", "args": ["server"]}}})
+    )
     assert _run(tree, paths=[{"path": "config/codex.json", "json_schema": MCP_SCHEMA}]).passed
 
 
 def test_json_schema_failure_names_the_path(tree: Path) -> None:
-    (tree / "config" / "cursor.json").write_text(json.dumps(
-        {"mcpServers": {"files": {"command": 42}}}))
+    (tree / "config" / "cursor.json").write_text(
+        json.dumps({"mcpServers": {"files": {"command": 42}}})
+    )
     obs = _run(tree, paths=[{"path": "config/cursor.json", "json_schema": MCP_SCHEMA}])
     assert not obs.passed
     assert obs.observed.startswith("config/cursor.json: mcpServers/files/command: ")
@@ -198,7 +221,8 @@ def test_json_schema_applies_to_yaml_files_too(tree: Path) -> None:
 def test_invalid_json_schema_is_rejected_at_load() -> None:
     with pytest.raises(ValidationError, match="not a valid JSON Schema"):
         FileSystemDefinition.model_validate(
-            {"paths": [{"path": "x.json", "json_schema": {"type": "no-such-type"}}]})
+            {"paths": [{"path": "x.json", "json_schema": {"type": "no-such-type"}}]}
+        )
 
 
 def test_bad_access_letters_are_rejected_at_load() -> None:
@@ -228,5 +252,6 @@ def test_free_space_of_a_missing_path_is_a_finding(tree: Path) -> None:
 
 def test_all_problems_are_reported_together(tree: Path) -> None:
     obs = _run(tree, paths=["absent-1", {"path": "notes.txt", "kind": "dir"}, "absent-2"])
-    assert obs.observed == ("absent-1: does not exist; notes.txt: is not a directory; "
-                            "absent-2: does not exist")
+    assert obs.observed == (
+        "absent-1: does not exist; notes.txt: is not a directory; absent-2: does not exist"
+    )

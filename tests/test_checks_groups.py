@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers_configs import WriteConfig
 from pytest_maf_preflight.checks.base import CheckContext, CheckStatus
 from pytest_maf_preflight.checks.builtin import builtin_registry
 from pytest_maf_preflight.checks.environment import EnvironmentDefinition
@@ -19,36 +20,60 @@ REGISTRY = builtin_registry()
 
 
 def ctx(tmp_path: Path) -> CheckContext:
-    return CheckContext(rootdir=tmp_path, environ=dict(os.environ), environment="development",
-                        agent_id="t")
+    return CheckContext(
+        rootdir=tmp_path, environ=dict(os.environ), environment="development", agent_id="t"
+    )
 
 
 def env_check(check_id: str, required: str) -> PlannedCheck:
     check_type = REGISTRY.get("environment")
     assert check_type is not None
-    return PlannedCheck(check_id, check_id, "critical", check_type,
-                        EnvironmentDefinition(required=[required]), 5.0, 0, 0.0)
+    return PlannedCheck(
+        check_id,
+        check_id,
+        "critical",
+        check_type,
+        EnvironmentDefinition(required=[required]),
+        5.0,
+        0,
+        0.0,
+    )
 
 
 def group(check_id: str, *members: str, retries: int = 0) -> PlannedCheck:
     check_type = REGISTRY.get("integration")
     assert check_type is not None
-    return PlannedCheck(check_id, check_id, "critical", check_type,
-                        IntegrationDefinition(checks=list(members)), 5.0, retries, 0.0,
-                        members=members)
+    return PlannedCheck(
+        check_id,
+        check_id,
+        "critical",
+        check_type,
+        IntegrationDefinition(checks=list(members)),
+        5.0,
+        retries,
+        0.0,
+        members=members,
+    )
 
 
 def test_a_group_passes_when_every_member_passed(tmp_path: Path) -> None:
-    results = run_checks([group("all", "a", "b"), env_check("a", "PATH"),
-                          env_check("b", "PATH")], ctx(tmp_path))
+    results = run_checks(
+        [group("all", "a", "b"), env_check("a", "PATH"), env_check("b", "PATH")], ctx(tmp_path)
+    )
     assert [r.check_id for r in results] == ["all", "a", "b"]
     assert results[0].status is CheckStatus.PASSED
     assert results[0].details["members"] == {"a": "passed", "b": "passed"}
 
 
 def test_a_group_fails_naming_each_member(tmp_path: Path) -> None:
-    results = run_checks([env_check("a", "PATH"), env_check("b", "MAF_SURELY_UNSET_X"),
-                          group("all", "a", "b", retries=3)], ctx(tmp_path))
+    results = run_checks(
+        [
+            env_check("a", "PATH"),
+            env_check("b", "MAF_SURELY_UNSET_X"),
+            group("all", "a", "b", retries=3),
+        ],
+        ctx(tmp_path),
+    )
     grouped = results[2]
     assert grouped.status is CheckStatus.FAILED
     assert grouped.attempts == 1  # decided once, never retried or run
@@ -71,13 +96,23 @@ def test_percentile_is_nearest_rank() -> None:
 def perf(**fields: object) -> PlannedCheck:
     check_type = REGISTRY.get("performance")
     assert check_type is not None
-    return PlannedCheck("perf", "perf", "critical", check_type,
-                        PerformanceDefinition.model_validate(fields), 30.0, 0, 0.0)
+    return PlannedCheck(
+        "perf",
+        "perf",
+        "critical",
+        check_type,
+        PerformanceDefinition.model_validate(fields),
+        30.0,
+        0,
+        0.0,
+    )
 
 
 def test_performance_within_budgets_passes(tmp_path: Path) -> None:
-    [result] = run_checks([perf(argv=["true"], iterations=6, concurrency=3, max_ms=20_000,
-                                p95_ms=20_000)], ctx(tmp_path))
+    [result] = run_checks(
+        [perf(argv=["true"], iterations=6, concurrency=3, max_ms=20_000, p95_ms=20_000)],
+        ctx(tmp_path),
+    )
     assert result.status is CheckStatus.PASSED, result.observed
     assert result.details["iterations"] == 6
     assert result.details["errors"] == 0
@@ -92,14 +127,17 @@ def test_performance_over_a_latency_budget_fails(tmp_path: Path) -> None:
 
 
 def test_performance_counts_errors_against_the_rate(tmp_path: Path) -> None:
-    [result] = run_checks([perf(argv=["false"], iterations=4, max_error_rate=0.5)],
-                          ctx(tmp_path))
+    [result] = run_checks([perf(argv=["false"], iterations=4, max_error_rate=0.5)], ctx(tmp_path))
     assert result.status is CheckStatus.FAILED
     assert "error rate 1.00 over 0.5 (4 of 4 failed)" in result.observed
 
 
-def test_a_group_config_runs_through_the_gate(pytester: pytest.Pytester, write_config) -> None:
-    write_config("groups.yaml", textwrap.dedent("""\
+def test_a_group_config_runs_through_the_gate(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "groups.yaml",
+        textwrap.dedent("""\
         configs:
           - id: has-path
             name: PATH
@@ -114,11 +152,21 @@ def test_a_group_config_runs_through_the_gate(pytester: pytest.Pytester, write_c
             name: the platform group
             config_type: smoke_test
             config: {test_type: integration, test_definition: {checks: [has-path, has-nothing]}}
-    """))
+    """),
+    )
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "-W", "ignore::pytest.PytestWarning", "--maf-runtime=memory")
+    result = pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "-W",
+        "ignore::pytest.PytestWarning",
+        "--maf-runtime=memory",
+    )
     assert result.ret == 10
-    result.stdout.fnmatch_lines(["*preflight check 'platform' (integration, critical) FAILED*",
-                                 "*observed: 1 of 2 did not pass: has-path passed, "
-                                 "has-nothing failed*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*preflight check 'platform' (integration, critical) FAILED*",
+            "*observed: 1 of 2 did not pass: has-path passed, has-nothing failed*",
+        ]
+    )

@@ -69,8 +69,11 @@ def test_package_names_are_normalised(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed(tmp_path: Path) -> None:
-    obs = _run(tmp_path, python=f"<{PY.major}", packages={"no-such-distribution-maf-xyz": "",
-                                                         "pydantic": "<1"})
+    obs = _run(
+        tmp_path,
+        python=f"<{PY.major}",
+        packages={"no-such-distribution-maf-xyz": "", "pydantic": "<1"},
+    )
     assert not obs.passed
     assert obs.observed.split("; ") == [
         f"python {platform.python_version()} does not satisfy <{PY.major}",
@@ -81,7 +84,8 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field", ["python", "package"])
 def test_invalid_specifier_is_rejected_at_load(field: str) -> None:
-    data: dict[str, Any] = ({"python": "3.10"} if field == "python"
-                            else {"packages": {"pydantic": "version two"}})
+    data: dict[str, Any] = (
+        {"python": "3.10"} if field == "python" else {"packages": {"pydantic": "version two"}}
+    )
     with pytest.raises(ValidationError, match="not a PEP 440 version specifier"):
         PythonDefinition.model_validate(data)

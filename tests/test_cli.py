@@ -17,20 +17,22 @@ from jsonschema import Draft202012Validator
 from conftest import EXAMPLES
 from pytest_maf_preflight import names
 from pytest_maf_preflight.checks.builtin import builtin_registry
+from pytest_maf_preflight.compat import tomllib
 from pytest_maf_preflight.config.loader import ConfigLoader, LoadedConfig
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 CONFIGS = EXAMPLES / "preflight-configs"
 ORIGINAL = EXAMPLES / "original-format"
 
 
 def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_maf_preflight.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -67,6 +69,7 @@ def all_keys(value: Any) -> set[str]:
 
 # --- entry points -------------------------------------------------------------------------------
 
+
 def test_help_lists_the_commands_and_exit_codes(tmp_path: Path) -> None:
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
@@ -77,9 +80,14 @@ def test_help_lists_the_commands_and_exit_codes(tmp_path: Path) -> None:
 
 def test_console_script_is_installed_and_runs(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "maf-preflight"
-    result = subprocess.run([str(script), "validate", str(CONFIGS / "agent-env.yaml")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [str(script), "validate", str(CONFIGS / "agent-env.yaml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("ok: 1 config in 1 file")
 
@@ -93,11 +101,16 @@ def test_usage_error_is_one_line_with_exit_2(tmp_path: Path) -> None:
 
 # --- validate -----------------------------------------------------------------------------------
 
+
 def test_validate_examples(tmp_path: Path) -> None:
     result = run("validate", CONFIGS, ORIGINAL, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    files = [p for d in (CONFIGS, ORIGINAL) for p in d.iterdir()
-             if p.suffix in (".json", ".yaml", ".toml")]
+    files = [
+        p
+        for d in (CONFIGS, ORIGINAL)
+        for p in d.iterdir()
+        if p.suffix in (".json", ".yaml", ".toml")
+    ]
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok: ")
     assert f" configs in {len(files)} files" in lines[0]
@@ -151,14 +164,20 @@ def test_validate_reports_every_error_located(tmp_path: Path) -> None:
     result = run("validate", "configs", cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert any(line.startswith("configs/broken.yaml:7: config.timeout_secs: unknown key")
-               and "timeout_seconds" in line for line in lines), lines
-    assert any(line.startswith("configs/syntax.json:3: ") and "invalid JSON" in line
-               for line in lines), lines
+    assert any(
+        line.startswith("configs/broken.yaml:7: config.timeout_secs: unknown key")
+        and "timeout_seconds" in line
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith("configs/syntax.json:3: ") and "invalid JSON" in line for line in lines
+    ), lines
     # Only the two broken files are reported; the valid examples are not.
     located = [line for line in lines if line.startswith("configs/")]
-    assert {line.split(":")[0] for line in located} == {"configs/broken.yaml",
-                                                        "configs/syntax.json"}
+    assert {line.split(":")[0] for line in located} == {
+        "configs/broken.yaml",
+        "configs/syntax.json",
+    }
     assert lines[-1].startswith(f"invalid: {len(located)} errors in 2 files")
     assert "Traceback" not in result.stdout + result.stderr
 
@@ -170,7 +189,8 @@ def test_validate_json(tmp_path: Path) -> None:
     report = json.loads(bad.stdout)
     assert report["valid"] is False
     assert {"file": "configs/broken.yaml", "line": 7, "path": "config.timeout_secs"} in [
-        {k: e[k] for k in ("file", "line", "path")} for e in report["errors"]]
+        {k: e[k] for k in ("file", "line", "path")} for e in report["errors"]
+    ]
     assert all(set(e) == {"file", "line", "path", "message"} for e in report["errors"])
     text = run("validate", "configs", cwd=tmp_path).stdout.splitlines()
     assert len(report["errors"]) == sum(1 for line in text if line.startswith("configs/"))
@@ -212,33 +232,44 @@ def test_env_name_is_checked(tmp_path: Path) -> None:
 
 def test_env_name_cannot_climb_out_of_a_directory(tmp_path: Path) -> None:
     line = assert_one_line_error(run("validate", CONFIGS, "--env", "..", cwd=tmp_path))
-    assert line.endswith("--env: '..' is not a valid environment name (letters, digits, '_', "
-                         "'-' and '.', not starting with '.')")
+    assert line.endswith(
+        "--env: '..' is not a valid environment name (letters, digits, '_', "
+        "'-' and '.', not starting with '.')"
+    )
 
 
-@pytest.mark.parametrize(("cli", "environ", "ini", "expected"), [
-    ("cli", {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "cli"),
-    (None, {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "maf"),
-    ("", {"MAF_ENV": "", "NODE_ENV": "node"}, "ini", "node"),
-    (None, {}, "ini", "ini"),
-    (None, {}, "", "development"),
-])
-def test_environment_name_precedence(cli: str | None, environ: dict[str, str], ini: str,
-                                     expected: str) -> None:
+@pytest.mark.parametrize(
+    ("cli", "environ", "ini", "expected"),
+    [
+        ("cli", {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "cli"),
+        (None, {"MAF_ENV": "maf", "NODE_ENV": "node"}, "ini", "maf"),
+        ("", {"MAF_ENV": "", "NODE_ENV": "node"}, "ini", "node"),
+        (None, {}, "ini", "ini"),
+        (None, {}, "", "development"),
+    ],
+)
+def test_environment_name_precedence(
+    cli: str | None, environ: dict[str, str], ini: str, expected: str
+) -> None:
     assert names.environment_name(cli, environ, ini) == expected
 
 
-@pytest.mark.parametrize(("cli", "environ", "ini", "source"), [
-    ("a/b", {}, "", "--maf-env"),
-    (None, {"MAF_ENV": ".hidden"}, "", "MAF_ENV environment variable"),
-    (None, {"NODE_ENV": "x y"}, "", "NODE_ENV environment variable"),
-    (None, {}, "../up", "maf_env in the config file"),
-    (None, {}, "prod\n", "maf_env in the config file"),
-])
-def test_invalid_environment_name_names_its_source(cli: str | None, environ: dict[str, str],
-                                                   ini: str, source: str) -> None:
-    with pytest.raises(ValueError, match=r"^" + re.escape(source) + ": .* is not a valid "
-                       "environment name"):
+@pytest.mark.parametrize(
+    ("cli", "environ", "ini", "source"),
+    [
+        ("a/b", {}, "", "--maf-env"),
+        (None, {"MAF_ENV": ".hidden"}, "", "MAF_ENV environment variable"),
+        (None, {"NODE_ENV": "x y"}, "", "NODE_ENV environment variable"),
+        (None, {}, "../up", "maf_env in the config file"),
+        (None, {}, "prod\n", "maf_env in the config file"),
+    ],
+)
+def test_invalid_environment_name_names_its_source(
+    cli: str | None, environ: dict[str, str], ini: str, source: str
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"^" + re.escape(source) + ": .* is not a valid environment name"
+    ):
         names.environment_name(cli, environ, ini)
 
 
@@ -248,16 +279,19 @@ def test_validate_checks_overrides_of_every_environment(tmp_path: Path) -> None:
     (tmp_path / "py.yaml").write_text(
         "id: py\nname: Python\nconfig_type: smoke_test\nconfig:\n  test_type: python\n"
         "  test_definition:\n    packages: {pytest: '>=7'}\nenvironment_overrides:\n"
-        "  production:\n    test_definition:\n      packages: {pytest: not a spec}\n")
+        "  production:\n    test_definition:\n      packages: {pytest: not a spec}\n"
+    )
     for env in ([], ["--env", "production"]):
         result = run("validate", "py.yaml", *env, cwd=tmp_path)
         assert result.returncode == 1, result
         assert result.stdout.splitlines()[0] == (
             "py.yaml:11: environment_overrides.production.test_definition.packages.pytest: "
-            "'not a spec' is not a PEP 440 version specifier (e.g. '>=3.10')")
+            "'not a spec' is not a PEP 440 version specifier (e.g. '>=3.10')"
+        )
 
 
 # --- schema -------------------------------------------------------------------------------------
+
 
 def test_schema_is_a_json_schema_for_the_examples(tmp_path: Path) -> None:
     result = run("schema", cwd=tmp_path)
@@ -290,6 +324,7 @@ def test_schema_output_file(tmp_path: Path) -> None:
 
 # --- config migrate -----------------------------------------------------------------------------
 
+
 def test_migrate_original_json_example(tmp_path: Path) -> None:
     original = (ORIGINAL / "api-health-check.json").read_bytes()
     target = tmp_path / "api-health-check.json"
@@ -297,8 +332,10 @@ def test_migrate_original_json_example(tmp_path: Path) -> None:
 
     result = run("config", "migrate", target.name, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "migrated: api-health-check.json (format 1 -> 2; backup: api-health-check.json.bak)" \
+    assert (
+        "migrated: api-health-check.json (format 1 -> 2; backup: api-health-check.json.bak)"
         in result.stdout.splitlines()
+    )
     backup = tmp_path / "api-health-check.json.bak"
     assert backup.read_bytes() == original
 
@@ -309,7 +346,8 @@ def test_migrate_original_json_example(tmp_path: Path) -> None:
     assert document["config"]["test_definition"]["timeout_ms"] == 5000
     assert "timeout" not in document["config"]["test_definition"]
     assert not {"configType", "testType", "testDefinition", "environmentOverrides"} & all_keys(
-        document)
+        document
+    )
     # The same meaning, in every environment the file names.
     before = tmp_path / "before"
     before.mkdir()
@@ -465,8 +503,10 @@ def test_migrate_dry_run_writes_nothing(tmp_path: Path) -> None:
 
 def test_migrate_refuses_a_result_that_would_not_validate(tmp_path: Path) -> None:
     target = tmp_path / "bad.json"
-    text = ('{\n  "id": "bad",\n  "name": "Bad",\n  "configType": "smoke_test",\n'
-            '  "config": {"testType": "apii", "testDefinition": {}}\n}\n')
+    text = (
+        '{\n  "id": "bad",\n  "name": "Bad",\n  "configType": "smoke_test",\n'
+        '  "config": {"testType": "apii", "testDefinition": {}}\n}\n'
+    )
     target.write_text(text)
     ok = tmp_path / "ok.json"
     shutil.copy(ORIGINAL / "file-lock-check.json", ok)
@@ -474,8 +514,9 @@ def test_migrate_refuses_a_result_that_would_not_validate(tmp_path: Path) -> Non
     result = run("config", "migrate", tmp_path, cwd=tmp_path)
     assert result.returncode == 1
     lines = result.stdout.splitlines()
-    assert any(line.startswith("bad.json:5: config.test_type: 'apii' is not one of")
-               for line in lines), lines
+    assert any(
+        line.startswith("bad.json:5: config.test_type: 'apii' is not one of") for line in lines
+    ), lines
     assert "not migrated: bad.json (1 error)" in lines
     assert target.read_text() == text
     assert not (tmp_path / "bad.json.bak").exists()
@@ -489,8 +530,9 @@ def test_migrate_missing_path_is_one_line(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_internal_errors_are_one_line(monkeypatch: pytest.MonkeyPatch,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_internal_errors_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pytest_maf_preflight.cli import config_commands
     from pytest_maf_preflight.cli.main import main
 

@@ -32,8 +32,10 @@ def hooks_dir(root: Path) -> Path:
 
 # --- install / uninstall -------------------------------------------------------------------------
 
+
 def test_install_writes_an_executable_hook_and_reinstalling_changes_nothing(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run_main(capsys, "guard", "install")
     assert code == 0, err
     hook = hooks_dir(repo) / "pre-commit"
@@ -42,8 +44,9 @@ def test_install_writes_an_executable_hook_and_reinstalling_changes_nothing(
     assert MARKER in text.splitlines()
     assert f"exec {sys.executable} -m pytest_maf_preflight.cli guard check" in text
     assert hook.stat().st_mode & stat.S_IXUSR
-    assert out == ("installed: .git/hooks/pre-commit runs 'maf-preflight guard check' before "
-                   "every commit\n")
+    assert out == (
+        "installed: .git/hooks/pre-commit runs 'maf-preflight guard check' before every commit\n"
+    )
     assert not (hooks_dir(repo) / CHAINED_NAME).exists()
 
     code, out, _ = run_main(capsys, "guard", "install")
@@ -61,8 +64,8 @@ def test_install_writes_an_executable_hook_and_reinstalling_changes_nothing(
 
 
 def test_install_honours_core_hooks_path_and_repo_option(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     run_git(repo, "config", "core.hooksPath", "tools/hooks")
     monkeypatch.chdir(tmp_path)
     code = main(["guard", "install", "--repo", str(repo), "--json"])
@@ -79,8 +82,8 @@ def is_executable(path: Path) -> bool:
 
 
 def test_install_outside_a_repository_is_a_usage_error(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     (tmp_path / "plain").mkdir()
     code, _, err = run_main(capsys, "guard", "install", "--repo", str(tmp_path / "plain"))
@@ -93,9 +96,10 @@ def test_install_outside_a_repository_is_a_usage_error(
 
 
 def test_an_existing_hook_is_chained_and_uninstall_puts_it_back(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hook = hooks_dir(repo) / "pre-commit"
-    original = "#!/bin/sh\necho theirs >> \"$(git rev-parse --show-toplevel)/chained.log\"\n"
+    original = '#!/bin/sh\necho theirs >> "$(git rev-parse --show-toplevel)/chained.log"\n'
     hook.write_text(original)
     hook.chmod(0o755)
     code, out, _ = run_main(capsys, "guard", "install")
@@ -115,14 +119,16 @@ def test_an_existing_hook_is_chained_and_uninstall_puts_it_back(
     assert is_executable(hook)
     assert not chained.exists()
     assert run_main(capsys, "guard", "uninstall")[1].startswith(
-        "not installed: .git/hooks/pre-commit is another hook; left alone")
+        "not installed: .git/hooks/pre-commit is another hook; left alone"
+    )
     assert hook.read_text() == original
     hook.unlink()
     assert run_main(capsys, "guard", "uninstall")[1] == "not installed: no .git/hooks/pre-commit\n"
 
 
 def test_an_existing_chained_file_is_never_overwritten(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hook, chained = hooks_dir(repo) / "pre-commit", hooks_dir(repo) / CHAINED_NAME
     hook.write_text("#!/bin/sh\nexit 0\n")
     chained.write_text("#!/bin/sh\necho older\n")
@@ -132,8 +138,10 @@ def test_an_existing_chained_file_is_never_overwritten(
     assert err.count("\n") == 1
     assert hook.read_text() == "#!/bin/sh\nexit 0\n"
 
-    code, data = main(["guard", "install", "--force", "--json"]), json.loads(
-        capsys.readouterr().out)
+    code, data = (
+        main(["guard", "install", "--force", "--json"]),
+        json.loads(capsys.readouterr().out),
+    )
     assert code == 0
     backup = hooks_dir(repo) / "pre-commit.bak"
     assert data["backup"] == str(backup)
@@ -144,8 +152,10 @@ def test_an_existing_chained_file_is_never_overwritten(
 
 # --- real commits through the hook ---------------------------------------------------------------
 
+
 def test_the_hook_blocks_a_commit_under_another_agents_lease_and_lets_others_through(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lease_for_agent_b(capsys, "src/*.py")
     assert run_main(capsys, "guard", "install")[0] == 0
     base = commits(repo)
@@ -162,8 +172,9 @@ def test_the_hook_blocks_a_commit_under_another_agents_lease_and_lets_others_thr
     blocked = run_git(repo, "commit", "-m", "app", check=False, MAF_AGENT_ID="agent-a")
     assert blocked.returncode != 0
     output = blocked.stdout + blocked.stderr
-    assert (f"conflict: {DEFAULT_CHECK_ID}: src/app.py: reserved by agent-b (exclusive lease "
-            in output)
+    assert (
+        f"conflict: {DEFAULT_CHECK_ID}: src/app.py: reserved by agent-b (exclusive lease " in output
+    )
     assert "commit blocked for agent 'agent-a'" in output
     assert commits(repo) == base + 1
 
@@ -178,23 +189,40 @@ def test_the_hook_blocks_a_commit_under_another_agents_lease_and_lets_others_thr
         assert [s.status for s in sessions] == ["open", "closed", "open"]
         (conflict,) = runtime.reservation_conflicts()
         assert (conflict.agent_id, conflict.holder_agent_id, conflict.path, conflict.status) == (
-            "agent-a", "agent-b", "src/app.py", "open")
+            "agent-a",
+            "agent-b",
+            "src/app.py",
+            "open",
+        )
         assert conflict.session_id == sessions[1].id
         assert [e.status for e in runtime.executions(config_id=DEFAULT_CHECK_ID)] == [
-            "passed", "failed", "passed"]
+            "passed",
+            "failed",
+            "passed",
+        ]
 
 
 def test_the_override_lets_the_commit_through_loudly_and_records_it(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lease_for_agent_b(capsys, "src/")
     assert run_main(capsys, "guard", "install")[0] == 0
     (repo / "src" / "app.py").write_text("x = 3\n")
     run_git(repo, "add", "-A")
-    result = run_git(repo, "commit", "-m", "anyway", check=False, MAF_AGENT_ID="agent-a",
-                     MAF_RESERVATION_OVERRIDE="1")
+    result = run_git(
+        repo,
+        "commit",
+        "-m",
+        "anyway",
+        check=False,
+        MAF_AGENT_ID="agent-a",
+        MAF_RESERVATION_OVERRIDE="1",
+    )
     assert result.returncode == 0, result.stderr
-    assert ("maf-preflight: WARNING: MAF_RESERVATION_OVERRIDE=1 lets this commit through despite "
-            f"1 reservation conflict of {DEFAULT_CHECK_ID}") in result.stderr
+    assert (
+        "maf-preflight: WARNING: MAF_RESERVATION_OVERRIDE=1 lets this commit through despite "
+        f"1 reservation conflict of {DEFAULT_CHECK_ID}"
+    ) in result.stderr
     assert "overridden: src/app.py: reserved by agent-b" in result.stderr
     with shared_store(repo) as runtime:
         (conflict,) = runtime.reservation_conflicts()
@@ -203,10 +231,13 @@ def test_the_override_lets_the_commit_through_loudly_and_records_it(
 
 
 def test_the_chained_hook_runs_first_and_its_failure_stops_the_commit(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hook = hooks_dir(repo) / "pre-commit"
-    hook.write_text('#!/bin/sh\necho "ran $MAF_AGENT_ID" >> "$(git rev-parse --git-dir)/marker"\n'
-                    'exit "${FAIL_CHAINED:-0}"\n')
+    hook.write_text(
+        '#!/bin/sh\necho "ran $MAF_AGENT_ID" >> "$(git rev-parse --git-dir)/marker"\n'
+        'exit "${FAIL_CHAINED:-0}"\n'
+    )
     hook.chmod(0o755)
     assert run_main(capsys, "guard", "install")[0] == 0
     marker = repo / ".git" / "marker"
@@ -214,8 +245,9 @@ def test_the_chained_hook_runs_first_and_its_failure_stops_the_commit(
 
     (repo / "README.md").write_text("changed\n")
     run_git(repo, "add", "README.md")
-    failed = run_git(repo, "commit", "-m", "x", check=False, MAF_AGENT_ID="agent-a",
-                     FAIL_CHAINED="3")
+    failed = run_git(
+        repo, "commit", "-m", "x", check=False, MAF_AGENT_ID="agent-a", FAIL_CHAINED="3"
+    )
     assert failed.returncode != 0
     assert marker.read_text() == "ran agent-a\n"
     assert commits(repo) == base
@@ -242,8 +274,8 @@ config:
 
 
 def test_check_runs_the_projects_configs_on_staged_files_only(
-        repo: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config_in(repo, "strict.yaml", STRICT)
     monkeypatch.setenv("MAF_AGENT_ID", "agent-a")
     (repo / "README.md").write_text("unstaged\n")  # "git" mode would see it; staged does not
@@ -276,9 +308,11 @@ def test_check_runs_the_projects_configs_on_staged_files_only(
 
 
 def test_a_warning_severity_config_reports_without_blocking(
-        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_config_in(repo, "warn.yaml", STRICT.replace("config_type:", "severity: warning\n"
-                                                                     "config_type:"))
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config_in(
+        repo, "warn.yaml", STRICT.replace("config_type:", "severity: warning\nconfig_type:")
+    )
     (repo / "src" / "app.py").write_text("x = 9\n")
     run_git(repo, "add", "-A")
     code, out, _ = run_main(capsys, "guard", "check", "--agent", "agent-a")
@@ -286,8 +320,9 @@ def test_a_warning_severity_config_reports_without_blocking(
     assert out.splitlines()[0].startswith("warning: staged-under-own-lease: src/app.py: ")
 
 
-def test_check_fails_closed(repo: Path, capsys: pytest.CaptureFixture[str],
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_fails_closed(
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An invalid config: nothing can be checked, so the commit is blocked.
     write_config_in(repo, "bad.yaml", STRICT.replace("lock_validation", "lock_valdation"))
     code, _, err = run_main(capsys, "guard", "check")
@@ -315,8 +350,8 @@ def test_check_fails_closed(repo: Path, capsys: pytest.CaptureFixture[str],
 
 
 def test_check_outside_a_work_tree_and_bad_agent_are_usage_errors(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main(capsys, "guard", "check")

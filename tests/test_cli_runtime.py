@@ -27,15 +27,33 @@ from pytest_maf_preflight.runtime.sqlite_migrations import SCHEMA_VERSION
 
 
 def bundle(statuses: dict[str, str], started: float) -> SessionBundle:
-    session = SessionRecord(id=new_id(), agent_id="codex-1", environment="development",
-                            started_at=started, completed_at=started + 1, status="open",
-                            exit_code=0, runtime_mode="sqlite")
-    runs = tuple(ExecutionRecord(
-        id=new_id(), session_id=session.id, config_id=config_id, config_version="1.0.0",
-        agent_id="codex-1", kind="check", status=status,  # type: ignore[arg-type]
-        started_at=started + i, completed_at=started + i + 0.1, duration=0.1, attempts=1,
-        error_message=None if status == "passed" else f"{config_id} broke")
-        for i, (config_id, status) in enumerate(statuses.items()))
+    session = SessionRecord(
+        id=new_id(),
+        agent_id="codex-1",
+        environment="development",
+        started_at=started,
+        completed_at=started + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="sqlite",
+    )
+    runs = tuple(
+        ExecutionRecord(
+            id=new_id(),
+            session_id=session.id,
+            config_id=config_id,
+            config_version="1.0.0",
+            agent_id="codex-1",
+            kind="check",
+            status=status,  # type: ignore[arg-type]
+            started_at=started + i,
+            completed_at=started + i + 0.1,
+            duration=0.1,
+            attempts=1,
+            error_message=None if status == "passed" else f"{config_id} broke",
+        )
+        for i, (config_id, status) in enumerate(statuses.items())
+    )
     return SessionBundle(session=session, executions=runs)
 
 
@@ -56,7 +74,8 @@ def test_history_lists_newest_first_and_filters(project: Path) -> None:
     data = json.loads(failed.stdout)
     assert data["mode"] == "sqlite"
     assert [(e["config_id"], e["error_message"]) for e in data["executions"]] == [
-        ("env", "env broke")]
+        ("env", "env broke")
+    ]
     git = json.loads(cli(project, "history", "--config", "git", "--limit", "1", "--json").stdout)
     assert [e["status"] for e in git["executions"]] == ["timeout"]
 
@@ -139,8 +158,7 @@ def pg_url() -> Iterator[str]:
 
 def stored(runtime: RuntimeState) -> list[tuple[str, str, str, float]]:
     with runtime:
-        return sorted((e.id, e.config_id, e.status, e.started_at)
-                      for e in runtime.executions())
+        return sorted((e.id, e.config_id, e.status, e.started_at) for e in runtime.executions())
 
 
 def in_postgres(url: str) -> list[tuple[str, str, str, float]]:
@@ -154,15 +172,36 @@ def in_sqlite(project: Path) -> list[tuple[str, str, str, float]]:
 
 
 def test_sync_sqlite_to_postgres_and_back_copies_each_record_once(
-        project: Path, pg_url: str, tmp_path: Path) -> None:
-    first = cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres", "--json",
-                MAF_DB_URL=pg_url)
+    project: Path, pg_url: str, tmp_path: Path
+) -> None:
+    first = cli(
+        project,
+        "runtime",
+        "sync",
+        "--from",
+        "sqlite",
+        "--to",
+        "postgres",
+        "--json",
+        MAF_DB_URL=pg_url,
+    )
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     assert (report["copied"]["sessions"], report["copied"]["executions"]) == (2, 4)
     assert report["target"].startswith("postgres (postgresql://postgres@")
-    again = json.loads(cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres",
-                           "--json", MAF_DB_URL=pg_url).stdout)
+    again = json.loads(
+        cli(
+            project,
+            "runtime",
+            "sync",
+            "--from",
+            "sqlite",
+            "--to",
+            "postgres",
+            "--json",
+            MAF_DB_URL=pg_url,
+        ).stdout
+    )
     assert again["total_copied"] == 0
     assert again["present"]["executions"] == 4
     assert in_postgres(pg_url) == in_sqlite(project)
@@ -170,13 +209,15 @@ def test_sync_sqlite_to_postgres_and_back_copies_each_record_once(
     # The reverse, into a project that has no database yet; the URL given as an option.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    back = cli(fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite",
-               "--db-url", pg_url)
+    back = cli(fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite", "--db-url", pg_url)
     assert back.returncode == 0, back.stderr
     assert "copied sessions 2, executions 4," in back.stdout
-    assert "copied sessions 0, executions 0," in cli(
-        fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite", "--db-url",
-        pg_url).stdout
+    assert (
+        "copied sessions 0, executions 0,"
+        in cli(
+            fresh, "runtime", "sync", "--from", "postgres", "--to", "sqlite", "--db-url", pg_url
+        ).stdout
+    )
     assert in_sqlite(fresh) == in_sqlite(project)
 
 
@@ -186,16 +227,29 @@ def test_sync_copies_the_json_fallback_into_postgres_once(tmp_path: Path, pg_url
     first = cli(tmp_path, "runtime", "sync", "--to", "postgres", "--db-url", pg_url, "--json")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["copied"]["executions"] == 2
-    second = json.loads(cli(tmp_path, "runtime", "sync", "--from", "json", "--to", "postgres",
-                            "--db-url", pg_url, "--json").stdout)
+    second = json.loads(
+        cli(
+            tmp_path,
+            "runtime",
+            "sync",
+            "--from",
+            "json",
+            "--to",
+            "postgres",
+            "--db-url",
+            pg_url,
+            "--json",
+        ).stdout
+    )
     assert second["total_copied"] == 0
     assert in_postgres(pg_url) == stored(JsonRuntime(tmp_path / ".agent-mail"))
 
 
 def test_db_url_option_wins_over_the_environment(project: Path, pg_url: str) -> None:
     unused = f"postgresql://postgres@127.0.0.1:{closed_port()}/postgres"
-    result = cli(project, "history", "--mode", "postgres", "--db-url", pg_url, "--json",
-                 MAF_DB_URL=unused)
+    result = cli(
+        project, "history", "--mode", "postgres", "--db-url", pg_url, "--json", MAF_DB_URL=unused
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"mode": "postgres", "skipped": [], "executions": []}
 
@@ -203,9 +257,11 @@ def test_db_url_option_wins_over_the_environment(project: Path, pg_url: str) -> 
 def test_an_unreachable_server_is_one_line_without_the_password(project: Path) -> None:
     port = closed_port()
     url = f"postgresql://postgres:maf-s3cret-pw@127.0.0.1:{port}/postgres"
-    for args in (("runtime", "sync", "--from", "sqlite", "--to", "postgres", "--db-url", url),
-                 ("runtime", "sync", "--from", "postgres", "--to", "sqlite"),
-                 ("history", "--mode", "postgres", "--db-url", url)):
+    for args in (
+        ("runtime", "sync", "--from", "sqlite", "--to", "postgres", "--db-url", url),
+        ("runtime", "sync", "--from", "postgres", "--to", "sqlite"),
+        ("history", "--mode", "postgres", "--db-url", url),
+    ):
         result = cli(project, *args, MAF_DB_URL=url)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert len(result.stderr.splitlines()) == 1, result.stderr
@@ -218,8 +274,9 @@ def test_sync_to_postgres_without_a_url_says_how_to_give_one(project: Path) -> N
     pytest.importorskip("psycopg")
     result = cli(project, "runtime", "sync", "--from", "sqlite", "--to", "postgres")
     assert result.returncode == 2
-    assert result.stderr.startswith("maf-preflight: error: postgres: no database URL: set "
-                                    "MAF_DB_URL")
+    assert result.stderr.startswith(
+        "maf-preflight: error: postgres: no database URL: set MAF_DB_URL"
+    )
 
 
 def test_migrate_creates_the_postgres_schema(tmp_path: Path, pg_url: str) -> None:
@@ -227,8 +284,7 @@ def test_migrate_creates_the_postgres_schema(tmp_path: Path, pg_url: str) -> Non
         SCHEMA_VERSION as POSTGRES_VERSION,
     )
 
-    result = cli(tmp_path, "runtime", "migrate", "--mode", "postgres", "--json",
-                 MAF_DB_URL=pg_url)
+    result = cli(tmp_path, "runtime", "migrate", "--mode", "postgres", "--json", MAF_DB_URL=pg_url)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["schema_version"] == POSTGRES_VERSION

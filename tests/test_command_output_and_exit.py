@@ -27,15 +27,22 @@ MIB = 1024 * 1024
 
 
 def _ctx(root: Path) -> CheckContext:
-    return CheckContext(rootdir=root, environ=dict(os.environ), environment="test",
-                        agent_id="agent-1")
+    return CheckContext(
+        rootdir=root, environ=dict(os.environ), environment="test", agent_id="agent-1"
+    )
 
 
 def _planned(definition: dict[str, Any], timeout: float) -> PlannedCheck:
-    return PlannedCheck(check_id="cmd", name="cmd", severity="critical",
-                        check_type=command.CHECK_TYPE,
-                        definition=CommandDefinition.model_validate(definition),
-                        timeout=timeout, retry_count=0, retry_delay=0.0)
+    return PlannedCheck(
+        check_id="cmd",
+        name="cmd",
+        severity="critical",
+        check_type=command.CHECK_TYPE,
+        definition=CommandDefinition.model_validate(definition),
+        timeout=timeout,
+        retry_count=0,
+        retry_delay=0.0,
+    )
 
 
 # --- bounded output -------------------------------------------------------------------------
@@ -73,8 +80,13 @@ _FLOOD = textwrap.dedent("""\
 
 
 def _measure(tmp_path: Path, definition: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run([PY, "-c", _MEASURE, json.dumps(definition)], cwd=tmp_path,
-                          capture_output=True, timeout=120, check=False)
+    done = subprocess.run(
+        [PY, "-c", _MEASURE, json.dumps(definition)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr.decode()
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -118,8 +130,10 @@ def test_output_that_fits_is_kept_whole_without_a_marker() -> None:
 def test_both_streams_are_read_at_once(tmp_path: Path) -> None:
     # Each stream alone overflows a pipe buffer: reading one after the other would deadlock
     # until the deadline.
-    code = ("import sys\nfor _ in range(64):\n"
-            "    sys.stdout.write('o' * 65536); sys.stderr.write('e' * 65536)")
+    code = (
+        "import sys\nfor _ in range(64):\n"
+        "    sys.stdout.write('o' * 65536); sys.stderr.write('e' * 65536)"
+    )
     done = run_process([PY, "-c", code], deadline=time.monotonic() + 30)
     assert (done.returncode, done.stdout.total, done.stderr.total) == (0, 4 * MIB, 4 * MIB)
 
@@ -139,11 +153,12 @@ def _spawner(pidfile: Path, *, keep_stdout: bool) -> str:
         """)
 
 
-def test_a_command_that_exited_passes_though_a_grandchild_holds_its_stdout(
-        tmp_path: Path) -> None:
+def test_a_command_that_exited_passes_though_a_grandchild_holds_its_stdout(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
-    check = _planned({"argv": [PY, "-c", _spawner(pidfile, keep_stdout=True)],
-                      "stdout_contains": "started"}, timeout=10.0)
+    check = _planned(
+        {"argv": [PY, "-c", _spawner(pidfile, keep_stdout=True)], "stdout_contains": "started"},
+        timeout=10.0,
+    )
     start = time.monotonic()
     [result] = run_checks([check], _ctx(tmp_path))
     assert result.status is CheckStatus.PASSED, result.observed or result.message
@@ -152,8 +167,7 @@ def test_a_command_that_exited_passes_though_a_grandchild_holds_its_stdout(
     assert gone(read_pid(pidfile)), "the grandchild outlived its check"
 
 
-def test_what_a_command_left_behind_is_killed_even_when_it_holds_no_pipe(
-        tmp_path: Path) -> None:
+def test_what_a_command_left_behind_is_killed_even_when_it_holds_no_pipe(tmp_path: Path) -> None:
     pidfile = tmp_path / "grandchild.pid"
     check = _planned({"argv": [PY, "-c", _spawner(pidfile, keep_stdout=False)]}, timeout=10.0)
     [result] = run_checks([check], _ctx(tmp_path))
@@ -174,8 +188,11 @@ def test_leaving_survivors_alone_keeps_a_background_job_running(tmp_path: Path) 
     # What the escalation ``command`` channel asks for: a notifier may hand its message to a
     # job of its own, which must survive it (and not keep the delivery waiting).
     pidfile = tmp_path / "grandchild.pid"
-    done = run_process([PY, "-c", _spawner(pidfile, keep_stdout=True)],
-                       deadline=time.monotonic() + 10, kill_on_exit=False)
+    done = run_process(
+        [PY, "-c", _spawner(pidfile, keep_stdout=True)],
+        deadline=time.monotonic() + 10,
+        kill_on_exit=False,
+    )
     pid = read_pid(pidfile)
     try:
         assert done.returncode == 0
@@ -185,15 +202,17 @@ def test_leaving_survivors_alone_keeps_a_background_job_running(tmp_path: Path) 
 
 
 def test_exits_are_seen_where_the_platform_has_no_pidfd(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Linux before 5.3, macOS: the exit is polled for instead of waited on.
     monkeypatch.delattr(os, "pidfd_open", raising=False)
     done = run_process([PY, "-c", "print('quick')"], deadline=time.monotonic() + 10)
     assert (done.returncode, done.stdout.head) == (0, b"quick\n")
     pidfile = tmp_path / "grandchild.pid"
     start = time.monotonic()
-    done = run_process([PY, "-c", _spawner(pidfile, keep_stdout=True)],
-                       deadline=time.monotonic() + 10)
+    done = run_process(
+        [PY, "-c", _spawner(pidfile, keep_stdout=True)], deadline=time.monotonic() + 10
+    )
     assert done.returncode == 0
     assert time.monotonic() - start < 8
     assert gone(read_pid(pidfile))

@@ -84,7 +84,8 @@ def _errors(paths: list[Path]) -> list[ConfigError]:
 
 @pytest.mark.parametrize(("make", "message"), UNUSABLE, ids=IDS)
 def test_unusable_entry_in_a_directory_is_a_located_error(
-        tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+    tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
     (tmp_path / "good.yaml").write_text(GOOD)
     bad = make(tmp_path)
     errors = _errors([tmp_path])
@@ -94,15 +95,15 @@ def test_unusable_entry_in_a_directory_is_a_located_error(
 
 @pytest.mark.parametrize(("make", "message"), UNUSABLE, ids=IDS)
 def test_gate_with_unusable_entry_exits_11_naming_it(
-        pytester: pytest.Pytester, make: Callable[[Path], Path], message: str) -> None:
+    pytester: pytest.Pytester, make: Callable[[Path], Path], message: str
+) -> None:
     directory = pytester.path / CONFIG_DIR
     directory.mkdir(parents=True)
     (directory / "good.yaml").write_text(GOOD)
     bad = make(directory)
     pytester.makepyfile(test_app=PASSING_TEST)
     # In a subprocess with a deadline: a regression that opens the FIFO would block forever.
-    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight",
-                                           timeout=120)
+    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight", timeout=120)
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == 11, output
     assert f"{CONFIG_DIR / bad.name}: (document): {message}" in output
@@ -110,16 +111,23 @@ def test_gate_with_unusable_entry_exits_11_naming_it(
     assert "INTERNALERROR" not in output
 
 
-def _cli(*args: str | Path, cwd: Path, prefix: tuple[str, ...] = ()
-         ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*prefix, sys.executable, "-m", "pytest_maf_preflight.cli",
-                           *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, check=False)
+def _cli(
+    *args: str | Path, cwd: Path, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "pytest_maf_preflight.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(("make", "message"), UNUSABLE, ids=IDS)
 def test_validate_with_unusable_entry_is_invalid_naming_it(
-        tmp_path: Path, make: Callable[[Path], Path], message: str) -> None:
+    tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
     directory = tmp_path / CONFIG_DIR
     directory.mkdir(parents=True)
     (directory / "good.yaml").write_text(GOOD)
@@ -131,15 +139,17 @@ def test_validate_with_unusable_entry_is_invalid_naming_it(
 
 
 def test_default_directory_that_is_a_dangling_symlink_closes_the_gate(
-        pytester: pytest.Pytester) -> None:
+    pytester: pytest.Pytester,
+) -> None:
     """Not "no configs, nothing to check": someone set the location up, and it is gone."""
     (pytester.path / ".maf").mkdir()
     (pytester.path / CONFIG_DIR).symlink_to(pytester.path / "shared-configs-not-mounted")
     pytester.makepyfile(test_app=PASSING_TEST)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
     assert result.ret == 11
-    result.stderr.fnmatch_lines([f"*{CONFIG_DIR}: (document): is a dangling symlink (to "
-                                 f"*shared-configs-not-mounted)*"])
+    result.stderr.fnmatch_lines(
+        [f"*{CONFIG_DIR}: (document): is a dangling symlink (to *shared-configs-not-mounted)*"]
+    )
     validate = _cli("validate", cwd=pytester.path)
     assert validate.returncode != 0
     assert f"{CONFIG_DIR}: is a dangling symlink" in validate.stderr
@@ -150,7 +160,8 @@ def test_default_directory_below_a_dangling_symlink_closes_the_gate(tmp_path: Pa
     _, errors = discover([tmp_path / CONFIG_DIR])
     assert [e.message for e in errors] == [
         f"lies below {tmp_path / '.maf'}, which is a dangling symlink (to {tmp_path / 'gone'}); "
-        "expected a config file or directory"]
+        "expected a config file or directory"
+    ]
 
 
 def test_a_missing_default_directory_still_holds_no_configs(tmp_path: Path) -> None:
@@ -178,8 +189,9 @@ def test_a_fifo_swapped_in_after_discovery_does_not_block(tmp_path: Path) -> Non
     os.mkfifo(tmp_path / "c.yaml")
     found: list[list[ConfigError]] = []
     loader = ConfigLoader(builtin_registry(), "development")
-    reader = threading.Thread(target=lambda: found.append(loader.load_file(files[0])[1]),
-                              daemon=True)
+    reader = threading.Thread(
+        target=lambda: found.append(loader.load_file(files[0])[1]), daemon=True
+    )
     reader.start()
     reader.join(10)
     if reader.is_alive():  # blocked in open(): let a writer in so the thread can end
@@ -187,19 +199,22 @@ def test_a_fifo_swapped_in_after_discovery_does_not_block(tmp_path: Path) -> Non
         pytest.fail("reading a FIFO blocked until a writer came")
     errors = found[0]
     assert [e.message for e in errors] == [
-        "is a named pipe (FIFO), not a regular file; expected a config file or directory"]
+        "is a named pipe (FIFO), not a regular file; expected a config file or directory"
+    ]
 
 
 def test_a_named_fifo_is_refused_without_blocking(pytester: pytest.Pytester) -> None:
     os.mkfifo(pytester.path / "extra.yaml")
     pytester.makepyfile(test_app=PASSING_TEST)
-    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight",
-                                           "--maf-config=extra.yaml", timeout=120)
+    result = pytester.runpytest_subprocess(
+        "-p", "maf_preflight", "--maf-preflight", "--maf-config=extra.yaml", timeout=120
+    )
     assert result.ret == 11
     result.stderr.fnmatch_lines(["*extra.yaml: (document): is a named pipe (FIFO)*"])
 
 
 # --- permissions (as root: in a subprocess without the capabilities that bypass them) ------
+
 
 def _unprivileged() -> tuple[str, ...]:
     """A command prefix under which permission bits apply, or a skip saying why none exists."""
@@ -225,14 +240,24 @@ def locked(pytester: pytest.Pytester) -> Iterator[list[Path]]:
 
 
 def _gate(pytester: pytest.Pytester) -> tuple[int, str]:
-    result = pytester.run(*_unprivileged(), sys.executable, "-m", "pytest", "-p",
-                          "maf_preflight", "--maf-preflight", "-p", "no:cacheprovider",
-                          timeout=120)
+    result = pytester.run(
+        *_unprivileged(),
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "-p",
+        "no:cacheprovider",
+        timeout=120,
+    )
     return result.ret, result.stdout.str() + result.stderr.str()
 
 
 def test_config_directory_that_cannot_be_listed_is_named(
-        pytester: pytest.Pytester, locked: list[Path]) -> None:
+    pytester: pytest.Pytester, locked: list[Path]
+) -> None:
     directory = pytester.path / CONFIG_DIR
     directory.mkdir(parents=True)
     (directory / "good.yaml").write_text(GOOD)
@@ -249,7 +274,8 @@ def test_config_directory_that_cannot_be_listed_is_named(
 
 
 def test_entries_of_a_directory_that_cannot_be_searched_are_named(
-        pytester: pytest.Pytester, locked: list[Path]) -> None:
+    pytester: pytest.Pytester, locked: list[Path]
+) -> None:
     """Listable but not searchable (r without x): the names are there, the files are not."""
     directory = pytester.path / CONFIG_DIR
     directory.mkdir(parents=True)
@@ -259,8 +285,7 @@ def test_entries_of_a_directory_that_cannot_be_searched_are_named(
     locked.append(directory)
     code, output = _gate(pytester)
     assert code == 11, output
-    assert (f"{CONFIG_DIR / 'good.yaml'}: (document): cannot be read: Permission denied"
-            in output)
+    assert f"{CONFIG_DIR / 'good.yaml'}: (document): cannot be read: Permission denied" in output
 
 
 def test_unreadable_file_is_named(pytester: pytest.Pytester, locked: list[Path]) -> None:

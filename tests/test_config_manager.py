@@ -19,9 +19,14 @@ from pytest_maf_preflight.config.models import SmokeTestBody
 
 
 def command(config_id: str, **extra: Any) -> dict[str, Any]:
-    return {"id": config_id, "name": f"{config_id} check", "config_type": "smoke_test",
-            "version": "1.0.0",
-            "config": {"test_type": "command", "test_definition": {"argv": ["true"]}}, **extra}
+    return {
+        "id": config_id,
+        "name": f"{config_id} check",
+        "config_type": "smoke_test",
+        "version": "1.0.0",
+        "config": {"test_type": "command", "test_definition": {"argv": ["true"]}},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -30,8 +35,12 @@ def manager(tmp_path: Path) -> PreflightConfigManager:
 
 
 def test_save_then_load_round_trips(manager: PreflightConfigManager) -> None:
-    raw = command("tools", environment_overrides={
-        "ci": {"timeout_seconds": 2, "test_definition": {"argv": ["false"]}}})
+    raw = command(
+        "tools",
+        environment_overrides={
+            "ci": {"timeout_seconds": 2, "test_definition": {"argv": ["false"]}}
+        },
+    )
     path = manager.save(raw)
     assert path == manager.directory / "tools.json"
     assert json.loads(path.read_text()) == raw
@@ -59,7 +68,8 @@ def test_manager_environment_is_the_default_for_load(tmp_path: Path) -> None:
 
 
 def test_save_overwrites_atomically_and_leaves_no_temp_files(
-        manager: PreflightConfigManager) -> None:
+    manager: PreflightConfigManager,
+) -> None:
     manager.save(command("tools"))
     manager.save(command("tools", description="second version"))
     assert sorted(p.name for p in manager.directory.iterdir()) == ["tools.json"]
@@ -88,7 +98,8 @@ def test_write_atomic_replaces_and_keeps_the_mode(tmp_path: Path) -> None:
 
 
 def test_write_atomic_leaves_the_old_file_and_no_temp_file_on_error(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "out.json"
     target.write_bytes(b"old")
 
@@ -103,7 +114,8 @@ def test_write_atomic_leaves_the_old_file_and_no_temp_file_on_error(
 
 
 def test_save_validates_first_and_writes_nothing_when_invalid(
-        manager: PreflightConfigManager) -> None:
+    manager: PreflightConfigManager,
+) -> None:
     manager.save(command("keep"))
     before = (manager.directory / "keep.json").read_bytes()
     bad = command("keep")
@@ -128,17 +140,18 @@ def test_save_rejects_ids_that_are_not_file_names(tmp_path: Path, config_id: str
     assert list(tmp_path.iterdir()) == []
 
 
-def test_save_refuses_an_id_another_file_already_defines(manager: PreflightConfigManager
-                                                         ) -> None:
+def test_save_refuses_an_id_another_file_already_defines(manager: PreflightConfigManager) -> None:
     manager.directory.mkdir(parents=True)
     (manager.directory / "team.yaml").write_text(
         "id: shared\nname: From YAML\nconfig_type: smoke_test\n"
-        "config: {test_type: command, test_definition: {argv: ['true']}}\n")
+        "config: {test_type: command, test_definition: {argv: ['true']}}\n"
+    )
     with pytest.raises(ConfigLoadError) as info:
         manager.save(command("shared"))
     [error] = info.value.errors
-    assert error.message == (f"duplicate id 'shared'; already defined in "
-                             f"{manager.directory / 'team.yaml'}:1")
+    assert error.message == (
+        f"duplicate id 'shared'; already defined in {manager.directory / 'team.yaml'}:1"
+    )
     assert not (manager.directory / "shared.json").exists()
     assert manager.list() == ["shared"]
 
@@ -162,8 +175,9 @@ def test_list_and_delete(manager: PreflightConfigManager) -> None:
         manager.load("b")
 
 
-def test_delete_refuses_an_id_that_is_a_path(manager: PreflightConfigManager,
-                                             tmp_path: Path) -> None:
+def test_delete_refuses_an_id_that_is_a_path(
+    manager: PreflightConfigManager, tmp_path: Path
+) -> None:
     victim = tmp_path / "victim.json"
     victim.write_text("{}")
     with pytest.raises(ValueError, match="invalid config id"):
@@ -177,8 +191,7 @@ def test_validate_returns_every_error_without_raising(manager: PreflightConfigMa
     bad["config"]["test_definition"]["stdout_regex"] = "("
     found = {format_path(e.path): e.message for e in manager.validate(bad)}
     assert found == {
-        "id": "'bad id' is not an id: only letters, digits, '_' and '-' (it becomes a file "
-              "name)",
+        "id": "'bad id' is not an id: only letters, digits, '_' and '-' (it becomes a file name)",
         "severity": "'fatal' is not one of 'critical', 'warning'",
         "config.test_definition.stdout_regex": "'(' is not a valid regular expression",
     }
@@ -186,8 +199,7 @@ def test_validate_returns_every_error_without_raising(manager: PreflightConfigMa
 
 
 @pytest.mark.parametrize("raw", [[], "text", None, 42])
-def test_validate_rejects_what_is_not_a_mapping(manager: PreflightConfigManager, raw: Any
-                                                ) -> None:
+def test_validate_rejects_what_is_not_a_mapping(manager: PreflightConfigManager, raw: Any) -> None:
     [error] = manager.validate(raw)
     assert error.message.startswith("expected an object (a mapping) with a config")
 
@@ -203,10 +215,12 @@ def test_validate_accepts_the_original_spelling(manager: PreflightConfigManager)
 def test_manager_sees_extra_paths_and_reports_their_errors(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLES / "original-format", tmp_path / "original")
     manager = PreflightConfigManager(tmp_path / "configs", extra_paths=[tmp_path / "original"])
-    assert sorted(manager.list()) == ["api-health-check", "critical-system-escalation",
-                                      "file-lock-check"]
-    assert manager.load("file-lock-check").config.escalation_path == (
-        "critical-system-escalation")
+    assert sorted(manager.list()) == [
+        "api-health-check",
+        "critical-system-escalation",
+        "file-lock-check",
+    ]
+    assert manager.load("file-lock-check").config.escalation_path == ("critical-system-escalation")
     (tmp_path / "original" / "broken.json").write_text("{")
     with pytest.raises(ConfigLoadError) as info:
         manager.list()
@@ -218,8 +232,7 @@ def test_manager_sees_extra_paths_and_reports_their_errors(tmp_path: Path) -> No
 
 
 def test_saved_camelcase_config_loads_again(manager: PreflightConfigManager) -> None:
-    raw = json.loads((EXAMPLES / "original-format" / "critical-system-escalation.json")
-                     .read_text())
+    raw = json.loads((EXAMPLES / "original-format" / "critical-system-escalation.json").read_text())
     path = manager.save(raw)
     assert json.loads(path.read_text()) == raw  # written as given, not converted
     assert manager.load("critical-system-escalation").source_format == 1

@@ -17,7 +17,7 @@ from pytest_maf_preflight.cli.config_migrate import _render, migrate_file
 from pytest_maf_preflight.compat import tomllib
 from pytest_maf_preflight.config.loader import ConfigLoader
 
-HOSTILE = 'quote " backslash \\ tab \t newline \n bell \x07 del \x7f é ☃ \'single\''
+HOSTILE = "quote \" backslash \\ tab \t newline \n bell \x07 del \x7f é ☃ 'single'"
 
 ORIGINAL_TOML = r"""# Checks in the original spelling.
 # Two comment lines, both kept.
@@ -85,7 +85,11 @@ def test_migrated_toml_reads_back_as_the_migrated_data(tmp_path: Path) -> None:
     first, second = expected
     assert first["name"] == HOSTILE
     assert first["config"]["test_definition"]["env"] == {
-        "GIT PAGER": "cat", "a.b": "dotted key", "é": "non-ascii key", "": "empty key"}
+        "GIT PAGER": "cat",
+        "a.b": "dotted key",
+        "é": "non-ascii key",
+        "": "empty key",
+    }
     assert first["config"]["test_definition"]["stdout_regex"] == r"git version \d+\.\d+"
     assert "ci.linux" in first["environment_overrides"]
     assert [s["target"] for s in second["config"]["escalation_steps"]] == ["on-call-agent", "lead"]

@@ -31,11 +31,17 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("configType", "config_type"), ("testDefinition", "test_definition"),
-    ("maxEscalationLevel", "max_escalation_level"), ("timeoutSeconds", "timeout_seconds"),
-    ("id", "id"), ("already_snake", "already_snake"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("configType", "config_type"),
+        ("testDefinition", "test_definition"),
+        ("maxEscalationLevel", "max_escalation_level"),
+        ("timeoutSeconds", "timeout_seconds"),
+        ("id", "id"),
+        ("already_snake", "already_snake"),
+    ],
+)
 def test_snake(name: str, expected: str) -> None:
     assert snake(name) == expected
 
@@ -56,9 +62,12 @@ def test_declared_schema_version_wins_over_spelling() -> None:
 
 
 def test_camelcase_inside_opaque_maps_does_not_mark_format_1() -> None:
-    document = {"id": "x", "config_type": "smoke_test", "metadata": {"ownerTeam": "infra"},
-                "config": {"test_type": "api",
-                           "test_definition": {"headers": {"X-Api-Key": "k"}}}}
+    document = {
+        "id": "x",
+        "config_type": "smoke_test",
+        "metadata": {"ownerTeam": "infra"},
+        "config": {"test_type": "api", "test_definition": {"headers": {"X-Api-Key": "k"}}},
+    }
     assert detect_format(document) == 2
     migrated, found = migrate(document)
     assert found == 2
@@ -75,38 +84,67 @@ def test_format_1_is_migrated_without_touching_the_input(path: Path) -> None:
     assert migrated["schema_version"] == CURRENT_FORMAT
     assert detect_format(migrated) == CURRENT_FORMAT
     text = json.dumps(migrated)
-    for camel in ("configType", "testType", "testDefinition", "escalationSteps",
-                  "timeoutMinutes", "checkType", "lockTimeoutMinutes", "environmentOverrides"):
+    for camel in (
+        "configType",
+        "testType",
+        "testDefinition",
+        "escalationSteps",
+        "timeoutMinutes",
+        "checkType",
+        "lockTimeoutMinutes",
+        "environmentOverrides",
+    ):
         assert f'"{camel}"' not in text
 
 
 def test_v1_to_v2_moves_original_only_fields() -> None:
-    migrated = v1_to_v2({
-        "id": "x", "configType": "reservation_check",
-        "config": {"checkType": "lock_validation", "escalationPath": "p",
-                   "parameters": {"filePath": "a.txt"}},
-    })
+    migrated = v1_to_v2(
+        {
+            "id": "x",
+            "configType": "reservation_check",
+            "config": {
+                "checkType": "lock_validation",
+                "escalationPath": "p",
+                "parameters": {"filePath": "a.txt"},
+            },
+        }
+    )
     assert migrated["escalation_path"] == "p"
     assert "escalation_path" not in migrated["config"]
     assert migrated["config"]["parameters"] == {"file_path": "a.txt"}
-    api = v1_to_v2({"id": "y", "configType": "smoke_test", "config": {
-        "testType": "api", "testDefinition": {"timeout": 2500}},
-        "environmentOverrides": {"prod": {"testDefinition": {"timeout": 900}}}})
+    api = v1_to_v2(
+        {
+            "id": "y",
+            "configType": "smoke_test",
+            "config": {"testType": "api", "testDefinition": {"timeout": 2500}},
+            "environmentOverrides": {"prod": {"testDefinition": {"timeout": 900}}},
+        }
+    )
     assert api["config"]["test_definition"] == {"timeout_ms": 2500}
     assert api["environment_overrides"] == {"prod": {"test_definition": {"timeout_ms": 900}}}
 
 
 def test_top_level_escalation_path_is_not_overwritten_by_the_body_one() -> None:
-    migrated = v1_to_v2({"id": "x", "configType": "reservation_check",
-                         "escalationPath": "top", "config": {"checkType": "lock_validation",
-                                                             "escalationPath": "inner"}})
+    migrated = v1_to_v2(
+        {
+            "id": "x",
+            "configType": "reservation_check",
+            "escalationPath": "top",
+            "config": {"checkType": "lock_validation", "escalationPath": "inner"},
+        }
+    )
     assert migrated["escalation_path"] == "top"
 
 
 def test_command_timeout_is_not_renamed() -> None:
     """Only the api (and performance) timeout was in milliseconds."""
-    migrated = v1_to_v2({"id": "x", "configType": "smoke_test", "config": {
-        "testType": "command", "testDefinition": {"argv": ["true"], "timeout": 3}}})
+    migrated = v1_to_v2(
+        {
+            "id": "x",
+            "configType": "smoke_test",
+            "config": {"testType": "command", "testDefinition": {"argv": ["true"], "timeout": 3}},
+        }
+    )
     assert migrated["config"]["test_definition"] == {"argv": ["true"], "timeout": 3}
 
 
@@ -122,9 +160,13 @@ def test_migrate_is_idempotent(path: Path) -> None:
 
 @pytest.mark.parametrize("version", [3, 99])
 def test_newer_format_is_a_clear_error(version: int) -> None:
-    with pytest.raises(MigrationError, match=(
+    with pytest.raises(
+        MigrationError,
+        match=(
             rf"^schema_version {version} is newer than this pytest-maf-preflight understands "
-            rf"\(up to {CURRENT_FORMAT}\); upgrade the plugin$")):
+            rf"\(up to {CURRENT_FORMAT}\); upgrade the plugin$"
+        ),
+    ):
         migrate({"schema_version": version, "id": "x"})
 
 
@@ -135,8 +177,10 @@ def test_format_0_is_refused() -> None:
 
 def test_loader_reports_newer_format_at_its_line(tmp_path: Path) -> None:
     path = tmp_path / "new.yaml"
-    path.write_text("id: new\nname: New\nconfig_type: smoke_test\nschema_version: 3\n"
-                    "config: {test_type: command, test_definition: {argv: ['true']}}\n")
+    path.write_text(
+        "id: new\nname: New\nconfig_type: smoke_test\nschema_version: 3\n"
+        "config: {test_type: command, test_definition: {argv: ['true']}}\n"
+    )
     with pytest.raises(ConfigLoadError) as info:
         ConfigLoader(builtin_registry(), "development").load_files([path])
     [error] = info.value.errors
@@ -147,10 +191,20 @@ def test_loader_reports_newer_format_at_its_line(tmp_path: Path) -> None:
 def test_explicit_format_1_with_snake_case_keys_loads(tmp_path: Path) -> None:
     """A document declaring format 1 still goes through the step (e.g. the api timeout)."""
     path = tmp_path / "old.json"
-    path.write_text(json.dumps({"schema_version": 1, "id": "old", "name": "Old",
-                                "config_type": "smoke_test",
-                                "config": {"test_type": "api", "test_definition": {
-                                    "endpoint": "/", "timeout": 1500}}}))
+    path.write_text(
+        json.dumps(
+            {
+                "schema_version": 1,
+                "id": "old",
+                "name": "Old",
+                "config_type": "smoke_test",
+                "config": {
+                    "test_type": "api",
+                    "test_definition": {"endpoint": "/", "timeout": 1500},
+                },
+            }
+        )
+    )
     [loaded] = ConfigLoader(builtin_registry(), "development").load_files([path])
     assert loaded.source_format == 1
     assert loaded.definition is not None
@@ -160,25 +214,37 @@ def test_explicit_format_1_with_snake_case_keys_loads(tmp_path: Path) -> None:
 
 def test_original_override_of_an_api_timeout_loads_in_milliseconds(tmp_path: Path) -> None:
     path = tmp_path / "api.json"
-    path.write_text(json.dumps({
-        "id": "api", "name": "API", "configType": "smoke_test",
-        "config": {"testType": "api", "testDefinition": {"endpoint": "/", "timeout": 5000}},
-        "environmentOverrides": {"ci": {"testDefinition": {"timeout": 20000}}},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "id": "api",
+                "name": "API",
+                "configType": "smoke_test",
+                "config": {"testType": "api", "testDefinition": {"endpoint": "/", "timeout": 5000}},
+                "environmentOverrides": {"ci": {"testDefinition": {"timeout": 20000}}},
+            }
+        )
+    )
     for environment, expected in (("development", 5000), ("ci", 20000)):
         [loaded] = ConfigLoader(builtin_registry(), environment).load_files([path])
         assert loaded.definition is not None
         assert loaded.definition.model_dump()["timeout_ms"] == expected
 
 
-def test_escalation_path_in_an_original_override_is_reported_not_dropped(tmp_path: Path
-                                                                         ) -> None:
+def test_escalation_path_in_an_original_override_is_reported_not_dropped(tmp_path: Path) -> None:
     path = tmp_path / "lock.json"
-    path.write_text(json.dumps({
-        "id": "lock", "name": "Lock", "configType": "reservation_check",
-        "config": {"checkType": "lock_validation", "escalationPath": "base-path"},
-        "environmentOverrides": {"ci": {"escalationPath": "ci-path"}},
-    }, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "id": "lock",
+                "name": "Lock",
+                "configType": "reservation_check",
+                "config": {"checkType": "lock_validation", "escalationPath": "base-path"},
+                "environmentOverrides": {"ci": {"escalationPath": "ci-path"}},
+            },
+            indent=2,
+        )
+    )
     with pytest.raises(ConfigLoadError) as info:
         ConfigLoader(builtin_registry(), "ci").load_files([path])
     [error] = info.value.errors

@@ -55,29 +55,80 @@ config:
 environment_overrides:
   production: {test_definition: {expected_exit_code: 0}}
 """
-GATE_SEEDS = [yaml.safe_load(_FAST), *(s for s in SEEDS if s.get("config_type") in
-                                        ("escalation_path", "reservation_check"))]
+GATE_SEEDS = [
+    yaml.safe_load(_FAST),
+    *(s for s in SEEDS if s.get("config_type") in ("escalation_path", "reservation_check")),
+]
 #: Key names worth trying: real ones in both spellings, and the original format's.
-KEYS = ["id", "name", "config_type", "configType", "config", "configs", "test_type", "testType",
-        "test_definition", "testDefinition", "timeout_seconds", "timeoutSeconds", "timeout",
-        "timeoutMs", "timeout_ms", "retry_count", "retryCount", "url", "connectionString",
-        "environment_overrides", "environmentOverrides", "schema_version", "schemaVersion",
-        "is_active", "severity", "argv", "paths", "escalation_path", "escalationPath",
-        "expected_status", "expectedStatus", "patterns", "required", "check_type", "<<"]
+KEYS = [
+    "id",
+    "name",
+    "config_type",
+    "configType",
+    "config",
+    "configs",
+    "test_type",
+    "testType",
+    "test_definition",
+    "testDefinition",
+    "timeout_seconds",
+    "timeoutSeconds",
+    "timeout",
+    "timeoutMs",
+    "timeout_ms",
+    "retry_count",
+    "retryCount",
+    "url",
+    "connectionString",
+    "environment_overrides",
+    "environmentOverrides",
+    "schema_version",
+    "schemaVersion",
+    "is_active",
+    "severity",
+    "argv",
+    "paths",
+    "escalation_path",
+    "escalationPath",
+    "expected_status",
+    "expectedStatus",
+    "patterns",
+    "required",
+    "check_type",
+    "<<",
+]
 
 #: Integers of thousands of digits: Python refuses to read them by default.
-TOO_LONG = st.integers(4290, 5000).map(lambda digits: -(10 ** digits))
-SCALARS = (st.none() | st.booleans() | st.integers() | st.floats() | TOO_LONG
-           | st.sampled_from([2 ** 64, 1e308, "${ENV:HOME}", ""])
-           | st.text(max_size=12))
+TOO_LONG = st.integers(4290, 5000).map(lambda digits: -(10**digits))
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | TOO_LONG
+    | st.sampled_from([2**64, 1e308, "${ENV:HOME}", ""])
+    | st.text(max_size=12)
+)
 #: Small numbers only: a gate run then ends in seconds whatever the retries and timeouts.
-GATE_SCALARS = (st.none() | st.booleans() | st.integers(-2, 3)
-                | st.floats(0, 0.2) | st.text(max_size=8) | TOO_LONG)
+GATE_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 3)
+    | st.floats(0, 0.2)
+    | st.text(max_size=8)
+    | TOO_LONG
+)
 
 
 def _values(scalars: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=3), max_leaves=8)
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
 
 
 def _nodes(value: Any, path: tuple[PathItem, ...] = ()) -> list[tuple[PathItem, ...]]:
@@ -143,8 +194,9 @@ def _written(doc: Any, fmt: str) -> bytes:
 
 
 @st.composite
-def config_files(draw: st.DrawFn, seeds: list[Any] = SEEDS,
-                 scalars: st.SearchStrategy[Any] = SCALARS) -> tuple[str, bytes]:
+def config_files(
+    draw: st.DrawFn, seeds: list[Any] = SEEDS, scalars: st.SearchStrategy[Any] = SCALARS
+) -> tuple[str, bytes]:
     """(file name, content) of a config file, usually almost right, sometimes garbage."""
     fmt = draw(st.sampled_from(["json", "yaml", "toml"]))
     name = f"c.{fmt}"
@@ -205,18 +257,21 @@ def gate(pytester: pytest.Pytester) -> Callable[[str, bytes], tuple[int, str]]:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         (directory / name).write_bytes(content)
-        result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                    "--maf-env=production")
+        result = pytester.runpytest(
+            "-p", "maf_preflight", "--maf-preflight", "--maf-env=production"
+        )
         return int(result.ret), result.stdout.str() + "\n" + result.stderr.str()
 
     return run
 
 
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(config_files(GATE_SEEDS, GATE_SCALARS))
 def test_gate_run_on_any_config_file_ends_cleanly(
-        gate: Callable[[str, bytes], tuple[int, str]], file: tuple[str, bytes]) -> None:
+    gate: Callable[[str, bytes], tuple[int, str]], file: tuple[str, bytes]
+) -> None:
     code, output = gate(*file)
     assert code in (0, 10, 11), output
     assert "Traceback" not in output, output

@@ -82,21 +82,57 @@ config:
 
 _DATE = "which JSON cannot carry; write it as a string (in quotes)"
 CASES = [
-    *(Case("api-date.toml", _api_with(value), 12, "config.test_definition.json_body",
-           f"json_body.items[0].since is a date/time ({shown}), {_DATE}")
-      for value, shown in [("2024-01-01T10:00:00Z", "2024-01-01T10:00:00+00:00"),
-                           ("2024-01-01T10:00:00", "2024-01-01T10:00:00"),
-                           ("2024-01-01", "2024-01-01"), ("10:30:00", "10:30:00")]),
-    Case("argv-nul.json", _command_with("a\\u0000b"), 9, "config.test_definition.argv[1]",
-         "contains a NUL character, which no command line, path or environment can carry"),
-    Case("argv-surrogate.json", _command_with("x\\ud800"), 9, "config.test_definition.argv[1]",
-         "contains a lone surrogate (U+D800), which is not text; write the character itself"),
-    *(Case("hook.yaml", _escalation_with(url), 12, "config.targets.lead.url",
-           f"the url {url!r} is not an http:// or https:// URL")
-      for url in ["ftp://127.0.0.1/hook", "file:///tmp/hook", "127.0.0.1:8080/hook"]),
+    *(
+        Case(
+            "api-date.toml",
+            _api_with(value),
+            12,
+            "config.test_definition.json_body",
+            f"json_body.items[0].since is a date/time ({shown}), {_DATE}",
+        )
+        for value, shown in [
+            ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00+00:00"),
+            ("2024-01-01T10:00:00", "2024-01-01T10:00:00"),
+            ("2024-01-01", "2024-01-01"),
+            ("10:30:00", "10:30:00"),
+        ]
+    ),
+    Case(
+        "argv-nul.json",
+        _command_with("a\\u0000b"),
+        9,
+        "config.test_definition.argv[1]",
+        "contains a NUL character, which no command line, path or environment can carry",
+    ),
+    Case(
+        "argv-surrogate.json",
+        _command_with("x\\ud800"),
+        9,
+        "config.test_definition.argv[1]",
+        "contains a lone surrogate (U+D800), which is not text; write the character itself",
+    ),
+    *(
+        Case(
+            "hook.yaml",
+            _escalation_with(url),
+            12,
+            "config.targets.lead.url",
+            f"the url {url!r} is not an http:// or https:// URL",
+        )
+        for url in ["ftp://127.0.0.1/hook", "file:///tmp/hook", "127.0.0.1:8080/hook"]
+    ),
 ]
-IDS = ["toml-offset-datetime", "toml-local-datetime", "toml-date", "toml-time", "argv-nul",
-       "argv-surrogate", "url-ftp", "url-file", "url-without-scheme"]
+IDS = [
+    "toml-offset-datetime",
+    "toml-local-datetime",
+    "toml-date",
+    "toml-time",
+    "argv-nul",
+    "argv-surrogate",
+    "url-ftp",
+    "url-file",
+    "url-without-scheme",
+]
 
 PASSING_TEST = """\
 from pathlib import Path
@@ -107,15 +143,17 @@ def test_app():
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_a_gate_run_stops_at_load_with_exit_11(pytester: pytest.Pytester, write_config: Any,
-                                               case: Case) -> None:
+def test_a_gate_run_stops_at_load_with_exit_11(
+    pytester: pytest.Pytester, write_config: Any, case: Case
+) -> None:
     write_config(case.name, case.text)
     pytester.makepyfile(test_app=PASSING_TEST)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
     output = result.stdout.str() + "\n" + result.stderr.str()
     assert result.ret == 11, output
-    assert (f".maf/preflight-configs/{case.name}:{case.line}: {case.path}: {case.message}"
-            in output), output
+    assert (
+        f".maf/preflight-configs/{case.name}:{case.line}: {case.path}: {case.message}" in output
+    ), output
     assert "Traceback" not in output
     assert "INTERNALERROR" not in output
     assert not (pytester.path / "test-ran").exists()
@@ -125,12 +163,19 @@ def test_a_gate_run_stops_at_load_with_exit_11(pytester: pytest.Pytester, write_
 def test_validate_reports_the_same_error(tmp_path: Path, case: Case) -> None:
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / case.name).write_text(case.text)
-    result = subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", "validate",
-                             "configs"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_maf_preflight.cli", "validate", "configs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1, result
-    assert (f"configs/{case.name}:{case.line}: {case.path}: {case.message}"
-            in result.stdout.splitlines()), result.stdout
+    assert (
+        f"configs/{case.name}:{case.line}: {case.path}: {case.message}"
+        in result.stdout.splitlines()
+    ), result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -144,12 +189,11 @@ def test_the_values_json_and_the_os_can_carry_still_load(tmp_path: Path) -> None
     }
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    loaded = ConfigLoader(builtin_registry(), "development").load_files(
-        sorted(tmp_path.iterdir()))
+    loaded = ConfigLoader(builtin_registry(), "development").load_files(sorted(tmp_path.iterdir()))
     by_id = {config.id: config for config in loaded}
     api = by_id["api-date"].definition
     assert api is not None
     assert api.model_dump()["json_body"]["items"] == [{"since": "2024-01-01T10:00:00Z"}]
     command = by_id["argv-bad"].definition
     assert command is not None
-    assert command.model_dump()["argv"] == ["echo", "café \U0001F600"]
+    assert command.model_dump()["argv"] == ["echo", "café \U0001f600"]

@@ -28,34 +28,69 @@ def target(url: str, **fields: Any) -> EscalationTarget:
     return EscalationTarget(channel="agent_mail", url=url, **fields)
 
 
-def send(tmp_path: Path, where: EscalationTarget, *, environ: dict[str, str] | None = None,
-         project_default: str = "", **notice_fields: Any) -> list[DeliveryRecord]:
-    return deliver(notice(**notice_fields), where, mail_root=tmp_path,
-                   environ={"MAIL_TOKEN": TOKEN} if environ is None else environ, now=clock,
-                   project_default=project_default)
+def send(
+    tmp_path: Path,
+    where: EscalationTarget,
+    *,
+    environ: dict[str, str] | None = None,
+    project_default: str = "",
+    **notice_fields: Any,
+) -> list[DeliveryRecord]:
+    return deliver(
+        notice(**notice_fields),
+        where,
+        mail_root=tmp_path,
+        environ={"MAIL_TOKEN": TOKEN} if environ is None else environ,
+        now=clock,
+        project_default=project_default,
+    )
 
 
 def test_send_message_gets_mcp_agent_mail_arguments(tmp_path: Path, mcp_server: McpServer) -> None:
     sent = notice()
-    [record] = deliver(sent, target(url_of(mcp_server)), mail_root=tmp_path,
-                       environ={"MAIL_TOKEN": TOKEN}, now=clock)
+    [record] = deliver(
+        sent,
+        target(url_of(mcp_server)),
+        mail_root=tmp_path,
+        environ={"MAIL_TOKEN": TOKEN},
+        now=clock,
+    )
     [call] = mcp_server.sent
     arguments = call["arguments"]
     assert call["authorization"] == f"Bearer {TOKEN}"
-    assert {k: arguments[k] for k in ("project_key", "sender_name", "to", "importance",
-                                      "ack_required", "thread_id")} == {
-        "project_key": PROJECT, "sender_name": "BlueLake", "to": ["on-call-agent"],
-        "importance": "urgent", "ack_required": True,
-        "thread_id": "default-escalation:db-check:failed"}
-    assert set(arguments) == {"project_key", "sender_name", "to", "subject", "body_md",
-                              "importance", "ack_required", "thread_id"}
-    assert arguments["subject"] == ("[critical] level 1 default-escalation: db-check failed 3 "
-                                    "times in a row")
+    assert {
+        k: arguments[k]
+        for k in ("project_key", "sender_name", "to", "importance", "ack_required", "thread_id")
+    } == {
+        "project_key": PROJECT,
+        "sender_name": "BlueLake",
+        "to": ["on-call-agent"],
+        "importance": "urgent",
+        "ack_required": True,
+        "thread_id": "default-escalation:db-check:failed",
+    }
+    assert set(arguments) == {
+        "project_key",
+        "sender_name",
+        "to",
+        "subject",
+        "body_md",
+        "importance",
+        "ack_required",
+        "thread_id",
+    }
+    assert arguments["subject"] == (
+        "[critical] level 1 default-escalation: db-check failed 3 times in a row"
+    )
     # The protocol message travels in the body, readable by an agent and by a program.
     fenced = arguments["body_md"].split("```json\n", 1)[1].rsplit("\n```", 1)[0]
     assert parse_message(json.loads(fenced)).id == sent.message["id"]
     assert (record.channel, record.status, record.attempt, record.error) == (
-        "agent_mail", "delivered", 1, None)
+        "agent_mail",
+        "delivered",
+        1,
+        None,
+    )
     assert record.attempted_at == NOW
     assert record.response["tool"] == "send_message"
     assert record.response["thread_id"] == "default-escalation:db-check:failed"
@@ -64,16 +99,26 @@ def test_send_message_gets_mcp_agent_mail_arguments(tmp_path: Path, mcp_server: 
 
 
 def test_warning_sender_and_default_project(tmp_path: Path, mcp_server: McpServer) -> None:
-    [record] = send(tmp_path, target(url_of(mcp_server), project=None, sender="GateKeeper"),
-                    project_default="/home/dev/app", severity="warning", target="lead")
+    [record] = send(
+        tmp_path,
+        target(url_of(mcp_server), project=None, sender="GateKeeper"),
+        project_default="/home/dev/app",
+        severity="warning",
+        target="lead",
+    )
     arguments = mcp_server.sent[0]["arguments"]
     assert record.status == "delivered"
-    assert (arguments["importance"], arguments["sender_name"], arguments["project_key"],
-            arguments["to"]) == ("high", "GateKeeper", "/home/dev/app", ["lead"])
+    assert (
+        arguments["importance"],
+        arguments["sender_name"],
+        arguments["project_key"],
+        arguments["to"],
+    ) == ("high", "GateKeeper", "/home/dev/app", ["lead"])
 
 
-def test_a_resolution_notice_asks_for_no_acknowledgement(tmp_path: Path,
-                                                         mcp_server: McpServer) -> None:
+def test_a_resolution_notice_asks_for_no_acknowledgement(
+    tmp_path: Path, mcp_server: McpServer
+) -> None:
     [record] = send(tmp_path, target(url_of(mcp_server)), kind="resolution")
     arguments = mcp_server.sent[0]["arguments"]
     assert record.status == "delivered"
@@ -119,13 +164,20 @@ def test_a_wrong_token_is_refused_and_not_recorded(tmp_path: Path, mcp_server: M
     assert wrong not in json.dumps([dataclasses.asdict(r) for r in records])
 
 
-@pytest.mark.parametrize(("fields", "environ", "problem"), [
-    ({}, {}, "token_env names 'MAIL_TOKEN', which is not set in the environment"),
-    ({"project": None}, None, "no project: set project on the target"),
-])
+@pytest.mark.parametrize(
+    ("fields", "environ", "problem"),
+    [
+        ({}, {}, "token_env names 'MAIL_TOKEN', which is not set in the environment"),
+        ({"project": None}, None, "no project: set project on the target"),
+    ],
+)
 def test_an_unusable_target_sends_nothing_and_falls_back(
-        tmp_path: Path, mcp_server: McpServer, fields: dict[str, Any],
-        environ: dict[str, str] | None, problem: str) -> None:
+    tmp_path: Path,
+    mcp_server: McpServer,
+    fields: dict[str, Any],
+    environ: dict[str, str] | None,
+    problem: str,
+) -> None:
     failed, fallback = send(tmp_path, target(url_of(mcp_server), **fields), environ=environ)
     assert failed.status == "failed"
     assert failed.error is not None
@@ -156,7 +208,8 @@ def test_the_url_may_come_from_the_environment(tmp_path: Path, mcp_server: McpSe
     assert record.status == "delivered"
     assert len(mcp_server.sent) == 1
     failed, fallback = send(tmp_path, where)
-    assert failed.error == ("environment variable 'MAIL_URL' is not set (the url refers to "
-                            "${ENV:MAIL_URL})")
+    assert failed.error == (
+        "environment variable 'MAIL_URL' is not set (the url refers to ${ENV:MAIL_URL})"
+    )
     assert fallback.status == "fallback"
     assert len(mcp_server.sent) == 1

@@ -26,8 +26,9 @@ def script(hook: HttpServer, *answers: Response) -> None:
     """The hook answers with ``answers``, one request each, then with 200s. Every body echoes
     the request's path, so a secret in the URL would reach the record through it."""
     answer = scripted(*answers)
-    hook.handler = lambda request: dataclasses.replace(answer(request),
-                                                       body=f"answer for {request.path}")
+    hook.handler = lambda request: dataclasses.replace(
+        answer(request), body=f"answer for {request.path}"
+    )
 
 
 @pytest.fixture
@@ -42,13 +43,23 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def send(server_or_url: HttpServer | str, *, environ: dict[str, str] | None = None,
-         sleeps: Sleeps | None = None, kind: NoticeKind = "request", **target: Any
-         ) -> list[DeliveryRecord]:
+def send(
+    server_or_url: HttpServer | str,
+    *,
+    environ: dict[str, str] | None = None,
+    sleeps: Sleeps | None = None,
+    kind: NoticeKind = "request",
+    **target: Any,
+) -> list[DeliveryRecord]:
     url = server_or_url if isinstance(server_or_url, str) else server_or_url.url("/hook")
-    return deliver(notice(kind=kind), EscalationTarget(channel="webhook", url=url, **target),
-                   mail_root=_nowhere(), environ=environ or {},
-                   sleep=Sleeps() if sleeps is None else sleeps, now=clock)
+    return deliver(
+        notice(kind=kind),
+        EscalationTarget(channel="webhook", url=url, **target),
+        mail_root=_nowhere(),
+        environ=environ or {},
+        sleep=Sleeps() if sleeps is None else sleeps,
+        now=clock,
+    )
 
 
 def _nowhere() -> Path:
@@ -64,12 +75,19 @@ def test_server_errors_are_retried_with_backoff_until_accepted(hook: HttpServer)
     sleeps = Sleeps()
     records = send(hook, sleeps=sleeps)
     assert [(r.attempt, r.status) for r in records] == [
-        (1, "failed"), (2, "failed"), (3, "delivered")]
+        (1, "failed"),
+        (2, "failed"),
+        (3, "delivered"),
+    ]
     assert [r.error for r in records] == [
-        "HTTP 500 Internal Server Error", "HTTP 500 Internal Server Error", None]
+        "HTTP 500 Internal Server Error",
+        "HTTP 500 Internal Server Error",
+        None,
+    ]
     assert [r.response["status"] for r in records] == [500, 500, 202]
     assert {(r.channel, r.target, r.level, r.attempted_at) for r in records} == {
-        ("webhook", "on-call-agent", 1, NOW)}
+        ("webhook", "on-call-agent", 1, NOW)
+    }
     assert sleeps == [0.5, 1.0]
     assert len(hook.requests) == 3
     assert hook.requests[0].json() == hook.requests[2].json()
@@ -77,18 +95,28 @@ def test_server_errors_are_retried_with_backoff_until_accepted(hook: HttpServer)
 
 def test_the_event_is_pagerduty_like(hook: HttpServer) -> None:
     sent = notice()
-    deliver(sent, EscalationTarget(channel="webhook", url=hook.url("/hook")),
-            mail_root=_nowhere(), environ={})
+    deliver(
+        sent,
+        EscalationTarget(channel="webhook", url=hook.url("/hook")),
+        mail_root=_nowhere(),
+        environ={},
+    )
     [request] = hook.requests
     body = request.json()
     assert request.headers["content-type"] == "application/json"
     assert {k: body[k] for k in ("summary", "severity", "source", "dedup_key", "event_action")} == {
-        "summary": "db-check failed 3 times in a row", "severity": "critical",
-        "source": "BlueLake", "dedup_key": "default-escalation:db-check:failed",
-        "event_action": "trigger"}
+        "summary": "db-check failed 3 times in a row",
+        "severity": "critical",
+        "source": "BlueLake",
+        "dedup_key": "default-escalation:db-check:failed",
+        "event_action": "trigger",
+    }
     details = body["custom_details"]
     assert (details["escalation_id"], details["path_id"], details["level"]) == (
-        "e5c41a7e", "default-escalation", 1)
+        "e5c41a7e",
+        "default-escalation",
+        1,
+    )
     assert details["message"] == sent.message
 
 
@@ -108,16 +136,25 @@ def test_a_client_error_is_not_retried(hook: HttpServer) -> None:
     assert len(hook.requests) == 1
 
 
-@pytest.mark.parametrize(("headers", "pause"), [
-    ({}, 0.5), ({"Retry-After": "2"}, 2.0), ({"Retry-After": "3600"}, 60.0),
-    ({"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"}, 0.5)])
-def test_too_many_requests_waits_then_retries(hook: HttpServer, headers: dict[str, str],
-                                              pause: float) -> None:
+@pytest.mark.parametrize(
+    ("headers", "pause"),
+    [
+        ({}, 0.5),
+        ({"Retry-After": "2"}, 2.0),
+        ({"Retry-After": "3600"}, 60.0),
+        ({"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"}, 0.5),
+    ],
+)
+def test_too_many_requests_waits_then_retries(
+    hook: HttpServer, headers: dict[str, str], pause: float
+) -> None:
     script(hook, Response(429, headers=headers), Response(200))
     sleeps = Sleeps()
     records = send(hook, sleeps=sleeps)
     assert [(r.status, r.error) for r in records] == [
-        ("failed", "HTTP 429 Too Many Requests"), ("delivered", None)]
+        ("failed", "HTTP 429 Too Many Requests"),
+        ("delivered", None),
+    ]
     assert sleeps == [pause]
 
 
@@ -162,8 +199,11 @@ def test_nothing_listening_fails_without_retry() -> None:
 def test_env_references_in_the_url_are_expanded_and_kept_secret(hook: HttpServer) -> None:
     script(hook, Response(500), Response(200))
     environ = {"HOOK_SECRET": SECRET, "HOOK_TOKEN": TOKEN}
-    records = send(hook.url("/hooks/${ENV:HOOK_SECRET}?routing_key=${ENV:HOOK_SECRET}"),
-                   environ=environ, token_env="HOOK_TOKEN")
+    records = send(
+        hook.url("/hooks/${ENV:HOOK_SECRET}?routing_key=${ENV:HOOK_SECRET}"),
+        environ=environ,
+        token_env="HOOK_TOKEN",
+    )
     assert [r.status for r in records] == ["failed", "delivered"]
     assert hook.requests[0].path == f"/hooks/{SECRET}?routing_key={SECRET}"
     assert hook.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
@@ -186,15 +226,19 @@ def test_url_credentials_are_sent_as_basic_auth_and_not_recorded(hook: HttpServe
 def test_a_missing_variable_fails_before_anything_is_sent(hook: HttpServer) -> None:
     [record] = send(hook.url("/hooks/${ENV:LEAD_WEBHOOK_KEY}"), environ={"OTHER": "x"})
     assert record.status == "failed"
-    assert record.error == ("environment variable 'LEAD_WEBHOOK_KEY' is not set (the webhook "
-                            "url refers to ${ENV:LEAD_WEBHOOK_KEY})")
+    assert record.error == (
+        "environment variable 'LEAD_WEBHOOK_KEY' is not set (the webhook "
+        "url refers to ${ENV:LEAD_WEBHOOK_KEY})"
+    )
     assert hook.requests == []
 
 
 def test_a_missing_token_fails_before_anything_is_sent(hook: HttpServer) -> None:
     [record] = send(hook, token_env="HOOK_TOKEN")
     assert (record.status, record.error) == (
-        "failed", "token_env names 'HOOK_TOKEN', which is not set in the environment")
+        "failed",
+        "token_env names 'HOOK_TOKEN', which is not set in the environment",
+    )
     assert hook.requests == []
 
 
@@ -202,8 +246,13 @@ def test_a_missing_token_fails_before_anything_is_sent(hook: HttpServer) -> None
 def test_an_unusable_url_is_a_failed_record(url: str | None) -> None:
     # A url written into the config is refused at load; one from the environment is known
     # only at delivery.
-    [record] = send("${ENV:HOOK_URL}", environ={"HOOK_URL": url}) if url is not None else \
-        deliver(notice(), EscalationTarget(channel="webhook"), mail_root=_nowhere(), environ={})
+    [record] = (
+        send("${ENV:HOOK_URL}", environ={"HOOK_URL": url})
+        if url is not None
+        else deliver(
+            notice(), EscalationTarget(channel="webhook"), mail_root=_nowhere(), environ={}
+        )
+    )
     assert record.status == "failed"
     assert record.error is not None
     assert ("no url" in record.error) or ("not an http(s) URL" in record.error)

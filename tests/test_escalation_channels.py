@@ -28,16 +28,31 @@ from pytest_maf_preflight.protocol.messages import (
 
 # --- build_message ----------------------------------------------------------------------------
 
+
 def test_request_message_is_a_valid_escalation_request() -> None:
     record = escalation(details={"summary": "s", "api_token": "tok-123456", "agent_id": "x"})
-    data = build_message("request", record, level=2, target="lead", severity="warning",
-                         summary="db down", agent_id="BlueLake")
+    data = build_message(
+        "request",
+        record,
+        level=2,
+        target="lead",
+        severity="warning",
+        summary="db down",
+        agent_id="BlueLake",
+    )
     parsed = parse_message(data)
     assert isinstance(parsed, EscalationRequest)
     assert (parsed.escalation_id, parsed.path_id, parsed.level, parsed.target) == (
-        "e5c41a7e", "default-escalation", 2, "lead")
+        "e5c41a7e",
+        "default-escalation",
+        2,
+        "lead",
+    )
     assert (parsed.severity, parsed.summary, parsed.dedup_key) == (
-        "warning", "db down", "default-escalation:db-check:failed")
+        "warning",
+        "db down",
+        "default-escalation:db-check:failed",
+    )
     assert (parsed.agent_id, parsed.correlation_id) == ("BlueLake", "e5c41a7e")
     assert parsed.details["check_id"] == "db-check"
     assert parsed.details["occurrences"] == 3
@@ -47,22 +62,41 @@ def test_request_message_is_a_valid_escalation_request() -> None:
 
 
 def test_resolution_message_is_a_resolve_response() -> None:
-    data = build_message("resolution", escalation(), level=1, target="lead", severity="critical",
-                         summary="db-check passes again", agent_id="BlueLake",
-                         note="db-check passed")
+    data = build_message(
+        "resolution",
+        escalation(),
+        level=1,
+        target="lead",
+        severity="critical",
+        summary="db-check passes again",
+        agent_id="BlueLake",
+        note="db-check passed",
+    )
     parsed = parse_message(data)
     assert isinstance(parsed, EscalationResponse)
     assert (parsed.escalation_id, parsed.action, parsed.responder, parsed.note) == (
-        "e5c41a7e", "resolve", "BlueLake", "db-check passed")
+        "e5c41a7e",
+        "resolve",
+        "BlueLake",
+        "db-check passed",
+    )
 
 
 def test_request_with_an_unknown_severity_is_refused() -> None:
     with pytest.raises(ValueError, match="severity 'fatal'"):
-        build_message("request", escalation(), level=1, target="lead", severity="fatal",
-                      summary="x", agent_id="BlueLake")
+        build_message(
+            "request",
+            escalation(),
+            level=1,
+            target="lead",
+            severity="fatal",
+            summary="x",
+            agent_id="BlueLake",
+        )
 
 
 # --- mailbox ----------------------------------------------------------------------------------
+
 
 def test_mailbox_is_the_default_channel(tmp_path: Path) -> None:
     sent = notice()
@@ -70,9 +104,17 @@ def test_mailbox_is_the_default_channel(tmp_path: Path) -> None:
     [record] = records
     [path] = inbox_files(tmp_path)
     assert (record.channel, record.status, record.attempt, record.error) == (
-        "mailbox", "delivered", 1, None)
+        "mailbox",
+        "delivered",
+        1,
+        None,
+    )
     assert (record.escalation_id, record.level, record.target, record.attempted_at) == (
-        "e5c41a7e", 1, "on-call-agent", NOW)
+        "e5c41a7e",
+        1,
+        "on-call-agent",
+        NOW,
+    )
     assert record.response == {"path": str(path)}
     assert path.name.endswith(f"-{sent.message['id']}.json")
     assert json.loads(path.read_text()) == sent.message
@@ -80,8 +122,9 @@ def test_mailbox_is_the_default_channel(tmp_path: Path) -> None:
 
 
 def test_mailbox_target_uses_the_same_channel(tmp_path: Path) -> None:
-    [record] = deliver(notice(), EscalationTarget(channel="mailbox"), mail_root=tmp_path,
-                       environ={}, now=clock)
+    [record] = deliver(
+        notice(), EscalationTarget(channel="mailbox"), mail_root=tmp_path, environ={}, now=clock
+    )
     assert record.status == "delivered"
     assert len(inbox_files(tmp_path)) == 1
 
@@ -96,14 +139,14 @@ def test_messages_are_listed_in_the_order_they_were_sent(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("name", ["../x", "a/b", "", "/etc", "..", ".hidden", "a\\b", "x" * 129])
 def test_target_names_that_could_leave_the_mailbox_tree_are_refused(
-        tmp_path: Path, name: str) -> None:
+    tmp_path: Path, name: str
+) -> None:
     root = tmp_path / "mail"
     with pytest.raises(ValueError, match="invalid escalation target name"):
         mailbox_dir(root, name)
     for target in (None, EscalationTarget(channel="webhook", url="http://127.0.0.1:9/")):
         with pytest.raises(ValueError, match="invalid escalation target name"):
-            deliver(dataclasses.replace(notice(), target=name), target, mail_root=root,
-                    environ={})
+            deliver(dataclasses.replace(notice(), target=name), target, mail_root=root, environ={})
     assert not root.exists()
 
 
@@ -185,9 +228,13 @@ def test_a_write_cut_short_leaves_no_partial_message(tmp_path: Path) -> None:
     inbox must see no message at all, not a truncated one (and no temporary file)."""
     inbox = tmp_path / "mailboxes" / "on-call-agent" / "inbox"
     inbox.mkdir(parents=True)
-    done = subprocess.run([sys.executable, "-c", _CUT_SHORT, str(tmp_path),
-                           str(Path(__file__).parent)],
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _CUT_SHORT, str(tmp_path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     outcome = json.loads(done.stdout)
     assert outcome["status"] == "failed"
     assert "File too large" in outcome["error"]

@@ -59,35 +59,71 @@ class World:
         self.clock = Clock(NOW)
         self.sleeps: list[float] = []
 
-    def engine(self, *paths: PathRef, deliver: bool = True, agent_id: str = AGENT,
-               environ: dict[str, str] | None = None) -> EscalationEngine:
-        return EscalationEngine(self.runtime, {p.id: p for p in paths}, agent_id=agent_id,
-                                mail_root=self.mail_root, environ=environ or {},
-                                deliver=deliver, clock=self.clock, sleep=self.sleeps.append,
-                                project_default="/srv/project")
+    def engine(
+        self,
+        *paths: PathRef,
+        deliver: bool = True,
+        agent_id: str = AGENT,
+        environ: dict[str, str] | None = None,
+    ) -> EscalationEngine:
+        return EscalationEngine(
+            self.runtime,
+            {p.id: p for p in paths},
+            agent_id=agent_id,
+            mail_root=self.mail_root,
+            environ=environ or {},
+            deliver=deliver,
+            clock=self.clock,
+            sleep=self.sleeps.append,
+            project_default="/srv/project",
+        )
 
-    def result(self, check_id: str, status: str, *, severity: str = "critical",
-               details: dict[str, Any] | None = None,
-               test_type: str = "command") -> CheckResult:
-        return CheckResult(check_id=check_id, name=check_id, test_type=test_type,
-                           severity=severity, status=CheckStatus(status),
-                           observed=f"{check_id} {status}", started_at=self.clock.now,
-                           completed_at=self.clock.now + 0.5, duration=0.5, attempts=1,
-                           details=details or {})
+    def result(
+        self,
+        check_id: str,
+        status: str,
+        *,
+        severity: str = "critical",
+        details: dict[str, Any] | None = None,
+        test_type: str = "command",
+    ) -> CheckResult:
+        return CheckResult(
+            check_id=check_id,
+            name=check_id,
+            test_type=test_type,
+            severity=severity,
+            status=CheckStatus(status),
+            observed=f"{check_id} {status}",
+            started_at=self.clock.now,
+            completed_at=self.clock.now + 0.5,
+            duration=0.5,
+            attempts=1,
+            details=details or {},
+        )
 
-    def gate(self, engine: EscalationEngine, *results: CheckResult,
-             check_paths: dict[str, str] | None = None, path_id: str = "oncall"
-             ) -> EngineReport:
+    def gate(
+        self,
+        engine: EscalationEngine,
+        *results: CheckResult,
+        check_paths: dict[str, str] | None = None,
+        path_id: str = "oncall",
+    ) -> EngineReport:
         """One gate run: record the session the way the gate does, then run the engine."""
-        bundle = build_bundle(agent_id=AGENT, environment="development",
-                              runtime_mode=self.runtime.mode, started_at=self.clock.now,
-                              gate_open=all(r.passed for r in results), exit_code=0,
-                              results=results, smoke=(), loaded=(), details={})
+        bundle = build_bundle(
+            agent_id=AGENT,
+            environment="development",
+            runtime_mode=self.runtime.mode,
+            started_at=self.clock.now,
+            gate_open=all(r.passed for r in results),
+            exit_code=0,
+            results=results,
+            smoke=(),
+            loaded=(),
+            details={},
+        )
         self.runtime.record_session(bundle)
-        paths = check_paths if check_paths is not None else {r.check_id: path_id
-                                                             for r in results}
-        return engine.process_session(results, check_paths=paths,
-                                      session_id=bundle.session.id)
+        paths = check_paths if check_paths is not None else {r.check_id: path_id for r in results}
+        return engine.process_session(results, check_paths=paths, session_id=bundle.session.id)
 
     def inbox(self, target: str) -> list[dict[str, Any]]:
         folder = self.mail_root / "mailboxes" / target / "inbox"
@@ -101,8 +137,9 @@ class World:
         return found
 
     def deliveries(self, escalation_id: str | None = None) -> list[tuple[str, int, str, str]]:
-        return [(d.target, d.level, d.channel, d.status)
-                for d in self.runtime.deliveries(escalation_id)]
+        return [
+            (d.target, d.level, d.channel, d.status) for d in self.runtime.deliveries(escalation_id)
+        ]
 
 
 @pytest.fixture
@@ -110,17 +147,26 @@ def world(runtime: RuntimeState, tmp_path: Path) -> World:
     return World(runtime, tmp_path)
 
 
-def path(path_id: str = "oncall", *, steps: list[tuple[int, str, float | None]] | None = None,
-         conditions: list[dict[str, Any]] | None = None, **more: Any) -> PathRef:
+def path(
+    path_id: str = "oncall",
+    *,
+    steps: list[tuple[int, str, float | None]] | None = None,
+    conditions: list[dict[str, Any]] | None = None,
+    **more: Any,
+) -> PathRef:
     """A path: (level, target, timeout minutes) steps; by default on-call for half a minute,
     then lead for a minute."""
     body: dict[str, Any] = {
-        "trigger_conditions": conditions or [{"condition": "preflight_failure",
-                                              "threshold": 1}],
+        "trigger_conditions": conditions or [{"condition": "preflight_failure", "threshold": 1}],
         "escalation_steps": [
-            {"level": level, "action": "notify" if level == 1 else "escalate",
-             "target": target, "timeout_minutes": timeout}
-            for level, target, timeout in (steps or [(1, "on-call", 0.5), (2, "lead", 1)])],
+            {
+                "level": level,
+                "action": "notify" if level == 1 else "escalate",
+                "target": target,
+                "timeout_minutes": timeout,
+            }
+            for level, target, timeout in (steps or [(1, "on-call", 0.5), (2, "lead", 1)])
+        ],
         **more,
     }
     return PathRef(path_id, "1.0.0", EscalationPathBody.model_validate(body))
@@ -133,6 +179,7 @@ def kinds(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
 
 # --- opening -----------------------------------------------------------------------------------
 
+
 def test_opening_delivers_exactly_level_1_and_a_repeat_is_an_occurrence(world: World) -> None:
     engine = world.engine(path())
     report = world.gate(engine, world.result("api", "failed"))
@@ -140,15 +187,22 @@ def test_opening_delivers_exactly_level_1_and_a_repeat_is_an_occurrence(world: W
     (opened,) = report.opened
     assert (opened.state, opened.level, opened.occurrences) == ("triggered", 1, 1)
     assert (opened.dedup_key, opened.check_id, opened.failure_class) == (
-        "oncall:api:failed", "api", "failed")
+        "oncall:api:failed",
+        "api",
+        "failed",
+    )
     assert opened.next_action_at == NOW + 30
     assert opened.details["agent_id"] == AGENT
     assert opened.path_snapshot["id"] == "oncall"
     assert world.deliveries(opened.id) == [("on-call", 1, "mailbox", "delivered")]
     (request,) = world.inbox("on-call")
-    assert (request["type"], request["escalation_id"], request["level"], request["target"],
-            request["dedup_key"]) == ("ESCALATION_REQUEST", opened.id, 1, "on-call",
-                                      "oncall:api:failed")
+    assert (
+        request["type"],
+        request["escalation_id"],
+        request["level"],
+        request["target"],
+        request["dedup_key"],
+    ) == ("ESCALATION_REQUEST", opened.id, 1, "on-call", "oncall:api:failed")
     assert world.inbox("lead") == []
 
     world.clock.now += 10
@@ -171,10 +225,11 @@ def test_a_skipped_check_neither_opens_nor_resolves(world: World) -> None:
 
 # --- ticks -------------------------------------------------------------------------------------
 
-def test_a_tick_climbs_once_after_a_fractional_step_timeout_and_the_cap_holds(
-        world: World) -> None:
-    capped = path(steps=[(1, "on-call", 0.5), (2, "lead", 1), (3, "director", 1)],
-                  max_escalation_level=2)
+
+def test_a_tick_climbs_once_after_a_fractional_step_timeout_and_the_cap_holds(world: World) -> None:
+    capped = path(
+        steps=[(1, "on-call", 0.5), (2, "lead", 1), (3, "director", 1)], max_escalation_level=2
+    )
     engine = world.engine(capped)
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
 
@@ -188,8 +243,7 @@ def test_a_tick_climbs_once_after_a_fractional_step_timeout_and_the_cap_holds(
     (advanced,) = report.advanced
     assert (advanced.id, advanced.state, advanced.level) == (opened.id, "escalated", 2)
     assert advanced.next_action_at == NOW + 30 + 60
-    assert [(d.target, d.level, d.status) for d in report.deliveries] == [
-        ("lead", 2, "delivered")]
+    assert [(d.target, d.level, d.status) for d in report.deliveries] == [("lead", 2, "delivered")]
     assert kinds(world.inbox("lead")) == [("ESCALATION_REQUEST", 2)]
 
     again = engine.tick()  # the same moment: nothing is due any more
@@ -204,13 +258,14 @@ def test_a_tick_climbs_once_after_a_fractional_step_timeout_and_the_cap_holds(
     assert world.inbox("director") == []  # level 3 is above max_escalation_level
     done = world.stored(opened.id)
     assert (done.state, done.level, done.next_action_at) == ("expired", 2, None)
-    assert world.deliveries(opened.id) == [("on-call", 1, "mailbox", "delivered"),
-                                           ("lead", 2, "mailbox", "delivered")]
+    assert world.deliveries(opened.id) == [
+        ("on-call", 1, "mailbox", "delivered"),
+        ("lead", 2, "mailbox", "delivered"),
+    ]
 
 
 def test_a_late_tick_climbs_one_level_and_restarts_the_step_clock(world: World) -> None:
-    engine = world.engine(path(steps=[(1, "on-call", 0.5), (2, "lead", 0.5),
-                                      (3, "director", 0.5)]))
+    engine = world.engine(path(steps=[(1, "on-call", 0.5), (2, "lead", 0.5), (3, "director", 0.5)]))
     world.gate(engine, world.result("api", "failed"))
     world.clock.now = NOW + 600  # every step has long timed out
     (advanced,) = engine.tick().advanced
@@ -232,8 +287,9 @@ def test_a_path_whose_first_step_is_not_level_1_delivers_each_step_once(world: W
 
 
 def test_the_path_timeout_expires_it_and_nothing_more_is_sent(world: World) -> None:
-    engine = world.engine(path(steps=[(1, "on-call", 0.5), (2, "lead", 5), (3, "director", 5)],
-                               timeout_minutes=1.5))
+    engine = world.engine(
+        path(steps=[(1, "on-call", 0.5), (2, "lead", 5), (3, "director", 5)], timeout_minutes=1.5)
+    )
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
     world.clock.now = NOW + 30
     (advanced,) = engine.tick().advanced
@@ -245,7 +301,9 @@ def test_the_path_timeout_expires_it_and_nothing_more_is_sent(world: World) -> N
     assert report.deliveries == []
     assert any("timeout" in note for note in report.notes)
     assert (world.stored(opened.id).state, world.stored(opened.id).next_action_at) == (
-        "expired", None)
+        "expired",
+        None,
+    )
 
     world.clock.now = NOW + 3600
     assert engine.tick().deliveries == []
@@ -280,8 +338,7 @@ def test_repeat_true_loops_back_to_level_1_and_counts_rounds(world: World) -> No
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
 
     reports = _climb(world, engine, 7)
-    assert [[e.level for e in r.advanced] for r in reports] == [[2], [1], [2], [1], [2], [1],
-                                                                [2]]
+    assert [[e.level for e in r.advanced] for r in reports] == [[2], [1], [2], [1], [2], [1], [2]]
     assert [r.expired for r in reports] == [[]] * 7
     current = world.stored(opened.id)
     assert (current.state, current.level, current.details["rounds"]) == ("escalated", 2, 3)
@@ -303,15 +360,20 @@ def test_repeat_2_allows_two_more_rounds_then_expires(world: World) -> None:
 
 # --- acknowledge, resolve, permissions ---------------------------------------------------------
 
+
 def test_an_acknowledged_escalation_stays_put_and_resolving_records_who_and_when(
-        world: World) -> None:
+    world: World,
+) -> None:
     engine = world.engine(path())
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
 
     world.clock.now = NOW + 10
     acked = engine.acknowledge(opened.id, "human-1")
     assert (acked.state, acked.acknowledged_by, acked.acknowledged_at) == (
-        "acknowledged", "human-1", NOW + 10)
+        "acknowledged",
+        "human-1",
+        NOW + 10,
+    )
     assert acked.next_action_at is None
     world.clock.now = NOW + 3600
     assert engine.tick().advanced == []
@@ -320,19 +382,24 @@ def test_an_acknowledged_escalation_stays_put_and_resolving_records_who_and_when
         engine.acknowledge(opened.id, "human-1")
     # A repeat failure while acknowledged is one more occurrence of the same escalation.
     assert [e.id for e in world.gate(engine, world.result("api", "failed")).occurrences] == [
-        opened.id]
+        opened.id
+    ]
 
     report = engine.resolve(opened.id, "human-2", "restarted it")
     (done,) = report.resolved
-    assert (done.state, done.resolved_by, done.resolved_at) == ("resolved", "human-2",
-                                                               NOW + 3600)
+    assert (done.state, done.resolved_by, done.resolved_at) == ("resolved", "human-2", NOW + 3600)
     assert done.acknowledged_by == "human-1"
     assert [(d.target, d.level, d.status) for d in report.deliveries] == [
-        ("on-call", 1, "delivered")]
+        ("on-call", 1, "delivered")
+    ]
     _, notice = world.inbox("on-call")
-    assert (notice["type"], notice["escalation_id"], notice["action"], notice["responder"],
-            notice["note"]) == ("ESCALATION_RESPONSE", opened.id, "resolve", "human-2",
-                                "restarted it")
+    assert (
+        notice["type"],
+        notice["escalation_id"],
+        notice["action"],
+        notice["responder"],
+        notice["note"],
+    ) == ("ESCALATION_RESPONSE", opened.id, "resolve", "human-2", "restarted it")
     with pytest.raises(EscalationError, match="is resolved, not open"):
         engine.resolve(opened.id, "human-2")
     with pytest.raises(EscalationError, match="no escalation 'nope'"):
@@ -340,8 +407,13 @@ def test_an_acknowledged_escalation_stays_put_and_resolving_records_who_and_when
 
 
 def test_permissions_refuse_naming_the_rule(world: World) -> None:
-    guarded = path(permissions={"acknowledge": ["lead-agent"], "resolve": ["lead-agent"],
-                                "escalate_to": {AGENT: ["lead"], "boss": ["*"]}})
+    guarded = path(
+        permissions={
+            "acknowledge": ["lead-agent"],
+            "resolve": ["lead-agent"],
+            "escalate_to": {AGENT: ["lead"], "boss": ["*"]},
+        }
+    )
     engine = world.engine(guarded)
     with pytest.raises(EscalationError, match=r"permissions\.escalate_to\.gate-agent: lead"):
         engine.raise_manual("oncall", summary="the data is stale")
@@ -349,17 +421,24 @@ def test_permissions_refuse_naming_the_rule(world: World) -> None:
     assert world.inbox("on-call") == []
 
     (opened,) = world.gate(engine, world.result("api", "failed")).opened  # a trigger may
-    with pytest.raises(EscalationError, match=r"'someone' may not acknowledge .*"
-                                              r"\(permissions\.acknowledge: lead-agent\)"):
+    with pytest.raises(
+        EscalationError,
+        match=r"'someone' may not acknowledge .*"
+        r"\(permissions\.acknowledge: lead-agent\)",
+    ):
         engine.acknowledge(opened.id, "someone")
-    with pytest.raises(EscalationError, match=r"'someone' may not resolve .*"
-                                              r"\(permissions\.resolve: lead-agent\)"):
+    with pytest.raises(
+        EscalationError,
+        match=r"'someone' may not resolve .*"
+        r"\(permissions\.resolve: lead-agent\)",
+    ):
         engine.resolve(opened.id, "someone")
     assert world.stored(opened.id).state == "triggered"
     assert engine.acknowledge(opened.id, "lead-agent").acknowledged_by == "lead-agent"
     assert engine.resolve(opened.id, "lead-agent").resolved[0].resolved_by == "lead-agent"
 
     manual = world.engine(guarded, agent_id="boss").raise_manual("oncall", summary="by hand")
+    assert manual is not None
     assert (manual.failure_class, manual.details["agent_id"]) == ("manual", "boss")
     assert len(world.inbox("on-call")) == 3  # trigger request, its resolution, the manual one
 
@@ -373,6 +452,8 @@ def test_raise_manual_refuses_unknown_paths_and_severities(world: World) -> None
     assert world.runtime.escalations() == []
     first = engine.raise_manual("oncall", summary="stale", severity="warning", check_id="etl")
     again = engine.raise_manual("oncall", summary="stale", severity="warning", check_id="etl")
+    assert first is not None
+    assert again is not None
     assert (first.dedup_key, again.id, again.occurrences) == ("oncall:etl:manual", first.id, 2)
     (request,) = world.inbox("on-call")
     assert (request["severity"], request["summary"]) == ("warning", "stale")
@@ -380,11 +461,13 @@ def test_raise_manual_refuses_unknown_paths_and_severities(world: World) -> None
 
 # --- resolution by the gate --------------------------------------------------------------------
 
+
 def test_a_passing_check_resolves_and_tells_every_target_told_so_far(world: World) -> None:
     engine = world.engine(path())
     opened = world.gate(engine, world.result("api", "failed"), world.result("db", "failed"))
     api, db = sorted(opened.opened, key=lambda e: e.check_id or "")
     manual = engine.raise_manual("oncall", summary="by hand", check_id="api")
+    assert manual is not None
     world.clock.now = NOW + 30
     assert sorted(e.id for e in engine.tick().advanced) == sorted([api.id, db.id, manual.id])
 
@@ -392,8 +475,9 @@ def test_a_passing_check_resolves_and_tells_every_target_told_so_far(world: Worl
     report = world.gate(engine, world.result("api", "passed"), world.result("db", "failed"))
     assert [e.id for e in report.resolved] == [api.id]
     assert (report.resolved[0].resolved_by, report.resolved[0].resolved_at) == (AGENT, NOW + 40)
-    assert sorted((d.escalation_id, d.target, d.level, d.status) for d in report.deliveries) == \
-        sorted([(api.id, "on-call", 1, "delivered"), (api.id, "lead", 2, "delivered")])
+    assert sorted(
+        (d.escalation_id, d.target, d.level, d.status) for d in report.deliveries
+    ) == sorted([(api.id, "on-call", 1, "delivered"), (api.id, "lead", 2, "delivered")])
     assert [e.id for e in report.occurrences] == [db.id]
     for target in ("on-call", "lead"):
         responses = [m for m in world.inbox(target) if m["type"] == "ESCALATION_RESPONSE"]
@@ -409,12 +493,10 @@ def test_after_a_repeat_round_the_resolution_reaches_every_level(world: World) -
     assert world.stored(opened.id).level == 1
 
     report = world.gate(engine, world.result("api", "passed"))
-    assert sorted((d.target, d.level) for d in report.deliveries) == [("lead", 2),
-                                                                      ("on-call", 1)]
+    assert sorted((d.target, d.level) for d in report.deliveries) == [("lead", 2), ("on-call", 1)]
 
 
-def test_a_passing_check_resolves_its_escalation_whatever_path_it_names_now(
-        world: World) -> None:
+def test_a_passing_check_resolves_its_escalation_whatever_path_it_names_now(world: World) -> None:
     old, new = path("old-path"), path("new-path", steps=[(1, "other", 1)])
     engine = world.engine(old, new)
     (opened,) = world.gate(engine, world.result("api", "failed"), path_id="old-path").opened
@@ -434,13 +516,21 @@ def test_only_targets_that_were_told_hear_the_resolution(world: World) -> None:
 
 
 def test_system_down_opens_without_a_check_and_resolves_when_a_critical_check_passes(
-        world: World) -> None:
+    world: World,
+) -> None:
     engine = world.engine(path(conditions=[{"condition": "system_down"}]))
-    report = world.gate(engine, world.result("api", "failed"), world.result("db", "timeout"),
-                        world.result("lint", "passed", severity="warning"))
+    report = world.gate(
+        engine,
+        world.result("api", "failed"),
+        world.result("db", "timeout"),
+        world.result("lint", "passed", severity="warning"),
+    )
     (down,) = report.opened
     assert (down.check_id, down.failure_class, down.dedup_key) == (
-        None, "system_down", "oncall:*:system_down")
+        None,
+        "system_down",
+        "oncall:*:system_down",
+    )
     assert down.details["severity"] == "critical"
     assert world.deliveries(down.id) == [("on-call", 1, "mailbox", "delivered")]
 
@@ -463,26 +553,38 @@ def test_only_some_critical_checks_failing_is_not_system_down(world: World) -> N
 
 
 def test_an_overridden_reservation_conflict_stays_escalated(world: World) -> None:
-    holder = Holding(agent="claude-2", pattern="src/**", exclusive=True,
-                     expires_at=NOW + 600, source="leases", lease_id=new_id())
-    conflicts = [Conflict(conflict_type="foreign_lease", path="src/a.py",
-                          holder=holder).to_dict()]
-    engine = world.engine(path(conditions=[{"condition": "preflight_failure"},
-                                           {"condition": "reservation_conflict"}]))
+    holder = Holding(
+        agent="claude-2",
+        pattern="src/**",
+        exclusive=True,
+        expires_at=NOW + 600,
+        source="leases",
+        lease_id=new_id(),
+    )
+    conflicts = [Conflict(conflict_type="foreign_lease", path="src/a.py", holder=holder).to_dict()]
+    engine = world.engine(
+        path(conditions=[{"condition": "preflight_failure"}, {"condition": "reservation_conflict"}])
+    )
     kind = "reservation_check/lock_validation"
-    report = world.gate(engine, world.result("locks", "failed", test_type=kind,
-                                             details={"conflicts": conflicts}))
+    report = world.gate(
+        engine, world.result("locks", "failed", test_type=kind, details={"conflicts": conflicts})
+    )
     keys = sorted(e.dedup_key for e in report.opened)
     assert keys == ["oncall:locks:failed", "oncall:locks:reservation_conflict"]
 
-    overridden = world.gate(engine, world.result(
-        "locks", "passed", test_type=kind, details={"conflicts": conflicts, "override": True}))
+    overridden = world.gate(
+        engine,
+        world.result(
+            "locks", "passed", test_type=kind, details={"conflicts": conflicts, "override": True}
+        ),
+    )
     # The check passes now, so its failure is over; the conflict is not.
     assert [e.dedup_key for e in overridden.resolved] == ["oncall:locks:failed"]
     assert [e.dedup_key for e in overridden.occurrences] == ["oncall:locks:reservation_conflict"]
 
-    clean = world.gate(engine, world.result("locks", "passed", test_type=kind,
-                                            details={"conflicts": []}))
+    clean = world.gate(
+        engine, world.result("locks", "passed", test_type=kind, details={"conflicts": []})
+    )
     assert [e.dedup_key for e in clean.resolved] == ["oncall:locks:reservation_conflict"]
 
 
@@ -495,14 +597,17 @@ def test_a_check_naming_a_path_that_is_not_loaded_is_a_note(world: World) -> Non
 
 # --- delivery off ------------------------------------------------------------------------------
 
+
 def test_with_delivery_off_nothing_is_raised_sent_or_advanced(world: World) -> None:
     """An escalation opened but never delivered would sit at level 1 and swallow the next
     real failure as an occurrence: with delivery off nothing opens at all."""
     engine = world.engine(path(), deliver=False)
     report = world.gate(engine, world.result("api", "failed"))
     assert (report.opened, report.deliveries) == ([], [])
-    assert report.notes == ["oncall:api:failed: not raised (escalations are off)",
-                            "delivery is off for this run: nothing was sent or advanced"]
+    assert report.notes == [
+        "oncall:api:failed: not raised (escalations are off)",
+        "delivery is off for this run: nothing was sent or advanced",
+    ]
     assert world.runtime.escalations() == []
     assert not world.mail_root.exists()
     assert engine.raise_manual("oncall", summary="by hand") is None
@@ -514,24 +619,30 @@ def test_with_delivery_off_nothing_is_raised_sent_or_advanced(world: World) -> N
 
 # --- channels through the engine ---------------------------------------------------------------
 
+
 @pytest.fixture
 def hook(http_server: StartHttpServer) -> HttpServer:
     """A webhook that fails twice with a 500, then accepts."""
-    return http_server(scripted(Response(500, b"ok"), Response(500, b"ok"),
-                                then=Response(202, b"ok")))
+    return http_server(
+        scripted(Response(500, b"ok"), Response(500, b"ok"), then=Response(202, b"ok"))
+    )
 
 
-def test_a_webhook_target_retries_through_the_injected_sleep(world: World,
-                                                             hook: HttpServer) -> None:
+def test_a_webhook_target_retries_through_the_injected_sleep(
+    world: World, hook: HttpServer
+) -> None:
     url = hook.url("/events")
-    engine = world.engine(path(steps=[(1, "pager", 1)],
-                               targets={"pager": {"channel": "webhook", "url": url}}))
+    engine = world.engine(
+        path(steps=[(1, "pager", 1)], targets={"pager": {"channel": "webhook", "url": url}})
+    )
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
 
     records = world.runtime.deliveries(opened.id)
     assert [(d.channel, d.target, d.attempt, d.status) for d in records] == [
-        ("webhook", "pager", 1, "failed"), ("webhook", "pager", 2, "failed"),
-        ("webhook", "pager", 3, "delivered")]
+        ("webhook", "pager", 1, "failed"),
+        ("webhook", "pager", 2, "failed"),
+        ("webhook", "pager", 3, "delivered"),
+    ]
     assert len(world.sleeps) == 2  # the backoff went through the injected sleep
     bodies = [request.json() for request in hook.requests]
     assert [b["dedup_key"] for b in bodies] == ["oncall:api:failed"] * 3
@@ -541,8 +652,9 @@ def test_a_webhook_target_retries_through_the_injected_sleep(world: World,
 
 def test_an_agent_mail_target_nobody_answers_falls_back_to_the_mailbox(world: World) -> None:
     url = f"http://127.0.0.1:{closed_port()}/mcp/"
-    engine = world.engine(path(steps=[(1, "on-call", 1)],
-                               targets={"on-call": {"channel": "agent_mail", "url": url}}))
+    engine = world.engine(
+        path(steps=[(1, "on-call", 1)], targets={"on-call": {"channel": "agent_mail", "url": url}})
+    )
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
 
     failed, fallback = world.runtime.deliveries(opened.id)
@@ -569,13 +681,20 @@ def test_a_target_the_channels_refuse_is_a_failed_delivery_not_a_crash(world: Wo
 
 # --- robustness --------------------------------------------------------------------------------
 
+
 def test_a_broken_path_snapshot_does_not_stop_the_other_escalations(world: World) -> None:
     engine = world.engine(path())
     (good,) = world.gate(engine, world.result("api", "failed")).opened
     broken, _ = world.runtime.open_escalation(
-        path_id="gone", dedup_key="gone:x:failed", check_id="x", failure_class="failed",
+        path_id="gone",
+        dedup_key="gone:x:failed",
+        check_id="x",
+        failure_class="failed",
         path_snapshot={"id": "gone", "version": "0", "config": {"escalation_steps": "?"}},
-        next_action_at=NOW + 1, details={}, now=NOW)
+        next_action_at=NOW + 1,
+        details={},
+        now=NOW,
+    )
 
     world.clock.now = NOW + 30
     report = engine.tick()
@@ -590,8 +709,10 @@ def test_the_report_lines_name_each_event(world: World) -> None:
     (opened,) = world.gate(engine, world.result("api", "failed")).opened
     world.clock.now = NOW + 30
     lines = engine.tick().lines()
-    assert lines == [f"escalation advanced: {opened.id[:12]} oncall:api:failed to level 2",
-                     "  delivery mailbox -> lead (level 2, attempt 1): delivered"]
+    assert lines == [
+        f"escalation advanced: {opened.id[:12]} oncall:api:failed to level 2",
+        "  delivery mailbox -> lead (level 2, attempt 1): delivered",
+    ]
 
 
 def test_deliveries_are_recorded_with_the_escalation(world: World) -> None:

@@ -10,8 +10,9 @@ import textwrap
 import pytest
 
 from conftest import EXAMPLES
-from helpers_configs import ESCALATING_CHECK
+from helpers_configs import ESCALATING_CHECK, WriteConfig
 from helpers_http import HttpServer, Response, StartHttpServer
+from pytest_maf_preflight.runtime.records import EscalationRecord
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 QUIET = ("-W", "ignore::pytest.PytestWarning")
@@ -32,8 +33,9 @@ config:
 
 
 @pytest.fixture
-def project(pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch
-            ) -> pytest.Pytester:
+def project(
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     write_config("check.yaml", ESCALATING_CHECK)
     write_config("path.yaml", PATH)
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
@@ -42,30 +44,44 @@ def project(pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyP
 
 
 def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=agent-a",
-                              "--maf-runtime=sqlite", *QUIET, *args)
+    return pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "--maf-agent-id=agent-a",
+        "--maf-runtime=sqlite",
+        *QUIET,
+        *args,
+    )
 
 
 def inbox(pytester: pytest.Pytester, target: str) -> list[dict[str, object]]:
     folder = pytester.path / "mail" / "mailboxes" / target / "inbox"
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if (
-        folder.is_dir()) else []
+    return (
+        [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+        if (folder.is_dir())
+        else []
+    )
 
 
-def escalations(pytester: pytest.Pytester) -> list[object]:
+def escalations(pytester: pytest.Pytester) -> list[EscalationRecord]:
     with SqliteRuntime(pytester.path / ".maf" / "runtime.db") as runtime:
         return list(runtime.escalations())
 
 
 def test_a_failure_streak_opens_repeats_and_a_pass_resolves(
-        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert gate(project).ret == 10  # one failure: below the threshold of 2
     assert escalations(project) == []
     result = gate(project)
     assert result.ret == 10
-    result.stdout.fnmatch_lines(["*escalation opened: * on-call:needs-var:failed at level 1*",
-                                 "*delivery mailbox -> on-call-agent (level 1, attempt 1): "
-                                 "delivered*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*escalation opened: * on-call:needs-var:failed at level 1*",
+            "*delivery mailbox -> on-call-agent (level 1, attempt 1): delivered*",
+        ]
+    )
     [message] = inbox(project, "on-call-agent")
     assert message["type"] == "ESCALATION_REQUEST"
     assert (message["level"], message["dedup_key"]) == (1, "on-call:needs-var:failed")
@@ -96,7 +112,9 @@ def test_no_escalate_turns_it_all_off(project: pytest.Pytester) -> None:
     assert inbox(project, "on-call-agent") == []
 
 
-def test_the_default_escalation_path_from_ini(project: pytest.Pytester, write_config) -> None:
+def test_the_default_escalation_path_from_ini(
+    project: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("check.yaml", ESCALATING_CHECK.replace("escalation_path: on-call\n", ""))
     project.makeini("[pytest]\nmaf_default_escalation = on-call\n")
     gate(project)
@@ -109,15 +127,17 @@ def webhook(http_server: StartHttpServer) -> HttpServer:
     return http_server({"/hook": Response(202)})
 
 
-def test_the_shipped_paths_load_and_run(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
-                                        webhook: HttpServer) -> None:
+def test_the_shipped_paths_load_and_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, webhook: HttpServer
+) -> None:
     """default-escalation.yaml and the original critical-system-escalation.json, unchanged: a
     reservation conflict opens one at once; the system being down opens the other."""
     configs = pytester.path / ".maf" / "preflight-configs"
     configs.mkdir(parents=True)
     shutil.copy(EXAMPLES / "preflight-configs" / "default-escalation.yaml", configs)
     shutil.copy(EXAMPLES / "original-format" / "critical-system-escalation.json", configs)
-    (configs / "down.yaml").write_text(textwrap.dedent("""\
+    (configs / "down.yaml").write_text(
+        textwrap.dedent("""\
         id: down
         name: Fails
         config_type: smoke_test
@@ -125,26 +145,35 @@ def test_the_shipped_paths_load_and_run(pytester: pytest.Pytester, monkeypatch: 
         config:
           test_type: environment
           test_definition: {required: [MAF_TEST_ESCALATION_VAR]}
-    """))
+    """)
+    )
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
     monkeypatch.setenv("LEAD_WEBHOOK_URL", webhook.url("/hook"))
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--maf-agent-id=agent-a", "--maf-runtime=sqlite", *QUIET)
+    result = pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "--maf-agent-id=agent-a",
+        "--maf-runtime=sqlite",
+        *QUIET,
+    )
     assert result.ret == 10
     result.stdout.fnmatch_lines(
-        ["*escalation opened: * critical-system-escalation:*:system_down at level 1*"])
+        ["*escalation opened: * critical-system-escalation:*:system_down at level 1*"]
+    )
     assert [m["level"] for m in inbox(pytester, "on-call-engineer")] == [1]
     assert webhook.requests == []  # the webhook target (lead) is level 2 of default-escalation
 
 
-
 def test_maf_escalate_raises_one_and_the_policy_applies(
-        pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     policy = "  permissions:\n    escalate_to: {agent-a: [on-call-agent]}\n"
     write_config("path.yaml", PATH + policy)
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(pytester.path / "mail"))
-    pytester.makepyfile(test_esc="""
+    pytester.makepyfile(
+        test_esc="""
         import pytest
         from pytest_maf_preflight.escalation.errors import EscalationError
 
@@ -157,14 +186,17 @@ def test_maf_escalate_raises_one_and_the_policy_applies(
         def test_unknown_path(maf_escalate):
             with pytest.raises(EscalationError, match="no escalation path 'nope'"):
                 maf_escalate("nope", "x")
-    """)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-a",
-                                "--maf-runtime=sqlite", "test_esc.py")
+    """
+    )
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-agent-id=agent-a", "--maf-runtime=sqlite", "test_esc.py"
+    )
     result.assert_outcomes(passed=2)
     [message] = inbox(pytester, "on-call-agent")
     assert (message["severity"], message["summary"]) == ("warning", "the nightly data is stale")
 
-    pytester.makepyfile(test_refused="""
+    pytester.makepyfile(
+        test_refused="""
         import pytest
         from pytest_maf_preflight.escalation.errors import EscalationError
 
@@ -173,40 +205,65 @@ def test_maf_escalate_raises_one_and_the_policy_applies(
                 maf_escalate("on-call", "x")
             assert "permissions.escalate_to" in str(refusal.value)
             assert "'agent-b'" in str(refusal.value)
-    """)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-b",
-                                "--maf-runtime=sqlite", "test_refused.py")
+    """
+    )
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-agent-id=agent-b", "--maf-runtime=sqlite", "test_refused.py"
+    )
     result.assert_outcomes(passed=1)
 
 
-def test_a_missing_escalation_path_is_a_config_error(project: pytest.Pytester, write_config
-                                                     ) -> None:
-    write_config("check.yaml", ESCALATING_CHECK.replace("escalation_path: on-call",
-                                                        "escalation_path: oncall"))
+def test_a_missing_escalation_path_is_a_config_error(
+    project: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "check.yaml",
+        ESCALATING_CHECK.replace("escalation_path: on-call", "escalation_path: oncall"),
+    )
     result = gate(project)
     assert result.ret == 11
-    result.stderr.fnmatch_lines(["*check.yaml:1: escalation_path: names escalation path "
-                                 "'oncall', which is not an active escalation_path config "
-                                 "(known: on-call)*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*check.yaml:1: escalation_path: names escalation path "
+            "'oncall', which is not an active escalation_path config "
+            "(known: on-call)*"
+        ]
+    )
 
 
 def test_escalations_need_a_store_that_remembers(project: pytest.Pytester) -> None:
     for _ in range(2):
-        result = project.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                   "--maf-agent-id=agent-a", "--maf-runtime=memory", *QUIET)
-    result.stdout.fnmatch_lines(["*escalations: not run, the runtime is memory (they need the "
-                                 "store that holds the open escalations)*"])
+        result = project.runpytest(
+            "-p",
+            "maf_preflight",
+            "--maf-preflight",
+            "--maf-agent-id=agent-a",
+            "--maf-runtime=memory",
+            *QUIET,
+        )
+    result.stdout.fnmatch_lines(
+        [
+            "*escalations: not run, the runtime is memory (they need the "
+            "store that holds the open escalations)*"
+        ]
+    )
     assert inbox(project, "on-call-agent") == []
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    ("  max_escalation_level: 0\n", "config.max_escalation_level: expected at least 1, got 0"),
-    ("  max_escalation_level: 1\n", None),
-    ("  targets:\n    lead: {channel: webhook, url: 'https://ops:hunter2@hooks.example/x'}\n",
-     "the url carries a password; put it in an environment variable"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("  max_escalation_level: 0\n", "config.max_escalation_level: expected at least 1, got 0"),
+        ("  max_escalation_level: 1\n", None),
+        (
+            "  targets:\n    lead: {channel: webhook, url: 'https://ops:hunter2@hooks.example/x'}\n",
+            "the url carries a password; put it in an environment variable",
+        ),
+    ],
+)
 def test_escalation_paths_that_could_never_work_are_config_errors(
-        project: pytest.Pytester, write_config, extra: str, message: str | None) -> None:
+    project: pytest.Pytester, write_config: WriteConfig, extra: str, message: str | None
+) -> None:
     body = PATH.replace("  targets:\n    on-call-agent: {channel: mailbox}\n", "")
     write_config("path.yaml", body + extra)
     result = gate(project)
@@ -218,20 +275,28 @@ def test_escalation_paths_that_could_never_work_are_config_errors(
     assert "hunter2" not in result.stderr.str() + result.stdout.str()
 
 
-def test_a_maximum_below_every_step_is_refused(project: pytest.Pytester, write_config) -> None:
-    write_config("path.yaml", PATH.replace("level: 1,", "level: 3,").replace(
-        "level: 2,", "level: 4,") + "  max_escalation_level: 2\n")
+def test_a_maximum_below_every_step_is_refused(
+    project: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "path.yaml",
+        PATH.replace("level: 1,", "level: 3,").replace("level: 2,", "level: 4,")
+        + "  max_escalation_level: 2\n",
+    )
     result = gate(project)
     assert result.ret == 11
     assert "max_escalation_level 2 is below every step's level" in result.stderr.str()
 
 
-def test_what_tests_raise_is_in_the_summary(project: pytest.Pytester,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_what_tests_raise_is_in_the_summary(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MAF_TEST_ESCALATION_VAR", "set")  # the gate opens; the test runs
-    project.makepyfile(test_esc="""
+    project.makepyfile(
+        test_esc="""
         def test_raise(maf_escalate):
             maf_escalate("on-call", "the nightly data is stale")
-    """)
+    """
+    )
     result = gate(project, "test_esc.py")
     result.stdout.fnmatch_lines(["*escalation opened: * on-call:*:manual at level 1*"])

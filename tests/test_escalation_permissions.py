@@ -64,14 +64,18 @@ def test_only_listed_agents_may_acknowledge_and_resolve(tmp_path: Path) -> None:
     check_resolve(permissions, "lead", path_id="guarded-escalation")
     with pytest.raises(PermissionDenied) as refused:
         check_resolve(permissions, "on-call", path_id="guarded-escalation")
-    assert str(refused.value) == ("agent 'on-call' may not resolve escalations of path "
-                                  "'guarded-escalation' (permissions.resolve: lead)")
+    assert str(refused.value) == (
+        "agent 'on-call' may not resolve escalations of path "
+        "'guarded-escalation' (permissions.resolve: lead)"
+    )
     assert refused.value.rule == "permissions.resolve"
     assert (refused.value.agent, refused.value.allowed) == ("on-call", ("lead",))
     with pytest.raises(PermissionDenied) as refused:
         check_acknowledge(permissions, "codex-1", path_id="guarded-escalation")
-    assert str(refused.value) == ("agent 'codex-1' may not acknowledge escalations of path "
-                                  "'guarded-escalation' (permissions.acknowledge: on-call, lead)")
+    assert str(refused.value) == (
+        "agent 'codex-1' may not acknowledge escalations of path "
+        "'guarded-escalation' (permissions.acknowledge: on-call, lead)"
+    )
     assert refused.value.rule == "permissions.acknowledge"
 
 
@@ -80,26 +84,30 @@ def test_a_star_allows_everyone_and_an_empty_list_nobody() -> None:
     check_resolve(policy(acknowledge=["lead"]), "codex-9")  # no resolve rule: allowed
     with pytest.raises(PermissionDenied) as refused:
         check_resolve(policy(resolve=[]), "lead")
-    assert str(refused.value) == \
-        "agent 'lead' may not resolve escalations (permissions.resolve: nobody)"
+    assert (
+        str(refused.value)
+        == "agent 'lead' may not resolve escalations (permissions.resolve: nobody)"
+    )
 
 
 def test_agents_escalate_only_to_their_targets_plus_everyones(tmp_path: Path) -> None:
     permissions = loaded_policy(tmp_path)
     check_escalate_to(permissions, "codex-1", "on-call")
-    check_escalate_to(permissions, "codex-1", "lead")     # from the "*" entry
-    check_escalate_to(permissions, "claude-2", "lead")    # not listed: the "*" entry only
+    check_escalate_to(permissions, "codex-1", "lead")  # from the "*" entry
+    check_escalate_to(permissions, "claude-2", "lead")  # not listed: the "*" entry only
     with pytest.raises(PermissionDenied) as refused:
-        check_escalate_to(permissions, "codex-1", "vp-engineering",
-                          path_id="guarded-escalation")
+        check_escalate_to(permissions, "codex-1", "vp-engineering", path_id="guarded-escalation")
     assert str(refused.value) == (
         "agent 'codex-1' may not escalate to 'vp-engineering' on path 'guarded-escalation' "
-        "(permissions.escalate_to.codex-1: on-call, lead)")
+        "(permissions.escalate_to.codex-1: on-call, lead)"
+    )
     assert refused.value.rule == "permissions.escalate_to.codex-1"
     with pytest.raises(PermissionDenied) as refused:
         check_escalate_to(permissions, "claude-2", "on-call")
-    assert str(refused.value) == \
-        "agent 'claude-2' may not escalate to 'on-call' (permissions.escalate_to.*: lead)"
+    assert (
+        str(refused.value)
+        == "agent 'claude-2' may not escalate to 'on-call' (permissions.escalate_to.*: lead)"
+    )
     assert refused.value.rule == "permissions.escalate_to.*"
 
 
@@ -107,8 +115,10 @@ def test_an_agent_escalate_to_does_not_cover_may_escalate_nowhere() -> None:
     permissions = policy(escalate_to={"codex-1": ["lead"]})
     with pytest.raises(PermissionDenied) as refused:
         check_escalate_to(permissions, "claude-2", "lead", path_id="p")
-    assert str(refused.value) == ("agent 'claude-2' may not escalate to 'lead' on path 'p' "
-                                  "(permissions.escalate_to: no entry for 'claude-2')")
+    assert str(refused.value) == (
+        "agent 'claude-2' may not escalate to 'lead' on path 'p' "
+        "(permissions.escalate_to: no entry for 'claude-2')"
+    )
     assert refused.value.rule == "permissions.escalate_to"
     assert refused.value.allowed == ()
 
@@ -118,4 +128,3 @@ def test_a_star_target_means_any_target() -> None:
     check_escalate_to(permissions, "lead", "vp-engineering")
     with pytest.raises(PermissionDenied, match=r"permissions\.escalate_to: no entry"):
         check_escalate_to(permissions, "codex-1", "vp-engineering")
-

@@ -59,25 +59,42 @@ def open_store(db: str, schema: str) -> RuntimeState:
 
 
 @pytest.mark.parametrize("escalations", [1, 5])
-def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: int,
-                                                  store: tuple[str, str]) -> None:
+def test_concurrent_ticks_deliver_each_level_once(
+    tmp_path: Path, escalations: int, store: tuple[str, str]
+) -> None:
     (db, schema), mail, go = store, tmp_path / "mail", tmp_path / "go"
-    body = EscalationPathBody.model_validate({
-        "trigger_conditions": [{"condition": "preflight_failure"}],
-        "escalation_steps": [
-            {"level": 1, "action": "notify", "target": "on-call", "timeout_minutes": 0.5},
-            {"level": 2, "action": "escalate", "target": "lead", "timeout_minutes": 60}],
-        "targets": {"on-call": {"channel": "mailbox"}, "lead": {"channel": "mailbox"}}})
+    body = EscalationPathBody.model_validate(
+        {
+            "trigger_conditions": [{"condition": "preflight_failure"}],
+            "escalation_steps": [
+                {"level": 1, "action": "notify", "target": "on-call", "timeout_minutes": 0.5},
+                {"level": 2, "action": "escalate", "target": "lead", "timeout_minutes": 60},
+            ],
+            "targets": {"on-call": {"channel": "mailbox"}, "lead": {"channel": "mailbox"}},
+        }
+    )
     ref = PathRef("p", "1.0.0", body)
     with open_store(db, schema) as runtime:
         # Opened a minute ago: level 1 (30 s) is overdue now.
-        opener = EscalationEngine(runtime, {"p": ref}, agent_id="gate", mail_root=mail,
-                                  environ={}, clock=lambda: time.time() - 60)
-        opened = [opener.raise_manual("p", summary=f"#{n}", check_id=f"c{n}")
-                  for n in range(escalations)]
-    procs = [subprocess.Popen([sys.executable, "-c", TICKER, db, str(mail), str(go),
-                               f"ticker-{n}", schema], stdout=subprocess.PIPE, text=True)
-             for n in range(8)]
+        opener = EscalationEngine(
+            runtime,
+            {"p": ref},
+            agent_id="gate",
+            mail_root=mail,
+            environ={},
+            clock=lambda: time.time() - 60,
+        )
+        opened = [
+            opener.raise_manual("p", summary=f"#{n}", check_id=f"c{n}") for n in range(escalations)
+        ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TICKER, db, str(mail), str(go), f"ticker-{n}", schema],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(8)
+    ]
     try:
         for proc in procs:
             assert proc.stdout is not None
@@ -94,8 +111,7 @@ def test_concurrent_ticks_deliver_each_level_once(tmp_path: Path, escalations: i
     with open_store(db, schema) as runtime:
         for escalation in opened:
             assert escalation is not None
-            levels = [d.level for d in runtime.deliveries(escalation.id)
-                      if d.status == "delivered"]
+            levels = [d.level for d in runtime.deliveries(escalation.id) if d.status == "delivered"]
             assert levels == [1, 2]
             stored = runtime.get_escalation(escalation.id)
             assert stored is not None

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from helpers_configs import PASSING_CHECK
+from helpers_configs import PASSING_CHECK, WriteConfig
 
 FAILING_CRITICAL = """\
 id: needs-var
@@ -34,8 +34,9 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", *args)
 
 
-def test_path_option_with_a_separate_value_is_refused(pytester: pytest.Pytester,
-                                                      write_config) -> None:
+def test_path_option_with_a_separate_value_is_refused(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", FAILING_CRITICAL)
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     report = pytester.path.parent / "elsewhere-report.json"
@@ -48,11 +49,13 @@ def test_path_option_with_a_separate_value_is_refused(pytester: pytest.Pytester,
     assert json.loads(report.read_text())["gate"]["open"] is False
 
 
-def test_continue_on_collection_errors_still_runs_the_gate(pytester: pytest.Pytester,
-                                                           write_config) -> None:
+def test_continue_on_collection_errors_still_runs_the_gate(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", FAILING_CRITICAL)
-    pytester.makepyfile(test_ok="def test_ok():\n    pass\n",
-                        test_broken="import surely_not_a_module_here\n")
+    pytester.makepyfile(
+        test_ok="def test_ok():\n    pass\n", test_broken="import surely_not_a_module_here\n"
+    )
     result = run(pytester, "--continue-on-collection-errors", "-rs")
     result.assert_outcomes(failed=1, skipped=1, errors=1)
     result.stdout.fnmatch_lines(["*gate closed by: needs-var (failed)*"])
@@ -60,20 +63,23 @@ def test_continue_on_collection_errors_still_runs_the_gate(pytester: pytest.Pyte
 
 
 def test_failed_first_does_not_run_a_test_before_the_smoke_tests(
-        pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=SMOKE_AND_TESTS)
     run(pytester)  # test_ordinary fails and is remembered by the cache
     monkeypatch.setenv("PASSME", "1")
     monkeypatch.setenv("SMOKEFAIL", "1")
     result = run(pytester, "--ff", "-v")
-    result.stdout.fnmatch_lines(["*test_app.py::test_smoke FAILED*",
-                                 "*test_app.py::test_ordinary SKIPPED*"])
+    result.stdout.fnmatch_lines(
+        ["*test_app.py::test_smoke FAILED*", "*test_app.py::test_ordinary SKIPPED*"]
+    )
     assert result.ret == 10
 
 
 def test_keyword_selection_cannot_leave_out_the_smoke_tests(
-        pytester: pytest.Pytester, write_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=SMOKE_AND_TESTS)
     monkeypatch.setenv("PASSME", "1")
@@ -83,8 +89,9 @@ def test_keyword_selection_cannot_leave_out_the_smoke_tests(
     assert result.ret == 10
 
 
-def test_a_directory_named_maf_smoke_holds_no_smoke_tests(pytester: pytest.Pytester,
-                                                          write_config) -> None:
+def test_a_directory_named_maf_smoke_holds_no_smoke_tests(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
     tests = pytester.mkpydir("maf_smoke")
     (tests / "test_x.py").write_text("def test_x():\n    assert False\n")
@@ -93,8 +100,9 @@ def test_a_directory_named_maf_smoke_holds_no_smoke_tests(pytester: pytest.Pytes
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_a_decision_hook_returning_garbage_closes_the_gate(pytester: pytest.Pytester,
-                                                           write_config) -> None:
+def test_a_decision_hook_returning_garbage_closes_the_gate(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
     pytester.makeconftest("def pytest_maf_preflight_gate_decision(default):\n    return True\n")
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
@@ -104,11 +112,14 @@ def test_a_decision_hook_returning_garbage_closes_the_gate(pytester: pytest.Pyte
     result.stdout.no_fnmatch_line("*Traceback*")
 
 
-def test_an_observer_that_raises_is_reported_not_fatal(pytester: pytest.Pytester,
-                                                       write_config) -> None:
+def test_an_observer_that_raises_is_reported_not_fatal(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
-    pytester.makeconftest("def pytest_maf_preflight_check_executed(result):\n"
-                          "    raise RuntimeError('observer broke')\n")
+    pytester.makeconftest(
+        "def pytest_maf_preflight_check_executed(result):\n"
+        "    raise RuntimeError('observer broke')\n"
+    )
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     result = run(pytester)
     result.assert_outcomes(passed=2)
@@ -116,8 +127,9 @@ def test_an_observer_that_raises_is_reported_not_fatal(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*check_executed raised RuntimeError('observer broke')*"])
 
 
-def test_an_unwritable_report_keeps_the_exit_code(pytester: pytest.Pytester,
-                                                  write_config) -> None:
+def test_an_unwritable_report_keeps_the_exit_code(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", FAILING_CRITICAL)
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     (pytester.path / "taken").mkdir()
@@ -128,16 +140,19 @@ def test_an_unwritable_report_keeps_the_exit_code(pytester: pytest.Pytester,
 
 
 @pytest.mark.parametrize("args", ['["has-path"]', ""])
-def test_maf_requires_with_bad_arguments_is_a_clear_error(pytester: pytest.Pytester,
-                                                          write_config, args: str) -> None:
+def test_maf_requires_with_bad_arguments_is_a_clear_error(
+    pytester: pytest.Pytester, write_config: WriteConfig, args: str
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
-    pytester.makepyfile(test_a=textwrap.dedent(f"""
+    pytester.makepyfile(
+        test_a=textwrap.dedent(f"""
         import pytest
 
         @pytest.mark.maf_requires({args})
         def test_a():
             pass
-    """))
+    """)
+    )
     result = run(pytester)
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*maf_requires takes one or more check ids as strings*"])
@@ -148,15 +163,19 @@ def test_a_gate_with_nothing_to_check_says_so(pytester: pytest.Pytester) -> None
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     result = run(pytester)
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "maf-preflight: *0 checks from 0 config files (no active checks in .maf/preflight-configs)",
-        "*gate open: nothing was checked*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "maf-preflight: *0 checks from 0 config files"
+            " (no active checks in .maf/preflight-configs)",
+            "*gate open: nothing was checked*",
+        ]
+    )
 
 
 @pytest.mark.parametrize("agent", ["..", ".hidden", "a/b", "x\n"])
-def test_names_that_could_leave_a_directory_are_refused(pytester: pytest.Pytester,
-                                                        agent: str) -> None:
+def test_names_that_could_leave_a_directory_are_refused(
+    pytester: pytest.Pytester, agent: str
+) -> None:
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     result = run(pytester, f"--maf-agent-id={agent}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -167,9 +186,11 @@ XDIST = ("-p", "xdist", "-n", "2")
 
 
 def test_a_smoke_test_that_kills_its_worker_does_not_hang_the_session(
-        pytester: pytest.Pytester, write_config) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
-    pytester.makepyfile(test_app=textwrap.dedent("""
+    pytester.makepyfile(
+        test_app=textwrap.dedent("""
         import os
         import pytest
 
@@ -180,9 +201,11 @@ def test_a_smoke_test_that_kills_its_worker_does_not_hang_the_session(
         @pytest.mark.parametrize("n", range(6))
         def test_ordinary(n):
             pass
-    """))
-    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight", *XDIST,
-                                           timeout=120)
+    """)
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "maf_preflight", "--maf-preflight", *XDIST, timeout=120
+    )
     assert result.ret == 10
     result.stdout.fnmatch_lines(["*gate CLOSED*test_smoke_crashes (maf_smoke failed)*"])
     outcomes = result.parseoutcomes()
@@ -190,10 +213,12 @@ def test_a_smoke_test_that_kills_its_worker_does_not_hang_the_session(
     assert outcomes.get("passed") == 1  # the check item
 
 
-def test_exitfirst_under_xdist_ends_promptly_with_the_gate_code(pytester: pytest.Pytester,
-                                                                write_config) -> None:
+def test_exitfirst_under_xdist_ends_promptly_with_the_gate_code(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("checks.yaml", PASSING_CHECK)
-    pytester.makepyfile(test_app=textwrap.dedent("""
+    pytester.makepyfile(
+        test_app=textwrap.dedent("""
         import pytest
 
         @pytest.mark.maf_smoke
@@ -204,7 +229,9 @@ def test_exitfirst_under_xdist_ends_promptly_with_the_gate_code(pytester: pytest
         @pytest.mark.parametrize("n", range(6))
         def test_ordinary(n):
             pass
-    """))
-    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight", "-x",
-                                           *XDIST, timeout=120)
+    """)
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "maf_preflight", "--maf-preflight", "-x", *XDIST, timeout=120
+    )
     assert result.ret == 10

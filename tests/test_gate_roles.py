@@ -8,14 +8,10 @@ controller's results, the smoke barrier) and the collection part, nothing else.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from helpers_configs import PASSING_CHECK
-
-WriteConfig = Callable[[str, str], Path]
+from helpers_configs import PASSING_CHECK, WriteConfig
 
 #: Written by the pytester project's conftest: the plugins of ours registered in each process.
 PROBE = """
@@ -29,8 +25,12 @@ def pytest_sessionfinish(session):
         json.dump(ours, handle)
 """
 
-CONTROLLER = ["maf_preflight", "maf_preflight_collection", "maf_preflight_gate",
-              "maf_preflight_report"]
+CONTROLLER = [
+    "maf_preflight",
+    "maf_preflight_collection",
+    "maf_preflight_gate",
+    "maf_preflight_report",
+]
 
 
 @pytest.fixture
@@ -38,8 +38,10 @@ def project(pytester: pytest.Pytester, write_config: WriteConfig) -> pytest.Pyte
     pytester.makeconftest(PROBE)
     pytester.makeini("[pytest]\n")
     write_config("checks.yaml", PASSING_CHECK)
-    pytester.makepyfile(test_app="import pytest\n\n@pytest.mark.parametrize('n', range(4))\n"
-                                 "def test_app(n):\n    pass\n")
+    pytester.makepyfile(
+        test_app="import pytest\n\n@pytest.mark.parametrize('n', range(4))\n"
+        "def test_app(n):\n    pass\n"
+    )
     return pytester
 
 
@@ -49,7 +51,8 @@ def plugins(pytester: pytest.Pytester, process: str) -> list[str]:
 
 
 def test_without_xdist_one_process_has_the_controller_and_the_report(
-        project: pytest.Pytester) -> None:
+    project: pytest.Pytester,
+) -> None:
     result = project.runpytest("-p", "maf_preflight", "--maf-preflight")
     result.assert_outcomes(passed=5)
     assert plugins(project, "main") == CONTROLLER
@@ -57,13 +60,17 @@ def test_without_xdist_one_process_has_the_controller_and_the_report(
 
 def test_under_xdist_workers_have_only_the_workers_part(project: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
-    result = project.runpytest_subprocess("-p", "maf_preflight", "-p", "xdist", "-n", "2",
-                                          "--maf-preflight", timeout=120)
+    result = project.runpytest_subprocess(
+        "-p", "maf_preflight", "-p", "xdist", "-n", "2", "--maf-preflight", timeout=120
+    )
     result.assert_outcomes(passed=5)
     assert plugins(project, "main") == sorted([*CONTROLLER, "maf_preflight_xdist"])
     for worker in ("gw0", "gw1"):
-        assert plugins(project, worker) == ["maf_preflight", "maf_preflight_collection",
-                                            "maf_preflight_gate_worker"]
+        assert plugins(project, worker) == [
+            "maf_preflight",
+            "maf_preflight_collection",
+            "maf_preflight_gate_worker",
+        ]
 
 
 def test_the_gate_off_registers_none_of_it(project: pytest.Pytester) -> None:

@@ -8,12 +8,10 @@ plugin's warning classes applies as written (issue 17).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-WriteConfig = Callable[[str, str], Path]
+from helpers_configs import WriteConfig
 
 TESTS = """\
 import pytest
@@ -32,13 +30,27 @@ CHECK_WARNING = "pytest_maf_preflight.warning_types.MafCheckWarning"
 @pytest.fixture
 def project(pytester: pytest.Pytester, write_config: WriteConfig) -> pytest.Pytester:
     """One passing check, one failing ``warning`` check, three ordinary tests, one smoke test."""
-    for check_id, argv, severity in (("tools", ["true"], "critical"),
-                                     ("lint", ["false"], "warning")):
-        write_config(f"{check_id}.json", json.dumps({
-            "id": check_id, "name": f"{check_id} command", "config_type": "smoke_test",
-            "version": "1.0.0", "severity": severity,
-            "config": {"test_type": "command", "timeout_seconds": 10,
-                       "test_definition": {"argv": argv}}}))
+    for check_id, argv, severity in (
+        ("tools", ["true"], "critical"),
+        ("lint", ["false"], "warning"),
+    ):
+        write_config(
+            f"{check_id}.json",
+            json.dumps(
+                {
+                    "id": check_id,
+                    "name": f"{check_id} command",
+                    "config_type": "smoke_test",
+                    "version": "1.0.0",
+                    "severity": severity,
+                    "config": {
+                        "test_type": "command",
+                        "timeout_seconds": 10,
+                        "test_definition": {"argv": argv},
+                    },
+                }
+            ),
+        )
     pytester.makepyfile(test_app=TESTS)
     return pytester
 
@@ -50,28 +62,36 @@ def ini(pytester: pytest.Pytester, *lines: str) -> None:
 def gate(pytester: pytest.Pytester, *args: str, xdist: bool = False) -> pytest.RunResult:
     # In a subprocess: nothing of this suite's own warning filters reaches the run.
     dist = ("-p", "xdist", "-n", "2") if xdist else ()
-    return pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight", *dist, *args,
-                                         timeout=120)
+    return pytester.runpytest_subprocess(
+        "-p", "maf_preflight", "--maf-preflight", *dist, *args, timeout=120
+    )
 
 
 def assert_warned_and_open(result: pytest.RunResult) -> None:
-    result.stdout.fnmatch_lines([
-        "*MafCheckWarning: preflight check 'lint' failed (severity warning): exit code 1",
-        "*= maf-preflight =*",
-        "WARN (failed)    lint  *ms",
-        "gate open",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*MafCheckWarning: preflight check 'lint' failed (severity warning): exit code 1",
+            "*= maf-preflight =*",
+            "WARN (failed)    lint  *ms",
+            "gate open",
+        ]
+    )
     result.assert_outcomes(passed=6, warnings=1)
     assert result.ret == pytest.ExitCode.OK
 
 
-@pytest.mark.parametrize("filters", [
-    ("filterwarnings = error",),
-    ("filterwarnings =\n    error::pytest.PytestWarning",),
-    (),
-], ids=["ini-error", "ini-error-pytestwarning", "cli-W-error"])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        ("filterwarnings = error",),
+        ("filterwarnings =\n    error::pytest.PytestWarning",),
+        (),
+    ],
+    ids=["ini-error", "ini-error-pytestwarning", "cli-W-error"],
+)
 def test_a_generic_error_filter_does_not_fail_a_warning_check(
-        project: pytest.Pytester, filters: tuple[str, ...]) -> None:
+    project: pytest.Pytester, filters: tuple[str, ...]
+) -> None:
     ini(project, *filters)
     result = gate(project, *(() if filters else ("-W", "error")))
     assert_warned_and_open(result)
@@ -97,33 +117,42 @@ def test_other_actions_of_generic_filters_still_apply(project: pytest.Pytester) 
 def test_warnings_as_errors_decides_whatever_the_filters(project: pytest.Pytester) -> None:
     ini(project, "filterwarnings = error", "maf_warnings_as_errors = true")
     result = gate(project)
-    result.stdout.fnmatch_lines([
-        "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
-        "FAILED           lint  *ms",
-        "gate CLOSED (exit code 10): lint (failed)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
+            "FAILED           lint  *ms",
+            "gate CLOSED (exit code 10): lint (failed)",
+        ]
+    )
     result.assert_outcomes(passed=1, failed=1, skipped=4)
     assert result.ret == 10
 
 
-@pytest.mark.parametrize("named", [
-    ("filterwarnings =\n    error::" + CHECK_WARNING,),
-    ("filterwarnings =\n    error::pytest_maf_preflight.warning_types.MafPreflightWarning",),
-    ("filterwarnings =\n    error\n    error::" + CHECK_WARNING,),
-], ids=["class", "base-class", "generic-and-class"])
-def test_a_filter_naming_the_class_applies_as_written(project: pytest.Pytester,
-                                                      named: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "named",
+    [
+        ("filterwarnings =\n    error::" + CHECK_WARNING,),
+        ("filterwarnings =\n    error::pytest_maf_preflight.warning_types.MafPreflightWarning",),
+        ("filterwarnings =\n    error\n    error::" + CHECK_WARNING,),
+    ],
+    ids=["class", "base-class", "generic-and-class"],
+)
+def test_a_filter_naming_the_class_applies_as_written(
+    project: pytest.Pytester, named: tuple[str, ...]
+) -> None:
     """The user's explicit choice: the check's item fails (briefly); the gate stays open,
     since the check's severity and the plugin's setting decide the gate."""
     ini(project, *named)
     result = gate(project)
-    result.stdout.fnmatch_lines([
-        "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
-        "  expected: exit code 0",
-        "  observed: exit code 1",
-        "WARN (failed)    lint  *ms",
-        "gate open",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "preflight check 'lint' (command, warning) FAILED after 1 attempt in *s",
+            "  expected: exit code 0",
+            "  observed: exit code 1",
+            "WARN (failed)    lint  *ms",
+            "gate open",
+        ]
+    )
     result.stdout.no_fnmatch_line("*Traceback*")
     result.assert_outcomes(passed=5, failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -146,12 +175,13 @@ def test_a_filter_naming_the_class_can_also_silence_it(project: pytest.Pytester)
 
 # --- -x and --maxfail ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stop", [("-x",), ("--maxfail=1",)], ids=["x", "maxfail"])
 @pytest.mark.parametrize("filters", [(), ("filterwarnings = error",)], ids=["plain", "error"])
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
 def test_stopping_at_the_first_failure_never_stops_at_a_warning_check(
-        project: pytest.Pytester, filters: tuple[str, ...], stop: tuple[str, ...],
-        xdist: bool) -> None:
+    project: pytest.Pytester, filters: tuple[str, ...], stop: tuple[str, ...], xdist: bool
+) -> None:
     ini(project, *filters)
     result = gate(project, *stop, xdist=xdist)
     assert_warned_and_open(result)
@@ -159,8 +189,9 @@ def test_stopping_at_the_first_failure_never_stops_at_a_warning_check(
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
-def test_with_warnings_as_errors_x_stops_at_the_closed_gate(project: pytest.Pytester,
-                                                            xdist: bool) -> None:
+def test_with_warnings_as_errors_x_stops_at_the_closed_gate(
+    project: pytest.Pytester, xdist: bool
+) -> None:
     """The check closes the gate, as any blocking check: -x ends the session there, with the
     gate's exit code, and no ordinary test passes."""
     ini(project, "filterwarnings = error", "maf_warnings_as_errors = true")

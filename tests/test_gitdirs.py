@@ -14,11 +14,17 @@ from pytest_maf_preflight.gitdirs import GitDirError, find_checkout, shared_loca
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env=env, timeout=60).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env, timeout=60
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -39,16 +45,20 @@ def test_main_checkout_and_worktrees_agree_with_git(main: Path, tmp_path: Path) 
     assert checkout is not None
     assert checkout.top == wt
     assert checkout.is_linked_worktree
-    assert checkout.common_dir == Path(git(wt, "rev-parse", "--path-format=absolute",
-                                           "--git-common-dir"))
-    assert checkout.git_dir == Path(git(wt, "rev-parse", "--path-format=absolute",
-                                        "--git-dir"))
+    assert checkout.common_dir == Path(
+        git(wt, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    )
+    assert checkout.git_dir == Path(git(wt, "rev-parse", "--path-format=absolute", "--git-dir"))
     assert checkout.main_checkout == main
 
     own = find_checkout(main / "pkg")
     assert own is not None
     assert (own.top, own.git_dir, own.common_dir, own.is_linked_worktree) == (
-        main, main / ".git", main / ".git", False)
+        main,
+        main / ".git",
+        main / ".git",
+        False,
+    )
     assert find_checkout(tmp_path) is None
 
 
@@ -65,7 +75,8 @@ def test_every_worktree_has_the_main_checkouts_project_key(main: Path, tmp_path:
 
 
 def test_worktrees_of_a_bare_repository_share_the_bare_repository(
-        main: Path, tmp_path: Path) -> None:
+    main: Path, tmp_path: Path
+) -> None:
     bare = tmp_path / "shared.git"
     git(tmp_path, "clone", "-q", "--bare", str(main), str(bare))
     one, two = tmp_path / "b1", tmp_path / "b2"
@@ -99,8 +110,9 @@ def test_a_submodule_style_git_file_is_its_own_project(tmp_path: Path) -> None:
     assert default_project_key(sub) == str(sub)
 
 
-@pytest.mark.parametrize("content", ["nonsense\n", "gitdir: /no/such/dir\n", "",
-                                     "gitdir: a\ngitdir: b\n"])
+@pytest.mark.parametrize(
+    "content", ["nonsense\n", "gitdir: /no/such/dir\n", "", "gitdir: a\ngitdir: b\n"]
+)
 def test_a_broken_git_file_is_an_error_not_another_project(tmp_path: Path, content: str) -> None:
     wt = tmp_path / "broken"
     wt.mkdir()

@@ -35,8 +35,10 @@ def commit_as(checkout: Path, agent: str, message: str = "change") -> tuple[bool
 
 # --- one hook for every worktree -----------------------------------------------------------------
 
+
 def test_install_in_a_worktree_guards_the_main_checkout_and_the_other_worktrees(
-        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     green, red = worktree(repo, "green"), worktree(repo, "red")
     lease_for_agent_b(capsys, "src/*.py")
     monkeypatch.chdir(green)
@@ -65,7 +67,8 @@ def test_install_in_a_worktree_guards_the_main_checkout_and_the_other_worktrees(
 
 
 def test_a_relative_core_hooks_path_gets_the_hook_in_every_worktree(
-        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # git takes a relative core.hooksPath from the top level of the worktree it runs in, so each
     # worktree has a hooks directory of its own.
     run_git(repo, "config", "core.hooksPath", ".githooks")
@@ -77,9 +80,12 @@ def test_a_relative_core_hooks_path_gets_the_hook_in_every_worktree(
     assert code == 0
     assert Path(data["hook"]) == green / ".githooks" / "pre-commit"
     assert sorted(Path(h["hook"]) for h in data["hooks"]) == sorted(
-        [repo / ".githooks" / "pre-commit", green / ".githooks" / "pre-commit"])
-    assert "a worktree added later needs 'maf-preflight guard install' run in it" in (
-        data["notes"][-1])
+        [repo / ".githooks" / "pre-commit", green / ".githooks" / "pre-commit"]
+    )
+    assert (
+        "a worktree added later needs 'maf-preflight guard install' run in it"
+        in (data["notes"][-1])
+    )
     assert not (repo / ".git" / "hooks" / "pre-commit").exists()
 
     for checkout in (repo, green):
@@ -97,8 +103,8 @@ def test_a_relative_core_hooks_path_gets_the_hook_in_every_worktree(
 
 
 def test_an_absolute_core_hooks_path_is_one_directory_for_all(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     shared = tmp_path / "team-hooks"
     run_git(repo, "config", "core.hooksPath", str(shared))
     green = worktree(repo, "green")
@@ -113,6 +119,7 @@ def test_an_absolute_core_hooks_path_is_one_directory_for_all(
 
 
 # --- the pre-push guard --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def remote(repo: Path, tmp_path: Path) -> Path:
@@ -135,11 +142,14 @@ def push_as(checkout: Path, agent: str, *args: str) -> tuple[bool, str]:
 
 
 def test_a_push_of_a_commit_changing_a_leased_file_is_refused_and_recorded(
-        repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, err = run_main(capsys, "guard", "install", "--pre-push")
     assert code == 0, err
-    assert ("installed: .git/hooks/pre-push runs 'maf-preflight guard check --pre-push' before "
-            "every push") in out
+    assert (
+        "installed: .git/hooks/pre-push runs 'maf-preflight guard check --pre-push' before "
+        "every push"
+    ) in out
     lease_for_agent_b(capsys, "src/*.py")
     # Committed without the pre-commit hook (or before the lease was taken): the push is the
     # last place to catch it.
@@ -163,7 +173,10 @@ def test_a_push_of_a_commit_changing_a_leased_file_is_refused_and_recorded(
         assert session.status == "closed"
         [conflict] = [c for c in runtime.reservation_conflicts() if c.session_id == session.id]
         assert (conflict.agent_id, conflict.holder_agent_id, conflict.path) == (
-            "agent-a", "agent-b", "src/app.py")
+            "agent-a",
+            "agent-b",
+            "src/app.py",
+        )
 
     ok, output = push_as(repo, "agent-b", "main")  # the holder may push it
     assert ok, output
@@ -172,7 +185,8 @@ def test_a_push_of_a_commit_changing_a_leased_file_is_refused_and_recorded(
 
 
 def test_a_new_branch_is_judged_by_the_commits_no_remote_has(
-        repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_main(capsys, "guard", "install", "--pre-push")[0] == 0
     lease_for_agent_b(capsys, "src/*.py")
     # src/app.py is in main's history, which origin has: a new branch does not send it again.
@@ -202,10 +216,13 @@ def test_a_new_branch_is_judged_by_the_commits_no_remote_has(
 
 
 def test_a_chained_pre_push_hook_gets_the_ref_lines_and_can_stop_the_push(
-        repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, remote: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     hooks = repo / ".git" / "hooks"
-    theirs = "#!/bin/sh\ncat > \"$(git rev-parse --git-dir)/seen\"\necho \"$1\" >> \"$(git " \
-             "rev-parse --git-dir)/seen\"\nexit \"${FAIL_PUSH:-0}\"\n"
+    theirs = (
+        '#!/bin/sh\ncat > "$(git rev-parse --git-dir)/seen"\necho "$1" >> "$(git '
+        'rev-parse --git-dir)/seen"\nexit "${FAIL_PUSH:-0}"\n'
+    )
     (hooks / "pre-push").write_text(theirs)
     (hooks / "pre-push").chmod(0o755)
     code, out, _ = run_main(capsys, "guard", "install", "--pre-push")
@@ -217,8 +234,9 @@ def test_a_chained_pre_push_hook_gets_the_ref_lines_and_can_stop_the_push(
     change(repo, "README.md", "# topic\n")
     run_git(repo, "commit", "-q", "-m", "topic", MAF_AGENT_ID="agent-a")
     head = run_git(repo, "rev-parse", "HEAD").stdout.strip()
-    failed = run_git(repo, "push", "origin", "topic", check=False, MAF_AGENT_ID="agent-a",
-                     FAIL_PUSH="1")
+    failed = run_git(
+        repo, "push", "origin", "topic", check=False, MAF_AGENT_ID="agent-a", FAIL_PUSH="1"
+    )
     assert failed.returncode != 0
     assert remote_head(remote, "topic") is None
     ok, output = push_as(repo, "agent-a", "topic")
@@ -233,7 +251,8 @@ def test_a_chained_pre_push_hook_gets_the_ref_lines_and_can_stop_the_push(
 
 
 def test_bad_pre_push_input_blocks_the_push_with_one_line(
-        repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO("refs/heads/main nothex refs/heads/main 0\n"))
@@ -244,8 +263,8 @@ def test_bad_pre_push_input_blocks_the_push_with_one_line(
 
 
 def test_a_push_to_a_url_records_it_without_its_password(
-        repo: Path, remote: Path, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    repo: Path, remote: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import io
 
     head = run_git(repo, "rev-parse", "HEAD").stdout.strip()
@@ -255,8 +274,17 @@ def test_a_push_to_a_url_records_it_without_its_password(
     run_git(repo, "commit", "-q", "-m", "x", MAF_AGENT_ID="agent-a")
     new = run_git(repo, "rev-parse", "HEAD").stdout.strip()
     monkeypatch.setattr("sys.stdin", io.StringIO(commit_line.replace(head, new)))
-    code = main(["guard", "check", "--pre-push", "--agent", "agent-a", "--json",
-                 "--remote=https://bot:hunter2@example.invalid/r.git"])
+    code = main(
+        [
+            "guard",
+            "check",
+            "--pre-push",
+            "--agent",
+            "agent-a",
+            "--json",
+            "--remote=https://bot:hunter2@example.invalid/r.git",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "hunter2" not in out

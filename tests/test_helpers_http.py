@@ -32,18 +32,20 @@ def _status(server: HttpServer, method: str = "GET", path: str = "/") -> int:
         return answer.status
 
 
-def test_a_route_table_answers_and_every_request_is_recorded(
-        http_server: StartHttpServer) -> None:
+def test_a_route_table_answers_and_every_request_is_recorded(http_server: StartHttpServer) -> None:
     server = http_server({"/ok": Response.json({"a": 1}, headers={"X-Id": "7"})})
     with _connect(server) as conn:
         conn.request("POST", "/ok?x=1", body=b'{"k": 2}', headers={"X-Trace": "t"})
         answer = conn.getresponse()
-        assert (answer.status, answer.read(), answer.getheader("X-Id")) == (
-            200, b'{"a": 1}', "7")
+        assert (answer.status, answer.read(), answer.getheader("X-Id")) == (200, b'{"a": 1}', "7")
     assert _status(server, "GET", "/elsewhere") == 404
     first, second = server.requests
     assert (first.method, first.path, first.route, first.query) == (
-        "POST", "/ok?x=1", "/ok", {"x": "1"})
+        "POST",
+        "/ok?x=1",
+        "/ok",
+        {"x": "1"},
+    )
     assert (first.headers["x-trace"], first.json()) == ("t", {"k": 2})
     assert (second.method, second.body) == ("GET", b"")
 

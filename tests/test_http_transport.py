@@ -46,6 +46,7 @@ def _no_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- one server for the three callers ---------------------------------------------------------
 
+
 def _app(request: Request) -> Response:
     """``/health`` for the api check, ``/hook`` for the webhook, ``/mcp/`` for the MCP client."""
     if request.route == "/health":
@@ -59,11 +60,15 @@ def _app(request: Request) -> Response:
     message = request.json()
     if "id" not in message:
         return Response(202)  # a notification
-    result = ({"protocolVersion": "2025-03-26", "capabilities": {}}
-              if message["method"] == "initialize" else
-              {"content": [], "structuredContent": message["params"]["arguments"]})
-    return Response.json({"jsonrpc": "2.0", "id": message["id"], "result": result},
-                         headers={"Mcp-Session-Id": "session-1"})
+    result = (
+        {"protocolVersion": "2025-03-26", "capabilities": {}}
+        if message["method"] == "initialize"
+        else {"content": [], "structuredContent": message["params"]["arguments"]}
+    )
+    return Response.json(
+        {"jsonrpc": "2.0", "id": message["id"], "result": result},
+        headers={"Mcp-Session-Id": "session-1"},
+    )
 
 
 #: A caller makes its requests to the server at a base URL within ``timeout`` seconds; it
@@ -72,10 +77,12 @@ Caller = Callable[[str, float], "str | None"]
 
 
 def call_api(base: str, timeout: float) -> str | None:
-    ctx = CheckContext(rootdir=Path.cwd(), environ=dict(os.environ), environment="test",
-                       agent_id="agent-1")
+    ctx = CheckContext(
+        rootdir=Path.cwd(), environ=dict(os.environ), environment="test", agent_id="agent-1"
+    )
     definition = api.ApiDefinition.model_validate(
-        {"url": f"{base}/health", "json": {"status": "ok"}, "timeout_ms": timeout * 1000})
+        {"url": f"{base}/health", "json": {"status": "ok"}, "timeout_ms": timeout * 1000}
+    )
     observation = api.run(definition, ctx)
     return None if observation.passed else observation.observed
 
@@ -95,8 +102,11 @@ def call_mcp(base: str, timeout: float) -> str | None:
     return None
 
 
-CALLERS = [pytest.param(call_api, id="api"), pytest.param(call_webhook, id="webhook"),
-           pytest.param(call_mcp, id="mcp")]
+CALLERS = [
+    pytest.param(call_api, id="api"),
+    pytest.param(call_webhook, id="webhook"),
+    pytest.param(call_mcp, id="mcp"),
+]
 
 
 @pytest.fixture
@@ -117,15 +127,35 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         pytest.skip("the openssl command is needed to make a test certificate")
     folder = tmp_path_factory.mktemp("tls")
     key, cert = folder / "key.pem", folder / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.2", "-addext", "subjectAltName=IP:127.0.0.2",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.2",
+            "-addext",
+            "subjectAltName=IP:127.0.0.2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
 @pytest.fixture
-def tls_server(http_server: StartHttpServer, certificate: tuple[Path, Path],
-               monkeypatch: pytest.MonkeyPatch) -> HttpServer:
+def tls_server(
+    http_server: StartHttpServer, certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> HttpServer:
     """The same server over TLS on 127.0.0.2, its certificate trusted by every default TLS
     context (so verification stays on, and checks the target's name, not the proxy's)."""
     cert, key = certificate
@@ -136,6 +166,7 @@ def tls_server(http_server: StartHttpServer, certificate: tuple[Path, Path],
 
 
 # --- which proxy the environment names --------------------------------------------------------
+
 
 def _proxy(url: str) -> http_transport.Proxy | None:
     return http_transport.proxy_for(http_transport.endpoint(url))
@@ -166,10 +197,12 @@ def test_http_proxy_is_ignored_in_a_cgi_script(monkeypatch: pytest.MonkeyPatch) 
     assert _proxy("http://api.example.com/") is None
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/", "http://localhost/",
-                                 "http://[::1]:8000/"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8000/", "http://localhost/", "http://[::1]:8000/"]
+)
 def test_loopback_hosts_use_the_proxy_unless_no_proxy_names_them(
-        monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy:3128")
     assert _proxy(url) is not None
     # As urllib compares them: an IPv6 address written as in a URL, in brackets.
@@ -177,63 +210,76 @@ def test_loopback_hosts_use_the_proxy_unless_no_proxy_names_them(
     assert _proxy(url) is None
 
 
-@pytest.mark.parametrize(("no_proxy", "url", "direct"), [
-    ("example.com", "https://example.com/", True),
-    ("example.com", "https://api.example.com/", True),  # a domain covers its subdomains
-    (".example.com", "https://api.example.com/", True),
-    ("example.com", "https://notexample.com/", False),
-    ("example.com:8443", "https://example.com:8443/", True),
-    ("example.com:8443", "https://example.com/", False),
-    (" other.org , EXAMPLE.com ", "https://example.com/", True),
-    ("*", "https://anything.net/", True),
-    ("", "https://example.com/", False),
-])
-def test_no_proxy_follows_urllib(monkeypatch: pytest.MonkeyPatch, no_proxy: str, url: str,
-                                 direct: bool) -> None:
+@pytest.mark.parametrize(
+    ("no_proxy", "url", "direct"),
+    [
+        ("example.com", "https://example.com/", True),
+        ("example.com", "https://api.example.com/", True),  # a domain covers its subdomains
+        (".example.com", "https://api.example.com/", True),
+        ("example.com", "https://notexample.com/", False),
+        ("example.com:8443", "https://example.com:8443/", True),
+        ("example.com:8443", "https://example.com/", False),
+        (" other.org , EXAMPLE.com ", "https://example.com/", True),
+        ("*", "https://anything.net/", True),
+        ("", "https://example.com/", False),
+    ],
+)
+def test_no_proxy_follows_urllib(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str, url: str, direct: bool
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     monkeypatch.setenv("no_proxy", no_proxy)
     assert (_proxy(url) is None) is direct
 
 
 def test_proxy_credentials_become_a_header_and_are_never_shown(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", f"http://{USERINFO}@proxy:3128")
     found = _proxy("https://example.com/")
     assert found is not None
-    assert found.authorization == "Basic " + base64.b64encode(
-        f"ops:{PASSWORD}".encode()).decode()
+    assert found.authorization == "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
     assert found.shown == "http://ops:***@proxy:3128"
 
 
-@pytest.mark.parametrize("value", [f"socks5://{USERINFO}@proxy:1080",
-                                   f"https://{USERINFO}@proxy:3128",
-                                   f"http://{USERINFO}@proxy:port"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"socks5://{USERINFO}@proxy:1080",
+        f"https://{USERINFO}@proxy:3128",
+        f"http://{USERINFO}@proxy:port",
+    ],
+)
 def test_a_proxy_that_is_not_http_is_an_error_not_a_direct_connection(
-        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", value)
-    with pytest.raises(http_transport.ProxyError, match=r"unusable proxy \w+://ops:\*\*\*@"
-                       ) as caught:
+    with pytest.raises(
+        http_transport.ProxyError, match=r"unusable proxy \w+://ops:\*\*\*@"
+    ) as caught:
         _proxy("https://example.com/")
     assert "pa%20ss" not in str(caught.value)
 
 
 # --- each caller, through a real proxy or past it ---------------------------------------------
 
+
 @pytest.mark.parametrize("call", CALLERS)
 def test_http_goes_through_the_proxy_in_absolute_form(
-        call: Caller, server: HttpServer, proxy: HttpProxy,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    call: Caller, server: HttpServer, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url())
     assert call(server.url(), 5.0) is None
     assert server.requests  # in origin form: the proxy rewrote them
     assert [(f.method, f.target) for f in proxy.forwarded] == [
-        (r.method, server.url(r.path)) for r in server.requests]
+        (r.method, server.url(r.path)) for r in server.requests
+    ]
 
 
 @pytest.mark.parametrize("call", CALLERS)
 def test_no_proxy_naming_the_host_goes_direct(
-        call: Caller, server: HttpServer, proxy: HttpProxy,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    call: Caller, server: HttpServer, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTP_PROXY", proxy.url())
     monkeypatch.setenv("NO_PROXY", "example.com,127.0.0.1")
     assert call(server.url(), 5.0) is None
@@ -243,20 +289,22 @@ def test_no_proxy_naming_the_host_goes_direct(
 
 @pytest.mark.parametrize("call", CALLERS)
 def test_https_goes_through_a_connect_tunnel_with_tls_to_the_target(
-        call: Caller, tls_server: HttpServer, proxy: HttpProxy,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    call: Caller, tls_server: HttpServer, proxy: HttpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTPS_PROXY", proxy.url())
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the https variable is the one used
     assert call(tls_server.url(), 5.0) is None
     assert tls_server.requests
     # One tunnel per request; the proxy saw where to, never what was said.
-    assert proxy.forwarded == [Forwarded("CONNECT", f"127.0.0.2:{tls_server.port}", None)
-                               ] * len(tls_server.requests)
+    assert proxy.forwarded == [Forwarded("CONNECT", f"127.0.0.2:{tls_server.port}", None)] * len(
+        tls_server.requests
+    )
     assert all(r.path.startswith("/") for r in tls_server.requests)
 
 
 def test_proxy_credentials_reach_the_proxy_and_not_the_server(
-        server: HttpServer, tls_server: HttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    server: HttpServer, tls_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = "Basic " + base64.b64encode(f"ops:{PASSWORD}".encode()).decode()
     with HttpProxy(credentials=f"ops:{PASSWORD}") as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url(USERINFO))
@@ -265,20 +313,25 @@ def test_proxy_credentials_reach_the_proxy_and_not_the_server(
         assert call_api(tls_server.url(), 5.0) is None
     assert proxy.refused == []
     assert [(f.method, f.proxy_authorization) for f in proxy.forwarded] == [
-        ("GET", expected), ("CONNECT", expected)]
+        ("GET", expected),
+        ("CONNECT", expected),
+    ]
     # Inside the tunnel the request is the server's alone.
     assert "proxy-authorization" not in tls_server.requests[0].headers
 
 
 @pytest.mark.parametrize("call", CALLERS)
 def test_a_proxy_refusing_the_tunnel_is_reported_without_the_password(
-        call: Caller, tls_server: HttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    call: Caller, tls_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with HttpProxy(credentials="ops:the-right-one") as proxy:
         monkeypatch.setenv("HTTPS_PROXY", proxy.url(USERINFO))
         failure = call(tls_server.url(), 5.0)
     assert failure is not None
-    assert (f"the proxy http://ops:***@127.0.0.1:{proxy.port} refused the tunnel to "
-            f"127.0.0.2:{tls_server.port}: 407 Proxy Authentication Required") in failure
+    assert (
+        f"the proxy http://ops:***@127.0.0.1:{proxy.port} refused the tunnel to "
+        f"127.0.0.2:{tls_server.port}: 407 Proxy Authentication Required"
+    ) in failure
     assert "pa%20ss" not in failure
     assert PASSWORD not in failure
     assert tls_server.requests == []
@@ -286,7 +339,8 @@ def test_a_proxy_refusing_the_tunnel_is_reported_without_the_password(
 
 @pytest.mark.parametrize("call", CALLERS)
 def test_a_proxy_that_cannot_be_reached_is_named_without_the_password(
-        call: Caller, server: HttpServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    call: Caller, server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     port = closed_port()
     monkeypatch.setenv("HTTP_PROXY", f"http://{USERINFO}@127.0.0.1:{port}")
     failure = call(server.url(), 5.0)
@@ -297,6 +351,7 @@ def test_a_proxy_that_cannot_be_reached_is_named_without_the_password(
 
 
 # --- the deadline holds against a peer that keeps sending -------------------------------------
+
 
 class HeaderTrickler:
     """Accepts connections on 127.0.0.1, answers a status line and then one more header line
@@ -333,8 +388,12 @@ class HeaderTrickler:
         self._threads[0].start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self._stop.set()
         for thread in self._threads:
             thread.join(2)
@@ -354,11 +413,11 @@ def test_headers_sent_a_line_at_a_time_end_at_the_deadline(call: Caller) -> None
 
 def test_one_deadline_covers_a_series_of_requests(server: HttpServer) -> None:
     deadline = http_transport.Deadline(0.3)
-    reply = http_transport.fetch("GET", server.url("/health"), headers={}, deadline=deadline,
-                                 limit=100)
+    reply = http_transport.fetch(
+        "GET", server.url("/health"), headers={}, deadline=deadline, limit=100
+    )
     assert reply.status == 200
     time.sleep(0.35)
     with pytest.raises(TimeoutError):
-        http_transport.fetch("GET", server.url("/health"), headers={}, deadline=deadline,
-                             limit=100)
+        http_transport.fetch("GET", server.url("/health"), headers={}, deadline=deadline, limit=100)
     assert len(server.requests) == 1  # the second was not even sent

@@ -24,8 +24,9 @@ WriteConfig = Callable[[str, str], Path]
 
 
 def ctx(tmp_path: Path) -> CheckContext:
-    return CheckContext(rootdir=tmp_path, environ=dict(os.environ), environment="development",
-                        agent_id="t")
+    return CheckContext(
+        rootdir=tmp_path, environ=dict(os.environ), environment="development", agent_id="t"
+    )
 
 
 def planned(check_id: str, test_type: str, definition: object) -> PlannedCheck:
@@ -48,9 +49,17 @@ def group(check_id: str, *members: str) -> PlannedCheck:
     """A group with retries: a group is decided once all the same."""
     check_type = REGISTRY.get("integration")
     assert check_type is not None
-    return PlannedCheck(check_id, check_id, "critical", check_type,
-                        IntegrationDefinition(checks=list(members)), 5.0, 3, 0.0,
-                        members=members)
+    return PlannedCheck(
+        check_id,
+        check_id,
+        "critical",
+        check_type,
+        IntegrationDefinition(checks=list(members)),
+        5.0,
+        3,
+        0.0,
+        members=members,
+    )
 
 
 def by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -59,26 +68,42 @@ def by_id(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 # --- the runner -------------------------------------------------------------------------------
 
-def test_groups_sharing_a_member_are_all_decided_and_the_member_runs_once(
-        tmp_path: Path) -> None:
+
+def test_groups_sharing_a_member_are_all_decided_and_the_member_runs_once(tmp_path: Path) -> None:
     log = tmp_path / "runs.log"
     seen: list[str] = []
-    results = run_checks([group("g1", "shared"), group("g2", "shared", "other"),
-                          counting_check("shared", log), env_check("other", "PATH"),
-                          group("g3", "shared")], ctx(tmp_path),
-                         on_result=lambda r: seen.append(r.check_id))
+    results = run_checks(
+        [
+            group("g1", "shared"),
+            group("g2", "shared", "other"),
+            counting_check("shared", log),
+            env_check("other", "PATH"),
+            group("g3", "shared"),
+        ],
+        ctx(tmp_path),
+        on_result=lambda r: seen.append(r.check_id),
+    )
     assert [r.check_id for r in results] == ["g1", "g2", "shared", "other", "g3"]
     assert {r.check_id: r.status for r in results} == {
-        cid: CheckStatus.PASSED for cid in ("g1", "g2", "g3", "shared", "other")}
+        cid: CheckStatus.PASSED for cid in ("g1", "g2", "g3", "shared", "other")
+    }
     assert log.read_text().splitlines() == ["ran"]
     assert sorted(seen) == sorted(["g1", "g2", "g3", "shared", "other"])  # once each
 
 
 def test_a_failing_shared_member_fails_every_group_naming_it(tmp_path: Path) -> None:
-    results = by_id(run_checks([group("g1", "missing"), group("g2", "missing"),
-                                group("g3", "missing", "present"),
-                                env_check("missing", "MAF_SURELY_UNSET_Q"),
-                                env_check("present", "PATH")], ctx(tmp_path)))
+    results = by_id(
+        run_checks(
+            [
+                group("g1", "missing"),
+                group("g2", "missing"),
+                group("g3", "missing", "present"),
+                env_check("missing", "MAF_SURELY_UNSET_Q"),
+                env_check("present", "PATH"),
+            ],
+            ctx(tmp_path),
+        )
+    )
     for name in ("g1", "g2", "g3"):
         assert results[name].status is CheckStatus.FAILED
         assert results[name].attempts == 1  # decided once, never retried
@@ -88,9 +113,18 @@ def test_a_failing_shared_member_fails_every_group_naming_it(tmp_path: Path) -> 
 
 def test_a_nested_group_is_decided_before_the_group_naming_it(tmp_path: Path) -> None:
     seen: list[str] = []
-    results = by_id(run_checks([group("outer", "inner", "b"), group("inner", "a"),
-                                env_check("a", "PATH"), env_check("b", "PATH")],
-                               ctx(tmp_path), on_result=lambda r: seen.append(r.check_id)))
+    results = by_id(
+        run_checks(
+            [
+                group("outer", "inner", "b"),
+                group("inner", "a"),
+                env_check("a", "PATH"),
+                env_check("b", "PATH"),
+            ],
+            ctx(tmp_path),
+            on_result=lambda r: seen.append(r.check_id),
+        )
+    )
     assert results["inner"].status is CheckStatus.PASSED
     assert results["outer"].status is CheckStatus.PASSED, results["outer"].observed
     assert results["outer"].details["members"] == {"inner": "passed", "b": "passed"}
@@ -98,9 +132,18 @@ def test_a_nested_group_is_decided_before_the_group_naming_it(tmp_path: Path) ->
 
 
 def test_a_failure_deep_inside_nested_groups_fails_every_group_above(tmp_path: Path) -> None:
-    results = by_id(run_checks([group("top", "mid"), group("mid", "low", "ok"),
-                                group("low", "unset"), env_check("unset", "MAF_SURELY_UNSET_Q"),
-                                env_check("ok", "PATH")], ctx(tmp_path)))
+    results = by_id(
+        run_checks(
+            [
+                group("top", "mid"),
+                group("mid", "low", "ok"),
+                group("low", "unset"),
+                env_check("unset", "MAF_SURELY_UNSET_Q"),
+                env_check("ok", "PATH"),
+            ],
+            ctx(tmp_path),
+        )
+    )
     assert [results[g].status for g in ("low", "mid", "top")] == [CheckStatus.FAILED] * 3
     assert "1 of 1 did not pass: mid failed" in results["top"].observed
     assert "low failed, ok passed" in results["mid"].observed
@@ -109,20 +152,26 @@ def test_a_failure_deep_inside_nested_groups_fails_every_group_above(tmp_path: P
 def test_a_long_chain_of_nested_groups_is_decided(tmp_path: Path) -> None:
     depth = 3000  # far past Python's recursion limit: the decision must not recurse
     chain = [group(f"g{i}", f"g{i + 1}") for i in range(depth)]
-    results = run_checks([*chain, group(f"g{depth}", "leaf"), env_check("leaf", "PATH")],
-                         ctx(tmp_path))
+    results = run_checks(
+        [*chain, group(f"g{depth}", "leaf"), env_check("leaf", "PATH")], ctx(tmp_path)
+    )
     assert {r.status for r in results} == {CheckStatus.PASSED}
     assert len(results) == depth + 2
 
 
-@pytest.mark.parametrize(("checks", "cycle"), [
-    ([group("a", "b", "x"), group("b", "a")], "a -> b -> a"),
-    ([group("a", "a", "x")], "a -> a"),
-])
-def test_groups_on_a_cycle_fail_closed_naming_it(tmp_path: Path, checks: list[PlannedCheck],
-                                                 cycle: str) -> None:
-    results = by_id(run_checks([*checks, group("above", "a"), env_check("x", "PATH")],
-                               ctx(tmp_path)))
+@pytest.mark.parametrize(
+    ("checks", "cycle"),
+    [
+        ([group("a", "b", "x"), group("b", "a")], "a -> b -> a"),
+        ([group("a", "a", "x")], "a -> a"),
+    ],
+)
+def test_groups_on_a_cycle_fail_closed_naming_it(
+    tmp_path: Path, checks: list[PlannedCheck], cycle: str
+) -> None:
+    results = by_id(
+        run_checks([*checks, group("above", "a"), env_check("x", "PATH")], ctx(tmp_path))
+    )
     for check in checks:
         result = results[check.check_id]
         assert result.status is CheckStatus.ERROR
@@ -148,21 +197,33 @@ ENV_CHECKS = """\
 
 
 def integration(check_id: str, *members: str) -> str:
-    return (f"  - id: {check_id}\n    name: group {check_id}\n    config_type: smoke_test\n"
-            f"    config:\n      test_type: integration\n      test_definition:\n"
-            f"        checks: [{', '.join(members)}]\n")
+    return (
+        f"  - id: {check_id}\n    name: group {check_id}\n    config_type: smoke_test\n"
+        f"    config:\n      test_type: integration\n      test_definition:\n"
+        f"        checks: [{', '.join(members)}]\n"
+    )
 
 
 def gate(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
-    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-runtime=memory",
-                              "-W", "ignore::pytest.PytestWarning", *args)
+    return pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "--maf-runtime=memory",
+        "-W",
+        "ignore::pytest.PytestWarning",
+        *args,
+    )
 
 
-def test_gate_decides_two_groups_sharing_a_member(pytester: pytest.Pytester,
-                                                  write_config: WriteConfig) -> None:
-    write_config("groups.yaml", "configs:\n" + ENV_CHECKS + integration("g1", "has-path")
-                 + integration("g2", "has-path"))
+def test_gate_decides_two_groups_sharing_a_member(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "groups.yaml",
+        "configs:\n" + ENV_CHECKS + integration("g1", "has-path") + integration("g2", "has-path"),
+    )
     result = gate(pytester)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.fnmatch_lines(["PASSED * g1 *", "PASSED * g2 *", "gate open"])
@@ -170,30 +231,45 @@ def test_gate_decides_two_groups_sharing_a_member(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
-def test_gate_fails_every_group_sharing_a_failed_member(pytester: pytest.Pytester,
-                                                         write_config: WriteConfig) -> None:
-    write_config("groups.yaml", "configs:\n" + ENV_CHECKS
-                 + integration("g1", "has-path", "has-nothing")
-                 + integration("g2", "has-nothing"))
+def test_gate_fails_every_group_sharing_a_failed_member(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "groups.yaml",
+        "configs:\n"
+        + ENV_CHECKS
+        + integration("g1", "has-path", "has-nothing")
+        + integration("g2", "has-nothing"),
+    )
     result = gate(pytester, "-rs")
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
-    result.stdout.fnmatch_lines([
-        "*preflight check 'g1' (integration, critical) FAILED*",
-        "*observed: 1 of 2 did not pass: has-path passed, has-nothing failed*",
-    ])
-    result.stdout.fnmatch_lines([
-        "*preflight check 'g2' (integration, critical) FAILED*",
-        "*observed: 1 of 1 did not pass: has-nothing failed*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*preflight check 'g1' (integration, critical) FAILED*",
+            "*observed: 1 of 2 did not pass: has-path passed, has-nothing failed*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*preflight check 'g2' (integration, critical) FAILED*",
+            "*observed: 1 of 1 did not pass: has-nothing failed*",
+        ]
+    )
     result.stdout.fnmatch_lines(["gate CLOSED (exit code 10): g1 (failed), g2 (failed)"])
     assert result.ret == 10
 
 
-def test_gate_decides_a_group_naming_a_group(pytester: pytest.Pytester,
-                                             write_config: WriteConfig) -> None:
+def test_gate_decides_a_group_naming_a_group(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     # The outer group comes first in the file: order must not matter.
-    write_config("groups.yaml", "configs:\n" + integration("platform", "base", "has-path")
-                 + integration("base", "has-path") + ENV_CHECKS)
+    write_config(
+        "groups.yaml",
+        "configs:\n"
+        + integration("platform", "base", "has-path")
+        + integration("base", "has-path")
+        + ENV_CHECKS,
+    )
     result = gate(pytester, "-rA")
     result.stdout.no_fnmatch_line("*not an active check*")
     result.stdout.fnmatch_lines(["PASSED * platform *", "gate open"])
@@ -203,22 +279,26 @@ def test_gate_decides_a_group_naming_a_group(pytester: pytest.Pytester,
 CYCLE = "configs:\n" + ENV_CHECKS + integration("g1", "has-path", "g2") + integration("g2", "g1")
 
 
-def test_a_cycle_of_groups_is_a_config_error(pytester: pytest.Pytester,
-                                             write_config: WriteConfig) -> None:
+def test_a_cycle_of_groups_is_a_config_error(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("groups.yaml", CYCLE)
     result = gate(pytester)
     assert result.ret == 11
-    result.stderr.fnmatch_lines([
-        "*1 preflight config error:",
-        "*.maf/preflight-configs/groups.yaml:17: configs[[]2].config.test_definition.checks: "
-        "integration checks name each other in a cycle: g1 -> g2 -> g1;*",
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*1 preflight config error:",
+            "*.maf/preflight-configs/groups.yaml:17: configs[[]2].config.test_definition.checks: "
+            "integration checks name each other in a cycle: g1 -> g2 -> g1;*",
+        ]
+    )
     assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
-def test_a_group_naming_itself_is_a_config_error(pytester: pytest.Pytester,
-                                                 write_config: WriteConfig) -> None:
+def test_a_group_naming_itself_is_a_config_error(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("groups.yaml", "configs:\n" + ENV_CHECKS + integration("me", "has-path", "me"))
     result = gate(pytester)
     assert result.ret == 11
@@ -226,9 +306,14 @@ def test_a_group_naming_itself_is_a_config_error(pytester: pytest.Pytester,
 
 
 def validate(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest_maf_preflight.cli", "validate",
-                           *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest_maf_preflight.cli", "validate", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_validate_reports_a_cycle_of_groups(tmp_path: Path) -> None:
@@ -238,13 +323,15 @@ def test_validate_reports_a_cycle_of_groups(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [
         "groups.yaml:17: configs[2].config.test_definition.checks: integration checks name "
         "each other in a cycle: g1 -> g2 -> g1; a group can only be decided after its members",
-        "invalid: 1 error in 1 file (1 checked)"]
+        "invalid: 1 error in 1 file (1 checked)",
+    ]
     assert "Traceback" not in result.stderr
 
 
 def test_validate_reports_a_cycle_in_any_environment(tmp_path: Path) -> None:
     # Only production closes the loop; it is still found when another environment is chosen.
-    (tmp_path / "groups.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "groups.yaml").write_text(
+        textwrap.dedent("""\
         configs:
           - id: a
             name: a
@@ -257,13 +344,15 @@ def test_validate_reports_a_cycle_in_any_environment(tmp_path: Path) -> None:
             environment_overrides:
               production:
                 test_definition: {checks: [a, g]}
-    """))
+    """)
+    )
     result = validate("groups.yaml", "--env", "development", cwd=tmp_path)
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == (
         "groups.yaml:12: configs[1].environment_overrides.production.test_definition.checks: "
         "integration checks name each other in a cycle in environment 'production': g -> g; "
-        "a group can only be decided after its members")
+        "a group can only be decided after its members"
+    )
     ok = (tmp_path / "groups.yaml").read_text().replace("[a, g]", "[a]")
     (tmp_path / "groups.yaml").write_text(ok)
     assert validate("groups.yaml", cwd=tmp_path).returncode == 0

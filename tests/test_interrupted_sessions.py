@@ -20,8 +20,10 @@ import pytest
 
 from helpers_processes import gone
 
-SLEEPER = ("import os, sys, time; open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); "
-           "os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(60)")
+SLEEPER = (
+    "import os, sys, time; open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); "
+    "os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(60)"
+)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], within: float = 30.0) -> int:
@@ -40,26 +42,48 @@ Started = Callable[[], tuple[subprocess.Popen[bytes], list[int]]]
 
 
 @pytest.fixture
-def started(pytester: pytest.Pytester, write_config: Callable[[str, str], Any]
-            ) -> Iterator[Started]:
+def started(
+    pytester: pytest.Pytester, write_config: Callable[[str, str], Any]
+) -> Iterator[Started]:
     """Start ``pytest --maf-preflight`` on a project with two sleeping command checks; return
     the pytest process and the checks' pids once both run."""
     pidfiles = [pytester.path / f"check-{n}.pid" for n in (1, 2)]
     for n, pidfile in enumerate(pidfiles, 1):
-        write_config(f"sleep-{n}.json", json.dumps({
-            "id": f"sleeps-{n}", "name": "Sleeps a minute", "config_type": "smoke_test",
-            "config": {"test_type": "command", "timeout_seconds": 120,
-                       "test_definition": {"argv": [sys.executable, "-c", SLEEPER,
-                                                    str(pidfile)]}}}))
+        write_config(
+            f"sleep-{n}.json",
+            json.dumps(
+                {
+                    "id": f"sleeps-{n}",
+                    "name": "Sleeps a minute",
+                    "config_type": "smoke_test",
+                    "config": {
+                        "test_type": "command",
+                        "timeout_seconds": 120,
+                        "test_definition": {"argv": [sys.executable, "-c", SLEEPER, str(pidfile)]},
+                    },
+                }
+            ),
+        )
     pytester.makepyfile(test_a="def test_a():\n    pass\n")
     procs: list[subprocess.Popen[bytes]] = []
     pids: list[int] = []
 
     def start() -> tuple[subprocess.Popen[bytes], list[int]]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "maf_preflight", "--maf-preflight",
-             "-p", "no:cacheprovider"],
-            cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "maf_preflight",
+                "--maf-preflight",
+                "-p",
+                "no:cacheprovider",
+            ],
+            cwd=pytester.path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         procs.append(proc)
         pids.extend(_wait_for(path, proc) for path in pidfiles)
         return proc, pids
@@ -102,8 +126,9 @@ def test_a_command_started_after_the_interrupt_is_killed_at_once() -> None:
     groups.kill_all(stop=True)
     try:
         start = time.monotonic()
-        done = run_process([sys.executable, "-c", "import time; time.sleep(60)"],
-                           deadline=time.monotonic() + 30)
+        done = run_process(
+            [sys.executable, "-c", "import time; time.sleep(60)"], deadline=time.monotonic() + 30
+        )
     finally:
         groups.resume()
     assert done.returncode == -signal.SIGKILL

@@ -11,10 +11,20 @@ from typing import Any
 
 import pytest
 
-HEAVY = ("pydantic", "jsonschema", "sqlite3", "yaml", "pytest_maf_preflight.gate.controller",
-         "pytest_maf_preflight.config.loader", "pytest_maf_preflight.protocol",
-         "pytest_maf_preflight.runtime.sqlite", "pytest_maf_preflight.settings",
-         "pytest_maf_preflight.http_transport", "http.client", "ssl")
+HEAVY = (
+    "pydantic",
+    "jsonschema",
+    "sqlite3",
+    "yaml",
+    "pytest_maf_preflight.gate.controller",
+    "pytest_maf_preflight.config.loader",
+    "pytest_maf_preflight.protocol",
+    "pytest_maf_preflight.runtime.sqlite",
+    "pytest_maf_preflight.settings",
+    "pytest_maf_preflight.http_transport",
+    "http.client",
+    "ssl",
+)
 
 CONFTEST = f"""
 import json, sys
@@ -71,10 +81,21 @@ config:
 
 def run_python(code: str, cwd: Path) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MAF_", "GIT_"))}
-    environ.update(MAF_AGENT_ID="agent-a", MAF_RUNTIME_MODE="sqlite", HOME=str(cwd.parent),
-                   GIT_CONFIG_NOSYSTEM="1")
-    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ,
-                            capture_output=True, text=True, timeout=120, check=False)
+    environ.update(
+        MAF_AGENT_ID="agent-a",
+        MAF_RUNTIME_MODE="sqlite",
+        HOME=str(cwd.parent),
+        GIT_CONFIG_NOSYSTEM="1",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return dict(json.loads(result.stdout.splitlines()[-1]))
 
@@ -99,6 +120,9 @@ def test_the_guard_does_not_import_pytest(tmp_path: Path) -> None:
 def test_the_guard_probe_sees_pytest(tmp_path: Path) -> None:
     # The counterpart: the same probe, after importing the plugin, reports pytest.
     (tmp_path / "repo").mkdir()
-    outcome = run_python("import pytest_maf_preflight.plugin\n" + GUARD_PROBE.replace(
-        'code = main(["guard", "check"])', "code = 0"), tmp_path / "repo")
+    outcome = run_python(
+        "import pytest_maf_preflight.plugin\n"
+        + GUARD_PROBE.replace('code = main(["guard", "check"])', "code = 0"),
+        tmp_path / "repo",
+    )
     assert outcome == {"code": 0, "loaded": ["pytest", "_pytest"]}

@@ -66,8 +66,7 @@ def open_store(mode: str, root: Path) -> RuntimeState:
 
 
 @pytest.fixture(params=["sqlite", "json"])
-def mode(request: pytest.FixtureRequest, tmp_path: Path,
-         monkeypatch: pytest.MonkeyPatch) -> str:
+def mode(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The store every process of the test uses (gate, CLI, followers), named by environment
     variables, so the test does not depend on where the default store lives."""
     monkeypatch.setenv("MAF_RUNTIME_MODE", request.param)
@@ -77,8 +76,9 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path,
 
 
 def gate(pytester: pytest.Pytester, *args: str, agent: str = "agent-a") -> pytest.RunResult:
-    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", f"--maf-agent-id={agent}",
-                              *QUIET, *args)
+    return pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", f"--maf-agent-id={agent}", *QUIET, *args
+    )
 
 
 def cli(*args: str) -> tuple[int, str, str]:
@@ -94,8 +94,10 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 # --- the gate produces them --------------------------------------------------------------------
 
+
 def test_each_check_starts_and_ends_as_messages_with_one_execution_id(
-        pytester: pytest.Pytester, write_config: Any, mode: str, tmp_path: Path) -> None:
+    pytester: pytest.Pytester, write_config: Any, mode: str, tmp_path: Path
+) -> None:
     write_config("checks.yaml", CHECKS)
     pytester.makepyfile(test_app="def test_one():\n    pass\n")
     result = gate(pytester)
@@ -111,20 +113,28 @@ def test_each_check_starts_and_ends_as_messages_with_one_execution_id(
 
     assert [from_record(m).type for m in messages] == [m.type for m in messages]  # all valid
     order = [(m.type, m.payload["config_id"]) for m in messages]
-    assert sorted(order) == sorted([*(("PREFLIGHT_CHECK", c) for c in CHECK_IDS),
-                                    *(("PREFLIGHT_RESULT", c) for c in CHECK_IDS)])
+    assert sorted(order) == sorted(
+        [
+            *(("PREFLIGHT_CHECK", c) for c in CHECK_IDS),
+            *(("PREFLIGHT_RESULT", c) for c in CHECK_IDS),
+        ]
+    )
     for check_id in CHECK_IDS:
         start = order.index(("PREFLIGHT_CHECK", check_id))
         end = order.index(("PREFLIGHT_RESULT", check_id))
         assert start < end
         # The execution id both carry is the one the execution row was recorded under.
-        assert (messages[start].payload["execution_id"] == messages[end].payload["execution_id"]
-                == executions[check_id].id)
+        assert (
+            messages[start].payload["execution_id"]
+            == messages[end].payload["execution_id"]
+            == executions[check_id].id
+        )
         assert messages[start].created_at <= messages[end].created_at
     by_id = {m.payload["config_id"]: m.payload for m in messages if m.type == "PREFLIGHT_RESULT"}
     assert (by_id["has-path"]["status"], by_id["needs-var"]["status"]) == ("passed", "failed")
-    started = next(m for m in messages if m.type == "PREFLIGHT_CHECK"
-                   and m.payload["config_id"] == "needs-var")
+    started = next(
+        m for m in messages if m.type == "PREFLIGHT_CHECK" and m.payload["config_id"] == "needs-var"
+    )
     assert started.payload["check_type"] == "environment"
     assert started.payload["context"]["severity"] == "warning"
 
@@ -135,8 +145,9 @@ def test_each_check_starts_and_ends_as_messages_with_one_execution_id(
     assert len(lines) == 3
     assert all("PREFLIGHT_RESULT" in line and " agent-a " in line for line in lines)
     assert any("needs-var failed in " in line for line in lines)
-    code, out, _ = cli("messages", "list", "--json", "--type", "PREFLIGHT_CHECK", "--agent",
-                       "agent-a")
+    code, out, _ = cli(
+        "messages", "list", "--json", "--type", "PREFLIGHT_CHECK", "--agent", "agent-a"
+    )
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0
     assert sorted(r["payload"]["config_id"] for r in rows) == sorted(CHECK_IDS)
@@ -145,9 +156,9 @@ def test_each_check_starts_and_ends_as_messages_with_one_execution_id(
     assert cli("messages", "list", "--agent", "someone-else")[1] == ""
 
 
-def test_a_reservation_conflict_is_a_message(pytester: pytest.Pytester, write_config: Any,
-                                             mode: str, tmp_path: Path,
-                                             git_identity: Path) -> None:
+def test_a_reservation_conflict_is_a_message(
+    pytester: pytest.Pytester, write_config: Any, mode: str, tmp_path: Path, git_identity: Path
+) -> None:
     root = pytester.path
     pytester.makepyfile(test_app="def test_one():\n    pass\n")
     commit_base(root, {".gitignore": ".maf/\n__pycache__/\n", "src/x.py": "x = 1\n"})
@@ -167,9 +178,13 @@ def test_a_reservation_conflict_is_a_message(pytester: pytest.Pytester, write_co
     types = [m.type for m in messages]
     assert types == ["PREFLIGHT_CHECK", "PREFLIGHT_RESULT", "RESERVATION_CONFLICT"]
     conflict = messages[2].payload
-    assert (conflict["conflict_type"], conflict["holder_agent"], conflict["path_pattern"],
-            conflict["paths"], conflict["severity"]) == (
-        "foreign_lease", "agent-b", "src/**", ["src/x.py"], "critical")
+    assert (
+        conflict["conflict_type"],
+        conflict["holder_agent"],
+        conflict["path_pattern"],
+        conflict["paths"],
+        conflict["severity"],
+    ) == ("foreign_lease", "agent-b", "src/**", ["src/x.py"], "critical")
     assert conflict["conflict_id"] == row.id
     assert conflict["execution_id"] == execution.id == messages[0].payload["execution_id"]
     assert conflict["config_id"] == "no-foreign-leases"
@@ -183,12 +198,19 @@ def test_a_reservation_conflict_is_a_message(pytester: pytest.Pytester, write_co
 
 # --- ack ---------------------------------------------------------------------------------------
 
+
 def queue_of(mode: str, root: Path, *ids: str) -> None:
     with open_store(mode, root) as store:
-        store.enqueue_many(Message(id=i, type="PREFLIGHT_CHECK", agent_id="agent-x",
-                                   payload={"config_id": f"c-{i}", "execution_id": f"e-{i}",
-                                            "check_type": "http"}, created_at=1000.0 + n)
-                           for n, i in enumerate(ids))
+        store.enqueue_many(
+            Message(
+                id=i,
+                type="PREFLIGHT_CHECK",
+                agent_id="agent-x",
+                payload={"config_id": f"c-{i}", "execution_id": f"e-{i}", "check_type": "http"},
+                created_at=1000.0 + n,
+            )
+            for n, i in enumerate(ids)
+        )
 
 
 def test_ack_by_unique_prefix_and_one_line_refusals(mode: str, tmp_path: Path) -> None:
@@ -198,23 +220,33 @@ def test_ack_by_unique_prefix_and_one_line_refusals(mode: str, tmp_path: Path) -
     assert out == "message abc123 (PREFLIGHT_CHECK from agent-x) acknowledged\n"
     with open_store(mode, tmp_path) as store:
         assert {m.id: m.status for m in store.messages()} == {
-            "abc123": "acked", "abd456": "queued", "xyz789": "queued"}
+            "abc123": "acked",
+            "abd456": "queued",
+            "xyz789": "queued",
+        }
 
     code, out, err = cli("messages", "ack", "abc123")
-    assert (code, out) == (0, "message abc123 (PREFLIGHT_CHECK from agent-x) was already "
-                              "acknowledged\n")
+    assert (code, out) == (
+        0,
+        "message abc123 (PREFLIGHT_CHECK from agent-x) was already acknowledged\n",
+    )
     code, out, err = cli("messages", "ack", "ab")
     assert (code, out) == (2, "")
     assert err.startswith("maf-preflight: error: message ID 'ab' is ambiguous: it starts 2 ids")
     code, out, err = cli("messages", "ack", "nope")
     assert (code, out) == (EXIT_REFUSED, "")
-    assert err == ("maf-preflight: error: no message with id 'nope' in the "
-                   f"{mode} runtime ('maf-preflight messages list --limit 0' shows every one)\n")
+    assert err == (
+        "maf-preflight: error: no message with id 'nope' in the "
+        f"{mode} runtime ('maf-preflight messages list --limit 0' shows every one)\n"
+    )
     code, out, err = cli("messages", "ack", "xyz", "--json")
     assert code == 0
     done = json.loads(out)
     assert (done["message"]["id"], done["message"]["status"], done["already_acked"]) == (
-        "xyz789", "acked", False)
+        "xyz789",
+        "acked",
+        False,
+    )
     # The listing shows the status, and filters on it.
     code, out, _ = cli("messages", "list", "--status", "acked", "--json")
     assert sorted(json.loads(line)["id"] for line in out.splitlines()) == ["abc123", "xyz789"]
@@ -234,11 +266,16 @@ def test_list_arguments_are_checked(mode: str) -> None:
 
 # --- follow, as a coordinator would run it -------------------------------------------------------
 
+
 @pytest.fixture
 def follower(mode: str) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen([*CLI, "messages", "follow", "--interval", "0.05"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ))
+    process = subprocess.Popen(
+        [*CLI, "messages", "follow", "--interval", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     try:
         yield process
     finally:
@@ -259,20 +296,23 @@ def read_line(stream: IO[str], timeout: float = 30.0) -> str:
 
 
 def test_follow_prints_what_another_process_enqueues_and_stops_cleanly_on_ctrl_c(
-        follower: subprocess.Popen[str], mode: str, tmp_path: Path) -> None:
+    follower: subprocess.Popen[str], mode: str, tmp_path: Path
+) -> None:
     queue_of(mode, tmp_path, "old-one")  # there before the follower: not shown
     assert follower.stderr is not None
     assert follower.stdout is not None
     assert read_line(follower.stderr).startswith(f"following messages in the {mode} runtime")
-    enqueue = ("import sys\n"
-               "from pytest_maf_preflight.runtime.factory import open_chain, "
-               "resolve_runtime_settings\n"
-               "from pathlib import Path\nimport os\n"
-               "opened = open_chain(resolve_runtime_settings(Path.cwd(), os.environ, None))\n"
-               "opened.runtime.enqueue({'type': 'PREFLIGHT_CHECK', 'agentId': 'agent-001', "
-               "'configId': 'api-health-check', 'executionId': 'exec-123', "
-               "'checkType': 'smoke_test'})\n"
-               "opened.runtime.close()\n")
+    enqueue = (
+        "import sys\n"
+        "from pytest_maf_preflight.runtime.factory import open_chain, "
+        "resolve_runtime_settings\n"
+        "from pathlib import Path\nimport os\n"
+        "opened = open_chain(resolve_runtime_settings(Path.cwd(), os.environ, None))\n"
+        "opened.runtime.enqueue({'type': 'PREFLIGHT_CHECK', 'agentId': 'agent-001', "
+        "'configId': 'api-health-check', 'executionId': 'exec-123', "
+        "'checkType': 'smoke_test'})\n"
+        "opened.runtime.close()\n"
+    )
     subprocess.run([sys.executable, "-c", enqueue], check=True, env=dict(os.environ))
     line = read_line(follower.stdout)
     assert " PREFLIGHT_CHECK " in line

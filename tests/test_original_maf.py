@@ -48,15 +48,26 @@ HOUR = 3600.0
 def repo(pytester: pytest.Pytester, git_identity: Path) -> Path:
     """The pytester project as a git repository on ``main``, with a lock_validation config."""
     pytester.makepyfile(test_app="def test_ordinary():\n    pass\n")
-    return commit_base(pytester.path, {
-        **APP_FILES, ".gitignore": ".maf/\n.agent-mail/\n__pycache__/\n",
-        ".maf/preflight-configs/leases.yaml": LOCK_VALIDATION})
+    return commit_base(
+        pytester.path,
+        {
+            **APP_FILES,
+            ".gitignore": ".maf/\n.agent-mail/\n__pycache__/\n",
+            ".maf/preflight-configs/leases.yaml": LOCK_VALIDATION,
+        },
+    )
 
 
 def gate(pytester: pytest.Pytester, *args: str, agent: str = "agent-a") -> pytest.RunResult:
-    return pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight",
-                                         f"--maf-agent-id={agent}", "--maf-runtime=sqlite",
-                                         *QUIET, *args)
+    return pytester.runpytest_subprocess(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        f"--maf-agent-id={agent}",
+        "--maf-runtime=sqlite",
+        *QUIET,
+        *args,
+    )
 
 
 def original_db(root: Path) -> Path:
@@ -66,6 +77,7 @@ def original_db(root: Path) -> Path:
 
 
 # --- the published schema and our transcription ------------------------------------------------
+
 
 def test_the_transcription_matches_the_published_schema(tmp_path: Path) -> None:
     texts, where = published_schema()
@@ -81,8 +93,8 @@ def test_the_transcription_matches_the_published_schema(tmp_path: Path) -> None:
 
 # --- item 3: the original database coexists ----------------------------------------------------
 
-def test_our_store_lives_beside_the_original_database_and_never_writes_it(
-        tmp_path: Path) -> None:
+
+def test_our_store_lives_beside_the_original_database_and_never_writes_it(tmp_path: Path) -> None:
     db = original_db(tmp_path)
     lease_file(db, "src/a.py", "BlueLake", time.time() + HOUR)
     before = fingerprint(db)
@@ -95,14 +107,19 @@ def test_our_store_lives_beside_the_original_database_and_never_writes_it(
         assert runtime.acquire_leases("agent-a", ["docs/**"], ttl=60).ok
         info = runtime.info()
     assert info.location == str(tmp_path / ".maf" / "runtime.preflight.db")
-    assert any("belongs to the original MAF (tables tasks, leases" in n and
-               "runtime.preflight.db" in n for n in info.notes), info.notes
+    assert any(
+        "belongs to the original MAF (tables tasks, leases" in n and "runtime.preflight.db" in n
+        for n in info.notes
+    ), info.notes
 
     # Outside git, MAF_DB_PATH naming the original's file: every command finds our store.
     env = {"MAF_DB_PATH": ".maf/runtime.db", "MAF_RUNTIME_MODE": "sqlite"}
-    for command in (["runtime", "info"], ["runtime", "migrate"],
-                    ["runtime", "sync", "--from", "json", "--to", "sqlite"],
-                    ["reservations", "list"]):
+    for command in (
+        ["runtime", "info"],
+        ["runtime", "migrate"],
+        ["runtime", "sync", "--from", "json", "--to", "sqlite"],
+        ["reservations", "list"],
+    ):
         result = cli(tmp_path, *command, **env)
         assert result.returncode == 0, (command, result.stdout, result.stderr)
     info_out = cli(tmp_path, "runtime", "info", **env).stdout
@@ -112,8 +129,9 @@ def test_our_store_lives_beside_the_original_database_and_never_writes_it(
     assert fingerprint(db) == before
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (0,)
-        assert "schema_migrations" not in {r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master")}
+        assert "schema_migrations" not in {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master")
+        }
     conn.close()
 
 
@@ -136,8 +154,10 @@ def test_reading_a_quiet_wal_database_leaves_no_trace(tmp_path: Path) -> None:
     # With the original at work (its -wal present), committed rows are seen through it.
     writer = sqlite3.connect(db)
     try:
-        writer.execute("INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
-                       "VALUES ('t1', 'READY', '{}', 1, 1)")
+        writer.execute(
+            "INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
+            "VALUES ('t1', 'READY', '{}', 1, 1)"
+        )
         writer.commit()
         assert Path(f"{db}-wal").exists()
         assert read_only(db, lambda c: c.execute("SELECT id FROM tasks").fetchall()) == [("t1",)]
@@ -147,8 +167,10 @@ def test_reading_a_quiet_wal_database_leaves_no_trace(tmp_path: Path) -> None:
 
 # --- item 4: the original's leases count -------------------------------------------------------
 
+
 def test_the_original_runtime_lease_closes_the_gate_and_the_file_stays_identical(
-        pytester: pytest.Pytester, repo: Path) -> None:
+    pytester: pytest.Pytester, repo: Path
+) -> None:
     db = original_db(repo)
     task = lease_file(db, "src/app/x.py", "BlueLake", time.time() + HOUR)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
@@ -156,13 +178,15 @@ def test_the_original_runtime_lease_closes_the_gate_and_the_file_stays_identical
 
     result = gate(pytester)
     assert result.ret == 10, result.stdout.str()
-    result.stdout.fnmatch_lines([
-        "maf-preflight: agent agent-a, environment development, runtime sqlite*",
-        "*against 0 active lease(s) in the sqlite lease store and 1 original MAF lease(s) in "
-        ".maf/runtime.db (leases, file_reservations)*",
-        f"*src/app/x.py: reserved by BlueLake (exclusive original_maf:leases reservation "
-        f"{task[:12]} on 'src/app/x.py', expires *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "maf-preflight: agent agent-a, environment development, runtime sqlite*",
+            "*against 0 active lease(s) in the sqlite lease store and 1 original MAF lease(s) in "
+            ".maf/runtime.db (leases, file_reservations)*",
+            f"*src/app/x.py: reserved by BlueLake (exclusive original_maf:leases reservation "
+            f"{task[:12]} on 'src/app/x.py', expires *",
+        ]
+    )
     assert "fell back" not in result.stdout.str()
     assert fingerprint(db) == before
 
@@ -172,7 +196,8 @@ def test_the_original_runtime_lease_closes_the_gate_and_the_file_stays_identical
 
 
 def test_with_maf_db_path_on_the_original_file_the_gate_records_beside_it(
-        pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = original_db(repo)
     lease_file(db, "src/app/x.py", "BlueLake", time.time() + HOUR)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
@@ -180,8 +205,9 @@ def test_with_maf_db_path_on_the_original_file_the_gate_records_beside_it(
     monkeypatch.setenv("MAF_DB_PATH", ".maf/runtime.db")
     result = gate(pytester)
     assert result.ret == 10, result.stdout.str()
-    result.stdout.fnmatch_lines(["*runtime sqlite*",
-                                 "*src/app/x.py: reserved by BlueLake (exclusive original_maf*"])
+    result.stdout.fnmatch_lines(
+        ["*runtime sqlite*", "*src/app/x.py: reserved by BlueLake (exclusive original_maf*"]
+    )
     assert fingerprint(db) == before
     with SqliteRuntime(repo / ".maf" / "runtime.preflight.db") as ours:
         [conflict] = ours.reservation_conflicts()
@@ -191,7 +217,8 @@ def test_with_maf_db_path_on_the_original_file_the_gate_records_beside_it(
 
 @pytest.mark.parametrize("kind", ["file_reservations", "file_backend"])
 def test_file_reservations_and_the_file_backend_count_until_expired_or_released(
-        pytester: pytest.Pytester, repo: Path, kind: str) -> None:
+    pytester: pytest.Pytester, repo: Path, kind: str
+) -> None:
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
     now = time.time()
     if kind == "file_reservations":
@@ -199,56 +226,82 @@ def test_file_reservations_and_the_file_backend_count_until_expired_or_released(
         reserve_file(db, "src/app/x.py", "GreenCastle", now + HOUR)
         where = ".maf/runtime.db (leases, file_reservations)"
     else:
-        db = write_file_backend(repo / ".agent-mail", [
-            {"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now + HOUR}])
+        db = write_file_backend(
+            repo / ".agent-mail",
+            [{"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now + HOUR}],
+        )
         where = ".agent-mail/reservations/reservations.db (file_backend)"
     before = fingerprint(db)
     result = gate(pytester)
     assert result.ret == 10, result.stdout.str()
-    result.stdout.fnmatch_lines([f"*1 original MAF lease(s) in {where}*",
-                                 f"*src/app/x.py: reserved by GreenCastle (exclusive "
-                                 f"original_maf:{kind} reservation*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*1 original MAF lease(s) in {where}*",
+            f"*src/app/x.py: reserved by GreenCastle (exclusive original_maf:{kind} reservation*",
+        ]
+    )
     assert fingerprint(db) == before
 
     # Expired and released ones do not count.
     if kind == "file_reservations":
         for change in ("lease_expires_at = 1000", "status = 'released'"):
             with sqlite3.connect(db) as conn:
-                conn.execute("UPDATE file_reservations SET lease_expires_at = ?, status = "
-                             "'active'", (int((now + HOUR) * 1000),))
+                conn.execute(
+                    "UPDATE file_reservations SET lease_expires_at = ?, status = 'active'",
+                    (int((now + HOUR) * 1000),),
+                )
                 conn.execute(f"UPDATE file_reservations SET {change}")
             conn.close()
             assert gate(pytester).ret == 0
         return
     else:
-        write_file_backend(repo / ".agent-mail", [
-            {"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now - 60},
-            {"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now + HOUR,
-             "status": "released"},
-            {"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now + HOUR,
-             "status": "expired"}])
+        write_file_backend(
+            repo / ".agent-mail",
+            [
+                {"agentId": "GreenCastle", "filePath": "src/app/x.py", "expiresAt": now - 60},
+                {
+                    "agentId": "GreenCastle",
+                    "filePath": "src/app/x.py",
+                    "expiresAt": now + HOUR,
+                    "status": "released",
+                },
+                {
+                    "agentId": "GreenCastle",
+                    "filePath": "src/app/x.py",
+                    "expiresAt": now + HOUR,
+                    "status": "expired",
+                },
+            ],
+        )
     result = gate(pytester)
     assert result.ret == 0, result.stdout.str()
 
 
 def test_an_absolute_path_in_the_repository_counts_and_one_outside_matches_nothing(
-        pytester: pytest.Pytester, repo: Path, tmp_path: Path) -> None:
+    pytester: pytest.Pytester, repo: Path, tmp_path: Path
+) -> None:
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
     db = original_db(repo)
-    lease_file(db, str(tmp_path / "elsewhere" / "src" / "app" / "x.py"), "Outsider",
-               time.time() + HOUR)
+    lease_file(
+        db, str(tmp_path / "elsewhere" / "src" / "app" / "x.py"), "Outsider", time.time() + HOUR
+    )
     assert gate(pytester).ret == 0
     lease_file(db, str(repo / "src" / "app" / "x.py"), "BlueLake", time.time() + HOUR)
     result = gate(pytester)
     assert result.ret == 10, result.stdout.str()
-    result.stdout.fnmatch_lines(["*src/app/x.py: reserved by BlueLake*",
-                                 "*note: 1 original MAF lease(s) name files outside this "
-                                 "repository, which match nothing: *elsewhere*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*src/app/x.py: reserved by BlueLake*",
+            "*note: 1 original MAF lease(s) name files outside this "
+            "repository, which match nothing: *elsewhere*",
+        ]
+    )
 
 
 @pytest.mark.parametrize("kind", ["database", "file_backend"])
 def test_an_unreadable_original_store_fails_closed_naming_it(
-        pytester: pytest.Pytester, repo: Path, kind: str) -> None:
+    pytester: pytest.Pytester, repo: Path, kind: str
+) -> None:
     if kind == "database":
         broken = repo / ".maf" / "runtime.db"
         broken.write_bytes(b"not a database at all " * 200)
@@ -259,12 +312,17 @@ def test_an_unreadable_original_store_fails_closed_naming_it(
     # The store the gate records in is the shared one: only the lease source is broken.
     result = gate(pytester)
     assert result.ret == 10, result.stdout.str()
-    result.stdout.fnmatch_lines([f"*OriginalMafError: original MAF {kind.replace('_', ' ')} "
-                                 f"{broken}: *", "ERROR*no-foreign-leases*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"*OriginalMafError: original MAF {kind.replace('_', ' ')} {broken}: *",
+            "ERROR*no-foreign-leases*",
+        ]
+    )
 
 
 def test_a_lease_in_the_main_checkout_counts_in_a_linked_worktree(
-        pytester: pytest.Pytester, repo: Path, tmp_path: Path) -> None:
+    pytester: pytest.Pytester, repo: Path, tmp_path: Path
+) -> None:
     worktree = tmp_path / "wt-green"
     git(repo, "worktree", "add", "-q", "-b", "green", str(worktree))
     db = original_db(repo)  # the original agent works in the main checkout
@@ -274,17 +332,29 @@ def test_a_lease_in_the_main_checkout_counts_in_a_linked_worktree(
     configs.mkdir(parents=True)
     (configs / "leases.yaml").write_text(LOCK_VALIDATION)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "maf_preflight", "--maf-preflight",
-         "--maf-agent-id=GreenCastle", "--maf-runtime=sqlite", *QUIET],
-        cwd=worktree, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "maf_preflight",
+            "--maf-preflight",
+            "--maf-agent-id=GreenCastle",
+            "--maf-runtime=sqlite",
+            *QUIET,
+        ],
+        cwd=worktree,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
     assert result.returncode == 10, result.stdout + result.stderr
     assert "src/app/x.py: reserved by BlueLake (exclusive original_maf:leases" in result.stdout
     assert str(db) in result.stdout
 
 
-def test_the_guard_blocks_a_commit_of_a_file_leased_through_the_original(
-        repo: Path) -> None:
+def test_the_guard_blocks_a_commit_of_a_file_leased_through_the_original(repo: Path) -> None:
     db = original_db(repo)
     reserve_file(db, "src/app/x.py", "BlueLake", time.time() + HOUR)
     (repo / "src" / "app" / "x.py").write_text("x = 2\n")
@@ -292,12 +362,15 @@ def test_the_guard_blocks_a_commit_of_a_file_leased_through_the_original(
     before = fingerprint(db)
     result = cli(repo, "guard", "check", "--agent", "agent-a", MAF_RUNTIME_MODE="sqlite")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert ("src/app/x.py: reserved by BlueLake (exclusive original_maf:file_reservations"
-            in result.stdout)
+    assert (
+        "src/app/x.py: reserved by BlueLake (exclusive original_maf:file_reservations"
+        in result.stdout
+    )
     assert fingerprint(db) == before
 
 
 # --- the reader itself ---------------------------------------------------------------------------
+
 
 def test_the_reader_skips_our_own_stores_and_other_synthetic_tasks(tmp_path: Path) -> None:
     # One of our stores at the original's path (an older per-checkout one) is not a source.
@@ -310,24 +383,30 @@ def test_the_reader_skips_our_own_stores_and_other_synthetic_tasks(tmp_path: Pat
     lease_file(db, "src/c.py", "BlueLake", now + HOUR, state="READY")  # not held
     lease_file(db, "src/d.py", "BlueLake", now - 1)  # expired
     with sqlite3.connect(db) as conn:  # a held task of another kind, as the orchestrator has
-        conn.execute("INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
-                     "VALUES ('file_0000000000000000', 'LEASED', ?, 1, 1)",
-                     (json.dumps({"type": "synthetic_heartbeat", "agentId": "x"}),))
-        conn.execute("INSERT INTO leases VALUES ('file_0000000000000000', 'x', ?, 1)",
-                     (int((now + HOUR) * 1000),))
+        conn.execute(
+            "INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
+            "VALUES ('file_0000000000000000', 'LEASED', ?, 1, 1)",
+            (json.dumps({"type": "synthetic_heartbeat", "agentId": "x"}),),
+        )
+        conn.execute(
+            "INSERT INTO leases VALUES ('file_0000000000000000', 'x', ?, 1)",
+            (int((now + HOUR) * 1000),),
+        )
     conn.close()
-    report = read_original_leases([tmp_path, tmp_path / "other"], environ={}, now=now,
-                                  timeout=5)
+    report = read_original_leases([tmp_path, tmp_path / "other"], environ={}, now=now, timeout=5)
     assert [(lease.agent, lease.path, lease.source) for lease in report.leases] == [
-        ("BlueLake", "src/b.py", "leases")]
+        ("BlueLake", "src/b.py", "leases")
+    ]
     assert {s[0] for s in report.stores} == {str(db)}
 
 
 def test_a_task_lease_with_a_broken_payload_fails_closed(tmp_path: Path) -> None:
     db = original_db(tmp_path)
     with sqlite3.connect(db) as conn:
-        conn.execute("INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
-                     "VALUES ('file_1234', 'LEASED', '{not json', 1, 1)")
+        conn.execute(
+            "INSERT INTO tasks (id, state, payload_json, created_at, updated_at) "
+            "VALUES ('file_1234', 'LEASED', '{not json', 1, 1)"
+        )
         conn.execute("INSERT INTO leases VALUES ('file_1234', 'BlueLake', 1, 1)")
     conn.close()
     with pytest.raises(OriginalMafError, match=r"task 'file_1234': payload_json is not JSON"):
@@ -347,4 +426,3 @@ def test_every_checkout_is_a_root(repo: Path, tmp_path: Path) -> None:
     roots = {os.path.realpath(p) for p in checkout_roots(worktree)}
     assert roots == {os.path.realpath(repo), os.path.realpath(worktree)}
     assert checkout_roots(tmp_path / "nowhere") == [tmp_path / "nowhere"]
-

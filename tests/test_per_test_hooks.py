@@ -52,14 +52,24 @@ def test_plain(i):
 
 
 def check(check_id: str, argv: list[str], severity: str = "critical") -> str:
-    return json.dumps({"id": check_id, "name": check_id, "config_type": "smoke_test",
-                       "severity": severity,
-                       "config": {"test_type": "command", "timeout_seconds": 10,
-                                  "test_definition": {"argv": argv}}})
+    return json.dumps(
+        {
+            "id": check_id,
+            "name": check_id,
+            "config_type": "smoke_test",
+            "severity": severity,
+            "config": {
+                "test_type": "command",
+                "timeout_seconds": 10,
+                "test_definition": {"argv": argv},
+            },
+        }
+    )
 
 
 def ours(pytester: pytest.Pytester, process: str = "main") -> list[str]:
-    return json.loads((pytester.path / f"hooks-{process}.json").read_text())
+    called: list[str] = json.loads((pytester.path / f"hooks-{process}.json").read_text())
+    return called
 
 
 @pytest.fixture
@@ -71,8 +81,9 @@ def project(pytester: pytest.Pytester, write_config: WriteConfig) -> pytest.Pyte
 
 
 @pytest.mark.parametrize("gate", [("--maf-preflight",), ()], ids=["gate-open", "gate-off"])
-def test_plain_tests_have_no_per_test_hooks(project: pytest.Pytester,
-                                            gate: tuple[str, ...]) -> None:
+def test_plain_tests_have_no_per_test_hooks(
+    project: pytest.Pytester, gate: tuple[str, ...]
+) -> None:
     project.makepyfile(test_plain=PLAIN)
     result = project.runpytest("-p", "maf_preflight", *gate)
     result.assert_outcomes(passed=3 + len(gate))  # the check item, with the gate on
@@ -81,36 +92,45 @@ def test_plain_tests_have_no_per_test_hooks(project: pytest.Pytester,
 
 def test_plain_tests_on_xdist_workers_have_no_per_test_hooks(project: pytest.Pytester) -> None:
     project.makepyfile(test_plain=PLAIN)
-    result = project.runpytest_subprocess("-p", "maf_preflight", "-p", "xdist", "-n", "2",
-                                          "--maf-preflight", timeout=120)
+    result = project.runpytest_subprocess(
+        "-p", "maf_preflight", "-p", "xdist", "-n", "2", "--maf-preflight", timeout=120
+    )
     result.assert_outcomes(passed=4)
     assert ours(project, "gw0") == ours(project, "gw1") == []
 
 
 def test_a_smoke_test_brings_the_gates_hooks(project: pytest.Pytester) -> None:
-    project.makepyfile(test_plain=PLAIN + "\n\n@pytest.mark.maf_smoke\n"
-                                          "def test_smoke():\n    assert False\n")
+    project.makepyfile(
+        test_plain=PLAIN + "\n\n@pytest.mark.maf_smoke\ndef test_smoke():\n    assert False\n"
+    )
     result = project.runpytest("-p", "maf_preflight", "--maf-preflight", "-rs")
     assert ours(project) == ["maf_preflight_gate_items"]
     result.assert_outcomes(passed=1, failed=1, skipped=3)
-    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] test_plain.py:3: maf-preflight gate closed by: "
-                                 "test_plain.py::test_smoke (maf_smoke failed)"])
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]3[]] test_plain.py:3: maf-preflight gate closed by: "
+            "test_plain.py::test_smoke (maf_smoke failed)"
+        ]
+    )
     assert result.ret == 10
 
 
-def test_a_closed_gate_brings_the_gates_hooks(project: pytest.Pytester,
-                                              write_config: WriteConfig) -> None:
+def test_a_closed_gate_brings_the_gates_hooks(
+    project: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("db.json", check("db", ["false"]))
     project.makepyfile(test_plain=PLAIN)
     result = project.runpytest("-p", "maf_preflight", "--maf-preflight", "-rs")
     assert ours(project) == ["maf_preflight_gate_items"]
     result.assert_outcomes(passed=1, failed=1, skipped=3)
-    result.stdout.fnmatch_lines(["SKIPPED [[]3[]] test_plain.py:3: maf-preflight gate closed by: "
-                                 "db (failed)"])
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]3[]] test_plain.py:3: maf-preflight gate closed by: db (failed)"]
+    )
 
 
 def test_maf_requires_added_at_collection_brings_the_gates_hooks(
-        project: pytest.Pytester, write_config: WriteConfig) -> None:
+    project: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("slow.json", check("slow", ["false"], severity="warning"))
     (project.path / "conftest.py").write_text(PROBE + MARK_AT_COLLECTION)
     project.makepyfile(test_plain=PLAIN + "\n\ndef test_needs_slow():\n    pass\n")
@@ -118,13 +138,16 @@ def test_maf_requires_added_at_collection_brings_the_gates_hooks(
     result = project.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight", "-rs")
     assert ours(project) == ["maf_preflight_gate_items"]
     result.assert_outcomes(passed=5, skipped=1, warnings=1)
-    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_plain.py*: maf_requires: check(s) did "
-                                 "not pass: slow (failed)"])
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]1[]] test_plain.py*: maf_requires: check(s) did not pass: slow (failed)"]
+    )
     assert result.ret == 0
 
 
 def test_markers_without_the_gate_bring_only_their_own_hooks(project: pytest.Pytester) -> None:
-    project.makepyfile(test_marked=PLAIN + """
+    project.makepyfile(
+        test_marked=PLAIN
+        + """
 
 @pytest.mark.maf_requires("tools")
 def test_needs_tools():
@@ -133,10 +156,16 @@ def test_needs_tools():
 @pytest.mark.maf_reserve("src/app.py", ttl=60)
 def test_reserves():
     pass
-""")
-    result = project.runpytest("-p", "maf_preflight", "--maf-agent-id=agent-a",
-                               "--maf-runtime=memory", "-rs")
+"""
+    )
+    result = project.runpytest(
+        "-p", "maf_preflight", "--maf-agent-id=agent-a", "--maf-runtime=memory", "-rs"
+    )
     assert ours(project) == ["maf_preflight_requires", "maf_preflight_reserve"]
     result.assert_outcomes(passed=4, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED [[]1[]] test_marked.py:8: maf_requires(tools) needs the "
-                                 "preflight gate (--maf-preflight)"])
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED [[]1[]] test_marked.py:8: maf_requires(tools) needs the "
+            "preflight gate (--maf-preflight)"
+        ]
+    )

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from helpers_configs import command_config
-
-WriteConfig = Callable[[str, str], Path]
+from helpers_configs import WriteConfig, command_config
 
 TOOLCHAIN = """\
 [[configs]]
@@ -41,85 +38,100 @@ def toolchain(pytester: pytest.Pytester, write_config: WriteConfig) -> Callable[
     """A TOML file with two checks; ``git-available`` passes or fails as asked."""
 
     def make(git_ok: bool = True) -> None:
-        write_config("toolchain.toml", TOOLCHAIN.replace("{git_argv}",
-                                                         "true" if git_ok else "false"))
+        write_config(
+            "toolchain.toml", TOOLCHAIN.replace("{git_argv}", "true" if git_ok else "false")
+        )
         pytester.makepyfile(test_app="def test_app():\n    pass\n")
 
     return make
 
 
-def test_one_item_per_check_first_in_the_run(pytester: pytest.Pytester,
-                                             toolchain: Callable[[bool], None]) -> None:
+def test_one_item_per_check_first_in_the_run(
+    pytester: pytest.Pytester, toolchain: Callable[[bool], None]
+) -> None:
     toolchain(True)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-v")
-    result.stdout.fnmatch_lines([
-        "*collected 3 items",
-        "",
-        ".maf/preflight-configs/toolchain.toml::python-toolchain PASSED*",
-        ".maf/preflight-configs/toolchain.toml::git-available PASSED*",
-        "test_app.py::test_app PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*collected 3 items",
+            "",
+            ".maf/preflight-configs/toolchain.toml::python-toolchain PASSED*",
+            ".maf/preflight-configs/toolchain.toml::git-available PASSED*",
+            "test_app.py::test_app PASSED*",
+        ]
+    )
     result.assert_outcomes(passed=3)
     assert result.ret == 0
 
 
 def test_collect_only_lists_the_checks_without_running_them(
-        pytester: pytest.Pytester, write_config: WriteConfig) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     marker = pytester.path / "ran"
     write_config("toolchain.toml", TOOLCHAIN.replace("{git_argv}", "true"))
     write_config("probe.json", command_config("probe", ["touch", str(marker)]))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--collect-only", "-q")
-    result.stdout.fnmatch_lines([
-        ".maf/preflight-configs/probe.json::probe",
-        ".maf/preflight-configs/toolchain.toml::python-toolchain",
-        ".maf/preflight-configs/toolchain.toml::git-available",
-        "test_app.py::test_app",
-        "",
-        "4 tests collected in *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            ".maf/preflight-configs/probe.json::probe",
+            ".maf/preflight-configs/toolchain.toml::python-toolchain",
+            ".maf/preflight-configs/toolchain.toml::git-available",
+            "test_app.py::test_app",
+            "",
+            "4 tests collected in *",
+        ]
+    )
     assert result.ret == 0
     assert not marker.exists(), "--collect-only must not run checks"
 
 
-def test_dash_k_selects_one_check_item(pytester: pytest.Pytester,
-                                       toolchain: Callable[[bool], None]) -> None:
+def test_dash_k_selects_one_check_item(
+    pytester: pytest.Pytester, toolchain: Callable[[bool], None]
+) -> None:
     toolchain(True)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-v",
-                                "-k", "git-available")
-    result.stdout.fnmatch_lines([
-        "*collected 3 items / 2 deselected / 1 selected",
-        "*toolchain.toml::git-available PASSED*",
-    ])
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", "-v", "-k", "git-available"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*collected 3 items / 2 deselected / 1 selected",
+            "*toolchain.toml::git-available PASSED*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*python-toolchain PASSED*")
     result.assert_outcomes(passed=1, deselected=2)
     assert result.ret == 0
 
 
 def test_dash_k_does_not_stop_the_gate_from_running_every_check(
-        pytester: pytest.Pytester, toolchain: Callable[[bool], None]) -> None:
+    pytester: pytest.Pytester, toolchain: Callable[[bool], None]
+) -> None:
     """-k chooses which results are shown as items; the gate still runs and honours all checks.
 
     A failing critical check that -k deselected still closes the gate: selecting tests must not
     be a way around the preflight.
     """
     toolchain(False)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-k",
-                                "python-toolchain or test_app")
+    result = pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", "-k", "python-toolchain or test_app"
+    )
     result.assert_outcomes(passed=1, skipped=1, deselected=1)
-    result.stdout.fnmatch_lines([
-        "PASSED           python-toolchain *",
-        "FAILED           git-available *",
-        "gate CLOSED (exit code 10): git-available (failed)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "PASSED           python-toolchain *",
+            "FAILED           git-available *",
+            "gate CLOSED (exit code 10): git-available (failed)",
+        ]
+    )
     assert result.ret == 10
 
 
 def test_junitxml_has_a_testcase_per_check_with_properties(
-        pytester: pytest.Pytester, toolchain: Callable[[bool], None]) -> None:
+    pytester: pytest.Pytester, toolchain: Callable[[bool], None]
+) -> None:
     toolchain(False)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--junitxml=report.xml")
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--junitxml=report.xml")
     assert result.ret == 10
     root = ET.parse(pytester.path / "report.xml").getroot()
     cases = {case.get("name"): case for case in root.iter("testcase")}
@@ -136,10 +148,13 @@ def test_junitxml_has_a_testcase_per_check_with_properties(
 
 
 def test_inactive_and_escalation_path_configs_give_no_item(
-        pytester: pytest.Pytester, write_config: WriteConfig) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("on.json", command_config("on", ["true"]))
     write_config("off.json", command_config("off", ["false"], is_active=False))
-    write_config("escalate.yaml", """\
+    write_config(
+        "escalate.yaml",
+        """\
 id: escalate
 name: Tell the lead
 config_type: escalation_path
@@ -149,15 +164,18 @@ config:
     - {condition: preflight_failure, operator: gte, threshold: 1}
   escalation_steps:
     - {level: 1, action: notify, target: lead, timeout_minutes: 15}
-""")
+""",
+    )
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "-v")
-    result.stdout.fnmatch_lines([
-        "maf-preflight: agent anonymous, environment development, runtime sqlite (rootdir "
-        ".maf, not a git repository), 1 check from 1 config file",
-        "*collected 1 item",
-        "",
-        ".maf/preflight-configs/on.json::on PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "maf-preflight: agent anonymous, environment development, runtime sqlite (rootdir "
+            ".maf, not a git repository), 1 check from 1 config file",
+            "*collected 1 item",
+            "",
+            ".maf/preflight-configs/on.json::on PASSED*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*::off*")
     result.stdout.no_fnmatch_line("*::escalate*")
     result.assert_outcomes(passed=1)

@@ -34,34 +34,73 @@ from pytest_maf_preflight.protocol import (
 )
 from pytest_maf_preflight.runtime.records import Message
 
-TYPES = ("PREFLIGHT_CHECK", "PREFLIGHT_RESULT", "RESERVATION_CONFLICT", "ESCALATION_REQUEST",
-         "ESCALATION_RESPONSE")
+TYPES = (
+    "PREFLIGHT_CHECK",
+    "PREFLIGHT_RESULT",
+    "RESERVATION_CONFLICT",
+    "ESCALATION_REQUEST",
+    "ESCALATION_RESPONSE",
+)
 
 
 def samples() -> dict[str, Envelope]:
     """One message per type, every field set (no defaults left), envelope fields included."""
-    common: dict[str, Any] = {"agent_id": "agent-1.worker_a", "correlation_id": "corr-42",
-                              "timestamp": 1_700_000_000.125}
+    common: dict[str, Any] = {
+        "agent_id": "agent-1.worker_a",
+        "correlation_id": "corr-42",
+        "timestamp": 1_700_000_000.125,
+    }
     return {
         "PREFLIGHT_CHECK": PreflightCheck(
-            **common, id="m-check", config_id="api-health", execution_id="exec-1",
-            check_type="http"),
+            **common, id="m-check", config_id="api-health", execution_id="exec-1", check_type="http"
+        ),
         "PREFLIGHT_RESULT": PreflightResult(
-            **common, id="m-result", config_id="api-health", config_version="1.2.0",
-            execution_id="exec-1", session_id="sess-1", status="failed", duration=0.25,
-            attempts=3, error_message="HTTP 503 from /health", summary="api down"),
+            **common,
+            id="m-result",
+            config_id="api-health",
+            config_version="1.2.0",
+            execution_id="exec-1",
+            session_id="sess-1",
+            status="failed",
+            duration=0.25,
+            attempts=3,
+            error_message="HTTP 503 from /health",
+            summary="api down",
+        ),
         "RESERVATION_CONFLICT": ReservationConflict(
-            **common, id="m-conflict", conflict_type="exclusive_lease", severity="critical",
-            holder_agent="GreenCastle", path_pattern="src/**/*.py", expires_at=1_700_000_600.5,
-            paths=["src/a.py", "src/b/c.py"]),
+            **common,
+            id="m-conflict",
+            conflict_type="exclusive_lease",
+            severity="critical",
+            holder_agent="GreenCastle",
+            path_pattern="src/**/*.py",
+            expires_at=1_700_000_600.5,
+            paths=["src/a.py", "src/b/c.py"],
+        ),
         "ESCALATION_REQUEST": EscalationRequest(
-            **common, id="m-esc", escalation_id="esc-7", path_id="ops-path", level=2,
-            target="oncall", severity="warning", summary="3 failures in 10 minutes",
-            dedup_key="ops-path:api-health", details={"failures": 3, "configs": ["api-health"],
-                                                      "nested": {"ok": False, "ratio": 0.5}}),
+            **common,
+            id="m-esc",
+            escalation_id="esc-7",
+            path_id="ops-path",
+            level=2,
+            target="oncall",
+            severity="warning",
+            summary="3 failures in 10 minutes",
+            dedup_key="ops-path:api-health",
+            details={
+                "failures": 3,
+                "configs": ["api-health"],
+                "nested": {"ok": False, "ratio": 0.5},
+            },
+        ),
         "ESCALATION_RESPONSE": EscalationResponse(
-            **common, id="m-resp", escalation_id="esc-7", action="resolve", responder="lead-1",
-            note="fixed by restart"),
+            **common,
+            id="m-resp",
+            escalation_id="esc-7",
+            action="resolve",
+            responder="lead-1",
+            note="fixed by restart",
+        ),
     }
 
 
@@ -75,6 +114,7 @@ def body_fields(msg: Envelope) -> set[str]:
 
 
 # --- the models ------------------------------------------------------------------------------
+
 
 def test_the_five_types_and_their_models() -> None:
     assert tuple(MESSAGE_TYPES) == TYPES
@@ -101,10 +141,10 @@ def test_messages_are_frozen(message: Envelope) -> None:
 
 # --- round trips -----------------------------------------------------------------------------
 
+
 def test_record_round_trip(message: Envelope) -> None:
     record = to_record(message, recipient="lead-1")
-    assert (record.id, record.type, record.agent_id) == (message.id, message.type,
-                                                         message.agent_id)
+    assert (record.id, record.type, record.agent_id) == (message.id, message.type, message.agent_id)
     assert record.created_at == message.timestamp
     assert record.correlation_id == message.correlation_id == "corr-42"
     assert record.recipient == "lead-1"
@@ -117,8 +157,9 @@ def test_record_round_trip(message: Envelope) -> None:
 def test_record_round_trip_through_json_storage(message: Envelope) -> None:
     # What a SQLite or JSON Lines runtime does with the payload: dump it and load it back.
     record = to_record(message)
-    stored = dataclasses.replace(record, payload=json.loads(json.dumps(record.payload)),
-                                 status="delivered")
+    stored = dataclasses.replace(
+        record, payload=json.loads(json.dumps(record.payload)), status="delivered"
+    )
     restored = from_record(stored)
     assert restored == message
     assert type(restored) is type(message)
@@ -133,8 +174,9 @@ def test_json_round_trip(message: Envelope) -> None:
 
 
 def test_version_survives_the_record() -> None:
-    message = PreflightCheck(agent_id="a", config_id="c", execution_id="e", check_type="t",
-                             version=2)
+    message = PreflightCheck(
+        agent_id="a", config_id="c", execution_id="e", check_type="t", version=2
+    )
     restored = from_record(to_record(message))
     assert restored.version == 2
     assert restored == message
@@ -142,8 +184,13 @@ def test_version_survives_the_record() -> None:
 
 def test_correlation_id_ties_reply_to_request() -> None:
     request = samples()["ESCALATION_REQUEST"]
-    reply = EscalationResponse(agent_id="lead-1", correlation_id=request.id,
-                               escalation_id="esc-7", action="acknowledge", responder="lead-1")
+    reply = EscalationResponse(
+        agent_id="lead-1",
+        correlation_id=request.id,
+        escalation_id="esc-7",
+        action="acknowledge",
+        responder="lead-1",
+    )
     record = to_record(reply, recipient=request.agent_id)
     assert record.correlation_id == request.id
     assert from_record(record).correlation_id == request.id
@@ -155,6 +202,7 @@ def test_correlation_id_ties_reply_to_request() -> None:
 
 
 # --- dispatch on type ------------------------------------------------------------------------
+
 
 def test_union_dispatches_on_type(message: Envelope) -> None:
     parsed = parse_message(to_json(message))
@@ -168,12 +216,19 @@ def test_type_decides_which_fields_are_expected() -> None:
     with pytest.raises(ProtocolError) as info:
         parse_message(data)
     paths = {path for path, _ in info.value.errors}
-    assert {"escalation_id", "action", "responder", "config_id", "execution_id",
-            "check_type"} <= paths
+    assert {
+        "escalation_id",
+        "action",
+        "responder",
+        "config_id",
+        "execution_id",
+        "check_type",
+    } <= paths
     assert str(info.value).startswith("invalid ESCALATION_RESPONSE message: ")
 
 
 # --- invalid input ---------------------------------------------------------------------------
+
 
 def result_data(**changes: Any) -> dict[str, Any]:
     data = to_json(samples()["PREFLIGHT_RESULT"])
@@ -185,37 +240,78 @@ def result_data(**changes: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize(("data", "path", "fragment"), [
-    pytest.param(result_data(type="PREFLIGHT_WHATEVER"), "type",
-                 "unknown message type 'PREFLIGHT_WHATEVER'; expected one of PREFLIGHT_CHECK",
-                 id="unknown-type"),
-    pytest.param(result_data(type=...), "type", "missing message type", id="missing-type"),
-    pytest.param(result_data(session_id=...), "session_id", "required field missing",
-                 id="missing-field"),
-    pytest.param(result_data(agent_id="bad agent"), "agent_id", "'bad agent' is not a valid",
-                 id="agent-id-space"),
-    pytest.param(result_data(agent_id="../etc"), "agent_id", "not starting with '.'",
-                 id="agent-id-traversal"),
-    pytest.param(result_data(agent_id="a/b"), "agent_id", "is not a valid", id="agent-id-slash"),
-    pytest.param(result_data(agent_id=""), "agent_id", "", id="agent-id-empty"),
-    pytest.param(result_data(agent_id=7), "agent_id", "valid string", id="agent-id-int"),
-    pytest.param(result_data(bogus=1), "bogus", "unknown field", id="extra-key"),
-    pytest.param(result_data(status="green"), "status", "'passed', 'failed', 'timeout'",
-                 id="wrong-status"),
-    pytest.param(result_data(duration="0.5"), "duration", "valid number", id="no-coercion"),
-    pytest.param(result_data(duration=math.nan), "duration", "finite", id="nan"),
-    pytest.param(result_data(duration=-1.0), "duration", "greater than or equal to 0",
-                 id="negative-duration"),
-    pytest.param(result_data(attempts=1.5), "attempts", "valid integer", id="float-attempts"),
-    pytest.param(to_json(samples()["RESERVATION_CONFLICT"]) | {"paths": ["a", 3]}, "paths[1]",
-                 "valid string", id="nested-path"),
-    pytest.param(to_json(samples()["ESCALATION_RESPONSE"]) | {"action": "ignore"}, "action",
-                 "'acknowledge', 'resolve', 'reject' or 'approve'", id="wrong-action"),
-    pytest.param(to_json(samples()["ESCALATION_REQUEST"]) | {"level": 0}, "level",
-                 "greater than or equal to 1", id="level-zero"),
-    pytest.param(to_json(samples()["ESCALATION_REQUEST"]) | {"severity": "meh"}, "severity",
-                 "'critical' or 'warning'", id="wrong-severity"),
-])
+@pytest.mark.parametrize(
+    ("data", "path", "fragment"),
+    [
+        pytest.param(
+            result_data(type="PREFLIGHT_WHATEVER"),
+            "type",
+            "unknown message type 'PREFLIGHT_WHATEVER'; expected one of PREFLIGHT_CHECK",
+            id="unknown-type",
+        ),
+        pytest.param(result_data(type=...), "type", "missing message type", id="missing-type"),
+        pytest.param(
+            result_data(session_id=...), "session_id", "required field missing", id="missing-field"
+        ),
+        pytest.param(
+            result_data(agent_id="bad agent"),
+            "agent_id",
+            "'bad agent' is not a valid",
+            id="agent-id-space",
+        ),
+        pytest.param(
+            result_data(agent_id="../etc"),
+            "agent_id",
+            "not starting with '.'",
+            id="agent-id-traversal",
+        ),
+        pytest.param(
+            result_data(agent_id="a/b"), "agent_id", "is not a valid", id="agent-id-slash"
+        ),
+        pytest.param(result_data(agent_id=""), "agent_id", "", id="agent-id-empty"),
+        pytest.param(result_data(agent_id=7), "agent_id", "valid string", id="agent-id-int"),
+        pytest.param(result_data(bogus=1), "bogus", "unknown field", id="extra-key"),
+        pytest.param(
+            result_data(status="green"),
+            "status",
+            "'passed', 'failed', 'timeout'",
+            id="wrong-status",
+        ),
+        pytest.param(result_data(duration="0.5"), "duration", "valid number", id="no-coercion"),
+        pytest.param(result_data(duration=math.nan), "duration", "finite", id="nan"),
+        pytest.param(
+            result_data(duration=-1.0),
+            "duration",
+            "greater than or equal to 0",
+            id="negative-duration",
+        ),
+        pytest.param(result_data(attempts=1.5), "attempts", "valid integer", id="float-attempts"),
+        pytest.param(
+            to_json(samples()["RESERVATION_CONFLICT"]) | {"paths": ["a", 3]},
+            "paths[1]",
+            "valid string",
+            id="nested-path",
+        ),
+        pytest.param(
+            to_json(samples()["ESCALATION_RESPONSE"]) | {"action": "ignore"},
+            "action",
+            "'acknowledge', 'resolve', 'reject' or 'approve'",
+            id="wrong-action",
+        ),
+        pytest.param(
+            to_json(samples()["ESCALATION_REQUEST"]) | {"level": 0},
+            "level",
+            "greater than or equal to 1",
+            id="level-zero",
+        ),
+        pytest.param(
+            to_json(samples()["ESCALATION_REQUEST"]) | {"severity": "meh"},
+            "severity",
+            "'critical' or 'warning'",
+            id="wrong-severity",
+        ),
+    ],
+)
 def test_invalid_input_names_the_field(data: dict[str, Any], path: str, fragment: str) -> None:
     with pytest.raises(ProtocolError) as info:
         parse_message(data)
@@ -249,8 +345,7 @@ def test_parse_json_rejects_non_json() -> None:
 def test_from_record_rejects_a_bad_payload() -> None:
     record = to_record(samples()["PREFLIGHT_RESULT"])
     broken = dataclasses.replace(record, payload={**record.payload, "status": "green"})
-    with pytest.raises(ProtocolError,
-                       match=r"^invalid PREFLIGHT_RESULT record m-result: status: "):
+    with pytest.raises(ProtocolError, match=r"^invalid PREFLIGHT_RESULT record m-result: status: "):
         from_record(broken)
 
 
@@ -270,6 +365,7 @@ def test_from_record_rejects_an_unknown_type() -> None:
 
 # --- JSON Schemas ----------------------------------------------------------------------------
 
+
 def test_schemas_are_valid_draft_2020_12() -> None:
     schemas = message_schemas()
     assert tuple(schemas) == TYPES
@@ -287,16 +383,20 @@ def test_schemas_accept_real_instances(message: Envelope) -> None:
     assert type(parse_message(minimal)) is type(message)
 
 
-@pytest.mark.parametrize(("change", "keyword"), [
-    ({"status": "green"}, "enum"),
-    ({"session_id": ...}, "required"),
-    ({"type": ...}, "required"),
-    ({"bogus": 1}, "additionalProperties"),
-    ({"agent_id": "../etc"}, "pattern"),
-    ({"duration": "0.5"}, "type"),
-])
-def test_schema_and_parser_reject_the_same_broken_instance(change: dict[str, Any],
-                                                           keyword: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "keyword"),
+    [
+        ({"status": "green"}, "enum"),
+        ({"session_id": ...}, "required"),
+        ({"type": ...}, "required"),
+        ({"bogus": 1}, "additionalProperties"),
+        ({"agent_id": "../etc"}, "pattern"),
+        ({"duration": "0.5"}, "type"),
+    ],
+)
+def test_schema_and_parser_reject_the_same_broken_instance(
+    change: dict[str, Any], keyword: str
+) -> None:
     data = result_data(**change)
     errors = list(Draft202012Validator(message_schemas()["PREFLIGHT_RESULT"]).iter_errors(data))
     assert keyword in {error.validator for error in errors}

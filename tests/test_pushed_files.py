@@ -20,11 +20,18 @@ ZERO = "0" * 40
 
 
 def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "HOME": str(cwd.parent)}
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env=env, timeout=60).stdout.strip()
+    env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "HOME": str(cwd.parent),
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env, timeout=60
+    ).stdout.strip()
 
 
 def commit(repo: Path, message: str, **files: str | None) -> str:
@@ -81,8 +88,9 @@ def test_a_merge_counts_its_own_resolution_not_what_it_merged(repo: Path) -> Non
     commit(repo, "side", a="side\n", b="side\n")
     git(repo, "switch", "-q", "-c", "topic", "main")
     commit(repo, "topic", a="topic\n")
-    merged = subprocess.run(["git", "merge", "-q", "--no-edit", "side"], cwd=repo,
-                            capture_output=True, check=False)
+    merged = subprocess.run(
+        ["git", "merge", "-q", "--no-edit", "side"], cwd=repo, capture_output=True, check=False
+    )
     assert merged.returncode != 0  # a conflict on a
     (repo / "a").write_text("resolved\n")
     (repo / "evil").write_text("added in the merge\n")
@@ -115,8 +123,9 @@ def test_deletions_and_unknown_remote_shas(repo: Path) -> None:
     assert (pushed.commits, pushed.changed.paths) == (1, ("a",))
 
 
-@pytest.mark.parametrize("line", ["refs/heads/main abc refs/heads/main " + ZERO,
-                                  "refs/heads/main " + ZERO, "a b c d e"])
+@pytest.mark.parametrize(
+    "line", ["refs/heads/main abc refs/heads/main " + ZERO, "refs/heads/main " + ZERO, "a b c d e"]
+)
 def test_bad_hook_input_is_an_error_naming_the_line(line: str) -> None:
     with pytest.raises(ChangeDetectionError, match="pre-push input line 3"):
         parse_push_lines(f"refs/heads/x {ZERO} refs/heads/x {ZERO}\n\n{line}\n")

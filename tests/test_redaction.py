@@ -15,9 +15,22 @@ from pytest_maf_preflight.redaction import (
 
 @pytest.mark.parametrize(
     "key",
-    ["PASSWORD", "db_passwd", "GITHUB_TOKEN", "api_key", "X-Api-Key", "Authorization",
-     "AWS_SECRET_ACCESS_KEY", "credentials", "Cookie", "PRIVATE_KEY", "SENTRY_DSN", "SSH_KEY",
-     "signing-key", "key"],
+    [
+        "PASSWORD",
+        "db_passwd",
+        "GITHUB_TOKEN",
+        "api_key",
+        "X-Api-Key",
+        "Authorization",
+        "AWS_SECRET_ACCESS_KEY",
+        "credentials",
+        "Cookie",
+        "PRIVATE_KEY",
+        "SENTRY_DSN",
+        "SSH_KEY",
+        "signing-key",
+        "key",
+    ],
 )
 def test_secret_looking_keys(key: str) -> None:
     assert is_secret_key(key)
@@ -62,11 +75,19 @@ def test_redact_mapping_hides_values_under_secret_keys_and_known_values() -> Non
 
 
 def test_redact_mapping_hides_whole_subtrees_under_secret_keys() -> None:
-    data = {"credentials": {"user": "bob", "pw": "not-a-secret-looking-key"},
-            "tokens": ["t-one", "t-two"], "api_key": 12345, "password": None}
+    data = {
+        "credentials": {"user": "bob", "pw": "not-a-secret-looking-key"},
+        "tokens": ["t-one", "t-two"],
+        "api_key": 12345,
+        "password": None,
+    }
     out = redact_mapping(data)
-    assert out == {"credentials": {"user": REDACTED, "pw": REDACTED},
-                   "tokens": [REDACTED, REDACTED], "api_key": REDACTED, "password": None}
+    assert out == {
+        "credentials": {"user": REDACTED, "pw": REDACTED},
+        "tokens": [REDACTED, REDACTED],
+        "api_key": REDACTED,
+        "password": None,
+    }
 
 
 def test_env_references() -> None:
@@ -74,29 +95,41 @@ def test_env_references() -> None:
     assert env_references(template) == ["API_TOKEN", "USER_NAME"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("DATABASE_URL=postgres://u:pw123456@h/db", "DATABASE_URL=postgres://u:***@h/db"),
-    ("redis://:s3cret@localhost:6379/0", "redis://:***@localhost:6379/0"),
-    ("a http://ann:one@x and ftp://bob:p%40ss@y/z", "a http://ann:***@x and ftp://bob:***@y/z"),
-    # An unencoded '/' or '#' in the password does not let its tail leak.
-    ("postgres://u:p/w#1@h/db", "postgres://u:***@h/db"),
-    ('{"url": "amqp+ssl://u:pw@broker"}', '{"url": "amqp+ssl://u:***@broker"}'),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DATABASE_URL=postgres://u:pw123456@h/db", "DATABASE_URL=postgres://u:***@h/db"),
+        ("redis://:s3cret@localhost:6379/0", "redis://:***@localhost:6379/0"),
+        ("a http://ann:one@x and ftp://bob:p%40ss@y/z", "a http://ann:***@x and ftp://bob:***@y/z"),
+        # An unencoded '/' or '#' in the password does not let its tail leak.
+        ("postgres://u:p/w#1@h/db", "postgres://u:***@h/db"),
+        ('{"url": "amqp+ssl://u:pw@broker"}', '{"url": "amqp+ssl://u:***@broker"}'),
+    ],
+)
 def test_redact_text_hides_url_passwords(text: str, expected: str) -> None:
     assert redact_text(text, []) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "https://user@host/path", "https://host:8443/x", "see http://host:80/ or mail a@b",
-    "https://h/x?u=a:b@c", "plain a:b@c",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://user@host/path",
+        "https://host:8443/x",
+        "see http://host:80/ or mail a@b",
+        "https://h/x?u=a:b@c",
+        "plain a:b@c",
+    ],
+)
 def test_redact_text_leaves_urls_without_a_password_alone(text: str) -> None:
     assert redact_text(text, []) == text
 
 
 def test_redact_mapping_hides_url_passwords_in_string_values() -> None:
-    data = {"stdout": "DATABASE_URL=postgres://u:pw123456@h/db\n",
-            "argv": ["psql", "postgresql://app:hunter22@db:5432/app"]}
+    data = {
+        "stdout": "DATABASE_URL=postgres://u:pw123456@h/db\n",
+        "argv": ["psql", "postgresql://app:hunter22@db:5432/app"],
+    }
     assert redact_mapping(data) == {
         "stdout": "DATABASE_URL=postgres://u:***@h/db\n",
-        "argv": ["psql", "postgresql://app:***@db:5432/app"]}
+        "argv": ["psql", "postgresql://app:***@db:5432/app"],
+    }

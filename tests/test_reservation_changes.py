@@ -98,9 +98,19 @@ def test_uncommitted_changes_staged_unstaged_untracked_renamed_deleted(repo: Pat
 
     result = changed_files(repo, "git")
 
-    assert result.paths == tuple(sorted([
-        "a.txt", SPACED, "deleted.txt", "old.txt", "renamed.txt", NEWLINE,
-        "untracked/deep/file.txt"]))
+    assert result.paths == tuple(
+        sorted(
+            [
+                "a.txt",
+                SPACED,
+                "deleted.txt",
+                "old.txt",
+                "renamed.txt",
+                NEWLINE,
+                "untracked/deep/file.txt",
+            ]
+        )
+    )
     assert result.renames == (("old.txt", "renamed.txt"),)
     assert result.deleted == ("deleted.txt",)
     assert result.source.startswith("git: working tree")
@@ -179,13 +189,25 @@ def test_changes_since_a_base_ref_use_the_merge_base(feature: Path) -> None:
     result = changed_files(feature, "git", base_ref="main")
 
     # main-only.txt changed on main after the branch point: not this agent's change.
-    assert result.paths == tuple(sorted([
-        "a.txt", "deleted.txt", "old.txt", "moved/new name.txt", "pkg/sub/module.py", SPACED,
-        "renamed in tree.txt", "untracked.txt"]))
+    assert result.paths == tuple(
+        sorted(
+            [
+                "a.txt",
+                "deleted.txt",
+                "old.txt",
+                "moved/new name.txt",
+                "pkg/sub/module.py",
+                SPACED,
+                "renamed in tree.txt",
+                "untracked.txt",
+            ]
+        )
+    )
     assert result.renames == ((SPACED, "renamed in tree.txt"), ("old.txt", "moved/new name.txt"))
     assert result.deleted == ("deleted.txt",)
-    assert result.source == (f"git: working tree and commits since main "
-                             f"(merge-base {merge_base[:7]})")
+    assert result.source == (
+        f"git: working tree and commits since main (merge-base {merge_base[:7]})"
+    )
 
 
 def test_a_file_deleted_in_a_commit_and_recreated_is_changed_not_deleted(feature: Path) -> None:
@@ -228,7 +250,9 @@ def test_renames_are_paired_even_when_a_user_turned_detection_off(feature: Path)
     assert changed_files(feature, "staged").renames == (("a.txt", "b.txt"),)
     assert changed_files(feature, "git").renames == (("a.txt", "b.txt"),)
     assert changed_files(feature, "git", base_ref="main").renames == (
-        ("a.txt", "b.txt"), ("old.txt", "moved/new name.txt"))
+        ("a.txt", "b.txt"),
+        ("old.txt", "moved/new name.txt"),
+    )
 
 
 def test_the_index_is_never_written(repo: Path) -> None:
@@ -240,8 +264,7 @@ def test_the_index_is_never_written(repo: Path) -> None:
     assert (repo / ".git" / "index").read_bytes() == index
 
 
-def test_git_missing_from_path(repo: Path, tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_git_missing_from_path(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
@@ -249,8 +272,9 @@ def test_git_missing_from_path(repo: Path, tmp_path: Path,
         changed_files(repo, "git")
 
 
-def test_slow_git_is_killed_at_the_timeout(repo: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slow_git_is_killed_at_the_timeout(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bin_dir = tmp_path / "slow-bin"
     bin_dir.mkdir()
     pid_file = tmp_path / "sleeper.pid"
@@ -282,11 +306,22 @@ def _dies(pid: int) -> bool:
 def test_listed_files_are_normalised(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    result = listed_files(root, [
-        "b.txt", "./a.txt", "dir//x.py", "dir/sub/../y.py", str(root / "abs.txt"), "b.txt",
-        "dir/", SPACED])
-    assert result.paths == tuple(sorted(
-        ["a.txt", "abs.txt", "b.txt", "dir", "dir/x.py", "dir/y.py", SPACED]))
+    result = listed_files(
+        root,
+        [
+            "b.txt",
+            "./a.txt",
+            "dir//x.py",
+            "dir/sub/../y.py",
+            str(root / "abs.txt"),
+            "b.txt",
+            "dir/",
+            SPACED,
+        ],
+    )
+    assert result.paths == tuple(
+        sorted(["a.txt", "abs.txt", "b.txt", "dir", "dir/x.py", "dir/y.py", SPACED])
+    )
     assert result.root == root
     assert result.source == "list: 7 files"
     assert result.renames == ()
@@ -301,14 +336,18 @@ def test_listed_absolute_paths_through_a_symlinked_root(tmp_path: Path) -> None:
     assert listed_files(link, [str(real / "f.txt")]).paths == ("f.txt",)
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("../escape.txt", "outside"),
-    ("dir/../../escape.txt", "outside"),
-    ("/etc/passwd", "outside"),
-    ("", "empty path"),
-    (".", "root directory itself"),
-])
-def test_listed_files_refuse_paths_outside_the_root(tmp_path: Path, name: str,
-                                                    message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("../escape.txt", "outside"),
+        ("dir/../../escape.txt", "outside"),
+        ("/etc/passwd", "outside"),
+        ("", "empty path"),
+        (".", "root directory itself"),
+    ],
+)
+def test_listed_files_refuse_paths_outside_the_root(
+    tmp_path: Path, name: str, message: str
+) -> None:
     with pytest.raises(ChangeDetectionError, match=message):
         listed_files(tmp_path, ["fine.txt", name])

@@ -21,8 +21,25 @@ DIALECTS: list[Dialect] = ["gitignore", "agent_mail"]
 # Shapes that land in every part of the index: literal files and directories (anchored or
 # not), anchored globs with and without a literal prefix, unanchored globs with a literal start,
 # a literal end or neither, and agent_mail's fnmatch rule.
-ATOMS = ["a", "b", "ab", "x.py", "/", "*", "**", "?", "[ab]", "[!a]", ".", "\\*", "[a-c]",
-         "src/", "/src", "a*", "*.py"]
+ATOMS = [
+    "a",
+    "b",
+    "ab",
+    "x.py",
+    "/",
+    "*",
+    "**",
+    "?",
+    "[ab]",
+    "[!a]",
+    ".",
+    "\\*",
+    "[a-c]",
+    "src/",
+    "/src",
+    "a*",
+    "*.py",
+]
 
 
 def _patterns(rng: random.Random, count: int) -> list[tuple[str, Dialect]]:
@@ -40,22 +57,24 @@ def _patterns(rng: random.Random, count: int) -> list[tuple[str, Dialect]]:
 def _paths(rng: random.Random, count: int) -> list[str]:
     out: list[str] = []
     while len(out) < count:
-        parts = [rng.choice(["src", "a", "b", "ab", "x.py", "a.py", "*", "c", "abc", "b.x"])
-                 for _ in range(rng.randint(1, 4))]
+        parts = [
+            rng.choice(["src", "a", "b", "ab", "x.py", "a.py", "*", "c", "abc", "b.x"])
+            for _ in range(rng.randint(1, 4))
+        ]
         out.append("/".join(parts))
     return out
 
 
 def _naive(entries: list[tuple[str, Dialect, int]], path: str) -> list[int]:
-    return [payload for pattern, dialect, payload in entries
-            if path_matches(path, pattern, dialect)]
+    return [
+        payload for pattern, dialect, payload in entries if path_matches(path, pattern, dialect)
+    ]
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_covering_matches_every_pair(seed: int) -> None:
     rng = random.Random(seed)
-    entries = [(pattern, dialect, n) for n, (pattern, dialect) in
-               enumerate(_patterns(rng, 60))]
+    entries = [(pattern, dialect, n) for n, (pattern, dialect) in enumerate(_patterns(rng, 60))]
     index = PatternIndex(entries)
     paths = _paths(rng, 200)
     hits = 0
@@ -67,11 +86,17 @@ def test_covering_matches_every_pair(seed: int) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(ATOMS), st.sampled_from(ATOMS),
-                          st.sampled_from(DIALECTS)), min_size=1, max_size=12),
-       st.lists(st.sampled_from(["src", "a", "ab", "x.py", "b", "*"]), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(ATOMS), st.sampled_from(ATOMS), st.sampled_from(DIALECTS)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.lists(st.sampled_from(["src", "a", "ab", "x.py", "b", "*"]), min_size=1, max_size=4),
+)
 def test_covering_matches_every_pair_property(
-        pairs: list[tuple[str, str, Dialect]], parts: list[str]) -> None:
+    pairs: list[tuple[str, str, Dialect]], parts: list[str]
+) -> None:
     entries = []
     for n, (first, second, dialect) in enumerate(pairs):
         try:
@@ -100,9 +125,18 @@ def test_realistic_leases() -> None:
     ]
     index = PatternIndex(entries)
     assert index.covering("src/pkg1/mod.py") == [
-        "literal", "directory", "everything below", "modules", "m-prefix", "agent-mail src"]
+        "literal",
+        "directory",
+        "everything below",
+        "modules",
+        "m-prefix",
+        "agent-mail src",
+    ]
     assert index.covering("src/pkg1/sub/x.txt") == [
-        "directory", "everything below", "agent-mail src"]
+        "directory",
+        "everything below",
+        "agent-mail src",
+    ]
     assert index.covering("src/pkg2/a/b.py") == ["agent-mail src", "agent-mail pkg2"]
     assert index.covering("tests/test_a.py") == ["tests"]
     assert index.covering("tests/unit/test_a.py") == []
@@ -115,9 +149,15 @@ def test_realistic_leases() -> None:
 
 
 def test_duplicate_patterns_keep_every_payload_in_order() -> None:
-    index = PatternIndex([("src/*.py", "gitignore", 1), ("docs/", "gitignore", 2),
-                          ("src/*.py", "gitignore", 3), ("./src/*.py", "gitignore", 4),
-                          ("src/*.py", "agent_mail", 5)])
+    index = PatternIndex(
+        [
+            ("src/*.py", "gitignore", 1),
+            ("docs/", "gitignore", 2),
+            ("src/*.py", "gitignore", 3),
+            ("./src/*.py", "gitignore", 4),
+            ("src/*.py", "agent_mail", 5),
+        ]
+    )
     assert index.covering("src/a.py") == [1, 3, 4, 5]
     assert index.covering("src/a/b.py") == [5]
 

@@ -96,18 +96,21 @@ def test_path_matches_gitignore(pattern: str, path: str, expected: bool) -> None
     assert path_matches(path, pattern) is expected
 
 
-@pytest.mark.parametrize(("pattern", "path", "expected"), [
-    ("src/*", "src/a/b.py", True),  # fnmatch's "*" crosses "/" (and so does git's parent rule)
-    ("src/*.py", "src/a/b.py", True),  # only fnmatch takes this one
-    ("*.py", "a/b/c.py", True),
-    ("src/?", "src/a", True),
-    ("src/a?b", "src/a/b", True),  # "?" takes the "/" too
-    ("docs/**", "src/x.py", False),
-    ("[!s]*", "src/x.py", True),  # git's rule: the component "x.py"
-    ("[!s]*", "src/sx.py", False),
-    ("[^s]*", "src/sx.py", True),  # fnmatch's "^" is no negation: only fnmatch takes this
-    ("/src/*.py", "src/a/b.py", True),  # fnmatch on the pattern without its leading "/"
-])
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("src/*", "src/a/b.py", True),  # fnmatch's "*" crosses "/" (and so does git's parent rule)
+        ("src/*.py", "src/a/b.py", True),  # only fnmatch takes this one
+        ("*.py", "a/b/c.py", True),
+        ("src/?", "src/a", True),
+        ("src/a?b", "src/a/b", True),  # "?" takes the "/" too
+        ("docs/**", "src/x.py", False),
+        ("[!s]*", "src/x.py", True),  # git's rule: the component "x.py"
+        ("[!s]*", "src/sx.py", False),
+        ("[^s]*", "src/sx.py", True),  # fnmatch's "^" is no negation: only fnmatch takes this
+        ("/src/*.py", "src/a/b.py", True),  # fnmatch on the pattern without its leading "/"
+    ],
+)
 def test_path_matches_agent_mail(pattern: str, path: str, expected: bool) -> None:
     assert path_matches(path, pattern, "agent_mail") is expected
 
@@ -121,6 +124,7 @@ def test_agent_mail_covers_whatever_either_rule_covers() -> None:
 
 
 # --- against the real git ----------------------------------------------------------------------
+
 
 def as_git(pattern: str) -> str:
     """The gitignore line that means what ``pattern`` means here: a plain path (no glob
@@ -140,9 +144,12 @@ def _git_ignored(tmp_path: Path, patterns: list[str], paths: list[str]) -> set[t
         (root / f"p{i}").mkdir()
         (root / f"p{i}" / ".gitignore").write_text(as_git(pattern) + "\n")
         queries += [f"p{i}/{path}" for path in paths]
-    out = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", "--stdin", "-z"],
-                         input=("\0".join(queries) + "\0").encode(), capture_output=True,
-                         check=False)
+    out = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "--no-index", "--stdin", "-z"],
+        input=("\0".join(queries) + "\0").encode(),
+        capture_output=True,
+        check=False,
+    )
     assert out.returncode in (0, 1), out.stderr
     ignored = set(out.stdout.decode().split("\0")) - {""}
     pairs = set()
@@ -153,8 +160,25 @@ def _git_ignored(tmp_path: Path, patterns: list[str], paths: list[str]) -> set[t
 
 
 def _random_patterns(rng: random.Random, count: int) -> list[str]:
-    atoms = ["a", "b", "/", "*", "**", "?", "[ab]", "[!a]", ".", "\\*", "x", "[a-c]", "[]a]",
-             "[^b]", "[[:alpha:]]", "\\ ", " "]
+    atoms = [
+        "a",
+        "b",
+        "/",
+        "*",
+        "**",
+        "?",
+        "[ab]",
+        "[!a]",
+        ".",
+        "\\*",
+        "x",
+        "[a-c]",
+        "[]a]",
+        "[^b]",
+        "[[:alpha:]]",
+        "\\ ",
+        " ",
+    ]
     found: set[str] = set()
     while len(found) < count:
         raw = "".join(rng.choice(atoms) for _ in range(rng.randint(1, 6)))
@@ -169,8 +193,10 @@ def _random_patterns(rng: random.Random, count: int) -> list[str]:
 def _random_paths(rng: random.Random, count: int) -> list[str]:
     found: set[str] = set()
     while len(found) < count:
-        parts = ["".join(rng.choice("abcx.* ") for _ in range(rng.randint(1, 3)))
-                 for _ in range(rng.randint(1, 4))]
+        parts = [
+            "".join(rng.choice("abcx.* ") for _ in range(rng.randint(1, 3)))
+            for _ in range(rng.randint(1, 4))
+        ]
         if all(part.strip(".") for part in parts):
             found.add("/".join(parts))
     return sorted(found)
@@ -182,78 +208,127 @@ def test_path_matches_agrees_with_git_check_ignore(tmp_path: Path) -> None:
     paths = _random_paths(rng, 120) + [case[1] for case in GITIGNORE_CASES]
     ignored = _git_ignored(tmp_path, patterns, paths)
     assert len(ignored) > 2000  # the sample is not all misses
-    wrong = [(pattern, path, (i, path) in ignored)
-             for i, pattern in enumerate(patterns) for path in paths
-             if path_matches(path, pattern) != ((i, path) in ignored)]
+    wrong = [
+        (pattern, path, (i, path) in ignored)
+        for i, pattern in enumerate(patterns)
+        for path in paths
+        if path_matches(path, pattern) != ((i, path) in ignored)
+    ]
     assert wrong == []
 
 
 def test_character_classes_agree_with_git(tmp_path: Path) -> None:
-    names = ["alnum", "alpha", "blank", "cntrl", "digit", "graph", "lower", "print", "punct",
-             "space", "upper", "xdigit"]
+    names = [
+        "alnum",
+        "alpha",
+        "blank",
+        "cntrl",
+        "digit",
+        "graph",
+        "lower",
+        "print",
+        "punct",
+        "space",
+        "upper",
+        "xdigit",
+    ]
     patterns = [f"x[[:{name}:]]" for name in names] + [
-        "x[a-]", "x[-a]", "x[\\]]", "x[a-c-e]", "x[[:a]", "x[z-a]", "x[!]]", "x[\\a-c]", "x[a-\\c]"]
+        "x[a-]",
+        "x[-a]",
+        "x[\\]]",
+        "x[a-c-e]",
+        "x[[:a]",
+        "x[z-a]",
+        "x[!]]",
+        "x[\\a-c]",
+        "x[a-\\c]",
+    ]
     paths = ["x" + chr(c) for c in range(1, 128) if chr(c) != "/"]
     ignored = _git_ignored(tmp_path, patterns, paths)
-    wrong = [(pattern, path) for i, pattern in enumerate(patterns) for path in paths
-             if path_matches(path, pattern) != ((i, path) in ignored)]
+    wrong = [
+        (pattern, path)
+        for i, pattern in enumerate(patterns)
+        for path in paths
+        if path_matches(path, pattern) != ((i, path) in ignored)
+    ]
     assert wrong == []
 
 
 def test_root_gitignore_agrees_with_git(tmp_path: Path) -> None:
     """The same answers with the pattern in the repository's top .gitignore."""
     patterns = ["/src", "src/*.py", "x/a**/b", "a/**/b", "**/foo", "docs/", "*.py", "/a/*/"]
-    paths = ["src/a.py", "lib/src/a.py", "x/ak/l/b", "a/b", "a/q/b", "q/foo/z", "docs/x",
-             "docs", "z/y.py", "a/b/c"]
+    paths = [
+        "src/a.py",
+        "lib/src/a.py",
+        "x/ak/l/b",
+        "a/b",
+        "a/q/b",
+        "q/foo/z",
+        "docs/x",
+        "docs",
+        "z/y.py",
+        "a/b/c",
+    ]
     for n, pattern in enumerate(patterns):
         root = tmp_path / f"r{n}"
         subprocess.run(["git", "init", "-q", str(root)], check=True)
         (root / ".gitignore").write_text(as_git(pattern) + "\n")
-        out = subprocess.run(["git", "-C", str(root), "check-ignore", "--no-index", "--stdin"],
-                             input="\n".join(paths) + "\n", capture_output=True, text=True,
-                             check=False)
+        out = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "--no-index", "--stdin"],
+            input="\n".join(paths) + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         ignored = set(out.stdout.splitlines())
         assert {p for p in paths if path_matches(p, pattern)} == ignored, pattern
 
 
 # --- validation --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("raw", "normalized"), [
-    ("src/app.py", "src/app.py"),
-    ("./src/app.py", "src/app.py"),
-    ("./src", "/src"),  # still anchored to the root, as "./" meant
-    ("./src/", "/src/"),
-    ("/src/", "/src/"),
-    ("docs/   ", "docs/"),
-    ("a\\ ", "a\\ "),
-    ("\\!x", "\\!x"),
-    ("~$report.docx", "~$report.docx"),  # only "~/" reads as a home directory
-])
+
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("src/app.py", "src/app.py"),
+        ("./src/app.py", "src/app.py"),
+        ("./src", "/src"),  # still anchored to the root, as "./" meant
+        ("./src/", "/src/"),
+        ("/src/", "/src/"),
+        ("docs/   ", "docs/"),
+        ("a\\ ", "a\\ "),
+        ("\\!x", "\\!x"),
+        ("~$report.docx", "~$report.docx"),  # only "~/" reads as a home directory
+    ],
+)
 def test_validate_pattern_normalizes(raw: str, normalized: str) -> None:
     assert validate_pattern(raw) == normalized
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ("", "empty"),
-    ("   ", "empty"),
-    ("/", "empty"),
-    ("!src", "negation"),
-    ("#src", "comment"),
-    ("a\0b", "NUL"),
-    ("a\nb", "newline"),
-    ("../src", "'..'"),
-    ("src/../x", "'..'"),
-    ("src/./x", "'.'"),
-    ("src//x", "empty path component"),
-    ("//server/share", "absolute"),
-    ("C:\\work", "absolute"),
-    ("~/x", "absolute"),
-    ("src/[ab", "never closed"),
-    ("src/[", "never closed"),
-    ("x[[:nope:]]", "unknown character class"),
-    ("abc\\", "lone backslash"),
-    ("a" * 5000, "longer than"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("/", "empty"),
+        ("!src", "negation"),
+        ("#src", "comment"),
+        ("a\0b", "NUL"),
+        ("a\nb", "newline"),
+        ("../src", "'..'"),
+        ("src/../x", "'..'"),
+        ("src/./x", "'.'"),
+        ("src//x", "empty path component"),
+        ("//server/share", "absolute"),
+        ("C:\\work", "absolute"),
+        ("~/x", "absolute"),
+        ("src/[ab", "never closed"),
+        ("src/[", "never closed"),
+        ("x[[:nope:]]", "unknown character class"),
+        ("abc\\", "lone backslash"),
+        ("a" * 5000, "longer than"),
+    ],
+)
 def test_validate_pattern_rejects(raw: str, message: str) -> None:
     with pytest.raises(PatternError, match=re.escape(message)) as caught:
         validate_pattern(raw)
@@ -272,21 +347,32 @@ def test_invalid_patterns_raise_everywhere() -> None:
         patterns_overlap("a", "!a")
 
 
-@pytest.mark.parametrize(("raw", "normalized"), [
-    ("src/app.py", "src/app.py"),
-    ("./src/app.py", "src/app.py"),
-    ("src//app.py", "src/app.py"),
-    ("src/./app.py", "src/app.py"),
-    ("src/", "src"),
-])
+@pytest.mark.parametrize(
+    ("raw", "normalized"),
+    [
+        ("src/app.py", "src/app.py"),
+        ("./src/app.py", "src/app.py"),
+        ("src//app.py", "src/app.py"),
+        ("src/./app.py", "src/app.py"),
+        ("src/", "src"),
+    ],
+)
 def test_normalize_path(raw: str, normalized: str) -> None:
     assert normalize_path(raw) == normalized
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ("/etc/passwd", "absolute"), ("C:/x", "absolute"), ("../x", "'..'"), ("a/../b", "'..'"),
-    ("", "empty"), ("./", "empty"), ("a\0", "NUL"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("/etc/passwd", "absolute"),
+        ("C:/x", "absolute"),
+        ("../x", "'..'"),
+        ("a/../b", "'..'"),
+        ("", "empty"),
+        ("./", "empty"),
+        ("a\0", "NUL"),
+    ],
+)
 def test_normalize_path_rejects(raw: str, message: str) -> None:
     with pytest.raises(PatternError, match=re.escape(message)):
         normalize_path(raw)
@@ -353,19 +439,23 @@ def test_patterns_overlap(a: str, b: str, expected: bool) -> None:
         assert path_matches(witness, b)
 
 
-@pytest.mark.parametrize(("a", "dialect_a", "b", "dialect_b", "expected"), [
-    ("src/*", "agent_mail", "src/a/b.py", "gitignore", True),
-    ("src/*.py", "agent_mail", "/lib/", "gitignore", False),
-    ("src/*.py", "agent_mail", "li?/", "gitignore", True),  # src/lib/x.py, fnmatch's
-    ("src/*.py", "agent_mail", "src/a/", "gitignore", True),  # fnmatch: src/a/x.py
-    ("src/*.py", "gitignore", "src/a/", "gitignore", False),
-    ("src/*.py", "agent_mail", "lib/*.js", "agent_mail", False),
-    ("a?b", "agent_mail", "a/b", "gitignore", True),
-    ("[!x]*", "agent_mail", "x*", "gitignore", True),  # git's rule: a directory [!x]* above
-    ("/[!x]*", "agent_mail", "/x*", "gitignore", False),
-])
-def test_patterns_overlap_agent_mail(a: str, dialect_a: Dialect, b: str, dialect_b: Dialect,
-                                     expected: bool) -> None:
+@pytest.mark.parametrize(
+    ("a", "dialect_a", "b", "dialect_b", "expected"),
+    [
+        ("src/*", "agent_mail", "src/a/b.py", "gitignore", True),
+        ("src/*.py", "agent_mail", "/lib/", "gitignore", False),
+        ("src/*.py", "agent_mail", "li?/", "gitignore", True),  # src/lib/x.py, fnmatch's
+        ("src/*.py", "agent_mail", "src/a/", "gitignore", True),  # fnmatch: src/a/x.py
+        ("src/*.py", "gitignore", "src/a/", "gitignore", False),
+        ("src/*.py", "agent_mail", "lib/*.js", "agent_mail", False),
+        ("a?b", "agent_mail", "a/b", "gitignore", True),
+        ("[!x]*", "agent_mail", "x*", "gitignore", True),  # git's rule: a directory [!x]* above
+        ("/[!x]*", "agent_mail", "/x*", "gitignore", False),
+    ],
+)
+def test_patterns_overlap_agent_mail(
+    a: str, dialect_a: Dialect, b: str, dialect_b: Dialect, expected: bool
+) -> None:
     assert patterns_overlap(a, b, dialect_a, dialect_b) is expected
     assert patterns_overlap(b, a, dialect_b, dialect_a) is expected
     witness = overlap_witness(a, b, dialect_a, dialect_b)
@@ -419,8 +509,13 @@ PATHS = _all_paths(5)
 
 @st.composite
 def lease_patterns(draw: st.DrawFn) -> str:
-    parts = draw(st.lists(st.lists(st.sampled_from(ATOMS), min_size=1, max_size=3)
-                          .map("".join), min_size=1, max_size=3))
+    parts = draw(
+        st.lists(
+            st.lists(st.sampled_from(ATOMS), min_size=1, max_size=3).map("".join),
+            min_size=1,
+            max_size=3,
+        )
+    )
     text = ("/" if draw(st.booleans()) else "") + "/".join(parts)
     text += "/" if draw(st.booleans()) else ""
     try:
@@ -459,8 +554,10 @@ def test_overlap_is_exact(a: str, b: str, dialect_a: Dialect, dialect_b: Dialect
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="ab!^-][*?\\", min_size=1, max_size=7), st.text(alphabet="ab/!^-]\\",
-                                                                       max_size=6))
+@given(
+    st.text(alphabet="ab!^-][*?\\", min_size=1, max_size=7),
+    st.text(alphabet="ab/!^-]\\", max_size=6),
+)
 def test_fnmatch_tokens_follow_python_fnmatch(pattern: str, text: str) -> None:
     """The automaton's reading of fnmatch patterns (classes, ranges, stray brackets) is
     Python's."""

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pytest_maf_preflight.reservations.conflicts import Holding, reader_counts
 
 
-def shared(agent: str, pattern: str, *, exclusive: bool = False,
-           dialect: str = "gitignore") -> Holding:
-    return Holding(agent=agent, pattern=pattern, exclusive=exclusive, expires_at=0.0,
-                   source="leases", dialect=dialect)  # type: ignore[arg-type]
+def shared(
+    agent: str, pattern: str, *, exclusive: bool = False, dialect: str = "gitignore"
+) -> Holding:
+    return Holding(
+        agent=agent,
+        pattern=pattern,
+        exclusive=exclusive,
+        expires_at=0.0,
+        source="leases",
+        dialect=dialect,  # type: ignore[arg-type]
+    )
 
 
 def counted(holdings: list[Holding], limit: int) -> dict[str | None, str]:
@@ -16,10 +23,14 @@ def counted(holdings: list[Holding], limit: int) -> dict[str | None, str]:
 
 
 def test_readers_are_distinct_agents_on_overlapping_shared_patterns() -> None:
-    holdings = [shared("b", "docs/**"), shared("c", "docs/*.md"), shared("d", "docs/x.md"),
-                shared("b", "docs/x.md"),  # one agent twice is one reader
-                shared("e", "docs/y.md", exclusive=True),  # a writer is no reader
-                shared("f", "src/**")]
+    holdings = [
+        shared("b", "docs/**"),
+        shared("c", "docs/*.md"),
+        shared("d", "docs/x.md"),
+        shared("b", "docs/x.md"),  # one agent twice is one reader
+        shared("e", "docs/y.md", exclusive=True),  # a writer is no reader
+        shared("f", "src/**"),
+    ]
     assert counted(holdings, 1) == {"docs/**": "3", "docs/*.md": "3", "docs/x.md": "3"}
     assert counted(holdings, 3) == {}
 

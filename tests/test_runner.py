@@ -40,26 +40,45 @@ class Empty(Definition):
 
 
 def _ctx(root: Path, **env: str) -> CheckContext:
-    return CheckContext(rootdir=root, environ={**os.environ, **env}, environment="test",
-                        agent_id="agent-1")
+    return CheckContext(
+        rootdir=root, environ={**os.environ, **env}, environment="test", agent_id="agent-1"
+    )
 
 
-def _planned(run: Callable[[Any, CheckContext], Observation] | None, *, check_id: str = "c",
-             timeout: float = 10.0, retry_count: int = 0, retry_delay: float = 0.0,
-             definition: Any = None) -> PlannedCheck:
+def _planned(
+    run: Callable[[Any, CheckContext], Observation] | None,
+    *,
+    check_id: str = "c",
+    timeout: float = 10.0,
+    retry_count: int = 0,
+    retry_delay: float = 0.0,
+    definition: Any = None,
+) -> PlannedCheck:
     return PlannedCheck(
-        check_id=check_id, name=f"check {check_id}", severity="critical",
+        check_id=check_id,
+        name=f"check {check_id}",
+        severity="critical",
         check_type=CheckType(f"test-{check_id}", Empty, run),
-        definition=Empty() if definition is None else definition, timeout=timeout,
-        retry_count=retry_count, retry_delay=retry_delay, config_file="cfg.yaml",
-        config_version="1.0")
+        definition=Empty() if definition is None else definition,
+        timeout=timeout,
+        retry_count=retry_count,
+        retry_delay=retry_delay,
+        config_file="cfg.yaml",
+        config_version="1.0",
+    )
 
 
 def _command(argv: list[str], timeout: float, check_id: str = "cmd") -> PlannedCheck:
-    return PlannedCheck(check_id=check_id, name=check_id, severity="critical",
-                        check_type=command.CHECK_TYPE,
-                        definition=CommandDefinition.model_validate({"argv": argv}),
-                        timeout=timeout, retry_count=0, retry_delay=0.0)
+    return PlannedCheck(
+        check_id=check_id,
+        name=check_id,
+        severity="critical",
+        check_type=command.CHECK_TYPE,
+        definition=CommandDefinition.model_validate({"argv": argv}),
+        timeout=timeout,
+        retry_count=0,
+        retry_delay=0.0,
+    )
 
 
 def _passing(_definition: Any, _ctx: CheckContext) -> Observation:
@@ -103,9 +122,16 @@ def test_hung_python_check_is_abandoned_at_its_deadline(tmp_path: Path) -> None:
     registry.register(CheckType("hang", Empty, hang))
     check_type = registry.get("hang")
     assert check_type is not None
-    check = PlannedCheck(check_id="hang", name="hang", severity="critical",
-                         check_type=check_type, definition=Empty(), timeout=0.5,
-                         retry_count=0, retry_delay=0.0)
+    check = PlannedCheck(
+        check_id="hang",
+        name="hang",
+        severity="critical",
+        check_type=check_type,
+        definition=Empty(),
+        timeout=0.5,
+        retry_count=0,
+        retry_delay=0.0,
+    )
     start = time.monotonic()
     try:
         [result] = run_checks([check], _ctx(tmp_path))
@@ -124,8 +150,13 @@ def test_abandoned_attempt_finishing_late_does_not_change_the_result(tmp_path: P
         return Observation(True, "ok", "ok")
 
     # The second check keeps the runner busy past the first one's late completion.
-    results = run_checks([_planned(slow_pass, check_id="slow", timeout=0.3),
-                          _planned(slow_pass, check_id="ok", timeout=5.0)], _ctx(tmp_path))
+    results = run_checks(
+        [
+            _planned(slow_pass, check_id="slow", timeout=0.3),
+            _planned(slow_pass, check_id="ok", timeout=5.0),
+        ],
+        _ctx(tmp_path),
+    )
     assert [r.status for r in results] == [CheckStatus.TIMEOUT, CheckStatus.PASSED]
 
 
@@ -188,14 +219,23 @@ def test_no_retries_means_one_attempt(tmp_path: Path) -> None:
 def test_state_across_retries_in_a_file(tmp_path: Path) -> None:
     # A real command that fails until it has run twice: the state lives in a file.
     counter = tmp_path / "count"
-    code = ("import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
-            "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); "
-            "sys.exit(0 if n >= 3 else 1)")
-    check = PlannedCheck(check_id="cmd", name="cmd", severity="critical",
-                         check_type=command.CHECK_TYPE,
-                         definition=CommandDefinition.model_validate(
-                             {"argv": [sys.executable, "-c", code, str(counter)]}),
-                         timeout=10.0, retry_count=2, retry_delay=0.01)
+    code = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
+        "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); "
+        "sys.exit(0 if n >= 3 else 1)"
+    )
+    check = PlannedCheck(
+        check_id="cmd",
+        name="cmd",
+        severity="critical",
+        check_type=command.CHECK_TYPE,
+        definition=CommandDefinition.model_validate(
+            {"argv": [sys.executable, "-c", code, str(counter)]}
+        ),
+        timeout=10.0,
+        retry_count=2,
+        retry_delay=0.01,
+    )
     [result] = run_checks([check], _ctx(tmp_path))
     assert result.status is CheckStatus.PASSED
     assert result.attempts == 3
@@ -358,8 +398,12 @@ def test_max_concurrency_caps_the_pool(tmp_path: Path) -> None:
 def test_non_positive_max_concurrency_still_runs(tmp_path: Path) -> None:
     # In a thread of its own, so a regression fails this test instead of hanging the suite.
     results: list[CheckResult] = []
-    thread = threading.Thread(target=lambda: results.extend(
-        run_checks([_planned(_passing)], _ctx(tmp_path), max_concurrency=0)), daemon=True)
+    thread = threading.Thread(
+        target=lambda: results.extend(
+            run_checks([_planned(_passing)], _ctx(tmp_path), max_concurrency=0)
+        ),
+        daemon=True,
+    )
     thread.start()
     thread.join(10)
     assert not thread.is_alive(), "run_checks never started a check with max_concurrency=0"
@@ -404,7 +448,11 @@ def test_result_carries_the_check_metadata(tmp_path: Path) -> None:
     before = time.time()
     [result] = run_checks([_planned(_passing, check_id="meta")], _ctx(tmp_path))
     assert (result.check_id, result.name, result.test_type, result.severity) == (
-        "meta", "check meta", "test-meta", "critical")
+        "meta",
+        "check meta",
+        "test-meta",
+        "critical",
+    )
     assert (result.config_file, result.config_version) == ("cfg.yaml", "1.0")
     assert before <= result.started_at <= result.completed_at <= time.time()
     assert result.duration >= 0
@@ -419,14 +467,20 @@ def test_secrets_are_redacted_in_every_field(tmp_path: Path) -> None:
 
     def leaky(_definition: Any, ctx: CheckContext) -> Observation:
         value = ctx.environ["MY_PASSWORD"]
-        return Observation(False, f"expected {value}", f"observed {value}",
-                           {"nested": {"list": [value, "fine"]}, "text": value})
+        return Observation(
+            False,
+            f"expected {value}",
+            f"observed {value}",
+            {"nested": {"list": [value, "fine"]}, "text": value},
+        )
 
     def leaky_error(_definition: Any, ctx: CheckContext) -> Observation:
         raise ValueError(f"bad {ctx.environ['MY_PASSWORD']}")
 
-    results = run_checks([_planned(leaky, check_id="a"), _planned(leaky_error, check_id="b")],
-                         _ctx(tmp_path, MY_PASSWORD=secret))
+    results = run_checks(
+        [_planned(leaky, check_id="a"), _planned(leaky_error, check_id="b")],
+        _ctx(tmp_path, MY_PASSWORD=secret),
+    )
     everything = json.dumps([r.to_dict() for r in results])
     assert secret not in everything
     assert results[0].expected == "expected ***"
@@ -452,13 +506,27 @@ def test_values_of_env_references_in_a_definition_are_redacted(tmp_path: Path) -
 def test_url_passwords_printed_by_a_command_are_redacted(tmp_path: Path) -> None:
     # DATABASE_URL does not look secret by name; the password in the URL still must not leak.
     url = "postgres://u:pw123456@h/db"
-    definition = CommandDefinition.model_validate({
-        "argv": [sys.executable, "-c", "import os; print('DATABASE_URL=' + os.environ["
-                 "'DATABASE_URL'])"],
-        "expected_exit_code": 3, "stdout_contains": "postgres://u:pw123456@h/other"})
-    check = PlannedCheck(check_id="db-url", name="db-url", severity="critical",
-                         check_type=command.CHECK_TYPE, definition=definition, timeout=30.0,
-                         retry_count=0, retry_delay=0.0)
+    definition = CommandDefinition.model_validate(
+        {
+            "argv": [
+                sys.executable,
+                "-c",
+                "import os; print('DATABASE_URL=' + os.environ['DATABASE_URL'])",
+            ],
+            "expected_exit_code": 3,
+            "stdout_contains": "postgres://u:pw123456@h/other",
+        }
+    )
+    check = PlannedCheck(
+        check_id="db-url",
+        name="db-url",
+        severity="critical",
+        check_type=command.CHECK_TYPE,
+        definition=definition,
+        timeout=30.0,
+        retry_count=0,
+        retry_delay=0.0,
+    )
     [result] = run_checks([check], _ctx(tmp_path, DATABASE_URL=url))
     assert result.status is CheckStatus.FAILED
     assert "pw123456" not in json.dumps(result.to_dict())
@@ -467,14 +535,16 @@ def test_url_passwords_printed_by_a_command_are_redacted(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("retry_delay", [0.0, 0.05])
-def test_retry_delay_zero_or_small_does_not_spin_forever(tmp_path: Path, retry_delay: float
-                                                         ) -> None:
+def test_retry_delay_zero_or_small_does_not_spin_forever(
+    tmp_path: Path, retry_delay: float
+) -> None:
     def failing(_definition: Any, _ctx: CheckContext) -> Observation:
         return Observation(False, "pass", "fail")
 
     start = time.monotonic()
-    [result] = run_checks([_planned(failing, retry_count=5, retry_delay=retry_delay)],
-                          _ctx(tmp_path))
+    [result] = run_checks(
+        [_planned(failing, retry_count=5, retry_delay=retry_delay)], _ctx(tmp_path)
+    )
     assert result.attempts == 6
     assert time.monotonic() - start < 10
 
@@ -500,16 +570,25 @@ def test_on_start_reports_each_check_once_before_its_result_in_passes(tmp_path: 
         events.append(("start", tuple(c.check_id for c in checks)))
         release.set()
 
-    checks = [_planned(waits, check_id="slow"), _planned(_passing, check_id="fast"),
-              _planned(flaky, check_id="flaky", retry_count=1),
-              _planned(_passing, check_id="late")]
-    results = run_checks(checks, _ctx(tmp_path), max_concurrency=3, on_start=started,
-                         on_result=lambda r: events.append(("result", (r.check_id,))))
+    checks = [
+        _planned(waits, check_id="slow"),
+        _planned(_passing, check_id="fast"),
+        _planned(flaky, check_id="flaky", retry_count=1),
+        _planned(_passing, check_id="late"),
+    ]
+    results = run_checks(
+        checks,
+        _ctx(tmp_path),
+        max_concurrency=3,
+        on_start=started,
+        on_result=lambda r: events.append(("result", (r.check_id,))),
+    )
     assert [r.check_id for r in results] == ["slow", "fast", "flaky", "late"]
     assert results[2].attempts == 2
     assert events[0] == ("start", ("slow", "fast", "flaky"))  # the first pass, at once
     starts = [c for kind, ids in events if kind == "start" for c in ids]
     assert sorted(starts) == ["fast", "flaky", "late", "slow"]  # once each, retries not again
     for check_id in starts:
-        assert events.index(next(e for e in events if e[0] == "start" and check_id in e[1])) < \
-            events.index(("result", (check_id,)))
+        assert events.index(
+            next(e for e in events if e[0] == "start" and check_id in e[1])
+        ) < events.index(("result", (check_id,)))

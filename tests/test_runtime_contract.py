@@ -85,33 +85,63 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeS
 
 
 def session(started: float = 1000.0, **changes: object) -> SessionRecord:
-    base = SessionRecord(id=new_id(), agent_id="codex-1", environment="development",
-                         started_at=started, completed_at=started + 1, status="open",
-                         exit_code=0, runtime_mode="test", hostname="host-a",
-                         details={"checks": 2})
+    base = SessionRecord(
+        id=new_id(),
+        agent_id="codex-1",
+        environment="development",
+        started_at=started,
+        completed_at=started + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="test",
+        hostname="host-a",
+        details={"checks": 2},
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def execution(session_id: str, config_id: str = "git", status: str = "passed",
-              started: float = 1000.0) -> ExecutionRecord:
-    return ExecutionRecord(id=new_id(), session_id=session_id, config_id=config_id,
-                           config_version="1.0.0", agent_id="codex-1", kind="check",
-                           status=status, started_at=started, completed_at=started + 0.5,  # type: ignore[arg-type]
-                           duration=0.5, attempts=1,
-                           result={"observed": "ok", "nested": {"a": [1, 2]}},
-                           error_message=None if status == "passed" else "boom")
+def execution(
+    session_id: str, config_id: str = "git", status: str = "passed", started: float = 1000.0
+) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=new_id(),
+        session_id=session_id,
+        config_id=config_id,
+        config_version="1.0.0",
+        agent_id="codex-1",
+        kind="check",
+        status=status,  # type: ignore[arg-type]
+        started_at=started,
+        completed_at=started + 0.5,
+        duration=0.5,
+        attempts=1,
+        result={"observed": "ok", "nested": {"a": [1, 2]}},
+        error_message=None if status == "passed" else "boom",
+    )
 
 
 def bundle(n: int = 3, started: float = 1000.0, **changes: object) -> SessionBundle:
     s = session(started, **changes)
-    runs = tuple(execution(s.id, f"check-{i}", "passed" if i else "failed", started + i)
-                 for i in range(n))
-    snap = ConfigSnapshot(config_id="check-0", version="1.0.0", config_type="smoke_test",
-                          content_hash="abc123", document={"id": "check-0"},
-                          recorded_at=started)
-    msg = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="codex-1",
-                  payload={"config_id": "check-0", "status": "failed"}, created_at=started,
-                  correlation_id=s.id, recipient="lead")
+    runs = tuple(
+        execution(s.id, f"check-{i}", "passed" if i else "failed", started + i) for i in range(n)
+    )
+    snap = ConfigSnapshot(
+        config_id="check-0",
+        version="1.0.0",
+        config_type="smoke_test",
+        content_hash="abc123",
+        document={"id": "check-0"},
+        recorded_at=started,
+    )
+    msg = Message(
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id="codex-1",
+        payload={"config_id": "check-0", "status": "failed"},
+        created_at=started,
+        correlation_id=s.id,
+        recipient="lead",
+    )
     return SessionBundle(session=s, executions=runs, snapshots=(snap,), messages=(msg,))
 
 
@@ -152,8 +182,9 @@ def test_snapshots_are_kept_once_per_content(runtime: RuntimeState) -> None:
     first, second = bundle(), bundle(started=3000.0)
     runtime.record_session(first)
     runtime.record_session(second)  # the same config content again
-    changed = dataclasses.replace(second.snapshots[0], content_hash="def456", version="1.1.0",
-                                  recorded_at=3000.0)
+    changed = dataclasses.replace(
+        second.snapshots[0], content_hash="def456", version="1.1.0", recorded_at=3000.0
+    )
     runtime.record_session(dataclasses.replace(bundle(started=4000.0), snapshots=(changed,)))
     snaps = runtime.config_snapshots("check-0")
     assert [s.content_hash for s in snaps] == ["def456", "abc123"]
@@ -161,12 +192,30 @@ def test_snapshots_are_kept_once_per_content(runtime: RuntimeState) -> None:
 
 
 def test_the_message_queue_delivers_once_and_acks(runtime: RuntimeState) -> None:
-    one = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="a", payload={"n": 1},
-                  created_at=1.0, recipient="lead")
-    two = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="a", payload={"n": 2},
-                  created_at=2.0, recipient="lead")
-    other = Message(id=new_id(), type="PREFLIGHT_CHECK", agent_id="a", payload={},
-                    created_at=0.5, recipient="someone-else")
+    one = Message(
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id="a",
+        payload={"n": 1},
+        created_at=1.0,
+        recipient="lead",
+    )
+    two = Message(
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id="a",
+        payload={"n": 2},
+        created_at=2.0,
+        recipient="lead",
+    )
+    other = Message(
+        id=new_id(),
+        type="PREFLIGHT_CHECK",
+        agent_id="a",
+        payload={},
+        created_at=0.5,
+        recipient="someone-else",
+    )
     for message in (two, other, one):
         runtime.enqueue(message)
     got = runtime.dequeue("lead")
@@ -231,20 +280,30 @@ T0 = 1_000.0
 
 
 def test_a_grant_leases_every_pattern_with_new_fencing_tokens(runtime: RuntimeState) -> None:
-    grant = runtime.acquire_leases("agent-a", ["src/a.py", "docs/**"], ttl=60, reason="edit",
-                                   now=T0)
+    grant = runtime.acquire_leases(
+        "agent-a", ["src/a.py", "docs/**"], ttl=60, reason="edit", now=T0
+    )
     assert grant.ok
     assert grant.conflicts == ()
     assert [g.path_pattern for g in grant.granted] == ["src/a.py", "docs/**"]
     first, second = grant.granted
-    assert first == Lease(id=first.id, agent_id="agent-a", path_pattern="src/a.py",
-                          exclusive=True, reason="edit", created_at=T0, expires_at=T0 + 60,
-                          released_at=None, fencing_token=first.fencing_token)
+    assert first == Lease(
+        id=first.id,
+        agent_id="agent-a",
+        path_pattern="src/a.py",
+        exclusive=True,
+        reason="edit",
+        created_at=T0,
+        expires_at=T0 + 60,
+        released_at=None,
+        fencing_token=first.fencing_token,
+    )
     assert first.id != second.id
     assert second.fencing_token > first.fencing_token > 0
     assert {lease.id for lease in runtime.leases(now=T0)} == {first.id, second.id}
-    later = runtime.acquire_leases("agent-b", ["tests/**"], exclusive=False, ttl=5,
-                                   now=T0 + 1).granted[0]
+    later = runtime.acquire_leases(
+        "agent-b", ["tests/**"], exclusive=False, ttl=5, now=T0 + 1
+    ).granted[0]
     assert later.exclusive is False
     assert later.fencing_token > second.fencing_token
     assert runtime.leases(now=T0 + 1)[0] == later  # newest first
@@ -252,15 +311,20 @@ def test_a_grant_leases_every_pattern_with_new_fencing_tokens(runtime: RuntimeSt
     assert runtime.leases(agent_id="nobody", now=T0) == []
 
 
-@pytest.mark.parametrize(("held_exclusive", "wanted_exclusive", "blocked"), [
-    (True, True, True), (True, False, True), (False, True, True), (False, False, False)],
-    ids=["excl-vs-excl", "excl-vs-shared", "shared-vs-excl", "shared-vs-shared"])
-def test_a_conflict_needs_one_exclusive_side(runtime: RuntimeState, held_exclusive: bool,
-                                             wanted_exclusive: bool, blocked: bool) -> None:
-    held = runtime.acquire_leases("agent-a", ["src/*.py"], exclusive=held_exclusive, ttl=60,
-                                  now=T0).granted[0]
-    grant = runtime.acquire_leases("agent-b", ["src/a*"], exclusive=wanted_exclusive, ttl=60,
-                                   now=T0 + 1)
+@pytest.mark.parametrize(
+    ("held_exclusive", "wanted_exclusive", "blocked"),
+    [(True, True, True), (True, False, True), (False, True, True), (False, False, False)],
+    ids=["excl-vs-excl", "excl-vs-shared", "shared-vs-excl", "shared-vs-shared"],
+)
+def test_a_conflict_needs_one_exclusive_side(
+    runtime: RuntimeState, held_exclusive: bool, wanted_exclusive: bool, blocked: bool
+) -> None:
+    held = runtime.acquire_leases(
+        "agent-a", ["src/*.py"], exclusive=held_exclusive, ttl=60, now=T0
+    ).granted[0]
+    grant = runtime.acquire_leases(
+        "agent-b", ["src/a*"], exclusive=wanted_exclusive, ttl=60, now=T0 + 1
+    )
     assert grant.ok is not blocked
     assert grant.conflicts == ((held,) if blocked else ())
     assert len(grant.granted) == (0 if blocked else 1)
@@ -268,8 +332,9 @@ def test_a_conflict_needs_one_exclusive_side(runtime: RuntimeState, held_exclusi
 
 def test_an_agent_is_never_blocked_by_its_own_leases(runtime: RuntimeState) -> None:
     runtime.acquire_leases("agent-a", ["src/**"], ttl=60, now=T0)
-    again = runtime.acquire_leases("agent-a", ["src/a.py", "src/**", "src/a.py"], ttl=60,
-                                   now=T0 + 1)
+    again = runtime.acquire_leases(
+        "agent-a", ["src/a.py", "src/**", "src/a.py"], ttl=60, now=T0 + 1
+    )
     assert again.ok
     assert [g.path_pattern for g in again.granted] == ["src/a.py", "src/**"]  # each once
     assert len(runtime.leases(agent_id="agent-a", now=T0 + 1)) == 3
@@ -284,14 +349,14 @@ def test_patterns_that_do_not_overlap_do_not_conflict(runtime: RuntimeState) -> 
 
 def test_acquire_is_all_or_nothing(runtime: RuntimeState) -> None:
     held = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=60, now=T0).granted[0]
-    blocked = runtime.acquire_leases("agent-b", ["docs/x.md", "docs/README.md", "src/*.py"],
-                                     ttl=60, now=T0)
+    blocked = runtime.acquire_leases(
+        "agent-b", ["docs/x.md", "docs/README.md", "src/*.py"], ttl=60, now=T0
+    )
     assert not blocked.ok
     assert blocked.granted == ()
     assert blocked.conflicts == (held,)
     assert runtime.leases(agent_id="agent-b", active_only=False, now=T0) == []
-    assert runtime.acquire_leases("agent-b", ["docs/x.md", "docs/README.md"], ttl=60,
-                                  now=T0).ok
+    assert runtime.acquire_leases("agent-b", ["docs/x.md", "docs/README.md"], ttl=60, now=T0).ok
 
 
 def test_an_expired_lease_is_taken_over_without_cleanup(runtime: RuntimeState) -> None:
@@ -321,8 +386,11 @@ def test_renewal_extends_from_the_later_of_now_and_expiry(runtime: RuntimeState)
 def test_renewal_is_refused_when_someone_took_the_expired_lease(runtime: RuntimeState) -> None:
     lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=10, now=T0).granted[0]
     runtime.acquire_leases("agent-b", ["src/*.py"], exclusive=False, ttl=60, now=T0 + 20)
-    with pytest.raises(LeaseError, match=r"cannot be renewed: 'src/\*\.py' held by agent "
-                                         r"'agent-b'"):
+    with pytest.raises(
+        LeaseError,
+        match=r"cannot be renewed: 'src/\*\.py' held by agent "
+        r"'agent-b'",
+    ):
         runtime.renew_lease(lease.id, "agent-a", ttl=10, now=T0 + 30)
     with pytest.raises(LeaseError, match=r"held by agent 'agent-a', not 'agent-b'"):
         runtime.renew_lease(lease.id, "agent-b", ttl=10, now=T0 + 30)
@@ -379,13 +447,13 @@ def test_fencing_tokens_only_ever_grow(runtime: RuntimeState) -> None:
     for n in range(4):
         lease = runtime.acquire_leases("agent-a", ["src/a.py"], ttl=10, now=T0 + n).granted[0]
         tokens.append(lease.fencing_token)
-        tokens.append(runtime.renew_lease(lease.id, "agent-a", ttl=10,
-                                          now=T0 + n).fencing_token)
+        tokens.append(runtime.renew_lease(lease.id, "agent-a", ttl=10, now=T0 + n).fencing_token)
         released = runtime.release_lease(lease.id, "agent-a", now=T0 + n)
         assert released.fencing_token == tokens[-1]  # a release hands out no token
     runtime.release_stale_leases(now=T0 + 1000)
-    tokens.append(runtime.acquire_leases("agent-b", ["src/a.py"], ttl=10,
-                                         now=T0).granted[0].fencing_token)
+    tokens.append(
+        runtime.acquire_leases("agent-b", ["src/a.py"], ttl=10, now=T0).granted[0].fencing_token
+    )
     assert tokens == sorted(set(tokens))
 
 
@@ -396,27 +464,46 @@ def test_fencing_tokens_keep_growing_after_reopening(mode: str, tmp_path: Path) 
         renewed = first.renew_lease(lease.id, "agent-a", ttl=10, now=T0)
         first.release_lease(lease.id, "agent-a", now=T0)
     with make_runtime(mode, tmp_path) as second:
-        assert second.leases(active_only=False) == [
-            dataclasses.replace(renewed, released_at=T0)]
+        assert second.leases(active_only=False) == [dataclasses.replace(renewed, released_at=T0)]
         again = second.acquire_leases("agent-b", ["src/**"], ttl=10, now=T0).granted[0]
         assert again.fencing_token > renewed.fencing_token
 
 
-def conflict(session_id: str | None, detected: float = T0, **changes: object
-             ) -> ConflictRecord:
-    base = ConflictRecord(id=new_id(), session_id=session_id, conflict_type="lock_validation",
-                          severity="error", agent_id="agent-b", holder_agent_id="agent-a",
-                          path="src/a.py", path_pattern="src/**", lease_id=new_id(),
-                          expires_at=T0 + 60, status="open", override=False,
-                          detected_at=detected, details={"files": ["src/a.py"], "n": 1})
+def conflict(session_id: str | None, detected: float = T0, **changes: object) -> ConflictRecord:
+    base = ConflictRecord(
+        id=new_id(),
+        session_id=session_id,
+        conflict_type="lock_validation",
+        severity="error",
+        agent_id="agent-b",
+        holder_agent_id="agent-a",
+        path="src/a.py",
+        path_pattern="src/**",
+        lease_id=new_id(),
+        expires_at=T0 + 60,
+        status="open",
+        override=False,
+        detected_at=detected,
+        details={"files": ["src/a.py"], "n": 1},
+    )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
 def test_conflicts_travel_with_their_session_bundle(runtime: RuntimeState) -> None:
     b = bundle()
-    found = (conflict(b.session.id, T0),
-             conflict(b.session.id, T0 + 1, status="overridden", override=True,
-                      holder_agent_id=None, path=None, lease_id=None, expires_at=None))
+    found = (
+        conflict(b.session.id, T0),
+        conflict(
+            b.session.id,
+            T0 + 1,
+            status="overridden",
+            override=True,
+            holder_agent_id=None,
+            path=None,
+            lease_id=None,
+            expires_at=None,
+        ),
+    )
     with_conflicts = dataclasses.replace(b, conflicts=found)
     runtime.record_session(with_conflicts)
     runtime.record_session(with_conflicts)
@@ -431,7 +518,10 @@ def test_conflicts_travel_with_their_session_bundle(runtime: RuntimeState) -> No
     late = conflict(b.session.id, T0 + 3)
     runtime.record_session(dataclasses.replace(b, conflicts=(*found, late)))
     assert [c.id for c in runtime.reservation_conflicts(session_id=b.session.id)] == [
-        late.id, found[1].id, found[0].id]
+        late.id,
+        found[1].id,
+        found[0].id,
+    ]
     with pytest.raises(ValueError, match="limit"):
         runtime.reservation_conflicts(limit=-1)
 
@@ -445,24 +535,45 @@ def test_info_counts_leases_and_conflicts(runtime: RuntimeState) -> None:
     assert counts["reservation_conflicts"] == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ({"patterns": ["src/a.py", ""]}, "pattern"),
-    ({"patterns": "src/a.py"}, "not one string"),
-    ({"patterns": []}, "at least one pattern"),
-    ({"agent_id": ""}, "agent id"),
-    ({"agent_id": "  "}, "agent id"),
-    ({"ttl": 0}, "ttl"),
-    ({"ttl": -5}, "ttl"),
-    ({"ttl": float("inf")}, "ttl"),
-    ({"ttl": float("nan")}, "ttl"),
-    ({"now": float("nan")}, "now"),
-    ({"exclusive": "yes"}, "exclusive"),
-], ids=["empty-pattern", "one-string", "no-patterns", "empty-agent", "blank-agent", "ttl-zero",
-        "ttl-negative", "ttl-inf", "ttl-nan", "now-nan", "exclusive-str"])
-def test_bad_requests_are_refused_before_any_write(runtime: RuntimeState,
-                                                   args: dict[str, Any], message: str) -> None:
-    call: dict[str, Any] = {"agent_id": "agent-a", "patterns": ["src/**"], "ttl": 10.0,
-                            "now": T0, **args}
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"patterns": ["src/a.py", ""]}, "pattern"),
+        ({"patterns": "src/a.py"}, "not one string"),
+        ({"patterns": []}, "at least one pattern"),
+        ({"agent_id": ""}, "agent id"),
+        ({"agent_id": "  "}, "agent id"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": -5}, "ttl"),
+        ({"ttl": float("inf")}, "ttl"),
+        ({"ttl": float("nan")}, "ttl"),
+        ({"now": float("nan")}, "now"),
+        ({"exclusive": "yes"}, "exclusive"),
+    ],
+    ids=[
+        "empty-pattern",
+        "one-string",
+        "no-patterns",
+        "empty-agent",
+        "blank-agent",
+        "ttl-zero",
+        "ttl-negative",
+        "ttl-inf",
+        "ttl-nan",
+        "now-nan",
+        "exclusive-str",
+    ],
+)
+def test_bad_requests_are_refused_before_any_write(
+    runtime: RuntimeState, args: dict[str, Any], message: str
+) -> None:
+    call: dict[str, Any] = {
+        "agent_id": "agent-a",
+        "patterns": ["src/**"],
+        "ttl": 10.0,
+        "now": T0,
+        **args,
+    }
     with pytest.raises(ValueError, match=message):
         runtime.acquire_leases(call.pop("agent_id"), call.pop("patterns"), **call)
     assert runtime.leases(active_only=False) == []
@@ -503,17 +614,27 @@ def test_threads_racing_for_one_lease_get_one_grant(runtime: RuntimeState) -> No
 # --- escalations (SPEC S4) ------------------------------------------------------------------
 # ``now`` is injected everywhere, so every timestamp below is the test's.
 
-SNAPSHOT = {"id": "critical", "version": "1.0.0",
-            "config": {"escalation_steps": [{"level": 1, "target": "lead",
-                                             "timeout_minutes": 0.5}]}}
+SNAPSHOT = {
+    "id": "critical",
+    "version": "1.0.0",
+    "config": {"escalation_steps": [{"level": 1, "target": "lead", "timeout_minutes": 0.5}]},
+}
 
 
-def open_one(runtime: RuntimeState, key: str = "critical:git:failed", at: float = T0,
-             **changes: Any) -> tuple[EscalationRecord, bool]:
-    call: dict[str, Any] = {"path_id": "critical", "dedup_key": key, "check_id": "git",
-                            "failure_class": "failed", "path_snapshot": SNAPSHOT,
-                            "next_action_at": at + 30, "details": {"summary": "git failed"},
-                            "now": at, **changes}
+def open_one(
+    runtime: RuntimeState, key: str = "critical:git:failed", at: float = T0, **changes: Any
+) -> tuple[EscalationRecord, bool]:
+    call: dict[str, Any] = {
+        "path_id": "critical",
+        "dedup_key": key,
+        "check_id": "git",
+        "failure_class": "failed",
+        "path_snapshot": SNAPSHOT,
+        "next_action_at": at + 30,
+        "details": {"summary": "git failed"},
+        "now": at,
+        **changes,
+    }
     return runtime.open_escalation(**call)
 
 
@@ -521,12 +642,23 @@ def test_opening_a_key_twice_adds_an_occurrence(runtime: RuntimeState) -> None:
     first, created = open_one(runtime)
     assert created
     assert first == EscalationRecord(
-        id=first.id, path_id="critical", dedup_key="critical:git:failed", check_id="git",
-        failure_class="failed", state="triggered", level=1, occurrences=1,
-        path_snapshot=SNAPSHOT, created_at=T0, updated_at=T0, next_action_at=T0 + 30,
-        details={"summary": "git failed"})
-    again, created = open_one(runtime, at=T0 + 5, next_action_at=T0 + 999,
-                              details={"summary": "ignored"})
+        id=first.id,
+        path_id="critical",
+        dedup_key="critical:git:failed",
+        check_id="git",
+        failure_class="failed",
+        state="triggered",
+        level=1,
+        occurrences=1,
+        path_snapshot=SNAPSHOT,
+        created_at=T0,
+        updated_at=T0,
+        next_action_at=T0 + 30,
+        details={"summary": "git failed"},
+    )
+    again, created = open_one(
+        runtime, at=T0 + 5, next_action_at=T0 + 999, details={"summary": "ignored"}
+    )
     assert not created
     # Only the count and the time move: the schedule and the context of the first stay.
     assert again == dataclasses.replace(first, occurrences=2, updated_at=T0 + 5)
@@ -540,22 +672,25 @@ def test_opening_a_key_twice_adds_an_occurrence(runtime: RuntimeState) -> None:
 
 def test_a_closed_escalation_does_not_absorb_a_new_failure(runtime: RuntimeState) -> None:
     first, _ = open_one(runtime)
-    resolved = runtime.transition_escalation(first.id, state="resolved", by="codex-1",
-                                             from_states=("triggered",), now=T0 + 10)
+    resolved = runtime.transition_escalation(
+        first.id, state="resolved", by="codex-1", from_states=("triggered",), now=T0 + 10
+    )
     assert resolved is not None
     second, created = open_one(runtime, at=T0 + 20)
     assert created
     assert second.id != first.id
     assert (second.state, second.level, second.occurrences) == ("triggered", 1, 1)
     assert runtime.get_escalation(first.id) == resolved  # left alone
-    runtime.transition_escalation(second.id, state="expired", by=None,
-                                  from_states=("triggered",), now=T0 + 30)
+    runtime.transition_escalation(
+        second.id, state="expired", by=None, from_states=("triggered",), now=T0 + 30
+    )
     third, created = open_one(runtime, at=T0 + 40)
     assert created
     assert [e.id for e in runtime.escalations()] == [third.id, second.id, first.id]
     # An acknowledged one is still open: it takes the occurrence.
-    runtime.transition_escalation(third.id, state="acknowledged", by="lead",
-                                  from_states=("triggered",), now=T0 + 41)
+    runtime.transition_escalation(
+        third.id, state="acknowledged", by="lead", from_states=("triggered",), now=T0 + 41
+    )
     again, created = open_one(runtime, at=T0 + 42)
     assert not created
     assert (again.id, again.state, again.occurrences) == (third.id, "acknowledged", 2)
@@ -564,91 +699,191 @@ def test_a_closed_escalation_does_not_absorb_a_new_failure(runtime: RuntimeState
 def test_a_claim_is_a_compare_and_set(runtime: RuntimeState) -> None:
     e, _ = open_one(runtime)
     assert e.next_action_at is not None
-    won = runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=e.next_action_at,
-                                   level=2, next_action_at=T0 + 90, state="escalated",
-                                   details={"summary": "git failed", "rounds": 0}, now=T0 + 31)
-    assert won == dataclasses.replace(e, level=2, next_action_at=T0 + 90, state="escalated",
-                                      details={"summary": "git failed", "rounds": 0},
-                                      updated_at=T0 + 31)
+    won = runtime.claim_escalation(
+        e.id,
+        expect_level=1,
+        expect_next_action_at=e.next_action_at,
+        level=2,
+        next_action_at=T0 + 90,
+        state="escalated",
+        details={"summary": "git failed", "rounds": 0},
+        now=T0 + 31,
+    )
+    assert won == dataclasses.replace(
+        e,
+        level=2,
+        next_action_at=T0 + 90,
+        state="escalated",
+        details={"summary": "git failed", "rounds": 0},
+        updated_at=T0 + 31,
+    )
     # A second claimer with the same, now stale, expectation loses and changes nothing.
-    assert runtime.claim_escalation(e.id, expect_level=1,
-                                    expect_next_action_at=e.next_action_at, level=2,
-                                    next_action_at=T0 + 91, state="escalated",
-                                    now=T0 + 32) is None
+    assert (
+        runtime.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=e.next_action_at,
+            level=2,
+            next_action_at=T0 + 91,
+            state="escalated",
+            now=T0 + 32,
+        )
+        is None
+    )
     # The right level with a stale deadline, and a stale level with the right deadline: both lose.
-    assert runtime.claim_escalation(e.id, expect_level=2, expect_next_action_at=T0 + 30,
-                                    level=3, next_action_at=None, state="escalated") is None
-    assert runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=T0 + 90,
-                                    level=3, next_action_at=None, state="escalated") is None
+    assert (
+        runtime.claim_escalation(
+            e.id,
+            expect_level=2,
+            expect_next_action_at=T0 + 30,
+            level=3,
+            next_action_at=None,
+            state="escalated",
+        )
+        is None
+    )
+    assert (
+        runtime.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=T0 + 90,
+            level=3,
+            next_action_at=None,
+            state="escalated",
+        )
+        is None
+    )
     assert runtime.get_escalation(e.id) == won
     # Without details the claim keeps them; a float deadline read back compares equal.
     stored = runtime.get_escalation(e.id)
     assert stored is not None
-    third = runtime.claim_escalation(e.id, expect_level=2,
-                                     expect_next_action_at=stored.next_action_at, level=3,
-                                     next_action_at=None, state="escalated", now=T0 + 95)
+    third = runtime.claim_escalation(
+        e.id,
+        expect_level=2,
+        expect_next_action_at=stored.next_action_at,
+        level=3,
+        next_action_at=None,
+        state="escalated",
+        now=T0 + 95,
+    )
     assert third is not None
     assert (third.level, third.next_action_at, third.details) == (3, None, won.details)
     # No deadline is an expectation too (None == None).
-    restart = runtime.claim_escalation(e.id, expect_level=3, expect_next_action_at=None,
-                                       level=1, next_action_at=T0 + 200.125,
-                                       state="triggered", now=T0 + 100)
+    restart = runtime.claim_escalation(
+        e.id,
+        expect_level=3,
+        expect_next_action_at=None,
+        level=1,
+        next_action_at=T0 + 200.125,
+        state="triggered",
+        now=T0 + 100,
+    )
     assert restart is not None
     assert restart.next_action_at == T0 + 200.125
-    assert runtime.claim_escalation("no-such-id", expect_level=1, expect_next_action_at=None,
-                                    level=2, next_action_at=None, state="escalated") is None
+    assert (
+        runtime.claim_escalation(
+            "no-such-id",
+            expect_level=1,
+            expect_next_action_at=None,
+            level=2,
+            next_action_at=None,
+            state="escalated",
+        )
+        is None
+    )
 
 
 def test_claims_only_move_climbing_escalations(runtime: RuntimeState) -> None:
     e, _ = open_one(runtime)
-    acked = runtime.transition_escalation(e.id, state="acknowledged", by="lead",
-                                          from_states=("triggered", "escalated"), now=T0 + 1)
+    acked = runtime.transition_escalation(
+        e.id, state="acknowledged", by="lead", from_states=("triggered", "escalated"), now=T0 + 1
+    )
     assert acked is not None
     assert acked.next_action_at is None
-    assert runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=None, level=2,
-                                    next_action_at=None, state="escalated") is None
+    assert (
+        runtime.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=None,
+            level=2,
+            next_action_at=None,
+            state="escalated",
+        )
+        is None
+    )
     f, _ = open_one(runtime, key="other")
-    expired = runtime.claim_escalation(f.id, expect_level=1,
-                                       expect_next_action_at=f.next_action_at, level=1,
-                                       next_action_at=T0 + 500, state="expired", now=T0 + 40)
+    expired = runtime.claim_escalation(
+        f.id,
+        expect_level=1,
+        expect_next_action_at=f.next_action_at,
+        level=1,
+        next_action_at=T0 + 500,
+        state="expired",
+        now=T0 + 40,
+    )
     assert expired is not None
     assert (expired.state, expired.next_action_at) == ("expired", None)  # expiry clears it
     assert runtime.due_escalations(T0 + 10_000) == []
 
 
-def test_transitions_only_from_the_given_states_with_who_and_when(
-        runtime: RuntimeState) -> None:
+def test_transitions_only_from_the_given_states_with_who_and_when(runtime: RuntimeState) -> None:
     e, _ = open_one(runtime)
-    assert runtime.transition_escalation(e.id, state="acknowledged", by="lead",
-                                         from_states=("escalated",), now=T0 + 1) is None
+    assert (
+        runtime.transition_escalation(
+            e.id, state="acknowledged", by="lead", from_states=("escalated",), now=T0 + 1
+        )
+        is None
+    )
     assert runtime.get_escalation(e.id) == e
-    acked = runtime.transition_escalation(e.id, state="acknowledged", by="lead",
-                                          from_states=("triggered", "escalated"), now=T0 + 2)
-    assert acked == dataclasses.replace(e, state="acknowledged", acknowledged_by="lead",
-                                        acknowledged_at=T0 + 2, next_action_at=None,
-                                        updated_at=T0 + 2)
-    resolved = runtime.transition_escalation(e.id, state="resolved", by="codex-1",
-                                             from_states=("triggered", "acknowledged",
-                                                          "escalated"), now=T0 + 3)
-    assert resolved == dataclasses.replace(acked, state="resolved", resolved_by="codex-1",
-                                           resolved_at=T0 + 3, updated_at=T0 + 3)
+    acked = runtime.transition_escalation(
+        e.id, state="acknowledged", by="lead", from_states=("triggered", "escalated"), now=T0 + 2
+    )
+    assert acked == dataclasses.replace(
+        e,
+        state="acknowledged",
+        acknowledged_by="lead",
+        acknowledged_at=T0 + 2,
+        next_action_at=None,
+        updated_at=T0 + 2,
+    )
+    resolved = runtime.transition_escalation(
+        e.id,
+        state="resolved",
+        by="codex-1",
+        from_states=("triggered", "acknowledged", "escalated"),
+        now=T0 + 3,
+    )
+    assert resolved == dataclasses.replace(
+        acked, state="resolved", resolved_by="codex-1", resolved_at=T0 + 3, updated_at=T0 + 3
+    )
     # Closed stays closed unless the caller says a closed state may move.
-    assert runtime.transition_escalation(e.id, state="expired", by=None,
-                                         from_states=("triggered", "acknowledged",
-                                                      "escalated"), now=T0 + 4) is None
-    assert runtime.transition_escalation("nope", state="resolved", by="x",
-                                         from_states=("triggered",)) is None
+    assert (
+        runtime.transition_escalation(
+            e.id,
+            state="expired",
+            by=None,
+            from_states=("triggered", "acknowledged", "escalated"),
+            now=T0 + 4,
+        )
+        is None
+    )
+    assert (
+        runtime.transition_escalation("nope", state="resolved", by="x", from_states=("triggered",))
+        is None
+    )
     assert runtime.escalations(states=["resolved"]) == [resolved]
 
 
 def test_queries_filter_and_due_ones_come_by_deadline(runtime: RuntimeState) -> None:
     late, _ = open_one(runtime, key="k1", at=T0, next_action_at=T0 + 300)
     soon, _ = open_one(runtime, key="k2", at=T0 + 1, next_action_at=T0 + 60, check_id="lint")
-    never, _ = open_one(runtime, key="k3", at=T0 + 2, next_action_at=None, path_id="other",
-                        check_id=None)
+    never, _ = open_one(
+        runtime, key="k3", at=T0 + 2, next_action_at=None, path_id="other", check_id=None
+    )
     acked, _ = open_one(runtime, key="k4", at=T0 + 3, next_action_at=T0 + 10)
-    runtime.transition_escalation(acked.id, state="acknowledged", by="lead",
-                                  from_states=("triggered",), now=T0 + 4)
+    runtime.transition_escalation(
+        acked.id, state="acknowledged", by="lead", from_states=("triggered",), now=T0 + 4
+    )
     assert runtime.due_escalations(T0 + 59) == []
     assert runtime.due_escalations(T0 + 60) == [soon]  # at the deadline: due
     assert runtime.due_escalations(T0 + 1000) == [soon, late]
@@ -657,28 +892,45 @@ def test_queries_filter_and_due_ones_come_by_deadline(runtime: RuntimeState) -> 
     assert runtime.escalations(path_id="other") == [never]
     assert runtime.escalations(check_id="lint") == [soon]
     assert [e.id for e in runtime.escalations(states=["triggered"], path_id="critical")] == [
-        soon.id, late.id]
+        soon.id,
+        late.id,
+    ]
     assert runtime.escalations(states=[]) == []
     assert runtime.escalations(path_id="critical", check_id="nothing") == []
 
 
 def delivery(escalation_id: str, at: float, **changes: Any) -> DeliveryRecord:
-    base = DeliveryRecord(escalation_id=escalation_id, level=1, channel="webhook",
-                          target="pager", attempt=1, status="failed", error="HTTP 500",
-                          response={"status": 500, "body": {"nested": [1, 2]}},
-                          attempted_at=at)
+    base = DeliveryRecord(
+        escalation_id=escalation_id,
+        level=1,
+        channel="webhook",
+        target="pager",
+        attempt=1,
+        status="failed",
+        error="HTTP 500",
+        response={"status": 500, "body": {"nested": [1, 2]}},
+        attempted_at=at,
+    )
     return dataclasses.replace(base, **changes)
 
 
 def test_deliveries_round_trip_oldest_first(runtime: RuntimeState) -> None:
     e, _ = open_one(runtime)
     f, _ = open_one(runtime, key="other")
-    tries = [delivery(e.id, T0 + 1),
-             delivery(e.id, T0 + 1, attempt=2),  # the same moment: recorded order kept
-             delivery(e.id, T0 + 3, attempt=3, status="delivered", error=None,
-                      response={"status": 202})]
-    late = delivery(f.id, T0 + 2, channel="agent_mail", status="fallback", target="lead",
-                    error="the agent-mail server did not answer", response={})
+    tries = [
+        delivery(e.id, T0 + 1),
+        delivery(e.id, T0 + 1, attempt=2),  # the same moment: recorded order kept
+        delivery(e.id, T0 + 3, attempt=3, status="delivered", error=None, response={"status": 202}),
+    ]
+    late = delivery(
+        f.id,
+        T0 + 2,
+        channel="agent_mail",
+        status="fallback",
+        target="lead",
+        error="the agent-mail server did not answer",
+        response={},
+    )
     runtime.record_delivery(tries[2])
     runtime.record_delivery(late)
     runtime.record_delivery(tries[0])
@@ -698,45 +950,72 @@ def test_stored_mappings_come_back_as_plain_json(runtime: RuntimeState) -> None:
     assert runtime.get_escalation(e.id) == e
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"path_id": ""}, "path_id"),
-    ({"dedup_key": "  "}, "dedup_key"),
-    ({"dedup_key": None}, "dedup_key"),
-    ({"check_id": ""}, "check_id"),
-    ({"failure_class": 3}, "failure_class"),
-    ({"path_snapshot": ["not", "a", "mapping"]}, "path_snapshot"),
-    ({"details": {"n": float("nan")}}, "details"),
-    ({"next_action_at": float("inf")}, "next_action_at"),
-    ({"now": "soon"}, "now"),
-], ids=["empty-path", "blank-key", "no-key", "empty-check", "class-int", "snapshot-list",
-        "details-nan", "next-inf", "now-str"])
-def test_bad_openings_are_refused_before_any_write(runtime: RuntimeState,
-                                                   changes: dict[str, Any],
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"path_id": ""}, "path_id"),
+        ({"dedup_key": "  "}, "dedup_key"),
+        ({"dedup_key": None}, "dedup_key"),
+        ({"check_id": ""}, "check_id"),
+        ({"failure_class": 3}, "failure_class"),
+        ({"path_snapshot": ["not", "a", "mapping"]}, "path_snapshot"),
+        ({"details": {"n": float("nan")}}, "details"),
+        ({"next_action_at": float("inf")}, "next_action_at"),
+        ({"now": "soon"}, "now"),
+    ],
+    ids=[
+        "empty-path",
+        "blank-key",
+        "no-key",
+        "empty-check",
+        "class-int",
+        "snapshot-list",
+        "details-nan",
+        "next-inf",
+        "now-str",
+    ],
+)
+def test_bad_openings_are_refused_before_any_write(
+    runtime: RuntimeState, changes: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         open_one(runtime, **changes)
     assert runtime.escalations() == []
 
 
-def test_bad_claims_transitions_queries_and_deliveries_are_refused(
-        runtime: RuntimeState) -> None:
+def test_bad_claims_transitions_queries_and_deliveries_are_refused(runtime: RuntimeState) -> None:
     e, _ = open_one(runtime)
-    good: dict[str, Any] = {"expect_level": 1, "expect_next_action_at": e.next_action_at,
-                            "level": 2, "next_action_at": None, "state": "escalated"}
-    for bad, message in (({"level": 0}, "level"), ({"expect_level": True}, "expect_level"),
-                         ({"state": "resolved"}, "state"), ({"state": "open"}, "state"),
-                         ({"next_action_at": float("nan")}, "next_action_at"),
-                         ({"details": {"x": float("inf")}}, "details")):
+    good: dict[str, Any] = {
+        "expect_level": 1,
+        "expect_next_action_at": e.next_action_at,
+        "level": 2,
+        "next_action_at": None,
+        "state": "escalated",
+    }
+    for bad, message in (
+        ({"level": 0}, "level"),
+        ({"expect_level": True}, "expect_level"),
+        ({"state": "resolved"}, "state"),
+        ({"state": "open"}, "state"),
+        ({"next_action_at": float("nan")}, "next_action_at"),
+        ({"details": {"x": float("inf")}}, "details"),
+    ):
         with pytest.raises(ValueError, match=message):
             runtime.claim_escalation(e.id, **{**good, **bad})
-    for state, froms, by, message in (("triggered", ("resolved",), "x", "state"),
-                                      ("resolved", "triggered", "x", "not one string"),
-                                      ("resolved", (), "x", "at least one"),
-                                      ("resolved", ("bogus",), "x", "from_states"),
-                                      ("resolved", ("triggered",), "", "by")):
+    for state, froms, by, message in (
+        ("triggered", ("resolved",), "x", "state"),
+        ("resolved", "triggered", "x", "not one string"),
+        ("resolved", (), "x", "at least one"),
+        ("resolved", ("bogus",), "x", "from_states"),
+        ("resolved", ("triggered",), "", "by"),
+    ):
         with pytest.raises(ValueError, match=message):
-            runtime.transition_escalation(e.id, state=state, by=by,  # type: ignore[arg-type]
-                                          from_states=froms)  # type: ignore[arg-type]
+            runtime.transition_escalation(
+                e.id,
+                state=state,  # type: ignore[arg-type]
+                by=by,
+                from_states=froms,  # type: ignore[arg-type]
+            )
     assert runtime.get_escalation(e.id) == e
     with pytest.raises(ValueError, match="not one string"):
         runtime.escalations(states="triggered")
@@ -746,10 +1025,13 @@ def test_bad_claims_transitions_queries_and_deliveries_are_refused(
         runtime.escalations(limit=-1)
     with pytest.raises(ValueError, match="now"):
         runtime.due_escalations(float("nan"))
-    for bad_delivery, message in (({"status": "sent"}, "status"), ({"attempt": 0}, "attempt"),
-                                  ({"target": ""}, "target"),
-                                  ({"attempted_at": None}, "attempted_at"),
-                                  ({"response": {"x": float("nan")}}, "response")):
+    for bad_delivery, message in (
+        ({"status": "sent"}, "status"),
+        ({"attempt": 0}, "attempt"),
+        ({"target": ""}, "target"),
+        ({"attempted_at": None}, "attempted_at"),
+        ({"response": {"x": float("nan")}}, "response"),
+    ):
         with pytest.raises(ValueError, match=message):
             runtime.record_delivery(delivery(e.id, T0, **bad_delivery))
     assert runtime.deliveries() == []
@@ -780,19 +1062,29 @@ def test_threads_opening_one_key_share_one_escalation(runtime: RuntimeState) -> 
 def test_escalations_survive_reopening(mode: str, tmp_path: Path) -> None:
     with make_runtime(mode, tmp_path) as first:
         e, _ = open_one(first)
-        claimed = first.claim_escalation(e.id, expect_level=1,
-                                         expect_next_action_at=e.next_action_at, level=2,
-                                         next_action_at=T0 + 77.7, state="escalated",
-                                         now=T0 + 31)
+        claimed = first.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=e.next_action_at,
+            level=2,
+            next_action_at=T0 + 77.7,
+            state="escalated",
+            now=T0 + 31,
+        )
         first.record_delivery(delivery(e.id, T0 + 31, level=2))
     with make_runtime(mode, tmp_path) as second:
         assert second.escalations() == [claimed]
         assert second.deliveries() == [delivery(e.id, T0 + 31, level=2)]
         assert claimed is not None
         # The deadline read back from the store is the one a claimer must present.
-        again = second.claim_escalation(e.id, expect_level=2,
-                                        expect_next_action_at=claimed.next_action_at,
-                                        level=3, next_action_at=None, state="escalated")
+        again = second.claim_escalation(
+            e.id,
+            expect_level=2,
+            expect_next_action_at=claimed.next_action_at,
+            level=3,
+            next_action_at=None,
+            state="escalated",
+        )
         assert again is not None
         assert again.level == 3
 
@@ -800,15 +1092,23 @@ def test_escalations_survive_reopening(mode: str, tmp_path: Path) -> None:
 # --- messages the original MAF's way (issue 12, item 5) ------------------------------------
 
 #: What the seed's own usage example hands ``runtimeState.enqueue``.
-SEED_CHECK = {"type": "PREFLIGHT_CHECK", "agentId": "agent-001", "configId": "api-health-check",
-              "executionId": "exec-123", "checkType": "smoke_test"}
+SEED_CHECK = {
+    "type": "PREFLIGHT_CHECK",
+    "agentId": "agent-001",
+    "configId": "api-health-check",
+    "executionId": "exec-123",
+    "checkType": "smoke_test",
+}
 
 
 def test_enqueue_takes_the_seeds_plain_mapping(runtime: RuntimeState) -> None:
     runtime.enqueue(SEED_CHECK)
     [stored] = runtime.messages()
-    assert (stored.type, stored.agent_id, stored.status) == ("PREFLIGHT_CHECK", "agent-001",
-                                                             "queued")
+    assert (stored.type, stored.agent_id, stored.status) == (
+        "PREFLIGHT_CHECK",
+        "agent-001",
+        "queued",
+    )
     assert stored.payload["config_id"] == "api-health-check"
     assert stored.payload["execution_id"] == "exec-123"
     assert stored.payload["check_type"] == "smoke_test"
@@ -816,30 +1116,49 @@ def test_enqueue_takes_the_seeds_plain_mapping(runtime: RuntimeState) -> None:
 
     assert isinstance(from_record(stored), PreflightCheck)
     # snake_case works as well, and a message id already queued changes nothing.
-    runtime.enqueue({"type": "PREFLIGHT_CHECK", "id": "m-1", "agent_id": "agent-002",
-                     "config_id": "c", "execution_id": "e", "check_type": "http"})
-    runtime.enqueue({"type": "PREFLIGHT_CHECK", "id": "m-1", "agent_id": "agent-003",
-                     "config_id": "c", "execution_id": "e", "check_type": "http"})
+    runtime.enqueue(
+        {
+            "type": "PREFLIGHT_CHECK",
+            "id": "m-1",
+            "agent_id": "agent-002",
+            "config_id": "c",
+            "execution_id": "e",
+            "check_type": "http",
+        }
+    )
+    runtime.enqueue(
+        {
+            "type": "PREFLIGHT_CHECK",
+            "id": "m-1",
+            "agent_id": "agent-003",
+            "config_id": "c",
+            "execution_id": "e",
+            "check_type": "http",
+        }
+    )
     assert [m.agent_id for m in runtime.messages()][1:] == ["agent-002"]
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"type": None}, "type"),
-    ({"type": "PREFLIGHT_CHEK"}, "type"),
-    ({"agentId": None}, "agentId"),
-    ({"agentId": "../../etc"}, "agentId"),
-    ({"configId": None}, "configId"),
-    ({"configId": ""}, "configId"),
-    ({"executionId": None}, "executionId"),
-    ({"executionId": 123}, "executionId"),
-    ({"checkType": None}, "checkType"),
-    ({"checkType": ["smoke_test"]}, "checkType"),
-    ({"agent_id": "agent-001"}, "agent_id"),  # the same field spelled twice
-    ({"surprise": 1}, "surprise"),
-])
-def test_enqueue_refuses_a_bad_mapping_naming_the_field(runtime: RuntimeState,
-                                                        change: dict[str, Any],
-                                                        field: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"type": None}, "type"),
+        ({"type": "PREFLIGHT_CHEK"}, "type"),
+        ({"agentId": None}, "agentId"),
+        ({"agentId": "../../etc"}, "agentId"),
+        ({"configId": None}, "configId"),
+        ({"configId": ""}, "configId"),
+        ({"executionId": None}, "executionId"),
+        ({"executionId": 123}, "executionId"),
+        ({"checkType": None}, "checkType"),
+        ({"checkType": ["smoke_test"]}, "checkType"),
+        ({"agent_id": "agent-001"}, "agent_id"),  # the same field spelled twice
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_enqueue_refuses_a_bad_mapping_naming_the_field(
+    runtime: RuntimeState, change: dict[str, Any], field: str
+) -> None:
     bad = {k: v for k, v in {**SEED_CHECK, **change}.items() if v is not None}
     good = {**SEED_CHECK, "executionId": "exec-ok"}
     with pytest.raises(ValueError, match=rf"^invalid [A-Z_ ]*message: {field}: ") as caught:
@@ -851,22 +1170,30 @@ def test_enqueue_refuses_a_bad_mapping_naming_the_field(runtime: RuntimeState,
 
 
 def test_messages_filter_by_type_agent_and_time(runtime: RuntimeState) -> None:
-    rows = [Message(id=f"m-{i}", type=kind, agent_id=agent, payload={"i": i},
-                    created_at=100.0 + i)
-            for i, (kind, agent) in enumerate([("PREFLIGHT_CHECK", "a"),
-                                               ("PREFLIGHT_RESULT", "a"),
-                                               ("RESERVATION_CONFLICT", "b"),
-                                               ("PREFLIGHT_CHECK", "b")])]
+    rows = [
+        Message(id=f"m-{i}", type=kind, agent_id=agent, payload={"i": i}, created_at=100.0 + i)
+        for i, (kind, agent) in enumerate(
+            [
+                ("PREFLIGHT_CHECK", "a"),
+                ("PREFLIGHT_RESULT", "a"),
+                ("RESERVATION_CONFLICT", "b"),
+                ("PREFLIGHT_CHECK", "b"),
+            ]
+        )
+    ]
     runtime.enqueue_many(reversed(rows))
     assert [m.id for m in runtime.messages()] == ["m-0", "m-1", "m-2", "m-3"]
     assert [m.id for m in runtime.messages(types=["PREFLIGHT_CHECK"])] == ["m-0", "m-3"]
-    assert [m.id for m in runtime.messages(types=["PREFLIGHT_RESULT", "RESERVATION_CONFLICT"])
-            ] == ["m-1", "m-2"]
+    assert [m.id for m in runtime.messages(types=["PREFLIGHT_RESULT", "RESERVATION_CONFLICT"])] == [
+        "m-1",
+        "m-2",
+    ]
     assert runtime.messages(types=[]) == []
     assert [m.id for m in runtime.messages(agent_id="b")] == ["m-2", "m-3"]
     assert [m.id for m in runtime.messages(since=102.0)] == ["m-2", "m-3"]
-    assert [m.id for m in runtime.messages(types=["PREFLIGHT_CHECK"], agent_id="a",
-                                           since=100.0)] == ["m-0"]
+    assert [
+        m.id for m in runtime.messages(types=["PREFLIGHT_CHECK"], agent_id="a", since=100.0)
+    ] == ["m-0"]
     # ack works on a message nobody dequeued, and the filters see it.
     assert runtime.ack("m-2") is True
     assert [m.id for m in runtime.messages("acked", agent_id="b")] == ["m-2"]
@@ -874,39 +1201,62 @@ def test_messages_filter_by_type_agent_and_time(runtime: RuntimeState) -> None:
 
 # --- smoke test and escalation path definitions; agents as the seed describes them ----------
 
+
 def smoke_definition(nodeid: str, digest: str, at: float) -> SmokeTestDefinition:
     return SmokeTestDefinition(
-        nodeid=nodeid, version=digest[:12], content_hash=digest, file="tests/test_smoke.py",
-        document={"nodeid": nodeid, "file": "tests/test_smoke.py",
-                  "markers": [{"name": "maf_smoke", "args": [], "kwargs": {}}]},
-        recorded_at=at)
+        nodeid=nodeid,
+        version=digest[:12],
+        content_hash=digest,
+        file="tests/test_smoke.py",
+        document={
+            "nodeid": nodeid,
+            "file": "tests/test_smoke.py",
+            "markers": [{"name": "maf_smoke", "args": [], "kwargs": {}}],
+        },
+        recorded_at=at,
+    )
 
 
 def path_definition(path_id: str, digest: str, at: float) -> EscalationPathDefinition:
     return EscalationPathDefinition(
-        path_id=path_id, version="1.0.0", content_hash=digest,
-        document={"id": path_id, "version": "1.0.0",
-                  "config": {"escalation_steps": [{"level": 1, "target": "lead"}]}},
-        recorded_at=at)
+        path_id=path_id,
+        version="1.0.0",
+        content_hash=digest,
+        document={
+            "id": path_id,
+            "version": "1.0.0",
+            "config": {"escalation_steps": [{"level": 1, "target": "lead"}]},
+        },
+        recorded_at=at,
+    )
 
 
 def test_definitions_travel_with_their_session_once_per_content(runtime: RuntimeState) -> None:
     first = dataclasses.replace(
         bundle(started=1000.0),
-        smoke_tests=(smoke_definition("t.py::a", "a1" * 32, 1000.0),
-                     smoke_definition("t.py::b", "b1" * 32, 1000.0)),
-        escalation_paths=(path_definition("oncall", "c1" * 32, 1000.0),))
+        smoke_tests=(
+            smoke_definition("t.py::a", "a1" * 32, 1000.0),
+            smoke_definition("t.py::b", "b1" * 32, 1000.0),
+        ),
+        escalation_paths=(path_definition("oncall", "c1" * 32, 1000.0),),
+    )
     # The next session ran a changed test a and the same test b and path.
     second = dataclasses.replace(
         bundle(started=2000.0),
-        smoke_tests=(smoke_definition("t.py::a", "a2" * 32, 2000.0),
-                     smoke_definition("t.py::b", "b1" * 32, 2000.0)),
-        escalation_paths=(path_definition("oncall", "c1" * 32, 2000.0),))
+        smoke_tests=(
+            smoke_definition("t.py::a", "a2" * 32, 2000.0),
+            smoke_definition("t.py::b", "b1" * 32, 2000.0),
+        ),
+        escalation_paths=(path_definition("oncall", "c1" * 32, 2000.0),),
+    )
     for b in (first, second, first):
         runtime.record_session(b)
     smoke = runtime.smoke_tests()
     assert [(d.nodeid, d.content_hash[:2], d.recorded_at) for d in smoke] == [
-        ("t.py::a", "a2", 2000.0), ("t.py::b", "b1", 1000.0), ("t.py::a", "a1", 1000.0)]
+        ("t.py::a", "a2", 2000.0),
+        ("t.py::b", "b1", 1000.0),
+        ("t.py::a", "a1", 1000.0),
+    ]
     assert smoke[0] == second.smoke_tests[0]  # round trip, document included
     assert runtime.smoke_tests("t.py::a") == [second.smoke_tests[0], first.smoke_tests[0]]
     assert runtime.smoke_tests("nope") == []
@@ -920,45 +1270,69 @@ def test_definitions_travel_with_their_session_once_per_content(runtime: Runtime
 def test_heartbeats_record_type_capabilities_and_status(runtime: RuntimeState) -> None:
     plain = runtime.heartbeat("a-1", at=10.0)
     assert (plain.agent_type, plain.capabilities, plain.status) == ("worker", (), "active")
-    runtime.heartbeat("a-2", at=20.0, details={"host": "h"}, agent_type="verifier",
-                      capabilities=["python", "review", "python"], status="maintenance")
+    runtime.heartbeat(
+        "a-2",
+        at=20.0,
+        details={"host": "h"},
+        agent_type="verifier",
+        capabilities=["python", "review", "python"],
+        status="maintenance",
+    )
     assert runtime.agents() == [
         AgentRecord("a-1", 10.0),
-        AgentRecord("a-2", 20.0, {"host": "h"}, agent_type="verifier",
-                    capabilities=("python", "review"), status="maintenance")]
+        AgentRecord(
+            "a-2",
+            20.0,
+            {"host": "h"},
+            agent_type="verifier",
+            capabilities=("python", "review"),
+            status="maintenance",
+        ),
+    ]
     # A heartbeat replaces the whole record.
     runtime.heartbeat("a-2", at=30.0)
     assert runtime.agents()[1] == AgentRecord("a-2", 30.0)
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"agent_type": "boss"}, "agent type must be one of"),
-    ({"status": "asleep"}, "agent status must be one of"),
-    ({"capabilities": "python"}, "not one string"),
-    ({"capabilities": ["ok", " padded"]}, "a capability must be"),
-    ({"capabilities": ["x" * 101]}, "a capability must be"),
-    ({"capabilities": [f"c{i}" for i in range(65)]}, "at most 64 capabilities"),
-])
-def test_bad_agent_fields_are_refused_before_any_write(runtime: RuntimeState,
-                                                       changes: dict[str, Any],
-                                                       message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"agent_type": "boss"}, "agent type must be one of"),
+        ({"status": "asleep"}, "agent status must be one of"),
+        ({"capabilities": "python"}, "not one string"),
+        ({"capabilities": ["ok", " padded"]}, "a capability must be"),
+        ({"capabilities": ["x" * 101]}, "a capability must be"),
+        ({"capabilities": [f"c{i}" for i in range(65)]}, "at most 64 capabilities"),
+    ],
+)
+def test_bad_agent_fields_are_refused_before_any_write(
+    runtime: RuntimeState, changes: dict[str, Any], message: str
+) -> None:
     runtime.heartbeat("a-1", at=10.0, agent_type="coordinator", capabilities=["lead"])
     with pytest.raises(ValueError, match=message):
         runtime.heartbeat("a-1", at=20.0, **changes)
-    assert runtime.agents() == [AgentRecord("a-1", 10.0, agent_type="coordinator",
-                                            capabilities=("lead",))]
+    assert runtime.agents() == [
+        AgentRecord("a-1", 10.0, agent_type="coordinator", capabilities=("lead",))
+    ]
 
 
 @pytest.mark.parametrize("mode", LASTING)
 def test_definitions_and_agent_fields_survive_reopening(mode: str, tmp_path: Path) -> None:
-    b = dataclasses.replace(bundle(), smoke_tests=(smoke_definition("t::a", "d" * 64, 5.0),),
-                            escalation_paths=(path_definition("p", "e" * 64, 5.0),))
+    b = dataclasses.replace(
+        bundle(),
+        smoke_tests=(smoke_definition("t::a", "d" * 64, 5.0),),
+        escalation_paths=(path_definition("p", "e" * 64, 5.0),),
+    )
     with make_runtime(mode, tmp_path) as first:
         first.record_session(b)
-        first.heartbeat("a-1", at=7.0, agent_type="coordinator", capabilities=["plan"],
-                        status="error")
+        first.heartbeat(
+            "a-1", at=7.0, agent_type="coordinator", capabilities=["plan"], status="error"
+        )
     with make_runtime(mode, tmp_path) as second:
         assert second.smoke_tests() == list(b.smoke_tests)
         assert second.escalation_paths() == list(b.escalation_paths)
-        assert second.agents() == [AgentRecord("a-1", 7.0, agent_type="coordinator",
-                                               capabilities=("plan",), status="error")]
+        assert second.agents() == [
+            AgentRecord(
+                "a-1", 7.0, agent_type="coordinator", capabilities=("plan",), status="error"
+            )
+        ]

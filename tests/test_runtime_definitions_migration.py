@@ -24,13 +24,19 @@ def test_a_sqlite_file_at_version_3_upgrades_in_place(tmp_path: Path) -> None:
     db = tmp_path / "runtime.db"
     with sqlite3.connect(db, isolation_level=None) as conn:
         assert migrate(conn, 3) == 3
-        conn.execute("INSERT INTO agents (id, last_heartbeat, details) VALUES "
-                     "('a-1', 5.0, '{\"pid\":1}')")
-        conn.execute("INSERT INTO escalation_paths (id, version, content_hash, document, "
-                     "updated_at) VALUES (?, ?, ?, ?, ?)", OLD_PATH_ROW)
-        conn.execute("INSERT INTO preflight_sessions (id, agent_id, environment, started_at, "
-                     "completed_at, status, exit_code, runtime_mode) VALUES "
-                     "('s-1', 'a-1', 'dev', 1.0, 2.0, 'open', 0, 'sqlite')")
+        conn.execute(
+            "INSERT INTO agents (id, last_heartbeat, details) VALUES ('a-1', 5.0, '{\"pid\":1}')"
+        )
+        conn.execute(
+            "INSERT INTO escalation_paths (id, version, content_hash, document, "
+            "updated_at) VALUES (?, ?, ?, ?, ?)",
+            OLD_PATH_ROW,
+        )
+        conn.execute(
+            "INSERT INTO preflight_sessions (id, agent_id, environment, started_at, "
+            "completed_at, status, exit_code, runtime_mode) VALUES "
+            "('s-1', 'a-1', 'dev', 1.0, 2.0, 'open', 0, 'sqlite')"
+        )
     conn.close()
 
     with SqliteRuntime(db) as runtime:
@@ -38,9 +44,15 @@ def test_a_sqlite_file_at_version_3_upgrades_in_place(tmp_path: Path) -> None:
         assert [s.id for s in runtime.sessions()] == ["s-1"]
         # Rows of the old shape read back with the seed's defaults.
         assert runtime.agents() == [AgentRecord("a-1", 5.0, {"pid": 1})]
-        assert runtime.escalation_paths() == [EscalationPathDefinition(
-            path_id="on-call", version="1.0.0", content_hash="h" * 64,
-            document={"id": "on-call"}, recorded_at=123.0)]
+        assert runtime.escalation_paths() == [
+            EscalationPathDefinition(
+                path_id="on-call",
+                version="1.0.0",
+                content_hash="h" * 64,
+                document={"id": "on-call"},
+                recorded_at=123.0,
+            )
+        ]
         assert runtime.smoke_tests() == []
         runtime.heartbeat("a-1", at=6.0, agent_type="coordinator", capabilities=["plan"])
         assert runtime.agents()[0].capabilities == ("plan",)
@@ -48,10 +60,15 @@ def test_a_sqlite_file_at_version_3_upgrades_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert {r[1] for r in conn.execute("PRAGMA table_info(agents)")} == AGENT_COLUMNS
         assert [r[1] for r in conn.execute("PRAGMA table_info(smoke_tests)")] == SMOKE_COLUMNS
-        assert [r[0] for r in conn.execute(
-            "SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3, 4]
-        assert conn.execute("SELECT name FROM sqlite_master WHERE name LIKE "
-                            "'escalation_paths_before%'").fetchall() == []
+        assert [
+            r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")
+        ] == [1, 2, 3, 4]
+        assert (
+            conn.execute(
+                "SELECT name FROM sqlite_master WHERE name LIKE 'escalation_paths_before%'"
+            ).fetchall()
+            == []
+        )
     conn.close()
 
 
@@ -61,16 +78,22 @@ def test_a_failing_upgrade_leaves_the_file_at_version_3(tmp_path: Path) -> None:
     db = tmp_path / "runtime.db"
     with sqlite3.connect(db, isolation_level=None) as conn:
         migrate(conn, 3)
-        conn.execute("INSERT INTO escalation_paths (id, version, content_hash, document, "
-                      "updated_at) VALUES (?, ?, ?, ?, ?)", OLD_PATH_ROW)
+        conn.execute(
+            "INSERT INTO escalation_paths (id, version, content_hash, document, "
+            "updated_at) VALUES (?, ?, ?, ?, ?)",
+            OLD_PATH_ROW,
+        )
         conn.execute("CREATE TABLE escalation_paths_before_4 (x)")
         with pytest.raises(sqlite3.OperationalError, match="already exists"):
             migrate(conn)
         assert conn.execute("PRAGMA user_version").fetchone() == (3,)
         assert [r[1] for r in conn.execute("PRAGMA table_info(smoke_tests)")][:2] == [
-            "nodeid", "first_seen"]
+            "nodeid",
+            "first_seen",
+        ]
         assert conn.execute("SELECT id, updated_at FROM escalation_paths").fetchall() == [
-            ("on-call", 123.0)]
+            ("on-call", 123.0)
+        ]
         assert "type" not in {r[1] for r in conn.execute("PRAGMA table_info(agents)")}
     conn.close()
 
@@ -90,11 +113,18 @@ def test_a_postgres_schema_at_version_1_upgrades_in_place(schema: str) -> None:
 
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         assert postgres_migrations.migrate(conn, schema, 1) == 1
-        conn.execute(sql.SQL("INSERT INTO {}.agents (id, last_heartbeat, details) "
-                             "VALUES ('a-1', 5.0, '{{}}')").format(sql.Identifier(schema)))
-        conn.execute(sql.SQL("INSERT INTO {}.escalation_paths (id, version, content_hash, "
-                             "document, updated_at) VALUES (%s, %s, %s, %s, %s)").format(
-            sql.Identifier(schema)), OLD_PATH_ROW)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.agents (id, last_heartbeat, details) VALUES ('a-1', 5.0, '{{}}')"
+            ).format(sql.Identifier(schema))
+        )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.escalation_paths (id, version, content_hash, "
+                "document, updated_at) VALUES (%s, %s, %s, %s, %s)"
+            ).format(sql.Identifier(schema)),
+            OLD_PATH_ROW,
+        )
 
     with PostgresRuntime(POSTGRES_URL, schema=schema) as runtime:
         assert runtime.info().schema_version == postgres_migrations.SCHEMA_VERSION == 2
@@ -103,7 +133,12 @@ def test_a_postgres_schema_at_version_1_upgrades_in_place(schema: str) -> None:
         assert runtime.smoke_tests() == []
 
     with psycopg.connect(POSTGRES_URL) as conn:
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-            "AND table_name = 'smoke_tests' ORDER BY ordinal_position", (schema,))]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = 'smoke_tests' ORDER BY ordinal_position",
+                (schema,),
+            )
+        ]
         assert columns == SMOKE_COLUMNS

@@ -66,9 +66,16 @@ def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_identit
     root = pytester.path
     pytester.makepyfile(test_app=TESTS)
     configs = ".maf/preflight-configs/"
-    commit_base(root, {**APP_FILES, ".gitignore": ".maf/\nmail/\n__pycache__/\n",
-                       configs + "check.yaml": CHECK, configs + "path.yaml": PATH,
-                       configs + "leases.yaml": LOCK_VALIDATION})
+    commit_base(
+        root,
+        {
+            **APP_FILES,
+            ".gitignore": ".maf/\nmail/\n__pycache__/\n",
+            configs + "check.yaml": CHECK,
+            configs + "path.yaml": PATH,
+            configs + "leases.yaml": LOCK_VALIDATION,
+        },
+    )
     (root / "src" / "app" / "x.py").write_text("x = 2\n")  # under agent-b's lease below
     monkeypatch.setenv("MAF_DB_PATH", str(root / ".maf" / "runtime.db"))
     monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(root / "mail"))
@@ -79,14 +86,24 @@ def repo(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, git_identit
 
 
 def gate(pytester: pytest.Pytester) -> pytest.RunResult:
-    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=agent-a",
-                              "--maf-runtime=sqlite", *QUIET)
+    return pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "--maf-agent-id=agent-a",
+        "--maf-runtime=sqlite",
+        *QUIET,
+    )
 
 
 def table_rows(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         # Names from the database's own catalogue, quoted: no value of ours reaches the SQL.
         return {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
 
@@ -98,7 +115,8 @@ def rows(db: Path, sql: str) -> list[dict[str, Any]]:
 
 
 def test_a_gate_run_fills_every_table_and_the_cli_reads_the_new_ones(
-        pytester: pytest.Pytester, repo: Path) -> None:
+    pytester: pytest.Pytester, repo: Path
+) -> None:
     db = repo / ".maf" / "runtime.db"
     with SqliteRuntime(db) as runtime:
         assert runtime.acquire_leases("agent-b", ["src/**"], ttl=600).ok
@@ -115,8 +133,11 @@ def test_a_gate_run_fills_every_table_and_the_cli_reads_the_new_ones(
     [smoke] = rows(db, "SELECT * FROM smoke_tests")
     assert (smoke["nodeid"], smoke["file"]) == ("test_app.py::test_smoke", "test_app.py")
     markers = json.loads(smoke["document"])["markers"]
-    assert {"name": "maf_reserve", "args": [["docs/**"]], "kwargs": {
-        "reason": "smoke", "ttl": 120}} in markers
+    assert {
+        "name": "maf_reserve",
+        "args": [["docs/**"]],
+        "kwargs": {"reason": "smoke", "ttl": 120},
+    } in markers
     assert any(m["name"] == "maf_smoke" for m in markers)
     [run] = rows(db, "SELECT * FROM preflight_executions WHERE kind = 'smoke'")
     assert (run["config_id"], run["config_version"]) == (smoke["nodeid"], smoke["version"])
@@ -131,7 +152,10 @@ def test_a_gate_run_fills_every_table_and_the_cli_reads_the_new_ones(
     # The agent as the seed lists agents: type and capabilities from the environment.
     [agent] = rows(db, "SELECT * FROM agents WHERE id = 'agent-a'")
     assert (agent["type"], json.loads(agent["capabilities"]), agent["status"]) == (
-        "verifier", ["python", "review"], "active")
+        "verifier",
+        ["python", "review"],
+        "active",
+    )
 
     # A second run with the same definitions stores no second copy of them.
     assert gate(pytester).ret == 10
@@ -144,7 +168,9 @@ def test_a_gate_run_fills_every_table_and_the_cli_reads_the_new_ones(
     assert listed.returncode == 0, listed.stderr
     by_id = {a["id"]: a for a in json.loads(listed.stdout)["agents"]}
     assert (by_id["agent-a"]["agent_type"], by_id["agent-a"]["capabilities"]) == (
-        "verifier", ["python", "review"])
+        "verifier",
+        ["python", "review"],
+    )
     text = cli(repo, "agents", "--mode", "sqlite", **env)
     assert text.returncode == 0, text.stderr
     [line] = [x for x in text.stdout.splitlines() if x.startswith("agent-a ")]

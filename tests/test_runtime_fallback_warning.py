@@ -7,22 +7,18 @@ filter shows it, as it does every warning of the plugin (see ``gate.issued_warni
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
-from helpers_configs import PASSING_CHECK
-
-WriteConfig = Callable[[str, str], Path]
+from helpers_configs import PASSING_CHECK, WriteConfig
 
 AS_ERROR = "error::pytest_maf_preflight.warning_types.MafRuntimeFallback"
 BY_FILTER = "MafRuntimeFallback is an error by the warning filters"
 
 
 @pytest.fixture
-def corrupt_store(pytester: pytest.Pytester, write_config: WriteConfig,
-                  monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def corrupt_store(
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """A project whose SQLite store is no database: the gate falls back to JSON as it opens."""
     write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
@@ -44,20 +40,23 @@ def test_a_fallback_reaches_the_warnings_summary(corrupt_store: pytest.Pytester)
     result = gate(corrupt_store)
     assert result.ret == 0
     result.assert_outcomes(passed=2, warnings=1)
-    result.stdout.fnmatch_lines([
-        "maf-preflight: WARNING runtime sqlite: *runtime.db*",  # the header, as before
-        "*= warnings summary =*",
-        "*MafRuntimeFallback: maf-preflight: runtime sqlite: *runtime.db is not a SQLite "
-        "database*; using the next mode",
-        "*= maf-preflight =*",
-        "maf-preflight: runtime sqlite: *; using the next mode",  # the summary, as before
-        "maf-preflight: recorded 1 execution(s) in json *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "maf-preflight: WARNING runtime sqlite: *runtime.db*",  # the header, as before
+            "*= warnings summary =*",
+            "*MafRuntimeFallback: maf-preflight: runtime sqlite: *runtime.db is not a SQLite "
+            "database*; using the next mode",
+            "*= maf-preflight =*",
+            "maf-preflight: runtime sqlite: *; using the next mode",  # the summary, as before
+            "maf-preflight: recorded 1 execution(s) in json *",
+        ]
+    )
 
 
 @pytest.mark.parametrize("where", ["-W", "ini"])
-def test_a_filter_naming_the_warning_fails_the_run(corrupt_store: pytest.Pytester,
-                                                   where: str) -> None:
+def test_a_filter_naming_the_warning_fails_the_run(
+    corrupt_store: pytest.Pytester, where: str
+) -> None:
     if where == "ini":
         corrupt_store.makeini(f"[pytest]\nfilterwarnings =\n    {AS_ERROR}\n")
         result = gate(corrupt_store, subprocess=True)
@@ -65,8 +64,12 @@ def test_a_filter_naming_the_warning_fails_the_run(corrupt_store: pytest.Pyteste
         corrupt_store.makeini("[pytest]\n")
         result = gate(corrupt_store, "-W", AS_ERROR, subprocess=True)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"ERROR: maf-preflight: runtime sqlite: *runtime.db is not a "
-                                 f"SQLite database*; using the next mode ({BY_FILTER})"])
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: maf-preflight: runtime sqlite: *runtime.db is not a "
+            f"SQLite database*; using the next mode ({BY_FILTER})"
+        ]
+    )
     result.assert_outcomes()  # refused before any test ran
 
 
@@ -90,8 +93,12 @@ def test_breaks_the_store():
 
 
 @pytest.mark.parametrize("as_error", [False, True], ids=["warning", "error"])
-def test_a_fallback_while_recording(pytester: pytest.Pytester, write_config: WriteConfig,
-                                    monkeypatch: pytest.MonkeyPatch, as_error: bool) -> None:
+def test_a_fallback_while_recording(
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    monkeypatch: pytest.MonkeyPatch,
+    as_error: bool,
+) -> None:
     """JSON opens, then cannot record (a test broke its log): the session goes to memory."""
     write_config("checks.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app=LOG_BECOMES_A_DIRECTORY)
@@ -103,12 +110,20 @@ def test_a_fallback_while_recording(pytester: pytest.Pytester, write_config: Wri
     if as_error:
         # The tests ran: the run fails as it ends, with the same code.
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stdout.fnmatch_lines([f"maf-preflight: {BY_FILTER}, exit code 4: {fallback}",
-                                     f"maf-preflight: {fallback}",
-                                     "*recorded 1 execution(s) in memory only*"])
+        result.stdout.fnmatch_lines(
+            [
+                f"maf-preflight: {BY_FILTER}, exit code 4: {fallback}",
+                f"maf-preflight: {fallback}",
+                "*recorded 1 execution(s) in memory only*",
+            ]
+        )
     else:
         assert result.ret == 0
         result.assert_outcomes(passed=2, warnings=1)
-        result.stdout.fnmatch_lines([f"*MafRuntimeFallback: maf-preflight: {fallback}",
-                                     f"maf-preflight: {fallback}",
-                                     "*recorded 1 execution(s) in memory only*"])
+        result.stdout.fnmatch_lines(
+            [
+                f"*MafRuntimeFallback: maf-preflight: {fallback}",
+                f"maf-preflight: {fallback}",
+                "*recorded 1 execution(s) in memory only*",
+            ]
+        )

@@ -21,11 +21,14 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("pytest_maf_prefl
 
 
 def test_the_stores_import_the_escalation_errors_and_not_the_engine() -> None:
-    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
-                            timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == ["pytest_maf_preflight.escalation",
-                                         "pytest_maf_preflight.escalation.errors"]
+    assert json.loads(result.stdout) == [
+        "pytest_maf_preflight.escalation",
+        "pytest_maf_preflight.escalation.errors",
+    ]
 
 
 def test_an_escalation_error_is_a_runtime_error() -> None:

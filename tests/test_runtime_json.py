@@ -29,32 +29,62 @@ from pytest_maf_preflight.runtime.records import (
     new_id,
 )
 
-FILES = ("sessions.jsonl", "executions.jsonl", "snapshots.jsonl", "messages.jsonl",
-         "agents.jsonl")
+FILES = ("sessions.jsonl", "executions.jsonl", "snapshots.jsonl", "messages.jsonl", "agents.jsonl")
 
 
-def make_bundle(n: int = 3, started: float = 1000.0, agent: str = "codex-1",
-                payload: str = "ok") -> SessionBundle:
-    session = SessionRecord(id=new_id(), agent_id=agent, environment="development",
-                            started_at=started, completed_at=started + 1, status="open",
-                            exit_code=0, runtime_mode="json", hostname="host-a",
-                            details={"n": n})
-    runs = tuple(ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i}",
-                                 config_version="1.0.0", agent_id=agent, kind="check",
-                                 status="passed" if i else "failed",
-                                 started_at=started + i, completed_at=started + i + 0.5,
-                                 duration=0.5, attempts=1,
-                                 result={"observed": payload, "list": [1, 2]},
-                                 error_message=None if i else "boom")
-                 for i in range(n))
-    snapshot = ConfigSnapshot(config_id="check-0", version="1.0.0", config_type="smoke_test",
-                              content_hash=f"hash-{started}", document={"id": "check-0"},
-                              recorded_at=started)
-    message = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id=agent,
-                      payload={"status": "failed"}, created_at=started,
-                      correlation_id=session.id, recipient="lead")
-    return SessionBundle(session=session, executions=runs, snapshots=(snapshot,),
-                         messages=(message,))
+def make_bundle(
+    n: int = 3, started: float = 1000.0, agent: str = "codex-1", payload: str = "ok"
+) -> SessionBundle:
+    session = SessionRecord(
+        id=new_id(),
+        agent_id=agent,
+        environment="development",
+        started_at=started,
+        completed_at=started + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="json",
+        hostname="host-a",
+        details={"n": n},
+    )
+    runs = tuple(
+        ExecutionRecord(
+            id=new_id(),
+            session_id=session.id,
+            config_id=f"check-{i}",
+            config_version="1.0.0",
+            agent_id=agent,
+            kind="check",
+            status="passed" if i else "failed",
+            started_at=started + i,
+            completed_at=started + i + 0.5,
+            duration=0.5,
+            attempts=1,
+            result={"observed": payload, "list": [1, 2]},
+            error_message=None if i else "boom",
+        )
+        for i in range(n)
+    )
+    snapshot = ConfigSnapshot(
+        config_id="check-0",
+        version="1.0.0",
+        config_type="smoke_test",
+        content_hash=f"hash-{started}",
+        document={"id": "check-0"},
+        recorded_at=started,
+    )
+    message = Message(
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id=agent,
+        payload={"status": "failed"},
+        created_at=started,
+        correlation_id=session.id,
+        recipient="lead",
+    )
+    return SessionBundle(
+        session=session, executions=runs, snapshots=(snapshot,), messages=(message,)
+    )
 
 
 def lines(path: Path) -> list[bytes]:
@@ -66,6 +96,7 @@ def runtime_dir(root: Path) -> Path:
 
 
 # --- layout and round trips -----------------------------------------------------------------
+
 
 def test_every_file_is_json_lines_with_kind_and_version(tmp_path: Path) -> None:
     root = tmp_path / "agent-mail"
@@ -84,22 +115,31 @@ def test_every_file_is_json_lines_with_kind_and_version(tmp_path: Path) -> None:
         assert objects, name
         assert all(o["v"] == 1 for o in objects)
         kinds[name] = {o["kind"] for o in objects}
-    assert kinds == {"sessions.jsonl": {"session"}, "executions.jsonl": {"execution"},
-                     "snapshots.jsonl": {"snapshot"}, "messages.jsonl": {"message"},
-                     "agents.jsonl": {"agent"}}
+    assert kinds == {
+        "sessions.jsonl": {"session"},
+        "executions.jsonl": {"execution"},
+        "snapshots.jsonl": {"snapshot"},
+        "messages.jsonl": {"message"},
+        "agents.jsonl": {"agent"},
+    }
     events = [json.loads(line)["event"] for line in lines(directory / "messages.jsonl")]
     assert events == ["enqueue", "deliver", "ack"]
     # The bundle's lines carry its token; the session line commits it.
     token = json.loads(lines(directory / "sessions.jsonl")[0])["bundle"]
-    assert {json.loads(line)["bundle"] for line in lines(directory / "executions.jsonl")} == {
-        token}
+    assert {json.loads(line)["bundle"] for line in lines(directory / "executions.jsonl")} == {token}
 
 
 def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
     root = tmp_path / "agent-mail"
     old, new = make_bundle(started=1000.0), make_bundle(n=2, started=2000.0)
-    loose = Message(id=new_id(), type="PREFLIGHT_CHECK", agent_id="a", payload={"x": [1]},
-                    created_at=1.5, recipient="other")
+    loose = Message(
+        id=new_id(),
+        type="PREFLIGHT_CHECK",
+        agent_id="a",
+        payload={"x": [1]},
+        created_at=1.5,
+        recipient="other",
+    )
     with JsonRuntime(root) as first:
         first.record_session(old)
         first.record_session(new)
@@ -114,15 +154,19 @@ def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
         assert second.get_session(old.session.id) == old.session
         assert second.get_session("nope") is None
         assert sorted(second.executions(session_id=old.session.id), key=lambda e: e.id) == (
-            sorted(old.executions, key=lambda e: e.id))
+            sorted(old.executions, key=lambda e: e.id)
+        )
         assert [e.started_at for e in second.executions(status="failed")] == [2000.0, 1000.0]
         assert [e.id for e in second.executions(config_id="check-1", limit=1)] == [
-            new.executions[1].id]
+            new.executions[1].id
+        ]
         assert second.config_snapshots() == [new.snapshots[0], old.snapshots[0]]
         statuses = {m.id: m.status for m in second.messages()}
-        assert statuses == {delivered[0].id: "acked", loose.id: "queued",
-                            ({old.messages[0].id, new.messages[0].id} - {delivered[0].id}).pop():
-                            "queued"}
+        assert statuses == {
+            delivered[0].id: "acked",
+            loose.id: "queued",
+            ({old.messages[0].id, new.messages[0].id} - {delivered[0].id}).pop(): "queued",
+        }
         assert second.messages("queued")[0] == loose  # created_at 1.5, before 2000.0
         agents = {a.id: a for a in second.agents()}
         assert agents["codex-1"].last_heartbeat == 20.0
@@ -131,11 +175,19 @@ def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
         assert info.mode == "json"
         assert info.location == str(runtime_dir(root))
         assert info.schema_version == 1
-        assert dict(info.counts) == {"sessions": 2, "executions": 5, "config_snapshots": 2,
-                                     "messages": 3, "agents": 2, "leases": 0,
-                                     "reservation_conflicts": 0,
-                                     "escalations": 0, "escalation_deliveries": 0,
-                                     "smoke_tests": 0, "escalation_paths": 0}
+        assert dict(info.counts) == {
+            "sessions": 2,
+            "executions": 5,
+            "config_snapshots": 2,
+            "messages": 3,
+            "agents": 2,
+            "leases": 0,
+            "reservation_conflicts": 0,
+            "escalations": 0,
+            "escalation_deliveries": 0,
+            "smoke_tests": 0,
+            "escalation_paths": 0,
+        }
         assert info.notes == ()
         assert second.problems == []
 
@@ -146,8 +198,9 @@ def test_two_runtimes_on_one_root_see_each_other(tmp_path: Path) -> None:
         first = make_bundle()
         one.record_session(first)
         assert two.get_session(first.session.id) == first.session
-        two.enqueue(Message(id="m1", type="T", agent_id="a", payload={}, created_at=1.0,
-                            recipient="b"))
+        two.enqueue(
+            Message(id="m1", type="T", agent_id="a", payload={}, created_at=1.0, recipient="b")
+        )
         assert [m.id for m in one.dequeue("b")] == ["m1"]
         assert two.dequeue("b") == []
         assert two.ack("m1") is True
@@ -203,8 +256,9 @@ def test_records_that_are_not_json_serialisable_are_refused_whole(tmp_path: Path
     bad = dataclasses.replace(bundle.executions[-1], result={"when": object()})
     with JsonRuntime(root) as runtime:
         with pytest.raises(RuntimeStateError, match="not JSON-serialisable"):
-            runtime.record_session(dataclasses.replace(
-                bundle, executions=(*bundle.executions[:-1], bad)))
+            runtime.record_session(
+                dataclasses.replace(bundle, executions=(*bundle.executions[:-1], bad))
+            )
         assert runtime.sessions() == []
         assert runtime.executions() == []
     assert all((runtime_dir(root) / name).stat().st_size == 0 for name in FILES)
@@ -212,8 +266,10 @@ def test_records_that_are_not_json_serialisable_are_refused_whole(tmp_path: Path
 
 # --- broken files ---------------------------------------------------------------------------
 
+
 def test_a_truncated_last_line_and_a_garbage_line_are_skipped_and_reported(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "agent-mail"
     bundles = [make_bundle(n=4, started=float(1000 * i)) for i in range(1, 4)]
     with JsonRuntime(root) as writer:
@@ -224,7 +280,7 @@ def test_a_truncated_last_line_and_a_garbage_line_are_skipped_and_reported(
     assert len(content) == 12
     broken = [*content[:5], b'{"kind": "execution", "v": 1, "rec\xff garbage', *content[5:]]
     data = b"\n".join(broken) + b"\n"
-    path.write_bytes(data[:len(data) - len(content[-1]) // 2 - 1])  # half the last line
+    path.write_bytes(data[: len(data) - len(content[-1]) // 2 - 1])  # half the last line
 
     with caplog.at_level(logging.WARNING, logger="pytest_maf_preflight.runtime"):
         reader = JsonRuntime(root)
@@ -247,7 +303,8 @@ def test_a_truncated_last_line_and_a_garbage_line_are_skipped_and_reported(
     reader.close()
     with JsonRuntime(root) as again:
         assert {e.id for e in again.executions(session_id=extra.session.id)} == {
-            e.id for e in extra.executions}
+            e.id for e in extra.executions
+        }
         assert len(again.problems) == 2
         assert again.problems[1].startswith("executions.jsonl line 13: not valid JSON")
 
@@ -316,7 +373,8 @@ def test_a_file_rewritten_under_a_reader_is_read_again(tmp_path: Path) -> None:
 
 
 def test_heartbeats_are_compacted_by_an_atomic_rewrite(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(jsonl, "AGENTS_COMPACT_LINES", 10)
     root = tmp_path / "agent-mail"
     with JsonRuntime(root) as writer, JsonRuntime(root) as reader:
@@ -353,18 +411,29 @@ def test_a_runtime_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> 
 
 # --- several processes ----------------------------------------------------------------------
 
-def _append_bundles(root: str, writer: int, count: int,
-                    start: multiprocessing.synchronize.Event) -> None:
+
+def _append_bundles(
+    root: str, writer: int, count: int, start: multiprocessing.synchronize.Event
+) -> None:
     runtime = JsonRuntime(Path(root))
     start.wait(60)
     for i in range(count):
-        runtime.record_session(make_bundle(n=20, started=float(writer * 100_000 + i),
-                                           agent=f"writer-{writer}", payload="x" * 200))
+        runtime.record_session(
+            make_bundle(
+                n=20,
+                started=float(writer * 100_000 + i),
+                agent=f"writer-{writer}",
+                payload="x" * 200,
+            )
+        )
     runtime.close()
 
 
-def _dequeue_all(root: str, out: multiprocessing.queues.Queue[list[str]],
-                 start: multiprocessing.synchronize.Event) -> None:
+def _dequeue_all(
+    root: str,
+    out: multiprocessing.queues.Queue[list[str]],
+    start: multiprocessing.synchronize.Event,
+) -> None:
     runtime = JsonRuntime(Path(root))
     start.wait(60)
     got: list[str] = []
@@ -398,8 +467,7 @@ def test_two_processes_appending_at_once_lose_and_break_nothing(tmp_path: Path) 
     JsonRuntime(root).close()
     ctx = _spawn()
     start = ctx.Event()
-    procs = [ctx.Process(target=_append_bundles, args=(str(root), w, 25, start))
-             for w in (1, 2)]
+    procs = [ctx.Process(target=_append_bundles, args=(str(root), w, 25, start)) for w in (1, 2)]
     for proc in procs:
         proc.start()
     start.set()
@@ -421,8 +489,16 @@ def test_two_processes_dequeuing_get_each_message_once(tmp_path: Path) -> None:
     root = tmp_path / "agent-mail"
     with JsonRuntime(root) as runtime:
         for i in range(60):
-            runtime.enqueue(Message(id=f"m{i:03}", type="T", agent_id="a", payload={},
-                                    created_at=float(i), recipient="lead"))
+            runtime.enqueue(
+                Message(
+                    id=f"m{i:03}",
+                    type="T",
+                    agent_id="a",
+                    payload={},
+                    created_at=float(i),
+                    recipient="lead",
+                )
+            )
     ctx = _spawn()
     start, out = ctx.Event(), ctx.Queue()
     procs = [ctx.Process(target=_dequeue_all, args=(str(root), out, start)) for _ in range(2)]
@@ -471,7 +547,8 @@ def test_a_writer_killed_while_appending_leaves_a_readable_log(tmp_path: Path) -
         assert len(reader.executions()) == 100 * len(recorded)
         assert len(reader.problems) == 1
         assert reader.problems[0].startswith(
-            f"executions.jsonl line {len(lines(executions))}: truncated line")
+            f"executions.jsonl line {len(lines(executions))}: truncated line"
+        )
         after = make_bundle(n=2, started=1e9)
         reader.record_session(after)
     with JsonRuntime(root) as again:
@@ -483,6 +560,7 @@ def test_a_writer_killed_while_appending_leaves_a_readable_log(tmp_path: Path) -
 
 
 # --- leases and conflicts -------------------------------------------------------------------
+
 
 def _lease_lines(root: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines(runtime_dir(root) / "leases.jsonl")]
@@ -517,8 +595,7 @@ def test_a_broken_lease_line_and_a_cut_grant_are_skipped(tmp_path: Path) -> None
     path = runtime_dir(root) / "leases.jsonl"
     content = lines(path)
     # Killed while writing the grant: its last line half there. Plus a garbage line.
-    path.write_bytes(b"\n".join([content[0], b"{garbage", content[1], content[2],
-                                 content[3][:30]]))
+    path.write_bytes(b"\n".join([content[0], b"{garbage", content[1], content[2], content[3][:30]]))
     with JsonRuntime(root) as reader:
         assert reader.leases(now=100.0) == [kept]  # none of the cut grant counts
         assert len(reader.problems) == 2
@@ -534,7 +611,8 @@ def test_a_broken_lease_line_and_a_cut_grant_are_skipped(tmp_path: Path) -> None
 
 
 def test_the_lease_log_is_compacted_and_keeps_its_tokens(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(jsonl, "LEASES_COMPACT_LINES", 10)
     root = tmp_path / "agent-mail"
     with JsonRuntime(root) as writer, JsonRuntime(root) as reader:
@@ -548,8 +626,12 @@ def test_the_lease_log_is_compacted_and_keeps_its_tokens(
         stored = {x.id: x for x in reader.leases(active_only=False)}
         assert stored[lease.id] == lease
         assert stored[done.id].released_at == 1.0  # released leases stay in the log
-        assert reader.acquire_leases("codex-3", ["elsewhere/x"], ttl=1, now=0.0).granted[0] \
-            .fencing_token == 33
+        assert (
+            reader.acquire_leases("codex-3", ["elsewhere/x"], ttl=1, now=0.0)
+            .granted[0]
+            .fencing_token
+            == 33
+        )
         assert reader.problems == writer.problems == []
     assert not list(runtime_dir(root).glob("*.tmp"))
 
@@ -559,16 +641,29 @@ def test_conflicts_of_a_bundle_without_its_session_line_are_not_visible(tmp_path
 
     root = tmp_path / "agent-mail"
     bundle = make_bundle(n=1)
-    found = ConflictRecord(id="c1", session_id=bundle.session.id, conflict_type="lock_validation",
-                           severity="error", agent_id="codex-1", holder_agent_id="codex-2",
-                           path="src/a.py", path_pattern="src/**", lease_id="l1",
-                           expires_at=200.0, status="open", override=False, detected_at=100.0,
-                           details={"k": [1]})
+    found = ConflictRecord(
+        id="c1",
+        session_id=bundle.session.id,
+        conflict_type="lock_validation",
+        severity="error",
+        agent_id="codex-1",
+        holder_agent_id="codex-2",
+        path="src/a.py",
+        path_pattern="src/**",
+        lease_id="l1",
+        expires_at=200.0,
+        status="open",
+        override=False,
+        detected_at=100.0,
+        details={"k": [1]},
+    )
     with JsonRuntime(root) as writer:
         writer.record_session(dataclasses.replace(bundle, conflicts=(found,)))
     line = json.loads(lines(runtime_dir(root) / "conflicts.jsonl")[0])
     assert (line["kind"], line["bundle"]) == (
-        "conflict", json.loads(lines(runtime_dir(root) / "sessions.jsonl")[0])["bundle"])
+        "conflict",
+        json.loads(lines(runtime_dir(root) / "sessions.jsonl")[0])["bundle"],
+    )
     (runtime_dir(root) / "sessions.jsonl").write_bytes(b"")
     with JsonRuntime(root) as reader:
         assert reader.reservation_conflicts() == []

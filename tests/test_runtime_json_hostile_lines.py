@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers_cli import cli
-from helpers_configs import PASSING_CHECK
+from helpers_configs import PASSING_CHECK, WriteConfig
 from pytest_maf_preflight.redaction import redact_mapping
 from pytest_maf_preflight.runtime.jsonl import FILES, MAX_LINE_DEPTH, JsonRuntime
 from pytest_maf_preflight.runtime.records import (
@@ -40,7 +40,6 @@ from pytest_maf_preflight.runtime.records import (
 DEEP_LINE = b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"\n"
 
 
-
 def deep_executions_log(root: Path) -> Path:
     log = root / ".agent-mail" / "runtime" / "executions.jsonl"
     log.parent.mkdir(parents=True)
@@ -48,18 +47,22 @@ def deep_executions_log(root: Path) -> Path:
     return log
 
 
-def test_a_deeply_nested_line_is_skipped_by_the_gate(pytester: pytest.Pytester, write_config,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_deeply_nested_line_is_skipped_by_the_gate(
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MAF_RUNTIME_MODE", "json")
     write_config("check.yaml", PASSING_CHECK)
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     deep_executions_log(pytester.path)
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "*runtime json: skipped executions.jsonl line 1: nested more than "
-        f"{MAX_LINE_DEPTH} levels deep*",
-        "*recorded 1 execution(s) in json*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*runtime json: skipped executions.jsonl line 1: nested more than "
+            f"{MAX_LINE_DEPTH} levels deep*",
+            "*recorded 1 execution(s) in json*",
+        ]
+    )
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     with JsonRuntime(pytester.path / ".agent-mail") as runtime:
         [session] = runtime.sessions()
@@ -75,7 +78,8 @@ def test_history_skips_a_deeply_nested_line(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert [e["config_id"] for e in json.loads(result.stdout)["executions"]] == ["git"]
     assert f"skipped {log.name} line 1: nested more than {MAX_LINE_DEPTH} levels deep" in (
-        result.stderr)
+        result.stderr
+    )
     assert "Traceback" not in result.stderr
     assert "internal error" not in result.stderr
     info = cli(tmp_path, "runtime", "info", MAF_RUNTIME_MODE="json")
@@ -104,29 +108,79 @@ def test_a_record_too_deep_to_read_back_is_never_written(tmp_path: Path) -> None
 
 # --- generated lines --------------------------------------------------------------------------
 
+
 def bundle_of(started: float) -> SessionBundle:
-    session = SessionRecord(id="s-1", agent_id="codex-1", environment="development",
-                            started_at=started, completed_at=started + 1, status="open",
-                            exit_code=0, runtime_mode="json", details={"why": {"nested": [1]}})
+    session = SessionRecord(
+        id="s-1",
+        agent_id="codex-1",
+        environment="development",
+        started_at=started,
+        completed_at=started + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="json",
+        details={"why": {"nested": [1]}},
+    )
     execution = ExecutionRecord(
-        id="e-1", session_id=session.id, config_id="git", config_version="1.0.0",
-        agent_id="codex-1", kind="check", status="passed", started_at=started,
-        completed_at=started + 0.1, duration=0.1, attempts=1, result={"exit_code": 0})
-    snapshot = ConfigSnapshot(config_id="git", version="1.0.0", config_type="smoke_test",
-                              content_hash="h-1", document={"id": "git"}, recorded_at=started)
-    message = Message(id="m-1", type="status", agent_id="codex-1", payload={"ok": True},
-                      created_at=started)
+        id="e-1",
+        session_id=session.id,
+        config_id="git",
+        config_version="1.0.0",
+        agent_id="codex-1",
+        kind="check",
+        status="passed",
+        started_at=started,
+        completed_at=started + 0.1,
+        duration=0.1,
+        attempts=1,
+        result={"exit_code": 0},
+    )
+    snapshot = ConfigSnapshot(
+        config_id="git",
+        version="1.0.0",
+        config_type="smoke_test",
+        content_hash="h-1",
+        document={"id": "git"},
+        recorded_at=started,
+    )
+    message = Message(
+        id="m-1", type="status", agent_id="codex-1", payload={"ok": True}, created_at=started
+    )
     conflict = ConflictRecord(
-        id="c-1", session_id=session.id, conflict_type="exclusive", severity="error",
-        agent_id="codex-1", holder_agent_id="claude-2", path="src/a.py", path_pattern="src/**",
-        lease_id=None, expires_at=None, status="open", override=False, detected_at=started)
-    smoke = SmokeTestDefinition(nodeid="t.py::s", version="d1", content_hash="d1",
-                                file="t.py", document={"markers": []}, recorded_at=started)
-    path = EscalationPathDefinition(path_id="p", version="1", content_hash="p1",
-                                    document={"id": "p"}, recorded_at=started)
-    return SessionBundle(session=session, executions=(execution,), snapshots=(snapshot,),
-                         messages=(message,), conflicts=(conflict,), smoke_tests=(smoke,),
-                         escalation_paths=(path,))
+        id="c-1",
+        session_id=session.id,
+        conflict_type="exclusive",
+        severity="error",
+        agent_id="codex-1",
+        holder_agent_id="claude-2",
+        path="src/a.py",
+        path_pattern="src/**",
+        lease_id=None,
+        expires_at=None,
+        status="open",
+        override=False,
+        detected_at=started,
+    )
+    smoke = SmokeTestDefinition(
+        nodeid="t.py::s",
+        version="d1",
+        content_hash="d1",
+        file="t.py",
+        document={"markers": []},
+        recorded_at=started,
+    )
+    path = EscalationPathDefinition(
+        path_id="p", version="1", content_hash="p1", document={"id": "p"}, recorded_at=started
+    )
+    return SessionBundle(
+        session=session,
+        executions=(execution,),
+        snapshots=(snapshot,),
+        messages=(message,),
+        conflicts=(conflict,),
+        smoke_tests=(smoke,),
+        escalation_paths=(path,),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +192,28 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         runtime.heartbeat("codex-1", at=1000.0, details={"pid": 1})
         runtime.acquire_leases("codex-1", ["src/**"], ttl=60, now=1000.0)
         escalation, _ = runtime.open_escalation(
-            path_id="p", dedup_key="k", check_id="git", failure_class="failed",
+            path_id="p",
+            dedup_key="k",
+            check_id="git",
+            failure_class="failed",
             path_snapshot={"id": "p", "config": {"levels": [{"after": 1}]}},
-            next_action_at=None, details={}, now=1000.0)
-        runtime.record_delivery(DeliveryRecord(
-            escalation_id=escalation.id, level=1, channel="mailbox", target="ops", attempt=1,
-            status="delivered", error=None, response={}, attempted_at=1000.0))
+            next_action_at=None,
+            details={},
+            now=1000.0,
+        )
+        runtime.record_delivery(
+            DeliveryRecord(
+                escalation_id=escalation.id,
+                level=1,
+                channel="mailbox",
+                target="ops",
+                attempt=1,
+                status="delivered",
+                error=None,
+                response={},
+                attempted_at=1000.0,
+            )
+        )
     assert all(len(lines(root, name)) == 1 for name in FILES), "one line per file"
     return root
 
@@ -165,19 +235,32 @@ COUNTS: dict[str, Callable[[JsonRuntime], list[Any]]] = {
     "deliveries": lambda r: r.deliveries(),
 }
 #: The field that makes a record new (deliveries have none: every line is one).
-IDENTITY = {"snapshots": "content_hash", "deliveries": None, "smoke_tests": "content_hash",
-            "escalation_paths": "content_hash"}
+IDENTITY = {
+    "snapshots": "content_hash",
+    "deliveries": None,
+    "smoke_tests": "content_hash",
+    "escalation_paths": "content_hash",
+}
 RECORDS: dict[str, type[Any]] = {
-    "sessions": SessionRecord, "executions": ExecutionRecord, "snapshots": ConfigSnapshot,
-    "messages": Message, "agents": AgentRecord, "conflicts": ConflictRecord, "leases": Lease,
-    "escalations": EscalationRecord, "deliveries": DeliveryRecord,
-    "smoke_tests": SmokeTestDefinition, "escalation_paths": EscalationPathDefinition}
-NUMBER = "\"__number__\""
+    "sessions": SessionRecord,
+    "executions": ExecutionRecord,
+    "snapshots": ConfigSnapshot,
+    "messages": Message,
+    "agents": AgentRecord,
+    "conflicts": ConflictRecord,
+    "leases": Lease,
+    "escalations": EscalationRecord,
+    "deliveries": DeliveryRecord,
+    "smoke_tests": SmokeTestDefinition,
+    "escalation_paths": EscalationPathDefinition,
+}
+NUMBER = '"__number__"'
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # NUL and all included
 #: Number texts JSON allows (or Python reads) that the runtime must refuse.
 BAD_NUMBERS = st.one_of(
     st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e400", "1E+309"]),
-    st.integers(4301, 20_000).map(lambda digits: "9" * digits))
+    st.integers(4301, 20_000).map(lambda digits: "9" * digits),
+)
 #: Line texts a JSON parser reads as a string holding a lone surrogate.
 LONE_SURROGATES = st.sampled_from(["\\ud800", "x\\udfff", "\\udbff\\u0041", "\\ude00\\ud83d"])
 
@@ -200,8 +283,11 @@ def nested(depth: int, leaf: Any = 1) -> Any:
 
 
 def required_fields(name: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(RECORDS[name])
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    return [
+        f.name
+        for f in dataclasses.fields(RECORDS[name])
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
 
 
 @st.composite
@@ -215,9 +301,24 @@ def generated_line(draw: st.DrawFn, templates: dict[str, dict[str, Any]], name: 
     mappings = [k for k, v in record.items() if isinstance(v, dict)]
     floats = [k for k, v in record.items() if isinstance(v, float)]
     strings = [k for k, v in record.items() if isinstance(v, str)]
-    kind = draw(st.sampled_from(["good", "wrong type", "missing field", "wrong kind", "deep",
-                                 "deep record", "garbage", "truncated", "bad number",
-                                 "lone surrogate", "raw surrogate", "raw NUL"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "good",
+                "wrong type",
+                "missing field",
+                "wrong kind",
+                "deep",
+                "deep record",
+                "garbage",
+                "truncated",
+                "bad number",
+                "lone surrogate",
+                "raw surrogate",
+                "raw NUL",
+            ]
+        )
+    )
 
     def dump(**top: Any) -> bytes:
         return json.dumps({**line, "record": record, **top}, ensure_ascii=False).encode()
@@ -228,11 +329,13 @@ def generated_line(draw: st.DrawFn, templates: dict[str, dict[str, Any]], name: 
             record[field] = {"n": nested(draw(st.integers(0, MAX_LINE_DEPTH - 4)))}
         if floats:
             record[draw(st.sampled_from(floats))] = draw(
-                st.floats(allow_nan=False, allow_infinity=False))
+                st.floats(allow_nan=False, allow_infinity=False)
+            )
         return Line(dump(), bad=False, new=True)
     if kind == "wrong type":
         record[draw(st.sampled_from(sorted(record)))] = draw(
-            st.sampled_from([[], [1], ["x"], [{"a": 1}]]))  # no record field is a list
+            st.sampled_from([[], [1], ["x"], [{"a": 1}]])
+        )  # no record field is a list
         return Line(dump(), bad=True)
     if kind == "missing field":
         del record[draw(st.sampled_from(required_fields(name)))]
@@ -255,7 +358,7 @@ def generated_line(draw: st.DrawFn, templates: dict[str, dict[str, Any]], name: 
         return Line(raw, bad=bool(raw.strip()))
     if kind == "truncated":
         raw = dump()
-        return Line(raw[:draw(st.integers(1, len(raw) - 1))], bad=True)
+        return Line(raw[: draw(st.integers(1, len(raw) - 1))], bad=True)
     if kind == "bad number":
         record[draw(st.sampled_from(floats or sorted(record)))] = "__number__"
         return Line(dump().replace(NUMBER.encode(), draw(BAD_NUMBERS).encode()), bad=True)
@@ -276,11 +379,15 @@ def file_and_lines(draw: st.DrawFn, templates: dict[str, dict[str, Any]]) -> tup
 PROBLEM = re.compile(r"^(?P<file>\S+) line (?P<line>\d+): ")
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
-def test_generated_lines_are_kept_or_reported_by_file_and_line(template: Path,
-                                                               data: st.DataObject) -> None:
+def test_generated_lines_are_kept_or_reported_by_file_and_line(
+    template: Path, data: st.DataObject
+) -> None:
     templates = {name: json.loads(lines(template, name)[0]) for name in FILES}
     name, generated = data.draw(file_and_lines(templates))
     with tempfile.TemporaryDirectory() as tmp:
@@ -295,13 +402,16 @@ def test_generated_lines_are_kept_or_reported_by_file_and_line(template: Path,
         where = [PROBLEM.match(problem) for problem in problems]
         assert all(where), problems
         assert {(m["file"], int(m["line"])) for m in where if m} == {
-            (FILES[name], 2 + i) for i, line in enumerate(generated) if line.bad}
+            (FILES[name], 2 + i) for i, line in enumerate(generated) if line.bad
+        }
         assert len(where) == sum(line.bad for line in generated)
         added = sum(line.new for line in generated)
         assert {key: len(records) for key, records in kept.items()} == {
-            key: 1 + (added if key == name else 0) for key in COUNTS}
+            key: 1 + (added if key == name else 0) for key in COUNTS
+        }
         assert [note for note in info.notes if note.startswith("skipped ")] == [
-            f"skipped {problem}" for problem in problems]
+            f"skipped {problem}" for problem in problems
+        ]
         # What was kept can be redacted, shown and written again.
         for records in kept.values():
             for record in records:

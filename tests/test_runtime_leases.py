@@ -29,12 +29,15 @@ def prepare(mode: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_eight_processes_racing_for_one_pattern_get_one_grant(mode: str,
-                                                              tmp_path: Path) -> None:
+def test_eight_processes_racing_for_one_pattern_get_one_grant(mode: str, tmp_path: Path) -> None:
     prepare(mode, tmp_path)
-    reports = run_together(tmp_path, [
-        ["lease-race", mode, str(where(mode, tmp_path)), f"agent-{n}", "src/app/main.py"]
-        for n in range(WORKERS)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["lease-race", mode, str(where(mode, tmp_path)), f"agent-{n}", "src/app/main.py"]
+            for n in range(WORKERS)
+        ],
+    )
     winners = [r for r in reports if r["ok"]]
     assert len(winners) == 1
     winner = winners[0]["agent"]
@@ -42,22 +45,36 @@ def test_eight_processes_racing_for_one_pattern_get_one_grant(mode: str,
     with open_store(mode, tmp_path) as store:
         active = store.leases()
     assert [(lease.agent_id, lease.path_pattern) for lease in active] == [
-        (winner, "src/app/main.py")]
+        (winner, "src/app/main.py")
+    ]
     assert [lease.fencing_token for lease in active] == winners[0]["tokens"]
 
 
 # Every two of these overlap (``src/a.py`` is under all of them), none is the same text.
-OVERLAPPING = ["src/**", "src/a.py", "src/*.py", "src/a*", "**/a.py", "src/?.py",
-               "src/[ab].py", "*.py"]
+OVERLAPPING = [
+    "src/**",
+    "src/a.py",
+    "src/*.py",
+    "src/a*",
+    "**/a.py",
+    "src/?.py",
+    "src/[ab].py",
+    "*.py",
+]
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_eight_processes_racing_for_overlapping_patterns_get_one_grant(
-        mode: str, tmp_path: Path) -> None:
+    mode: str, tmp_path: Path
+) -> None:
     prepare(mode, tmp_path)
-    reports = run_together(tmp_path, [
-        ["lease-race", mode, str(where(mode, tmp_path)), f"agent-{n}", pattern]
-        for n, pattern in enumerate(OVERLAPPING)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["lease-race", mode, str(where(mode, tmp_path)), f"agent-{n}", pattern]
+            for n, pattern in enumerate(OVERLAPPING)
+        ],
+    )
     winners = [r["agent"] for r in reports if r["ok"]]
     assert len(winners) == 1
     with open_store(mode, tmp_path) as store:
@@ -65,14 +82,17 @@ def test_eight_processes_racing_for_overlapping_patterns_get_one_grant(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_fencing_tokens_stay_unique_and_ordered_under_contention(mode: str,
-                                                                 tmp_path: Path) -> None:
+def test_fencing_tokens_stay_unique_and_ordered_under_contention(mode: str, tmp_path: Path) -> None:
     cycles = 15
     log = tmp_path / "critical-section.log"
     prepare(mode, tmp_path)
-    reports = run_together(tmp_path, [
-        ["lease-cycles", mode, str(where(mode, tmp_path)), f"agent-{n}", str(cycles),
-         str(log)] for n in range(WORKERS)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["lease-cycles", mode, str(where(mode, tmp_path)), f"agent-{n}", str(cycles), str(log)]
+            for n in range(WORKERS)
+        ],
+    )
 
     every: list[int] = []
     for report in reports:
@@ -97,11 +117,14 @@ def test_fencing_tokens_stay_unique_and_ordered_under_contention(mode: str,
 
 # --- migration 3: the fencing counter --------------------------------------------------------
 
+
 def _insert_lease(conn: sqlite3.Connection, lease_id: str, token: int) -> None:
-    conn.execute("INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, "
-                 "created_at, expires_at, released_at, fencing_token) "
-                 "VALUES (?, 'old-agent', ?, 1, '', 10.0, 20.0, NULL, ?)",
-                 (lease_id, f"old/{lease_id}/**", token))
+    conn.execute(
+        "INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, "
+        "created_at, expires_at, released_at, fencing_token) "
+        "VALUES (?, 'old-agent', ?, 1, '', 10.0, 20.0, NULL, ?)",
+        (lease_id, f"old/{lease_id}/**", token),
+    )
 
 
 def test_migration_3_seeds_the_counter_from_existing_leases(tmp_path: Path) -> None:
@@ -124,8 +147,9 @@ def test_migration_3_seeds_the_counter_from_existing_leases(tmp_path: Path) -> N
 
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        assert conn.execute("SELECT value FROM counters WHERE name = 'fencing_token'"
-                            ).fetchone() == (19,)
+        assert conn.execute(
+            "SELECT value FROM counters WHERE name = 'fencing_token'"
+        ).fetchone() == (19,)
         # Deleting every lease row does not bring a token back.
         conn.execute("DELETE FROM leases")
     finally:

@@ -98,20 +98,27 @@ def with_password(url: str, password: str = PASSWORD) -> str:
 
 # --- 8 processes, each a host of its own ------------------------------------------------------
 
+
 def run_together(tmp_path: Path, commands: list[list[str]]) -> list[dict[str, Any]]:
     """Every child in a working directory of its own, as another host would be."""
-    return start_together(tmp_path, commands, own_homes=True, timeout=PROCESS_TIMEOUT,
-                          env={**os.environ, "MAF_TEST_POSTGRES_URL": POSTGRES_URL})
-
+    return start_together(
+        tmp_path,
+        commands,
+        own_homes=True,
+        timeout=PROCESS_TIMEOUT,
+        env={**os.environ, "MAF_TEST_POSTGRES_URL": POSTGRES_URL},
+    )
 
 
 def test_processes_migrating_a_fresh_schema_at_once_apply_each_step_once(
-        schema: str, tmp_path: Path) -> None:
+    schema: str, tmp_path: Path
+) -> None:
     from pytest_maf_preflight.runtime.postgres_migrations import SCHEMA_VERSION
 
     assert sql("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)) == []
-    reports = run_together(tmp_path, [["store-open", "postgres", schema, f"host-{n}"]
-                                      for n in range(FEW)])
+    reports = run_together(
+        tmp_path, [["store-open", "postgres", schema, f"host-{n}"] for n in range(FEW)]
+    )
     assert [r["schema_version"] for r in reports] == [SCHEMA_VERSION] * FEW
     assert len({r["cwd"] for r in reports}) == FEW
     versions = sql(f'SELECT version FROM "{schema}".schema_migrations ORDER BY version')
@@ -119,16 +126,29 @@ def test_processes_migrating_a_fresh_schema_at_once_apply_each_step_once(
 
 
 # Every two of these overlap (``src/a.py`` is under all of them), none is the same text.
-OVERLAPPING = ["src/**", "src/a.py", "src/*.py", "src/a*", "**/a.py", "src/?.py",
-               "src/[ab].py", "*.py"]
+OVERLAPPING = [
+    "src/**",
+    "src/a.py",
+    "src/*.py",
+    "src/a*",
+    "**/a.py",
+    "src/?.py",
+    "src/[ab].py",
+    "*.py",
+]
 
 
-def test_eight_hosts_racing_for_overlapping_patterns_get_one_grant(schema: str,
-                                                                    tmp_path: Path) -> None:
+def test_eight_hosts_racing_for_overlapping_patterns_get_one_grant(
+    schema: str, tmp_path: Path
+) -> None:
     open_pg(schema).close()  # the children race for the lease, not for the schema
-    reports = run_together(tmp_path, [
-        ["lease-race", "postgres", schema, f"agent@host-{n}", pattern]
-        for n, pattern in enumerate(OVERLAPPING)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["lease-race", "postgres", schema, f"agent@host-{n}", pattern]
+            for n, pattern in enumerate(OVERLAPPING)
+        ],
+    )
     winners = [r for r in reports if r["ok"]]
     assert len(winners) == 1, reports
     winner = winners[0]["agent"]
@@ -139,14 +159,17 @@ def test_eight_hosts_racing_for_overlapping_patterns_get_one_grant(schema: str,
     assert [lease.fencing_token for lease in active] == winners[0]["tokens"]
 
 
-def test_fencing_tokens_stay_unique_and_ordered_across_hosts(schema: str,
-                                                             tmp_path: Path) -> None:
+def test_fencing_tokens_stay_unique_and_ordered_across_hosts(schema: str, tmp_path: Path) -> None:
     cycles = 8
     log = tmp_path / "critical-section.log"
     open_pg(schema).close()
-    reports = run_together(tmp_path, [
-        ["lease-cycles", "postgres", schema, f"agent@host-{n}", str(cycles), str(log)]
-        for n in range(WORKERS)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["lease-cycles", "postgres", schema, f"agent@host-{n}", str(cycles), str(log)]
+            for n in range(WORKERS)
+        ],
+    )
     every: list[int] = []
     for report in reports:
         tokens = report["tokens"]
@@ -163,14 +186,17 @@ def test_fencing_tokens_stay_unique_and_ordered_across_hosts(schema: str,
     assert fresh.fencing_token == max(every) + 1
 
 
-def test_eight_ticks_claiming_one_due_level_have_one_winner(schema: str,
-                                                            tmp_path: Path) -> None:
+def test_eight_ticks_claiming_one_due_level_have_one_winner(schema: str, tmp_path: Path) -> None:
     with open_pg(schema) as store:
         due = open_due(store, "critical:git:failed", T0 + 30.1)
         later = open_due(store, "critical:lint:failed", T0 + 5000)
-    reports = run_together(tmp_path, [
-        ["escalation-claim", "postgres", schema, f"tick-{n}", str(T0 + 31)]
-        for n in range(WORKERS)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["escalation-claim", "postgres", schema, f"tick-{n}", str(T0 + 31)]
+            for n in range(WORKERS)
+        ],
+    )
     assert all(r["due"] == 1 for r in reports)  # every tick saw the level as due
     winners = [r for r in reports if r["won"]]
     assert len(winners) == 1, reports
@@ -178,8 +204,7 @@ def test_eight_ticks_claiming_one_due_level_have_one_winner(schema: str,
     with open_pg(schema) as store:
         record = store.get_escalation(due)
         assert record is not None
-        assert (record.state, record.level, record.next_action_at) == ("escalated", 2,
-                                                                        T0 + 31 + 60)
+        assert (record.state, record.level, record.next_action_at) == ("escalated", 2, T0 + 31 + 60)
         assert record.details == {"claimed_by": winners[0]["agent"]}
         assert [(d.escalation_id, d.level) for d in store.deliveries()] == [(due, 2)]
         untouched = store.get_escalation(later)
@@ -187,27 +212,33 @@ def test_eight_ticks_claiming_one_due_level_have_one_winner(schema: str,
         assert untouched.level == 1
 
 
-def test_eight_ticks_climbing_together_deliver_each_level_once(schema: str,
-                                                               tmp_path: Path) -> None:
+def test_eight_ticks_climbing_together_deliver_each_level_once(schema: str, tmp_path: Path) -> None:
     top = 10
     with open_pg(schema) as store:
         # A deadline with a long binary fraction: every claim compares it for equality.
         escalation = open_due(store, "critical:git:timeout", T0 + 0.1 + 0.2)
-    reports = run_together(tmp_path, [
-        ["escalation-climb", "postgres", schema, escalation, str(top), f"tick-{n}"]
-        for n in range(WORKERS)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["escalation-climb", "postgres", schema, escalation, str(top), f"tick-{n}"]
+            for n in range(WORKERS)
+        ],
+    )
     won = Counter(level for r in reports for level in r["won"])
     assert won == Counter(range(2, top + 1))  # every level won, none twice
     with open_pg(schema) as store:
         assert sorted(d.level for d in store.deliveries(escalation)) == list(range(2, top + 1))
 
 
-def test_processes_opening_one_key_share_one_escalation(schema: str,
-                                                              tmp_path: Path) -> None:
+def test_processes_opening_one_key_share_one_escalation(schema: str, tmp_path: Path) -> None:
     open_pg(schema).close()
-    reports = run_together(tmp_path, [
-        ["escalation-open", "postgres", schema, "critical:git:failed", f"host-{n}"]
-        for n in range(FEW)])
+    reports = run_together(
+        tmp_path,
+        [
+            ["escalation-open", "postgres", schema, "critical:git:failed", f"host-{n}"]
+            for n in range(FEW)
+        ],
+    )
     assert sum(bool(r["created"]) for r in reports) == 1, reports
     assert len({r["id"] for r in reports}) == 1
     assert sorted(r["occurrences"] for r in reports) == list(range(1, FEW + 1))
@@ -218,6 +249,7 @@ def test_processes_opening_one_key_share_one_escalation(schema: str,
 
 # --- one process ----------------------------------------------------------------------------
 
+
 def test_a_fresh_schema_gets_every_table_and_one_row_per_migration(schema: str) -> None:
     from pytest_maf_preflight.runtime.postgres_migrations import SCHEMA_VERSION
 
@@ -225,15 +257,28 @@ def test_a_fresh_schema_gets_every_table_and_one_row_per_migration(schema: str) 
         info = runtime.info()
     assert (info.mode, info.schema_version) == ("postgres", SCHEMA_VERSION)
     assert info.location.endswith(f", schema {schema}")
-    tables = {r[0] for r in sql("SELECT tablename FROM pg_tables WHERE schemaname = %s",
-                                (schema,))}
-    assert {"preflight_configs", "preflight_executions", "preflight_sessions",
-            "escalation_paths", "escalation_tracking", "escalation_deliveries", "smoke_tests",
-            "agents", "leases", "reservation_conflicts", "messages",
-            "schema_migrations"} <= tables
-    columns = dict(sql("SELECT column_name, data_type FROM information_schema.columns "
-                       "WHERE table_schema = %s AND table_name = 'escalation_tracking'",
-                       (schema,)))
+    tables = {r[0] for r in sql("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+    assert {
+        "preflight_configs",
+        "preflight_executions",
+        "preflight_sessions",
+        "escalation_paths",
+        "escalation_tracking",
+        "escalation_deliveries",
+        "smoke_tests",
+        "agents",
+        "leases",
+        "reservation_conflicts",
+        "messages",
+        "schema_migrations",
+    } <= tables
+    columns = dict(
+        sql(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'escalation_tracking'",
+            (schema,),
+        )
+    )
     assert columns["next_action_at"] == columns["created_at"] == "double precision"
     # Opening again finds the schema current: nothing applied twice.
     open_pg(schema).close()
@@ -267,19 +312,35 @@ def test_times_and_json_round_trip_exactly(schema: str) -> None:
     awkward = [0.1 + 0.2, 1 / 3, 1_700_000_000.123456789, 5e-324, 1e300, -0.0]
     with open_pg(schema) as runtime:
         e, _ = runtime.open_escalation(
-            path_id="p", dedup_key="k", check_id=None, failure_class=None,
+            path_id="p",
+            dedup_key="k",
+            check_id=None,
+            failure_class=None,
             path_snapshot={"big": 1e300, "small": 5e-324, "text": "nul\x00and é"},
-            next_action_at=awkward[0], details={"n": 10**20}, now=awkward[2])
+            next_action_at=awkward[0],
+            details={"n": 10**20},
+            now=awkward[2],
+        )
         assert runtime.get_escalation(e.id) == e
         assert runtime.due_escalations(awkward[0]) == [e]
         # The deadline compared for equality is the float first written, not a rounded one.
-        claimed = runtime.claim_escalation(e.id, expect_level=1, expect_next_action_at=0.3,
-                                           level=2, next_action_at=awkward[1],
-                                           state="escalated")
+        claimed = runtime.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=0.3,
+            level=2,
+            next_action_at=awkward[1],
+            state="escalated",
+        )
         assert claimed is None  # 0.30000000000000004 was stored, not 0.3
-        claimed = runtime.claim_escalation(e.id, expect_level=1,
-                                           expect_next_action_at=awkward[0], level=2,
-                                           next_action_at=awkward[1], state="escalated")
+        claimed = runtime.claim_escalation(
+            e.id,
+            expect_level=1,
+            expect_next_action_at=awkward[0],
+            level=2,
+            next_action_at=awkward[1],
+            state="escalated",
+        )
         assert claimed is not None
         assert runtime.get_escalation(e.id) == claimed
         stored = runtime.get_escalation(e.id)
@@ -293,18 +354,38 @@ def test_times_and_json_round_trip_exactly(schema: str) -> None:
 
 
 def test_json_is_stored_as_compact_sorted_text_like_sqlite(schema: str) -> None:
-    s = SessionRecord(id=new_id(), agent_id="a", environment="dev", started_at=T0,
-                      completed_at=T0 + 1, status="open", exit_code=0, runtime_mode="postgres",
-                      details={"z": 1, "a": [Path("/x"), "y"]})
-    run = ExecutionRecord(id=new_id(), session_id=s.id, config_id="c", config_version="1",
-                          agent_id="a", kind="check", status="error", started_at=T0,
-                          completed_at=T0, duration=0.0, attempts=1, result={"b": 2, "a": 1},
-                          error_message="binary\x00output")
+    s = SessionRecord(
+        id=new_id(),
+        agent_id="a",
+        environment="dev",
+        started_at=T0,
+        completed_at=T0 + 1,
+        status="open",
+        exit_code=0,
+        runtime_mode="postgres",
+        details={"z": 1, "a": [Path("/x"), "y"]},
+    )
+    run = ExecutionRecord(
+        id=new_id(),
+        session_id=s.id,
+        config_id="c",
+        config_version="1",
+        agent_id="a",
+        kind="check",
+        status="error",
+        started_at=T0,
+        completed_at=T0,
+        duration=0.0,
+        attempts=1,
+        result={"b": 2, "a": 1},
+        error_message="binary\x00output",
+    )
     with open_pg(schema) as runtime:
         runtime.record_session(SessionBundle(session=s, executions=(run,)))
         [stored] = runtime.executions()
     assert sql(f'SELECT details FROM "{schema}".preflight_sessions') == [
-        ('{"a":["/x","y"],"z":1}',)]
+        ('{"a":["/x","y"],"z":1}',)
+    ]
     assert sql(f'SELECT result FROM "{schema}".preflight_executions') == [('{"a":1,"b":2}',)]
     # PostgreSQL text cannot hold NUL: the message is kept, the NUL shown as JSON shows it.
     assert stored.error_message == "binary\\u0000output"
@@ -314,7 +395,7 @@ def test_a_large_session_goes_in_whole_and_once(schema: str) -> None:
     from pytest_maf_preflight.runtime.postgres import COPY_FROM
 
     big = make_bundle(COPY_FROM * 3)
-    first_half = dataclasses.replace(big, executions=big.executions[:COPY_FROM + 1])
+    first_half = dataclasses.replace(big, executions=big.executions[: COPY_FROM + 1])
     odd = dataclasses.replace(big.executions[-1], error_message="nul\x00", result={"x": 0.1})
     big = dataclasses.replace(big, executions=(*big.executions[:-1], odd))
     with open_pg(schema) as runtime:
@@ -326,8 +407,9 @@ def test_a_large_session_goes_in_whole_and_once(schema: str) -> None:
         broken = make_bundle(COPY_FROM)
         bad = dataclasses.replace(broken.executions[0], config_id="nul\x00")
         with pytest.raises(RuntimeStateError):
-            runtime.record_session(dataclasses.replace(
-                broken, executions=(*broken.executions[1:], bad)))
+            runtime.record_session(
+                dataclasses.replace(broken, executions=(*broken.executions[1:], bad))
+            )
         assert runtime.get_session(broken.session.id) is None
         assert runtime.info().counts["executions"] == COPY_FROM * 3
     assert len(stored) == COPY_FROM * 3
@@ -337,8 +419,10 @@ def test_a_large_session_goes_in_whole_and_once(schema: str) -> None:
 
 def test_hand_written_tokens_and_a_lost_counter_row_are_survived(schema: str) -> None:
     open_pg(schema).close()
-    sql(f'INSERT INTO "{schema}".leases (id, agent_id, path_pattern, created_at, expires_at, '
-        "fencing_token) VALUES ('old', 'old-agent', 'old/**', 1, 2, 41)")
+    sql(
+        f'INSERT INTO "{schema}".leases (id, agent_id, path_pattern, created_at, expires_at, '
+        "fencing_token) VALUES ('old', 'old-agent', 'old/**', 1, 2, 41)"
+    )
     sql(f'DELETE FROM "{schema}".counters')
     with open_pg(schema) as runtime:
         grant = runtime.acquire_leases("a", ["new/**", "more/**"], ttl=10, now=5.0)
@@ -350,8 +434,16 @@ def test_hand_written_tokens_and_a_lost_counter_row_are_survived(schema: str) ->
 def test_two_hosts_dequeuing_at_once_deliver_each_message_once(schema: str) -> None:
     with open_pg(schema) as first, open_pg(schema) as second:
         for n in range(40):
-            first.enqueue(Message(id=f"m{n:02}", type="PREFLIGHT_RESULT", agent_id="a",
-                                  payload={"n": n}, created_at=T0 + n, recipient="lead"))
+            first.enqueue(
+                Message(
+                    id=f"m{n:02}",
+                    type="PREFLIGHT_RESULT",
+                    agent_id="a",
+                    payload={"n": n},
+                    created_at=T0 + n,
+                    recipient="lead",
+                )
+            )
         got: list[str] = []
         barrier = threading.Barrier(8)
 
@@ -360,8 +452,7 @@ def test_two_hosts_dequeuing_at_once_deliver_each_message_once(schema: str) -> N
             while batch := store.dequeue("lead", limit=3):
                 got.extend(m.id for m in batch)
 
-        threads = [threading.Thread(target=drain, args=(store,))
-                   for store in (first, second) * 4]
+        threads = [threading.Thread(target=drain, args=(store,)) for store in (first, second) * 4]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -381,8 +472,7 @@ def test_the_search_path_chooses_the_schema_and_it_is_pinned(schema: str) -> Non
             # Tables of the same name appearing earlier in the search_path meanwhile do not
             # move the runtime.
             sql(f'CREATE SCHEMA "{earlier}"')
-            sql(f'CREATE TABLE "{earlier}".agents (id text, last_heartbeat float8, '
-                "details text)")
+            sql(f'CREATE TABLE "{earlier}".agents (id text, last_heartbeat float8, details text)')
             assert [a.id for a in runtime.agents()] == ["a"]
     finally:
         drop_schema(earlier)
@@ -400,8 +490,10 @@ def test_a_lost_connection_fails_one_call_then_reconnects(schema: str) -> None:
     url = with_password(with_params(POSTGRES_URL, application_name=name))
     with open_pg(schema, url) as runtime:
         runtime.heartbeat("a", at=1.0)
-        killed = sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE application_name = %s", (name,))
+        killed = sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (name,),
+        )
         assert killed == [(True,)]
         with pytest.raises(RuntimeStateError) as lost:
             runtime.heartbeat("b", at=2.0)
@@ -420,6 +512,7 @@ def test_a_closed_runtime_says_so(schema: str) -> None:
 
 # --- no password anywhere ------------------------------------------------------------------
 
+
 def test_a_password_in_the_url_is_never_shown(schema: str) -> None:
     # Trust auth accepts any password: the runtime opens, and still shows none.
     with open_pg(schema, with_password(POSTGRES_URL)) as runtime:
@@ -428,21 +521,34 @@ def test_a_password_in_the_url_is_never_shown(schema: str) -> None:
     assert info.location.startswith("postgresql://")
 
 
-@pytest.mark.parametrize(("url", "said"), [
-    (f"postgresql://maf:{PASSWORD}@127.0.0.1:{{port}}/db",
-     "cannot use postgresql://maf@127.0.0.1:{port}/db: *Connection refused*"),
-    (f"host=127.0.0.1 port={{port}} user=maf password={PASSWORD} dbname=db",
-     "cannot use postgresql://maf@127.0.0.1:{port}/db: *Connection refused*"),
-    # libpq quotes a bad escape, password and all
-    (f"postgresql://maf:{PASSWORD}%zz@127.0.0.1:{{port}}/db",
-     'cannot use the database URL given (it cannot be parsed): invalid percent-encoded '
-     'token: "***"'),
-    (f"postgresql://maf:{urllib.parse.quote(PASSWORD + '/@')}@127.0.0.1:{{port}}/db?bogus=1",
-     'cannot use the database URL given (it cannot be parsed): invalid URI query parameter: '
-     '"bogus"'),
-], ids=["url", "key-value", "bad-escape", "bad-parameter"])
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        (
+            f"postgresql://maf:{PASSWORD}@127.0.0.1:{{port}}/db",
+            "cannot use postgresql://maf@127.0.0.1:{port}/db: *Connection refused*",
+        ),
+        (
+            f"host=127.0.0.1 port={{port}} user=maf password={PASSWORD} dbname=db",
+            "cannot use postgresql://maf@127.0.0.1:{port}/db: *Connection refused*",
+        ),
+        # libpq quotes a bad escape, password and all
+        (
+            f"postgresql://maf:{PASSWORD}%zz@127.0.0.1:{{port}}/db",
+            "cannot use the database URL given (it cannot be parsed): invalid percent-encoded "
+            'token: "***"',
+        ),
+        (
+            f"postgresql://maf:{urllib.parse.quote(PASSWORD + '/@')}@127.0.0.1:{{port}}/db?bogus=1",
+            "cannot use the database URL given (it cannot be parsed): invalid URI query parameter: "
+            '"bogus"',
+        ),
+    ],
+    ids=["url", "key-value", "bad-escape", "bad-parameter"],
+)
 def test_a_server_that_is_down_is_unavailable_without_the_password(
-        url: str, said: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    url: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("psycopg")
     from pytest_maf_preflight.runtime.postgres import PostgresRuntime
 
@@ -476,12 +582,14 @@ def test_a_refused_login_is_unavailable_without_the_password() -> None:
 
 # --- the mode chain --------------------------------------------------------------------------
 
+
 def test_the_chain_falls_to_the_next_mode_naming_why(tmp_path: Path) -> None:
     pytest.importorskip("psycopg")
     port = closed_port()
     down = f"postgresql://maf:{PASSWORD}@127.0.0.1:{port}/db"
-    settings = resolve_runtime_settings(tmp_path, {"MAF_RUNTIME_MODE": "postgres,sqlite",
-                                                   "MAF_DB_URL": down})
+    settings = resolve_runtime_settings(
+        tmp_path, {"MAF_RUNTIME_MODE": "postgres,sqlite", "MAF_DB_URL": down}
+    )
     opened = open_chain(settings)
     with opened.runtime:
         assert opened.mode == "sqlite"
@@ -492,14 +600,17 @@ def test_the_chain_falls_to_the_next_mode_naming_why(tmp_path: Path) -> None:
 
 
 def test_without_psycopg_choosing_postgres_says_how_to_install_it(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)  # what an absent package looks like
-    settings = resolve_runtime_settings(tmp_path, {"MAF_RUNTIME_MODE": "postgres,memory",
-                                                   "MAF_DB_URL": "postgresql://h/db"})
+    settings = resolve_runtime_settings(
+        tmp_path, {"MAF_RUNTIME_MODE": "postgres,memory", "MAF_DB_URL": "postgresql://h/db"}
+    )
     opened = open_chain(settings)
     assert opened.mode == "memory"
     assert opened.skipped == [
-        f"postgres: the postgres runtime needs psycopg 3, which is not installed: {INSTALL}"]
+        f"postgres: the postgres runtime needs psycopg 3, which is not installed: {INSTALL}"
+    ]
     with pytest.raises(RuntimeUnavailable, match=r"\[postgres\]'$"):
         open_chain(settings, ["postgres"])
 
@@ -509,20 +620,24 @@ def test_without_a_url_postgres_says_where_to_set_one(tmp_path: Path) -> None:
     settings = resolve_runtime_settings(tmp_path, {"MAF_RUNTIME_MODE": "postgres,memory"})
     opened = open_chain(settings)
     assert opened.skipped == [
-        "postgres: no database URL: set MAF_DB_URL, --maf-db-url or maf_db_url"]
+        "postgres: no database URL: set MAF_DB_URL, --maf-db-url or maf_db_url"
+    ]
 
 
 def test_the_url_comes_from_option_then_environment_then_ini(tmp_path: Path) -> None:
     env = {"MAF_DB_URL": f"postgresql://env:{PASSWORD}@h/db"}
-    cli = resolve_runtime_settings(tmp_path, env, db_url_cli="postgresql://cli@h/db",
-                                   db_url_ini="postgresql://ini@h/db")
+    cli = resolve_runtime_settings(
+        tmp_path, env, db_url_cli="postgresql://cli@h/db", db_url_ini="postgresql://ini@h/db"
+    )
     assert (cli.db_url, cli.db_url_source) == ("postgresql://cli@h/db", "--maf-db-url")
     from_env = resolve_runtime_settings(tmp_path, env, db_url_ini="postgresql://ini@h/db")
     assert from_env.db_url_source == "MAF_DB_URL environment variable"
     assert PASSWORD not in repr(from_env)
     ini = resolve_runtime_settings(tmp_path, {}, db_url_ini="postgresql://ini@h/db")
-    assert (ini.db_url, ini.db_url_source) == ("postgresql://ini@h/db",
-                                               "maf_db_url in the config file")
+    assert (ini.db_url, ini.db_url_source) == (
+        "postgresql://ini@h/db",
+        "maf_db_url in the config file",
+    )
     assert resolve_runtime_settings(tmp_path, {}).db_url is None
 
 
@@ -540,33 +655,41 @@ configs:
 
 
 def test_the_gate_records_in_postgres_and_falls_back_when_it_is_down(
-        pytester: pytest.Pytester, write_config: Any, schema: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester: pytest.Pytester, write_config: Any, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config("checks.yaml", CHECKS)
     pytester.makepyfile(test_app="def test_ok():\n    pass\n")
     sql(f'CREATE SCHEMA "{schema}"')
     monkeypatch.setenv("MAF_RUNTIME_MODE", "postgres,memory")
-    monkeypatch.setenv("MAF_DB_URL", with_password(with_params(
-        POSTGRES_URL, options=f"-csearch_path={schema}")))
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                "--maf-agent-id=a-1")
+    monkeypatch.setenv(
+        "MAF_DB_URL", with_password(with_params(POSTGRES_URL, options=f"-csearch_path={schema}"))
+    )
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-agent-id=a-1")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["maf-preflight: agent a-1, environment development, "
-                                 "runtime postgres, 1 check *",
-                                 "*recorded 1 execution(s) in postgres*"])
+    result.stdout.fnmatch_lines(
+        [
+            "maf-preflight: agent a-1, environment development, runtime postgres, 1 check *",
+            "*recorded 1 execution(s) in postgres*",
+        ]
+    )
     assert PASSWORD not in result.stdout.str()
     assert sql(f'SELECT agent_id, runtime_mode FROM "{schema}".preflight_sessions') == [
-        ("a-1", "postgres")]
+        ("a-1", "postgres")
+    ]
     assert sql(f'SELECT config_id, status FROM "{schema}".preflight_executions') == [
-        ("has-path", "passed")]
+        ("has-path", "passed")
+    ]
 
     down = f"postgresql://maf:{PASSWORD}@127.0.0.1:{closed_port()}/db"
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight",
-                                f"--maf-db-url={down}")
+    result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight", f"--maf-db-url={down}")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*runtime memory*",
-                                 "maf-preflight: WARNING runtime postgres: cannot use "
-                                 "postgresql://maf@127.0.0.1:*refused*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*runtime memory*",
+            "maf-preflight: WARNING runtime postgres: cannot use "
+            "postgresql://maf@127.0.0.1:*refused*",
+        ]
+    )
     assert PASSWORD not in result.stdout.str() + result.stderr.str()
 
 
@@ -574,25 +697,35 @@ def test_the_ini_key_names_the_url(pytester: pytest.Pytester, write_config: Any)
     pytest.importorskip("psycopg")
     write_config("checks.yaml", CHECKS)
     pytester.makepyfile(test_app="def test_ok():\n    pass\n")
-    pytester.makeini(textwrap.dedent(f"""\
+    pytester.makeini(
+        textwrap.dedent(f"""\
         [pytest]
         maf_runtime = postgres,memory
         maf_db_url = postgresql://maf:{PASSWORD}@127.0.0.1:{closed_port()}/db
-    """))
+    """)
+    )
     result = pytester.runpytest("-p", "maf_preflight", "--maf-preflight")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["maf-preflight: WARNING runtime postgres: cannot use "
-                                 "postgresql://maf@127.0.0.1:*"])
+    result.stdout.fnmatch_lines(
+        ["maf-preflight: WARNING runtime postgres: cannot use postgresql://maf@127.0.0.1:*"]
+    )
     assert PASSWORD not in result.stdout.str()
 
 
 def test_the_temporary_maf_runtime_never_writes_into_the_shared_database(
-        pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_tmp="""
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_tmp="""
         def test_tmp(maf_runtime, tmp_path):
             assert maf_runtime.mode == "sqlite"
             assert str(tmp_path) in maf_runtime.info().location
-    """)
-    result = pytester.runpytest("-p", "maf_preflight", "--maf-runtime=postgres,json",
-                                "--maf-db-url=postgresql://postgres@127.0.0.1:1/none")
+    """
+    )
+    result = pytester.runpytest(
+        "-p",
+        "maf_preflight",
+        "--maf-runtime=postgres,json",
+        "--maf-db-url=postgresql://postgres@127.0.0.1:1/none",
+    )
     result.assert_outcomes(passed=1)

@@ -53,8 +53,12 @@ def scalar(path: Path, sql: str, params: tuple[object, ...] = ()) -> object:
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(HELPER), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(HELPER), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
@@ -71,6 +75,7 @@ def finish(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
 
 # --- opening: pragmas, schema, and the files SQLite cannot use ------------------------------
 
+
 def test_a_new_database_is_in_wal_mode_with_the_current_schema(db: Path) -> None:
     with SqliteRuntime(db) as runtime:
         info = runtime.info()
@@ -82,15 +87,26 @@ def test_a_new_database_is_in_wal_mode_with_the_current_schema(db: Path) -> None
     assert scalar(db, "PRAGMA journal_mode") == "wal"  # persistent, seen by any connection
     assert scalar(db, "PRAGMA user_version") == SCHEMA_VERSION
     tables = {r[0] for r in raw(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"preflight_configs", "preflight_executions", "preflight_sessions",
-            "escalation_paths", "escalation_tracking", "escalation_deliveries", "smoke_tests",
-            "agents", "leases", "reservation_conflicts", "messages"} <= tables
+    assert {
+        "preflight_configs",
+        "preflight_executions",
+        "preflight_sessions",
+        "escalation_paths",
+        "escalation_tracking",
+        "escalation_deliveries",
+        "smoke_tests",
+        "agents",
+        "leases",
+        "reservation_conflicts",
+        "messages",
+    } <= tables
 
 
 def test_foreign_keys_are_enforced_and_a_failing_bundle_leaves_nothing(db: Path) -> None:
     bundle = make_bundle(5)
-    stray = ExecutionRecord(**{**vars(bundle.executions[0]), "id": new_id(),
-                               "session_id": "no-such-session"})
+    stray = ExecutionRecord(
+        **{**vars(bundle.executions[0]), "id": new_id(), "session_id": "no-such-session"}
+    )
     broken = type(bundle)(session=bundle.session, executions=(*bundle.executions, stray))
     with SqliteRuntime(db) as runtime:
         with pytest.raises(RuntimeStateError, match="FOREIGN KEY"):
@@ -106,8 +122,9 @@ def test_foreign_keys_are_enforced_and_a_failing_bundle_leaves_nothing(db: Path)
 def test_json_columns_have_sorted_keys_and_values_are_bound_not_spliced(db: Path) -> None:
     hostile = "x'); DROP TABLE preflight_executions; --"
     bundle = make_bundle(1)
-    execution = ExecutionRecord(**{**vars(bundle.executions[0]), "config_id": hostile,
-                                   "result": {"b": 2, "a": 1}})
+    execution = ExecutionRecord(
+        **{**vars(bundle.executions[0]), "config_id": hostile, "result": {"b": 2, "a": 1}}
+    )
     with SqliteRuntime(db) as runtime:
         runtime.record_session(type(bundle)(session=bundle.session, executions=(execution,)))
         assert runtime.executions(config_id=hostile) == [execution]
@@ -163,6 +180,7 @@ def test_a_closed_runtime_says_so(db: Path) -> None:
 
 # --- locks and retries --------------------------------------------------------------------
 
+
 @pytest.fixture
 def exclusive_lock(db: Path) -> Iterator[sqlite3.Connection]:
     """Another connection holding ``BEGIN EXCLUSIVE`` on an existing database."""
@@ -176,7 +194,8 @@ def exclusive_lock(db: Path) -> Iterator[sqlite3.Connection]:
 
 
 def test_opening_a_database_locked_beyond_the_budget_is_unavailable(
-        db: Path, exclusive_lock: sqlite3.Connection) -> None:
+    db: Path, exclusive_lock: sqlite3.Connection
+) -> None:
     started = time.monotonic()
     with pytest.raises(RuntimeUnavailable, match="locked") as raised:
         SqliteRuntime(db, busy_timeout_ms=50, retry_budget_seconds=0.3)
@@ -232,9 +251,11 @@ def test_an_acquire_waits_out_a_lock_and_decides_on_what_is_there_then(db: Path)
     runtime = SqliteRuntime(db, busy_timeout_ms=10, retry_budget_seconds=30)
     holder = raw(db)
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, "
-                   "created_at, expires_at, released_at, fencing_token) "
-                   "VALUES ('theirs', 'agent-b', 'src/**', 1, '', 100.0, 200.0, NULL, 50)")
+    holder.execute(
+        "INSERT INTO leases (id, agent_id, path_pattern, exclusive, reason, "
+        "created_at, expires_at, released_at, fencing_token) "
+        "VALUES ('theirs', 'agent-b', 'src/**', 1, '', 100.0, 200.0, NULL, 50)"
+    )
     release = threading.Timer(0.3, holder.execute, args=("COMMIT",))
     release.start()
     try:
@@ -245,8 +266,10 @@ def test_an_acquire_waits_out_a_lock_and_decides_on_what_is_there_then(db: Path)
     assert runtime.retries >= 1
     assert [lease.id for lease in grant.conflicts] == ["theirs"]
     # A token above the one written behind the counter's back.
-    assert runtime.acquire_leases("agent-c", ["docs/**"], ttl=60,
-                                  now=150.0).granted[0].fencing_token == 51
+    assert (
+        runtime.acquire_leases("agent-c", ["docs/**"], ttl=60, now=150.0).granted[0].fencing_token
+        == 51
+    )
     runtime.close()
 
 
@@ -254,20 +277,25 @@ def test_eight_processes_recording_at_once_lose_nothing(tmp_path: Path, db: Path
     workers, sessions, executions = 8, 50, 20
     go = tmp_path / "go"
     # The database does not exist yet: the children also race to create its schema.
-    procs = [spawn("record", str(db), str(w), str(sessions), str(executions), str(go))
-             for w in range(workers)]
+    procs = [
+        spawn("record", str(db), str(w), str(sessions), str(executions), str(go))
+        for w in range(workers)
+    ]
     go.touch()
     reports = finish(procs)
     assert [r["schema_version"] for r in reports] == [SCHEMA_VERSION] * workers
     assert scalar(db, "SELECT count(*) FROM preflight_executions") == (
-        workers * sessions * executions)
+        workers * sessions * executions
+    )
     assert scalar(db, "SELECT count(*) FROM preflight_sessions") == workers * sessions
     assert scalar(db, "SELECT count(DISTINCT id) FROM preflight_executions") == (
-        workers * sessions * executions)
+        workers * sessions * executions
+    )
     assert scalar(db, "PRAGMA integrity_check") == "ok"
 
 
 # --- a writer killed mid-transaction ------------------------------------------------------
+
 
 def _read_ready(proc: subprocess.Popen[str], timeout: float = PROCESS_TIMEOUT) -> None:
     assert proc.stdout is not None
@@ -278,10 +306,8 @@ def _read_ready(proc: subprocess.Popen[str], timeout: float = PROCESS_TIMEOUT) -
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-@pytest.mark.parametrize("moment", ["during", "after"],
-                         ids=["inside-executemany", "before-commit"])
-def test_a_writer_killed_mid_transaction_leaves_no_partial_session(db: Path,
-                                                                   moment: str) -> None:
+@pytest.mark.parametrize("moment", ["during", "after"], ids=["inside-executemany", "before-commit"])
+def test_a_writer_killed_mid_transaction_leaves_no_partial_session(db: Path, moment: str) -> None:
     victim_session = new_id()
     proc = spawn("victim", str(db), victim_session, moment)
     try:
@@ -300,13 +326,20 @@ def test_a_writer_killed_mid_transaction_leaves_no_partial_session(db: Path,
     assert proc.returncode == -signal.SIGKILL
     assert scalar(db, "PRAGMA integrity_check") == "ok"
     # Nothing of the killed session, not even its session row...
-    assert scalar(db, "SELECT count(*) FROM preflight_sessions WHERE id = ?",
-                  (victim_session,)) == 0
-    assert scalar(db, "SELECT count(*) FROM preflight_executions WHERE session_id = ?",
-                  (victim_session,)) == 0
+    assert (
+        scalar(db, "SELECT count(*) FROM preflight_sessions WHERE id = ?", (victim_session,)) == 0
+    )
+    assert (
+        scalar(
+            db, "SELECT count(*) FROM preflight_executions WHERE session_id = ?", (victim_session,)
+        )
+        == 0
+    )
     # ...and everything committed before it.
-    assert scalar(db, "SELECT count(*) FROM preflight_executions WHERE session_id = ?",
-                  ("committed",)) == 10
+    assert (
+        scalar(db, "SELECT count(*) FROM preflight_executions WHERE session_id = ?", ("committed",))
+        == 10
+    )
     with SqliteRuntime(db) as runtime:  # the next writer takes over normally
         runtime.record_session(make_bundle(2000, session_id=victim_session))
         assert len(runtime.executions(session_id=victim_session)) == 2000
@@ -315,21 +348,27 @@ def test_a_writer_killed_mid_transaction_leaves_no_partial_session(db: Path,
 
 # --- migrations ---------------------------------------------------------------------------
 
+
 def test_a_version_1_database_upgrades_in_place_without_losing_rows(db: Path) -> None:
     db.parent.mkdir(parents=True)
     conn = raw(db)
     assert migrate(conn, target=1) == 1
-    conn.execute("INSERT INTO preflight_sessions (id, agent_id, environment, started_at, "
-                 "completed_at, status, exit_code, runtime_mode) "
-                 "VALUES ('old', 'agent', 'dev', 10.0, 11.0, 'closed', 0, 'sqlite')")
+    conn.execute(
+        "INSERT INTO preflight_sessions (id, agent_id, environment, started_at, "
+        "completed_at, status, exit_code, runtime_mode) "
+        "VALUES ('old', 'agent', 'dev', 10.0, 11.0, 'closed', 0, 'sqlite')"
+    )
     conn.executemany(
         "INSERT INTO preflight_executions (id, session_id, config_id, config_version, "
         "agent_id, kind, status, started_at, completed_at, duration, attempts, result, "
         "error_message) VALUES (?, 'old', 'git', '1.0', 'agent', 'check', 'passed', ?, ?, "
         "0.5, 1, '{\"n\":1}', NULL)",
-        [(f"e{i}", 10.0 + i, 10.5 + i) for i in range(25)])
-    conn.execute("INSERT INTO messages (id, type, agent_id, payload, created_at, recipient) "
-                 "VALUES ('m1', 'PREFLIGHT_RESULT', 'agent', '{}', 10.0, 'lead')")
+        [(f"e{i}", 10.0 + i, 10.5 + i) for i in range(25)],
+    )
+    conn.execute(
+        "INSERT INTO messages (id, type, agent_id, payload, created_at, recipient) "
+        "VALUES ('m1', 'PREFLIGHT_RESULT', 'agent', '{}', 10.0, 'lead')"
+    )
     with pytest.raises(sqlite3.OperationalError, match="hostname"):
         conn.execute("SELECT hostname FROM preflight_sessions")  # truly the old schema
     conn.close()
@@ -349,7 +388,8 @@ def test_a_version_1_database_upgrades_in_place_without_losing_rows(db: Path) ->
         assert runtime.get_session(fresh.session.id) == fresh.session  # new columns in use
     assert scalar(db, "PRAGMA user_version") == SCHEMA_VERSION
     assert scalar(db, "SELECT group_concat(version) FROM schema_migrations") == ",".join(
-        str(v) for v in range(1, SCHEMA_VERSION + 1))
+        str(v) for v in range(1, SCHEMA_VERSION + 1)
+    )
 
 
 def test_a_migration_already_applied_elsewhere_is_skipped(db: Path) -> None:
@@ -359,27 +399,31 @@ def test_a_migration_already_applied_elsewhere_is_skipped(db: Path) -> None:
     conn = raw(db)
     assert migrate(conn) == SCHEMA_VERSION
     assert [apply_migration(conn, v) for v in range(1, SCHEMA_VERSION + 1)] == (
-        [False] * SCHEMA_VERSION)
+        [False] * SCHEMA_VERSION
+    )
     assert not conn.in_transaction
     assert migrate(conn) == SCHEMA_VERSION
     conn.close()
 
 
-def test_processes_opening_a_fresh_database_at_once_migrate_it_once(tmp_path: Path,
-                                                                    db: Path) -> None:
+def test_processes_opening_a_fresh_database_at_once_migrate_it_once(
+    tmp_path: Path, db: Path
+) -> None:
     go = tmp_path / "go"
     procs = [spawn("open", str(db), str(go)) for _ in range(4)]
     go.touch()
     reports = finish(procs)
     assert [r["schema_version"] for r in reports] == [SCHEMA_VERSION] * 4
     conn = raw(db)
-    applied = conn.execute("SELECT version, count(*) FROM schema_migrations "
-                           "GROUP BY version ORDER BY version").fetchall()
+    applied = conn.execute(
+        "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY version"
+    ).fetchall()
     conn.close()
     assert applied == [(v, 1) for v in range(1, SCHEMA_VERSION + 1)]
 
 
 # --- threads ------------------------------------------------------------------------------
+
 
 def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
     errors: list[BaseException] = []
@@ -389,9 +433,16 @@ def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
             try:
                 for k in range(5):
                     runtime.record_session(make_bundle(10, started=n * 100.0 + k))
-                    runtime.enqueue(Message(id=new_id(), type="PREFLIGHT_RESULT",
-                                            agent_id=f"t{n}", payload={}, created_at=k,
-                                            recipient="lead"))
+                    runtime.enqueue(
+                        Message(
+                            id=new_id(),
+                            type="PREFLIGHT_RESULT",
+                            agent_id=f"t{n}",
+                            payload={},
+                            created_at=k,
+                            recipient="lead",
+                        )
+                    )
                     runtime.executions(limit=5)
                     runtime.heartbeat(f"t{n}")
             except BaseException as exc:  # collected for the assertion below
@@ -405,8 +456,17 @@ def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
         assert errors == []
         counts = runtime.info().counts
         delivered = runtime.dequeue("lead", limit=100)
-    assert counts == {"sessions": 30, "executions": 300, "config_snapshots": 0,
-                      "messages": 30, "agents": 6, "leases": 0, "reservation_conflicts": 0,
-                      "escalations": 0, "escalation_deliveries": 0, "smoke_tests": 0,
-                      "escalation_paths": 0}
+    assert counts == {
+        "sessions": 30,
+        "executions": 300,
+        "config_snapshots": 0,
+        "messages": 30,
+        "agents": 6,
+        "leases": 0,
+        "reservation_conflicts": 0,
+        "escalations": 0,
+        "escalation_deliveries": 0,
+        "smoke_tests": 0,
+        "escalation_paths": 0,
+    }
     assert len(delivered) == 30

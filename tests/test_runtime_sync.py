@@ -29,76 +29,161 @@ from pytest_maf_preflight.runtime.sync import KINDS, sync
 
 
 def make_bundle(n: int = 3, started: float = 1000.0) -> SessionBundle:
-    session = SessionRecord(id=new_id(), agent_id="codex-1", environment="ci",
-                            started_at=started, completed_at=started + 1, status="closed",
-                            exit_code=1, runtime_mode="json", details={"n": n})
-    runs = tuple(ExecutionRecord(id=new_id(), session_id=session.id, config_id=f"check-{i}",
-                                 config_version="2.0.0", agent_id="codex-1", kind="check",
-                                 status="failed" if i == 0 else "passed",
-                                 started_at=started + i, completed_at=started + i + 0.1,
-                                 duration=0.1, attempts=2, result={"seen": i})
-                 for i in range(n))
-    snapshot = ConfigSnapshot(config_id="check-0", version="2.0.0", config_type="smoke_test",
-                              content_hash=f"h{started}", document={"id": "check-0"},
-                              recorded_at=started)
-    message = Message(id=new_id(), type="PREFLIGHT_RESULT", agent_id="codex-1",
-                      payload={"status": "failed"}, created_at=started, recipient="lead")
-    return SessionBundle(session=session, executions=runs, snapshots=(snapshot,),
-                         messages=(message,), conflicts=(make_conflict(session.id, started),))
+    session = SessionRecord(
+        id=new_id(),
+        agent_id="codex-1",
+        environment="ci",
+        started_at=started,
+        completed_at=started + 1,
+        status="closed",
+        exit_code=1,
+        runtime_mode="json",
+        details={"n": n},
+    )
+    runs = tuple(
+        ExecutionRecord(
+            id=new_id(),
+            session_id=session.id,
+            config_id=f"check-{i}",
+            config_version="2.0.0",
+            agent_id="codex-1",
+            kind="check",
+            status="failed" if i == 0 else "passed",
+            started_at=started + i,
+            completed_at=started + i + 0.1,
+            duration=0.1,
+            attempts=2,
+            result={"seen": i},
+        )
+        for i in range(n)
+    )
+    snapshot = ConfigSnapshot(
+        config_id="check-0",
+        version="2.0.0",
+        config_type="smoke_test",
+        content_hash=f"h{started}",
+        document={"id": "check-0"},
+        recorded_at=started,
+    )
+    message = Message(
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id="codex-1",
+        payload={"status": "failed"},
+        created_at=started,
+        recipient="lead",
+    )
+    return SessionBundle(
+        session=session,
+        executions=runs,
+        snapshots=(snapshot,),
+        messages=(message,),
+        conflicts=(make_conflict(session.id, started),),
+    )
 
 
 def make_conflict(session_id: str | None, detected: float) -> ConflictRecord:
-    return ConflictRecord(id=new_id(), session_id=session_id, conflict_type="lock_validation",
-                          severity="error", agent_id="codex-1", holder_agent_id="gemini-1",
-                          path="src/a.py", path_pattern="src/**", lease_id=new_id(),
-                          expires_at=detected + 60, status="overridden", override=True,
-                          detected_at=detected, details={"files": ["src/a.py"]})
+    return ConflictRecord(
+        id=new_id(),
+        session_id=session_id,
+        conflict_type="lock_validation",
+        severity="error",
+        agent_id="codex-1",
+        holder_agent_id="gemini-1",
+        path="src/a.py",
+        path_pattern="src/**",
+        lease_id=new_id(),
+        expires_at=detected + 60,
+        status="overridden",
+        override=True,
+        detected_at=detected,
+        details={"files": ["src/a.py"]},
+    )
 
 
 def fill(runtime: RuntimeState) -> list[SessionBundle]:
     """Two sessions, a loose snapshot, messages in every status, three conflicts (one from
     outside any session), two agents, and leases (which are not synced)."""
     bundles = [make_bundle(started=1000.0), make_bundle(n=2, started=2000.0)]
-    loose = ConfigSnapshot(config_id="never-ran", version="1", config_type="environment",
-                           content_hash="loose", document={"id": "never-ran"},
-                           recorded_at=500.0)
+    loose = ConfigSnapshot(
+        config_id="never-ran",
+        version="1",
+        config_type="environment",
+        content_hash="loose",
+        document={"id": "never-ran"},
+        recorded_at=500.0,
+    )
     runtime.record_session(bundles[0])
-    runtime.record_session(dataclasses.replace(bundles[1],
-                                               snapshots=(*bundles[1].snapshots, loose),
-                                               smoke_tests=(SMOKE,), escalation_paths=(PATH,)))
-    runtime.enqueue(Message(id="extra", type="PREFLIGHT_CHECK", agent_id="lead", payload={},
-                            created_at=3000.0, recipient="codex-1"))
+    runtime.record_session(
+        dataclasses.replace(
+            bundles[1],
+            snapshots=(*bundles[1].snapshots, loose),
+            smoke_tests=(SMOKE,),
+            escalation_paths=(PATH,),
+        )
+    )
+    runtime.enqueue(
+        Message(
+            id="extra",
+            type="PREFLIGHT_CHECK",
+            agent_id="lead",
+            payload={},
+            created_at=3000.0,
+            recipient="codex-1",
+        )
+    )
     runtime.dequeue("lead")
     runtime.ack(bundles[0].messages[0].id)
     runtime.dequeue("lead")
     runtime.heartbeat("codex-1", at=50.0, details={"pid": 7})
-    runtime.heartbeat("gemini-1", at=60.0, agent_type="verifier", capabilities=["review"],
-                      status="maintenance")
+    runtime.heartbeat(
+        "gemini-1", at=60.0, agent_type="verifier", capabilities=["review"], status="maintenance"
+    )
     runtime.record_conflicts([make_conflict(None, 4000.0)])
     runtime.acquire_leases("codex-1", ["src/**"], ttl=60)
     return bundles
 
 
 def contents(runtime: RuntimeState) -> dict[str, object]:
-    return {"sessions": runtime.sessions(),
-            "executions": sorted(runtime.executions(), key=lambda e: e.id),
-            "snapshots": runtime.config_snapshots(),
-            "messages": runtime.messages(),
-            "conflicts": runtime.reservation_conflicts(),
-            "agents": runtime.agents(),
-            "smoke_tests": runtime.smoke_tests(),
-            "escalation_paths": runtime.escalation_paths()}
+    return {
+        "sessions": runtime.sessions(),
+        "executions": sorted(runtime.executions(), key=lambda e: e.id),
+        "snapshots": runtime.config_snapshots(),
+        "messages": runtime.messages(),
+        "conflicts": runtime.reservation_conflicts(),
+        "agents": runtime.agents(),
+        "smoke_tests": runtime.smoke_tests(),
+        "escalation_paths": runtime.escalation_paths(),
+    }
 
 
-SMOKE = SmokeTestDefinition(nodeid="t.py::smoke", version="a" * 12, content_hash="a" * 64,
-                            file="t.py", document={"nodeid": "t.py::smoke", "markers": []},
-                            recorded_at=2000.0)
-PATH = EscalationPathDefinition(path_id="on-call", version="1", content_hash="b" * 64,
-                                document={"id": "on-call", "config": {}}, recorded_at=2000.0)
+SMOKE = SmokeTestDefinition(
+    nodeid="t.py::smoke",
+    version="a" * 12,
+    content_hash="a" * 64,
+    file="t.py",
+    document={"nodeid": "t.py::smoke", "markers": []},
+    recorded_at=2000.0,
+)
+PATH = EscalationPathDefinition(
+    path_id="on-call",
+    version="1",
+    content_hash="b" * 64,
+    document={"id": "on-call", "config": {}},
+    recorded_at=2000.0,
+)
 
 
-EVERYTHING = {"sessions": 2, "executions": 5, "config_snapshots": 3, "messages": 3,
-              "reservation_conflicts": 3, "agents": 2, "smoke_tests": 1, "escalation_paths": 1}
+EVERYTHING = {
+    "sessions": 2,
+    "executions": 5,
+    "config_snapshots": 3,
+    "messages": 3,
+    "reservation_conflicts": 3,
+    "agents": 2,
+    "smoke_tests": 1,
+    "escalation_paths": 1,
+}
 NOTHING = dict.fromkeys(KINDS, 0)
 
 
@@ -168,17 +253,32 @@ def test_only_what_the_target_lacks_is_copied() -> None:
     source, target = MemoryRuntime(), MemoryRuntime()
     bundles = fill(source)
     cut = bundles[0]
-    target.record_session(dataclasses.replace(cut, executions=cut.executions[:1],
-                                              snapshots=(), messages=()))  # its conflict too
+    target.record_session(
+        dataclasses.replace(cut, executions=cut.executions[:1], snapshots=(), messages=())
+    )  # its conflict too
     target.heartbeat("codex-1", at=99.0, details={"pid": 8})  # newer than the source's
     target.heartbeat("gemini-1", at=1.0)  # older
     report = sync(source, target)
-    assert dict(report.present) == {"sessions": 1, "executions": 1, "config_snapshots": 0,
-                                    "messages": 0, "reservation_conflicts": 1, "agents": 1,
-                                    "smoke_tests": 0, "escalation_paths": 0}
-    assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 3,
-                                   "messages": 3, "reservation_conflicts": 2, "agents": 1,
-                                   "smoke_tests": 1, "escalation_paths": 1}
+    assert dict(report.present) == {
+        "sessions": 1,
+        "executions": 1,
+        "config_snapshots": 0,
+        "messages": 0,
+        "reservation_conflicts": 1,
+        "agents": 1,
+        "smoke_tests": 0,
+        "escalation_paths": 0,
+    }
+    assert dict(report.copied) == {
+        "sessions": 1,
+        "executions": 4,
+        "config_snapshots": 3,
+        "messages": 3,
+        "reservation_conflicts": 2,
+        "agents": 1,
+        "smoke_tests": 1,
+        "escalation_paths": 1,
+    }
     agents = {a.id: a for a in target.agents()}
     assert agents["codex-1"].details == {"pid": 8}  # a newer heartbeat is kept
     assert agents["gemini-1"].last_heartbeat == 60.0
@@ -197,14 +297,23 @@ def test_a_source_without_sessions_says_what_it_could_not_copy() -> None:
         """A source holding a snapshot that came with no session."""
 
         def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
-            return [ConfigSnapshot(config_id="c", version="1", config_type="environment",
-                                   content_hash="x", document={}, recorded_at=1.0)]
+            return [
+                ConfigSnapshot(
+                    config_id="c",
+                    version="1",
+                    config_type="environment",
+                    content_hash="x",
+                    document={},
+                    recorded_at=1.0,
+                )
+            ]
 
     report = sync(SnapshotsOnly(), MemoryRuntime())
     assert not report.complete
     assert report.missing["config_snapshots"] == 1
-    assert report.notes[0] == ("1 config snapshots were not copied: the source has no session "
-                               "to carry them")
+    assert report.notes[0] == (
+        "1 config snapshots were not copied: the source has no session to carry them"
+    )
 
 
 def test_the_report_is_json() -> None:
@@ -228,8 +337,9 @@ def postgres() -> Iterator[RuntimeState]:
             yield runtime
 
 
-def test_sqlite_to_postgres_and_back_keeps_every_record_exactly(tmp_path: Path,
-                                                                postgres: RuntimeState) -> None:
+def test_sqlite_to_postgres_and_back_keeps_every_record_exactly(
+    tmp_path: Path, postgres: RuntimeState
+) -> None:
     from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
     with SqliteRuntime(tmp_path / "first.db") as source:
@@ -249,8 +359,7 @@ def test_sqlite_to_postgres_and_back_keeps_every_record_exactly(tmp_path: Path,
             assert contents(back) == contents(source)
 
 
-def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path,
-                                                   postgres: RuntimeState) -> None:
+def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path, postgres: RuntimeState) -> None:
     with JsonRuntime(tmp_path / "agent-mail") as source:
         fill(source)
         assert dict(sync(source, postgres).copied) == EVERYTHING
@@ -258,7 +367,14 @@ def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path,
         source.record_session(later)
         source.heartbeat("codex-1", at=70.0)
         report = sync(source, postgres)
-        assert dict(report.copied) == {"sessions": 1, "executions": 4, "config_snapshots": 1,
-                                       "messages": 1, "reservation_conflicts": 1, "agents": 1,
-                                       "smoke_tests": 0, "escalation_paths": 0}
+        assert dict(report.copied) == {
+            "sessions": 1,
+            "executions": 4,
+            "config_snapshots": 1,
+            "messages": 1,
+            "reservation_conflicts": 1,
+            "agents": 1,
+            "smoke_tests": 0,
+            "escalation_paths": 0,
+        }
         assert contents(postgres) == contents(source)

@@ -4,12 +4,10 @@ still add up: every collected item is either run or counted as deselected, never
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-WriteConfig = Callable[[str, str], Path]
+from helpers_configs import WriteConfig
 
 TESTS = """\
 import os
@@ -35,9 +33,14 @@ def test_ordinary_three():
 
 
 def check(check_id: str) -> str:
-    return json.dumps({"id": check_id, "name": check_id, "config_type": "smoke_test",
-                       "config": {"test_type": "environment",
-                                  "test_definition": {"required": ["PATH"]}}})
+    return json.dumps(
+        {
+            "id": check_id,
+            "name": check_id,
+            "config_type": "smoke_test",
+            "config": {"test_type": "environment", "test_definition": {"required": ["PATH"]}},
+        }
+    )
 
 
 @pytest.fixture
@@ -50,29 +53,37 @@ def project(pytester: pytest.Pytester, write_config: WriteConfig) -> pytest.Pyte
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "maf_preflight", "--maf-preflight", "--maf-runtime=memory",
-                              *args)
+    return pytester.runpytest(
+        "-p", "maf_preflight", "--maf-preflight", "--maf-runtime=memory", *args
+    )
 
 
-@pytest.mark.parametrize(("args", "ran", "deselected"), [
-    # The checks selected; the smoke tests run all the same (they are the gate), and are not
-    # counted as deselected: 4 run + 3 deselected = 7 collected.
-    pytest.param(["-m", "maf_preflight_check"], 4, 3, id="only-check-items"),
-    # Only the ordinary tests shown: the check items are deselected (the checks still run).
-    pytest.param(["-m", "not maf_preflight_check"], 5, 2, id="no-check-items"),
-    # One ordinary test, and the whole gate's smoke tests.
-    pytest.param(["-k", "ordinary_one"], 3, 4, id="keyword"),
-    pytest.param(["-k", "not smoke"], 7, 0, id="keyword-against-smoke"),
-    pytest.param(["--deselect", "test_app.py::test_smoke_one"], 7, 0, id="deselect-smoke"),
-    pytest.param(["-m", "maf_smoke"], 2, 5, id="only-smoke"),
-])
-def test_counts_add_up_to_what_was_collected(project: pytest.Pytester, args: list[str],
-                                             ran: int, deselected: int) -> None:
+@pytest.mark.parametrize(
+    ("args", "ran", "deselected"),
+    [
+        # The checks selected; the smoke tests run all the same (they are the gate), and are not
+        # counted as deselected: 4 run + 3 deselected = 7 collected.
+        pytest.param(["-m", "maf_preflight_check"], 4, 3, id="only-check-items"),
+        # Only the ordinary tests shown: the check items are deselected (the checks still run).
+        pytest.param(["-m", "not maf_preflight_check"], 5, 2, id="no-check-items"),
+        # One ordinary test, and the whole gate's smoke tests.
+        pytest.param(["-k", "ordinary_one"], 3, 4, id="keyword"),
+        pytest.param(["-k", "not smoke"], 7, 0, id="keyword-against-smoke"),
+        pytest.param(["--deselect", "test_app.py::test_smoke_one"], 7, 0, id="deselect-smoke"),
+        pytest.param(["-m", "maf_smoke"], 2, 5, id="only-smoke"),
+    ],
+)
+def test_counts_add_up_to_what_was_collected(
+    project: pytest.Pytester, args: list[str], ran: int, deselected: int
+) -> None:
     result = run(project, *args, "-rA")
     assert result.ret == 0
     result.assert_outcomes(passed=ran, deselected=deselected)
-    header = (f"collected 7 items / {deselected} deselected / {ran} selected" if deselected
-              else "collected 7 items")
+    header = (
+        f"collected 7 items / {deselected} deselected / {ran} selected"
+        if deselected
+        else "collected 7 items"
+    )
     result.stdout.fnmatch_lines([header])
     # Whatever was selected, both checks ran and so did every smoke test.
     result.stdout.fnmatch_lines(["PASSED * first-check *", "PASSED * second-check *"])
@@ -80,8 +91,9 @@ def test_counts_add_up_to_what_was_collected(project: pytest.Pytester, args: lis
         result.stdout.fnmatch_lines([f"PASSED test_app.py::{smoke}"])
 
 
-def test_last_failed_counts_add_up(project: pytest.Pytester,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_last_failed_counts_add_up(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MAF_TEST_FAIL_TWO", "1")
     run(project).assert_outcomes(passed=6, failed=1)
     # Named on the command line, the whole file is collected; --lf then keeps the failure and

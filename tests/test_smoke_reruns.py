@@ -52,19 +52,36 @@ def project(pytester: pytest.Pytester, *, broken_fails: int) -> pytest.Pytester:
 def gate(pytester: pytest.Pytester, *, xdist: bool) -> pytest.RunResult:
     dist = ("-p", "xdist", "-n", "2") if xdist else ()
     return pytester.runpytest_subprocess(
-        "-p", "maf_preflight", "--maf-preflight", "-p", "rerunfailures", "--reruns", "2",
-        *dist, "-rs", timeout=120)
+        "-p",
+        "maf_preflight",
+        "--maf-preflight",
+        "-p",
+        "rerunfailures",
+        "--reruns",
+        "2",
+        *dist,
+        "-rs",
+        timeout=120,
+    )
 
 
 def smoke_executions(root: Path) -> dict[str, dict[str, Any]]:
     """The recorded smoke executions; pytester dirs are no git repositories, so the default
     store is ``.maf/runtime.db`` under the rootdir."""
     with sqlite3.connect(root / ".maf" / "runtime.db") as conn:
-        rows = conn.execute("select config_id, status, attempts, result, error_message "
-                            "from preflight_executions where kind = 'smoke'").fetchall()
-    return {str(nodeid): {"status": status, "attempts": attempts, "result": json.loads(result),
-                          "error": error}
-            for nodeid, status, attempts, result, error in rows}
+        rows = conn.execute(
+            "select config_id, status, attempts, result, error_message "
+            "from preflight_executions where kind = 'smoke'"
+        ).fetchall()
+    return {
+        str(nodeid): {
+            "status": status,
+            "attempts": attempts,
+            "result": json.loads(result),
+            "error": error,
+        }
+        for nodeid, status, attempts, result, error in rows
+    }
 
 
 def counts(result: pytest.RunResult) -> dict[str, int]:
@@ -78,7 +95,8 @@ def outcomes_of(execution: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
 def test_a_smoke_test_that_passes_on_its_rerun_is_recorded_with_both_attempts(
-        pytester: pytest.Pytester, xdist: bool) -> None:
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
     project(pytester, broken_fails=0)  # test_broken passes at once
     result = gate(pytester, xdist=xdist)
     assert counts(result) == dict(passed=8, rerun=1)
@@ -97,12 +115,14 @@ def test_a_smoke_test_that_passes_on_its_rerun_is_recorded_with_both_attempts(
 
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
-def test_a_smoke_test_that_fails_every_rerun_closes_the_gate(pytester: pytest.Pytester,
-                                                             xdist: bool) -> None:
+def test_a_smoke_test_that_fails_every_rerun_closes_the_gate(
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
     project(pytester, broken_fails=3)  # the first attempt and both reruns fail
     result = gate(pytester, xdist=xdist)
-    result.stdout.fnmatch_lines([
-        "gate CLOSED (exit code 10): test_app.py::test_broken (maf_smoke failed)"])
+    result.stdout.fnmatch_lines(
+        ["gate CLOSED (exit code 10): test_app.py::test_broken (maf_smoke failed)"]
+    )
     assert counts(result) == dict(passed=1, failed=1, skipped=6, rerun=3)
     assert result.ret == 10
     broken = smoke_executions(pytester.path)["test_app.py::test_broken"]
@@ -113,10 +133,12 @@ def test_a_smoke_test_that_fails_every_rerun_closes_the_gate(pytester: pytest.Py
 
 @pytest.mark.parametrize("xdist", [False, True], ids=["serial", "xdist"])
 def test_a_smoke_test_that_fails_its_last_rerun_only_closes_the_gate(
-        pytester: pytest.Pytester, xdist: bool) -> None:
+    pytester: pytest.Pytester, xdist: bool
+) -> None:
     """Under xdist the other worker waits at the barrier: a passing teardown of a rerun
     attempt must not count as the smoke test's outcome."""
-    pytester.makepyfile(test_app=textwrap.dedent("""
+    pytester.makepyfile(
+        test_app=textwrap.dedent("""
         import time
         from pathlib import Path
 
@@ -134,7 +156,8 @@ def test_a_smoke_test_that_fails_its_last_rerun_only_closes_the_gate(
         @pytest.mark.parametrize("n", range(6))
         def test_ordinary(n):
             pass
-    """))
+    """)
+    )
     result = gate(pytester, xdist=xdist)
     assert counts(result) == dict(failed=1, skipped=6, rerun=2)
     assert result.ret == 10

@@ -28,19 +28,41 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, git_identity: Path) ->
     """A main checkout with one commit; ``.maf/`` is ignored, so each checkout writes its own
     configs (as an agent's worktree would have them)."""
     monkeypatch.setenv("MAIL_TOKEN", TOKEN)
-    return commit_base(tmp_path / "main", {
-        "src/a.py": "a = 1\n", "test_app.py": "def test_ordinary():\n    pass\n",
-        "pytest.ini": "[pytest]\n", ".gitignore": ".maf/\n__pycache__/\n"})
+    return commit_base(
+        tmp_path / "main",
+        {
+            "src/a.py": "a = 1\n",
+            "test_app.py": "def test_ordinary():\n    pass\n",
+            "pytest.ini": "[pytest]\n",
+            ".gitignore": ".maf/\n__pycache__/\n",
+        },
+    )
 
 
 def gate(checkout: Path, agent: str = "GreenCastle") -> subprocess.CompletedProcess[str]:
     """``pytest --maf-preflight`` run in ``checkout``, as an agent working there runs it."""
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "maf_preflight", "--maf-preflight",
-         f"--maf-agent-id={agent}", "--maf-runtime=sqlite", "-W", "ignore::pytest.PytestWarning",
-         "-p", "no:cacheprovider"],
-        cwd=checkout, env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "maf_preflight",
+            "--maf-preflight",
+            f"--maf-agent-id={agent}",
+            "--maf-runtime=sqlite",
+            "-W",
+            "ignore::pytest.PytestWarning",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def lock_validation(mcp_server: McpServer) -> str:
@@ -57,13 +79,23 @@ config:
 
 
 def test_a_reservation_on_the_main_checkouts_project_is_seen_from_a_worktree(
-        repo: Path, mcp_server: McpServer) -> None:
+    repo: Path, mcp_server: McpServer
+) -> None:
     wt = worktree(repo, "green")
     # BlueLake reserved src/** on the server for the project of the main checkout (its path is
     # the human key agents register with); nothing exists under the worktree's path.
-    mcp_server.projects = {slugify(str(repo)): [
-        {"id": 7, "agent": "BlueLake", "path_pattern": "src/**", "exclusive": True,
-         "expires_ts": iso(time.time() + 3600), "released_ts": None}]}
+    mcp_server.projects = {
+        slugify(str(repo)): [
+            {
+                "id": 7,
+                "agent": "BlueLake",
+                "path_pattern": "src/**",
+                "exclusive": True,
+                "expires_ts": iso(time.time() + 3600),
+                "released_ts": None,
+            }
+        ]
+    }
     for checkout in (repo, wt):
         write_config_in(checkout, "lock.yaml", lock_validation(mcp_server))
 
@@ -80,11 +112,14 @@ def test_a_reservation_on_the_main_checkouts_project_is_seen_from_a_worktree(
     (repo / "src" / "a.py").write_text("a = 3\n")
     assert gate(repo).returncode == 10
     # An explicit project still wins: the worktree's own (empty) project opens the gate.
-    write_config_in(wt, "lock.yaml", lock_validation(mcp_server).replace(
-        "token_env: MAIL_TOKEN}", f"token_env: MAIL_TOKEN, project: {wt}}}"))
+    write_config_in(
+        wt,
+        "lock.yaml",
+        lock_validation(mcp_server).replace(
+            "token_env: MAIL_TOKEN}", f"token_env: MAIL_TOKEN, project: {wt}}}"
+        ),
+    )
     assert gate(wt).returncode == 0
-
-
 
 
 def escalation_path(mcp_server: McpServer) -> str:
@@ -103,7 +138,8 @@ config:
 
 
 def test_an_escalation_from_a_worktree_goes_to_the_main_checkouts_project(
-        repo: Path, mcp_server: McpServer) -> None:
+    repo: Path, mcp_server: McpServer
+) -> None:
     wt = worktree(repo, "blue")
     write_config_in(wt, "check.yaml", ESCALATING_CHECK)
     write_config_in(wt, "path.yaml", escalation_path(mcp_server))

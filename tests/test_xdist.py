@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from helpers_configs import command_config
+from helpers_configs import WriteConfig, command_config
 
 pytest.importorskip("xdist")
 
-WriteConfig = Callable[[str, str], Path]
 
 ORDINARY = """\
 import pytest
@@ -29,8 +27,9 @@ def test_ordinary(n):
 
 def run(pytester: pytest.Pytester, *args: str, xdist: bool) -> pytest.RunResult:
     dist = ("-p", "xdist", "-n", "2") if xdist else ()
-    return pytester.runpytest_subprocess("-p", "maf_preflight", *dist, "--maf-preflight", "-v",
-                                         "-rs", *args, timeout=120)
+    return pytester.runpytest_subprocess(
+        "-p", "maf_preflight", *dist, "--maf-preflight", "-v", "-rs", *args, timeout=120
+    )
 
 
 def outcomes(result: pytest.RunResult) -> dict[str, int]:
@@ -43,8 +42,9 @@ def workers_that(result: pytest.RunResult, outcome: str, name: str) -> set[str]:
 
 
 @pytest.fixture
-def same_with_and_without_xdist(pytester: pytest.Pytester
-                                ) -> Callable[..., tuple[pytest.RunResult, pytest.RunResult]]:
+def same_with_and_without_xdist(
+    pytester: pytest.Pytester,
+) -> Callable[..., tuple[pytest.RunResult, pytest.RunResult]]:
     def compare(*args: str) -> tuple[pytest.RunResult, pytest.RunResult]:
         plain = run(pytester, *args, xdist=False)
         dist = run(pytester, *args, xdist=True)
@@ -55,9 +55,11 @@ def same_with_and_without_xdist(pytester: pytest.Pytester
     return compare
 
 
-def test_gate_open(pytester: pytest.Pytester, write_config: WriteConfig,
-                   same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]]
-                   ) -> None:
+def test_gate_open(
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]],
+) -> None:
     write_config("tools.json", command_config("tools", ["true"]))
     pytester.makepyfile(test_app=ORDINARY)
     _, dist = same_with_and_without_xdist()
@@ -66,28 +68,36 @@ def test_gate_open(pytester: pytest.Pytester, write_config: WriteConfig,
     assert dist.ret == 0
 
 
-def test_failing_critical_check(pytester: pytest.Pytester, write_config: WriteConfig,
-                                same_with_and_without_xdist: Callable[..., tuple[
-                                    pytest.RunResult, ...]]) -> None:
+def test_failing_critical_check(
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]],
+) -> None:
     write_config("db-up.json", command_config("db-up", ["false"]))
     pytester.makepyfile(test_app=ORDINARY)
     _, dist = same_with_and_without_xdist()
-    dist.stdout.fnmatch_lines([
-        "*_ preflight check db-up _*",
-        "preflight check 'db-up' (command, critical) FAILED after 1 attempt in *s",
-        "gate CLOSED (exit code 10): db-up (failed)",
-        "SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: db-up (failed)",
-    ])
+    dist.stdout.fnmatch_lines(
+        [
+            "*_ preflight check db-up _*",
+            "preflight check 'db-up' (command, critical) FAILED after 1 attempt in *s",
+            "gate CLOSED (exit code 10): db-up (failed)",
+            "SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: db-up (failed)",
+        ]
+    )
     dist.assert_outcomes(failed=1, skipped=20)
     assert dist.ret == 10
     assert workers_that(dist, "SKIPPED", "test_ordinary") == {"gw0", "gw1"}
 
 
 def test_failing_smoke_test_on_one_worker_closes_the_gate_on_all(
-        pytester: pytest.Pytester, write_config: WriteConfig,
-        same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]]) -> None:
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]],
+) -> None:
     write_config("tools.json", command_config("tools", ["true"]))
-    pytester.makepyfile(test_app=ORDINARY + """
+    pytester.makepyfile(
+        test_app=ORDINARY
+        + """
 
 @pytest.mark.maf_smoke
 def test_smoke_fine():
@@ -96,36 +106,44 @@ def test_smoke_fine():
 @pytest.mark.maf_smoke
 def test_smoke_breaks():
     assert False, "the app does not start"
-""")
+"""
+    )
     _, dist = same_with_and_without_xdist()
-    dist.stdout.fnmatch_lines([
-        "FAILED           test_app.py::test_smoke_breaks  (maf_smoke)",
-        "gate CLOSED (exit code 10): test_app.py::test_smoke_breaks (maf_smoke failed)",
-        "SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: "
-        "test_app.py::test_smoke_breaks (maf_smoke failed)",
-    ])
+    dist.stdout.fnmatch_lines(
+        [
+            "FAILED           test_app.py::test_smoke_breaks  (maf_smoke)",
+            "gate CLOSED (exit code 10): test_app.py::test_smoke_breaks (maf_smoke failed)",
+            "SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: "
+            "test_app.py::test_smoke_breaks (maf_smoke failed)",
+        ]
+    )
     dist.assert_outcomes(passed=2, failed=1, skipped=20)
     assert dist.ret == 10
     assert workers_that(dist, "SKIPPED", "test_ordinary") == {"gw0", "gw1"}
 
 
-def test_failing_warning_check(pytester: pytest.Pytester, write_config: WriteConfig,
-                               same_with_and_without_xdist: Callable[..., tuple[
-                                   pytest.RunResult, ...]]) -> None:
+def test_failing_warning_check(
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, ...]],
+) -> None:
     write_config("lint.json", command_config("lint", ["false"], severity="warning"))
     pytester.makepyfile(test_app=ORDINARY)
     _, dist = same_with_and_without_xdist()
-    dist.stdout.fnmatch_lines([
-        "*MafCheckWarning: preflight check 'lint' failed (severity warning): exit code 1",
-        "WARN (failed)    lint  *ms",
-        "gate open",
-    ])
+    dist.stdout.fnmatch_lines(
+        [
+            "*MafCheckWarning: preflight check 'lint' failed (severity warning): exit code 1",
+            "WARN (failed)    lint  *ms",
+            "gate open",
+        ]
+    )
     dist.assert_outcomes(passed=21, warnings=1)
     assert dist.ret == 0
 
 
-def test_checks_run_once_on_the_controller(pytester: pytest.Pytester,
-                                           write_config: WriteConfig) -> None:
+def test_checks_run_once_on_the_controller(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("count.json", command_config("count", ["sh", "-c", "echo ran >> runs.txt"]))
     pytester.makepyfile(test_app=ORDINARY)
     result = run(pytester, xdist=True)
@@ -135,30 +153,39 @@ def test_checks_run_once_on_the_controller(pytester: pytest.Pytester,
 
 
 def test_scope_based_distribution_closes_the_gate_with_smoke_tests(
-        pytester: pytest.Pytester, write_config: WriteConfig) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     """--dist loadscope can queue a smoke test behind a test waiting for it: rather than risk
     a deadlock, the gate fails closed and says which modes work."""
     write_config("tools.json", command_config("tools", ["true"]))
-    pytester.makepyfile(test_app=ORDINARY + """
+    pytester.makepyfile(
+        test_app=ORDINARY
+        + """
 
 @pytest.mark.maf_smoke
 def test_smoke():
     pass
-""")
+"""
+    )
     result = run(pytester, "--dist", "loadscope", xdist=True)
-    message = ("maf_smoke tests cannot gate a session run with --dist loadscope, which can "
-               "queue a smoke test behind a test that waits for it; use --dist load "
-               "(the default of -n), worksteal or each")
-    result.stdout.fnmatch_lines([
-        f"gate CLOSED (exit code 10): {message}",
-        f"SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: {message}",
-    ])
+    message = (
+        "maf_smoke tests cannot gate a session run with --dist loadscope, which can "
+        "queue a smoke test behind a test that waits for it; use --dist load "
+        "(the default of -n), worksteal or each"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"gate CLOSED (exit code 10): {message}",
+            f"SKIPPED [[]20] test_app.py:*: maf-preflight gate closed by: {message}",
+        ]
+    )
     result.assert_outcomes(passed=2, skipped=20)
     assert result.ret == 10
 
 
 def test_scope_based_distribution_without_smoke_tests_is_fine(
-        pytester: pytest.Pytester, write_config: WriteConfig) -> None:
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
     write_config("tools.json", command_config("tools", ["true"]))
     pytester.makepyfile(test_app=ORDINARY)
     result = run(pytester, "--dist", "loadscope", xdist=True)
@@ -167,17 +194,21 @@ def test_scope_based_distribution_without_smoke_tests_is_fine(
 
 
 def test_smoke_tests_run_by_workers_count_as_checked(
-        same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, pytest.RunResult]],
-        pytester: pytest.Pytester) -> None:
+    same_with_and_without_xdist: Callable[..., tuple[pytest.RunResult, pytest.RunResult]],
+    pytester: pytest.Pytester,
+) -> None:
     """Without configs, smoke tests alone are what the gate checked: the controller, which
     collects nothing under xdist, must not say that nothing was checked."""
-    pytester.makepyfile(test_smoke="""
+    pytester.makepyfile(
+        test_smoke="""
         import pytest
 
         @pytest.mark.maf_smoke
         def test_service_up():
             pass
-    """, test_app=ORDINARY)
+    """,
+        test_app=ORDINARY,
+    )
     plain, dist = same_with_and_without_xdist()
     for result in (plain, dist):
         assert result.ret == 0

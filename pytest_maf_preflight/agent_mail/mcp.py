@@ -66,17 +66,18 @@ class McpSession:
             raise McpError(self.location, "not an http(s) URL") from None
         if timeout <= 0:
             raise McpError(self.location, "no time left to ask the server")
-        headers = {"Content-Type": "application/json",
-                   "Accept": "application/json, text/event-stream",
-                   "User-Agent": CLIENT_NAME}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "User-Agent": CLIENT_NAME,
+        }
         auth = http_transport.authorization(url, token)
         if auth is not None:
             headers["Authorization"] = auth
         parts = urllib.parse.urlsplit(url)
         path = parts.path if parts.path not in ("", "/") else DEFAULT_MCP_PATH
         #: Where messages go: the endpoint without user info (sent as a header instead).
-        self._url = urllib.parse.urlunsplit((where.scheme, where.authority, path, parts.query,
-                                             ""))
+        self._url = urllib.parse.urlunsplit((where.scheme, where.authority, path, parts.query, ""))
         self._headers = headers
         self.timeout = timeout
         self._deadline = http_transport.Deadline(timeout)
@@ -89,9 +90,14 @@ class McpSession:
 
     def __enter__(self) -> McpSession:
         try:
-            self.server = self.request("initialize", {
-                "protocolVersion": PROTOCOL_VERSION, "capabilities": {},
-                "clientInfo": {"name": CLIENT_NAME, "version": "1"}})
+            self.server = self.request(
+                "initialize",
+                {
+                    "protocolVersion": PROTOCOL_VERSION,
+                    "capabilities": {},
+                    "clientInfo": {"name": CLIENT_NAME, "version": "1"},
+                },
+            )
             version = self.server.get("protocolVersion")
             self.protocol_version = version if isinstance(version, str) else PROTOCOL_VERSION
             self.notify("notifications/initialized")
@@ -100,8 +106,12 @@ class McpSession:
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.close()
 
     def request(self, method: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -142,11 +152,22 @@ class McpSession:
         result = self.request("tools/call", {"name": name, "arguments": dict(arguments)})
         if result.get("isError") is True:
             content = result.get("content")
-            texts = [c["text"] for c in content if isinstance(c, dict)
-                     and isinstance(c.get("text"), str)] if isinstance(content, list) else []
+            texts = (
+                [
+                    c["text"]
+                    for c in content
+                    if isinstance(c, dict) and isinstance(c.get("text"), str)
+                ]
+                if isinstance(content, list)
+                else []
+            )
             said = " ".join(" ".join(texts).split())
-            raise McpError(self.location, redact_text(
-                f"tool {name} failed" + (f": {said[:200]}" if said else ""), self._secrets()))
+            raise McpError(
+                self.location,
+                redact_text(
+                    f"tool {name} failed" + (f": {said[:200]}" if said else ""), self._secrets()
+                ),
+            )
         return result
 
     def close(self) -> None:
@@ -157,8 +178,13 @@ class McpSession:
         headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
         headers["Mcp-Session-Id"] = session
         with contextlib.suppress(*http_transport.FAILURES):
-            http_transport.fetch("DELETE", self._url, headers=headers,
-                                 deadline=self._deadline.within(1.0), limit=4096)
+            http_transport.fetch(
+                "DELETE",
+                self._url,
+                headers=headers,
+                deadline=self._deadline.within(1.0),
+                limit=4096,
+            )
 
     # --- one message over HTTP ----------------------------------------------------------------
 
@@ -172,8 +198,9 @@ class McpSession:
         except TimeoutError:
             raise McpError(self.location, f"no answer within {self.timeout:g}s") from None
         except http_transport.FAILURES as exc:
-            raise McpError(self.location, "cannot reach the server: "
-                           f"{exc or type(exc).__name__}") from None
+            raise McpError(
+                self.location, f"cannot reach the server: {exc or type(exc).__name__}"
+            ) from None
 
     def _post(self, message: dict[str, Any], expect: int | None) -> dict[str, Any] | None:
         body = json.dumps(message).encode()
@@ -183,8 +210,9 @@ class McpSession:
                 headers["Mcp-Session-Id"] = self.session_id
             if self.protocol_version:
                 headers["MCP-Protocol-Version"] = self.protocol_version
-            with http_transport.request("POST", self._url, headers=headers, body=body,
-                                        deadline=self._deadline) as response:
+            with http_transport.request(
+                "POST", self._url, headers=headers, body=body, deadline=self._deadline
+            ) as response:
                 if response.status in (307, 308):
                     self._same_origin_redirect(response.header("Location"))
                     continue
@@ -193,8 +221,12 @@ class McpSession:
                     self.session_id = session
                 content_type = (response.header("Content-Type") or "").lower()
                 if response.status >= 300:
-                    raise McpError(self.location, self._status_problem(
-                        str(message.get("method")), response, response.read(2048)))
+                    raise McpError(
+                        self.location,
+                        self._status_problem(
+                            str(message.get("method")), response, response.read(2048)
+                        ),
+                    )
                 if expect is None:
                     return None  # a notification: 202 Accepted, nothing to read
                 if "text/event-stream" in content_type:
@@ -205,27 +237,34 @@ class McpSession:
     def _same_origin_redirect(self, target: str | None) -> None:
         resolved = urllib.parse.urljoin(self._url, target or "")
         if not target or http_transport.origin(resolved) != http_transport.origin(self._url):
-            raise McpError(self.location, f"redirected elsewhere ({target!r}); set url to the "
-                           "MCP endpoint itself")
+            raise McpError(
+                self.location,
+                f"redirected elsewhere ({target!r}); set url to the MCP endpoint itself",
+            )
         # Later messages go straight to where the server sent this one.
         self._url = urllib.parse.urldefrag(resolved).url
 
-    def _status_problem(self, method: str, response: http_transport.Response,
-                        raw: bytes) -> str:
+    def _status_problem(self, method: str, response: http_transport.Response, raw: bytes) -> str:
         text = raw.decode("utf-8", "replace").strip()
         hint = ""
         if response.status in (401, 403):
-            hint = (" (the bearer token was refused; check token_env)"
-                    if "Authorization" in self._headers else
-                    " (the server wants a bearer token; set token_env)")
+            hint = (
+                " (the bearer token was refused; check token_env)"
+                if "Authorization" in self._headers
+                else " (the server wants a bearer token; set token_env)"
+            )
         try:  # a JSON-RPC error in an error status says more than the status line
             error = json.loads(text).get("error") if text.startswith("{") else None
         except (json.JSONDecodeError, AttributeError):
             error = None
-        detail = (f": JSON-RPC error {error.get('code')}: {error.get('message')}"
-                  if isinstance(error, dict) else (f": {text[:200]}" if text else ""))
-        return redact_text(f"{method}: HTTP {response.status} {response.reason}{hint}{detail}",
-                           self._secrets())
+        detail = (
+            f": JSON-RPC error {error.get('code')}: {error.get('message')}"
+            if isinstance(error, dict)
+            else (f": {text[:200]}" if text else "")
+        )
+        return redact_text(
+            f"{method}: HTTP {response.status} {response.reason}{hint}{detail}", self._secrets()
+        )
 
     def _read_body(self, response: http_transport.Response) -> bytes:
         raw = response.read(MAX_BODY_BYTES + 1)
@@ -241,11 +280,12 @@ class McpSession:
         for message in data if isinstance(data, list) else [data]:
             if _answers(message, expect):
                 return message  # type: ignore[no-any-return]
-        raise McpError(self.location, f"the answer is not a JSON-RPC response to request "
-                       f"{expect}: {raw[:80]!r}")
+        raise McpError(
+            self.location,
+            f"the answer is not a JSON-RPC response to request {expect}: {raw[:80]!r}",
+        )
 
-    def _answer_from_events(self, response: http_transport.Response,
-                            expect: int) -> dict[str, Any]:
+    def _answer_from_events(self, response: http_transport.Response, expect: int) -> dict[str, Any]:
         """The response to ``expect`` from an SSE stream; other messages (logs, progress) are
         skipped, and reading stops as soon as it arrives (the stream may stay open)."""
         data: list[str] = []
@@ -267,16 +307,21 @@ class McpSession:
                 try:
                     message = json.loads("\n".join(data))
                 except json.JSONDecodeError:
-                    raise McpError(self.location, "an event's data is not JSON: "
-                                   f"{data[0][:80]!r}") from None
+                    raise McpError(
+                        self.location, f"an event's data is not JSON: {data[0][:80]!r}"
+                    ) from None
                 data = []
                 if _answers(message, expect):
                     return message  # type: ignore[no-any-return]
             if end:
-                raise McpError(self.location, f"the event stream ended without an answer "
-                               f"to request {expect}")
+                raise McpError(
+                    self.location, f"the event stream ended without an answer to request {expect}"
+                )
 
 
 def _answers(message: object, expect: int) -> bool:
-    return (isinstance(message, dict) and message.get("id") == expect
-            and ("result" in message or "error" in message))
+    return (
+        isinstance(message, dict)
+        and message.get("id") == expect
+        and ("result" in message or "error" in message)
+    )

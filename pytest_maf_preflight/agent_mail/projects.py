@@ -37,8 +37,12 @@ def canonical_project_key(project: str, rootdir: Path) -> str:
     """The human key as mcp_agent_mail normalises it: a path-like key becomes absolute
     (relative to ``rootdir``, ``~`` expanded) and normalised, symlinks kept; others unchanged."""
     candidate = Path(project).expanduser()
-    looks_like_path = (candidate.is_absolute() or project.startswith(("~", "."))
-                       or "/" in project or "\\" in project)
+    looks_like_path = (
+        candidate.is_absolute()
+        or project.startswith(("~", "."))
+        or "/" in project
+        or "\\" in project
+    )
     if not looks_like_path:
         return project
     absolute = candidate if candidate.is_absolute() else rootdir / candidate

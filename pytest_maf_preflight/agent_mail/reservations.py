@@ -56,7 +56,8 @@ ARCHIVE_WARNING = (
     "the mcp_agent_mail archive can over-report: version 0.1.0 never marks releases (a "
     "released reservation looks active until it expires) and keeps one file per pattern (a "
     "re-reservation of the same pattern replaces the earlier one); read the server (url) or "
-    "its database for an authoritative answer")
+    "its database for an authoritative answer"
+)
 
 
 class AgentMailError(Exception):
@@ -83,27 +84,37 @@ class SourceReport:
     warnings: tuple[str, ...]
 
 
-def read_reservations(source: AgentMailSource, *, rootdir: Path, environ: Mapping[str, str],
-                      now: float, timeout: float) -> SourceReport:
+def read_reservations(
+    source: AgentMailSource,
+    *,
+    rootdir: Path,
+    environ: Mapping[str, str],
+    now: float,
+    timeout: float,
+) -> SourceReport:
     """The active (unreleased, unexpired at ``now``) reservations of the configured source."""
     chosen = [name for name in ("url", "database", "storage") if getattr(source, name)]
     if len(chosen) != 1:
         given = ", ".join(chosen) if chosen else "none"
-        raise AgentMailError(f"mcp_agent_mail: set exactly one of url, database, storage "
-                             f"(given: {given})")
+        raise AgentMailError(
+            f"mcp_agent_mail: set exactly one of url, database, storage (given: {given})"
+        )
     try:
         project = source.project or default_project_key(rootdir)
     except GitDirError as exc:
-        raise AgentMailError(f"mcp_agent_mail: no project is set and the default (the main "
-                             f"checkout of this worktree) cannot be found: {exc}") from None
+        raise AgentMailError(
+            f"mcp_agent_mail: no project is set and the default (the main "
+            f"checkout of this worktree) cannot be found: {exc}"
+        ) from None
     warnings: list[str] = []
     if source.token_env and chosen[0] != "url":
         warnings.append(f"token_env {source.token_env!r} is ignored: it is used with url only")
     if source.url:
         report = _read_url(source.url, source.token_env, project, rootdir, environ, now, timeout)
     elif source.database:
-        report = _read_database(_local_path(source.database, rootdir), project, rootdir, now,
-                                timeout)
+        report = _read_database(
+            _local_path(source.database, rootdir), project, rootdir, now, timeout
+        )
     else:
         assert source.storage is not None
         report = _read_storage(_local_path(source.storage, rootdir), project, rootdir, now)
@@ -118,6 +129,7 @@ def _local_path(value: str, rootdir: Path) -> Path:
 
 
 # --- records into reservations ----------------------------------------------------------------
+
 
 def _flag(value: object) -> bool:
     if isinstance(value, bool):
@@ -170,13 +182,20 @@ def _timed(key: str, value: object) -> float:
         raise ValueError(f"{key}: {exc}") from None
 
 
-def _active(records: Sequence[_Record], source: str, now: float
-            ) -> tuple[ExternalReservation, ...]:
-    kept = [ExternalReservation(agent=r.agent, path_pattern=r.path_pattern,
-                                exclusive=r.exclusive, expires_at=r.expires_at,
-                                released_at=r.released_at, source=source,
-                                reservation_id=r.reservation_id)
-            for r in records if r.released_at is None and r.expires_at > now]
+def _active(records: Sequence[_Record], source: str, now: float) -> tuple[ExternalReservation, ...]:
+    kept = [
+        ExternalReservation(
+            agent=r.agent,
+            path_pattern=r.path_pattern,
+            exclusive=r.exclusive,
+            expires_at=r.expires_at,
+            released_at=r.released_at,
+            source=source,
+            reservation_id=r.reservation_id,
+        )
+        for r in records
+        if r.released_at is None and r.expires_at > now
+    ]
     kept.sort(key=lambda r: (r.agent, r.path_pattern, r.reservation_id or "", r.expires_at))
     return tuple(kept)
 
@@ -190,19 +209,27 @@ def _fail(source: str, location: str, what: str) -> AgentMailError:
 _REQUIRED_COLUMNS = {
     "projects": ("id", "slug", "human_key"),
     "agents": ("id", "name"),
-    "file_reservations": ("id", "project_id", "agent_id", "path_pattern", "exclusive",
-                          "expires_ts"),
+    "file_reservations": (
+        "id",
+        "project_id",
+        "agent_id",
+        "path_pattern",
+        "exclusive",
+        "expires_ts",
+    ),
 }
 
 
-def _read_database(path: Path, project: str, rootdir: Path, now: float, timeout: float
-                   ) -> SourceReport:
+def _read_database(
+    path: Path, project: str, rootdir: Path, now: float, timeout: float
+) -> SourceReport:
     location = str(path)
     if not path.is_file():
         raise _fail("database", location, "no such file (fail closed: nothing was read)")
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=max(timeout, 0.001))
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=max(timeout, 0.001)
+        )
     except sqlite3.Error as exc:
         raise _fail("database", location, f"cannot open read-only: {exc}") from None
     try:
@@ -214,51 +241,72 @@ def _read_database(path: Path, project: str, rootdir: Path, now: float, timeout:
         conn.close()
 
 
-def _query_database(conn: sqlite3.Connection, location: str, project: str, rootdir: Path,
-                    now: float) -> SourceReport:
-    tables = {row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+def _query_database(
+    conn: sqlite3.Connection, location: str, project: str, rootdir: Path, now: float
+) -> SourceReport:
+    tables = {
+        row[0]
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
     columns: dict[str, set[str]] = {}
     for table, required in _REQUIRED_COLUMNS.items():
         if table not in tables:
-            hint = (" (this looks like an old mcp_agent_mail with 'claims', which is not "
-                    "supported)" if table == "file_reservations" and "claims" in tables else "")
-            raise _fail("database", location, f"no {table!r} table{hint}; is this an "
-                        "mcp_agent_mail database?")
-        columns[table] = {row[0] for row in conn.execute(
-            "SELECT name FROM pragma_table_info(?)", (table,))}
+            hint = (
+                " (this looks like an old mcp_agent_mail with 'claims', which is not supported)"
+                if table == "file_reservations" and "claims" in tables
+                else ""
+            )
+            raise _fail(
+                "database",
+                location,
+                f"no {table!r} table{hint}; is this an mcp_agent_mail database?",
+            )
+        columns[table] = {
+            row[0] for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        }
         missing = [c for c in required if c not in columns[table]]
         if missing:
-            raise _fail("database", location, f"table {table!r} lacks column(s) "
-                        f"{', '.join(missing)}")
+            raise _fail(
+                "database", location, f"table {table!r} lacks column(s) {', '.join(missing)}"
+            )
     project_ids, slug = _database_project(conn, location, project, rootdir)
     warnings: list[str] = []
     released = "fr.released_ts"
     if "released_ts" not in columns["file_reservations"]:
         released = "NULL"
-        warnings.append("file_reservations has no released_ts column: every unexpired "
-                        "reservation counts as active")
+        warnings.append(
+            "file_reservations has no released_ts column: every unexpired "
+            "reservation counts as active"
+        )
     marks = ", ".join("?" for _ in project_ids)
     rows = conn.execute(
         f"SELECT fr.id, fr.agent_id, a.name, fr.path_pattern, fr.exclusive, fr.expires_ts, "  # noqa: S608 - only placeholders and fixed names
         f"{released} FROM file_reservations fr LEFT JOIN agents a ON a.id = fr.agent_id "
-        f"WHERE fr.project_id IN ({marks}) ORDER BY fr.id", project_ids).fetchall()
+        f"WHERE fr.project_id IN ({marks}) ORDER BY fr.id",
+        project_ids,
+    ).fetchall()
     records = []
     for row_id, agent_id, agent, pattern, exclusive, expires, released_ts in rows:
-        item = {"id": row_id, "agent": agent if agent else f"agent#{agent_id}",
-                "path_pattern": pattern, "exclusive": exclusive, "expires_ts": expires,
-                "released_ts": released_ts}
+        item = {
+            "id": row_id,
+            "agent": agent if agent else f"agent#{agent_id}",
+            "path_pattern": pattern,
+            "exclusive": exclusive,
+            "expires_ts": expires,
+            "released_ts": released_ts,
+        }
         try:
             records.append(_record(item))
         except ValueError as exc:
-            raise _fail("database", location, f"file_reservations row id={row_id}: {exc}"
-                        ) from None
-    return SourceReport("database", location, slug, _active(records, "database", now),
-                        tuple(warnings))
+            raise _fail("database", location, f"file_reservations row id={row_id}: {exc}") from None
+    return SourceReport(
+        "database", location, slug, _active(records, "database", now), tuple(warnings)
+    )
 
 
-def _database_project(conn: sqlite3.Connection, location: str, project: str, rootdir: Path
-                      ) -> tuple[list[int], str]:
+def _database_project(
+    conn: sqlite3.Connection, location: str, project: str, rootdir: Path
+) -> tuple[list[int], str]:
     """The ids of the project rows, and its slug: by human key (as given or canonical), else
     by slug (as given or computed). Several rows with one human key are all read."""
     canonical = canonical_project_key(project, rootdir)
@@ -268,18 +316,25 @@ def _database_project(conn: sqlite3.Connection, location: str, project: str, roo
         marks = ", ".join("?" for _ in values)
         found = conn.execute(
             f"SELECT id, slug FROM projects WHERE {column} IN ({marks}) ORDER BY id",  # noqa: S608 - fixed column names
-            values).fetchall()
+            values,
+        ).fetchall()
         if found:
             return [row[0] for row in found], str(found[0][1])
-    known = [f"{row[1]} ({row[0]})" for row in conn.execute(
-        "SELECT slug, human_key FROM projects ORDER BY id LIMIT 6")]
+    known = [
+        f"{row[1]} ({row[0]})"
+        for row in conn.execute("SELECT slug, human_key FROM projects ORDER BY id LIMIT 6")
+    ]
     listing = "; ".join(known[:5]) + ("; ..." if len(known) > 5 else "")
-    raise _fail("database", location,
-                f"project {project!r} (slug {slugify(canonical)!r}) is not in its projects "
-                f"table (known: {listing or 'none'}); set agent_mail.project")
+    raise _fail(
+        "database",
+        location,
+        f"project {project!r} (slug {slugify(canonical)!r}) is not in its projects "
+        f"table (known: {listing or 'none'}); set agent_mail.project",
+    )
 
 
 # --- storage (the archive) --------------------------------------------------------------------
+
 
 def _read_storage(root: Path, project: str, rootdir: Path, now: float) -> SourceReport:
     slug = project_slug(project, rootdir)
@@ -290,8 +345,12 @@ def _read_storage(root: Path, project: str, rootdir: Path, now: float) -> Source
         raise _fail("storage", str(root), "no such directory (fail closed: nothing was read)")
     if not project_dir.is_dir():
         known = sorted(p.name for p in (root / "projects").glob("*") if p.is_dir())[:5]
-        raise _fail("storage", str(root), f"no archive for project slug {slug!r} under "
-                    f"projects/ (known: {', '.join(known) or 'none'}); set agent_mail.project")
+        raise _fail(
+            "storage",
+            str(root),
+            f"no archive for project slug {slug!r} under "
+            f"projects/ (known: {', '.join(known) or 'none'}); set agent_mail.project",
+        )
     records: list[_Record] = []
     # A project that never reserved anything has no file_reservations directory yet.
     files = sorted(directory.glob("*.json")) if directory.is_dir() else []
@@ -303,8 +362,13 @@ def _read_storage(root: Path, project: str, rootdir: Path, now: float) -> Source
             records.append(_record(item))
         except (OSError, ValueError) as exc:
             raise _fail("storage", location, f"{file.name}: {exc}") from None
-    return SourceReport("storage", location, slug, _active(_merge_copies(records), "storage",
-                                                           now), (ARCHIVE_WARNING,))
+    return SourceReport(
+        "storage",
+        location,
+        slug,
+        _active(_merge_copies(records), "storage", now),
+        (ARCHIVE_WARNING,),
+    )
 
 
 def _merge_copies(records: list[_Record]) -> list[_Record]:
@@ -320,8 +384,9 @@ def _merge_copies(records: list[_Record]) -> list[_Record]:
         if seen is None:
             merged[record.reservation_id] = dataclasses.replace(record)
             continue
-        if record.released_at is not None and (seen.released_at is None
-                                               or record.released_at < seen.released_at):
+        if record.released_at is not None and (
+            seen.released_at is None or record.released_at < seen.released_at
+        ):
             seen.released_at = record.released_at
         seen.expires_at = max(seen.expires_at, record.expires_at)
         seen.exclusive = seen.exclusive or record.exclusive
@@ -330,20 +395,30 @@ def _merge_copies(records: list[_Record]) -> list[_Record]:
 
 # --- url (the MCP server) ---------------------------------------------------------------------
 
-def _read_url(url: str, token_env: str | None, project: str, rootdir: Path,
-              environ: Mapping[str, str], now: float, timeout: float) -> SourceReport:
+
+def _read_url(
+    url: str,
+    token_env: str | None,
+    project: str,
+    rootdir: Path,
+    environ: Mapping[str, str],
+    now: float,
+    timeout: float,
+) -> SourceReport:
     token = None
     if token_env:
         token = environ.get(token_env)
         if not token:
-            raise _fail("url", redact_url(url), f"token_env names {token_env!r}, which is not "
-                        "set in the environment")
+            raise _fail(
+                "url",
+                redact_url(url),
+                f"token_env names {token_env!r}, which is not set in the environment",
+            )
     slug = project_slug(project, rootdir)
     location = redact_url(url, [token] if token else [])
     try:
         with McpSession(url, token=token, timeout=timeout) as session:
-            result = session.read_resource(f"resource://file_reservations/{slug}"
-                                           "?active_only=true")
+            result = session.read_resource(f"resource://file_reservations/{slug}?active_only=true")
     except McpError as exc:
         raise _fail("url", exc.location, exc.detail) from None
     records = []
@@ -378,8 +453,10 @@ def _resource_items(result: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            raise ValueError(f"the content is not JSON (is the server set to another output "
-                             f"format?): {text[:80]!r}") from None
+            raise ValueError(
+                f"the content is not JSON (is the server set to another output "
+                f"format?): {text[:80]!r}"
+            ) from None
         if isinstance(data, dict) and isinstance(data.get("file_reservations"), list):
             data = data["file_reservations"]
         if isinstance(data, dict) and "path_pattern" in data:

@@ -13,7 +13,8 @@ import re
 _TIME_RE = re.compile(
     r"^(?P<y>\d{4})-(?P<mo>\d{1,2})-(?P<d>\d{1,2})"
     r"(?:[Tt ]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:[.,](?P<f>\d+))?)?)?"
-    r"\s*(?P<tz>[Zz]|UTC|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$")
+    r"\s*(?P<tz>[Zz]|UTC|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?$"
+)
 
 
 def parse_time(value: object) -> float:
@@ -40,9 +41,16 @@ def parse_time(value: object) -> float:
     # Digits past the microsecond are cut, not rounded: a rounded 59.9999999 would overflow.
     microsecond = int((match["f"] or "0")[:6].ljust(6, "0"))
     try:
-        moment = dt.datetime(int(match["y"]), int(match["mo"]), int(match["d"]),
-                             int(match["h"] or 0), int(match["mi"] or 0), int(match["s"] or 0),
-                             microsecond, tzinfo=_zone(match["tz"]))
+        moment = dt.datetime(
+            int(match["y"]),
+            int(match["mo"]),
+            int(match["d"]),
+            int(match["h"] or 0),
+            int(match["mi"] or 0),
+            int(match["s"] or 0),
+            microsecond,
+            tzinfo=_zone(match["tz"]),
+        )
     except ValueError as exc:
         raise ValueError(f"not a time: {value!r} ({exc})") from None
     return moment.timestamp()
@@ -64,5 +72,7 @@ def _epoch_number(number: float) -> float:
     for low, scale in ((1e9, 1.0), (1e12, 1e3), (1e15, 1e6)):
         if low <= abs(number) < low * 10:
             return float(number) / scale
-    raise ValueError(f"not a time: {number!r} (not epoch seconds, milliseconds or "
-                     "microseconds of a date between 2001 and 2286)")
+    raise ValueError(
+        f"not a time: {number!r} (not epoch seconds, milliseconds or "
+        "microseconds of a date between 2001 and 2286)"
+    )

@@ -54,11 +54,13 @@ class ApiDefinition(Definition):
     expected_headers: dict[str, str] = Field(default_factory=dict)
     body_contains: str | None = None
     body_regex: str | None = Field(default=None, json_schema_extra={"format": "regex"})
-    json_values: dict[str, Any] = Field(default_factory=dict, alias="json",
-                                        description="Dotted JSON path -> expected value")
+    json_values: dict[str, Any] = Field(
+        default_factory=dict, alias="json", description="Dotted JSON path -> expected value"
+    )
     max_latency_ms: float | None = Field(default=None, gt=0)
-    timeout_ms: float | None = Field(default=None, gt=0,
-                                     description="Original format's request timeout")
+    timeout_ms: float | None = Field(
+        default=None, gt=0, description="Original format's request timeout"
+    )
 
     @field_validator("body_regex")
     @classmethod
@@ -71,8 +73,10 @@ class ApiDefinition(Definition):
         found = _not_json(value)
         if found is not None:
             path, item = found
-            raise ValueError(f"{format_path(('json_body', *path))} is {_what(item)}, which JSON "
-                             "cannot carry; write it as a string (in quotes)")
+            raise ValueError(
+                f"{format_path(('json_body', *path))} is {_what(item)}, which JSON "
+                "cannot carry; write it as a string (in quotes)"
+            )
         return value
 
     @model_validator(mode="after")
@@ -200,15 +204,17 @@ def _same(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
     if isinstance(expected, Mapping) and isinstance(actual, Mapping):
-        return expected.keys() == actual.keys() and all(_same(v, actual[k])
-                                                        for k, v in expected.items())
+        return expected.keys() == actual.keys() and all(
+            _same(v, actual[k]) for k, v in expected.items()
+        )
     if isinstance(expected, (list, tuple)) and isinstance(actual, list):
         return len(expected) == len(actual) and all(map(_same, expected, actual))
     return bool(expected == actual)
 
 
-def _for_another_origin(headers: Mapping[str, str], from_env: set[str], source: str,
-                        destination: str) -> dict[str, str]:
+def _for_another_origin(
+    headers: Mapping[str, str], from_env: set[str], source: str, destination: str
+) -> dict[str, str]:
     """The headers that may follow a redirect from ``source`` to another origin.
 
     Credentials are for the origin they were written for, not wherever it points: every
@@ -216,12 +222,19 @@ def _for_another_origin(headers: Mapping[str, str], from_env: set[str], source: 
     environment stays behind. A downgrade from https to http would put even the rest, and the
     request itself, on the wire in clear text; it is refused.
     """
-    if urllib.parse.urlsplit(source).scheme.lower() == "https" and \
-            urllib.parse.urlsplit(destination).scheme.lower() != "https":
-        raise _Failed(f"refused to follow a redirect from https to {destination!r}: a "
-                      "downgrade to plain http is not followed")
-    return {name: value for name, value in headers.items()
-            if not is_secret_key(name) and name.lower() not in from_env}
+    if (
+        urllib.parse.urlsplit(source).scheme.lower() == "https"
+        and urllib.parse.urlsplit(destination).scheme.lower() != "https"
+    ):
+        raise _Failed(
+            f"refused to follow a redirect from https to {destination!r}: a "
+            "downgrade to plain http is not followed"
+        )
+    return {
+        name: value
+        for name, value in headers.items()
+        if not is_secret_key(name) and name.lower() not in from_env
+    }
 
 
 def _network_failure(exc: BaseException, url: str, timeout: float) -> str:
@@ -280,8 +293,11 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
         return Observation(False, expected, str(exc))
     except _MissingVariable as exc:
         name = exc.args[0]
-        return Observation(False, expected, f"environment variable {name!r} is not set "
-                                            f"(headers refer to ${{ENV:{name}}})")
+        return Observation(
+            False,
+            expected,
+            f"environment variable {name!r} is not set (headers refer to ${{ENV:{name}}})",
+        )
     body: bytes | None = None
     lowered = {name.lower() for name in headers}
     if definition.json_body is not None:
@@ -295,30 +311,46 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
         timeout = min(timeout, definition.timeout_ms / 1000)
     start = time.monotonic()
     deadline = http_transport.Deadline(timeout)
-    request = {"method": definition.method, "url": url,
-               "headers": _shown_headers(definition, headers)}
+    request = {
+        "method": definition.method,
+        "url": url,
+        "headers": _shown_headers(definition, headers),
+    }
     details: dict[str, Any] = {"request": request}
     method, target, sent_body, sent_headers = definition.method, url, body, dict(headers)
-    from_env = {name.lower() for name, template in definition.headers.items()
-                if env_references(template)}
+    from_env = {
+        name.lower() for name, template in definition.headers.items() if env_references(template)
+    }
     redirects: list[str] = []
     seen = {(method, target)}
     try:
         while True:
-            response = http_transport.fetch(method, target, headers=sent_headers,
-                                            body=sent_body, deadline=deadline, limit=_MAX_BODY,
-                                            verify_tls=definition.verify_tls)
+            response = http_transport.fetch(
+                method,
+                target,
+                headers=sent_headers,
+                body=sent_body,
+                deadline=deadline,
+                limit=_MAX_BODY,
+                verify_tls=definition.verify_tls,
+            )
             location = response.header("Location")
-            if (not definition.follow_redirects or response.status not in _REDIRECTS
-                    or location is None):
+            if (
+                not definition.follow_redirects
+                or response.status not in _REDIRECTS
+                or location is None
+            ):
                 break
             if len(redirects) >= _MAX_REDIRECTS:
                 raise _Failed(f"more than {_MAX_REDIRECTS} redirects (last to {location!r})")
             next_url = urllib.parse.urljoin(target, location)
             if response.status == 303 or (response.status in (301, 302) and method == "POST"):
                 method, sent_body = ("HEAD" if method == "HEAD" else "GET"), None
-                sent_headers = {k: v for k, v in sent_headers.items()
-                                if k.lower() not in ("content-type", "content-length")}
+                sent_headers = {
+                    k: v
+                    for k, v in sent_headers.items()
+                    if k.lower() not in ("content-type", "content-length")
+                }
             if http_transport.origin(next_url) != http_transport.origin(target):
                 sent_headers = _for_another_origin(sent_headers, from_env, target, next_url)
             if (method, next_url) in seen:
@@ -341,13 +373,20 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
     text = response.body.decode(_charset(response), "replace")
     if redirects:
         details["redirects"] = redirects
-    details.update({"status": response.status, "reason": response.reason,
-                    "headers": _response_headers(response, list(definition.expected_headers)),
-                    "body": text[:_SHOWN_BODY], "latency_ms": round(latency_ms, 1)})
+    details.update(
+        {
+            "status": response.status,
+            "reason": response.reason,
+            "headers": _response_headers(response, list(definition.expected_headers)),
+            "body": text[:_SHOWN_BODY],
+            "latency_ms": round(latency_ms, 1),
+        }
+    )
     problems = _problems(definition, response, text, latency_ms, ctx)
     status = f"status {response.status}"
-    observed = f"{status}; " + "; ".join(problems) if problems else \
-        f"{status} in {latency_ms:.0f} ms"
+    observed = (
+        f"{status}; " + "; ".join(problems) if problems else f"{status} in {latency_ms:.0f} ms"
+    )
     return Observation(not problems, expected, observed, details)
 
 
@@ -362,8 +401,13 @@ def _charset(response: http_transport.Reply) -> str:
     return "utf-8"
 
 
-def _problems(definition: ApiDefinition, response: http_transport.Reply, text: str,
-              latency_ms: float, ctx: CheckContext) -> list[str]:
+def _problems(
+    definition: ApiDefinition,
+    response: http_transport.Reply,
+    text: str,
+    latency_ms: float,
+    ctx: CheckContext,
+) -> list[str]:
     problems: list[str] = []
     codes = definition.expected_status
     codes = [codes] if isinstance(codes, int) else codes
@@ -378,7 +422,8 @@ def _problems(definition: ApiDefinition, response: http_transport.Reply, text: s
     if definition.body_contains is not None and definition.body_contains not in text:
         problems.append(f"body does not contain {definition.body_contains!r}")
     if definition.body_regex is not None and not matching.search(
-            definition.body_regex, text, ctx.remaining(_DEFAULT_TIMEOUT)):
+        definition.body_regex, text, ctx.remaining(_DEFAULT_TIMEOUT)
+    ):
         problems.append(f"body does not match {definition.body_regex!r}")
     if definition.json_values:
         try:

@@ -19,12 +19,15 @@ def _os_text(value: str) -> str:
     """``value`` if the operating system can take it as an argument, a path or an environment
     entry; such values would otherwise fail every run, at the moment the command starts."""
     if "\0" in value:
-        raise ValueError("contains a NUL character, which no command line, path or "
-                         "environment can carry")
+        raise ValueError(
+            "contains a NUL character, which no command line, path or environment can carry"
+        )
     surrogate = next((c for c in value if "\ud800" <= c <= "\udfff"), None)
     if surrogate is not None:
-        raise ValueError(f"contains a lone surrogate (U+{ord(surrogate):04X}), "
-                         "which is not text; write the character itself")
+        raise ValueError(
+            f"contains a lone surrogate (U+{ord(surrogate):04X}), "
+            "which is not text; write the character itself"
+        )
     return value
 
 
@@ -39,8 +42,7 @@ class CommandDefinition(Definition):
     stderr_contains: str | None = None
     stderr_regex: str | None = Field(default=None, json_schema_extra={"format": "regex"})
     cwd: OsText | None = None
-    env: dict[OsText, OsText] = Field(default_factory=dict,
-                                      description="Added to the environment")
+    env: dict[OsText, OsText] = Field(default_factory=dict, description="Added to the environment")
 
     @field_validator("stdout_regex", "stderr_regex")
     @classmethod
@@ -69,8 +71,9 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
     except FileNotFoundError:
         return Observation(False, expected[0], f"{definition.argv[0]!r} not found on PATH")
     except ProcessTimeout:
-        raise CommandTimeout(f"{definition.argv[0]!r} still running at the deadline; killed"
-                             ) from None
+        raise CommandTimeout(
+            f"{definition.argv[0]!r} still running at the deadline; killed"
+        ) from None
     except OSError as exc:
         return Observation(False, expected[0], f"cannot run {definition.argv[0]!r}: {exc.strerror}")
     # Matched against the kept head and tail of each stream, with a marker line in between
@@ -80,10 +83,10 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
     problems = []
     if finished.returncode not in codes:
         problems.append(f"exit code {finished.returncode}")
-    for stream, text, contains, regex in (("stdout", out, definition.stdout_contains,
-                                           definition.stdout_regex),
-                                          ("stderr", err, definition.stderr_contains,
-                                           definition.stderr_regex)):
+    for stream, text, contains, regex in (
+        ("stdout", out, definition.stdout_contains, definition.stdout_regex),
+        ("stderr", err, definition.stderr_contains, definition.stderr_regex),
+    ):
         if contains is not None:
             expected.append(f"{stream} containing {contains!r}")
             if contains not in text:
@@ -94,9 +97,16 @@ def run(definition: CommandDefinition, ctx: CheckContext) -> Observation:
                 problems.append(f"{stream} does not match {regex!r}")
     observed = "; ".join(problems) if problems else f"exit code {finished.returncode}"
     return Observation(
-        passed=not problems, expected=", ".join(expected), observed=observed,
-        details={"argv": definition.argv, "exit_code": finished.returncode,
-                 "stdout": out[:_SHOWN], "stderr": err[:_SHOWN], **_sizes(finished)},
+        passed=not problems,
+        expected=", ".join(expected),
+        observed=observed,
+        details={
+            "argv": definition.argv,
+            "exit_code": finished.returncode,
+            "stdout": out[:_SHOWN],
+            "stderr": err[:_SHOWN],
+            **_sizes(finished),
+        },
     )
 
 
@@ -106,10 +116,13 @@ def _deadline(ctx: CheckContext) -> float:
 
 def _sizes(finished: Finished) -> dict[str, int]:
     """How much each stream printed, where more than was kept."""
-    return {f"{name}_bytes": output.total
-            for name, output in (("stdout", finished.stdout), ("stderr", finished.stderr))
-            if output.dropped}
+    return {
+        f"{name}_bytes": output.total
+        for name, output in (("stdout", finished.stdout), ("stderr", finished.stderr))
+        if output.dropped
+    }
 
 
-CHECK_TYPE = CheckType("command", CommandDefinition, run,
-                       "Run an argv without a shell; expected exit code and output")
+CHECK_TYPE = CheckType(
+    "command", CommandDefinition, run, "Run an argv without a shell; expected exit code and output"
+)

@@ -95,7 +95,8 @@ def value_matches(value: Any, expected: str | int | float | bool) -> bool:
     if isinstance(value, str) and isinstance(expected, str):
         return value == expected
     if (_is_number(value) and isinstance(expected, str)) or (
-            isinstance(value, str) and _is_number(expected)):
+        isinstance(value, str) and _is_number(expected)
+    ):
         return str(value) == str(expected)
     return False
 
@@ -104,8 +105,13 @@ def _show(value: Any) -> str:
     return "NULL" if value is None else repr(value)
 
 
-def _judge(definition: DatabaseDefinition, where: str, row_count: int,
-           first_row: Sequence[Any] | None, details: dict[str, Any]) -> Observation:
+def _judge(
+    definition: DatabaseDefinition,
+    where: str,
+    row_count: int,
+    first_row: Sequence[Any] | None,
+    details: dict[str, Any],
+) -> Observation:
     expected: list[str] = []
     problems: list[str] = []
     if definition.expected_rows is not None:
@@ -120,11 +126,19 @@ def _judge(definition: DatabaseDefinition, where: str, row_count: int,
             problems.append(f"first value {_show(first_row[0])}")
     if not expected:
         expected.append("the query runs")
-    observed = "; ".join(problems) if problems else (
-        f"query ran on {where}: {row_count} row(s)"
-        + (f", first value {_show(first_row[0])}" if first_row else ""))
-    details = {**details, "rows": row_count,
-               "first_value": None if not first_row else _show(first_row[0])}
+    observed = (
+        "; ".join(problems)
+        if problems
+        else (
+            f"query ran on {where}: {row_count} row(s)"
+            + (f", first value {_show(first_row[0])}" if first_row else "")
+        )
+    )
+    details = {
+        **details,
+        "rows": row_count,
+        "first_value": None if not first_row else _show(first_row[0]),
+    }
     return Observation(not problems, ", ".join(expected), observed, details)
 
 
@@ -141,22 +155,26 @@ def _count_rows(rows: Iterable[Sequence[Any]]) -> tuple[int, Sequence[Any] | Non
 
 
 def _run_sqlite(definition: DatabaseDefinition, ctx: CheckContext) -> Observation:
-    raw = definition.url[len("sqlite:///"):] if definition.url.startswith("sqlite:///") else ""
+    raw = definition.url[len("sqlite:///") :] if definition.url.startswith("sqlite:///") else ""
     raw = raw.split("?", 1)[0]
     if not raw:
-        return Observation(False, "sqlite:///relative/path or sqlite:////absolute/path",
-                           f"not a sqlite file URL: {definition.url!r}")
+        return Observation(
+            False,
+            "sqlite:///relative/path or sqlite:////absolute/path",
+            f"not a sqlite file URL: {definition.url!r}",
+        )
     path = ctx.path(raw)
     details: dict[str, Any] = {"scheme": "sqlite", "path": str(path)}
-    expected = ("PRAGMA quick_check is 'ok'" if definition.query is None
-                else "the query runs")
+    expected = "PRAGMA quick_check is 'ok'" if definition.query is None else "the query runs"
     if not path.is_file():
-        return Observation(False, expected, f"database file {str(path)!r} does not exist",
-                           details)
+        return Observation(False, expected, f"database file {str(path)!r} does not exist", details)
     deadline = time.monotonic() + _remaining(ctx)
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               timeout=max(0.0, deadline - time.monotonic()))
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=max(0.0, deadline - time.monotonic()),
+        )
     except sqlite3.Error as exc:
         return Observation(False, expected, f"cannot open {str(path)!r}: {exc}", details)
     timed_out = False
@@ -172,13 +190,18 @@ def _run_sqlite(definition: DatabaseDefinition, ctx: CheckContext) -> Observatio
         if definition.query is None:
             lines = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
             ok = lines == ["ok"]
-            return Observation(ok, expected, "quick_check: " + "; ".join(lines[:10]),
-                               {**details, "quick_check": lines[:50]})
+            return Observation(
+                ok,
+                expected,
+                "quick_check: " + "; ".join(lines[:10]),
+                {**details, "quick_check": lines[:50]},
+            )
         count, first = _count_rows(conn.execute(definition.query))
     except sqlite3.Error as exc:
         if timed_out:
-            raise ProbeTimeout(f"sqlite query on {str(path)!r} still running at the deadline; "
-                               "interrupted") from None
+            raise ProbeTimeout(
+                f"sqlite query on {str(path)!r} still running at the deadline; interrupted"
+            ) from None
         return Observation(False, expected, f"{type(exc).__name__}: {exc}", details)
     finally:
         conn.close()
@@ -256,16 +279,22 @@ def _send(sock: socket.socket, data: bytes, ctx: CheckContext, where: str) -> No
 # --- tcp ----------------------------------------------------------------------------------------
 
 
-def _run_tcp(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
-             ) -> Observation:
+def _run_tcp(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult) -> Observation:
     host, port = _address(parts, None)
     started = time.monotonic()
     with _connect(host, port, ctx):
         pass
-    return Observation(True, f"a TCP connection to {host}:{port}",
-                       f"connected to {host}:{port}",
-                       {"scheme": "tcp", "host": host, "port": port,
-                        "connect_ms": round((time.monotonic() - started) * 1000, 2)})
+    return Observation(
+        True,
+        f"a TCP connection to {host}:{port}",
+        f"connected to {host}:{port}",
+        {
+            "scheme": "tcp",
+            "host": host,
+            "port": port,
+            "connect_ms": round((time.monotonic() - started) * 1000, 2),
+        },
+    )
 
 
 # --- redis --------------------------------------------------------------------------------------
@@ -288,8 +317,9 @@ def _resp_line(sock: socket.socket, ctx: CheckContext, where: str) -> str:
     return line[:-2].decode("utf-8", "replace")
 
 
-def _run_redis(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
-               ) -> Observation:
+def _run_redis(
+    definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
+) -> Observation:
     host, port = _address(parts, 6379)
     where = f"{host}:{port}"
     password = unquote(parts.password) if parts.password else None
@@ -300,8 +330,7 @@ def _run_redis(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitRe
     if db and not db.isdigit():
         return Observation(False, expected, f"invalid Redis database number {db!r}", details)
     if definition.query is not None:
-        return Observation(False, expected, "redis checks run PING only; remove `query`",
-                           details)
+        return Observation(False, expected, "redis checks run PING only; remove `query`", details)
     commands: list[tuple[str, ...]] = []
     if password is not None:
         commands.append(("AUTH", user, password) if user else ("AUTH", password))
@@ -314,20 +343,34 @@ def _run_redis(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitRe
             reply = _resp_line(sock, ctx, where)
             if reply.startswith("-"):
                 message = _hide(reply[1:], password)
-                return Observation(False, expected, f"{command[0]} failed on {where}: {message}",
-                                   details)
+                return Observation(
+                    False, expected, f"{command[0]} failed on {where}: {message}", details
+                )
             if command[0] == "PING" and reply != "+PONG":
-                return Observation(False, expected,
-                                   f"PING on {where} answered {_hide(reply, password)[:200]!r}",
-                                   details)
-    return Observation(True, expected, f"PONG from {where}"
-                       + (" (authenticated)" if password is not None else ""), details)
+                return Observation(
+                    False,
+                    expected,
+                    f"PING on {where} answered {_hide(reply, password)[:200]!r}",
+                    details,
+                )
+    return Observation(
+        True,
+        expected,
+        f"PONG from {where}" + (" (authenticated)" if password is not None else ""),
+        details,
+    )
 
 
 # --- postgresql ---------------------------------------------------------------------------------
 
-_PG_AUTH_METHODS = {2: "Kerberos", 3: "cleartext password", 5: "MD5 password", 7: "GSSAPI",
-                    9: "SSPI", 10: "SASL (SCRAM)"}
+_PG_AUTH_METHODS = {
+    2: "Kerberos",
+    3: "cleartext password",
+    5: "MD5 password",
+    7: "GSSAPI",
+    9: "SSPI",
+    10: "SASL (SCRAM)",
+}
 
 
 def _pg_error_text(body: bytes) -> str:
@@ -360,12 +403,19 @@ def probe_postgres(url: str, ctx: CheckContext, query: str | None = None) -> Obs
     user = unquote(parts.username) if parts.username else "postgres"
     password = unquote(parts.password) if parts.password else None
     database = unquote(parts.path.lstrip("/")) or user
-    details: dict[str, Any] = {"scheme": "postgresql", "host": host, "port": port,
-                               "user": user, "database": database, "driver": "startup probe"}
+    details: dict[str, Any] = {
+        "scheme": "postgresql",
+        "host": host,
+        "port": port,
+        "user": user,
+        "database": database,
+        "driver": "startup probe",
+    }
     expected = f"PostgreSQL on {where} accepting user {user!r} for database {database!r}"
-    params = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
-                      for k, v in (("user", user), ("database", database),
-                                   ("application_name", "maf-preflight")))
+    params = b"".join(
+        k.encode() + b"\0" + v.encode() + b"\0"
+        for k, v in (("user", user), ("database", database), ("application_name", "maf-preflight"))
+    )
     body = struct.pack("!i", 196608) + params + b"\0"
     try:
         with _connect(host, port, ctx) as sock:
@@ -374,9 +424,12 @@ def probe_postgres(url: str, ctx: CheckContext, query: str | None = None) -> Obs
             while True:
                 kind, payload = _pg_message(sock, ctx, where)
                 if kind == "E":
-                    return Observation(False, expected,
-                                       f"server on {where} refused: "
-                                       f"{_hide(_pg_error_text(payload), password)}", details)
+                    return Observation(
+                        False,
+                        expected,
+                        f"server on {where} refused: {_hide(_pg_error_text(payload), password)}",
+                        details,
+                    )
                 if kind == "R":
                     code = struct.unpack("!i", payload[:4])[0] if len(payload) >= 4 else -1
                     if code == 0:
@@ -386,15 +439,21 @@ def probe_postgres(url: str, ctx: CheckContext, query: str | None = None) -> Obs
                     details["auth"] = method
                     if query is not None or password is not None:
                         return Observation(
-                            False, expected,
+                            False,
+                            expected,
                             f"server up on {where}, authentication required ({method}); the "
                             "probe does not authenticate, so the "
                             + ("query" if query is not None else "password")
-                            + f" cannot be checked without psycopg: {_PG_INSTALL}", details)
+                            + f" cannot be checked without psycopg: {_PG_INSTALL}",
+                            details,
+                        )
                     return Observation(
-                        True, expected,
+                        True,
+                        expected,
                         f"server up on {where}, authentication required ({method}); "
-                        "authentication was not attempted (no password given)", details)
+                        "authentication was not attempted (no password given)",
+                        details,
+                    )
                 if kind == "Z" and authenticated:
                     with contextlib.suppress(ProbeTimeout, _Unreachable):
                         _send(sock, b"X\0\0\0\4", ctx, where)  # Terminate
@@ -403,9 +462,13 @@ def probe_postgres(url: str, ctx: CheckContext, query: str | None = None) -> Obs
     except _Unreachable as exc:
         return Observation(False, expected, str(exc), details)
     if query is not None:
-        return Observation(False, expected,
-                           f"server up on {where}, authentication ok; running a query needs "
-                           f"psycopg: {_PG_INSTALL}", details)
+        return Observation(
+            False,
+            expected,
+            f"server up on {where}, authentication ok; running a query needs "
+            f"psycopg: {_PG_INSTALL}",
+            details,
+        )
     return Observation(True, expected, f"server up on {where}, authentication ok", details)
 
 
@@ -434,8 +497,9 @@ def _one_line(text: str) -> str:
     return "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
 
 
-def _run_psycopg(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult,
-                 psycopg: Any) -> Observation:
+def _run_psycopg(
+    definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult, psycopg: Any
+) -> Observation:
     """Connect, run the query (default ``select 1``) in a read-only transaction whose
     ``statement_timeout`` is the time left, and judge what it returned. A connect or query
     still running at the deadline raises :class:`ProbeTimeout`."""
@@ -446,14 +510,19 @@ def _run_psycopg(definition: DatabaseDefinition, ctx: CheckContext, parts: Split
     except ValueError as exc:
         return Observation(False, "a PostgreSQL server", f"invalid port in URL: {exc}")
     where = f"{parts.hostname or 'localhost'}:{port}"
-    details: dict[str, Any] = {"scheme": "postgresql", "host": parts.hostname, "port": port,
-                               "driver": "psycopg"}
+    details: dict[str, Any] = {
+        "scheme": "postgresql",
+        "host": parts.hostname,
+        "port": port,
+        "driver": "psycopg",
+    }
     expected = f"a connection to PostgreSQL on {where}"
     if deadline <= time.monotonic():
         raise ProbeTimeout(f"no time left to connect to {where}")
     options: dict[str, Any] = {
         # libpq counts whole seconds (and waits at least 2); the deadline is checked after.
-        "connect_timeout": max(2, math.ceil(deadline - time.monotonic()))}
+        "connect_timeout": max(2, math.ceil(deadline - time.monotonic()))
+    }
     with contextlib.suppress(psycopg.Error):
         if "application_name" not in psycopg.conninfo.conninfo_to_dict(definition.url):
             options["application_name"] = "maf-preflight"
@@ -473,28 +542,32 @@ def _run_psycopg(definition: DatabaseDefinition, ctx: CheckContext, parts: Split
             raise ProbeTimeout(f"connected to {where} with no time left for the query")
         with conn.cursor() as cur:
             # Local to the check's transaction, which ends (rolled back) with the connection.
-            cur.execute("SELECT set_config('statement_timeout', %s, true)",
-                        (f"{max(1, int(left * 1000))}ms",))
+            cur.execute(
+                "SELECT set_config('statement_timeout', %s, true)",
+                (f"{max(1, int(left * 1000))}ms",),
+            )
             cur.execute(definition.query or "select 1")
             count, first = _count_rows(cur if cur.description else ())
     except psycopg.errors.QueryCanceled:
-        raise ProbeTimeout(f"query on {where} still running at the deadline; cancelled"
-                           ) from None
+        raise ProbeTimeout(f"query on {where} still running at the deadline; cancelled") from None
     except psycopg.Error as exc:
-        return Observation(False, "the query runs",
-                           redact_text(_one_line(str(exc)), secrets), details)
+        return Observation(
+            False, "the query runs", redact_text(_one_line(str(exc)), secrets), details
+        )
     finally:
         conn.close()
     return _judge(definition, where, count, first, details)
 
 
-def _run_postgres(definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
-                  ) -> Observation:
+def _run_postgres(
+    definition: DatabaseDefinition, ctx: CheckContext, parts: SplitResult
+) -> Observation:
     psycopg = _psycopg()
     if psycopg is not None:
         return _run_psycopg(definition, ctx, parts, psycopg)
-    if definition.query is None and (definition.expected_rows is not None
-                                     or definition.expected_value is not None):
+    if definition.query is None and (
+        definition.expected_rows is not None or definition.expected_value is not None
+    ):
         return probe_postgres(definition.url, ctx, query="select 1")
     return probe_postgres(definition.url, ctx, definition.query)
 
@@ -519,10 +592,13 @@ def run(definition: DatabaseDefinition, ctx: CheckContext) -> Observation:
         expected = "PING answered with PONG" if scheme == "redis" else "a TCP connection"
         return Observation(False, expected, _hide(str(exc), password), {"scheme": scheme})
     shown = _hide(definition.url, password)
-    return Observation(False, "a URL of a supported scheme: "
-                       + ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES),
-                       f"unsupported URL scheme {scheme or '(none)'!r} in {shown!r}")
+    return Observation(
+        False,
+        "a URL of a supported scheme: " + ", ".join(f"{s}://" for s in SUPPORTED_SCHEMES),
+        f"unsupported URL scheme {scheme or '(none)'!r} in {shown!r}",
+    )
 
 
-CHECK_TYPE = CheckType("database", DatabaseDefinition, run,
-                       "sqlite (read-only), postgresql, redis or tcp probe")
+CHECK_TYPE = CheckType(
+    "database", DatabaseDefinition, run, "sqlite (read-only), postgresql, redis or tcp probe"
+)

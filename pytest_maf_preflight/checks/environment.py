@@ -23,29 +23,41 @@ class EnvironmentDefinition(Definition):
 
     required: list[EnvName] = Field(default_factory=list)
     optional: list[EnvName] = Field(
-        default_factory=list, description="Reported when unset; never fails the check")
-    patterns: dict[EnvName, Annotated[str, AfterValidator(compile_regex),
-                                      Field(json_schema_extra={"format": "regex"})]] = Field(
-        default_factory=dict, description="Variable -> regex its value must match (fullmatch)")
+        default_factory=list, description="Reported when unset; never fails the check"
+    )
+    patterns: dict[
+        EnvName,
+        Annotated[str, AfterValidator(compile_regex), Field(json_schema_extra={"format": "regex"})],
+    ] = Field(
+        default_factory=dict, description="Variable -> regex its value must match (fullmatch)"
+    )
     allow_empty: bool = False
 
     @model_validator(mode="after")
     def _checks_something(self) -> EnvironmentDefinition:
         if not self.required and not self.patterns:
-            raise ValueError("nothing to check: give at least one of required, patterns "
-                             "('optional' variables are only reported)")
+            raise ValueError(
+                "nothing to check: give at least one of required, patterns "
+                "('optional' variables are only reported)"
+            )
         return self
 
 
 def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:
     env = ctx.environ
-    missing = [name for name in definition.required
-               if name not in env or (not definition.allow_empty and env[name] == "")]
+    missing = [
+        name
+        for name in definition.required
+        if name not in env or (not definition.allow_empty and env[name] == "")
+    ]
     mismatched = []
     for name, pattern in definition.patterns.items():
         # An empty value counts as unset unless ``allow_empty``; then it must match too.
-        if name in env and (env[name] or definition.allow_empty) and not matching.fullmatch(
-                pattern, env[name], ctx.remaining(3600.0)):
+        if (
+            name in env
+            and (env[name] or definition.allow_empty)
+            and not matching.fullmatch(pattern, env[name], ctx.remaining(3600.0))
+        ):
             mismatched.append(f"{name} does not match {pattern!r} (value redacted)")
     absent_optional = [name for name in definition.optional if not env.get(name)]
     expected = f"set: {', '.join(definition.required) or '(none)'}"
@@ -57,11 +69,20 @@ def run(definition: EnvironmentDefinition, ctx: CheckContext) -> Observation:
     problems.extend(mismatched)
     observed = "; ".join(problems) if problems else "all required variables set"
     return Observation(
-        passed=not problems, expected=expected, observed=observed,
-        details={"missing": missing, "optional_missing": absent_optional,
-                 "present": [n for n in definition.required if n not in missing]},
+        passed=not problems,
+        expected=expected,
+        observed=observed,
+        details={
+            "missing": missing,
+            "optional_missing": absent_optional,
+            "present": [n for n in definition.required if n not in missing],
+        },
     )
 
 
-CHECK_TYPE = CheckType("environment", EnvironmentDefinition, run,
-                       "Environment variables present (values redacted), optional patterns")
+CHECK_TYPE = CheckType(
+    "environment",
+    EnvironmentDefinition,
+    run,
+    "Environment variables present (values redacted), optional patterns",
+)

@@ -20,12 +20,16 @@ _ACCESS = {"r": os.R_OK, "w": os.W_OK, "x": os.X_OK}
 class PathSpec(Definition):
     path: str = Field(min_length=1)
     kind: Literal["file", "dir", "any"] = "any"
-    access: str = Field(default="", pattern=r"^r?w?x?$",
-                        description="Effective access for this user: any of r, w, x")
+    access: str = Field(
+        default="",
+        pattern=r"^r?w?x?$",
+        description="Effective access for this user: any of r, w, x",
+    )
     must_exist: bool = True
     parse: bool = Field(default=False, description="The file must parse (JSON, YAML or TOML)")
     json_schema: dict[str, Any] | None = Field(
-        default=None, description="The parsed file must validate against this JSON Schema")
+        default=None, description="The parsed file must validate against this JSON Schema"
+    )
 
     @field_validator("json_schema")
     @classmethod
@@ -106,8 +110,7 @@ def _check_path(spec: PathSpec, ctx: CheckContext) -> list[str]:
             from ..matching import schema_validator
 
             validator = schema_validator(spec.json_schema, lambda: ctx.remaining(3600.0))
-            errors = sorted(validator.iter_errors(data),
-                            key=lambda e: list(e.absolute_path))
+            errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
             if errors:
                 where = "/".join(str(p) for p in errors[0].absolute_path) or "(document)"
                 problems.append(f"{spec.path}: {where}: {errors[0].message}")
@@ -119,9 +122,15 @@ def run(definition: FileSystemDefinition, ctx: CheckContext) -> Observation:
     problems: list[str] = []
     for spec in specs:
         problems.extend(_check_path(spec, ctx))
-    expected = [", ".join(
-        f"{s.path}" + (f" ({s.kind})" if s.kind != "any" else "")
-        + (f" [{s.access}]" if s.access else "") for s in specs) or "(no paths)"]
+    expected = [
+        ", ".join(
+            f"{s.path}"
+            + (f" ({s.kind})" if s.kind != "any" else "")
+            + (f" [{s.access}]" if s.access else "")
+            for s in specs
+        )
+        or "(no paths)"
+    ]
     details: dict[str, Any] = {"paths": [s.path for s in specs]}
     if definition.min_free_mb is not None:
         expected.append(f"at least {definition.min_free_mb:g} MB free")
@@ -132,12 +141,18 @@ def run(definition: FileSystemDefinition, ctx: CheckContext) -> Observation:
             if free_mb < definition.min_free_mb:
                 problems.append(f"{free_mb:.0f} MB free at {definition.free_space_path}")
         except OSError as exc:
-            problems.append(f"cannot read free space at {definition.free_space_path}: "
-                            f"{exc.strerror}")
+            problems.append(
+                f"cannot read free space at {definition.free_space_path}: {exc.strerror}"
+            )
     observed = "; ".join(problems) if problems else "all paths as expected"
-    return Observation(passed=not problems, expected="; ".join(expected), observed=observed,
-                       details=details)
+    return Observation(
+        passed=not problems, expected="; ".join(expected), observed=observed, details=details
+    )
 
 
-CHECK_TYPE = CheckType("file_system", FileSystemDefinition, run,
-                       "Paths, kinds, effective access, free space, parsable config files")
+CHECK_TYPE = CheckType(
+    "file_system",
+    FileSystemDefinition,
+    run,
+    "Paths, kinds, effective access, free space, parsable config files",
+)

@@ -17,10 +17,13 @@ from .base import CheckContext, CheckResult, CheckType, Definition, Observation
 
 
 class IntegrationDefinition(Definition):
-    checks: list[str] = Field(min_length=1, description="Ids of the checks that must all pass "
-                              "(smoke checks or other integration checks, which "
-                              "are decided first; groups naming each other in a cycle are "
-                              "a config error)")
+    checks: list[str] = Field(
+        min_length=1,
+        description="Ids of the checks that must all pass "
+        "(smoke checks or other integration checks, which "
+        "are decided first; groups naming each other in a cycle are "
+        "a config error)",
+    )
 
 
 def run(definition: IntegrationDefinition, ctx: CheckContext) -> Observation:
@@ -29,15 +32,22 @@ def run(definition: IntegrationDefinition, ctx: CheckContext) -> Observation:
 
 def decide(members: Mapping[str, CheckResult | None]) -> Observation:
     """Passed when every member passed; the report lists each member and its status."""
-    listed = ", ".join(f"{cid} {r.status.value if r else 'not an active check'}"
-                       for cid, r in members.items())
+    listed = ", ".join(
+        f"{cid} {r.status.value if r else 'not an active check'}" for cid, r in members.items()
+    )
     failed = [cid for cid, r in members.items() if r is None or not r.passed]
     return Observation(
-        passed=not failed, expected=f"all of {', '.join(members)} pass",
-        observed=(f"{len(failed)} of {len(members)} did not pass: {listed}" if failed
-                  else f"all passed: {listed}"),
-        details={"members": {cid: (r.status.value if r else "unknown")
-                             for cid, r in members.items()}})
+        passed=not failed,
+        expected=f"all of {', '.join(members)} pass",
+        observed=(
+            f"{len(failed)} of {len(members)} did not pass: {listed}"
+            if failed
+            else f"all passed: {listed}"
+        ),
+        details={
+            "members": {cid: (r.status.value if r else "unknown") for cid, r in members.items()}
+        },
+    )
 
 
 class GroupOrder:
@@ -46,8 +56,9 @@ class GroupOrder:
     never have a result and are not waited for."""
 
     def __init__(self, members: Mapping[str, Sequence[str]], known: Collection[str]) -> None:
-        self._waiting = {group: {m for m in names if m in known}
-                         for group, names in members.items()}
+        self._waiting = {
+            group: {m for m in names if m in known} for group, names in members.items()
+        }
         self._waited_by: dict[str, list[str]] = {}
         for group, waiting in self._waiting.items():
             for member in waiting:
@@ -90,8 +101,9 @@ def cycles(members: Mapping[str, Sequence[str]]) -> list[Cycle]:
     return sorted(found, key=lambda cycle: order[cycle.path[0]])
 
 
-def _path_back(start: str, within: set[str], members: Mapping[str, Sequence[str]]
-               ) -> tuple[str, ...]:
+def _path_back(
+    start: str, within: set[str], members: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
     """The shortest path from ``start`` back to itself through ``within`` (breadth first)."""
     previous: dict[str, str] = {}
     frontier = [start]
@@ -154,5 +166,6 @@ def _strongly_connected(members: Mapping[str, Sequence[str]]) -> Iterator[set[st
                 yield component
 
 
-CHECK_TYPE = CheckType("integration", IntegrationDefinition, run,
-                       "A group of other checks that must all pass")
+CHECK_TYPE = CheckType(
+    "integration", IntegrationDefinition, run, "A group of other checks that must all pass"
+)

@@ -37,8 +37,7 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[rank - 1]
 
 
-def _one_iteration(definition: PerformanceDefinition, ctx: CheckContext
-                   ) -> Callable[[], bool]:
+def _one_iteration(definition: PerformanceDefinition, ctx: CheckContext) -> Callable[[], bool]:
     """A function running one request or command and returning whether it succeeded."""
     if definition.request is not None:
         from .api import run as run_api
@@ -75,8 +74,10 @@ def run(definition: PerformanceDefinition, ctx: CheckContext) -> Observation:
                 latencies.append(elapsed)
                 errors += 0 if ok else 1
 
-    threads = [threading.Thread(target=worker, daemon=True)
-               for _ in range(min(definition.concurrency, definition.iterations))]
+    threads = [
+        threading.Thread(target=worker, daemon=True)
+        for _ in range(min(definition.concurrency, definition.iterations))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -89,8 +90,12 @@ def run(definition: PerformanceDefinition, ctx: CheckContext) -> Observation:
         problems.append(f"only {done} of {definition.iterations} iterations before the deadline")
     figures: dict[str, float] = {}
     if latencies:
-        figures = {"p50_ms": percentile(latencies, 0.50), "p95_ms": percentile(latencies, 0.95),
-                   "max_ms": max(latencies), "error_rate": errors / done}
+        figures = {
+            "p50_ms": percentile(latencies, 0.50),
+            "p95_ms": percentile(latencies, 0.95),
+            "max_ms": max(latencies),
+            "error_rate": errors / done,
+        }
         for name in ("p50_ms", "p95_ms", "max_ms"):
             budget = getattr(definition, name)
             if budget is not None:
@@ -99,15 +104,33 @@ def run(definition: PerformanceDefinition, ctx: CheckContext) -> Observation:
                     problems.append(f"{name[:-3]} {figures[name]:.1f} ms over {budget:g} ms")
         expected.append(f"error rate <= {definition.max_error_rate:g}")
         if figures["error_rate"] > definition.max_error_rate:
-            problems.append(f"error rate {figures['error_rate']:.2f} over "
-                            f"{definition.max_error_rate:g} ({errors} of {done} failed)")
-    observed = "; ".join(problems) if problems else (
-        f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
-        f"max {figures['max_ms']:.1f} ms, {errors} errors in {done}")
-    return Observation(passed=not problems, expected=", ".join(expected), observed=observed,
-                       details={**{k: round(v, 3) for k, v in figures.items()},
-                                "iterations": done, "errors": errors})
+            problems.append(
+                f"error rate {figures['error_rate']:.2f} over "
+                f"{definition.max_error_rate:g} ({errors} of {done} failed)"
+            )
+    observed = (
+        "; ".join(problems)
+        if problems
+        else (
+            f"p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, "
+            f"max {figures['max_ms']:.1f} ms, {errors} errors in {done}"
+        )
+    )
+    return Observation(
+        passed=not problems,
+        expected=", ".join(expected),
+        observed=observed,
+        details={
+            **{k: round(v, 3) for k, v in figures.items()},
+            "iterations": done,
+            "errors": errors,
+        },
+    )
 
 
-CHECK_TYPE = CheckType("performance", PerformanceDefinition, run,
-                       "Latency (p50/p95/max) and error-rate budgets over N iterations")
+CHECK_TYPE = CheckType(
+    "performance",
+    PerformanceDefinition,
+    run,
+    "Latency (p50/p95/max) and error-rate budgets over N iterations",
+)

@@ -28,25 +28,30 @@ def _specifier(value: str) -> str:
 class PythonDefinition(Definition):
     """What to check: the interpreter's version (``python``) and ``packages``; at least one."""
 
-    python: str | None = Field(default=None, min_length=1,
-                               description="PEP 440 specifier for the interpreter")
+    python: str | None = Field(
+        default=None, min_length=1, description="PEP 440 specifier for the interpreter"
+    )
     packages: dict[str, Annotated[str, AfterValidator(_specifier)]] = Field(
-        default_factory=dict, description="Distribution name -> PEP 440 specifier or '*'")
+        default_factory=dict, description="Distribution name -> PEP 440 specifier or '*'"
+    )
 
     @field_validator("python")
     @classmethod
     def _python_spec(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
-            raise ValueError("expected a PEP 440 version specifier such as '>=3.10', got an "
-                             "empty string")
+            raise ValueError(
+                "expected a PEP 440 version specifier such as '>=3.10', got an empty string"
+            )
         return None if value is None else _specifier(value)
 
     @model_validator(mode="after")
     def _checks_something(self) -> PythonDefinition:
         any_python = self.python is None or self.python.strip() == "*"
         if any_python and not self.packages:
-            raise ValueError("nothing to check: give at least one of python (a version range "
-                             "other than '*'), packages")
+            raise ValueError(
+                "nothing to check: give at least one of python (a version range "
+                "other than '*'), packages"
+            )
         return self
 
 
@@ -87,11 +92,15 @@ def run(definition: PythonDefinition, ctx: CheckContext) -> Observation:
             problems.append(f"{name} is not installed")
         elif not _satisfies(version, spec):
             problems.append(f"{name} {version} does not satisfy {spec}")
-    observed = "; ".join(problems) if problems else ", ".join(
-        f"{k} {v}" for k, v in found.items())
-    return Observation(passed=not problems, expected=", ".join(wanted) or "(nothing)",
-                       observed=observed, details={"found": found})
+    observed = "; ".join(problems) if problems else ", ".join(f"{k} {v}" for k, v in found.items())
+    return Observation(
+        passed=not problems,
+        expected=", ".join(wanted) or "(nothing)",
+        observed=observed,
+        details={"found": found},
+    )
 
 
-CHECK_TYPE = CheckType("python", PythonDefinition, run,
-                       "Interpreter version range and installed packages (PEP 440)")
+CHECK_TYPE = CheckType(
+    "python", PythonDefinition, run, "Interpreter version range and installed packages (PEP 440)"
+)

@@ -51,26 +51,40 @@ class ReservationState:
     original_databases: tuple[Path, ...] = ()
 
 
-def reservation_state(runtime: RuntimeState, mode: str, *, fell_back: bool,
-                      agent_id: str = "", at: float | None = None,
-                      window: float = DEFAULT_CHANGE_WINDOW) -> ReservationState:
+def reservation_state(
+    runtime: RuntimeState,
+    mode: str,
+    *,
+    fell_back: bool,
+    agent_id: str = "",
+    at: float | None = None,
+    window: float = DEFAULT_CHANGE_WINDOW,
+) -> ReservationState:
     at = time.time() if at is None else at
     blind = None
     if fell_back:
         # Other agents keep their leases in the store this one could not open: a check that
         # read the fallback instead would pass without having seen them.
-        blind = (f"the lease store fell back to {mode}, where other agents' leases are not; "
-                 "fix the runtime (see the header) or choose this mode explicitly")
+        blind = (
+            f"the lease store fell back to {mode}, where other agents' leases are not; "
+            "fix the runtime (see the header) or choose this mode explicitly"
+        )
     elif is_anonymous(agent_id):
-        blind = (f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so this agent's "
-                 "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
-                 "AGENT_NAME or ini maf_agent_id")
+        blind = (
+            f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so this agent's "
+            "leases cannot be told from anyone else's; set --maf-agent-id, MAF_AGENT_ID, "
+            "AGENT_NAME or ini maf_agent_id"
+        )
     # Only the sqlite runtime has one: it moved beside a database that was not its own.
     original = getattr(runtime, "original_path", None)
-    return ReservationState(store_mode=mode, leases=tuple(runtime.leases(now=at)),
-                            recent_changes=_recent_changes(runtime, agent_id, at - window),
-                            at=at, blind=blind,
-                            original_databases=(original,) if original is not None else ())
+    return ReservationState(
+        store_mode=mode,
+        leases=tuple(runtime.leases(now=at)),
+        recent_changes=_recent_changes(runtime, agent_id, at - window),
+        at=at,
+        blind=blind,
+        original_databases=(original,) if original is not None else (),
+    )
 
 
 def _sessions_since(runtime: RuntimeState, since: float) -> Iterator[SessionRecord]:
@@ -86,8 +100,9 @@ def _sessions_since(runtime: RuntimeState, since: float) -> Iterator[SessionReco
         limit *= 4
 
 
-def _recent_changes(runtime: RuntimeState, agent_id: str, since: float
-                    ) -> dict[str, tuple[str, ...]]:
+def _recent_changes(
+    runtime: RuntimeState, agent_id: str, since: float
+) -> dict[str, tuple[str, ...]]:
     """Each other agent's newest recorded changed files since ``since``, session by session
     (newest first), so busy runtimes cannot push them out of a fixed-size window."""
     recent: dict[str, tuple[str, ...]] = {}
@@ -97,8 +112,9 @@ def _recent_changes(runtime: RuntimeState, agent_id: str, since: float
         for execution in runtime.executions(session_id=session.id):
             details = execution.result.get("details") or {}
             changed = details.get("changed_files") if isinstance(details, dict) else None
-            if (str(execution.result.get("test_type", "")).startswith("reservation_check/")
-                    and isinstance(changed, list)):
+            if str(execution.result.get("test_type", "")).startswith(
+                "reservation_check/"
+            ) and isinstance(changed, list):
                 recent[session.agent_id] = tuple(str(p) for p in changed)
                 break
     return recent
@@ -106,11 +122,14 @@ def _recent_changes(runtime: RuntimeState, agent_id: str, since: float
 
 # --- the runs ---------------------------------------------------------------------------------
 
+
 def _state(ctx: CheckContext) -> ReservationState:
     state = ctx.reservations
     if not isinstance(state, ReservationState):
-        raise RuntimeError("no lease store is available (the runtime could not be opened), so "
-                           "reservations cannot be checked")
+        raise RuntimeError(
+            "no lease store is available (the runtime could not be opened), so "
+            "reservations cannot be checked"
+        )
     if state.blind is not None:
         raise RuntimeError(state.blind)
     return state
@@ -126,8 +145,9 @@ def _explicit(params: ReservationParameters) -> list[str]:
     return [*params.files, *params.paths, *([params.file_path] if params.file_path else [])]
 
 
-def _changed(params: ReservationParameters, ctx: CheckContext, default_git: bool
-             ) -> ChangedFiles | None:
+def _changed(
+    params: ReservationParameters, ctx: CheckContext, default_git: bool
+) -> ChangedFiles | None:
     from ..reservations.changes import changed_files, listed_files
 
     explicit = _explicit(params)
@@ -138,64 +158,115 @@ def _changed(params: ReservationParameters, ctx: CheckContext, default_git: bool
         return None
     mode = mode or "git"
     # A base ref only means something against the working tree (``staged`` is the index).
-    return changed_files(ctx.rootdir, mode, timeout=ctx.remaining(GIT_TIMEOUT),
-                         base_ref=params.base_ref if mode == "git" else None)
+    return changed_files(
+        ctx.rootdir,
+        mode,
+        timeout=ctx.remaining(GIT_TIMEOUT),
+        base_ref=params.base_ref if mode == "git" else None,
+    )
 
 
-def _holdings(params: ReservationParameters, state: ReservationState, ctx: CheckContext,
-              details: dict[str, Any]) -> list[Holding]:
+def _holdings(
+    params: ReservationParameters,
+    state: ReservationState,
+    ctx: CheckContext,
+    details: dict[str, Any],
+) -> list[Holding]:
     from ..reservations.conflicts import Holding
 
-    holdings = [Holding(agent=lease.agent_id, pattern=lease.path_pattern,
-                        exclusive=lease.exclusive, expires_at=lease.expires_at, source="leases",
-                        lease_id=lease.id, fencing_token=lease.fencing_token)
-                for lease in state.leases if lease.active(state.at)]
+    holdings = [
+        Holding(
+            agent=lease.agent_id,
+            pattern=lease.path_pattern,
+            exclusive=lease.exclusive,
+            expires_at=lease.expires_at,
+            source="leases",
+            lease_id=lease.id,
+            fencing_token=lease.fencing_token,
+        )
+        for lease in state.leases
+        if lease.active(state.at)
+    ]
     details["lease_store"] = {"mode": state.store_mode, "active_leases": len(holdings)}
     if params.agent_mail is not None:
         from ..agent_mail.reservations import read_reservations
 
-        report = read_reservations(params.agent_mail, rootdir=ctx.rootdir, environ=ctx.environ,
-                                   now=state.at, timeout=ctx.remaining(GIT_TIMEOUT))
-        details["agent_mail"] = {"source": report.source, "location": report.location,
-                                 "project": report.project,
-                                 "active_reservations": len(report.reservations),
-                                 "warnings": list(report.warnings)}
-        holdings.extend(Holding(agent=r.agent, pattern=r.path_pattern, exclusive=r.exclusive,
-                                expires_at=r.expires_at, source=f"agent_mail:{r.source}",
-                                dialect="agent_mail", lease_id=r.reservation_id)
-                        for r in report.reservations)
+        report = read_reservations(
+            params.agent_mail,
+            rootdir=ctx.rootdir,
+            environ=ctx.environ,
+            now=state.at,
+            timeout=ctx.remaining(GIT_TIMEOUT),
+        )
+        details["agent_mail"] = {
+            "source": report.source,
+            "location": report.location,
+            "project": report.project,
+            "active_reservations": len(report.reservations),
+            "warnings": list(report.warnings),
+        }
+        holdings.extend(
+            Holding(
+                agent=r.agent,
+                pattern=r.path_pattern,
+                exclusive=r.exclusive,
+                expires_at=r.expires_at,
+                source=f"agent_mail:{r.source}",
+                dialect="agent_mail",
+                lease_id=r.reservation_id,
+            )
+            for r in report.reservations
+        )
     holdings.extend(_original_maf(state, ctx, details))
     return holdings
 
 
-def _original_maf(state: ReservationState, ctx: CheckContext, details: dict[str, Any]
-                  ) -> list[Holding]:
+def _original_maf(
+    state: ReservationState, ctx: CheckContext, details: dict[str, Any]
+) -> list[Holding]:
     """The original MAF's file leases (exclusive, one file each), from every checkout of the
     repository; an unreadable store raises, so the check fails closed."""
     from ..reservations.conflicts import Holding
     from ..reservations.original_maf import checkout_roots, read_original_leases
 
     roots = checkout_roots(ctx.rootdir)
-    report = read_original_leases(roots, environ=ctx.environ, now=state.at,
-                                  timeout=ctx.remaining(GIT_TIMEOUT),
-                                  extra_databases=state.original_databases)
+    report = read_original_leases(
+        roots,
+        environ=ctx.environ,
+        now=state.at,
+        timeout=ctx.remaining(GIT_TIMEOUT),
+        extra_databases=state.original_databases,
+    )
     if not report.stores:
         return []
     warnings = []
     if report.outside:
         shown = ", ".join(repr(p) for p in report.outside[:3])
-        warnings.append(f"{len(report.outside)} original MAF lease(s) name files outside this "
-                        f"repository, which match nothing: {shown}"
-                        + (", ..." if len(report.outside) > 3 else ""))
+        warnings.append(
+            f"{len(report.outside)} original MAF lease(s) name files outside this "
+            f"repository, which match nothing: {shown}"
+            + (", ..." if len(report.outside) > 3 else "")
+        )
     details["original_maf"] = {
-        "stores": [{"location": where, "source": source, "active_leases": count}
-                   for where, source, count in report.stores],
-        "active_leases": len(report.leases), "outside": list(report.outside),
-        "warnings": warnings}
-    return [Holding(agent=lease.agent, pattern=lease.pattern, exclusive=True,
-                    expires_at=lease.expires_at, source=f"original_maf:{lease.source}",
-                    lease_id=lease.lease_id)
-            for lease in report.leases]
+        "stores": [
+            {"location": where, "source": source, "active_leases": count}
+            for where, source, count in report.stores
+        ],
+        "active_leases": len(report.leases),
+        "outside": list(report.outside),
+        "warnings": warnings,
+    }
+    return [
+        Holding(
+            agent=lease.agent,
+            pattern=lease.pattern,
+            exclusive=True,
+            expires_at=lease.expires_at,
+            source=f"original_maf:{lease.source}",
+            lease_id=lease.lease_id,
+        )
+        for lease in report.leases
+    ]
 
 
 def _sources(details: Mapping[str, Any], root: Path) -> str:
@@ -204,15 +275,18 @@ def _sources(details: Mapping[str, Any], root: Path) -> str:
     text = f"{store['active_leases']} active lease(s) in the {store['mode']} lease store"
     mail = details.get("agent_mail")
     if mail:
-        text += (f" and {mail['active_reservations']} mcp_agent_mail reservation(s) from its "
-                 f"{mail['source']} ({mail['location']}, project {mail['project']})")
+        text += (
+            f" and {mail['active_reservations']} mcp_agent_mail reservation(s) from its "
+            f"{mail['source']} ({mail['location']}, project {mail['project']})"
+        )
     original = details.get("original_maf")
     if original:
         where: dict[str, list[str]] = {}
         for found in original["stores"]:
             where.setdefault(_shown(found["location"], root), []).append(found["source"])
-        text += (f" and {original['active_leases']} original MAF lease(s) in "
-                 + ", ".join(f"{path} ({', '.join(kinds)})" for path, kinds in where.items()))
+        text += f" and {original['active_leases']} original MAF lease(s) in " + ", ".join(
+            f"{path} ({', '.join(kinds)})" for path, kinds in where.items()
+        )
     return text
 
 
@@ -222,28 +296,38 @@ def _shown(location: str, root: Path) -> str:
     return location if relative.startswith(os.pardir) else relative
 
 
-def _stale_locks(params: ReservationParameters, root: Path, state: ReservationState
-                 ) -> list[Conflict]:
+def _stale_locks(
+    params: ReservationParameters, root: Path, state: ReservationState
+) -> list[Conflict]:
     from ..reservations.conflicts import Conflict
     from ..reservations.lockfiles import find_stale_lock_files
 
     if not params.stale_lock_globs and params.lock_timeout_minutes is None:
         return []
-    max_age = (params.lock_timeout_minutes * 60 if params.lock_timeout_minutes is not None
-               else None)
-    stale = find_stale_lock_files(root, params.stale_lock_globs or ["**/*.lock"],
-                                  max_age_seconds=max_age, now=state.at)
-    return [Conflict("stale_lock", lock.path, detail=f"stale lock file: {lock.reason}")
-            for lock in stale]
+    max_age = params.lock_timeout_minutes * 60 if params.lock_timeout_minutes is not None else None
+    stale = find_stale_lock_files(
+        root, params.stale_lock_globs or ["**/*.lock"], max_age_seconds=max_age, now=state.at
+    )
+    return [
+        Conflict("stale_lock", lock.path, detail=f"stale lock file: {lock.reason}")
+        for lock in stale
+    ]
 
 
-def _verdict(conflicts: list[Conflict], details: dict[str, Any], ctx: CheckContext,
-             expected: str, checked: str) -> Observation:
+def _verdict(
+    conflicts: list[Conflict],
+    details: dict[str, Any],
+    ctx: CheckContext,
+    expected: str,
+    checked: str,
+) -> Observation:
     details["conflicts"] = [c.to_dict() for c in conflicts]
     if not conflicts:
         return Observation(True, expected, checked, details)
-    lines = [f"{len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''} ({checked}):",
-             *(f"  {c.describe()}" for c in conflicts[:50])]
+    lines = [
+        f"{len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''} ({checked}):",
+        *(f"  {c.describe()}" for c in conflicts[:50]),
+    ]
     if len(conflicts) > 50:
         lines.append(f"  ... and {len(conflicts) - 50} more")
     for source in ("agent_mail", "original_maf"):
@@ -278,14 +362,24 @@ def lock_validation(body: ReservationCheckBody, ctx: CheckContext) -> Observatio
     _record_changes(changed, details)
     holdings = _holdings(params, state, ctx, details)
     strict = params.mode == "strict" or bool(params.exclusive_write_access)
-    conflicts = path_conflicts(ctx.agent_id, changed.paths, holdings, require_own=strict,
-                               require_exclusive=bool(params.exclusive_write_access))
+    conflicts = path_conflicts(
+        ctx.agent_id,
+        changed.paths,
+        holdings,
+        require_own=strict,
+        require_exclusive=bool(params.exclusive_write_access),
+    )
     conflicts += _stale_locks(params, changed.root, state)
-    expected = ("every changed file is covered by a lease of this agent and by no other "
-                "agent's conflicting lease" if strict else
-                "no changed file is under another agent's conflicting lease")
-    checked = (f"{len(changed.paths)} changed file(s) from {changed.source} against "
-               f"{_sources(details, ctx.rootdir)}")
+    expected = (
+        "every changed file is covered by a lease of this agent and by no other "
+        "agent's conflicting lease"
+        if strict
+        else "no changed file is under another agent's conflicting lease"
+    )
+    checked = (
+        f"{len(changed.paths)} changed file(s) from {changed.source} against "
+        f"{_sources(details, ctx.rootdir)}"
+    )
     return _verdict(conflicts, details, ctx, expected, checked)
 
 
@@ -307,22 +401,32 @@ def concurrent_access(body: ReservationCheckBody, ctx: CheckContext) -> Observat
     conflicts += concurrent_changes(ctx.agent_id, own, dict(state.recent_changes))
     details["agents_with_recorded_changes"] = sorted(state.recent_changes)
     conflicts += _stale_locks(params, changed.root if changed else _project_root(ctx), state)
-    checked = (f"{_sources(details, ctx.rootdir)}; changed files of "
-               f"{len(state.recent_changes) + (1 if changed else 0)} agent(s)")
-    return _verdict(conflicts, details, ctx,
-                    "no two agents hold conflicting reservations or change the same file",
-                    checked)
+    checked = (
+        f"{_sources(details, ctx.rootdir)}; changed files of "
+        f"{len(state.recent_changes) + (1 if changed else 0)} agent(s)"
+    )
+    return _verdict(
+        conflicts,
+        details,
+        ctx,
+        "no two agents hold conflicting reservations or change the same file",
+        checked,
+    )
 
 
-def _held_paths(body: ReservationCheckBody, state: ReservationState, ctx: CheckContext
-                ) -> tuple[Path, list[str], list[str]]:
+def _held_paths(
+    body: ReservationCheckBody, state: ReservationState, ctx: CheckContext
+) -> tuple[Path, list[str], list[str]]:
     """The root, the literal paths to look at (the agent's leases and the listed paths) and
     the glob patterns that were left out."""
     from ..reservations.patterns import is_literal, normalize_path
 
     root = _project_root(ctx)
-    patterns = [lease.path_pattern for lease in state.leases
-                if lease.agent_id == ctx.agent_id and lease.active(state.at)]
+    patterns = [
+        lease.path_pattern
+        for lease in state.leases
+        if lease.agent_id == ctx.agent_id and lease.active(state.at)
+    ]
     literal = [normalize_path(p.strip("/")) for p in patterns if is_literal(p)]
     globs = [p for p in patterns if not is_literal(p)]
     literal += [normalize_path(p) for p in _explicit(body.parameters)]
@@ -335,12 +439,20 @@ def file_exists(body: ReservationCheckBody, ctx: CheckContext) -> Observation:
     state = _state(ctx)
     root, paths, globs = _held_paths(body, state, ctx)
     details: dict[str, Any] = {"paths": paths, "globs_not_checked": globs}
-    conflicts = [Conflict("missing_path", p, detail="reserved but does not exist")
-                 for p in paths if not os.path.lexists(root / p)]
+    conflicts = [
+        Conflict("missing_path", p, detail="reserved but does not exist")
+        for p in paths
+        if not os.path.lexists(root / p)
+    ]
     conflicts += _stale_locks(body.parameters, root, state)
-    return _verdict(conflicts, details, ctx, "every reserved path exists",
-                    f"{len(paths)} reserved path(s) under {root}"
-                    + (f"; {len(globs)} glob lease(s) not checked" if globs else ""))
+    return _verdict(
+        conflicts,
+        details,
+        ctx,
+        "every reserved path exists",
+        f"{len(paths)} reserved path(s) under {root}"
+        + (f"; {len(globs)} glob lease(s) not checked" if globs else ""),
+    )
 
 
 def _writable(path: Path) -> bool:
@@ -359,20 +471,35 @@ def permissions(body: ReservationCheckBody, ctx: CheckContext) -> Observation:
     state = _state(ctx)
     root, paths, globs = _held_paths(body, state, ctx)
     details: dict[str, Any] = {"paths": paths, "globs_not_checked": globs}
-    conflicts = [Conflict("not_writable", p, detail=f"{ctx.agent_id} cannot write it")
-                 for p in paths if not _writable(root / p)]
+    conflicts = [
+        Conflict("not_writable", p, detail=f"{ctx.agent_id} cannot write it")
+        for p in paths
+        if not _writable(root / p)
+    ]
     conflicts += _stale_locks(body.parameters, root, state)
-    return _verdict(conflicts, details, ctx, "this agent can write every path it holds",
-                    f"{len(paths)} held path(s) under {root}"
-                    + (f"; {len(globs)} glob lease(s) not checked" if globs else ""))
+    return _verdict(
+        conflicts,
+        details,
+        ctx,
+        "this agent can write every path it holds",
+        f"{len(paths)} held path(s) under {root}"
+        + (f"; {len(globs)} glob lease(s) not checked" if globs else ""),
+    )
 
 
-_RUNS = {"lock_validation": lock_validation, "concurrent_access": concurrent_access,
-         "file_exists": file_exists, "permissions": permissions}
+_RUNS = {
+    "lock_validation": lock_validation,
+    "concurrent_access": concurrent_access,
+    "file_exists": file_exists,
+    "permissions": permissions,
+}
 
 
 def reservation_check_type(name: str) -> CheckType:
     from ..config.models import ReservationCheckBody
 
-    return CheckType(f"reservation_check/{name}", ReservationCheckBody,  # type: ignore[arg-type]
-                     _RUNS[name])
+    return CheckType(
+        f"reservation_check/{name}",
+        ReservationCheckBody,  # type: ignore[arg-type]
+        _RUNS[name],
+    )

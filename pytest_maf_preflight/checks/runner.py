@@ -91,9 +91,12 @@ def _definition_secrets(definition: Any, environ: Mapping[str, str]) -> set[str]
 def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
     run = check.check_type.run
     if run is None:
-        return _Attempt(CheckStatus.ERROR, None,
-                        f"check type {check.check_type.name!r} cannot run in this version of "
-                        "pytest-maf-preflight; the check fails closed")
+        return _Attempt(
+            CheckStatus.ERROR,
+            None,
+            f"check type {check.check_type.name!r} cannot run in this version of "
+            "pytest-maf-preflight; the check fails closed",
+        )
     try:
         observation = run(check.definition, ctx)
     except CheckTimeout as exc:
@@ -105,18 +108,23 @@ def _attempt(check: PlannedCheck, ctx: CheckContext) -> _Attempt:
         # would otherwise end the thread silently and leave the runner waiting for the deadline.
         return _Attempt(CheckStatus.ERROR, None, f"{type(exc).__name__}: {exc}")
     if not isinstance(observation, Observation):
-        return _Attempt(CheckStatus.ERROR, None,
-                        f"check type {check.check_type.name!r} returned "
-                        f"{type(observation).__name__}, not an Observation")
+        return _Attempt(
+            CheckStatus.ERROR,
+            None,
+            f"check type {check.check_type.name!r} returned "
+            f"{type(observation).__name__}, not an Observation",
+        )
     return _Attempt(CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation)
 
 
-def _group_cycles(checks: Sequence[PlannedCheck], groups: list[int]
-                  ) -> list[tuple[tuple[str, ...], list[int]]]:
+def _group_cycles(
+    checks: Sequence[PlannedCheck], groups: list[int]
+) -> list[tuple[tuple[str, ...], list[int]]]:
     """Each cycle among the groups (its path), with the indexes of every group caught in it."""
     found = cycles({checks[i].check_id: checks[i].members for i in groups})
-    return [(cycle.path, [i for i in groups if checks[i].check_id in cycle.groups])
-            for cycle in found]
+    return [
+        (cycle.path, [i for i in groups if checks[i].check_id in cycle.groups]) for cycle in found
+    ]
 
 
 #: How long queued attempts may wait before the pool starts more workers.
@@ -195,8 +203,9 @@ def run_checks(
         grown_at = now
         # Quadruple each tick: slow network checks reach 64 workers in three ticks.
         for _ in range(min(max(3 * workers, 1), backlog, limit - workers)):
-            threading.Thread(target=worker, name=f"maf-check-worker-{next(tokens)}",
-                             daemon=True).start()
+            threading.Thread(
+                target=worker, name=f"maf-check-worker-{next(tokens)}", daemon=True
+            ).start()
             workers += 1
         return True
 
@@ -204,8 +213,11 @@ def run_checks(
         state = states[index]
         state.last = attempt
         check = checks[index]
-        if (attempt.status is not CheckStatus.PASSED and state.attempts <= check.retry_count
-                and not check.members):  # a group is decided once, from its members
+        if (
+            attempt.status is not CheckStatus.PASSED
+            and state.attempts <= check.retry_count
+            and not check.members
+        ):  # a group is decided once, from its members
             delay = check.retry_delay * (2 ** (state.attempts - 1))
             heapq.heappush(ready, (time.monotonic() + delay, index))
             return
@@ -213,14 +225,20 @@ def run_checks(
         now = time.monotonic()
         obs = attempt.observation
         result = CheckResult(
-            check_id=check.check_id, name=check.name, test_type=check.check_type.name,
-            severity=check.severity, status=attempt.status,
+            check_id=check.check_id,
+            name=check.name,
+            test_type=check.check_type.name,
+            severity=check.severity,
+            status=attempt.status,
             expected=redact_text(obs.expected if obs else "", secrets),
             observed=redact_text(obs.observed if obs else attempt.message, secrets),
             message=redact_text(attempt.message, secrets),
-            attempts=state.attempts, duration=now - state.started,
-            started_at=state.started_wall, completed_at=state.started_wall + (now - state.started),
-            config_file=check.config_file, config_version=check.config_version,
+            attempts=state.attempts,
+            duration=now - state.started,
+            started_at=state.started_wall,
+            completed_at=state.started_wall + (now - state.started),
+            config_file=check.config_file,
+            config_version=check.config_version,
             details=redact_mapping(dict(obs.details) if obs else {}, secrets),
         )
         results[index] = result
@@ -244,19 +262,33 @@ def run_checks(
             group = by_id[pending.popleft()]
             if states[group].done:  # on a cycle, failed closed already
                 continue
-            observation = decide({cid: results[by_id[cid]] if cid in by_id else None
-                                  for cid in checks[group].members})
-            decide_group(group, _Attempt(CheckStatus.PASSED if observation.passed
-                                         else CheckStatus.FAILED, observation))
+            observation = decide(
+                {
+                    cid: results[by_id[cid]] if cid in by_id else None
+                    for cid in checks[group].members
+                }
+            )
+            decide_group(
+                group,
+                _Attempt(
+                    CheckStatus.PASSED if observation.passed else CheckStatus.FAILED, observation
+                ),
+            )
             pending.extend(order.done(checks[group].check_id))
 
     # Groups on a cycle would wait for each other forever. Loading refuses them; a caller that
     # did not load configs gets them failed closed (groups naming such a group then fail too).
     for cycle, on_cycle in _group_cycles(checks, groups):
         for group in on_cycle:
-            decide_group(group, _Attempt(
-                CheckStatus.ERROR, None, "integration checks name each other in a cycle ("
-                f"{' -> '.join(cycle)}), so this group can never be decided"))
+            decide_group(
+                group,
+                _Attempt(
+                    CheckStatus.ERROR,
+                    None,
+                    "integration checks name each other in a cycle ("
+                    f"{' -> '.join(cycle)}), so this group can never be decided",
+                ),
+            )
         for group in on_cycle:
             settle(order.done(checks[group].check_id))
     settle(order.free())  # groups naming no active check are decided at once
@@ -297,8 +329,12 @@ def run_checks(
             if deadline <= now:
                 del running[index]  # abandoned: a late completion no longer matches
                 abandoned += 1
-                finish(index, _Attempt(CheckStatus.TIMEOUT, None,
-                                       f"no result within {checks[index].timeout:g} s"))
+                finish(
+                    index,
+                    _Attempt(
+                        CheckStatus.TIMEOUT, None, f"no result within {checks[index].timeout:g} s"
+                    ),
+                )
     for _ in range(workers):
         jobs.put(None)  # idle workers exit; one stuck in an abandoned attempt is a daemon
     return [r for r in results if r is not None]

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 def register(subparsers: Subparsers) -> None:
     agents = subparsers.add_parser(
-        "agents", help="Agents known to the runtime: type, status, capabilities, last heartbeat")
+        "agents", help="Agents known to the runtime: type, status, capabilities, last heartbeat"
+    )
     agents.add_argument("--mode", metavar="MODES", help=MODE_HELP)
     agents.add_argument("--json", action="store_true", help=JSON_HELP)
     agents.set_defaults(handler=run_agents)
@@ -41,8 +42,13 @@ def run_agents(args: argparse.Namespace) -> int:
     with runtime:
         rows = runtime.agents()
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": skipped,
-                    "agents": [dataclasses.asdict(a) for a in rows]})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": skipped,
+                "agents": [dataclasses.asdict(a) for a in rows],
+            }
+        )
         return 0
     for note in skipped:
         print(f"note: {note}")
@@ -53,7 +59,9 @@ def run_agents(args: argparse.Namespace) -> int:
     width = max(len(a.id) for a in rows)
     for a in rows:
         seen = datetime.datetime.fromtimestamp(a.last_heartbeat, datetime.timezone.utc)
-        print(f"{a.id:<{width}}  {a.agent_type:<18} {a.status:<11} "
-              f"{seen.isoformat(timespec='seconds')} ({_age(at - a.last_heartbeat)})  "
-              f"capabilities: {', '.join(a.capabilities) or '-'}")
+        print(
+            f"{a.id:<{width}}  {a.agent_type:<18} {a.status:<11} "
+            f"{seen.isoformat(timespec='seconds')} ({_age(at - a.last_heartbeat)})  "
+            f"capabilities: {', '.join(a.capabilities) or '-'}"
+        )
     return 0

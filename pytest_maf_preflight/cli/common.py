@@ -64,8 +64,14 @@ class _Identified(Protocol):
 Found = TypeVar("Found", bound=_Identified)
 
 
-def find_by_prefix(kind: str, given: str, exact: Found | None, rows: Callable[[], Iterable[Found]],
-                   describe: Callable[[Found], str], unknown: Exception) -> Found:
+def find_by_prefix(
+    kind: str,
+    given: str,
+    exact: Found | None,
+    rows: Callable[[], Iterable[Found]],
+    describe: Callable[[Found], str],
+    unknown: Exception,
+) -> Found:
     """The record whose id is ``given`` or starts with it, as every ``ID`` argument takes it.
 
     ``exact`` is the record looked up by the whole id (or None); ``rows`` lists the candidates
@@ -84,8 +90,10 @@ def find_by_prefix(kind: str, given: str, exact: Found | None, rows: Callable[[]
         raise unknown
     shown = ", ".join(f"{row.id} ({describe(row)})" for row in matches[:5])
     more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
-    raise CliError(f"{kind} ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
-                   f"({shown}{more}); give more of it")
+    raise CliError(
+        f"{kind} ID {wanted!r} is ambiguous: it starts {len(matches)} ids "
+        f"({shown}{more}); give more of it"
+    )
 
 
 def one_line(text: str) -> str:
@@ -106,28 +114,34 @@ def environment_name(cli_value: str | None, environ: Mapping[str, str] | None = 
     """The environment whose overrides apply: ``--env`` > MAF_ENV > NODE_ENV > ``development``
     (``names.environment_name``; an invalid name is a usage error)."""
     try:
-        return names.environment_name(cli_value, os.environ if environ is None else environ,
-                                      cli_source="--env")
+        return names.environment_name(
+            cli_value, os.environ if environ is None else environ, cli_source="--env"
+        )
     except ValueError as exc:
         raise CliError(str(exc)) from None
 
 
-def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, *,
-               default: str | None = None) -> str:
+def agent_name(
+    cli_value: str | None, environ: Mapping[str, str] | None = None, *, default: str | None = None
+) -> str:
     """``--agent`` > MAF_AGENT_ID > AGENT_NAME > ``default``: the first value set wins. An
     invalid name is a usage error naming where it came from; so is none, or ``anonymous``
     (``names.is_anonymous``: the same as none), when there is no ``default``."""
     env = os.environ if environ is None else environ
-    for value, source in ((cli_value, "--agent"),
-                          (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
-                          (env.get("AGENT_NAME"), "AGENT_NAME environment variable")):
+    for value, source in (
+        (cli_value, "--agent"),
+        (env.get("MAF_AGENT_ID"), "MAF_AGENT_ID environment variable"),
+        (env.get("AGENT_NAME"), "AGENT_NAME environment variable"),
+    ):
         if value:
             valid_agent_name(value, source)
             if not names.is_anonymous(value):
                 return value
             if default is None:
-                raise CliError(f"{source}: {value!r} names no agent (it is the id of a run "
-                               "without one, which holds no leases); give this agent's own name")
+                raise CliError(
+                    f"{source}: {value!r} names no agent (it is the id of a run "
+                    "without one, which holds no leases); give this agent's own name"
+                )
             return default
     if default is not None:
         return default
@@ -137,8 +151,10 @@ def agent_name(cli_value: str | None, environ: Mapping[str, str] | None = None, 
 def valid_agent_name(value: str, source: str) -> str:
     """``value`` if it is a valid agent name, else a usage error naming ``source``."""
     if len(value) > MAX_NAME_LENGTH or not re.fullmatch(names.NAME_PATTERN, value):
-        raise CliError(f"{source}: {value!r} is not a valid agent name "
-                       f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)")
+        raise CliError(
+            f"{source}: {value!r} is not a valid agent name "
+            f"({names.NAME_RULE}; at most {MAX_NAME_LENGTH} characters)"
+        )
     return value
 
 
@@ -150,8 +166,9 @@ def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSe
     from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
     try:
-        return resolve_runtime_settings(Path.cwd() if rootdir is None else rootdir, os.environ,
-                                        mode, cli_source="--mode")
+        return resolve_runtime_settings(
+            Path.cwd() if rootdir is None else rootdir, os.environ, mode, cli_source="--mode"
+        )
     except RuntimeConfigError as exc:
         raise CliError(str(exc)) from None
 

@@ -30,50 +30,73 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 JSON_HELP = "Print the result as one JSON object on stdout"
-ENV_HELP = ("Environment whose overrides apply (default: MAF_ENV, then NODE_ENV, then "
-            "'development'); overrides of every environment are validated")
+ENV_HELP = (
+    "Environment whose overrides apply (default: MAF_ENV, then NODE_ENV, then "
+    "'development'); overrides of every environment are validated"
+)
 
 
 def register(subparsers: Subparsers) -> None:
     validate = subparsers.add_parser(
-        "validate", help="Load and validate configs, reporting every error",
+        "validate",
+        help="Load and validate configs, reporting every error",
         description="Load and validate every config in PATHS (files or directories; default "
-                    f"{DEFAULT_CONFIG_DIR}). Every error is printed as 'file:line: path: message'.")
-    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                          help=f"Config file or directory (default: {DEFAULT_CONFIG_DIR})")
+        f"{DEFAULT_CONFIG_DIR}). Every error is printed as 'file:line: path: message'.",
+    )
+    validate.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help=f"Config file or directory (default: {DEFAULT_CONFIG_DIR})",
+    )
     validate.add_argument("--env", metavar="NAME", help=ENV_HELP)
     validate.add_argument("--json", action="store_true", help=JSON_HELP)
     validate.set_defaults(handler=run_validate)
 
     schema = subparsers.add_parser(
-        "schema", help="Print the JSON Schema of config files",
+        "schema",
+        help="Print the JSON Schema of config files",
         description="Print the JSON Schema (draft 2020-12) that config files are validated "
-                    "against; editors can use it for completion and checking.")
-    schema.add_argument("--output", "-o", type=Path, metavar="FILE",
-                        help="Write the schema to FILE (atomically) instead of stdout")
-    schema.add_argument("--json", action="store_true",
-                        help="Accepted for symmetry; the schema is always JSON")
+        "against; editors can use it for completion and checking.",
+    )
+    schema.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        metavar="FILE",
+        help="Write the schema to FILE (atomically) instead of stdout",
+    )
+    schema.add_argument(
+        "--json", action="store_true", help="Accepted for symmetry; the schema is always JSON"
+    )
     schema.set_defaults(handler=run_schema)
 
-    config = subparsers.add_parser("config", help="Manage config files",
-                                   description="Manage config files.")
+    config = subparsers.add_parser(
+        "config", help="Manage config files", description="Manage config files."
+    )
     config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
     migrate = config_sub.add_parser(
-        "migrate", help="Rewrite configs in an older format to the current one",
+        "migrate",
+        help="Rewrite configs in an older format to the current one",
         description="Rewrite config files whose configs are in an older format (format 1: the "
-                    "original camelCase) to the current format, in the same file format. The "
-                    "original is kept as <file>.bak (or .bak.1, .bak.2, ...); a file whose "
-                    "migrated configs would not validate is left unchanged.")
-    migrate.add_argument("paths", nargs="+", type=Path, metavar="PATH",
-                         help="Config file or directory")
-    migrate.add_argument("--dry-run", action="store_true",
-                         help="Report what would change; write nothing")
+        "original camelCase) to the current format, in the same file format. The "
+        "original is kept as <file>.bak (or .bak.1, .bak.2, ...); a file whose "
+        "migrated configs would not validate is left unchanged.",
+    )
+    migrate.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="Config file or directory"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="Report what would change; write nothing"
+    )
     migrate.add_argument("--env", metavar="NAME", help=ENV_HELP)
     migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
 
 
 # --- shared --------------------------------------------------------------------------------------
+
 
 def _loader(env: str | None) -> ConfigLoader:
     from ..checks.builtin import builtin_registry
@@ -96,6 +119,7 @@ def _error_line(error: ConfigError) -> str:
 
 
 # --- validate ------------------------------------------------------------------------------------
+
 
 def _config_summary(config: LoadedConfig) -> dict[str, Any]:
     return {
@@ -125,23 +149,41 @@ def run_validate(args: argparse.Namespace) -> int:
             raise ConfigLoadError(cycles)
     except ConfigLoadError as exc:
         if args.json:
-            print_json({"valid": False, "environment": loader.environment, "files": len(files),
-                        "configs": [], "errors": [e.to_dict() for e in exc.errors]})
+            print_json(
+                {
+                    "valid": False,
+                    "environment": loader.environment,
+                    "files": len(files),
+                    "configs": [],
+                    "errors": [e.to_dict() for e in exc.errors],
+                }
+            )
         else:
             for error in exc.errors:
                 print(_error_line(error))
             bad_files = len({e.file for e in exc.errors})
             count = len(exc.errors)
-            print(f"invalid: {count} error{'s' if count != 1 else ''} in {bad_files} "
-                  f"file{'s' if bad_files != 1 else ''} ({len(files)} checked)")
+            print(
+                f"invalid: {count} error{'s' if count != 1 else ''} in {bad_files} "
+                f"file{'s' if bad_files != 1 else ''} ({len(files)} checked)"
+            )
         return int(CliExit.INVALID)
 
     if args.json:
-        print_json({"valid": True, "environment": loader.environment, "files": len(files),
-                    "configs": [_config_summary(c) for c in configs], "errors": []})
+        print_json(
+            {
+                "valid": True,
+                "environment": loader.environment,
+                "files": len(files),
+                "configs": [_config_summary(c) for c in configs],
+                "errors": [],
+            }
+        )
         return int(CliExit.OK)
-    print(f"ok: {len(configs)} config{'s' if len(configs) != 1 else ''} in {len(files)} "
-          f"file{'s' if len(files) != 1 else ''} (environment: {loader.environment})")
+    print(
+        f"ok: {len(configs)} config{'s' if len(configs) != 1 else ''} in {len(files)} "
+        f"file{'s' if len(files) != 1 else ''} (environment: {loader.environment})"
+    )
     if not files:
         where = ", ".join(display_path(p) for p in args.paths) or str(DEFAULT_CONFIG_DIR)
         print(f"note: no config files (.json, .yaml, .yml, .toml) found in {where}")
@@ -156,12 +198,15 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"  {config_id:<{id_width}}  {kind:<{kind_width}}  {where}")
     old = sum(1 for c in configs if c.source_format < CURRENT_FORMAT)
     if old:
-        print(f"note: {old} config{'s are' if old != 1 else ' is'} in an older format (loaded "
-              f"through migration); 'maf-preflight config migrate' rewrites the files")
+        print(
+            f"note: {old} config{'s are' if old != 1 else ' is'} in an older format (loaded "
+            f"through migration); 'maf-preflight config migrate' rewrites the files"
+        )
     return int(CliExit.OK)
 
 
 # --- schema --------------------------------------------------------------------------------------
+
 
 def run_schema(args: argparse.Namespace) -> int:
     import json
@@ -186,6 +231,7 @@ def run_schema(args: argparse.Namespace) -> int:
 
 # --- config migrate ------------------------------------------------------------------------------
 
+
 def run_migrate(args: argparse.Namespace) -> int:
     from .config_migrate import MigrationOutcome, migrate_file, report
 
@@ -199,14 +245,26 @@ def run_migrate(args: argparse.Namespace) -> int:
             report(outcome)
     ok = all(o.status != "invalid" for o in outcomes)
     if args.json:
-        print_json({"valid": ok, "dry_run": args.dry_run,
-                    "files": [o.to_dict() for o in outcomes],
-                    "errors": [e.to_dict() for o in outcomes for e in o.errors]})
+        print_json(
+            {
+                "valid": ok,
+                "dry_run": args.dry_run,
+                "files": [o.to_dict() for o in outcomes],
+                "errors": [e.to_dict() for o in outcomes for e in o.errors],
+            }
+        )
     else:
-        counts = {status: sum(1 for o in outcomes if o.status == status)
-                  for status in ("migrated", "would_migrate", "up_to_date", "invalid")}
-        done = (f"{counts['would_migrate']} to migrate (dry run, nothing written)" if args.dry_run
-                else f"{counts['migrated']} migrated")
-        print(f"{done}, {counts['up_to_date']} up to date, {counts['invalid']} not migrated "
-              f"({len(files)} file{'s' if len(files) != 1 else ''})")
+        counts = {
+            status: sum(1 for o in outcomes if o.status == status)
+            for status in ("migrated", "would_migrate", "up_to_date", "invalid")
+        }
+        done = (
+            f"{counts['would_migrate']} to migrate (dry run, nothing written)"
+            if args.dry_run
+            else f"{counts['migrated']} migrated"
+        )
+        print(
+            f"{done}, {counts['up_to_date']} up to date, {counts['invalid']} not migrated "
+            f"({len(files)} file{'s' if len(files) != 1 else ''})"
+        )
     return int(CliExit.OK if ok else CliExit.INVALID)

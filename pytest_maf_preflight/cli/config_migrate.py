@@ -33,10 +33,15 @@ class MigrationOutcome:
     errors: list[ConfigError] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": str(self.file), "status": self.status, "from_format": self.from_format,
-                "to_format": CURRENT_FORMAT, "configs": self.configs,
-                "backup": str(self.backup) if self.backup else None,
-                "errors": [e.to_dict() for e in self.errors]}
+        return {
+            "file": str(self.file),
+            "status": self.status,
+            "from_format": self.from_format,
+            "to_format": CURRENT_FORMAT,
+            "configs": self.configs,
+            "backup": str(self.backup) if self.backup else None,
+            "errors": [e.to_dict() for e in self.errors],
+        }
 
 
 def _header_comments(text: str) -> str:
@@ -60,8 +65,7 @@ def _render(fmt: str, data: Any, original_text: str) -> str:
     if fmt == "yaml":
         import yaml
 
-        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True,
-                              default_flow_style=False)
+        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
         return _header_comments(original_text) + body
     import tomli_w
 
@@ -84,6 +88,7 @@ def _parse(fmt: str, text: str) -> Any:
 
 def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOutcome:
     """Migrate one file; nothing is written unless every migrated config validates."""
+
     def invalid(*errors: ConfigError, from_format: int | None = None) -> MigrationOutcome:
         return MigrationOutcome(file, "invalid", from_format=from_format, errors=list(errors))
 
@@ -108,22 +113,37 @@ def migrate_file(file: Path, loader: ConfigLoader, dry_run: bool) -> MigrationOu
         if document.format != "toml":
             raise
         # tomli_w refuses what TOML cannot hold (None, non-string keys, ...).
-        return invalid(ConfigError(str(file), f"cannot write the migrated config as TOML: {exc}"),
-                       from_format=from_format)
+        return invalid(
+            ConfigError(str(file), f"cannot write the migrated config as TOML: {exc}"),
+            from_format=from_format,
+        )
     # Read the new text back as the loader will, and validate it again: a file is only
     # replaced by one that loads, in the current format, with the same content.
     reparsed = _parse(document.format, text)
     if reparsed != new_data:
-        return invalid(ConfigError(str(file), "the migrated file would not read back as written "
-                                   "(a bug in maf-preflight; please report it); left unchanged"),
-                       from_format=from_format)
+        return invalid(
+            ConfigError(
+                str(file),
+                "the migrated file would not read back as written "
+                "(a bug in maf-preflight; please report it); left unchanged",
+            ),
+            from_format=from_format,
+        )
     new_document = Document(path=file, format=document.format, text=text, data=reparsed)
     new_configs, new_errors = loader.load_document(new_document)
-    errors.extend(dataclasses.replace(error, line=None, message=f"after migration: {error.message}")
-                  for error in new_errors)
-    errors.extend(ConfigError(str(file), "after migration the config is still in format "
-                              f"{config.source_format}", config.path)
-                  for config in new_configs if config.source_format != CURRENT_FORMAT)
+    errors.extend(
+        dataclasses.replace(error, line=None, message=f"after migration: {error.message}")
+        for error in new_errors
+    )
+    errors.extend(
+        ConfigError(
+            str(file),
+            f"after migration the config is still in format {config.source_format}",
+            config.path,
+        )
+        for config in new_configs
+        if config.source_format != CURRENT_FORMAT
+    )
     if errors:
         return invalid(*errors, from_format=from_format)
     if dry_run:

@@ -68,39 +68,53 @@ ID_HELP = "Escalation id, or a unique prefix of one"
 
 def register(subparsers: Subparsers) -> None:
     escalations = subparsers.add_parser(
-        "escalations", help="List, acknowledge, resolve and advance escalations",
+        "escalations",
+        help="List, acknowledge, resolve and advance escalations",
         description="Escalations opened by preflight gate runs (or raised by tests). ID may be "
-                    "a unique prefix of an escalation id. Exit 2: usage (also an ambiguous "
-                    f"ID); exit {EXIT_REFUSED}: refused (the escalation is unknown or not open, "
-                    "or the path's permissions do not allow the agent; the rule is named).")
-    actions = escalations.add_subparsers(dest="escalations_command", metavar="ACTION",
-                                         required=True)
+        "a unique prefix of an escalation id. Exit 2: usage (also an ambiguous "
+        f"ID); exit {EXIT_REFUSED}: refused (the escalation is unknown or not open, "
+        "or the path's permissions do not allow the agent; the rule is named).",
+    )
+    actions = escalations.add_subparsers(
+        dest="escalations_command", metavar="ACTION", required=True
+    )
 
     listing = actions.add_parser(
-        "list", help="Open escalations, newest first",
+        "list",
+        help="Open escalations, newest first",
         description="Open escalations (triggered, acknowledged, escalated), newest first; "
-                    "--state or --all for others. --json adds every delivery attempt.")
+        "--state or --all for others. --json adds every delivery attempt.",
+    )
     which = listing.add_mutually_exclusive_group()
-    which.add_argument("--state", action="append", choices=STATES, metavar="STATE",
-                       help=f"Only this state (repeatable; one of {', '.join(STATES)})")
+    which.add_argument(
+        "--state",
+        action="append",
+        choices=STATES,
+        metavar="STATE",
+        help=f"Only this state (repeatable; one of {', '.join(STATES)})",
+    )
     which.add_argument("--all", action="store_true", help="Every state, closed ones too")
     listing.add_argument("--path", metavar="ID", help="Only escalations of this path")
     _common(listing)
     listing.set_defaults(handler=run_list)
 
     ack = actions.add_parser(
-        "ack", help="Acknowledge an escalation: it climbs no further",
+        "ack",
+        help="Acknowledge an escalation: it climbs no further",
         description="Record that AGENT has taken the escalation: it stays open at its level "
-                    "and is not escalated further.")
+        "and is not escalated further.",
+    )
     ack.add_argument("escalation_id", metavar="ID", help=ID_HELP)
     ack.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     _common(ack)
     ack.set_defaults(handler=run_ack)
 
     resolve = actions.add_parser(
-        "resolve", help="Resolve an escalation and notify its targets",
+        "resolve",
+        help="Resolve an escalation and notify its targets",
         description="Close the escalation and send a resolution notice to every target told "
-                    "about it so far.")
+        "about it so far.",
+    )
     resolve.add_argument("escalation_id", metavar="ID", help=ID_HELP)
     resolve.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     resolve.add_argument("--note", metavar="TEXT", help="What was done (sent with the notice)")
@@ -108,11 +122,13 @@ def register(subparsers: Subparsers) -> None:
     resolve.set_defaults(handler=run_resolve)
 
     tick = actions.add_parser(
-        "tick", help="Advance overdue escalations one level (for cron or CI)",
+        "tick",
+        help="Advance overdue escalations one level (for cron or CI)",
         description="Move every overdue escalation up one level, delivering it, or expire it, "
-                    "as each gate run does. Safe to run concurrently: each level is delivered "
-                    "once. Delivers as MAF_AGENT_ID, else AGENT_NAME, else "
-                    f"'{TICK_AGENT}'. Exit 0 also when nothing was due.")
+        "as each gate run does. Safe to run concurrently: each level is delivered "
+        "once. Delivers as MAF_AGENT_ID, else AGENT_NAME, else "
+        f"'{TICK_AGENT}'. Exit 0 also when nothing was due.",
+    )
     _common(tick)
     tick.set_defaults(handler=run_tick)
 
@@ -123,6 +139,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 # --- shared --------------------------------------------------------------------------------------
+
 
 def _refused(message: str) -> int:
     print(error_line(message), file=sys.stderr)
@@ -137,10 +154,15 @@ def _engine(runtime: RuntimeState, agent: str, mode: str | None) -> EscalationEn
     from ..escalation.engine import EscalationEngine
 
     # No paths: an escalation carries the snapshot of the path it was opened with.
-    return EscalationEngine(runtime, {}, agent_id=agent,
-                            mail_root=runtime_settings(mode).mail_root,
-                            environ=dict(os.environ), deliver=True,
-                            project_default=str(Path.cwd()))
+    return EscalationEngine(
+        runtime,
+        {},
+        agent_id=agent,
+        mail_root=runtime_settings(mode).mail_root,
+        environ=dict(os.environ),
+        deliver=True,
+        project_default=str(Path.cwd()),
+    )
 
 
 def find_escalation(runtime: RuntimeState, given: str) -> EscalationRecord:
@@ -151,10 +173,16 @@ def find_escalation(runtime: RuntimeState, given: str) -> EscalationRecord:
     """
     wanted = given.strip()
     return find_by_prefix(
-        "escalation", given, runtime.get_escalation(wanted) if wanted else None,
-        runtime.escalations, lambda e: f"{e.dedup_key}, {e.state}",
-        UnknownEscalation(f"no escalation with id {wanted!r} in the {runtime.mode} runtime "
-                          "('maf-preflight escalations list --all' shows every one)"))
+        "escalation",
+        given,
+        runtime.get_escalation(wanted) if wanted else None,
+        runtime.escalations,
+        lambda e: f"{e.dedup_key}, {e.state}",
+        UnknownEscalation(
+            f"no escalation with id {wanted!r} in the {runtime.mode} runtime "
+            "('maf-preflight escalations list --all' shows every one)"
+        ),
+    )
 
 
 def _utc(epoch: float) -> str:
@@ -189,11 +217,14 @@ def who(escalation: EscalationRecord) -> str:
     """Who acknowledged and resolved it, and when (``-`` when nobody has yet)."""
     parts = []
     if escalation.acknowledged_by is not None or escalation.acknowledged_at is not None:
-        parts.append(f"acknowledged by {escalation.acknowledged_by or '?'} at "
-                     f"{_when(escalation.acknowledged_at)}")
+        parts.append(
+            f"acknowledged by {escalation.acknowledged_by or '?'} at "
+            f"{_when(escalation.acknowledged_at)}"
+        )
     if escalation.resolved_by is not None or escalation.resolved_at is not None:
-        parts.append(f"resolved by {escalation.resolved_by or '?'} at "
-                     f"{_when(escalation.resolved_at)}")
+        parts.append(
+            f"resolved by {escalation.resolved_by or '?'} at {_when(escalation.resolved_at)}"
+        )
     return "; ".join(parts) or "-"
 
 
@@ -201,8 +232,9 @@ def _when(epoch: float | None) -> str:
     return "?" if epoch is None else _utc(epoch)
 
 
-def escalation_json(escalation: EscalationRecord,
-                    deliveries: Sequence[DeliveryRecord] | None = None) -> dict[str, Any]:
+def escalation_json(
+    escalation: EscalationRecord, deliveries: Sequence[DeliveryRecord] | None = None
+) -> dict[str, Any]:
     from ..redaction import redact_mapping
 
     data = dataclasses.asdict(escalation)
@@ -216,23 +248,41 @@ def escalation_json(escalation: EscalationRecord,
 
 
 def _report_json(report: EngineReport) -> dict[str, Any]:
-    return {"opened": [escalation_json(e) for e in report.opened],
-            "advanced": [escalation_json(e) for e in report.advanced],
-            "resolved": [escalation_json(e) for e in report.resolved],
-            "expired": [escalation_json(e) for e in report.expired],
-            "deliveries": [dataclasses.asdict(d) for d in report.deliveries],
-            "notes": list(report.notes)}
+    return {
+        "opened": [escalation_json(e) for e in report.opened],
+        "advanced": [escalation_json(e) for e in report.advanced],
+        "resolved": [escalation_json(e) for e in report.resolved],
+        "expired": [escalation_json(e) for e in report.expired],
+        "deliveries": [dataclasses.asdict(d) for d in report.deliveries],
+        "notes": list(report.notes),
+    }
 
 
 def _table(rows: Sequence[EscalationRecord], at: float) -> None:
     header = ("ID", "STATE", "LEVEL", "OCC", "PATH", "CHECK", "CLASS", "OPENED", "NEXT", "WHO")
-    cells = [header, *((e.id[:SHORT_ID], e.state, str(e.level), str(e.occurrences), e.path_id,
-                        e.check_id or "-", e.failure_class or "-", _utc(e.created_at),
-                        next_action(e, at), who(e)) for e in rows)]
+    cells = [
+        header,
+        *(
+            (
+                e.id[:SHORT_ID],
+                e.state,
+                str(e.level),
+                str(e.occurrences),
+                e.path_id,
+                e.check_id or "-",
+                e.failure_class or "-",
+                _utc(e.created_at),
+                next_action(e, at),
+                who(e),
+            )
+            for e in rows
+        ),
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
     for row in cells:
-        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False))
-              + "  " + row[-1])
+        print(
+            "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
 
 
 def _notes(skipped: Sequence[str]) -> None:
@@ -241,6 +291,7 @@ def _notes(skipped: Sequence[str]) -> None:
 
 
 # --- commands ------------------------------------------------------------------------------------
+
 
 def run_list(args: argparse.Namespace) -> int:
     states = None if args.all else tuple(dict.fromkeys(args.state or OPEN_STATES))
@@ -253,13 +304,24 @@ def run_list(args: argparse.Namespace) -> int:
             for delivery in runtime.deliveries():
                 by_id.get(delivery.escalation_id, []).append(delivery)
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "now": at,
-                    "escalations": [escalation_json(e, by_id[e.id]) for e in rows]})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": list(skipped),
+                "now": at,
+                "escalations": [escalation_json(e, by_id[e.id]) for e in rows],
+            }
+        )
         return 0
     _notes(skipped)
     if not rows:
-        which = ("escalations" if args.all else "open escalations" if not args.state
-                 else f"escalations in state {', '.join(states or ())}")
+        which = (
+            "escalations"
+            if args.all
+            else "open escalations"
+            if not args.state
+            else f"escalations in state {', '.join(states or ())}"
+        )
         print(f"no {which}{f' of path {args.path!r}' if args.path else ''} ({runtime.mode})")
         return 0
     _table(rows, at)
@@ -278,13 +340,16 @@ def run_ack(args: argparse.Namespace) -> int:
         except (UnknownEscalation, EscalationError) as exc:
             return _refused(str(exc))
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped),
-                    "escalation": escalation_json(done)})
+        print_json(
+            {"mode": runtime.mode, "skipped": list(skipped), "escalation": escalation_json(done)}
+        )
         return 0
     _notes(skipped)
-    print(f"acknowledged escalation {done.id} ({done.dedup_key}) by {done.acknowledged_by} at "
-          f"{_when(done.acknowledged_at)}; it stays open at level {done.level} and climbs no "
-          "further")
+    print(
+        f"acknowledged escalation {done.id} ({done.dedup_key}) by {done.acknowledged_by} at "
+        f"{_when(done.acknowledged_at)}; it stays open at level {done.level} and climbs no "
+        "further"
+    )
     return 0
 
 
@@ -301,13 +366,21 @@ def run_resolve(args: argparse.Namespace) -> int:
             return _refused(str(exc))
     (done,) = report.resolved
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped),
-                    "escalation": escalation_json(done), "deliveries":
-                    [dataclasses.asdict(d) for d in report.deliveries], "notes": report.notes})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": list(skipped),
+                "escalation": escalation_json(done),
+                "deliveries": [dataclasses.asdict(d) for d in report.deliveries],
+                "notes": report.notes,
+            }
+        )
         return 0
     _notes(skipped)
-    print(f"resolved escalation {done.id} ({done.dedup_key}) by {done.resolved_by} at "
-          f"{_when(done.resolved_at)}")
+    print(
+        f"resolved escalation {done.id} ({done.dedup_key}) by {done.resolved_by} at "
+        f"{_when(done.resolved_at)}"
+    )
     # The report's own "escalation resolved" line would repeat the one above.
     for line in dataclasses.replace(report, resolved=[]).lines():
         print(line)
@@ -320,8 +393,9 @@ def run_tick(args: argparse.Namespace) -> int:
     with runtime:
         report = _engine(runtime, agent, args.mode).tick()
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "agent": agent,
-                    **_report_json(report)})
+        print_json(
+            {"mode": runtime.mode, "skipped": list(skipped), "agent": agent, **_report_json(report)}
+        )
         return 0
     _notes(skipped)
     lines = report.lines()

@@ -58,18 +58,25 @@ def _default_check(changes: dict[str, Any]) -> PlannedCheck:
     from ..config.models import ReservationCheckBody, ReservationParameters
     from ..gate.planning import RESERVATION_TIMEOUT
 
-    body = ReservationCheckBody(check_type="lock_validation",
-                                parameters=ReservationParameters(**changes))
+    body = ReservationCheckBody(
+        check_type="lock_validation", parameters=ReservationParameters(**changes)
+    )
     what = "pushed" if changes["changed_files"] == "list" else "staged"
-    return PlannedCheck(check_id=DEFAULT_CHECK_ID,
-                        name=f"No {what} file is under another agent's reservation",
-                        severity="critical", check_type=reservation_check_type("lock_validation"),
-                        definition=body, timeout=RESERVATION_TIMEOUT, retry_count=0,
-                        retry_delay=0.0)
+    return PlannedCheck(
+        check_id=DEFAULT_CHECK_ID,
+        name=f"No {what} file is under another agent's reservation",
+        severity="critical",
+        check_type=reservation_check_type("lock_validation"),
+        definition=body,
+        timeout=RESERVATION_TIMEOUT,
+        retry_count=0,
+        retry_delay=0.0,
+    )
 
 
-def _plan(config_dir: Path | None, top: Path, environment: str, changes: dict[str, Any]
-          ) -> tuple[list[LoadedConfig], list[PlannedCheck]] | list[str]:
+def _plan(
+    config_dir: Path | None, top: Path, environment: str, changes: dict[str, Any]
+) -> tuple[list[LoadedConfig], list[PlannedCheck]] | list[str]:
     """The guard's configs and checks, or the config errors (one line each). ``changes``
     replaces the configs' choice of changed files: the staged ones, or the pushed ones."""
     from ..checks.builtin import builtin_registry
@@ -98,8 +105,7 @@ def _plan(config_dir: Path | None, top: Path, environment: str, changes: dict[st
         if check is None:  # inactive
             continue
         # The hook judges what is about to be committed or pushed, whatever the config compares.
-        judged = body.model_copy(update={"parameters": body.parameters.model_copy(
-            update=changes)})
+        judged = body.model_copy(update={"parameters": body.parameters.model_copy(update=changes)})
         selected.append(loaded)
         planned.append(dataclasses.replace(check, definition=judged))
     return selected, planned or [_default_check(changes)]
@@ -110,11 +116,14 @@ def _report_lines(result: CheckResult, blocking: bool) -> list[str]:
     conflicts = result.details.get("conflicts") or []
     if result.status.value in ("error", "timeout"):
         detail = first_line(result.message or result.observed)
-        return [f"{'error' if blocking else 'warning'}: {result.check_id}: {result.status.value}:"
-                f" {detail} (the check fails closed)"]
+        return [
+            f"{'error' if blocking else 'warning'}: {result.check_id}: {result.status.value}:"
+            f" {detail} (the check fails closed)"
+        ]
     if conflicts:
-        return [f"{label}: {result.check_id}: {c.get('message') or c.get('type')}"
-                for c in conflicts]
+        return [
+            f"{label}: {result.check_id}: {c.get('message') or c.get('type')}" for c in conflicts
+        ]
     return [f"{label}: {result.check_id}: {first_line(result.observed)}"]
 
 
@@ -146,17 +155,27 @@ def run_check(args: argparse.Namespace) -> int:
         push = _pushed(top, args.remote)
         if not push["files"]:
             # Nothing to judge (a deleted branch, commits every remote already has).
-            print(f"maf-preflight guard: ok: the push sends no changed files "
-                  f"({push['commits']} new commit{'s' if push['commits'] != 1 else ''})")
+            print(
+                f"maf-preflight guard: ok: the push sends no changed files "
+                f"({push['commits']} new commit{'s' if push['commits'] != 1 else ''})"
+            )
             return int(CliExit.OK)
-        changes = {"changed_files": "list", "files": push["files"], "paths": [],
-                   "file_path": None, "base_ref": None}
+        changes = {
+            "changed_files": "list",
+            "files": push["files"],
+            "paths": [],
+            "file_path": None,
+            "base_ref": None,
+        }
     planned_or_errors = _plan(args.config_dir, top, environment, changes)
     if isinstance(planned_or_errors, list):
         for line in planned_or_errors:
             print(line, file=sys.stderr)
-        raise CliError(f"{'push' if push else 'commit'} blocked: the preflight configs are "
-                       "invalid, so reservations cannot be checked", CliExit.INVALID)
+        raise CliError(
+            f"{'push' if push else 'commit'} blocked: the preflight configs are "
+            "invalid, so reservations cannot be checked",
+            CliExit.INVALID,
+        )
     selected, planned = planned_or_errors
 
     # The runtime the hook sees: relative MAF_DB_PATH etc. are taken from the top level.
@@ -164,35 +183,52 @@ def run_check(args: argparse.Namespace) -> int:
     try:
         opened = open_chain(settings)
     except RuntimeUnavailable as exc:
-        raise CliError(f"{'push' if push else 'commit'} blocked: no lease store to check "
-                       f"against: {exc}", CliExit.INVALID) from None
+        raise CliError(
+            f"{'push' if push else 'commit'} blocked: no lease store to check against: {exc}",
+            CliExit.INVALID,
+        ) from None
     notes = [f"runtime {note}; using the next mode" for note in opened.skipped]
     with opened.runtime as runtime:
         try:
-            state: Any = reservation_state(runtime, opened.mode, fell_back=bool(opened.skipped),
-                                           agent_id=agent)
+            state: Any = reservation_state(
+                runtime, opened.mode, fell_back=bool(opened.skipped), agent_id=agent
+            )
         except (RuntimeStateError, OSError) as exc:  # the checks then fail closed
             state = None
             notes.append(f"cannot read the lease store: {exc}")
-        ctx = CheckContext(rootdir=top, environ=dict(os.environ), environment=environment,
-                           agent_id=agent, reservations=state)
+        ctx = CheckContext(
+            rootdir=top,
+            environ=dict(os.environ),
+            environment=environment,
+            agent_id=agent,
+            reservations=state,
+        )
         results = run_checks(planned, ctx, DEFAULT_MAX_CONCURRENCY)
         blocking = [r for r in results if not r.passed and is_blocking(r, False)]
         warned = [r for r in results if not r.passed and not is_blocking(r, False)]
         overridden = [r for r in results if r.passed and r.details.get("override")]
         code = int(CliExit.INVALID if blocking else CliExit.OK)
         bundle = build_bundle(
-            agent_id=agent, environment=environment, runtime_mode=opened.mode,
-            started_at=started, gate_open=not blocking, exit_code=code, results=results,
-            smoke=(), loaded=selected,
+            agent_id=agent,
+            environment=environment,
+            runtime_mode=opened.mode,
+            started_at=started,
+            gate_open=not blocking,
+            exit_code=code,
+            results=results,
+            smoke=(),
+            loaded=selected,
             secrets=[v for k, v in os.environ.items() if v and is_secret_key(k)],
-            details={"trigger": "guard", "hook": "pre-push" if push else "pre-commit",
-                     **({"push": {k: v for k, v in push.items() if k != "files"}}
-                        if push else {}),
-                     "rootdir": str(top),
-                     "blocking": [f"{r.check_id} ({r.status.value})" for r in blocking],
-                     "warnings": [r.check_id for r in warned],
-                     "overridden": [r.check_id for r in overridden]})
+            details={
+                "trigger": "guard",
+                "hook": "pre-push" if push else "pre-commit",
+                **({"push": {k: v for k, v in push.items() if k != "files"}} if push else {}),
+                "rootdir": str(top),
+                "blocking": [f"{r.check_id} ({r.status.value})" for r in blocking],
+                "warnings": [r.check_id for r in warned],
+                "overridden": [r.check_id for r in overridden],
+            },
+        )
         recorded = True
         try:
             runtime.record_session(bundle)
@@ -203,24 +239,39 @@ def run_check(args: argparse.Namespace) -> int:
 
     for result in overridden:
         count = len(result.details.get("conflicts") or [])
-        print(f"{PROG}: WARNING: {OVERRIDE_ENV}=1 lets this {'push' if push else 'commit'} "
-              f"through despite {count} "
-              f"reservation conflict{'s' if count != 1 else ''} of {result.check_id} (recorded "
-              "as overridden)", file=sys.stderr)
+        print(
+            f"{PROG}: WARNING: {OVERRIDE_ENV}=1 lets this {'push' if push else 'commit'} "
+            f"through despite {count} "
+            f"reservation conflict{'s' if count != 1 else ''} of {result.check_id} (recorded "
+            "as overridden)",
+            file=sys.stderr,
+        )
         for found in result.details.get("conflicts") or []:
             print(f"  overridden: {found.get('message') or found.get('type')}", file=sys.stderr)
-    staged = len(push["files"]) if push else max(
-        (len(r.details.get("changed_files") or []) for r in results), default=0)
+    staged = (
+        len(push["files"])
+        if push
+        else max((len(r.details.get("changed_files") or []) for r in results), default=0)
+    )
     if args.json:
-        print_json({"ok": not blocking, "agent": agent, "environment": environment,
-                    "runtime_mode": opened.mode, "session_id": bundle.session.id,
-                    "recorded": recorded, "staged_files": staged,
-                    **({"push": push} if push else {}),
-                    "blocking": [r.check_id for r in blocking],
-                    "warnings": [r.check_id for r in warned],
-                    "overridden": [r.check_id for r in overridden],
-                    "conflicts": len(bundle.conflicts), "notes": notes,
-                    "results": [r.to_dict() for r in results]})
+        print_json(
+            {
+                "ok": not blocking,
+                "agent": agent,
+                "environment": environment,
+                "runtime_mode": opened.mode,
+                "session_id": bundle.session.id,
+                "recorded": recorded,
+                "staged_files": staged,
+                **({"push": push} if push else {}),
+                "blocking": [r.check_id for r in blocking],
+                "warnings": [r.check_id for r in warned],
+                "overridden": [r.check_id for r in overridden],
+                "conflicts": len(bundle.conflicts),
+                "notes": notes,
+                "results": [r.to_dict() for r in results],
+            }
+        )
         return code
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
@@ -228,19 +279,28 @@ def run_check(args: argparse.Namespace) -> int:
         for line in _report_lines(result, result in blocking):
             print(line)
     if blocking:
-        print(error_line(
-            f"{'push' if push else 'commit'} blocked for agent {agent!r}: {len(blocking)} "
-            "reservation check"
-            f"{'s' if len(blocking) != 1 else ''} failed ("
-            + ", ".join(f"{r.check_id}: {r.status.value}" for r in blocking)
-            + f"); release or wait for the leases, or set {OVERRIDE_ENV}=1 to override "
-            "(recorded)"), file=sys.stderr)
+        print(
+            error_line(
+                f"{'push' if push else 'commit'} blocked for agent {agent!r}: {len(blocking)} "
+                "reservation check"
+                f"{'s' if len(blocking) != 1 else ''} failed ("
+                + ", ".join(f"{r.check_id}: {r.status.value}" for r in blocking)
+                + f"); release or wait for the leases, or set {OVERRIDE_ENV}=1 to override "
+                "(recorded)"
+            ),
+            file=sys.stderr,
+        )
     else:
-        what = (f"{push['commits']} pushed commit{'s' if push['commits'] != 1 else ''} "
-                f"changing {staged} file{'s' if staged != 1 else ''}" if push else
-                f"{staged} staged file{'s' if staged != 1 else ''}")
-        print(f"maf-preflight guard: ok: {what}, "
-              f"{len(results)} check{'s' if len(results) != 1 else ''} ({opened.mode})")
+        what = (
+            f"{push['commits']} pushed commit{'s' if push['commits'] != 1 else ''} "
+            f"changing {staged} file{'s' if staged != 1 else ''}"
+            if push
+            else f"{staged} staged file{'s' if staged != 1 else ''}"
+        )
+        print(
+            f"maf-preflight guard: ok: {what}, "
+            f"{len(results)} check{'s' if len(results) != 1 else ''} ({opened.mode})"
+        )
     return code
 
 
@@ -252,15 +312,28 @@ def _pushed(top: Path, remote: str | None) -> dict[str, Any]:
         updates = parse_push_lines(sys.stdin.read())
         pushed = pushed_files(top, updates, timeout=GIT_TIMEOUT)
     except ChangeDetectionError as exc:
-        raise CliError(f"push blocked: the pushed commits cannot be determined: {exc}",
-                       CliExit.INVALID) from None
+        raise CliError(
+            f"push blocked: the pushed commits cannot be determined: {exc}", CliExit.INVALID
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"push blocked: cannot read git's list of pushed refs: {exc}",
-                       CliExit.INVALID) from None
+        raise CliError(
+            f"push blocked: cannot read git's list of pushed refs: {exc}", CliExit.INVALID
+        ) from None
     if remote is not None and "://" in remote:
         from ..redaction import redact_url
 
         remote = redact_url(remote)  # git passes the URL when the remote has no name
-    return {"remote": remote, "commits": pushed.commits, "files": list(pushed.changed.paths),
-            "refs": [{"local_ref": u.local_ref, "remote_ref": u.remote_ref,
-                      "deletes": u.deletes, "creates": u.creates} for u in updates]}
+    return {
+        "remote": remote,
+        "commits": pushed.commits,
+        "files": list(pushed.changed.paths),
+        "refs": [
+            {
+                "local_ref": u.local_ref,
+                "remote_ref": u.remote_ref,
+                "deletes": u.deletes,
+                "creates": u.creates,
+            }
+            for u in updates
+        ],
+    }

@@ -59,68 +59,98 @@ PUSH_MARKER = "# maf-preflight guard: pre-push hook written by 'maf-preflight gu
 
 def register(subparsers: Subparsers) -> None:
     guard = subparsers.add_parser(
-        "guard", help="Check reservations before every git commit (and push)",
+        "guard",
+        help="Check reservations before every git commit (and push)",
         description="A git pre-commit hook that blocks a commit whose staged files are under "
-                    "another agent's conflicting reservation, and a pre-push hook that blocks "
-                    "a push whose commits change such files.")
+        "another agent's conflicting reservation, and a pre-push hook that blocks "
+        "a push whose commits change such files.",
+    )
     actions = guard.add_subparsers(dest="guard_command", metavar="ACTION", required=True)
 
     install = actions.add_parser(
-        "install", help="Install the pre-commit hook (an existing hook is chained)",
+        "install",
+        help="Install the pre-commit hook (an existing hook is chained)",
         description="Write the pre-commit hook into the repository's hooks directory (as git "
-                    "reports it; core.hooksPath is honoured), which serves every worktree of "
-                    f"the repository. An existing hook moves to {CHAINED_NAME} and runs "
-                    "first; installing again is harmless.")
-    install.add_argument("--repo", type=Path, metavar="PATH",
-                         help="Repository (default: the current directory)")
-    install.add_argument("--force", action="store_true",
-                         help=f"When both a foreign hook and {CHAINED_NAME} exist, save the "
-                              "foreign hook as pre-commit.bak (it stops running) and install")
-    install.add_argument("--pre-push", action="store_true",
-                         help="Also install a pre-push hook checking the commits being pushed "
-                              f"(an existing one is chained as {PUSH_CHAINED_NAME})")
+        "reports it; core.hooksPath is honoured), which serves every worktree of "
+        f"the repository. An existing hook moves to {CHAINED_NAME} and runs "
+        "first; installing again is harmless.",
+    )
+    install.add_argument(
+        "--repo", type=Path, metavar="PATH", help="Repository (default: the current directory)"
+    )
+    install.add_argument(
+        "--force",
+        action="store_true",
+        help=f"When both a foreign hook and {CHAINED_NAME} exist, save the "
+        "foreign hook as pre-commit.bak (it stops running) and install",
+    )
+    install.add_argument(
+        "--pre-push",
+        action="store_true",
+        help="Also install a pre-push hook checking the commits being pushed "
+        f"(an existing one is chained as {PUSH_CHAINED_NAME})",
+    )
     install.add_argument("--json", action="store_true", help=JSON_HELP)
     install.set_defaults(handler=run_install)
 
     uninstall = actions.add_parser(
-        "uninstall", help="Remove the hooks and restore chained ones",
+        "uninstall",
+        help="Remove the hooks and restore chained ones",
         description=f"Remove our pre-commit and pre-push hooks and move {CHAINED_NAME} "
-                    f"({PUSH_CHAINED_NAME}) back in their place.")
-    uninstall.add_argument("--repo", type=Path, metavar="PATH",
-                           help="Repository (default: the current directory)")
-    uninstall.add_argument("--pre-push", action="store_true",
-                           help="Remove only the pre-push hook")
+        f"({PUSH_CHAINED_NAME}) back in their place.",
+    )
+    uninstall.add_argument(
+        "--repo", type=Path, metavar="PATH", help="Repository (default: the current directory)"
+    )
+    uninstall.add_argument("--pre-push", action="store_true", help="Remove only the pre-push hook")
     uninstall.add_argument("--json", action="store_true", help=JSON_HELP)
     uninstall.set_defaults(handler=run_uninstall)
 
     check = actions.add_parser(
-        "check", help="Check the staged files against reservations (what the hook runs)",
+        "check",
+        help="Check the staged files against reservations (what the hook runs)",
         description="Run the project's active lock_validation reservation checks on the staged "
-                    "files (or a default advisory one) and record the run. Exit 0: the commit "
-                    "may go ahead; 1: it is blocked (a conflict, a check error, an invalid "
-                    "config, no runtime). MAF_RESERVATION_OVERRIDE=1 lets it through, loudly "
-                    "and recorded.")
-    check.add_argument("--config-dir", type=Path, metavar="PATH",
-                       help=f"Config directory (default: {DEFAULT_CONFIG_DIR} under the "
-                            "repository top level)")
-    check.add_argument("--agent", metavar="NAME",
-                       help="Agent committing (default: MAF_AGENT_ID, then AGENT_NAME, then "
-                            "'anonymous')")
-    check.add_argument("--env", metavar="NAME",
-                       help="Environment whose overrides apply (default: MAF_ENV, then "
-                            "NODE_ENV, then 'development')")
+        "files (or a default advisory one) and record the run. Exit 0: the commit "
+        "may go ahead; 1: it is blocked (a conflict, a check error, an invalid "
+        "config, no runtime). MAF_RESERVATION_OVERRIDE=1 lets it through, loudly "
+        "and recorded.",
+    )
+    check.add_argument(
+        "--config-dir",
+        type=Path,
+        metavar="PATH",
+        help=f"Config directory (default: {DEFAULT_CONFIG_DIR} under the repository top level)",
+    )
+    check.add_argument(
+        "--agent",
+        metavar="NAME",
+        help="Agent committing (default: MAF_AGENT_ID, then AGENT_NAME, then 'anonymous')",
+    )
+    check.add_argument(
+        "--env",
+        metavar="NAME",
+        help="Environment whose overrides apply (default: MAF_ENV, then "
+        "NODE_ENV, then 'development')",
+    )
     check.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    check.add_argument("--pre-push", action="store_true",
-                       help="Check the commits being pushed, read as git gives them to a "
-                            "pre-push hook ('<local ref> <local sha> <remote ref> <remote sha>' "
-                            "lines on stdin), instead of the staged files")
-    check.add_argument("--remote", metavar="NAME",
-                       help="The remote pushed to (recorded; the pre-push hook passes it)")
+    check.add_argument(
+        "--pre-push",
+        action="store_true",
+        help="Check the commits being pushed, read as git gives them to a "
+        "pre-push hook ('<local ref> <local sha> <remote ref> <remote sha>' "
+        "lines on stdin), instead of the staged files",
+    )
+    check.add_argument(
+        "--remote",
+        metavar="NAME",
+        help="The remote pushed to (recorded; the pre-push hook passes it)",
+    )
     check.add_argument("--json", action="store_true", help=JSON_HELP)
     check.set_defaults(handler=run_check)
 
 
 # --- git -----------------------------------------------------------------------------------------
+
 
 def _git(args: list[str], cwd: Path) -> str:
     from ..reservations.changes import ChangeDetectionError, run_git
@@ -150,7 +180,7 @@ def _worktrees(where: Path) -> list[Path]:
     path: Path | None = None
     for field in [*fields, ""]:
         if field.startswith("worktree "):
-            path = Path(field[len("worktree "):])
+            path = Path(field[len("worktree ") :])
         elif field == "bare":
             path = None
         elif not field:
@@ -181,6 +211,7 @@ def _repository(repo: Path | None) -> tuple[Path, list[Path], int]:
 
 
 # --- the hooks -----------------------------------------------------------------------------------
+
 
 def hook_script(python: str) -> str:
     """The pre-commit hook: the chained hook first, then ``guard check`` from the top level."""
@@ -230,8 +261,14 @@ class HookKind:
 
 
 PRE_COMMIT = HookKind(HOOK_NAME, CHAINED_NAME, MARKER, hook_script, "guard check", "commit")
-PRE_PUSH = HookKind(PUSH_HOOK_NAME, PUSH_CHAINED_NAME, PUSH_MARKER, push_hook_script,
-                    "guard check --pre-push", "push")
+PRE_PUSH = HookKind(
+    PUSH_HOOK_NAME,
+    PUSH_CHAINED_NAME,
+    PUSH_MARKER,
+    push_hook_script,
+    "guard check --pre-push",
+    "push",
+)
 
 
 def is_ours(path: Path, marker: str = MARKER) -> bool:
@@ -265,13 +302,20 @@ def _make_executable(path: Path) -> None:
 
 # --- install / uninstall -------------------------------------------------------------------------
 
+
 def _refusal(hooks: Path, kind: HookKind) -> str | None:
     hook, chained = hooks / kind.name, hooks / kind.chained
-    if (not is_ours(hook, kind.marker) and os.path.lexists(hook) and os.path.lexists(chained)
-            and not is_ours(chained, kind.marker)):
-        return (f"{display_path(hook)} is another tool's hook and {display_path(chained)} "
-                "already exists, so it cannot be chained; move one of them away, or use "
-                "--force to save the hook as a backup that no longer runs")
+    if (
+        not is_ours(hook, kind.marker)
+        and os.path.lexists(hook)
+        and os.path.lexists(chained)
+        and not is_ours(chained, kind.marker)
+    ):
+        return (
+            f"{display_path(hook)} is another tool's hook and {display_path(chained)} "
+            "already exists, so it cannot be chained; move one of them away, or use "
+            "--force to save the hook as a backup that no longer runs"
+        )
     return None
 
 
@@ -306,9 +350,14 @@ def _install(hooks: Path, kind: HookKind, force: bool) -> dict[str, Any]:
     if status != "unchanged":
         write_atomic(hook, script)
     _make_executable(hook)
-    return {"kind": kind.name, "status": status, "hook": str(hook),
-            "chained": str(chained) if os.path.lexists(chained) else None,
-            "backup": str(backup) if backup else None, "notes": notes}
+    return {
+        "kind": kind.name,
+        "status": status,
+        "hook": str(hook),
+        "chained": str(chained) if os.path.lexists(chained) else None,
+        "backup": str(backup) if backup else None,
+        "notes": notes,
+    }
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -323,28 +372,39 @@ def run_install(args: argparse.Namespace) -> int:
     installed = [_install(hooks, kind, args.force) for hooks in directories for kind in kinds]
     notes = []
     if len(directories) > 1:
-        notes.append(f"the {worktrees} worktrees use {len(directories)} hooks directories (a "
-                     "relative core.hooksPath is taken from each worktree's top level); the "
-                     "hook is in each, and a worktree added later needs 'maf-preflight guard "
-                     "install' run in it")
+        notes.append(
+            f"the {worktrees} worktrees use {len(directories)} hooks directories (a "
+            "relative core.hooksPath is taken from each worktree's top level); the "
+            "hook is in each, and a worktree added later needs 'maf-preflight guard "
+            "install' run in it"
+        )
     elif worktrees > 1:
         notes.append(f"the hooks directory serves all {worktrees} worktrees of the repository")
     first = installed[0]
     if args.json:
-        print_json({**{k: v for k, v in first.items() if k != "kind"},
-                    "repository": str(top), "python": sys.executable,
-                    "notes": [*first["notes"], *notes], "hooks": installed,
-                    "worktrees": worktrees})
+        print_json(
+            {
+                **{k: v for k, v in first.items() if k != "kind"},
+                "repository": str(top),
+                "python": sys.executable,
+                "notes": [*first["notes"], *notes],
+                "hooks": installed,
+                "worktrees": worktrees,
+            }
+        )
         return int(CliExit.OK)
     for result in installed:
         kind = PRE_PUSH if result["kind"] == PUSH_HOOK_NAME else PRE_COMMIT
         for note in result["notes"]:
             print(f"note: {note}")
-        verb = {"installed": "installed", "updated": "updated",
-                "unchanged": "already installed"}[result["status"]]
-        print(f"{verb}: {display_path(Path(result['hook']))} runs 'maf-preflight {kind.runs}' "
-              f"before every {kind.before}"
-              + (f" (after {kind.chained})" if result["chained"] else ""))
+        verb = {"installed": "installed", "updated": "updated", "unchanged": "already installed"}[
+            result["status"]
+        ]
+        print(
+            f"{verb}: {display_path(Path(result['hook']))} runs 'maf-preflight {kind.runs}' "
+            f"before every {kind.before}"
+            + (f" (after {kind.chained})" if result["chained"] else "")
+        )
     for note in notes:
         print(f"note: {note}")
     return int(CliExit.OK)
@@ -361,8 +421,13 @@ def _uninstall(hooks: Path, kind: HookKind) -> dict[str, Any]:
             restored = True
     else:
         status = "not installed"  # absent, or someone else's hook: not ours to remove
-    return {"kind": kind.name, "status": status, "hook": str(hook), "restored": restored,
-            "foreign": status == "not installed" and os.path.lexists(hook)}
+    return {
+        "kind": kind.name,
+        "status": status,
+        "hook": str(hook),
+        "restored": restored,
+        "foreign": status == "not installed" and os.path.lexists(hook),
+    }
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
@@ -371,15 +436,23 @@ def run_uninstall(args: argparse.Namespace) -> int:
     removed = [_uninstall(hooks, kind) for hooks in directories for kind in kinds]
     if args.json:
         first = removed[0]
-        print_json({"status": first["status"], "hook": first["hook"],
-                    "restored": first["restored"], "hooks": removed})
+        print_json(
+            {
+                "status": first["status"],
+                "hook": first["hook"],
+                "restored": first["restored"],
+                "hooks": removed,
+            }
+        )
         return int(CliExit.OK)
     for result in removed:
         kind = PRE_PUSH if result["kind"] == PUSH_HOOK_NAME else PRE_COMMIT
         hook = display_path(Path(result["hook"]))
         if result["status"] == "uninstalled":
-            print(f"uninstalled: {hook}" + (
-                f"; the previous hook is back from {kind.chained}" if result["restored"] else ""))
+            print(
+                f"uninstalled: {hook}"
+                + (f"; the previous hook is back from {kind.chained}" if result["restored"] else "")
+            )
         elif kind not in kinds[:1]:
             continue  # a pre-push hook never installed: not worth a line
         elif result["foreign"]:

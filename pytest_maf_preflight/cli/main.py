@@ -54,15 +54,22 @@ def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         description="Validate and migrate pytest-maf-preflight configs; read and sync its runtime; "
-                    "hold and inspect reservations; guard commits.",
+        "hold and inspect reservations; guard commits.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # One module per command group; later groups (history, reservations, ...) join this tuple.
-    for group in (config_commands, runtime_commands, reservation_commands, guard_commands,
-                  escalation_commands, message_commands, agent_commands):
+    for group in (
+        config_commands,
+        runtime_commands,
+        reservation_commands,
+        guard_commands,
+        escalation_commands,
+        message_commands,
+        agent_commands,
+    ):
         group.register(subparsers)
     return parser
 
@@ -93,8 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_line(describe_os_error(exc)), file=sys.stderr)
         return int(CliExit.USAGE)
     except Exception as exc:  # the last guard: a bug must still be one line, not a traceback
-        print(error_line(f"internal error: {type(exc).__name__}: {exc} (please report this; "
-                         "MAF_PREFLIGHT_DEBUG=1 shows the traceback)"), file=sys.stderr)
+        print(
+            error_line(
+                f"internal error: {type(exc).__name__}: {exc} (please report this; "
+                "MAF_PREFLIGHT_DEBUG=1 shows the traceback)"
+            ),
+            file=sys.stderr,
+        )
         if os.environ.get("MAF_PREFLIGHT_DEBUG"):
             raise
         return int(CliExit.INTERNAL)

@@ -48,8 +48,13 @@ if TYPE_CHECKING:
 #: Exit code when no message has the id given.
 EXIT_REFUSED = int(CliExit.REFUSED)
 #: As ``protocol.messages.MESSAGE_TYPES``; repeated so ``--help`` imports no pydantic.
-TYPES = ("PREFLIGHT_CHECK", "PREFLIGHT_RESULT", "RESERVATION_CONFLICT", "ESCALATION_REQUEST",
-         "ESCALATION_RESPONSE")
+TYPES = (
+    "PREFLIGHT_CHECK",
+    "PREFLIGHT_RESULT",
+    "RESERVATION_CONFLICT",
+    "ESCALATION_REQUEST",
+    "ESCALATION_RESPONSE",
+)
 STATUSES = ("queued", "delivered", "acked")
 SHORT_ID = 12
 #: How far before the newest message seen ``follow`` keeps asking: a message may be stored a
@@ -63,47 +68,76 @@ _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 def register(subparsers: Subparsers) -> None:
     messages = subparsers.add_parser(
-        "messages", help="List, follow and acknowledge protocol messages",
+        "messages",
+        help="List, follow and acknowledge protocol messages",
         description="The protocol messages in the runtime's queue: PREFLIGHT_CHECK when a "
-                    "gate check starts, PREFLIGHT_RESULT when it ends (the same execution id), "
-                    "RESERVATION_CONFLICT for each conflict found, and what agents enqueue. "
-                    "Exit 2: usage (also an ambiguous ID); "
-                    f"exit {EXIT_REFUSED}: no message has that id.")
+        "gate check starts, PREFLIGHT_RESULT when it ends (the same execution id), "
+        "RESERVATION_CONFLICT for each conflict found, and what agents enqueue. "
+        "Exit 2: usage (also an ambiguous ID); "
+        f"exit {EXIT_REFUSED}: no message has that id.",
+    )
     actions = messages.add_subparsers(dest="messages_command", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="Messages, oldest first",
-                                 description="Messages, oldest first: the last --limit of them.")
+    listing = actions.add_parser(
+        "list",
+        help="Messages, oldest first",
+        description="Messages, oldest first: the last --limit of them.",
+    )
     _filters(listing)
     listing.add_argument("--status", choices=STATUSES, help="Only this status")
-    listing.add_argument("--limit", type=int, default=100, metavar="N",
-                         help="The last N messages (default: 100; 0: all)")
+    listing.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        metavar="N",
+        help="The last N messages (default: 100; 0: all)",
+    )
     _common(listing, JSON_LINES_HELP)
     listing.set_defaults(handler=run_list)
 
     follow = actions.add_parser(
-        "follow", help="Print messages as they arrive, until interrupted",
+        "follow",
+        help="Print messages as they arrive, until interrupted",
         description="Print each message as it arrives (with --since, those since then first), "
-                    "until interrupted; Ctrl-C exits 0.")
+        "until interrupted; Ctrl-C exits 0.",
+    )
     _filters(follow)
-    follow.add_argument("--interval", type=float, default=0.5, metavar="SECONDS",
-                        help="How often to look for new messages (default: 0.5)")
+    follow.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="How often to look for new messages (default: 0.5)",
+    )
     _common(follow, JSON_LINES_HELP)
     follow.set_defaults(handler=run_follow)
 
-    ack = actions.add_parser("ack", help="Mark a message acknowledged",
-                             description="Mark a message acknowledged (status acked).")
+    ack = actions.add_parser(
+        "ack",
+        help="Mark a message acknowledged",
+        description="Mark a message acknowledged (status acked).",
+    )
     ack.add_argument("message_id", metavar="ID", help="Message id, or a unique prefix of one")
     _common(ack, JSON_HELP)
     ack.set_defaults(handler=run_ack)
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", action="append", choices=TYPES, metavar="TYPE", dest="types",
-                        help=f"Only this type (repeatable; one of {', '.join(TYPES)})")
+    parser.add_argument(
+        "--type",
+        action="append",
+        choices=TYPES,
+        metavar="TYPE",
+        dest="types",
+        help=f"Only this type (repeatable; one of {', '.join(TYPES)})",
+    )
     parser.add_argument("--agent", metavar="NAME", help="Only messages sent by this agent")
-    parser.add_argument("--since", metavar="WHEN",
-                        help="Only messages from this long ago (30s, 10m, 2h, 1d) or this time "
-                             "(ISO 8601, UTC unless it says otherwise)")
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="Only messages from this long ago (30s, 10m, 2h, 1d) or this time "
+        "(ISO 8601, UTC unless it says otherwise)",
+    )
 
 
 def _common(parser: argparse.ArgumentParser, json_help: str) -> None:
@@ -112,6 +146,7 @@ def _common(parser: argparse.ArgumentParser, json_help: str) -> None:
 
 
 # --- shared --------------------------------------------------------------------------------------
+
 
 def parse_since(value: str | None, at: float) -> float | None:
     """``--since`` as epoch seconds: a duration before ``at``, or an ISO 8601 time."""
@@ -124,8 +159,9 @@ def parse_since(value: str | None, at: float) -> float | None:
     try:
         moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"--since: {value!r} is neither a duration (30s, 10m, 2h, 1d) nor an "
-                       "ISO 8601 time") from None
+        raise CliError(
+            f"--since: {value!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO 8601 time"
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.timezone.utc)
     return moment.timestamp()
@@ -138,8 +174,7 @@ def _checked(args: argparse.Namespace) -> None:
         raise CliError(f"--limit must be at least 0, got {args.limit}")
     interval = getattr(args, "interval", 1.0)
     if not interval > 0 or interval > 3600:
-        raise CliError(f"--interval must be more than 0 and at most 3600 seconds, got "
-                       f"{interval:g}")
+        raise CliError(f"--interval must be more than 0 and at most 3600 seconds, got {interval:g}")
 
 
 def _notes(skipped: Sequence[str]) -> None:
@@ -169,27 +204,43 @@ def summary(message: Message) -> str:
             return f"{p['config_id']} ({p['check_type']}) started, execution {execution}"
         if message.type == "PREFLIGHT_RESULT":
             error = f": {p['error_message']}" if p.get("error_message") else ""
-            return (f"{p['config_id']} {p['status']} in {_seconds(p.get('duration'))}, "
-                    f"execution {execution}{error}")
+            return (
+                f"{p['config_id']} {p['status']} in {_seconds(p.get('duration'))}, "
+                f"execution {execution}{error}"
+            )
         if message.type == "RESERVATION_CONFLICT":
             paths = ", ".join(p.get("paths") or ()) or "-"
-            holder = (f" held by {p['holder_agent']} ({p.get('path_pattern') or '?'})"
-                      if p.get("holder_agent") else "")
+            holder = (
+                f" held by {p['holder_agent']} ({p.get('path_pattern') or '?'})"
+                if p.get("holder_agent")
+                else ""
+            )
             return f"{p['conflict_type']} ({p['severity']}) on {paths}{holder}"
         if message.type == "ESCALATION_REQUEST":
-            return (f"escalation {str(p['escalation_id'])[:SHORT_ID]} level {p['level']} to "
-                    f"{p['target']} ({p['severity']}): {p['summary']}")
+            return (
+                f"escalation {str(p['escalation_id'])[:SHORT_ID]} level {p['level']} to "
+                f"{p['target']} ({p['severity']}): {p['summary']}"
+            )
         if message.type == "ESCALATION_RESPONSE":
-            return (f"escalation {str(p['escalation_id'])[:SHORT_ID]} {p['action']} by "
-                    f"{p['responder']}")
+            return (
+                f"escalation {str(p['escalation_id'])[:SHORT_ID]} {p['action']} by {p['responder']}"
+            )
     except (KeyError, TypeError):
         pass
     return json.dumps(p, sort_keys=True, default=str, ensure_ascii=False)[:200]
 
 
 def message_line(message: Message) -> str:
-    return "  ".join((_utc(message.created_at), message.id[:SHORT_ID], f"{message.type:<20}",
-                      message.agent_id, f"{message.status:<9}", summary(message)))
+    return "  ".join(
+        (
+            _utc(message.created_at),
+            message.id[:SHORT_ID],
+            f"{message.type:<20}",
+            message.agent_id,
+            f"{message.status:<9}",
+            summary(message),
+        )
+    )
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -204,8 +255,7 @@ def message_json(message: Message) -> dict[str, Any]:
 
 def _emit(message: Message, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(message_json(message), ensure_ascii=False, default=str)
-                         + "\n")
+        sys.stdout.write(json.dumps(message_json(message), ensure_ascii=False, default=str) + "\n")
     else:
         sys.stdout.write(message_line(message).replace("\n", " ") + "\n")
 
@@ -220,13 +270,20 @@ def find_message(runtime: RuntimeState, given: str) -> Message:
     wanted = given.strip()
     rows = runtime.messages() if wanted else []  # no lookup by id: one read serves both
     return find_by_prefix(
-        "message", given, next((m for m in rows if m.id == wanted), None), lambda: rows,
+        "message",
+        given,
+        next((m for m in rows if m.id == wanted), None),
+        lambda: rows,
         lambda m: m.type,
-        UnknownMessage(f"no message with id {wanted!r} in the {runtime.mode} runtime "
-                       "('maf-preflight messages list --limit 0' shows every one)"))
+        UnknownMessage(
+            f"no message with id {wanted!r} in the {runtime.mode} runtime "
+            "('maf-preflight messages list --limit 0' shows every one)"
+        ),
+    )
 
 
 # --- commands ------------------------------------------------------------------------------------
+
 
 def run_list(args: argparse.Namespace) -> int:
     _checked(args)
@@ -236,7 +293,7 @@ def run_list(args: argparse.Namespace) -> int:
         rows = runtime.messages(args.status, types=args.types, agent_id=args.agent, since=since)
     _notes(skipped)
     if args.limit:
-        rows = rows[-args.limit:]
+        rows = rows[-args.limit :]
     for message in rows:
         _emit(message, args.json)
     if not rows and not args.json:
@@ -251,8 +308,12 @@ def run_follow(args: argparse.Namespace) -> int:
     # After the runtime is open: a message enqueued once this line is out is shown.
     started = time.time()
     since = parse_since(args.since, started)
-    print(f"following messages in the {runtime.mode} runtime ({runtime.info().location}); "
-          "Ctrl-C stops", file=sys.stderr, flush=True)
+    print(
+        f"following messages in the {runtime.mode} runtime ({runtime.info().location}); "
+        "Ctrl-C stops",
+        file=sys.stderr,
+        flush=True,
+    )
     # Only what arrives from now on, unless --since asks for earlier ones too.
     floor = started if since is None else since
     seen: dict[str, float] = {}
@@ -261,8 +322,7 @@ def run_follow(args: argparse.Namespace) -> int:
         with runtime:
             while True:
                 low = max(floor, newest - LOOKBACK)
-                for message in runtime.messages(types=args.types, agent_id=args.agent,
-                                                since=low):
+                for message in runtime.messages(types=args.types, agent_id=args.agent, since=low):
                     if message.id not in seen:
                         seen[message.id] = message.created_at
                         # Never past this host's clock: a message stamped in the future
@@ -293,8 +353,13 @@ def run_ack(args: argparse.Namespace) -> int:
     if args.json:
         done = message_json(found)
         done["status"] = "acked"
-        print(json.dumps({"mode": runtime.mode, "already_acked": already, "message": done},
-                         ensure_ascii=False, default=str))
+        print(
+            json.dumps(
+                {"mode": runtime.mode, "already_acked": already, "message": done},
+                ensure_ascii=False,
+                default=str,
+            )
+        )
         return 0
     state = "was already acknowledged" if already else "acknowledged"
     print(f"message {found.id} ({found.type} from {found.agent_id}) {state}")

@@ -58,60 +58,74 @@ AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
 
 def register(subparsers: Subparsers) -> None:
     reservations = subparsers.add_parser(
-        "reservations", help="List, acquire, renew and release leases on paths",
+        "reservations",
+        help="List, acquire, renew and release leases on paths",
         description="The lease store agents reserve paths in. Patterns are gitignore-style "
-                    "(a path, 'dir/', 'src/**/*.py'), relative to the repository top level. "
-                    f"Exit {EXIT_REFUSED}: refused (a conflicting lease of another agent, or a "
-                    "lease that is unknown, someone else's or released).")
-    actions = reservations.add_subparsers(dest="reservations_command", metavar="ACTION",
-                                          required=True)
+        "(a path, 'dir/', 'src/**/*.py'), relative to the repository top level. "
+        f"Exit {EXIT_REFUSED}: refused (a conflicting lease of another agent, or a "
+        "lease that is unknown, someone else's or released).",
+    )
+    actions = reservations.add_subparsers(
+        dest="reservations_command", metavar="ACTION", required=True
+    )
 
     listing = actions.add_parser("list", help="Active leases, newest first")
-    listing.add_argument("--all", action="store_true",
-                         help="Expired and released leases too")
+    listing.add_argument("--all", action="store_true", help="Expired and released leases too")
     listing.add_argument("--agent", metavar="NAME", help="Only this agent's leases")
     _common(listing)
     listing.set_defaults(handler=run_list)
 
     acquire = actions.add_parser(
-        "acquire", help="Lease every PATTERN, or none of them",
+        "acquire",
+        help="Lease every PATTERN, or none of them",
         description="Lease every PATTERN for SECONDS, or none: another agent's active lease "
-                    "on an overlapping pattern, with at least one side exclusive, blocks the "
-                    f"whole request (exit {EXIT_REFUSED}, each blocking lease named).")
-    acquire.add_argument("patterns", nargs="+", metavar="PATTERN",
-                         help="Path or gitignore-style pattern")
+        "on an overlapping pattern, with at least one side exclusive, blocks the "
+        f"whole request (exit {EXIT_REFUSED}, each blocking lease named).",
+    )
+    acquire.add_argument(
+        "patterns", nargs="+", metavar="PATTERN", help="Path or gitignore-style pattern"
+    )
     acquire.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    acquire.add_argument("--ttl", type=float, required=True, metavar="SECONDS",
-                         help="How long the leases last")
-    acquire.add_argument("--shared", action="store_true",
-                         help="Shared leases (readers); exclusive by default")
+    acquire.add_argument(
+        "--ttl", type=float, required=True, metavar="SECONDS", help="How long the leases last"
+    )
+    acquire.add_argument(
+        "--shared", action="store_true", help="Shared leases (readers); exclusive by default"
+    )
     acquire.add_argument("--reason", default="", metavar="TEXT", help="Why (shown to others)")
     _common(acquire)
     acquire.set_defaults(handler=run_acquire)
 
     renew = actions.add_parser(
-        "renew", help="Extend one of the agent's leases",
-        description="Extend the lease to max(now, its expiry) + SECONDS, with a new fencing "
-                    "token.")
+        "renew",
+        help="Extend one of the agent's leases",
+        description="Extend the lease to max(now, its expiry) + SECONDS, with a new fencing token.",
+    )
     renew.add_argument("lease_id", metavar="LEASE_ID")
     renew.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    renew.add_argument("--ttl", type=float, required=True, metavar="SECONDS",
-                       help="Seconds to add")
+    renew.add_argument("--ttl", type=float, required=True, metavar="SECONDS", help="Seconds to add")
     _common(renew)
     renew.set_defaults(handler=run_renew)
 
     release = actions.add_parser(
-        "release", help="Release a lease, or force-release stale ones",
+        "release",
+        help="Release a lease, or force-release stale ones",
         description="Release LEASE_ID (owner only; releasing it again changes nothing), or "
-                    "with --stale force-release every expired lease and, with "
-                    "--idle-agent-seconds, every lease of an agent whose last heartbeat is "
-                    "older than that.")
+        "with --stale force-release every expired lease and, with "
+        "--idle-agent-seconds, every lease of an agent whose last heartbeat is "
+        "older than that.",
+    )
     release.add_argument("lease_id", nargs="?", metavar="LEASE_ID")
     release.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    release.add_argument("--stale", action="store_true",
-                         help="Force-release stale leases instead of one lease")
-    release.add_argument("--idle-agent-seconds", type=float, metavar="N",
-                         help="With --stale: also leases of agents silent for N seconds")
+    release.add_argument(
+        "--stale", action="store_true", help="Force-release stale leases instead of one lease"
+    )
+    release.add_argument(
+        "--idle-agent-seconds",
+        type=float,
+        metavar="N",
+        help="With --stale: also leases of agents silent for N seconds",
+    )
     _common(release)
     release.set_defaults(handler=run_release)
 
@@ -123,18 +137,23 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 # --- shared --------------------------------------------------------------------------------------
 
+
 def _open(mode: str | None, *, writes: bool) -> tuple[RuntimeState, list[str]]:
     runtime, skipped = open_runtime(mode)
     if writes and skipped:
         # Other agents look for leases in the store that could not be opened.
         runtime.close()
-        raise CliError(f"the runtime fell back to {runtime.mode} ({'; '.join(skipped)}), where "
-                       "no other agent would see the lease; fix it or choose the mode "
-                       "explicitly (MAF_RUNTIME_MODE or --mode)")
+        raise CliError(
+            f"the runtime fell back to {runtime.mode} ({'; '.join(skipped)}), where "
+            "no other agent would see the lease; fix it or choose the mode "
+            "explicitly (MAF_RUNTIME_MODE or --mode)"
+        )
     if writes and runtime.mode == "memory":
         runtime.close()
-        raise CliError("the runtime is memory, where a lease ends with this command; choose "
-                       "sqlite or json (MAF_RUNTIME_MODE or --mode)")
+        raise CliError(
+            "the runtime is memory, where a lease ends with this command; choose "
+            "sqlite or json (MAF_RUNTIME_MODE or --mode)"
+        )
     return runtime, skipped
 
 
@@ -184,22 +203,37 @@ def lease_json(lease: Lease, at: float) -> dict[str, Any]:
 def describe_holder(lease: Lease, at: float) -> str:
     kind = "exclusive" if lease.exclusive else "shared"
     reason = f", reason: {lease.reason}" if lease.reason else ""
-    return (f"{lease.path_pattern!r} held by agent {lease.agent_id!r} ({kind} lease {lease.id}, "
-            f"expires {_utc(lease.expires_at)}, {lease_state(lease, at)}{reason})")
+    return (
+        f"{lease.path_pattern!r} held by agent {lease.agent_id!r} ({kind} lease {lease.id}, "
+        f"expires {_utc(lease.expires_at)}, {lease_state(lease, at)}{reason})"
+    )
 
 
 def _table(rows: Sequence[Lease], at: float) -> None:
     header = ("PATTERN", "AGENT", "KIND", "EXPIRES", "TOKEN", "ID")
-    cells = [header, *((lease.path_pattern, lease.agent_id,
-                        "exclusive" if lease.exclusive else "shared", lease_state(lease, at),
-                        str(lease.fencing_token), lease.id) for lease in rows)]
+    cells = [
+        header,
+        *(
+            (
+                lease.path_pattern,
+                lease.agent_id,
+                "exclusive" if lease.exclusive else "shared",
+                lease_state(lease, at),
+                str(lease.fencing_token),
+                lease.id,
+            )
+            for lease in rows
+        ),
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
     for row in cells:
-        print("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False))
-              + "  " + row[-1])
+        print(
+            "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )
 
 
 # --- commands ------------------------------------------------------------------------------------
+
 
 def run_list(args: argparse.Namespace) -> int:
     # Only a filter, so ``anonymous`` may be asked for: leases granted before it was refused.
@@ -209,8 +243,14 @@ def run_list(args: argparse.Namespace) -> int:
     with runtime:
         rows = runtime.leases(active_only=not args.all, agent_id=agent, now=at)
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": skipped, "now": at,
-                    "leases": [lease_json(lease, at) for lease in rows]})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": skipped,
+                "now": at,
+                "leases": [lease_json(lease, at) for lease in rows],
+            }
+        )
         return 0
     for note in skipped:
         print(f"note: {note}")
@@ -228,16 +268,23 @@ def run_acquire(args: argparse.Namespace) -> int:
     runtime, skipped = _open(args.mode, writes=True)
     with runtime:
         try:
-            grant = runtime.acquire_leases(agent, args.patterns, exclusive=not args.shared,
-                                           ttl=ttl, reason=args.reason)
+            grant = runtime.acquire_leases(
+                agent, args.patterns, exclusive=not args.shared, ttl=ttl, reason=args.reason
+            )
         except ValueError as exc:  # a bad pattern (PatternError), checked before any write
             raise CliError(str(exc)) from None
     at = time.time()
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": skipped, "agent": agent,
-                    "granted": grant.ok,
-                    "leases": [lease_json(lease, at) for lease in grant.granted],
-                    "conflicts": [lease_json(lease, at) for lease in grant.conflicts]})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": skipped,
+                "agent": agent,
+                "granted": grant.ok,
+                "leases": [lease_json(lease, at) for lease in grant.granted],
+                "conflicts": [lease_json(lease, at) for lease in grant.conflicts],
+            }
+        )
         return 0 if grant.ok else EXIT_REFUSED
     for note in skipped:
         print(f"note: {note}")
@@ -245,13 +292,17 @@ def run_acquire(args: argparse.Namespace) -> int:
         for lease in grant.conflicts:
             print(f"blocked by: {describe_holder(lease, at)}")
         count = len(grant.conflicts)
-        return _refused(f"not granted to {agent!r}: {count} active lease"
-                        f"{'s' if count != 1 else ''} of other agents conflict; nothing was "
-                        "leased")
+        return _refused(
+            f"not granted to {agent!r}: {count} active lease"
+            f"{'s' if count != 1 else ''} of other agents conflict; nothing was "
+            "leased"
+        )
     for lease in grant.granted:
         kind = "exclusive" if lease.exclusive else "shared"
-        print(f"granted {lease.path_pattern!r} ({kind}) to {agent}: lease {lease.id}, "
-              f"fencing token {lease.fencing_token}, expires {_utc(lease.expires_at)}")
+        print(
+            f"granted {lease.path_pattern!r} ({kind}) to {agent}: lease {lease.id}, "
+            f"fencing token {lease.fencing_token}, expires {_utc(lease.expires_at)}"
+        )
     return 0
 
 
@@ -271,8 +322,10 @@ def run_renew(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"mode": runtime.mode, "lease": lease_json(lease, time.time())})
         return 0
-    print(f"renewed lease {lease.id} on {lease.path_pattern!r}: fencing token "
-          f"{lease.fencing_token}, expires {_utc(lease.expires_at)}")
+    print(
+        f"renewed lease {lease.id} on {lease.path_pattern!r}: fencing token "
+        f"{lease.fencing_token}, expires {_utc(lease.expires_at)}"
+    )
     return 0
 
 
@@ -316,10 +369,13 @@ def _release_stale(args: argparse.Namespace) -> int:
         print_json({"mode": runtime.mode, "released": [lease_json(x, at) for x in released]})
         return 0
     for lease in released:
-        print(f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}, expired "
-              f"{_utc(lease.expires_at)})" if lease.expires_at <= at else
-              f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}; the agent "
-              "is idle)")
+        print(
+            f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}, expired "
+            f"{_utc(lease.expires_at)})"
+            if lease.expires_at <= at
+            else f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}; the agent "
+            "is idle)"
+        )
     count = len(released)
     print(f"released {count} stale lease{'s' if count != 1 else ''} ({runtime.mode})")
     return 0

@@ -27,18 +27,24 @@ if TYPE_CHECKING:
 STATUSES = ("passed", "failed", "timeout", "error", "skipped")
 #: The modes ``runtime sync`` copies between (memory holds nothing to copy from or keep).
 SYNC_MODES = ("json", "sqlite", "postgres")
-DB_URL_HELP = ("PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
-               "from PGPASSWORD or ~/.pgpass)")
+DB_URL_HELP = (
+    "PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
+    "from PGPASSWORD or ~/.pgpass)"
+)
 
 
 def register(subparsers: Any) -> None:
     history = subparsers.add_parser("history", help="Recorded executions, newest first")
     history.add_argument("--config", metavar="ID", help="Only this config (or smoke test)")
     history.add_argument("--status", choices=STATUSES, help="Only this status")
-    history.add_argument("--limit", type=int, default=50, metavar="N",
-                         help="At most N executions (default: 50)")
-    history.add_argument("--mode", metavar="MODES", help="Runtime modes to read (default: as "
-                         "MAF_RUNTIME_MODE, else sqlite,json,memory)")
+    history.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="At most N executions (default: 50)"
+    )
+    history.add_argument(
+        "--mode",
+        metavar="MODES",
+        help="Runtime modes to read (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)",
+    )
     history.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler=run_history)
@@ -50,23 +56,45 @@ def register(subparsers: Any) -> None:
     info.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     info.add_argument("--json", action="store_true", help=JSON_HELP)
     info.set_defaults(handler=run_info)
-    migrate = actions.add_parser("migrate", help="Create or upgrade the SQLite or PostgreSQL "
-                                 "schema")
-    migrate.add_argument("--mode", default="sqlite", choices=("sqlite", "postgres"),
-                         help="The store to migrate (default: sqlite)")
+    migrate = actions.add_parser(
+        "migrate", help="Create or upgrade the SQLite or PostgreSQL schema"
+    )
+    migrate.add_argument(
+        "--mode",
+        default="sqlite",
+        choices=("sqlite", "postgres"),
+        help="The store to migrate (default: sqlite)",
+    )
     migrate.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     migrate.add_argument("--json", action="store_true", help=JSON_HELP)
     migrate.set_defaults(handler=run_migrate)
-    sync = actions.add_parser("sync", help="Copy records from one mode into another "
-                              "(default: the JSON fallback into SQLite), idempotently")
-    sync.add_argument("--from", dest="source", default="json", choices=SYNC_MODES,
-                      help="The mode to copy from (default: json)")
-    sync.add_argument("--to", dest="target", default="sqlite", choices=SYNC_MODES,
-                      help="The mode to copy into (default: sqlite)")
-    sync.add_argument("--from-path", dest="source_path", metavar="PATH",
-                      help="Where the source is, instead of where its mode stores now: a "
-                      "SQLite file for sqlite (e.g. a checkout's older .maf/runtime.db), the "
-                      "directory holding runtime/ for json")
+    sync = actions.add_parser(
+        "sync",
+        help="Copy records from one mode into another "
+        "(default: the JSON fallback into SQLite), idempotently",
+    )
+    sync.add_argument(
+        "--from",
+        dest="source",
+        default="json",
+        choices=SYNC_MODES,
+        help="The mode to copy from (default: json)",
+    )
+    sync.add_argument(
+        "--to",
+        dest="target",
+        default="sqlite",
+        choices=SYNC_MODES,
+        help="The mode to copy into (default: sqlite)",
+    )
+    sync.add_argument(
+        "--from-path",
+        dest="source_path",
+        metavar="PATH",
+        help="Where the source is, instead of where its mode stores now: a "
+        "SQLite file for sqlite (e.g. a checkout's older .maf/runtime.db), the "
+        "directory holding runtime/ for json",
+    )
     sync.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     sync.add_argument("--json", action="store_true", help=JSON_HELP)
     sync.set_defaults(handler=run_sync)
@@ -116,8 +144,13 @@ def run_history(args: argparse.Namespace) -> int:
     with runtime:
         rows = runtime.executions(config_id=args.config, status=args.status, limit=args.limit)
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": skipped,
-                    "executions": [dataclasses.asdict(r) for r in rows]})
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": skipped,
+                "executions": [dataclasses.asdict(r) for r in rows],
+            }
+        )
         return 0
     for note in skipped:
         print(f"note: {note}")
@@ -126,8 +159,10 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     width = max(len(r.config_id) for r in rows)
     for r in rows:
-        line = (f"{_local_time(r.started_at)}  {r.status:<8} {r.config_id:<{width}}  "
-                f"{r.duration * 1000:8.1f} ms  x{r.attempts}  {r.agent_id}")
+        line = (
+            f"{_local_time(r.started_at)}  {r.status:<8} {r.config_id:<{width}}  "
+            f"{r.duration * 1000:8.1f} ms  x{r.attempts}  {r.agent_id}"
+        )
         if r.error_message:
             line += f"  {r.error_message.splitlines()[0][:80]}"
         print(line)
@@ -144,9 +179,15 @@ def run_info(args: argparse.Namespace) -> int:
     why = settings.source_of(info.mode)
     old = old_store_notice(settings, Path.cwd())
     if args.json:
-        print_json({**dataclasses.asdict(info), "why": why,
-                    "repository": str(settings.repository) if settings.repository else None,
-                    "older_store": old, "skipped": skipped})
+        print_json(
+            {
+                **dataclasses.asdict(info),
+                "why": why,
+                "repository": str(settings.repository) if settings.repository else None,
+                "older_store": old,
+                "skipped": skipped,
+            }
+        )
         return 0
     for note in skipped:
         print(f"note: {note}")
@@ -189,16 +230,21 @@ def _source_settings(args: argparse.Namespace, settings: RuntimeSettings) -> Run
         if not is_our_store(path):
             # Opening it would add our tables to someone else's database (the original MAF
             # keeps its own at .maf/runtime.db).
-            raise CliError(f"--from-path: {display_path(path)} is not a maf-preflight store "
-                           "(no schema of ours); nothing to import")
+            raise CliError(
+                f"--from-path: {display_path(path)} is not a maf-preflight store "
+                "(no schema of ours); nothing to import"
+            )
         return dataclasses.replace(settings, db_path=path)
     if args.source == "json":
         if not (path / "runtime").is_dir():
-            raise CliError(f"--from-path: {display_path(path)} holds no JSON runtime "
-                           "(no runtime/ directory)")
+            raise CliError(
+                f"--from-path: {display_path(path)} holds no JSON runtime (no runtime/ directory)"
+            )
         return dataclasses.replace(settings, json_root=path)
-    raise CliError("--from-path names a SQLite file or a JSON runtime directory; "
-                   "the postgres mode is found by --db-url")
+    raise CliError(
+        "--from-path names a SQLite file or a JSON runtime directory; "
+        "the postgres mode is found by --db-url"
+    )
 
 
 def _same_store(mode: str, source: RuntimeSettings, target: RuntimeSettings) -> bool:

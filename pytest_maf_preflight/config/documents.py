@@ -57,8 +57,9 @@ class Document:
             return None
         try:
             if self._locator is None:
-                self._locator = {"json": _JsonLocator, "yaml": _YamlLocator,
-                                 "toml": _TomlLocator}[self.format](self.text)
+                self._locator = {"json": _JsonLocator, "yaml": _YamlLocator, "toml": _TomlLocator}[
+                    self.format
+                ](self.text)
             best: tuple[int, int] | None = None
             for spelling in _spellings(path):
                 found = self._locator.find(spelling)
@@ -94,43 +95,70 @@ def read_document(path: Path, max_bytes: int) -> Document:
     """Read and parse one config file, raising ``DocumentError`` with a located message."""
     fmt = format_of(path)
     if fmt is None:
-        raise DocumentError(ConfigError(str(path), "unsupported file type; expected .json, "
-                                                   ".yaml, .yml or .toml"))
+        raise DocumentError(
+            ConfigError(str(path), "unsupported file type; expected .json, .yaml, .yml or .toml")
+        )
     raw = _read_bounded(path, max_bytes)
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
-            raise DocumentError(ConfigError(str(path), f"file is {encoding} text; expected UTF-8 "
-                                                       f"{fmt.upper()}", line=1))
+            raise DocumentError(
+                ConfigError(
+                    str(path), f"file is {encoding} text; expected UTF-8 {fmt.upper()}", line=1
+                )
+            )
     if b"\x00" in raw:
-        raise DocumentError(ConfigError(str(path), "file is binary (contains NUL bytes), "
-                                                   f"expected {fmt.upper()} text"))
+        raise DocumentError(
+            ConfigError(
+                str(path), f"file is binary (contains NUL bytes), expected {fmt.upper()} text"
+            )
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DocumentError(ConfigError(str(path), f"file is not UTF-8 text (byte {exc.start})",
-                                        line=line)) from None
+        raise DocumentError(
+            ConfigError(str(path), f"file is not UTF-8 text (byte {exc.start})", line=line)
+        ) from None
     if not text.strip():
-        raise DocumentError(ConfigError(str(path), f"file is empty; expected a {fmt.upper()} "
-                                                   "config or a list under 'configs'", line=1))
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"file is empty; expected a {fmt.upper()} config or a list under 'configs'",
+                line=1,
+            )
+        )
     parse = {"json": _parse_json, "yaml": _parse_yaml, "toml": _parse_toml}[fmt]
     data = parse(path, text)
     document = Document(path=path, format=fmt, text=text, data=data)
     too_deep = too_deep_at(data)
     if too_deep is not None:
-        raise DocumentError(ConfigError(
-            str(path), f"nested more than {MAX_DEPTH} levels deep (below this path); a config "
-                       "never needs that", too_deep[:4], document.line_of(too_deep)))
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"nested more than {MAX_DEPTH} levels deep (below this path); a config "
+                "never needs that",
+                too_deep[:4],
+                document.line_of(too_deep),
+            )
+        )
     return document
 
 
 #: Byte order marks of the encodings a config is not in; UTF-32 LE starts with UTF-16 LE's BOM,
 #: so it is tested first.
-_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
-         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
 #: Open flags that never block (a FIFO swapped in after ``probe``) and never adopt a terminal.
-_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-               | getattr(os, "O_BINARY", 0))
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_BINARY", 0)
+)
 
 
 def _read_bounded(path: Path, max_bytes: int) -> bytes:
@@ -141,32 +169,42 @@ def _read_bounded(path: Path, max_bytes: int) -> bytes:
     """
     entry = probe(path)
     if entry.kind != "file":
-        problem = entry.problem or ("is a directory; expected a config file" if entry.kind == "dir"
-                                    else "no such file")
+        problem = entry.problem or (
+            "is a directory; expected a config file" if entry.kind == "dir" else "no such file"
+        )
         raise DocumentError(ConfigError(str(path), problem))
     try:
         fd = os.open(path, _OPEN_FLAGS)
         with os.fdopen(fd, "rb") as handle:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise DocumentError(ConfigError(
-                    str(path), f"is {special_kind(info.st_mode)}, not a regular file; expected "
-                               "a config file"))
+                raise DocumentError(
+                    ConfigError(
+                        str(path),
+                        f"is {special_kind(info.st_mode)}, not a regular file; expected "
+                        "a config file",
+                    )
+                )
             if info.st_size > max_bytes:
                 raise _too_big(path, f"{info.st_size:,}", max_bytes)
             raw = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise DocumentError(ConfigError(str(path), f"cannot read file: {exc.strerror or exc}")
-                            ) from None
+        raise DocumentError(
+            ConfigError(str(path), f"cannot read file: {exc.strerror or exc}")
+        ) from None
     if len(raw) > max_bytes:  # it grew after fstat
         raise _too_big(path, f"more than {max_bytes:,}", max_bytes)
     return raw
 
 
 def _too_big(path: Path, size: str, max_bytes: int) -> DocumentError:
-    return DocumentError(ConfigError(
-        str(path), f"file is {size} bytes; config files are limited to {max_bytes:,} bytes "
-                   "(ini maf_max_config_bytes)"))
+    return DocumentError(
+        ConfigError(
+            str(path),
+            f"file is {size} bytes; config files are limited to {max_bytes:,} bytes "
+            "(ini maf_max_config_bytes)",
+        )
+    )
 
 
 def too_deep_at(data: Any) -> tuple[PathItem, ...] | None:
@@ -184,6 +222,7 @@ def too_deep_at(data: Any) -> tuple[PathItem, ...] | None:
 
 
 # --- JSON -------------------------------------------------------------------------------------
+
 
 class _DuplicateKey(ValueError):
     pass
@@ -208,22 +247,30 @@ def _reject_constant(name: str) -> Any:
 
 def _parse_json(path: Path, text: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates,
-                          parse_constant=_reject_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
-        raise DocumentError(ConfigError(str(path), f"invalid JSON: {exc.msg} (column {exc.colno})",
-                                        line=exc.lineno)) from None
+        raise DocumentError(
+            ConfigError(str(path), f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
+        ) from None
     except _DuplicateKey as exc:
         locator = _JsonLocator(text)
         where = locator.duplicate or ((), None)
-        raise DocumentError(ConfigError(str(path), f"invalid JSON: duplicate key {exc.args[0]!r}",
-                                        where[0], where[1])) from None
+        raise DocumentError(
+            ConfigError(
+                str(path), f"invalid JSON: duplicate key {exc.args[0]!r}", where[0], where[1]
+            )
+        ) from None
     except _Constant as exc:
         locator = _JsonLocator(text)
         where = locator.constant or ((), None)
-        raise DocumentError(ConfigError(
-            str(path), f"invalid JSON: {exc.args[0]} is not a JSON value; expected a number",
-            where[0], where[1])) from None
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"invalid JSON: {exc.args[0]} is not a JSON value; expected a number",
+                where[0],
+                where[1],
+            )
+        ) from None
     except RecursionError:
         raise DocumentError(ConfigError(str(path), "invalid JSON: nested too deeply")) from None
     except ValueError as exc:  # e.g. an integer with more digits than Python converts
@@ -237,11 +284,22 @@ def _conversion_error(path: Path, fmt: str, text: str, exc: ValueError) -> Docum
     if not (limit and "integer string conversion" in str(exc)):
         return DocumentError(ConfigError(str(path), f"invalid {fmt.upper()}: {exc}"))
     # One linear pass over digit runs: a pattern with a {4300,} bound would backtrack.
-    line = next((text.count("\n", 0, run.start()) + 1 for run in re.finditer(r"[0-9_]+", text)
-                 if len(run.group()) > limit), None)
-    return DocumentError(ConfigError(
-        str(path), f"invalid {fmt.upper()}: an integer has more than {limit:,} digits; no config "
-                   "value needs that many", line=line))
+    line = next(
+        (
+            text.count("\n", 0, run.start()) + 1
+            for run in re.finditer(r"[0-9_]+", text)
+            if len(run.group()) > limit
+        ),
+        None,
+    )
+    return DocumentError(
+        ConfigError(
+            str(path),
+            f"invalid {fmt.upper()}: an integer has more than {limit:,} digits; no config "
+            "value needs that many",
+            line=line,
+        )
+    )
 
 
 class _JsonLocator:
@@ -321,8 +379,9 @@ class _JsonLocator:
         return _deepest(self.lines, path)
 
 
-def _deepest(lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]
-             ) -> tuple[int, int] | None:
+def _deepest(
+    lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]
+) -> tuple[int, int] | None:
     """(how many parts of ``path`` were found, line of the deepest), or None."""
     for end in range(len(path), -1, -1):
         line = lines.get(tuple(path[:end]))
@@ -332,6 +391,7 @@ def _deepest(lines: dict[tuple[PathItem, ...], int], path: Sequence[PathItem]
 
 
 # --- YAML -------------------------------------------------------------------------------------
+
 
 def _yaml_loader() -> Any:
     import yaml
@@ -348,27 +408,43 @@ def _parse_yaml(path: Path, text: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "syntax error"
         column = f" (column {mark.column + 1})" if mark else ""
-        raise DocumentError(ConfigError(str(path), f"invalid YAML: {problem}{column}",
-                                        line=mark.line + 1 if mark else None)) from None
+        raise DocumentError(
+            ConfigError(
+                str(path), f"invalid YAML: {problem}{column}", line=mark.line + 1 if mark else None
+            )
+        ) from None
     except yaml.reader.ReaderError as exc:  # a character YAML forbids, e.g. a control one
-        raise DocumentError(ConfigError(
-            str(path), f"invalid YAML: {exc.reason} ({_codepoint(exc.character)})",
-            line=text.count("\n", 0, exc.position) + 1)) from None
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"invalid YAML: {exc.reason} ({_codepoint(exc.character)})",
+                line=text.count("\n", 0, exc.position) + 1,
+            )
+        ) from None
     except yaml.YAMLError as exc:  # its text spans lines; an error is reported on one
-        raise DocumentError(ConfigError(str(path), "invalid YAML: " + " ".join(str(exc).split()))
-                            ) from None
+        raise DocumentError(
+            ConfigError(str(path), "invalid YAML: " + " ".join(str(exc).split()))
+        ) from None
     except RecursionError:  # the pure-Python composer recurses per nesting level
         raise DocumentError(ConfigError(str(path), "invalid YAML: nested too deeply")) from None
     if node is None:
-        raise DocumentError(ConfigError(str(path), "file is empty; expected a YAML config or a "
-                                                   "list under 'configs'", line=1))
+        raise DocumentError(
+            ConfigError(
+                str(path), "file is empty; expected a YAML config or a list under 'configs'", line=1
+            )
+        )
     _check_yaml_nodes(path, node)
     try:
         return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:  # constructor errors, e.g. an unknown tag
         mark = getattr(exc, "problem_mark", None)
-        raise DocumentError(ConfigError(str(path), f"invalid YAML: {getattr(exc, 'problem', exc)}",
-                                        line=mark.line + 1 if mark else None)) from None
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"invalid YAML: {getattr(exc, 'problem', exc)}",
+                line=mark.line + 1 if mark else None,
+            )
+        ) from None
     except ValueError as exc:  # constructor errors that are not YAMLErrors: huge integers
         raise _conversion_error(path, "yaml", text, exc) from None
     except RecursionError:
@@ -393,18 +469,28 @@ def _check_yaml_nodes(path: Path, root: Any) -> None:
         node, link = stack.pop()
         budget -= 1
         if budget < 0:
-            raise DocumentError(ConfigError(
-                str(path), f"YAML aliases expand to more than {YAML_NODE_BUDGET:,} nodes "
-                           "(an alias bomb?); refusing to load", line=root.start_mark.line + 1))
+            raise DocumentError(
+                ConfigError(
+                    str(path),
+                    f"YAML aliases expand to more than {YAML_NODE_BUDGET:,} nodes "
+                    "(an alias bomb?); refusing to load",
+                    line=root.start_mark.line + 1,
+                )
+            )
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key, value in node.value:
                 name = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
                 if isinstance(key, yaml.ScalarNode):
                     if key.value in seen and key.value != "<<":
-                        raise DocumentError(ConfigError(
-                            str(path), f"duplicate key {key.value!r}",
-                            _unlink((link, name)), line=key.start_mark.line + 1))
+                        raise DocumentError(
+                            ConfigError(
+                                str(path),
+                                f"duplicate key {key.value!r}",
+                                _unlink((link, name)),
+                                line=key.start_mark.line + 1,
+                            )
+                        )
                     seen.add(key.value)
                 stack.append((key, link))
                 stack.append((value, (link, name)))
@@ -468,10 +554,13 @@ def _parse_toml(path: Path, text: str) -> Any:
         message = str(exc)
         match = _TOML_LINE.search(message)
         message = _TOML_LINE.sub("", message).replace("()", "").strip().rstrip(".")
-        raise DocumentError(ConfigError(
-            str(path),
-            f"invalid TOML: {message}" + (f" (column {match.group(2)})" if match else ""),
-            line=int(match.group(1)) if match else None)) from None
+        raise DocumentError(
+            ConfigError(
+                str(path),
+                f"invalid TOML: {message}" + (f" (column {match.group(2)})" if match else ""),
+                line=int(match.group(1)) if match else None,
+            )
+        ) from None
     except RecursionError:  # tomllib recurses per nested array or inline table
         raise DocumentError(ConfigError(str(path), "invalid TOML: nested too deeply")) from None
     except ValueError as exc:  # not a TOMLDecodeError: huge integers
@@ -492,8 +581,9 @@ class _TomlLocator:
         for number, line in enumerate(text.splitlines(), start=1):
             header = _TOML_HEADER.match(line)
             if header:
-                names = tuple(snake(part.strip().strip("\"'"))
-                              for part in header.group(2).split("."))
+                names = tuple(
+                    snake(part.strip().strip("\"'")) for part in header.group(2).split(".")
+                )
                 if header.group(1) == "[[":
                     index = array_counts.get(names, -1) + 1
                     array_counts[names] = index
@@ -505,8 +595,11 @@ class _TomlLocator:
             key = _TOML_KEY.match(line)
             if key:
                 self.entries.append(
-                    ((*table, *(snake(k.strip().strip("\"'")) for k in key.group(1).split("."))),
-                     number))
+                    (
+                        (*table, *(snake(k.strip().strip("\"'")) for k in key.group(1).split("."))),
+                        number,
+                    )
+                )
 
     def find(self, path: Sequence[PathItem]) -> tuple[int, int] | None:
         best: tuple[int, int] | None = None  # (matched length, line)
@@ -517,8 +610,9 @@ class _TomlLocator:
         return best
 
 
-def _resolve_table(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]
-                   ) -> tuple[PathItem, ...]:
+def _resolve_table(
+    names: tuple[str, ...], arrays: dict[tuple[str, ...], int]
+) -> tuple[PathItem, ...]:
     """``configs.config`` inside the 2nd ``[[configs]]`` is ``configs[1].config``."""
     out: list[PathItem] = []
     for i, name in enumerate(names):

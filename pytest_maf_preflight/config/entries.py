@@ -17,8 +17,12 @@ from typing import Literal
 
 EntryKind = Literal["dir", "file", "missing", "unusable"]
 
-_SPECIAL = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
-            (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +48,10 @@ def probe(path: Path) -> Entry:
         return Entry("dir")
     if stat.S_ISREG(mode):
         return Entry("file")
-    return Entry("unusable", f"is {special_kind(mode)}, not a regular file; expected a config "
-                             "file or directory")
+    return Entry(
+        "unusable",
+        f"is {special_kind(mode)}, not a regular file; expected a config file or directory",
+    )
 
 
 def special_kind(mode: int) -> str:
@@ -71,7 +77,9 @@ def _missing_or_dangling(path: Path) -> Entry:
             except OSError:
                 target = "?"
             where = "is" if candidate == path else f"lies below {candidate}, which is"
-            return Entry("unusable", f"{where} a dangling symlink (to {target}); expected a "
-                                     "config file or directory")
+            return Entry(
+                "unusable",
+                f"{where} a dangling symlink (to {target}); expected a config file or directory",
+            )
         return Entry("missing")
     return Entry("missing")

@@ -12,8 +12,15 @@ from typing import Any
 
 PathItem = str | int
 
-_KINDS: dict[type, str] = {dict: "object", list: "array", str: "string", bool: "boolean",
-                           int: "integer", float: "number", type(None): "null"}
+_KINDS: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
 
 
 def kind(value: Any, article: bool = False) -> str:
@@ -59,8 +66,12 @@ class ConfigError:
         return f"{where}: {format_path(self.path)}: {message}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"file": self.file, "line": self.line, "path": format_path(self.path),
-                "message": self.message}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "path": format_path(self.path),
+            "message": self.message,
+        }
 
 
 class ConfigLoadError(Exception):

@@ -58,8 +58,9 @@ class LoadedConfig:
         return self.body.test_type if isinstance(self.body, SmokeTestBody) else None
 
 
-def discover(paths: Iterable[Path], required: Sequence[Path] = ()
-             ) -> tuple[list[Path], list[ConfigError]]:
+def discover(
+    paths: Iterable[Path], required: Sequence[Path] = ()
+) -> tuple[list[Path], list[ConfigError]]:
     """Config files under ``paths``: a directory gives its files (sorted, not recursive).
 
     A path in ``required`` that does not exist is an error; other missing paths (the default
@@ -92,10 +93,14 @@ def _listing(directory: Path) -> tuple[list[Path], list[ConfigError]]:
         with os.scandir(directory) as entries:
             names = sorted(e.name for e in entries)
     except OSError as exc:
-        return [], [ConfigError(str(directory),
-                                f"cannot list the directory: {exc.strerror or exc}")]
-    candidates = [directory / name for name in names
-                  if Path(name).suffix.lower() in SUFFIXES and not name.startswith(".")]
+        return [], [
+            ConfigError(str(directory), f"cannot list the directory: {exc.strerror or exc}")
+        ]
+    candidates = [
+        directory / name
+        for name in names
+        if Path(name).suffix.lower() in SUFFIXES and not name.startswith(".")
+    ]
     # Subdirectories are not walked (a place for archived configs, say); all else is read.
     return [p for p in candidates if probe(p).kind != "dir"], []
 
@@ -108,8 +113,9 @@ def is_config_list(data: Any) -> bool:
 class ConfigLoader:
     """Validates documents against the schema and models for one registry and environment."""
 
-    def __init__(self, registry: CheckRegistry, environment: str,
-                 max_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self, registry: CheckRegistry, environment: str, max_bytes: int = 1024 * 1024
+    ) -> None:
         self.registry = registry
         self.environment = environment
         self.max_bytes = max_bytes
@@ -140,14 +146,17 @@ class ConfigLoader:
         if is_config_list(data):
             entries = data["configs"]
             if not isinstance(entries, list) or not entries:
-                return [], [self._error(document, ("configs",),
-                                        "expected a non-empty list of configs")]
+                return [], [
+                    self._error(document, ("configs",), "expected a non-empty list of configs")
+                ]
             extra = [k for k in data if k != "configs"]
             if extra:
-                return [], [self._error(document, (extra[0],),
-                                        f"unknown key {extra[0]!r} beside 'configs'")]
+                return [], [
+                    self._error(document, (extra[0],), f"unknown key {extra[0]!r} beside 'configs'")
+                ]
             items: list[tuple[tuple[PathItem, ...], Any]] = [
-                (("configs", i), entry) for i, entry in enumerate(entries)]
+                (("configs", i), entry) for i, entry in enumerate(entries)
+            ]
         else:
             items = [((), data)]
         configs: list[LoadedConfig] = []
@@ -162,17 +171,27 @@ class ConfigLoader:
     def _error(self, document: Document, path: tuple[PathItem, ...], message: str) -> ConfigError:
         return ConfigError(str(document.path), message, path, document.line_of(path))
 
-    def load_entry(self, document: Document, prefix: tuple[PathItem, ...], entry: Any
-                   ) -> tuple[LoadedConfig | None, list[ConfigError]]:
+    def load_entry(
+        self, document: Document, prefix: tuple[PathItem, ...], entry: Any
+    ) -> tuple[LoadedConfig | None, list[ConfigError]]:
         if not isinstance(entry, dict):
-            return None, [self._error(
-                document, prefix, "expected an object (a mapping) with a config (id, name, "
-                f"config_type, config), got {kind(entry, article=True)}")]
+            return None, [
+                self._error(
+                    document,
+                    prefix,
+                    "expected an object (a mapping) with a config (id, name, "
+                    f"config_type, config), got {kind(entry, article=True)}",
+                )
+            ]
         too_deep = too_deep_at(entry)
         if too_deep is not None:
-            return None, [self._error(document, (*prefix, *too_deep[:4]),
-                                      "nested too deeply (below this path); a config never "
-                                      "needs that")]
+            return None, [
+                self._error(
+                    document,
+                    (*prefix, *too_deep[:4]),
+                    "nested too deeply (below this path); a config never needs that",
+                )
+            ]
         unfit = _unfit_value(entry)
         if unfit is not None:
             return None, [self._error(document, (*prefix, *unfit[0]), unfit[1])]
@@ -199,29 +218,43 @@ class ConfigLoader:
         # that environment is chosen.
         # The document's schema already covered ``config``; checking it again costs a third of
         # the load time and finds nothing.
-        body, definition, errors = self.validate_body(config.config_type, config.config,
-                                                      ("config",), located, schema=False)
+        body, definition, errors = self.validate_body(
+            config.config_type, config.config, ("config",), located, schema=False
+        )
         if errors:
             return None, errors
         for env_name, override in config.environment_overrides.items():
             env_body, env_definition, env_errors = self.validate_body(
-                config.config_type, deep_merge(config.config, override),
-                ("environment_overrides", env_name), located)
+                config.config_type,
+                deep_merge(config.config, override),
+                ("environment_overrides", env_name),
+                located,
+            )
             errors.extend(env_errors)
             if env_name == self.environment:
                 body, definition = env_body, env_definition
         if errors or body is None:
             return None, errors
         return LoadedConfig(
-            config=config, body=body, definition=definition, file=document.path, path=prefix,
-            line=document.line_of(prefix) if prefix else 1, source_format=source_format,
-            document=migrated, source=document,
+            config=config,
+            body=body,
+            definition=definition,
+            file=document.path,
+            path=prefix,
+            line=document.line_of(prefix) if prefix else 1,
+            source_format=source_format,
+            document=migrated,
+            source=document,
         ), []
 
-    def validate_body(self, config_type: str, raw: dict[str, Any], prefix: tuple[PathItem, ...],
-                      located: Callable[[tuple[PathItem, ...], str], ConfigError],
-                      schema: bool = True
-                      ) -> tuple[BaseModel | None, Definition | None, list[ConfigError]]:
+    def validate_body(
+        self,
+        config_type: str,
+        raw: dict[str, Any],
+        prefix: tuple[PathItem, ...],
+        located: Callable[[tuple[PathItem, ...], str], ConfigError],
+        schema: bool = True,
+    ) -> tuple[BaseModel | None, Definition | None, list[ConfigError]]:
         """Validate one (merged) body of ``config_type`` fully: the JSON Schema (unless
         ``schema`` is False because it was already checked), the body model and, for a smoke
         test, its ``test_definition`` model. Errors are located under ``prefix`` (``config`` or
@@ -241,8 +274,11 @@ class ConfigLoader:
         try:
             definition = check_type.definition.model_validate(body.test_definition)
         except ValidationError as exc:
-            return None, None, _pydantic_errors(exc, (*prefix, "test_definition"), located,
-                                                body.test_definition)
+            return (
+                None,
+                None,
+                _pydantic_errors(exc, (*prefix, "test_definition"), located, body.test_definition),
+            )
         return body, definition, []
 
 
@@ -255,8 +291,10 @@ def _unfit_value(value: Any) -> tuple[tuple[PathItem, ...], str] | None:
         if isinstance(item, dict):
             for key, child in item.items():
                 if not isinstance(key, str):
-                    return path, (f"key {key!r} is {kind(key, article=True)}; keys must be "
-                                  "strings (put it in quotes)")
+                    return path, (
+                        f"key {key!r} is {kind(key, article=True)}; keys must be "
+                        "strings (put it in quotes)"
+                    )
                 stack.append((child, (*path, key)))
         elif isinstance(item, list):
             stack.extend((child, (*path, i)) for i, child in enumerate(item))
@@ -266,13 +304,25 @@ def _unfit_value(value: Any) -> tuple[tuple[PathItem, ...], str] | None:
 
 
 #: pydantic error types that only say "the input is not of this union member's type".
-_NOT_MY_TYPE = frozenset({"model_type", "model_attributes_type", "dict_type", "list_type",
-                          "string_type", "int_type", "float_type", "bool_type",
-                          "is_instance_of", "literal_error"})
+_NOT_MY_TYPE = frozenset(
+    {
+        "model_type",
+        "model_attributes_type",
+        "dict_type",
+        "list_type",
+        "string_type",
+        "int_type",
+        "float_type",
+        "bool_type",
+        "is_instance_of",
+        "literal_error",
+    }
+)
 
 
-def _document_loc(loc: tuple[Any, ...], data: Any, error_type: str
-                  ) -> tuple[tuple[PathItem, ...], tuple[PathItem, ...] | None, bool]:
+def _document_loc(
+    loc: tuple[Any, ...], data: Any, error_type: str
+) -> tuple[tuple[PathItem, ...], tuple[PathItem, ...] | None, bool]:
     """Split pydantic's ``loc`` into the path in the document and the union it went through.
 
     pydantic puts the name of a union member (``PathSpec``, ``str``, ``function-after[...]``)
@@ -286,8 +336,12 @@ def _document_loc(loc: tuple[Any, ...], data: Any, error_type: str
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
         in_dict = isinstance(node, dict) and part in node
-        in_list = (isinstance(node, list) and isinstance(part, int)
-                   and not isinstance(part, bool) and 0 <= part < len(node))
+        in_list = (
+            isinstance(node, list)
+            and isinstance(part, int)
+            and not isinstance(part, bool)
+            and 0 <= part < len(node)
+        )
         if in_dict or in_list:
             node = node[part]
         elif isinstance(part, str) and not (last and error_type == "missing"):
@@ -302,8 +356,9 @@ def _document_loc(loc: tuple[Any, ...], data: Any, error_type: str
     return tuple(path), union, at_member
 
 
-def _pydantic_errors(exc: ValidationError, prefix: tuple[PathItem, ...], located: Any,
-                     data: Any) -> list[ConfigError]:
+def _pydantic_errors(
+    exc: ValidationError, prefix: tuple[PathItem, ...], located: Any, data: Any
+) -> list[ConfigError]:
     found = []
     for error in exc.errors(include_url=False):
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -335,8 +390,13 @@ def _duplicates(configs: list[LoadedConfig]) -> list[ConfigError]:
         if earlier.id == config.id:
             message = f"duplicate id {config.id!r}; first defined in {where}"
         else:
-            message = (f"id {config.id!r} differs only in case from {earlier.id!r}, defined in "
-                       f"{where}; ids become file names, so they must differ in more than case")
-        errors.append(ConfigError(str(config.file), message, (*config.path, "id"),
-                                  config.id_line or config.line))
+            message = (
+                f"id {config.id!r} differs only in case from {earlier.id!r}, defined in "
+                f"{where}; ids become file names, so they must differ in more than case"
+            )
+        errors.append(
+            ConfigError(
+                str(config.file), message, (*config.path, "id"), config.id_line or config.line
+            )
+        )
     return errors

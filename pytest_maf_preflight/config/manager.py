@@ -28,9 +28,14 @@ class PreflightConfigManager:
     separate, never merged into the base.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], environment: str = "development",
-                 registry: CheckRegistry | None = None,
-                 extra_paths: Sequence[Path] = (), max_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        environment: str = "development",
+        registry: CheckRegistry | None = None,
+        extra_paths: Sequence[Path] = (),
+        max_bytes: int = 1024 * 1024,
+    ) -> None:
         self.directory = Path(directory)
         self.environment = environment
         self.registry = registry or builtin_registry()
@@ -41,8 +46,7 @@ class PreflightConfigManager:
         return ConfigLoader(self.registry, environment or self.environment, self.max_bytes)
 
     def _all(self, environment: str | None = None) -> list[LoadedConfig]:
-        files, errors = discover([self.directory, *self.extra_paths],
-                                 required=self.extra_paths)
+        files, errors = discover([self.directory, *self.extra_paths], required=self.extra_paths)
         if errors:
             raise ConfigLoadError(errors)
         return self._loader(environment).load_files(files)
@@ -75,8 +79,9 @@ class PreflightConfigManager:
         Nothing is written when ``raw`` is invalid, or when another file in the directory
         already defines its id (that would make every later load fail).
         """
-        source = str(self.directory / f"{raw.get('id', '?') if isinstance(raw, dict) else '?'}"
-                                      ".json")
+        source = str(
+            self.directory / f"{raw.get('id', '?') if isinstance(raw, dict) else '?'}.json"
+        )
         errors = self.validate(raw, source=source)
         if errors:
             raise ConfigLoadError(errors)
@@ -87,13 +92,20 @@ class PreflightConfigManager:
         try:
             text = json.dumps(raw, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         except (TypeError, ValueError) as exc:
-            raise ConfigLoadError([ConfigError(str(target), f"cannot be written as JSON: {exc}")]
-                                  ) from None
+            raise ConfigLoadError(
+                [ConfigError(str(target), f"cannot be written as JSON: {exc}")]
+            ) from None
         elsewhere = self._defined_elsewhere(config_id, target)
         if elsewhere is not None:
-            raise ConfigLoadError([ConfigError(
-                str(target), f"duplicate id {config_id!r}; already defined in {elsewhere}",
-                ("id",))])
+            raise ConfigLoadError(
+                [
+                    ConfigError(
+                        str(target),
+                        f"duplicate id {config_id!r}; already defined in {elsewhere}",
+                        ("id",),
+                    )
+                ]
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         write_atomic(target, text.encode("utf-8"))
         return target

@@ -17,8 +17,21 @@ CURRENT_FORMAT = 2
 
 #: Fields whose values are free-form maps: their keys are data (header names, variable names,
 #: package names, JSON paths) and must never be renamed.
-_OPAQUE = frozenset({"headers", "query", "metadata", "packages", "patterns", "json",
-                     "json_schema", "json_body", "env", "expected_headers", "mcpServers"})
+_OPAQUE = frozenset(
+    {
+        "headers",
+        "query",
+        "metadata",
+        "packages",
+        "patterns",
+        "json",
+        "json_schema",
+        "json_body",
+        "env",
+        "expected_headers",
+        "mcpServers",
+    }
+)
 #: Fields whose keys are names chosen by the user but whose values are structured.
 _NAMED = frozenset({"environment_overrides", "targets", "escalate_to"})
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -35,8 +48,9 @@ class MigrationError(ValueError):
 
 def _twice(first: str, second: str, path: tuple[str | int, ...]) -> MigrationError:
     """Two spellings of one key in one mapping: keeping either would drop the other silently."""
-    return MigrationError(f"{first!r} and {second!r} are the same setting spelled twice; keep "
-                          "one", path)
+    return MigrationError(
+        f"{first!r} and {second!r} are the same setting spelled twice; keep one", path
+    )
 
 
 def snake(name: str) -> str:
@@ -95,20 +109,31 @@ def _spelling(document: Any, path: tuple[str | int, ...]) -> str:
     node = document
     for part in path[:-1]:
         if isinstance(node, dict):
-            node = next((v for k, v in node.items() if isinstance(k, str) and isinstance(part, str)
-                         and part in (k, snake(k))), None)
+            node = next(
+                (
+                    v
+                    for k, v in node.items()
+                    if isinstance(k, str) and isinstance(part, str) and part in (k, snake(k))
+                ),
+                None,
+            )
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             node = node[part]
         else:
             return str(path[-1])
     if isinstance(node, dict):
-        return next((k for k in node if isinstance(k, str) and snake(k) == path[-1]),
-                    str(path[-1]))
+        return next((k for k in node if isinstance(k, str) and snake(k) == path[-1]), str(path[-1]))
     return str(path[-1])
 
 
-def _v1_body(body: Any, config_type: Any, doc: dict[str, Any] | None, original: Any,
-             path: tuple[str | int, ...], test_type: Any = None) -> Any:
+def _v1_body(
+    body: Any,
+    config_type: Any,
+    doc: dict[str, Any] | None,
+    original: Any,
+    path: tuple[str | int, ...],
+    test_type: Any = None,
+) -> Any:
     """Move a body's original-only fields. ``doc`` is None for an environment override, whose
     ``test_type`` (when it has none of its own) is the base body's. ``original`` is the
     document before renaming (to name the keys as written), ``path`` where the body is."""
@@ -121,13 +146,15 @@ def _v1_body(body: Any, config_type: Any, doc: dict[str, Any] | None, original: 
         if test_type in ("api", "performance") and "timeout" in definition:
             # The original api timeout was in milliseconds.
             if "timeout_ms" in definition:
-                raise _twice("timeout", _spelling(original, (*where, "timeout_ms")),
-                             (*where, "timeout_ms"))
+                raise _twice(
+                    "timeout", _spelling(original, (*where, "timeout_ms")), (*where, "timeout_ms")
+                )
             definition["timeout_ms"] = definition.pop("timeout")
         if "connection_string" in definition:
             if "url" in definition:
-                raise _twice(_spelling(original, (*where, "connection_string")), "url",
-                             (*where, "url"))
+                raise _twice(
+                    _spelling(original, (*where, "connection_string")), "url", (*where, "url")
+                )
             definition["url"] = definition.pop("connection_string")
     if config_type == "reservation_check" and "escalation_path" in body and doc is not None:
         # The original put a reservation check's path inside its body. (In an override it
@@ -147,8 +174,9 @@ def v1_to_v2(document: dict[str, Any]) -> dict[str, Any]:
     overrides = doc.get("environment_overrides")
     if isinstance(overrides, dict):
         for name, body in overrides.items():
-            overrides[name] = _v1_body(body, config_type, None, document,
-                                       ("environment_overrides", name), base_test_type)
+            overrides[name] = _v1_body(
+                body, config_type, None, document, ("environment_overrides", name), base_test_type
+            )
     doc["schema_version"] = 2
     return doc
 
@@ -162,7 +190,8 @@ def migrate(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
     if found > CURRENT_FORMAT:
         raise MigrationError(
             f"schema_version {found} is newer than this pytest-maf-preflight understands "
-            f"(up to {CURRENT_FORMAT}); upgrade the plugin")
+            f"(up to {CURRENT_FORMAT}); upgrade the plugin"
+        )
     if found < 1:
         raise MigrationError(f"schema_version must be at least 1, got {found}")
     version = found

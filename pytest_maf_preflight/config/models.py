@@ -55,12 +55,15 @@ class PreflightConfig(Strict):
     config_type: Literal["smoke_test", "reservation_check", "escalation_path"]
     config: dict[str, Any]
     environment_overrides: dict[EnvironmentName, dict[str, Any]] = Field(
-        default_factory=dict, description="Environment name -> partial config body, deep-merged",
+        default_factory=dict,
+        description="Environment name -> partial config body, deep-merged",
         # pydantic states the key pattern as patternProperties, which lets other keys through.
-        json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN, "maxLength": 128}})
+        json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN, "maxLength": 128}},
+    )
     version: str = Field(default="1.0.0", pattern=SEMVER_PATTERN)
-    schema_version: int | None = Field(default=None, ge=1,
-                                       description="Config format version (migrated on load)")
+    schema_version: int | None = Field(
+        default=None, ge=1, description="Config format version (migrated on load)"
+    )
     is_active: bool = True
     severity: Severity = Severity.CRITICAL
     tags: list[str] = Field(default_factory=list)
@@ -100,19 +103,23 @@ class ReservationParameters(Strict):
     mode: Literal["advisory", "strict"] = "advisory"
     agent_mail: AgentMailSource | None = None
     lock_timeout_minutes: float | None = Field(
-        default=None, gt=0, description="Lock files older than this are stale")
+        default=None, gt=0, description="Lock files older than this are stale"
+    )
     exclusive_write_access: bool | None = Field(
-        default=None, description="Original format: require exclusive leases (strict mode)")
+        default=None, description="Original format: require exclusive leases (strict mode)"
+    )
     max_concurrent_readers: int | None = Field(
-        default=None, ge=1, description="Most agents holding overlapping shared reservations")
+        default=None, ge=1, description="Most agents holding overlapping shared reservations"
+    )
     stale_lock_globs: list[str] = Field(default_factory=list)
-
 
     @model_validator(mode="after")
     def _list_names_files(self) -> ReservationParameters:
         if self.changed_files == "list" and not (self.files or self.paths or self.file_path):
-            raise ValueError("changed_files 'list' needs the files to check in files, paths or "
-                             "file_path (an empty list would check nothing)")
+            raise ValueError(
+                "changed_files 'list' needs the files to check in files, paths or "
+                "file_path (an empty list would check nothing)"
+            )
         return self
 
 
@@ -122,8 +129,9 @@ class ReservationCheckBody(Strict):
 
 
 class TriggerCondition(Strict):
-    condition: Literal["preflight_failure", "failure_count", "reservation_conflict",
-                       "check_timeout", "system_down"]
+    condition: Literal[
+        "preflight_failure", "failure_count", "reservation_conflict", "check_timeout", "system_down"
+    ]
     operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"] = "gte"
     threshold: float = 1
     window_minutes: float | None = Field(default=None, gt=0)
@@ -148,8 +156,10 @@ class EscalationTarget(Strict):
         from urllib.parse import urlsplit
 
         if url is not None and "${ENV:" not in url and urlsplit(url).password:
-            raise ValueError("the url carries a password; put it in an environment variable "
-                             "and write ${ENV:NAME}, or use token_env")
+            raise ValueError(
+                "the url carries a password; put it in an environment variable "
+                "and write ${ENV:NAME}, or use token_env"
+            )
         return url
 
     @field_validator("url")
@@ -169,6 +179,7 @@ class EscalationTarget(Strict):
         if literal == url and not urlsplit(url).hostname:
             raise ValueError(f"the url {url!r} names no host")
         return url
+
     argv: list[str] | None = None
     project: str | None = None
     sender: str | None = None
@@ -195,8 +206,10 @@ class EscalationPathBody(Strict):
     def _a_step_within_the_maximum(self) -> EscalationPathBody:
         top = self.max_escalation_level
         if top is not None and all(step.level > top for step in self.escalation_steps):
-            raise ValueError(f"max_escalation_level {top} is below every step's level: nothing "
-                             "would ever be delivered")
+            raise ValueError(
+                f"max_escalation_level {top} is below every step's level: nothing "
+                "would ever be delivered"
+            )
         return self
 
     @field_validator("escalation_steps")
@@ -205,8 +218,10 @@ class EscalationPathBody(Strict):
         seen: set[int] = set()
         for step in steps:
             if step.level in seen:
-                raise ValueError(f"escalation step levels must be unique; level {step.level} "
-                                 "appears more than once")
+                raise ValueError(
+                    f"escalation step levels must be unique; level {step.level} "
+                    "appears more than once"
+                )
             seen.add(step.level)
         return steps
 

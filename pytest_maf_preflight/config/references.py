@@ -33,21 +33,34 @@ def integration_cycles(loaded: Sequence[LoadedConfig], environment: str) -> list
     errors: list[ConfigError] = []
     seen: set[frozenset[str]] = set()
     for env in dict.fromkeys([environment, *others, _BASE]):
-        groups = {c.id: (c, members) for c in active
-                  if (members := _members(c, env, environment)) is not None}
+        groups = {
+            c.id: (c, members)
+            for c in active
+            if (members := _members(c, env, environment)) is not None
+        }
         for cycle in cycles({cid: members for cid, (_, members) in groups.items()}):
             if cycle.groups in seen:
                 continue
             seen.add(cycle.groups)
             first, _ = groups[cycle.path[0]]
-            where = ("" if env == environment else f" in environment {env!r}" if env
-                     else " in environments without an override")
+            where = (
+                ""
+                if env == environment
+                else f" in environment {env!r}"
+                if env
+                else " in environments without an override"
+            )
             path = _checks_path(first, env)
-            errors.append(ConfigError(
-                file=str(first.file), path=path, line=_line(first, path),
-                message=f"integration checks name each other in a cycle{where}: "
-                        f"{' -> '.join(cycle.path)}; a group can only be decided after its "
-                        f"members"))
+            errors.append(
+                ConfigError(
+                    file=str(first.file),
+                    path=path,
+                    line=_line(first, path),
+                    message=f"integration checks name each other in a cycle{where}: "
+                    f"{' -> '.join(cycle.path)}; a group can only be decided after its "
+                    f"members",
+                )
+            )
     return errors
 
 

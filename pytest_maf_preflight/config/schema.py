@@ -43,26 +43,37 @@ def build_schema(registry: CheckRegistry) -> dict[str, Any]:
         bodies[config_type] = _model_schema(model, defs)
 
     smoke = bodies["smoke_test"]
-    smoke["properties"]["test_type"] = {"type": "string", "enum": registry.names(),
-                                        "title": "Test Type"}
+    smoke["properties"]["test_type"] = {
+        "type": "string",
+        "enum": registry.names(),
+        "title": "Test Type",
+    }
     smoke["allOf"] = []
     for check_type in registry:
         name = f"{check_type.definition.__name__}"
         defs[name] = _model_schema(check_type.definition, defs)
-        smoke["allOf"].append({
-            "if": {"properties": {"test_type": {"const": check_type.name}},
-                   "required": ["test_type"]},
-            "then": {"properties": {"test_definition": {"$ref": _REF.format(model=name)}}},
-        })
+        smoke["allOf"].append(
+            {
+                "if": {
+                    "properties": {"test_type": {"const": check_type.name}},
+                    "required": ["test_type"],
+                },
+                "then": {"properties": {"test_definition": {"$ref": _REF.format(model=name)}}},
+            }
+        )
     branches = []
     for config_type in CONFIG_TYPES:
         body_name = BODY_MODELS[config_type].__name__
         defs[body_name] = bodies[config_type]
-        branches.append({
-            "if": {"properties": {"config_type": {"const": config_type}},
-                   "required": ["config_type"]},
-            "then": {"properties": {"config": {"$ref": _REF.format(model=body_name)}}},
-        })
+        branches.append(
+            {
+                "if": {
+                    "properties": {"config_type": {"const": config_type}},
+                    "required": ["config_type"],
+                },
+                "then": {"properties": {"config": {"$ref": _REF.format(model=body_name)}}},
+            }
+        )
     envelope["allOf"] = branches
     envelope["title"] = "pytest-maf-preflight config"
     single = {"$ref": "#/$defs/PreflightConfig"}
@@ -74,9 +85,12 @@ def build_schema(registry: CheckRegistry) -> dict[str, Any]:
         "description": "One config, or a list of configs under 'configs'.",
         "anyOf": [
             single,
-            {"type": "object", "properties": {"configs": {"type": "array", "items": single,
-                                                          "minItems": 1}},
-             "required": ["configs"], "additionalProperties": False},
+            {
+                "type": "object",
+                "properties": {"configs": {"type": "array", "items": single, "minItems": 1}},
+                "required": ["configs"],
+                "additionalProperties": False,
+            },
         ],
         "$defs": defs,
     }
@@ -100,7 +114,8 @@ class SchemaValidator:
         self._bodies = {
             config_type: Draft202012Validator(
                 {"$ref": _REF.format(model=BODY_MODELS[config_type].__name__), "$defs": body_defs},
-                format_checker=formats)
+                format_checker=formats,
+            )
             for config_type in CONFIG_TYPES
         }
 
@@ -114,8 +129,9 @@ class SchemaValidator:
 def _explain(errors: Iterator[Any]) -> Iterator[tuple[tuple[PathItem, ...], str]]:
     """Turn jsonschema errors into (path, message), with "did you mean" for unknown keys."""
     seen = set()
-    for error in sorted(errors, key=lambda e: (len(e.absolute_path),
-                                               list(map(str, e.absolute_path)))):
+    for error in sorted(
+        errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path)))
+    ):
         path = tuple(error.absolute_path)
         for item in _describe(error, path):
             if item not in seen:
@@ -133,14 +149,18 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
                 continue
             hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
             message = f"unknown key {key!r}"
-            message += f" (did you mean {hint[0]!r}?)" if hint else (
-                f"; expected one of: {', '.join(allowed)}" if allowed else "")
+            message += (
+                f" (did you mean {hint[0]!r}?)"
+                if hint
+                else (f"; expected one of: {', '.join(allowed)}" if allowed else "")
+            )
             yield (*path, str(key)), message
         return
     if error.validator == "enum":
         options = ", ".join(repr(o) for o in error.validator_value)
-        hint = difflib.get_close_matches(str(error.instance), [str(o) for o in
-                                                               error.validator_value], n=1)
+        hint = difflib.get_close_matches(
+            str(error.instance), [str(o) for o in error.validator_value], n=1
+        )
         message = f"{error.instance!r} is not one of {options}"
         yield path, message + (f" (did you mean {hint[0]!r}?)" if hint else "")
         return
@@ -158,16 +178,27 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
         least = error.validator.startswith("min")
         unit = "item" if error.validator.endswith("Items") else "character"
         count = error.validator_value
-        yield path, (f"expected at {'least' if least else 'most'} {count} {unit}"
-                     f"{'s' if count != 1 else ''}, got {len(error.instance)}")
+        yield (
+            path,
+            (
+                f"expected at {'least' if least else 'most'} {count} {unit}"
+                f"{'s' if count != 1 else ''}, got {len(error.instance)}"
+            ),
+        )
         return
     if error.validator == "required":
         yield path, error.message.replace("is a required property", "is required")
         return
     if error.validator == "pattern":
         meaning = _PATTERN_MEANINGS.get(error.validator_value)
-        yield path, (f"{_short(error.instance)} is not {meaning}" if meaning else
-                     f"{_short(error.instance)} does not match {error.validator_value!r}")
+        yield (
+            path,
+            (
+                f"{_short(error.instance)} is not {meaning}"
+                if meaning
+                else f"{_short(error.instance)} does not match {error.validator_value!r}"
+            ),
+        )
         return
     if error.validator == "format" and error.validator_value == "regex":
         yield path, f"{_short(error.instance)} is not a valid regular expression"
@@ -181,8 +212,12 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
     yield path, error.message
 
 
-_BOUNDS = {"minimum": "at least", "exclusiveMinimum": "more than", "maximum": "at most",
-           "exclusiveMaximum": "less than"}
+_BOUNDS = {
+    "minimum": "at least",
+    "exclusiveMinimum": "more than",
+    "maximum": "at most",
+    "exclusiveMaximum": "less than",
+}
 
 
 def _seen(value: Any) -> str:

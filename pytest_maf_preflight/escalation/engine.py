@@ -43,18 +43,22 @@ class PathRef:
     body: EscalationPathBody
 
     def snapshot(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version,
-                "config": self.body.model_dump(mode="json")}
+        return {"id": self.id, "version": self.version, "config": self.body.model_dump(mode="json")}
 
     @classmethod
     def from_snapshot(cls, snapshot: Mapping[str, Any]) -> PathRef:
-        return cls(str(snapshot["id"]), str(snapshot.get("version", "")),
-                   EscalationPathBody.model_validate(snapshot["config"]))
+        return cls(
+            str(snapshot["id"]),
+            str(snapshot.get("version", "")),
+            EscalationPathBody.model_validate(snapshot["config"]),
+        )
 
     def steps(self) -> list[EscalationStep]:
         limit = self.body.max_escalation_level
-        return sorted((s for s in self.body.escalation_steps if limit is None or s.level <= limit),
-                      key=lambda s: s.level)
+        return sorted(
+            (s for s in self.body.escalation_steps if limit is None or s.level <= limit),
+            key=lambda s: s.level,
+        )
 
     def after(self, level: int) -> EscalationStep | None:
         return next((s for s in self.steps() if s.level > level), None)
@@ -80,13 +84,18 @@ class EngineReport:
     def lines(self) -> list[str]:
         """One line per event, for terminal summaries."""
         out = [f"escalation opened: {_name(e)} at level {e.level}" for e in self.opened]
-        out += [f"escalation repeated: {_name(e)} ({e.occurrences} occurrences)"
-                for e in self.occurrences]
+        out += [
+            f"escalation repeated: {_name(e)} ({e.occurrences} occurrences)"
+            for e in self.occurrences
+        ]
         out += [f"escalation advanced: {_name(e)} to level {e.level}" for e in self.advanced]
         out += [f"escalation resolved: {_name(e)}" for e in self.resolved]
         out += [f"escalation expired: {_name(e)}" for e in self.expired]
-        out += [f"  delivery {d.channel} -> {d.target} (level {d.level}, attempt {d.attempt}): "
-                f"{d.status}" + (f": {d.error}" if d.error else "") for d in self.deliveries]
+        out += [
+            f"  delivery {d.channel} -> {d.target} (level {d.level}, attempt {d.attempt}): "
+            f"{d.status}" + (f": {d.error}" if d.error else "")
+            for d in self.deliveries
+        ]
         out += [f"escalations: {note}" for note in self.notes]
         return out
 
@@ -96,10 +105,19 @@ def _name(escalation: EscalationRecord) -> str:
 
 
 class EscalationEngine:
-    def __init__(self, runtime: RuntimeState, paths: Mapping[str, PathRef], *, agent_id: str,
-                 mail_root: Path, environ: Mapping[str, str], deliver: bool = True,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, project_default: str = "") -> None:
+    def __init__(
+        self,
+        runtime: RuntimeState,
+        paths: Mapping[str, PathRef],
+        *,
+        agent_id: str,
+        mail_root: Path,
+        environ: Mapping[str, str],
+        deliver: bool = True,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        project_default: str = "",
+    ) -> None:
         self.runtime = runtime
         self.paths = dict(paths)
         self.agent_id = agent_id
@@ -112,8 +130,13 @@ class EscalationEngine:
 
     # --- a gate run ----------------------------------------------------------------------
 
-    def process_session(self, results: Sequence[CheckResult], *, check_paths: Mapping[str, str],
-                        session_id: str | None) -> EngineReport:
+    def process_session(
+        self,
+        results: Sequence[CheckResult],
+        *,
+        check_paths: Mapping[str, str],
+        session_id: str | None,
+    ) -> EngineReport:
         """Open, repeat or resolve escalations for this run's results, then tick.
 
         ``check_paths``: check id -> escalation path id. The session must be recorded already,
@@ -130,28 +153,55 @@ class EscalationEngine:
             path_id = check_paths.get(result.check_id)
             path = self.paths.get(path_id) if path_id is not None else None
             if path_id is not None and path is None:
-                report.notes.append(f"check {result.check_id!r} names escalation path "
-                                    f"{path_id!r}, which is not loaded")
+                report.notes.append(
+                    f"check {result.check_id!r} names escalation path "
+                    f"{path_id!r}, which is not loaded"
+                )
             if path is not None:
                 used.add(path.id)
             # A passing run can still carry a failure: the reservation conflicts an override
             # let through (the triggers count them). Without any, a pass meets no trigger, and
             # measuring the history of every passing check would be wasted.
             if path is not None and (not result.passed or result.details.get("conflicts")):
-                for outcome in met_triggers(path.body, path.id, check_id=result.check_id,
-                                            results=results, runtime=self.runtime, now=now,
-                                            session_id=session_id):
+                for outcome in met_triggers(
+                    path.body,
+                    path.id,
+                    check_id=result.check_id,
+                    results=results,
+                    runtime=self.runtime,
+                    now=now,
+                    session_id=session_id,
+                ):
                     met.add(outcome.dedup_key)
-                    self._open(report, path, outcome, severity=result.severity,
-                               summary=_summary(result, outcome), session_id=session_id)
+                    self._open(
+                        report,
+                        path,
+                        outcome,
+                        severity=result.severity,
+                        summary=_summary(result, outcome),
+                        session_id=session_id,
+                    )
             if result.passed:
                 passed.setdefault(result.check_id, set()).update(met)
         for path_id in sorted(used):
             path = self.paths[path_id]
-            for outcome in met_triggers(path.body, path_id, check_id=None, results=results,
-                                        runtime=self.runtime, now=now, session_id=session_id):
-                self._open(report, path, outcome, severity="critical", session_id=session_id,
-                           summary="system down: every critical preflight check failed")
+            for outcome in met_triggers(
+                path.body,
+                path_id,
+                check_id=None,
+                results=results,
+                runtime=self.runtime,
+                now=now,
+                session_id=session_id,
+            ):
+                self._open(
+                    report,
+                    path,
+                    outcome,
+                    severity="critical",
+                    session_id=session_id,
+                    summary="system down: every critical preflight check failed",
+                )
         if any(r.passed and r.severity == "critical" for r in results):
             # One critical check up means the system is not down, whatever the path.
             passed[None] = set()
@@ -159,28 +209,46 @@ class EscalationEngine:
             self._resolve_passed(report, passed)
         return report.merge(self.tick())
 
-    def raise_manual(self, path_id: str, *, summary: str, severity: str = "critical",
-                     check_id: str | None = None, report: EngineReport | None = None
-                     ) -> EscalationRecord | None:
+    def raise_manual(
+        self,
+        path_id: str,
+        *,
+        summary: str,
+        severity: str = "critical",
+        check_id: str | None = None,
+        report: EngineReport | None = None,
+    ) -> EscalationRecord | None:
         """Raise an escalation by hand (the ``maf_escalate`` fixture); permission-checked.
         None when delivery is off: nothing is opened then (an escalation opened but never
         delivered would sit at level 1 and swallow the next real one as an occurrence)."""
         path = self.paths.get(path_id)
         if path is None:
-            raise EscalationError(f"no escalation path {path_id!r} (known: "
-                                  f"{', '.join(sorted(self.paths)) or 'none'})")
+            raise EscalationError(
+                f"no escalation path {path_id!r} (known: {', '.join(sorted(self.paths)) or 'none'})"
+            )
         if severity not in SEVERITIES:
             # Refused before anything is opened: every notice of it would fail to build.
-            raise EscalationError(f"severity {severity!r} is not one of "
-                                  f"{', '.join(SEVERITIES)}")
+            raise EscalationError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
         first = path.after(0)
         if first is not None:
             self._permitted(permissions.check_escalate_to, path, self.agent_id, first.target)
-        outcome = TriggerOutcome(met=True, value=1, failure_class="manual", check_id=check_id,
-                                 description=f"raised by {self.agent_id}", condition="manual",
-                                 dedup_key=dedup_key(path_id, check_id, "manual"))
-        return self._open(report if report is not None else EngineReport(), path, outcome,
-                          severity=severity, summary=summary, session_id=None)
+        outcome = TriggerOutcome(
+            met=True,
+            value=1,
+            failure_class="manual",
+            check_id=check_id,
+            description=f"raised by {self.agent_id}",
+            condition="manual",
+            dedup_key=dedup_key(path_id, check_id, "manual"),
+        )
+        return self._open(
+            report if report is not None else EngineReport(),
+            path,
+            outcome,
+            severity=severity,
+            summary=summary,
+            session_id=None,
+        )
 
     # --- ticks ---------------------------------------------------------------------------
 
@@ -196,8 +264,9 @@ class EscalationEngine:
                 path = PathRef.from_snapshot(due.path_snapshot)
             except (KeyError, TypeError, ValueError) as exc:
                 # One unreadable row must not hold up every other escalation's climb.
-                report.notes.append(f"{_name(due)}: cannot read its path snapshot: "
-                                    f"{_first_line(str(exc))}")
+                report.notes.append(
+                    f"{_name(due)}: cannot read its path snapshot: {_first_line(str(exc))}"
+                )
                 continue
             total = path.body.timeout_minutes
             if total is not None and now >= due.created_at + total * 60:
@@ -215,9 +284,15 @@ class EscalationEngine:
                 self._expire(report, due, now, "no level is left")
                 continue
             claimed = self.runtime.claim_escalation(
-                due.id, expect_level=due.level, expect_next_action_at=due.next_action_at,
-                level=step.level, next_action_at=self._deadline(path, step, now, due.created_at),
-                state="escalated", details=details, now=now)
+                due.id,
+                expect_level=due.level,
+                expect_next_action_at=due.next_action_at,
+                level=step.level,
+                next_action_at=self._deadline(path, step, now, due.created_at),
+                state="escalated",
+                details=details,
+                now=now,
+            )
             if claimed is None:
                 continue  # another tick won this level and delivers it
             report.advanced.append(claimed)
@@ -229,11 +304,18 @@ class EscalationEngine:
     def acknowledge(self, escalation_id: str, by: str) -> EscalationRecord:
         escalation, path = self._find(escalation_id)
         self._permitted(permissions.check_acknowledge, path, by)
-        done = self.runtime.transition_escalation(escalation.id, state="acknowledged", by=by,
-                                                  from_states=CLIMBING_STATES, now=self.clock())
+        done = self.runtime.transition_escalation(
+            escalation.id,
+            state="acknowledged",
+            by=by,
+            from_states=CLIMBING_STATES,
+            now=self.clock(),
+        )
         if done is None:
-            raise EscalationError(f"escalation {escalation.id[:12]} is {escalation.state}; only "
-                                  "a triggered or escalated one can be acknowledged")
+            raise EscalationError(
+                f"escalation {escalation.id[:12]} is {escalation.state}; only "
+                "a triggered or escalated one can be acknowledged"
+            )
         return done
 
     def resolve(self, escalation_id: str, by: str, note: str | None = None) -> EngineReport:
@@ -241,8 +323,9 @@ class EscalationEngine:
         self._permitted(permissions.check_resolve, path, by)
         report = EngineReport()
         if not self._resolve(report, escalation, by, note or f"resolved by {by}"):
-            raise EscalationError(f"escalation {escalation.id[:12]} is {escalation.state}, not "
-                                  "open")
+            raise EscalationError(
+                f"escalation {escalation.id[:12]} is {escalation.state}, not open"
+            )
         return report
 
     # --- the parts -------------------------------------------------------------------------
@@ -254,8 +337,10 @@ class EscalationEngine:
         try:
             return escalation, PathRef.from_snapshot(escalation.path_snapshot)
         except (KeyError, TypeError, ValueError) as exc:
-            raise EscalationError(f"escalation {escalation.id[:12]}: cannot read its path "
-                                  f"snapshot: {_first_line(str(exc))}") from None
+            raise EscalationError(
+                f"escalation {escalation.id[:12]}: cannot read its path "
+                f"snapshot: {_first_line(str(exc))}"
+            ) from None
 
     def _permitted(self, rule: Callable[..., None], path: PathRef, *args: str) -> None:
         try:
@@ -263,8 +348,9 @@ class EscalationEngine:
         except permissions.PermissionDenied as exc:
             raise EscalationError(str(exc)) from None
 
-    def _deadline(self, path: PathRef, step: EscalationStep, now: float, opened: float
-                  ) -> float | None:
+    def _deadline(
+        self, path: PathRef, step: EscalationStep, now: float, opened: float
+    ) -> float | None:
         """When ``step`` times out, or the whole path does, whichever is first."""
         times = []
         if step.timeout_minutes is not None:
@@ -273,40 +359,65 @@ class EscalationEngine:
             times.append(opened + path.body.timeout_minutes * 60)
         return min(times) if times and self.delivering else None
 
-    def _open(self, report: EngineReport, path: PathRef, outcome: TriggerOutcome, *,
-              severity: str, summary: str, session_id: str | None) -> EscalationRecord | None:
+    def _open(
+        self,
+        report: EngineReport,
+        path: PathRef,
+        outcome: TriggerOutcome,
+        *,
+        severity: str,
+        summary: str,
+        session_id: str | None,
+    ) -> EscalationRecord | None:
         if not self.delivering:
             report.notes.append(f"{outcome.dedup_key}: not raised (escalations are off)")
             return None
         now = self.clock()
         first = path.after(0)
         record, created = self.runtime.open_escalation(
-            path_id=path.id, dedup_key=outcome.dedup_key, check_id=outcome.check_id,
-            failure_class=outcome.failure_class, path_snapshot=path.snapshot(),
+            path_id=path.id,
+            dedup_key=outcome.dedup_key,
+            check_id=outcome.check_id,
+            failure_class=outcome.failure_class,
+            path_snapshot=path.snapshot(),
             next_action_at=(self._deadline(path, first, now, now) if first else None),
             # Where it is delivered is fixed when it opens: a later tick or resolve from
             # another directory must reach the same mailbox tree and agent-mail project.
-            details={"summary": summary, "severity": severity, "agent_id": self.agent_id,
-                     "session_id": session_id, "trigger": outcome.description,
-                     "mail_root": str(self.mail_root), "project": self.project_default},
-            now=now)
+            details={
+                "summary": summary,
+                "severity": severity,
+                "agent_id": self.agent_id,
+                "session_id": session_id,
+                "trigger": outcome.description,
+                "mail_root": str(self.mail_root),
+                "project": self.project_default,
+            },
+            now=now,
+        )
         if not created:
             report.occurrences.append(record)
             return record
         if first is not None and first.level != record.level:
             # The store opens at level 1; a path starting higher is at its first step's level,
             # or the next tick would find that step "after" level 1 and deliver it again.
-            record = self.runtime.claim_escalation(
-                record.id, expect_level=record.level, expect_next_action_at=record.next_action_at,
-                level=first.level, next_action_at=record.next_action_at, state="triggered",
-                now=now) or record
+            record = (
+                self.runtime.claim_escalation(
+                    record.id,
+                    expect_level=record.level,
+                    expect_next_action_at=record.next_action_at,
+                    level=first.level,
+                    next_action_at=record.next_action_at,
+                    state="triggered",
+                    now=now,
+                )
+                or record
+            )
         report.opened.append(record)
         if first is not None and record.level == first.level:
             self._notify(report, record, path, first.level, first.target, "request")
         return record
 
-    def _resolve_passed(self, report: EngineReport, passed: Mapping[str | None, set[str]]
-                        ) -> None:
+    def _resolve_passed(self, report: EngineReport, passed: Mapping[str | None, set[str]]) -> None:
         """Resolve the open escalations of the checks that passed (key None: the system is
         up, for ``system_down``), on any path: an escalation opened under an older config is
         about the same check. Not those raised by hand, nor those met again in this run."""
@@ -318,14 +429,19 @@ class EscalationEngine:
                 continue  # raised by hand: resolved by hand
             if escalation.check_id is None and escalation.failure_class != "system_down":
                 continue
-            note = ("the system is up again" if escalation.check_id is None
-                    else f"check {escalation.check_id!r} passes again")
+            note = (
+                "the system is up again"
+                if escalation.check_id is None
+                else f"check {escalation.check_id!r} passes again"
+            )
             self._resolve(report, escalation, self.agent_id, note)
 
-    def _resolve(self, report: EngineReport, escalation: EscalationRecord, by: str,
-                 note: str) -> bool:
-        done = self.runtime.transition_escalation(escalation.id, state="resolved", by=by,
-                                                  from_states=OPEN_STATES, now=self.clock())
+    def _resolve(
+        self, report: EngineReport, escalation: EscalationRecord, by: str, note: str
+    ) -> bool:
+        done = self.runtime.transition_escalation(
+            escalation.id, state="resolved", by=by, from_states=OPEN_STATES, now=self.clock()
+        )
         if done is None:
             return False
         report.resolved.append(done)
@@ -334,8 +450,10 @@ class EscalationEngine:
         try:
             path = PathRef.from_snapshot(done.path_snapshot)
         except (KeyError, TypeError, ValueError) as exc:
-            report.notes.append(f"{_name(done)}: resolved, but no resolution notice was sent: "
-                                f"cannot read its path snapshot: {_first_line(str(exc))}")
+            report.notes.append(
+                f"{_name(done)}: resolved, but no resolution notice was sent: "
+                f"cannot read its path snapshot: {_first_line(str(exc))}"
+            )
             return True
         # Everyone who was told about it hears that it is over: the targets its deliveries
         # reached (after a repeat round that is every level, not just up to the current one;
@@ -352,17 +470,27 @@ class EscalationEngine:
                 told.setdefault(delivery.target, delivery.level)
         return [(level, target) for target, level in told.items()]
 
-    def _expire(self, report: EngineReport, escalation: EscalationRecord, now: float,
-                why: str) -> None:
-        done = self.runtime.transition_escalation(escalation.id, state="expired", by=None,
-                                                  from_states=CLIMBING_STATES, now=now)
+    def _expire(
+        self, report: EngineReport, escalation: EscalationRecord, now: float, why: str
+    ) -> None:
+        done = self.runtime.transition_escalation(
+            escalation.id, state="expired", by=None, from_states=CLIMBING_STATES, now=now
+        )
         if done is not None:
             report.expired.append(done)
             report.notes.append(f"{done.dedup_key} expired: {why}")
 
-    def _notify(self, report: EngineReport, escalation: EscalationRecord, path: PathRef,
-                level: int, target: str, kind: NoticeKind, note: str | None = None,
-                agent: str | None = None) -> None:
+    def _notify(
+        self,
+        report: EngineReport,
+        escalation: EscalationRecord,
+        path: PathRef,
+        level: int,
+        target: str,
+        kind: NoticeKind,
+        note: str | None = None,
+        agent: str | None = None,
+    ) -> None:
         """Deliver one notice and log every attempt. ``agent`` sends it (default: this
         engine's agent; a resolution notice comes from whoever resolved)."""
         severity = str(escalation.details.get("severity", "critical"))
@@ -370,22 +498,49 @@ class EscalationEngine:
         sender = agent or self.agent_id
         config = path.body.targets.get(target)
         try:
-            message = build_message(kind, escalation, level=level, target=target,
-                                    severity=severity, summary=summary, agent_id=sender,
-                                    note=note)
-            notice = Notice(kind=kind, escalation=escalation, level=level, target=target,
-                            severity=severity, summary=summary, agent_id=sender,
-                            message=message)
+            message = build_message(
+                kind,
+                escalation,
+                level=level,
+                target=target,
+                severity=severity,
+                summary=summary,
+                agent_id=sender,
+                note=note,
+            )
+            notice = Notice(
+                kind=kind,
+                escalation=escalation,
+                level=level,
+                target=target,
+                severity=severity,
+                summary=summary,
+                agent_id=sender,
+                message=message,
+            )
             records = deliver(
-                notice, config, environ=self.environ, sleep=self.sleep, now=self.clock,
+                notice,
+                config,
+                environ=self.environ,
+                sleep=self.sleep,
+                now=self.clock,
                 mail_root=Path(str(escalation.details.get("mail_root") or self.mail_root)),
-                project_default=str(escalation.details.get("project") or self.project_default))
+                project_default=str(escalation.details.get("project") or self.project_default),
+            )
         except ValueError as exc:  # a target name or value the channels refuse
-            records = [DeliveryRecord(escalation_id=escalation.id, level=level,
-                                      channel=config.channel if config else "mailbox",
-                                      target=target, attempt=1, status="failed",
-                                      error=_first_line(str(exc)), response={},
-                                      attempted_at=self.clock())]
+            records = [
+                DeliveryRecord(
+                    escalation_id=escalation.id,
+                    level=level,
+                    channel=config.channel if config else "mailbox",
+                    target=target,
+                    attempt=1,
+                    status="failed",
+                    error=_first_line(str(exc)),
+                    response={},
+                    attempted_at=self.clock(),
+                )
+            ]
         for record in records:
             self.runtime.record_delivery(record)
         report.deliveries.extend(records)
@@ -394,8 +549,10 @@ class EscalationEngine:
 def _summary(result: CheckResult, outcome: TriggerOutcome) -> str:
     if result.passed:  # an override let it pass; the trigger says what is still wrong
         return f"preflight check {result.check_id!r} passed by override: {outcome.description}"
-    return (f"preflight check {result.check_id!r} {result.status.value}: "
-            f"{_first_line(result.observed or result.message)}")
+    return (
+        f"preflight check {result.check_id!r} {result.status.value}: "
+        f"{_first_line(result.observed or result.message)}"
+    )
 
 
 def _first_line(text: str) -> str:

@@ -23,29 +23,31 @@ class PermissionDenied(Exception):
     ``permissions.resolve``, ``permissions.escalate_to.<agent>``), ``allowed`` what it allows.
     """
 
-    def __init__(self, message: str, *, rule: str, agent: str,
-                 allowed: Sequence[str] = ()) -> None:
+    def __init__(self, message: str, *, rule: str, agent: str, allowed: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.rule = rule
         self.agent = agent
         self.allowed = tuple(allowed)
 
 
-def check_acknowledge(policy: EscalationPermissions | None, agent: str, *,
-                      path_id: str | None = None) -> None:
+def check_acknowledge(
+    policy: EscalationPermissions | None, agent: str, *, path_id: str | None = None
+) -> None:
     """Raise :class:`PermissionDenied` unless ``agent`` may acknowledge this path's
     escalations."""
     _check_action(policy.acknowledge if policy else None, "acknowledge", agent, path_id)
 
 
-def check_resolve(policy: EscalationPermissions | None, agent: str, *,
-                  path_id: str | None = None) -> None:
+def check_resolve(
+    policy: EscalationPermissions | None, agent: str, *, path_id: str | None = None
+) -> None:
     """Raise :class:`PermissionDenied` unless ``agent`` may resolve this path's escalations."""
     _check_action(policy.resolve if policy else None, "resolve", agent, path_id)
 
 
-def check_escalate_to(policy: EscalationPermissions | None, agent: str, target: str, *,
-                      path_id: str | None = None) -> None:
+def check_escalate_to(
+    policy: EscalationPermissions | None, agent: str, target: str, *, path_id: str | None = None
+) -> None:
     """Raise :class:`PermissionDenied` unless ``agent`` may escalate to ``target``."""
     rules = policy.escalate_to if policy else None
     if rules is None:
@@ -64,18 +66,26 @@ def check_escalate_to(policy: EscalationPermissions | None, agent: str, target: 
     raise PermissionDenied(
         f"agent {agent!r} may not escalate to {target!r}"
         f"{f' on path {path_id!r}' if path_id else ''} "
-        f"({rule}: {listed})", rule=rule, agent=agent, allowed=allowed)
+        f"({rule}: {listed})",
+        rule=rule,
+        agent=agent,
+        allowed=allowed,
+    )
 
 
-def _check_action(allowed: Sequence[str] | None, action: str, agent: str,
-                  path_id: str | None) -> None:
+def _check_action(
+    allowed: Sequence[str] | None, action: str, agent: str, path_id: str | None
+) -> None:
     if allowed is None or EVERYONE in allowed or agent in allowed:
         return
     rule = f"permissions.{action}"
     listed = ", ".join(allowed) if allowed else "nobody"
     raise PermissionDenied(
         f"agent {agent!r} may not {action} escalations{_of_path(path_id)} ({rule}: {listed})",
-        rule=rule, agent=agent, allowed=allowed)
+        rule=rule,
+        agent=agent,
+        allowed=allowed,
+    )
 
 
 def _of_path(path_id: str | None) -> str:

@@ -35,24 +35,41 @@ class EscalationSettings:
 
 def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
     """The active escalation paths among ``loaded``, by id."""
-    return {c.id: PathRef(c.id, c.config.version, c.body) for c in loaded
-            if c.config.is_active and isinstance(c.body, EscalationPathBody)}
+    return {
+        c.id: PathRef(c.id, c.config.version, c.body)
+        for c in loaded
+        if c.config.is_active and isinstance(c.body, EscalationPathBody)
+    }
 
 
-def engine_for(runtime: RuntimeState, settings: EscalationSettings,
-               loaded: Iterable[LoadedConfig]) -> EscalationEngine:
-    return EscalationEngine(runtime, paths_of(loaded), agent_id=settings.agent_id,
-                            mail_root=settings.mail_root, environ=dict(os.environ),
-                            deliver=settings.deliver, project_default=settings.project)
+def engine_for(
+    runtime: RuntimeState, settings: EscalationSettings, loaded: Iterable[LoadedConfig]
+) -> EscalationEngine:
+    return EscalationEngine(
+        runtime,
+        paths_of(loaded),
+        agent_id=settings.agent_id,
+        mail_root=settings.mail_root,
+        environ=dict(os.environ),
+        deliver=settings.deliver,
+        project_default=settings.project,
+    )
 
 
-def escalate_session(runtime: RuntimeState, settings: EscalationSettings,
-                     loaded: Sequence[LoadedConfig], results: Iterable[CheckResult],
-                     session_id: str) -> EngineReport:
+def escalate_session(
+    runtime: RuntimeState,
+    settings: EscalationSettings,
+    loaded: Sequence[LoadedConfig],
+    results: Iterable[CheckResult],
+    session_id: str,
+) -> EngineReport:
     """Run the engine for a recorded gate session: each check's own ``escalation_path``, else
     the settings' ``default_path`` (ini ``maf_default_escalation``)."""
-    check_paths = {c.id: path for c in loaded
-                   if c.config_type != "escalation_path"
-                   and (path := c.config.escalation_path or settings.default_path)}
+    check_paths = {
+        c.id: path
+        for c in loaded
+        if c.config_type != "escalation_path"
+        and (path := c.config.escalation_path or settings.default_path)
+    }
     engine = engine_for(runtime, settings, loaded)
     return engine.process_session(list(results), check_paths=check_paths, session_id=session_id)

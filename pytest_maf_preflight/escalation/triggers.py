@@ -47,8 +47,9 @@ from ..runtime.interface import RuntimeState
 from ..runtime.records import ExecutionRecord
 
 #: Conditions measured for one check; ``system_down`` is measured once per session.
-PER_CHECK = frozenset({"preflight_failure", "failure_count", "check_timeout",
-                       "reservation_conflict"})
+PER_CHECK = frozenset(
+    {"preflight_failure", "failure_count", "check_timeout", "reservation_conflict"}
+)
 PER_SESSION = frozenset({"system_down"})
 
 DEFAULT_WINDOW_MINUTES = 60.0
@@ -88,8 +89,9 @@ def compare(value: float, operator: str, threshold: float) -> bool:
     try:
         return _COMPARE[operator](value, threshold)
     except KeyError:
-        raise ValueError(f"unknown trigger operator {operator!r}; expected one of "
-                         f"{', '.join(_COMPARE)}") from None
+        raise ValueError(
+            f"unknown trigger operator {operator!r}; expected one of {', '.join(_COMPARE)}"
+        ) from None
 
 
 def dedup_key(path_id: str, check_id: str | None, failure_class: str | None) -> str:
@@ -97,9 +99,15 @@ def dedup_key(path_id: str, check_id: str | None, failure_class: str | None) -> 
     return f"{path_id}:{check_id or '*'}:{failure_class or '*'}"
 
 
-def evaluate(condition: TriggerCondition, *, check_id: str | None,
-             results: Sequence[CheckResult], runtime: RuntimeState, now: float,
-             session_id: str | None = None) -> TriggerOutcome:
+def evaluate(
+    condition: TriggerCondition,
+    *,
+    check_id: str | None,
+    results: Sequence[CheckResult],
+    runtime: RuntimeState,
+    now: float,
+    session_id: str | None = None,
+) -> TriggerOutcome:
     """Measure ``condition`` for ``check_id`` (ignored by ``system_down``) at ``now``.
 
     ``results`` are this run's check results; ``session_id`` is this run's session, needed to
@@ -109,25 +117,45 @@ def evaluate(condition: TriggerCondition, *, check_id: str | None,
     if name in PER_SESSION:
         return _system_down(condition, results)
     if check_id is None:
-        raise ValueError(f"trigger condition {name!r} is measured per check; check_id is "
-                         "required")
+        raise ValueError(f"trigger condition {name!r} is measured per check; check_id is required")
     current = _result_for(results, check_id)
     if name == "reservation_conflict":
         return _reservation_conflict(condition, check_id, current, runtime, session_id)
     if name == "failure_count":
         return _failure_count(condition, check_id, current, runtime, now, session_id)
     if name == "check_timeout":
-        return _streak(condition, check_id, current, runtime, session_id,
-                       counts=lambda status: status == "timeout", noun="timeout")
+        return _streak(
+            condition,
+            check_id,
+            current,
+            runtime,
+            session_id,
+            counts=lambda status: status == "timeout",
+            noun="timeout",
+        )
     if name == "preflight_failure":
-        return _streak(condition, check_id, current, runtime, session_id,
-                       counts=lambda status: status != "passed", noun="failure")
+        return _streak(
+            condition,
+            check_id,
+            current,
+            runtime,
+            session_id,
+            counts=lambda status: status != "passed",
+            noun="failure",
+        )
     raise ValueError(f"unknown trigger condition {name!r}")
 
 
-def met_triggers(path: EscalationPathBody, path_id: str, *, check_id: str | None,
-                 results: Sequence[CheckResult], runtime: RuntimeState, now: float,
-                 session_id: str | None = None) -> list[TriggerOutcome]:
+def met_triggers(
+    path: EscalationPathBody,
+    path_id: str,
+    *,
+    check_id: str | None,
+    results: Sequence[CheckResult],
+    runtime: RuntimeState,
+    now: float,
+    session_id: str | None = None,
+) -> list[TriggerOutcome]:
     """The escalations ``path`` asks for: met outcomes, one per failure class.
 
     With a ``check_id``: the per-check conditions for that check. With None: the per-session
@@ -139,15 +167,23 @@ def met_triggers(path: EscalationPathBody, path_id: str, *, check_id: str | None
     for condition in path.trigger_conditions:
         if condition.condition not in wanted:
             continue
-        outcome = evaluate(condition, check_id=check_id, results=results, runtime=runtime,
-                           now=now, session_id=session_id)
+        outcome = evaluate(
+            condition,
+            check_id=check_id,
+            results=results,
+            runtime=runtime,
+            now=now,
+            session_id=session_id,
+        )
         if outcome.met and outcome.failure_class not in met:
             met[outcome.failure_class] = dataclasses.replace(
-                outcome, dedup_key=dedup_key(path_id, outcome.check_id, outcome.failure_class))
+                outcome, dedup_key=dedup_key(path_id, outcome.check_id, outcome.failure_class)
+            )
     return list(met.values())
 
 
 # --- the conditions ----------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class _Run:
@@ -156,14 +192,22 @@ class _Run:
     now: bool  # this run's own result
 
 
-def _streak(condition: TriggerCondition, check_id: str, current: CheckResult | None,
-            runtime: RuntimeState, session_id: str | None, *,
-            counts: Callable[[str], bool], noun: str) -> TriggerOutcome:
+def _streak(
+    condition: TriggerCondition,
+    check_id: str,
+    current: CheckResult | None,
+    runtime: RuntimeState,
+    session_id: str | None,
+    *,
+    counts: Callable[[str], bool],
+    noun: str,
+) -> TriggerOutcome:
     def ends(run: ExecutionRecord) -> bool:
         return run.status != "skipped" and not counts(run.status)
 
-    runs = _timeline(runtime, check_id, current, session_id, enough=lambda rows: any(
-        ends(r) for r in rows))
+    runs = _timeline(
+        runtime, check_id, current, session_id, enough=lambda rows: any(ends(r) for r in rows)
+    )
     value = 0
     for run in runs:
         if run.status == "skipped":
@@ -175,60 +219,108 @@ def _streak(condition: TriggerCondition, check_id: str, current: CheckResult | N
     live = status is not None and status != "skipped" and counts(status)
     failure_class = "timeout" if noun == "timeout" else (status if live else None)
     what = f"{_num(value)} consecutive {_plural(noun, value)} of {check_id!r}"
-    return _outcome(condition, check_id, value, failure_class, live, what,
-                    why_not=f"{check_id!r} did not {_verb(noun)} in this run")
+    return _outcome(
+        condition,
+        check_id,
+        value,
+        failure_class,
+        live,
+        what,
+        why_not=f"{check_id!r} did not {_verb(noun)} in this run",
+    )
 
 
-def _failure_count(condition: TriggerCondition, check_id: str, current: CheckResult | None,
-                   runtime: RuntimeState, now: float, session_id: str | None
-                   ) -> TriggerOutcome:
+def _failure_count(
+    condition: TriggerCondition,
+    check_id: str,
+    current: CheckResult | None,
+    runtime: RuntimeState,
+    now: float,
+    session_id: str | None,
+) -> TriggerOutcome:
     window = condition.window_minutes or DEFAULT_WINDOW_MINUTES
     cutoff = now - window * 60.0
-    runs = _timeline(runtime, check_id, current, session_id,
-                     enough=lambda rows: bool(rows) and rows[-1].started_at < cutoff)
-    value = sum(1 for run in runs if run.status in FAILED_STATUSES
-                and (run.now or run.started_at >= cutoff))
+    runs = _timeline(
+        runtime,
+        check_id,
+        current,
+        session_id,
+        enough=lambda rows: bool(rows) and rows[-1].started_at < cutoff,
+    )
+    value = sum(
+        1 for run in runs if run.status in FAILED_STATUSES and (run.now or run.started_at >= cutoff)
+    )
     status = _current_status(runs)
     live = status in FAILED_STATUSES
-    what = (f"{_num(value)} {_plural('failure', value)} of {check_id!r} in the last "
-            f"{_num(window)} {_plural('minute', window)}")
-    return _outcome(condition, check_id, value, status if live else None, live, what,
-                    why_not=f"{check_id!r} did not fail in this run")
+    what = (
+        f"{_num(value)} {_plural('failure', value)} of {check_id!r} in the last "
+        f"{_num(window)} {_plural('minute', window)}"
+    )
+    return _outcome(
+        condition,
+        check_id,
+        value,
+        status if live else None,
+        live,
+        what,
+        why_not=f"{check_id!r} did not fail in this run",
+    )
 
 
-def _reservation_conflict(condition: TriggerCondition, check_id: str,
-                          current: CheckResult | None, runtime: RuntimeState,
-                          session_id: str | None) -> TriggerOutcome:
+def _reservation_conflict(
+    condition: TriggerCondition,
+    check_id: str,
+    current: CheckResult | None,
+    runtime: RuntimeState,
+    session_id: str | None,
+) -> TriggerOutcome:
     recorded = 0
     if session_id is not None:
-        recorded = sum(1 for c in runtime.reservation_conflicts(session_id=session_id)
-                       if c.details.get("check_id") == check_id)
+        recorded = sum(
+            1
+            for c in runtime.reservation_conflicts(session_id=session_id)
+            if c.details.get("check_id") == check_id
+        )
     # Not recorded yet (or no session given): this run's result carries the same conflicts.
     found = len(current.details.get("conflicts", ())) if current is not None else 0
     value = recorded or found
-    what = (f"{_num(value)} reservation {_plural('conflict', value)} found by {check_id!r} "
-            "in this session")
-    return _outcome(condition, check_id, value, "reservation_conflict", value > 0, what,
-                    why_not=f"{check_id!r} found no conflict in this session")
+    what = (
+        f"{_num(value)} reservation {_plural('conflict', value)} found by {check_id!r} "
+        "in this session"
+    )
+    return _outcome(
+        condition,
+        check_id,
+        value,
+        "reservation_conflict",
+        value > 0,
+        what,
+        why_not=f"{check_id!r} found no conflict in this session",
+    )
 
 
-def _system_down(condition: TriggerCondition, results: Sequence[CheckResult]
-                 ) -> TriggerOutcome:
-    ran = [r for r in results
-           if r.severity == "critical" and r.status is not CheckStatus.SKIPPED]
+def _system_down(condition: TriggerCondition, results: Sequence[CheckResult]) -> TriggerOutcome:
+    ran = [r for r in results if r.severity == "critical" and r.status is not CheckStatus.SKIPPED]
     failed = [r for r in ran if r.status.value in FAILED_STATUSES]
     down = bool(ran) and len(failed) == len(ran)
     value = 1 if down else 0
     what = f"{len(failed)} of {len(ran)} critical {_plural('check', len(ran))} failed"
-    return _outcome(condition, None, value, "system_down", down, what,
-                    why_not="the system is not down")
+    return _outcome(
+        condition, None, value, "system_down", down, what, why_not="the system is not down"
+    )
 
 
 # --- history -----------------------------------------------------------------------------------
 
-def _timeline(runtime: RuntimeState, check_id: str, current: CheckResult | None,
-              session_id: str | None, *, enough: Callable[[list[ExecutionRecord]], bool]
-              ) -> list[_Run]:
+
+def _timeline(
+    runtime: RuntimeState,
+    check_id: str,
+    current: CheckResult | None,
+    session_id: str | None,
+    *,
+    enough: Callable[[list[ExecutionRecord]], bool],
+) -> list[_Run]:
     """The check's runs, newest first: this run's result, then the recorded history."""
     limit = _FIRST_PAGE
     while True:
@@ -246,13 +338,14 @@ def _timeline(runtime: RuntimeState, check_id: str, current: CheckResult | None,
     return runs
 
 
-def _without_current(rows: list[ExecutionRecord], current: CheckResult,
-                     session_id: str | None) -> list[ExecutionRecord]:
+def _without_current(
+    rows: list[ExecutionRecord], current: CheckResult, session_id: str | None
+) -> list[ExecutionRecord]:
     if session_id is not None:
         return [r for r in rows if r.session_id != session_id]
     for index, row in enumerate(rows):
         if row.started_at == current.started_at and row.status == current.status.value:
-            return rows[:index] + rows[index + 1:]
+            return rows[:index] + rows[index + 1 :]
     return rows
 
 
@@ -270,17 +363,30 @@ def _current_status(runs: Sequence[_Run]) -> str | None:
 
 # --- wording -----------------------------------------------------------------------------------
 
-def _outcome(condition: TriggerCondition, check_id: str | None, value: float,
-             failure_class: str | None, live: bool, what: str, *, why_not: str
-             ) -> TriggerOutcome:
+
+def _outcome(
+    condition: TriggerCondition,
+    check_id: str | None,
+    value: float,
+    failure_class: str | None,
+    live: bool,
+    what: str,
+    *,
+    why_not: str,
+) -> TriggerOutcome:
     rule = f"{_SYMBOLS.get(condition.operator, condition.operator)} {_num(condition.threshold)}"
     met = live and compare(value, condition.operator, condition.threshold)
     description = f"{condition.condition}: {what} ({rule})"
     if not live:
         description += f"; not met: {why_not}"
-    return TriggerOutcome(met=met, value=float(value), failure_class=failure_class,
-                          description=description, condition=condition.condition,
-                          check_id=check_id)
+    return TriggerOutcome(
+        met=met,
+        value=float(value),
+        failure_class=failure_class,
+        description=description,
+        condition=condition.condition,
+        check_id=check_id,
+    )
 
 
 def _num(value: float) -> str:

@@ -120,6 +120,7 @@ class SmokeBarrier:
             if time.monotonic() > deadline:
                 raise SmokeBarrierTimeout(
                     f"{len(pending)} maf_smoke test(s) gave no outcome within "
-                    f"{self.limit_seconds:g} s: {', '.join(pending[:3])}")
+                    f"{self.limit_seconds:g} s: {', '.join(pending[:3])}"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)

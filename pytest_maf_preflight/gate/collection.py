@@ -39,8 +39,9 @@ class GateCollection:
         self.selecting = False
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
-                                      items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         """Insert check items first, before -k/-m deselection sees the list."""
         by_file: dict[str, list[CheckDescriptor]] = {}
         for descriptor in self.state.descriptors:
@@ -52,7 +53,8 @@ class GateCollection:
             collected = list(collector.collect())
             # Reported like any collected file, so "collected N items" counts the checks.
             config.hook.pytest_collectreport(
-                report=pytest.CollectReport(collector.nodeid, "passed", None, [*collected]))
+                report=pytest.CollectReport(collector.nodeid, "passed", None, [*collected])
+            )
             check_items.extend(collected)
         items[:0] = check_items
 
@@ -60,8 +62,9 @@ class GateCollection:
     # outermost wrapper, so the order holds after every other plugin (--ff, --nf, random
     # orders) reordered or deselected.
     @pytest.hookimpl(wrapper=True, tryfirst=True, specname="pytest_collection_modifyitems")
-    def pytest_maf_preflight_order_items(self, session: pytest.Session, config: pytest.Config,
-                                         items: list[pytest.Item]) -> Any:
+    def pytest_maf_preflight_order_items(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> Any:
         """Checks, then maf_smoke tests, then the rest.
 
         maf_smoke tests that -k, -m, --lf or --deselect removed are put back: like the config
@@ -92,8 +95,9 @@ class GateCollection:
         for item in smoke:
             if SMOKE_PROPERTY not in item.user_properties:
                 item.user_properties.append(SMOKE_PROPERTY)
-        self.state.select([i.nodeid for i in smoke],
-                          {i.nodeid: smoke_definition(i) for i in smoke}, marked)
+        self.state.select(
+            [i.nodeid for i in smoke], {i.nodeid: smoke_definition(i) for i in smoke}, marked
+        )
         return result
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -95,9 +95,16 @@ class GateController:
             if planned is None:
                 continue
             self.planned.append(planned)
-            descriptors.append(CheckDescriptor(
-                id=entry.id, name=entry.config.name, file=str(entry.file), line=entry.line,
-                severity=entry.config.severity.value, test_type=planned.check_type.name))
+            descriptors.append(
+                CheckDescriptor(
+                    id=entry.id,
+                    name=entry.config.name,
+                    file=str(entry.file),
+                    line=entry.line,
+                    severity=entry.config.severity.value,
+                    test_type=planned.check_type.name,
+                )
+            )
         self.state.prepare(registry, loaded, descriptors)
 
     @pytest.hookimpl(tryfirst=True)
@@ -126,14 +133,21 @@ class GateController:
         if not self.state.start_checks():
             return
         settings, notes = self.settings, self.state.notes
-        ctx = CheckContext(rootdir=settings.rootdir, environ=dict(os.environ),
-                           environment=settings.environment, agent_id=settings.agent_id,
-                           base_url=settings.base_url, reservations=self._reservation_state())
+        ctx = CheckContext(
+            rootdir=settings.rootdir,
+            environ=dict(os.environ),
+            environment=settings.environment,
+            agent_id=settings.agent_id,
+            base_url=settings.base_url,
+            reservations=self._reservation_state(),
+        )
         hook = self.config.hook
         opened = self.store.opened
         messages = self.messages = GateMessages(
-            opened.runtime if opened is not None else None, agent_id=settings.agent_id,
-            session_id=self.session_id)
+            opened.runtime if opened is not None else None,
+            agent_id=settings.agent_id,
+            session_id=self.session_id,
+        )
 
         def observe(result: CheckResult) -> None:
             messages.poll()
@@ -141,12 +155,18 @@ class GateController:
                 hook.pytest_maf_preflight_check_executed(config=self.config, result=result)
             except Exception as exc:  # an observer must not break the gate; it is reported
                 notes.hook_errors.append(
-                    f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}")
+                    f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}"
+                )
 
         # Ctrl-C or SIGTERM while checks run must not leave their commands running.
         with groups.killed_when_interrupted():
-            results = run_checks(self.planned, ctx, settings.max_concurrency,
-                                 on_result=observe, on_start=messages.started)
+            results = run_checks(
+                self.planned,
+                ctx,
+                settings.max_concurrency,
+                on_result=observe,
+                on_start=messages.started,
+            )
         messages.finished(results)
         notes.runtime.extend(messages.errors)
         self.state.checked(results)
@@ -155,14 +175,19 @@ class GateController:
         """The lease store as the gate starts, read here because the runtime's connection
         belongs to this thread; None (reservation checks then fail closed) without a store."""
         opened = self.store.opened
-        if opened is None or not any(p.check_type.name.startswith("reservation_check/")
-                                     for p in self.planned):
+        if opened is None or not any(
+            p.check_type.name.startswith("reservation_check/") for p in self.planned
+        ):
             return None
         from ..checks.reservation import reservation_state
 
         try:
-            return reservation_state(opened.runtime, opened.mode, fell_back=bool(opened.skipped),
-                                     agent_id=self.settings.agent_id)
+            return reservation_state(
+                opened.runtime,
+                opened.mode,
+                fell_back=bool(opened.skipped),
+                agent_id=self.settings.agent_id,
+            )
         except (RuntimeStateError, OSError) as exc:
             self.state.notes.runtime.append(f"cannot read the lease store: {exc}")
             return None
@@ -178,10 +203,12 @@ class GateController:
         if self.barrier_dir is None:
             self.barrier_dir = Path(tempfile.mkdtemp(prefix="maf-preflight-gate-"))
             self.barrier = SmokeBarrier(self.barrier_dir)
-        return {"descriptors": [dict(d) for d in self.state.descriptors],
-                "results": [r.to_dict() for r in self.state.results.values()],
-                "barrier_dir": str(self.barrier_dir),
-                "dist": str(self.config.getoption("dist", "no"))}
+        return {
+            "descriptors": [dict(d) for d in self.state.descriptors],
+            "results": [r.to_dict() for r in self.state.results.values()],
+            "barrier_dir": str(self.barrier_dir),
+            "dist": str(self.config.getoption("dist", "no")),
+        }
 
     def close_gate(self, reason: str) -> None:
         """Close the gate for ``reason``: an xdist worker could not enforce it there."""
@@ -218,18 +245,24 @@ class GateController:
         smoke = is_smoke_report(report) or (
             # A crashed worker's report is made by the controller and carries no properties;
             # it is a failure, so only failures need the (file-backed) list of smoke ids.
-            report.failed and barrier is not None and report.nodeid in barrier.smoke_ids())
+            report.failed and barrier is not None and report.nodeid in barrier.smoke_ids()
+        )
         if smoke:
             self.smoke_outcomes.setdefault(report.nodeid, SmokeOutcome(report.nodeid)).add(
-                report, _secrets())
+                report, _secrets()
+            )
             self.state.smoke_reported(report.nodeid, report.failed)
             if barrier is not None and barrier.settles(report):
                 # The controller records too: it also sees crashed smoke tests, which never
                 # reach a teardown on their worker.
                 barrier.record(report.nodeid, report.nodeid in self.state.smoke_failures)
         session = self.session
-        if (barrier is not None and session is not None and not self.barrier_aborted
-                and (session.shouldfail or session.shouldstop)):
+        if (
+            barrier is not None
+            and session is not None
+            and not self.barrier_aborted
+            and (session.shouldfail or session.shouldstop)
+        ):
             barrier.abort(str(session.shouldfail or session.shouldstop))
             self.barrier_aborted = True
 
@@ -241,12 +274,21 @@ class GateController:
         if self.barrier_dir is not None:
             shutil.rmtree(self.barrier_dir, ignore_errors=True)
         # -x/--maxfail under xdist ends as "interrupted"; it is still the gate that closed.
-        stopped_by_maxfail = (exitstatus == pytest.ExitCode.INTERRUPTED
-                              and bool(session.shouldfail))
+        stopped_by_maxfail = exitstatus == pytest.ExitCode.INTERRUPTED and bool(session.shouldfail)
         decision = self.state.decision
-        if decision is not None and not decision.open and (exitstatus in (
-                pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED,
-                pytest.ExitCode.NO_TESTS_COLLECTED) or stopped_by_maxfail):
+        if (
+            decision is not None
+            and not decision.open
+            and (
+                exitstatus
+                in (
+                    pytest.ExitCode.OK,
+                    pytest.ExitCode.TESTS_FAILED,
+                    pytest.ExitCode.NO_TESTS_COLLECTED,
+                )
+                or stopped_by_maxfail
+            )
+        ):
             session.exitstatus = MafExitCode.GATE_CLOSED
         try:
             self._record(int(session.exitstatus))
@@ -259,7 +301,8 @@ class GateController:
                 session.exitstatus = pytest.ExitCode.USAGE_ERROR
             self.state.notes.hook_errors.append(
                 f"{_FALLBACK_IS_AN_ERROR}, exit code {int(session.exitstatus)}: "
-                f"{error.removeprefix('maf-preflight: ')}")
+                f"{error.removeprefix('maf-preflight: ')}"
+            )
         if self.settings.report_path is not None:
             self.report.write_json(self.settings.report_path, int(session.exitstatus))
 
@@ -270,18 +313,26 @@ class GateController:
             return
         decision = state.decision
         bundle = build_bundle(
-            agent_id=self.settings.agent_id, environment=self.settings.environment,
-            runtime_mode=self.store.opened.mode, started_at=self.started_at,
-            gate_open=decision.open if decision is not None else None, exit_code=exit_code,
-            results=state.results.values(), smoke=self.smoke_outcomes.values(),
-            loaded=state.loaded, secrets=_secrets(),
-            details={"blocking": list(decision.blocking) if decision else [],
-                     "warnings": list(decision.warnings) if decision else [],
-                     "rootdir": str(self.settings.rootdir)},
+            agent_id=self.settings.agent_id,
+            environment=self.settings.environment,
+            runtime_mode=self.store.opened.mode,
+            started_at=self.started_at,
+            gate_open=decision.open if decision is not None else None,
+            exit_code=exit_code,
+            results=state.results.values(),
+            smoke=self.smoke_outcomes.values(),
+            loaded=state.loaded,
+            secrets=_secrets(),
+            details={
+                "blocking": list(decision.blocking) if decision else [],
+                "warnings": list(decision.warnings) if decision else [],
+                "rootdir": str(self.settings.rootdir),
+            },
             session_id=self.session_id,
             execution_ids=messages.execution_ids if messages else None,
             conflicts=messages.conflicts if messages else None,
-            messages=() if messages else None)
+            messages=() if messages else None,
+        )
         recorded = self.store.record(bundle, messages.carry if messages else None)
         if recorded is None:
             return

@@ -27,11 +27,18 @@ def is_blocking(result: CheckResult, warnings_as_errors: bool) -> bool:
     return result.severity == "critical" or warnings_as_errors
 
 
-def default_decision(results: Mapping[str, CheckResult], smoke_failures: Sequence[str],
-                     warnings_as_errors: bool) -> GateDecision:
-    blocking = [f"{r.check_id} ({r.status.value})" for r in results.values()
-                if not r.passed and is_blocking(r, warnings_as_errors)]
+def default_decision(
+    results: Mapping[str, CheckResult], smoke_failures: Sequence[str], warnings_as_errors: bool
+) -> GateDecision:
+    blocking = [
+        f"{r.check_id} ({r.status.value})"
+        for r in results.values()
+        if not r.passed and is_blocking(r, warnings_as_errors)
+    ]
     blocking.extend(f"{nodeid} (maf_smoke failed)" for nodeid in smoke_failures)
-    warned = tuple(r.check_id for r in results.values()
-                   if not r.passed and not is_blocking(r, warnings_as_errors))
+    warned = tuple(
+        r.check_id
+        for r in results.values()
+        if not r.passed and not is_blocking(r, warnings_as_errors)
+    )
     return GateDecision(open=not blocking, blocking=tuple(blocking), warnings=warned)

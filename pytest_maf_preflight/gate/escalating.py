@@ -16,9 +16,13 @@ def escalation_settings(settings: Settings) -> EscalationSettings:
     # Imported when escalating: the engine and its channels are not on the gate's path.
     from ..escalation.session import EscalationSettings
 
-    return EscalationSettings(agent_id=settings.agent_id, mail_root=settings.runtime.mail_root,
-                              project=str(settings.rootdir), deliver=settings.escalate,
-                              default_path=settings.default_escalation)
+    return EscalationSettings(
+        agent_id=settings.agent_id,
+        mail_root=settings.runtime.mail_root,
+        project=str(settings.rootdir),
+        deliver=settings.escalate,
+        default_path=settings.default_escalation,
+    )
 
 
 def escalate_recorded(state: GateState, opened: OpenedRuntime, session_id: str) -> list[str]:
@@ -30,14 +34,21 @@ def escalate_recorded(state: GateState, opened: OpenedRuntime, session_id: str) 
     if opened.mode == "memory" or opened.skipped:
         # Streaks, deduplication and levels live in the store: one that forgets them, or
         # a fallback beside the real one, would page someone again on every run.
-        return [f"escalations: not run, the runtime is {opened.mode}"
-                + (" after a fallback" if opened.skipped else "")
-                + " (they need the store that holds the open escalations)"]
+        return [
+            f"escalations: not run, the runtime is {opened.mode}"
+            + (" after a fallback" if opened.skipped else "")
+            + " (they need the store that holds the open escalations)"
+        ]
     from ..escalation.session import escalate_session
 
     try:
-        report = escalate_session(opened.runtime, escalation_settings(state.settings),
-                                  state.loaded, state.results.values(), session_id)
+        report = escalate_session(
+            opened.runtime,
+            escalation_settings(state.settings),
+            state.loaded,
+            state.results.values(),
+            session_id,
+        )
     except Exception as exc:  # the run's verdict stands; the failure is said, not raised
         return [f"escalations failed: {type(exc).__name__}: {exc}"]
     return report.lines()

@@ -44,14 +44,19 @@ def _names_ours(category: Any) -> bool:
     return isinstance(category, type) and issubclass(category, MafPreflightWarning)
 
 
-def _first_match(category: type[Warning], text: str, module: str, lineno: int
-                 ) -> tuple[Any, ...] | None:
+def _first_match(
+    category: type[Warning], text: str, module: str, lineno: int
+) -> tuple[Any, ...] | None:
     """The filter the warnings module would apply, as ``warn_explicit`` finds it."""
     for entry in warnings.filters:
         _, message, filter_category, filter_module, filter_lineno = entry
-        if (_matches(message, text) and isinstance(filter_category, type)
-                and issubclass(category, filter_category) and _matches(filter_module, module)
-                and filter_lineno in (0, lineno)):
+        if (
+            _matches(message, text)
+            and isinstance(filter_category, type)
+            and issubclass(category, filter_category)
+            and _matches(filter_module, module)
+            and filter_lineno in (0, lineno)
+        ):
             return entry
     return None
 

@@ -59,8 +59,9 @@ class GateItemHooks:
         return result
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
-                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         definition = self.state.smoke_definitions.get(item.nodeid)
         if definition is not None:
@@ -88,15 +89,20 @@ class GateItemHooks:
         if marker is None:
             return None, None
         if not marker.args or not all(isinstance(cid, str) for cid in marker.args):
-            return None, ("maf_requires takes one or more check ids as strings, e.g. "
-                          f"@pytest.mark.maf_requires('git-available'); got {marker.args!r}")
+            return None, (
+                "maf_requires takes one or more check ids as strings, e.g. "
+                f"@pytest.mark.maf_requires('git-available'); got {marker.args!r}"
+            )
         results = self.state.results
         missing = [str(cid) for cid in marker.args if cid not in results]
         if missing:
-            return None, (f"maf_requires names unknown check(s): {', '.join(missing)} "
-                          f"(known: {', '.join(sorted(results)) or 'none'})")
-        failed = [f"{cid} ({results[cid].status.value})" for cid in marker.args
-                  if not results[cid].passed]
+            return None, (
+                f"maf_requires names unknown check(s): {', '.join(missing)} "
+                f"(known: {', '.join(sorted(results)) or 'none'})"
+            )
+        failed = [
+            f"{cid} ({results[cid].status.value})" for cid in marker.args if not results[cid].passed
+        ]
         if failed:
             return f"maf_requires: check(s) did not pass: {', '.join(failed)}", None
         return None, None
@@ -108,8 +114,13 @@ def register_item_hooks(state: GateState, verdict: SmokeVerdict) -> bool:
     test or names maf_requires, leaves nothing to decide per test."""
     marked = state.marked
     decision = state.config_decision
-    idle = (marked is not None and not state.smoke_ids and REQUIRES not in marked
-            and decision is not None and decision.open)
+    idle = (
+        marked is not None
+        and not state.smoke_ids
+        and REQUIRES not in marked
+        and decision is not None
+        and decision.open
+    )
     if not idle:
         manager = state.config.pluginmanager
         if manager.get_plugin(ITEM_HOOKS_PLUGIN) is None:

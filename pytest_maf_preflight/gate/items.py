@@ -28,8 +28,7 @@ class PreflightConfigFile(pytest.File):
 
     def collect(self) -> Iterator[PreflightCheckItem]:
         for descriptor in self.descriptors:
-            yield PreflightCheckItem.from_parent(self, name=descriptor["id"],
-                                                 descriptor=descriptor)
+            yield PreflightCheckItem.from_parent(self, name=descriptor["id"], descriptor=descriptor)
 
 
 class PreflightCheckItem(pytest.Item):
@@ -51,9 +50,11 @@ class PreflightCheckItem(pytest.Item):
         self.user_properties.append(("maf_check_duration", f"{result.duration:.3f}"))
         if result.passed:
             if result.details.get("override"):
-                message = (f"preflight check {self.check_id!r}: reservation conflicts let "
-                           f"through by MAF_RESERVATION_OVERRIDE=1 (recorded): "
-                           f"{result.observed}")
+                message = (
+                    f"preflight check {self.check_id!r}: reservation conflicts let "
+                    f"through by MAF_RESERVATION_OVERRIDE=1 (recorded): "
+                    f"{result.observed}"
+                )
                 try:
                     issue(MafReservationOverride(message))
                 except MafReservationOverride:  # a filter naming the class made it an error
@@ -62,17 +63,19 @@ class PreflightCheckItem(pytest.Item):
         if gate.is_blocking(result):
             raise PreflightCheckFailed(result)
         try:
-            issue(MafCheckWarning(
-                f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
-                f"{result.observed or result.message}"))
+            issue(
+                MafCheckWarning(
+                    f"preflight check {self.check_id!r} {result.status.value} (severity warning): "
+                    f"{result.observed or result.message}"
+                )
+            )
         except MafCheckWarning:
             # A filter naming MafCheckWarning made it an error (a generic ``error`` does not,
             # see issued_warnings): report the check's short failure, not a traceback through
             # pytest's internals. The gate stays open: the severity decides the gate.
             raise PreflightCheckFailed(result) from None
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
-                     style: Any = None) -> str:
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PreflightCheckFailed):
             return format_failure(excinfo.value.result, self.config.rootpath)
         return str(super().repr_failure(excinfo, style=style))

@@ -22,8 +22,9 @@ from .recording import build_bundle
 _LOADED_KEY = pytest.StashKey[tuple[CheckRegistry, list[LoadedConfig]]]()
 
 
-def load_configs(config: pytest.Config, settings: Settings
-                 ) -> tuple[CheckRegistry, list[LoadedConfig]]:
+def load_configs(
+    config: pytest.Config, settings: Settings
+) -> tuple[CheckRegistry, list[LoadedConfig]]:
     """The check registry (with plugins' types) and every config; raises ``ConfigLoadError``."""
     registry = builtin_registry()
     config.hook.pytest_maf_preflight_register_check_types(registry=registry, config=config)
@@ -39,28 +40,42 @@ def load_configs(config: pytest.Config, settings: Settings
     return registry, loaded
 
 
-def preloaded(config: pytest.Config, settings: Settings
-              ) -> tuple[CheckRegistry, list[LoadedConfig]]:
+def preloaded(
+    config: pytest.Config, settings: Settings
+) -> tuple[CheckRegistry, list[LoadedConfig]]:
     """What ``preload`` loaded, or (when it did not run) a fresh load."""
     return config.stash.get(_LOADED_KEY, None) or load_configs(config, settings)
 
 
-def _escalation_references(loaded: list[LoadedConfig], default: str | None,
-                           inipath: Path | None) -> list[ConfigError]:
+def _escalation_references(
+    loaded: list[LoadedConfig], default: str | None, inipath: Path | None
+) -> list[ConfigError]:
     """A check whose escalation path does not exist would never escalate: a config error."""
     paths = {c.id for c in loaded if c.config_type == "escalation_path" and c.config.is_active}
-    errors = [ConfigError(file=str(c.file), line=c.line, path=(*c.path, "escalation_path"),
-                          message=f"names escalation path {c.config.escalation_path!r}, which "
-                                  f"is not an active escalation_path config (known: "
-                                  f"{', '.join(sorted(paths)) or 'none'})")
-              for c in loaded if c.config.is_active and c.config_type != "escalation_path"
-              and c.config.escalation_path and c.config.escalation_path not in paths]
-    if default and default not in paths and any(
-            c.config_type != "escalation_path" for c in loaded):
-        errors.append(ConfigError(
-            file=str(inipath or "ini"), path=("maf_default_escalation",),
-            message=f"names escalation path {default!r}, which is not an active "
-                    f"escalation_path config (known: {', '.join(sorted(paths)) or 'none'})"))
+    errors = [
+        ConfigError(
+            file=str(c.file),
+            line=c.line,
+            path=(*c.path, "escalation_path"),
+            message=f"names escalation path {c.config.escalation_path!r}, which "
+            f"is not an active escalation_path config (known: "
+            f"{', '.join(sorted(paths)) or 'none'})",
+        )
+        for c in loaded
+        if c.config.is_active
+        and c.config_type != "escalation_path"
+        and c.config.escalation_path
+        and c.config.escalation_path not in paths
+    ]
+    if default and default not in paths and any(c.config_type != "escalation_path" for c in loaded):
+        errors.append(
+            ConfigError(
+                file=str(inipath or "ini"),
+                path=("maf_default_escalation",),
+                message=f"names escalation path {default!r}, which is not an active "
+                f"escalation_path config (known: {', '.join(sorted(paths)) or 'none'})",
+            )
+        )
     return errors
 
 
@@ -90,10 +105,18 @@ def record_config_error(settings: Settings, report: str) -> str | None:
         return f"the session was not recorded: {exc}"
     with opened.runtime as runtime:
         bundle = build_bundle(
-            agent_id=settings.agent_id, environment=settings.environment,
-            runtime_mode=opened.mode, started_at=time.time(), gate_open=False,
-            exit_code=int(MafExitCode.CONFIG_ERROR), results=(), smoke=(), loaded=(),
-            details={"config_errors": report.splitlines()[1:]}, status="config_error")
+            agent_id=settings.agent_id,
+            environment=settings.environment,
+            runtime_mode=opened.mode,
+            started_at=time.time(),
+            gate_open=False,
+            exit_code=int(MafExitCode.CONFIG_ERROR),
+            results=(),
+            smoke=(),
+            loaded=(),
+            details={"config_errors": report.splitlines()[1:]},
+            status="config_error",
+        )
         try:
             runtime.record_session(bundle)
         except (RuntimeStateError, OSError) as exc:

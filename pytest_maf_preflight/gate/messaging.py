@@ -50,8 +50,14 @@ class GateMessages:
     """One gate run's messages: built as the runner reports starts and results, written in
     batches to ``runtime`` (``None``: kept for the bundle only)."""
 
-    def __init__(self, runtime: RuntimeState | None, *, agent_id: str, session_id: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        runtime: RuntimeState | None,
+        *,
+        agent_id: str,
+        session_id: str,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.runtime = runtime
         self.agent_id = agent_id
         self.session_id = session_id
@@ -73,8 +79,14 @@ class GateMessages:
         """``run_checks``'s ``on_start``: a ``PREFLIGHT_CHECK`` per check."""
         for check in checks:
             execution_id = self.execution_ids.setdefault(check.check_id, new_id())
-            self._add(check_message(check, agent_id=self.agent_id, session_id=self.session_id,
-                                    execution_id=execution_id))
+            self._add(
+                check_message(
+                    check,
+                    agent_id=self.agent_id,
+                    session_id=self.session_id,
+                    execution_id=execution_id,
+                )
+            )
         if self._written_at is None or self._due():
             self.flush()
 
@@ -89,9 +101,12 @@ class GateMessages:
         waiting."""
         results = list(results)
         for result in results:
-            execution = check_execution(self.session_id, self.agent_id, result,
-                                        self.execution_ids.setdefault(result.check_id,
-                                                                      new_id()))
+            execution = check_execution(
+                self.session_id,
+                self.agent_id,
+                result,
+                self.execution_ids.setdefault(result.check_id, new_id()),
+            )
             self._add(result_message(execution))
         self.conflicts = conflict_records(self.session_id, self.agent_id, results)
         for conflict in self.conflicts:
@@ -117,8 +132,9 @@ class GateMessages:
         try:
             self.runtime.enqueue_many(batch)
         except Exception as exc:  # messages must not break the gate; the bundle carries them
-            self.errors.append(f"protocol messages not written as the gate ran: "
-                               f"{type(exc).__name__}: {exc}")
+            self.errors.append(
+                f"protocol messages not written as the gate ran: {type(exc).__name__}: {exc}"
+            )
             self.runtime = None  # no more live writes this run
             return
         self._stored.update(m.id for m in batch)
@@ -130,7 +146,9 @@ class GateMessages:
         import dataclasses
 
         ours = {m.id for m in self.produced}
-        missing = [m for m in self.produced
-                   if runtime is not self.runtime or m.id not in self._stored]
+        missing = [
+            m for m in self.produced if runtime is not self.runtime or m.id not in self._stored
+        ]
         return dataclasses.replace(
-            bundle, messages=(*missing, *(m for m in bundle.messages if m.id not in ours)))
+            bundle, messages=(*missing, *(m for m in bundle.messages if m.id not in ours))
+        )

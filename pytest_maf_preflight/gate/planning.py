@@ -14,8 +14,9 @@ from ..config.models import ReservationCheckBody, SmokeTestBody
 RESERVATION_TIMEOUT = 30.0
 
 
-def plan_check(loaded: LoadedConfig, lookup: Callable[[str], CheckType | None]
-               ) -> PlannedCheck | None:
+def plan_check(
+    loaded: LoadedConfig, lookup: Callable[[str], CheckType | None]
+) -> PlannedCheck | None:
     """The check ``loaded`` describes, or None for inactive configs and escalation paths."""
     config = loaded.config
     if not config.is_active or config.config_type == "escalation_path":
@@ -38,7 +39,15 @@ def plan_check(loaded: LoadedConfig, lookup: Callable[[str], CheckType | None]
     if check_type is None:  # the loader validated the type; a plugin that vanished since
         raise ValueError(f"{loaded.id}: unknown check type")
     return PlannedCheck(
-        check_id=config.id, name=config.name, severity=config.severity.value,
-        check_type=check_type, definition=definition, timeout=timeout,
-        retry_count=retries, retry_delay=delay, config_file=str(loaded.file),
-        config_version=config.version, members=members)
+        check_id=config.id,
+        name=config.name,
+        severity=config.severity.value,
+        check_type=check_type,
+        definition=definition,
+        timeout=timeout,
+        retry_count=retries,
+        retry_delay=delay,
+        config_file=str(loaded.file),
+        config_version=config.version,
+        members=members,
+    )

@@ -125,9 +125,14 @@ def _marker_value(value: Any, depth: int = 0) -> Any:
 
 def smoke_definition(item: pytest.Item) -> dict[str, Any]:
     """What defines a ``maf_smoke`` test: node id, file and markers (closest first)."""
-    markers = [{"name": m.name, "args": [_marker_value(a) for a in m.args],
-                "kwargs": {k: _marker_value(v) for k, v in sorted(m.kwargs.items())}}
-               for m in item.iter_markers()]
+    markers = [
+        {
+            "name": m.name,
+            "args": [_marker_value(a) for a in m.args],
+            "kwargs": {k: _marker_value(v) for k, v in sorted(m.kwargs.items())},
+        }
+        for m in item.iter_markers()
+    ]
     return {"nodeid": item.nodeid, "file": item.location[0], "markers": markers}
 
 
@@ -135,68 +140,113 @@ def _content_hash(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def smoke_test_of(outcome: SmokeOutcome, at: float, secrets: Sequence[str] = ()
-                  ) -> SmokeTestDefinition | None:
+def smoke_test_of(
+    outcome: SmokeOutcome, at: float, secrets: Sequence[str] = ()
+) -> SmokeTestDefinition | None:
     """The stored definition of a smoke test; None when no report carried it (a test whose
     worker crashed)."""
     if outcome.definition is None:
         return None
     document = redact_mapping(outcome.definition, secrets)
     digest = _content_hash(document)
-    return SmokeTestDefinition(nodeid=outcome.nodeid, version=digest[:SMOKE_VERSION_DIGITS],
-                               content_hash=digest, file=str(document.get("file", "")),
-                               document=document, recorded_at=at)
+    return SmokeTestDefinition(
+        nodeid=outcome.nodeid,
+        version=digest[:SMOKE_VERSION_DIGITS],
+        content_hash=digest,
+        file=str(document.get("file", "")),
+        document=document,
+        recorded_at=at,
+    )
 
 
-def escalation_paths_of(loaded: Iterable[LoadedConfig], at: float, secrets: Sequence[str] = ()
-                        ) -> tuple[EscalationPathDefinition, ...]:
+def escalation_paths_of(
+    loaded: Iterable[LoadedConfig], at: float, secrets: Sequence[str] = ()
+) -> tuple[EscalationPathDefinition, ...]:
     """The active escalation paths loaded, as the snapshot an escalation on them keeps."""
     from ..escalation.session import paths_of
 
     out = []
     for path in paths_of(loaded).values():
         document = redact_mapping(path.snapshot(), secrets)
-        out.append(EscalationPathDefinition(path_id=path.id, version=path.version,
-                                            content_hash=_content_hash(document),
-                                            document=document, recorded_at=at))
+        out.append(
+            EscalationPathDefinition(
+                path_id=path.id,
+                version=path.version,
+                content_hash=_content_hash(document),
+                document=document,
+                recorded_at=at,
+            )
+        )
     return tuple(out)
 
 
 def snapshot_of(loaded: LoadedConfig, at: float, secrets: Sequence[str] = ()) -> ConfigSnapshot:
     document = redact_mapping(loaded.document, secrets)
     digest = hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode())
-    return ConfigSnapshot(config_id=loaded.id, version=loaded.config.version,
-                          config_type=loaded.config_type, content_hash=digest.hexdigest(),
-                          document=document, recorded_at=at)
+    return ConfigSnapshot(
+        config_id=loaded.id,
+        version=loaded.config.version,
+        config_type=loaded.config_type,
+        content_hash=digest.hexdigest(),
+        document=document,
+        recorded_at=at,
+    )
 
 
-def check_execution(session_id: str, agent_id: str, result: CheckResult,
-                    execution_id: str | None = None) -> ExecutionRecord:
+def check_execution(
+    session_id: str, agent_id: str, result: CheckResult, execution_id: str | None = None
+) -> ExecutionRecord:
     """The execution row of one check's result; ``execution_id`` is the id its
     ``PREFLIGHT_CHECK`` message announced (a new one without)."""
     return ExecutionRecord(
-        id=execution_id or new_id(), session_id=session_id, config_id=result.check_id,
-        config_version=result.config_version, agent_id=agent_id, kind="check",
-        status=result.status.value, started_at=result.started_at,
-        completed_at=result.completed_at, duration=result.duration, attempts=result.attempts,
-        result={"expected": result.expected, "observed": result.observed,
-                "test_type": result.test_type, "severity": result.severity,
-                "config_file": result.config_file, "details": result.details},
-        error_message=(result.message or result.observed) if not result.passed else None)
+        id=execution_id or new_id(),
+        session_id=session_id,
+        config_id=result.check_id,
+        config_version=result.config_version,
+        agent_id=agent_id,
+        kind="check",
+        status=result.status.value,
+        started_at=result.started_at,
+        completed_at=result.completed_at,
+        duration=result.duration,
+        attempts=result.attempts,
+        result={
+            "expected": result.expected,
+            "observed": result.observed,
+            "test_type": result.test_type,
+            "severity": result.severity,
+            "config_file": result.config_file,
+            "details": result.details,
+        },
+        error_message=(result.message or result.observed) if not result.passed else None,
+    )
 
 
-def _smoke_execution(session_id: str, agent_id: str, outcome: SmokeOutcome,
-                     definition: SmokeTestDefinition | None = None) -> ExecutionRecord:
+def _smoke_execution(
+    session_id: str,
+    agent_id: str,
+    outcome: SmokeOutcome,
+    definition: SmokeTestDefinition | None = None,
+) -> ExecutionRecord:
     return ExecutionRecord(
-        id=new_id(), session_id=session_id, config_id=outcome.nodeid,
+        id=new_id(),
+        session_id=session_id,
+        config_id=outcome.nodeid,
         # The definition's version: with the node id, it names the smoke_tests row.
         config_version=definition.version if definition is not None else "",
-        agent_id=agent_id, kind="smoke", status=outcome.status,  # type: ignore[arg-type]
-        started_at=outcome.started_at, completed_at=outcome.completed_at,
-        duration=outcome.duration, attempts=max(1, len(outcome.attempts)),
-        result={"nodeid": outcome.nodeid,
-                "attempts": [attempt.to_dict() for attempt in outcome.attempts]},
-        error_message=outcome.error)
+        agent_id=agent_id,
+        kind="smoke",
+        status=outcome.status,  # type: ignore[arg-type]
+        started_at=outcome.started_at,
+        completed_at=outcome.completed_at,
+        duration=outcome.duration,
+        attempts=max(1, len(outcome.attempts)),
+        result={
+            "nodeid": outcome.nodeid,
+            "attempts": [attempt.to_dict() for attempt in outcome.attempts],
+        },
+        error_message=outcome.error,
+    )
 
 
 # The gate builds its two per-check messages as records directly, not through the pydantic
@@ -204,30 +254,53 @@ def _smoke_execution(session_id: str, agent_id: str, outcome: SmokeOutcome,
 # are what ``protocol.messages.to_record`` makes of a ``PreflightResult``/``PreflightCheck``,
 # and tests parse every message a real gate run stores with ``from_record``.
 
+
 def result_message(execution: ExecutionRecord) -> Message:
     """A ``PREFLIGHT_RESULT`` protocol message for one execution (S6)."""
     return Message(
-        id=new_id(), type="PREFLIGHT_RESULT", agent_id=execution.agent_id,
-        correlation_id=execution.session_id, created_at=now(),
-        payload={"version": 1, "config_id": execution.config_id,
-                 "config_version": execution.config_version, "execution_id": execution.id,
-                 "session_id": execution.session_id, "status": execution.status,
-                 "duration": max(0.0, float(execution.duration)),
-                 "attempts": execution.attempts, "error_message": execution.error_message,
-                 "summary": f"{execution.kind} {execution.config_id}: {execution.status}"})
+        id=new_id(),
+        type="PREFLIGHT_RESULT",
+        agent_id=execution.agent_id,
+        correlation_id=execution.session_id,
+        created_at=now(),
+        payload={
+            "version": 1,
+            "config_id": execution.config_id,
+            "config_version": execution.config_version,
+            "execution_id": execution.id,
+            "session_id": execution.session_id,
+            "status": execution.status,
+            "duration": max(0.0, float(execution.duration)),
+            "attempts": execution.attempts,
+            "error_message": execution.error_message,
+            "summary": f"{execution.kind} {execution.config_id}: {execution.status}",
+        },
+    )
 
 
-def check_message(check: PlannedCheck, *, agent_id: str, session_id: str,
-                  execution_id: str) -> Message:
+def check_message(
+    check: PlannedCheck, *, agent_id: str, session_id: str, execution_id: str
+) -> Message:
     """A ``PREFLIGHT_CHECK`` protocol message: ``check`` is starting (S6)."""
     return Message(
-        id=new_id(), type="PREFLIGHT_CHECK", agent_id=agent_id, correlation_id=session_id,
+        id=new_id(),
+        type="PREFLIGHT_CHECK",
+        agent_id=agent_id,
+        correlation_id=session_id,
         created_at=now(),
-        payload={"version": 1, "config_id": check.check_id, "execution_id": execution_id,
-                 "check_type": check.check_type.name,
-                 "context": {"name": check.name, "severity": check.severity,
-                             "config_version": check.config_version,
-                             "config_file": check.config_file}})
+        payload={
+            "version": 1,
+            "config_id": check.check_id,
+            "execution_id": execution_id,
+            "check_type": check.check_type.name,
+            "context": {
+                "name": check.name,
+                "severity": check.severity,
+                "config_version": check.config_version,
+                "config_file": check.config_file,
+            },
+        },
+    )
 
 
 def conflict_message(conflict: ConflictRecord, execution_id: str | None) -> Message:
@@ -235,20 +308,28 @@ def conflict_message(conflict: ConflictRecord, execution_id: str | None) -> Mess
     from ..protocol.messages import ReservationConflict, to_record
 
     config_id = conflict.details.get("check_id")
-    return to_record(ReservationConflict(
-        agent_id=conflict.agent_id, correlation_id=conflict.session_id,
-        conflict_type=conflict.conflict_type,
-        severity="warning" if conflict.severity == "warning" else "critical",
-        holder_agent=conflict.holder_agent_id or None,
-        path_pattern=conflict.path_pattern or None, expires_at=conflict.expires_at,
-        paths=[conflict.path] if conflict.path else [], execution_id=execution_id,
-        config_id=config_id if isinstance(config_id, str) and config_id else None,
-        conflict_id=conflict.id, source=conflict.details.get("source"),
-        message=str(conflict.details.get("message") or "")))
+    return to_record(
+        ReservationConflict(
+            agent_id=conflict.agent_id,
+            correlation_id=conflict.session_id,
+            conflict_type=conflict.conflict_type,
+            severity="warning" if conflict.severity == "warning" else "critical",
+            holder_agent=conflict.holder_agent_id or None,
+            path_pattern=conflict.path_pattern or None,
+            expires_at=conflict.expires_at,
+            paths=[conflict.path] if conflict.path else [],
+            execution_id=execution_id,
+            config_id=config_id if isinstance(config_id, str) and config_id else None,
+            conflict_id=conflict.id,
+            source=conflict.details.get("source"),
+            message=str(conflict.details.get("message") or ""),
+        )
+    )
 
 
-def conflict_records(session_id: str, agent_id: str, results: Iterable[CheckResult]
-                     ) -> tuple[ConflictRecord, ...]:
+def conflict_records(
+    session_id: str, agent_id: str, results: Iterable[CheckResult]
+) -> tuple[ConflictRecord, ...]:
     """One ``reservation_conflicts`` row per conflict a reservation check found (S3)."""
     rows: list[ConflictRecord] = []
     for result in results:
@@ -256,27 +337,51 @@ def conflict_records(session_id: str, agent_id: str, results: Iterable[CheckResu
             continue
         override = bool(result.details.get("override"))
         for found in result.details.get("conflicts", ()):
-            rows.append(ConflictRecord(
-                id=new_id(), session_id=session_id, conflict_type=str(found["type"]),
-                severity=result.severity, agent_id=agent_id,
-                holder_agent_id=found.get("holder_agent_id"), path=found.get("path"),
-                path_pattern=found.get("path_pattern"), lease_id=found.get("lease_id"),
-                expires_at=found.get("expires_at"),
-                status="overridden" if override else "open", override=override,
-                detected_at=result.completed_at or now(),
-                details={"check_id": result.check_id, "message": found.get("message"),
-                         "source": found.get("source"), "exclusive": found.get("exclusive")}))
+            rows.append(
+                ConflictRecord(
+                    id=new_id(),
+                    session_id=session_id,
+                    conflict_type=str(found["type"]),
+                    severity=result.severity,
+                    agent_id=agent_id,
+                    holder_agent_id=found.get("holder_agent_id"),
+                    path=found.get("path"),
+                    path_pattern=found.get("path_pattern"),
+                    lease_id=found.get("lease_id"),
+                    expires_at=found.get("expires_at"),
+                    status="overridden" if override else "open",
+                    override=override,
+                    detected_at=result.completed_at or now(),
+                    details={
+                        "check_id": result.check_id,
+                        "message": found.get("message"),
+                        "source": found.get("source"),
+                        "exclusive": found.get("exclusive"),
+                    },
+                )
+            )
     return tuple(rows)
 
 
-def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_at: float,
-                 gate_open: bool | None, exit_code: int, results: Iterable[CheckResult],
-                 smoke: Iterable[SmokeOutcome], loaded: Iterable[LoadedConfig],
-                 details: Mapping[str, Any], secrets: Sequence[str] = (),
-                 status: str | None = None, session_id: str | None = None,
-                 execution_ids: Mapping[str, str] | None = None,
-                 conflicts: Sequence[ConflictRecord] | None = None,
-                 messages: Sequence[Message] | None = None) -> SessionBundle:
+def build_bundle(
+    *,
+    agent_id: str,
+    environment: str,
+    runtime_mode: str,
+    started_at: float,
+    gate_open: bool | None,
+    exit_code: int,
+    results: Iterable[CheckResult],
+    smoke: Iterable[SmokeOutcome],
+    loaded: Iterable[LoadedConfig],
+    details: Mapping[str, Any],
+    secrets: Sequence[str] = (),
+    status: str | None = None,
+    session_id: str | None = None,
+    execution_ids: Mapping[str, str] | None = None,
+    conflicts: Sequence[ConflictRecord] | None = None,
+    messages: Sequence[Message] | None = None,
+) -> SessionBundle:
     """The session's records. The gate passes what it already produced while checks ran
     (``gate.messaging``): the session id, each check's execution id, the conflicts, and the
     check messages (``messages``) that still have to be stored; smoke executions always get
@@ -285,11 +390,18 @@ def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_
     finished = now()
     if status is None:
         status = "open" if gate_open else ("closed" if gate_open is not None else "interrupted")
-    session = SessionRecord(id=session_id or new_id(), agent_id=agent_id, environment=environment,
-                            started_at=started_at, completed_at=finished,
-                            status=status,  # type: ignore[arg-type]
-                            exit_code=exit_code, runtime_mode=runtime_mode,
-                            hostname=socket.gethostname(), details=dict(details))
+    session = SessionRecord(
+        id=session_id or new_id(),
+        agent_id=agent_id,
+        environment=environment,
+        started_at=started_at,
+        completed_at=finished,
+        status=status,  # type: ignore[arg-type]
+        exit_code=exit_code,
+        runtime_mode=runtime_mode,
+        hostname=socket.gethostname(),
+        details=dict(details),
+    )
     results = list(results)
     ids = execution_ids or {}
     checks = [check_execution(session.id, agent_id, r, ids.get(r.check_id)) for r in results]
@@ -297,13 +409,17 @@ def build_bundle(*, agent_id: str, environment: str, runtime_mode: str, started_
     definitions = {s.nodeid: smoke_test_of(s, finished, secrets) for s in smoke}
     smokes = [_smoke_execution(session.id, agent_id, s, definitions[s.nodeid]) for s in smoke]
     executions = (*checks, *smokes)
-    produced = (tuple(messages) if messages is not None
-                else tuple(result_message(e) for e in checks))
+    produced = tuple(messages) if messages is not None else tuple(result_message(e) for e in checks)
     return SessionBundle(
-        session=session, executions=executions,
+        session=session,
+        executions=executions,
         snapshots=tuple(snapshot_of(c, finished, secrets) for c in loaded),
         messages=(*produced, *(result_message(e) for e in smokes)),
-        conflicts=(tuple(conflicts) if conflicts is not None
-                   else conflict_records(session.id, agent_id, results)),
+        conflicts=(
+            tuple(conflicts)
+            if conflicts is not None
+            else conflict_records(session.id, agent_id, results)
+        ),
         smoke_tests=tuple(d for d in definitions.values() if d is not None),
-        escalation_paths=escalation_paths_of(loaded, finished, secrets))
+        escalation_paths=escalation_paths_of(loaded, finished, secrets),
+    )

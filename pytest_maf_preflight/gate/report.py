@@ -44,10 +44,12 @@ class GateReport:
         files = len({d["file"] for d in state.descriptors})
         checks = len(state.descriptors)
         why = settings.runtime.source_of(notes.runtime_mode)
-        line = (f"maf-preflight: agent {settings.agent_id}, environment "
-                f"{settings.environment}, runtime {notes.runtime_mode}"
-                f"{f' ({why})' if why else ''}, {_plural(checks, 'check')} "
-                f"from {_plural(files, 'config file')}")
+        line = (
+            f"maf-preflight: agent {settings.agent_id}, environment "
+            f"{settings.environment}, runtime {notes.runtime_mode}"
+            f"{f' ({why})' if why else ''}, {_plural(checks, 'check')} "
+            f"from {_plural(files, 'config file')}"
+        )
         if not checks:
             where = ", ".join(_shown(p, settings.rootdir) for p in settings.config_paths)
             line += f" (no active checks in {where})"
@@ -56,8 +58,9 @@ class GateReport:
 
     # --- terminal summary -------------------------------------------------------------------
 
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
-                                config: pytest.Config) -> None:
+    def pytest_terminal_summary(
+        self, terminalreporter: Any, exitstatus: int, config: pytest.Config
+    ) -> None:
         tr = terminalreporter
         notes = self.state.notes
         if not self.state.ran:
@@ -88,10 +91,15 @@ class GateReport:
             status = result.status.value.upper()
             if not result.passed and not blocking:
                 status = f"WARN ({result.status.value})"
-            line = (f"{status:<{_STATUS_WIDTH}} {result.check_id:<{width}}  "
-                    f"{result.duration * 1000:8.1f} ms")
-            markup = {"green": True} if result.passed else (
-                {"red": True} if blocking else {"yellow": True})
+            line = (
+                f"{status:<{_STATUS_WIDTH}} {result.check_id:<{width}}  "
+                f"{result.duration * 1000:8.1f} ms"
+            )
+            markup = (
+                {"green": True}
+                if result.passed
+                else ({"red": True} if blocking else {"yellow": True})
+            )
             tr.write_line(line, **markup)
             if details:
                 tr.write_line(f"{'':<{_STATUS_WIDTH}} {self._details(result)}")
@@ -100,16 +108,22 @@ class GateReport:
         for result in state.results.values():
             if result.passed and result.details.get("override"):
                 count = len(result.details.get("conflicts", ()))
-                tr.write_line(f"RESERVATION OVERRIDE {result.check_id}: {count} conflict(s) "
-                              "let through by MAF_RESERVATION_OVERRIDE=1 (recorded as "
-                              "overridden)", red=True, bold=True)
+                tr.write_line(
+                    f"RESERVATION OVERRIDE {result.check_id}: {count} conflict(s) "
+                    "let through by MAF_RESERVATION_OVERRIDE=1 (recorded as "
+                    "overridden)",
+                    red=True,
+                    bold=True,
+                )
 
     def _details(self, result: CheckResult) -> str:
         """What a check is and what it observed, in one line (``-v``)."""
         shown = _shown(Path(result.config_file), self.state.settings.rootdir)
         observed = (result.observed or result.message).strip().splitlines()
-        text = (f"{result.name} ({result.test_type}, {result.severity}), "
-                f"{_plural(result.attempts, 'attempt')}, {shown}")
+        text = (
+            f"{result.name} ({result.test_type}, {result.severity}), "
+            f"{_plural(result.attempts, 'attempt')}, {shown}"
+        )
         if observed:
             first = observed[0]
             text += f": {first[:120]}{'...' if len(first) > 120 or len(observed) > 1 else ''}"
@@ -126,15 +140,22 @@ class GateReport:
         # Under xdist the controller collects nothing: smoke outcomes reach it as reports.
         checked = state.results or state.smoke_ids or state.smoke_seen
         if decision.open and not checked:
-            tr.write_line(f"{prefix}gate open: nothing was checked (no active checks, no "
-                          "maf_smoke tests)", yellow=True, bold=True)
+            tr.write_line(
+                f"{prefix}gate open: nothing was checked (no active checks, no maf_smoke tests)",
+                yellow=True,
+                bold=True,
+            )
         elif decision.open:
-            tr.write_line(f"{prefix}gate open{f' ({counts})' if counts else ''}",
-                          green=True, bold=True)
+            tr.write_line(
+                f"{prefix}gate open{f' ({counts})' if counts else ''}", green=True, bold=True
+            )
         else:
-            tr.write_line(f"{prefix}gate CLOSED (exit code {int(MafExitCode.GATE_CLOSED)}"
-                          f"{f'; {counts}' if counts else ''}): " + ", ".join(decision.blocking),
-                          red=True, bold=True)
+            tr.write_line(
+                f"{prefix}gate CLOSED (exit code {int(MafExitCode.GATE_CLOSED)}"
+                f"{f'; {counts}' if counts else ''}): " + ", ".join(decision.blocking),
+                red=True,
+                bold=True,
+            )
 
     def _counts(self) -> str:
         state = self.state
@@ -142,8 +163,11 @@ class GateReport:
         passed = sum(r.passed for r in results)
         failed = sum(not r.passed and state.is_blocking(r) for r in results)
         warned = len(results) - passed - failed
-        parts = [f"{passed} passed", *([f"{failed} failed"] if failed else []),
-                 *([f"{warned} warned"] if warned else [])]
+        parts = [
+            f"{passed} passed",
+            *([f"{failed} failed"] if failed else []),
+            *([f"{warned} warned"] if warned else []),
+        ]
         text = f"{_plural(len(results), 'check')}: {', '.join(parts)}" if results else "no checks"
         if state.smoke_failures:
             text += f", {_plural(len(state.smoke_failures), 'maf_smoke test')} failed"
@@ -157,9 +181,12 @@ class GateReport:
             "format": 1,
             "agent_id": state.settings.agent_id,
             "environment": state.settings.environment,
-            "gate": {"ran": state.ran, "open": decision.open if decision else None,
-                     "blocking": list(decision.blocking) if decision else [],
-                     "warnings": list(decision.warnings) if decision else []},
+            "gate": {
+                "ran": state.ran,
+                "open": decision.open if decision else None,
+                "blocking": list(decision.blocking) if decision else [],
+                "warnings": list(decision.warnings) if decision else [],
+            },
             "checks": [r.to_dict() for r in state.results.values()],
             "smoke_failures": list(state.smoke_failures),
             "exit_code": exit_code,
@@ -174,7 +201,8 @@ class GateReport:
             write_atomic(path, data.encode())
         except OSError as exc:
             self.state.notes.hook_errors.append(
-                f"cannot write the report to {path}: {exc.strerror or exc}")
+                f"cannot write the report to {path}: {exc.strerror or exc}"
+            )
 
 
 def _plural(count: int, noun: str) -> str:

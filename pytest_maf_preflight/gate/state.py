@@ -77,8 +77,12 @@ class GateState:
 
     # --- written by the role objects --------------------------------------------------------
 
-    def prepare(self, registry: CheckRegistry, loaded: Sequence[LoadedConfig],
-                descriptors: Iterable[CheckDescriptor]) -> None:
+    def prepare(
+        self,
+        registry: CheckRegistry,
+        loaded: Sequence[LoadedConfig],
+        descriptors: Iterable[CheckDescriptor],
+    ) -> None:
         """The controller loaded the configs and planned the checks."""
         self.registry = registry
         self.loaded = list(loaded)
@@ -97,15 +101,17 @@ class GateState:
         self.decide()
         self.config_decision = self.decision
 
-    def received(self, descriptors: Iterable[CheckDescriptor],
-                 results: Iterable[CheckResult]) -> None:
+    def received(
+        self, descriptors: Iterable[CheckDescriptor], results: Iterable[CheckResult]
+    ) -> None:
         """An xdist worker got the checks and their results from the controller."""
         self.descriptors = list(descriptors)
         self.ran = True
         self.checked(results)
 
-    def select(self, smoke_ids: Sequence[str], definitions: dict[str, dict[str, Any]],
-               marked: set[str]) -> None:
+    def select(
+        self, smoke_ids: Sequence[str], definitions: dict[str, dict[str, Any]], marked: set[str]
+    ) -> None:
         """Collection chose the items: these smoke tests, these markers present."""
         self.smoke_ids = list(smoke_ids)
         self.smoke_definitions.update(definitions)
@@ -143,17 +149,27 @@ class GateState:
         return is_blocking(result, self.settings.warnings_as_errors)
 
     def decide(self) -> None:
-        default = default_decision(self.results, self.smoke_failures,
-                                   self.settings.warnings_as_errors)
+        default = default_decision(
+            self.results, self.smoke_failures, self.settings.warnings_as_errors
+        )
         if self.closed_by:
             default = dataclasses.replace(
-                default, open=False, blocking=(*default.blocking, *self.closed_by))
+                default, open=False, blocking=(*default.blocking, *self.closed_by)
+            )
         override = self.config.hook.pytest_maf_preflight_gate_decision(
-            config=self.config, results=self.results, smoke_failures=list(self.smoke_failures),
-            default=default)
+            config=self.config,
+            results=self.results,
+            smoke_failures=list(self.smoke_failures),
+            default=default,
+        )
         if override is not None and not isinstance(override, GateDecision):
             # A broken hook must not open the gate: close it and say why.
-            override = GateDecision(open=False, blocking=(
-                *default.blocking, "pytest_maf_preflight_gate_decision returned "
-                f"{type(override).__name__}, not a GateDecision"))
+            override = GateDecision(
+                open=False,
+                blocking=(
+                    *default.blocking,
+                    "pytest_maf_preflight_gate_decision returned "
+                    f"{type(override).__name__}, not a GateDecision",
+                ),
+            )
         self.decision = override if override is not None else default

@@ -52,9 +52,11 @@ class GateStore:
         taken, self._fallbacks = self._fallbacks, []
         return taken
 
-    def record(self, bundle: SessionBundle,
-               carry: Callable[[SessionBundle, RuntimeState], SessionBundle] | None = None
-               ) -> tuple[OpenedRuntime, SessionBundle] | None:
+    def record(
+        self,
+        bundle: SessionBundle,
+        carry: Callable[[SessionBundle, RuntimeState], SessionBundle] | None = None,
+    ) -> tuple[OpenedRuntime, SessionBundle] | None:
         """Write the session's bundle once; a mode that fails now hands over to the next.
 
         ``carry`` adds what the runtime it is written to does not hold yet (the messages
@@ -67,7 +69,8 @@ class GateStore:
         while True:
             # The session says which mode holds it, also after a fallback.
             bundle = dataclasses.replace(
-                bundle, session=dataclasses.replace(bundle.session, runtime_mode=opened.mode))
+                bundle, session=dataclasses.replace(bundle.session, runtime_mode=opened.mode)
+            )
             if carry is not None:
                 bundle = carry(bundle, opened.runtime)
             try:
@@ -91,22 +94,27 @@ class GateStore:
         """The agent's heartbeat, and what the runtime has to say, once the session is in."""
         settings = self.settings
         try:
-            opened.runtime.heartbeat(settings.agent_id,
-                                     details={"environment": settings.environment},
-                                     agent_type=settings.agent_type,
-                                     capabilities=settings.agent_capabilities)
+            opened.runtime.heartbeat(
+                settings.agent_id,
+                details={"environment": settings.environment},
+                agent_type=settings.agent_type,
+                capabilities=settings.agent_capabilities,
+            )
             info = opened.runtime.info()
         except (RuntimeStateError, OSError) as exc:  # the session itself is recorded
-            self.notes.runtime.append(f"recorded {count} execution(s) in {opened.mode}; "
-                                      f"then: {exc}")
+            self.notes.runtime.append(
+                f"recorded {count} execution(s) in {opened.mode}; then: {exc}"
+            )
             return
         self.notes.runtime.extend(f"runtime {opened.mode}: {note}" for note in info.notes)
         if opened.mode == "memory":
-            self.notes.runtime.append(f"recorded {count} execution(s) in memory only: they "
-                                      "are lost when pytest exits")
+            self.notes.runtime.append(
+                f"recorded {count} execution(s) in memory only: they are lost when pytest exits"
+            )
         else:
-            self.notes.runtime.append(f"recorded {count} execution(s) in {opened.mode} "
-                                      f"({info.location})")
+            self.notes.runtime.append(
+                f"recorded {count} execution(s) in {opened.mode} ({info.location})"
+            )
 
     def close(self) -> None:
         if self.opened is not None:

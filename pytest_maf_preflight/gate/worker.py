@@ -33,8 +33,10 @@ class GateWorker:
         self.state = state
         self.config = state.config
         self.nested = nested
-        state.received([CheckDescriptor(d) for d in payload["descriptors"]],
-                       [CheckResult.from_dict(d) for d in payload["results"]])
+        state.received(
+            [CheckDescriptor(d) for d in payload["descriptors"]],
+            [CheckResult.from_dict(d) for d in payload["results"]],
+        )
         self.barrier = SmokeBarrier(Path(payload["barrier_dir"]))
         #: The session's --dist mode (the worker's own is always "no").
         self.dist_mode = str(payload.get("dist", "load"))
@@ -55,7 +57,8 @@ class GateWorker:
             self.barrier_error = (
                 f"maf_smoke tests cannot gate a session run with --dist {self.dist_mode}, which "
                 "can queue a smoke test behind a test that waits for it; use --dist load (the "
-                "default of -n), worksteal or each")
+                "default of -n), worksteal or each"
+            )
 
     def decision_after_smoke(self) -> GateDecision | None:
         """Waits, once, until every smoke test has an outcome on whichever worker ran it."""
@@ -63,8 +66,9 @@ class GateWorker:
             try:
                 failed = self.barrier.wait(self.state.smoke_ids)
             except SmokeBarrierAborted as exc:
-                self.barrier_error = (f"the session is stopping ({exc}) before every maf_smoke "
-                                      "test had an outcome")
+                self.barrier_error = (
+                    f"the session is stopping ({exc}) before every maf_smoke test had an outcome"
+                )
             except SmokeBarrierTimeout as exc:
                 self.barrier_error = str(exc)
             else:
@@ -108,8 +112,9 @@ class GateWorker:
         groups.resume()
 
 
-def register_worker(config: pytest.Config, settings: Settings, payload: dict[str, Any], *,
-             nested: bool) -> None:
+def register_worker(
+    config: pytest.Config, settings: Settings, payload: dict[str, Any], *, nested: bool
+) -> None:
     """The gate of an xdist worker: its state from the controller's ``payload``, and as
     plugins its worker role and collection."""
     state = GateState(config, settings)

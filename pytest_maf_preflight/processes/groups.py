@@ -94,8 +94,10 @@ def killed_when_interrupted() -> Iterator[None]:
     else is called instead. An ignored SIGTERM stays ignored.
     """
     previous = signal.getsignal(signal.SIGTERM)
-    install = (threading.current_thread() is threading.main_thread()
-               and previous not in (signal.SIG_IGN, None))
+    install = threading.current_thread() is threading.main_thread() and previous not in (
+        signal.SIG_IGN,
+        None,
+    )
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         kill_all(stop=True)

@@ -59,8 +59,9 @@ class Output:
         head = self.head.decode("utf-8", "replace")
         if not self.dropped:
             return head + self.tail.decode("utf-8", "replace")
-        return (f"{head}\n[... {self.dropped} bytes not kept ...]\n"
-                + self.tail.decode("utf-8", "replace"))
+        return f"{head}\n[... {self.dropped} bytes not kept ...]\n" + self.tail.decode(
+            "utf-8", "replace"
+        )
 
 
 class _Capture:
@@ -82,7 +83,7 @@ class _Capture:
         if chunk:
             self.tail += chunk
             if len(self.tail) > self.keep:
-                del self.tail[:len(self.tail) - self.keep]  # amortised O(1) at the front
+                del self.tail[: len(self.tail) - self.keep]  # amortised O(1) at the front
 
     def output(self) -> Output:
         return Output(bytes(self.head), bytes(self.tail), self.total)
@@ -104,10 +105,17 @@ class ProcessTimeout(Exception):
         self.stderr = stderr
 
 
-def run_process(argv: Sequence[str], *, deadline: float, cwd: Path | str | None = None,
-                env: Mapping[str, str] | None = None, stdin: bytes | None = None,
-                keep: int | None = KEEP, grace: float = GRACE,
-                kill_on_exit: bool = True) -> Finished:
+def run_process(
+    argv: Sequence[str],
+    *,
+    deadline: float,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    keep: int | None = KEEP,
+    grace: float = GRACE,
+    kill_on_exit: bool = True,
+) -> Finished:
     """Run ``argv`` until it exits or ``deadline`` (``time.monotonic()``) passes.
 
     ``stdin`` is written to the command (None: it reads /dev/null); ``keep`` bytes are kept at
@@ -117,9 +125,15 @@ def run_process(argv: Sequence[str], *, deadline: float, cwd: Path | str | None 
     ``OSError`` (``FileNotFoundError`` among them) when the command cannot start,
     ``ProcessTimeout`` at the deadline.
     """
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
-                            env=None if env is None else dict(env), start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        start_new_session=True,
+    )
     groups.track(proc.pid)
     captures = (_Capture(keep), _Capture(keep))
     exited = False
@@ -143,8 +157,13 @@ def run_process(argv: Sequence[str], *, deadline: float, cwd: Path | str | None 
     return Finished(proc.returncode, stdout, stderr)
 
 
-def _pump(proc: subprocess.Popen[bytes], stdin: bytes | None,
-          captures: tuple[_Capture, _Capture], deadline: float, grace: float) -> bool:
+def _pump(
+    proc: subprocess.Popen[bytes],
+    stdin: bytes | None,
+    captures: tuple[_Capture, _Capture],
+    deadline: float,
+    grace: float,
+) -> bool:
     """Feed stdin and read output until the command exited and its pipes closed, the grace
     after its exit ran out, or the deadline passed; True when the command exited."""
     assert proc.stdout is not None  # both are pipes: run_process asked for them
@@ -208,8 +227,9 @@ def _exit_fd(pid: int) -> Iterator[int | None]:
             os.close(fd)
 
 
-def _write_some(selector: selectors.BaseSelector, pipe: IO[bytes] | None,
-                pending: memoryview) -> memoryview:
+def _write_some(
+    selector: selectors.BaseSelector, pipe: IO[bytes] | None, pending: memoryview
+) -> memoryview:
     assert pipe is not None  # registered for writing only when it is a pipe
     try:
         written = os.write(pipe.fileno(), pending[:_PIPE_BUF])

@@ -64,15 +64,21 @@ def _type_required(schema: dict[str, Any]) -> None:
 class Envelope(BaseModel):
     """The fields every message shares. Subclasses narrow ``type`` to one ``Literal``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
-                              json_schema_extra=_type_required)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra=_type_required,
+    )
 
     id: MessageId = Field(default_factory=new_id, description="Unique id (uuid4 hex by default)")
     type: str = Field(description="The message type; selects the body")
     timestamp: float = Field(default_factory=now, ge=0, description="Epoch seconds")
     agent_id: AgentId = Field(description="The agent that sent the message")
     correlation_id: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
-        default=None, description="Ties a reply or result to the message it answers")
+        default=None, description="Ties a reply or result to the message it answers"
+    )
     version: int = Field(default=1, ge=1, description="Protocol version of the envelope")
 
 
@@ -87,8 +93,10 @@ class PreflightCheck(Envelope):
     execution_id: Text
     check_type: Text = Field(description="The check's kind, e.g. the smoke test's test_type")
     context: dict[str, Any] = Field(
-        default_factory=dict, description="What else the sender says about the check (the "
-                                          "gate: its name, severity and config version)")
+        default_factory=dict,
+        description="What else the sender says about the check (the "
+        "gate: its name, severity and config version)",
+    )
 
 
 class PreflightResult(Envelope):
@@ -118,11 +126,11 @@ class ReservationConflict(Envelope):
     path_pattern: Text | None = Field(default=None, description="The holder's pattern")
     expires_at: float | None = Field(default=None, description="Epoch seconds")
     paths: list[str] = Field(default_factory=list, description="This agent's paths it covers")
-    execution_id: Text | None = Field(default=None,
-                                      description="The execution of the check that found it")
+    execution_id: Text | None = Field(
+        default=None, description="The execution of the check that found it"
+    )
     config_id: Text | None = Field(default=None, description="That check's config id")
-    conflict_id: Text | None = Field(default=None,
-                                     description="Its row in reservation_conflicts")
+    conflict_id: Text | None = Field(default=None, description="Its row in reservation_conflicts")
     source: str | None = Field(default=None, description="Where the holder's lease lives")
     message: str = Field(default="", description="The conflict as one line")
 
@@ -152,8 +160,7 @@ class EscalationResponse(Envelope):
 
 
 ProtocolMessage = Annotated[
-    PreflightCheck | PreflightResult | ReservationConflict | EscalationRequest
-    | EscalationResponse,
+    PreflightCheck | PreflightResult | ReservationConflict | EscalationRequest | EscalationResponse,
     Field(discriminator="type"),
 ]
 
@@ -175,8 +182,10 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
     if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
         if error["type"] == "union_tag_not_found":
             return "type", "missing message type"
-        return "type", (f"unknown message type {error['input'].get('type')!r}; expected one of "
-                        f"{', '.join(MESSAGE_TYPES)}")
+        return "type", (
+            f"unknown message type {error['input'].get('type')!r}; expected one of "
+            f"{', '.join(MESSAGE_TYPES)}"
+        )
     if loc and loc[0] in MESSAGE_TYPES:
         loc = loc[1:]
     message = error["msg"]
@@ -203,8 +212,10 @@ def parse_message(data: Mapping[str, Any]) -> ProtocolMessage:
     Raises ``ProtocolError`` (a ``ValueError``) whose one-line message names the field path.
     """
     if not isinstance(data, Mapping):
-        raise ProtocolError(f"invalid message: (message): expected an object, got "
-                            f"{kind(data, article=True)}", [("(message)", "expected an object")])
+        raise ProtocolError(
+            f"invalid message: (message): expected an object, got {kind(data, article=True)}",
+            [("(message)", "expected an object")],
+        )
     type_ = data.get("type")
     prefix = f"invalid {type_} message" if type_ in MESSAGE_TYPES else "invalid message"
     try:
@@ -220,8 +231,9 @@ def parse_json(text: str | bytes) -> ProtocolMessage:
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise ProtocolError(f"invalid message: (message): not JSON: {exc}",
-                            [("(message)", "not JSON")]) from None
+        raise ProtocolError(
+            f"invalid message: (message): not JSON: {exc}", [("(message)", "not JSON")]
+        ) from None
     return parse_message(data)
 
 
@@ -245,8 +257,10 @@ def message_from_mapping(data: Mapping[str, Any]) -> ProtocolMessage:
         name = _snake(key) if isinstance(key, str) else key
         if name in renamed:
             where = spelled.get(name, name)
-            raise ProtocolError(f"invalid message: {key}: the same field as {where!r}, spelled "
-                                "twice; keep one", [(str(key), "spelled twice")])
+            raise ProtocolError(
+                f"invalid message: {key}: the same field as {where!r}, spelled twice; keep one",
+                [(str(key), "spelled twice")],
+            )
         renamed[name] = value
         if isinstance(key, str):
             spelled[name] = key
@@ -281,9 +295,11 @@ def as_record(message: Message | Envelope | Mapping[str, Any]) -> Message:
     if isinstance(message, Envelope):
         return to_record(message)
     if not isinstance(message, Mapping):
-        raise ProtocolError(f"invalid message: (message): expected a message, a record or a "
-                            f"mapping, got {kind(message, article=True)}",
-                            [("(message)", "expected an object")])
+        raise ProtocolError(
+            f"invalid message: (message): expected a message, a record or a "
+            f"mapping, got {kind(message, article=True)}",
+            [("(message)", "expected an object")],
+        )
     return to_record(message_from_mapping(message))
 
 
@@ -299,9 +315,15 @@ def to_record(msg: Envelope, recipient: str | None = None) -> Message:
     column of its own.
     """
     payload = msg.model_dump(mode="json", exclude=set(ENVELOPE_FIELDS - {"version"}))
-    return Message(id=msg.id, type=msg.type, agent_id=msg.agent_id, payload=payload,
-                   created_at=msg.timestamp, correlation_id=msg.correlation_id,
-                   recipient=recipient)
+    return Message(
+        id=msg.id,
+        type=msg.type,
+        agent_id=msg.agent_id,
+        payload=payload,
+        created_at=msg.timestamp,
+        correlation_id=msg.correlation_id,
+        recipient=recipient,
+    )
 
 
 def from_record(record: Message) -> ProtocolMessage:
@@ -311,9 +333,14 @@ def from_record(record: Message) -> ProtocolMessage:
     if clashes:
         errors = [(f"payload.{name}", "envelope field in the payload") for name in clashes]
         raise ProtocolError(f"{prefix}: {errors[0][0]}: {errors[0][1]}", errors)
-    data = {**record.payload, "id": record.id, "type": record.type,
-            "agent_id": record.agent_id, "timestamp": record.created_at,
-            "correlation_id": record.correlation_id}
+    data = {
+        **record.payload,
+        "id": record.id,
+        "type": record.type,
+        "agent_id": record.agent_id,
+        "timestamp": record.created_at,
+        "correlation_id": record.correlation_id,
+    }
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
@@ -322,8 +349,10 @@ def from_record(record: Message) -> ProtocolMessage:
 
 def message_schemas() -> dict[str, dict[str, Any]]:
     """A JSON Schema (draft 2020-12) per message type, generated from the models."""
-    return {name: {"$schema": DRAFT, **model.model_json_schema()}
-            for name, model in MESSAGE_TYPES.items()}
+    return {
+        name: {"$schema": DRAFT, **model.model_json_schema()}
+        for name, model in MESSAGE_TYPES.items()
+    }
 
 
 def message_schema() -> dict[str, Any]:

@@ -53,9 +53,13 @@ class _Collected:
     deleted: set[str] = dataclasses.field(default_factory=set)
 
     def result(self, root: Path, source: str) -> ChangedFiles:
-        return ChangedFiles(paths=tuple(sorted(self.paths)), root=root, source=source,
-                            renames=tuple(sorted(self.renames)),
-                            deleted=tuple(sorted(self.deleted)))
+        return ChangedFiles(
+            paths=tuple(sorted(self.paths)),
+            root=root,
+            source=source,
+            renames=tuple(sorted(self.renames)),
+            deleted=tuple(sorted(self.deleted)),
+        )
 
 
 class _Deadline:
@@ -75,19 +79,26 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def _run_git(args: Sequence[str], cwd: Path, deadline: _Deadline
-             ) -> subprocess.CompletedProcess[bytes]:
+def _run_git(
+    args: Sequence[str], cwd: Path, deadline: _Deadline
+) -> subprocess.CompletedProcess[bytes]:
     argv = ["git", *_GIT_OPTIONS, *args]
     try:
         # Its own process group, killed at the deadline with whatever git started (an
         # fsmonitor hook, say). All of the output is kept: it is the list of changed files.
-        done = run_process(argv, deadline=time.monotonic() + deadline.remaining(), cwd=cwd,
-                           env=_git_env(), keep=None)
+        done = run_process(
+            argv,
+            deadline=time.monotonic() + deadline.remaining(),
+            cwd=cwd,
+            env=_git_env(),
+            keep=None,
+        )
     except FileNotFoundError:
         raise ChangeDetectionError("git not found on PATH") from None
     except ProcessTimeout:
-        raise ChangeDetectionError(f"git {args[0]} did not finish within {deadline.timeout:g} s;"
-                                   " killed") from None
+        raise ChangeDetectionError(
+            f"git {args[0]} did not finish within {deadline.timeout:g} s; killed"
+        ) from None
     except OSError as exc:
         raise ChangeDetectionError(f"cannot run git in {str(cwd)!r}: {exc.strerror}") from None
     return subprocess.CompletedProcess(argv, done.returncode, done.stdout.head, done.stderr.head)
@@ -100,9 +111,10 @@ def _first_line(data: bytes) -> str:
 
 def _check(result: subprocess.CompletedProcess[bytes]) -> bytes:
     if result.returncode != 0:
-        command = " ".join(str(a) for a in result.args[len(_GIT_OPTIONS) + 1:])
-        raise ChangeDetectionError(f"git {command} failed (exit code {result.returncode}): "
-                                   f"{_first_line(result.stderr)}")
+        command = " ".join(str(a) for a in result.args[len(_GIT_OPTIONS) + 1 :])
+        raise ChangeDetectionError(
+            f"git {command} failed (exit code {result.returncode}): {_first_line(result.stderr)}"
+        )
     return result.stdout
 
 
@@ -197,8 +209,9 @@ def _merge_base(top: Path, base_ref: str, deadline: _Deadline) -> str:
         raise ChangeDetectionError(f"invalid base ref {base_ref!r}")
     head = _commit(top, "HEAD", deadline)
     if head is None:
-        raise ChangeDetectionError(f"HEAD has no commits yet in {top}; cannot compare with "
-                                   f"base ref {base_ref!r}")
+        raise ChangeDetectionError(
+            f"HEAD has no commits yet in {top}; cannot compare with base ref {base_ref!r}"
+        )
     base = _commit(top, base_ref, deadline)
     if base is None:
         raise ChangeDetectionError(f"base ref {base_ref!r} does not name a commit in {top}")
@@ -212,8 +225,13 @@ def _diff_args(*extra: str) -> list[str]:
     return ["diff", "--name-status", "-z", "-M", "--no-color", "--no-ext-diff", *extra]
 
 
-def changed_files(start: Path, mode: Literal["git", "staged"], *, base_ref: str | None = None,
-                  timeout: float = 30.0) -> ChangedFiles:
+def changed_files(
+    start: Path,
+    mode: Literal["git", "staged"],
+    *,
+    base_ref: str | None = None,
+    timeout: float = 30.0,
+) -> ChangedFiles:
     """The files changed in the git work tree containing ``start``; paths are relative to its
     top level.
 
@@ -238,18 +256,24 @@ def changed_files(start: Path, mode: Literal["git", "staged"], *, base_ref: str 
         if base_ref is not None:
             raise ChangeDetectionError("a base ref applies to mode 'git', not 'staged'")
         # With an unborn HEAD, `diff --cached` compares against the empty tree by itself.
-        _parse(_parse_name_status, _check(_run_git(_diff_args("--cached"), top, deadline)),
-               collected)
+        _parse(
+            _parse_name_status, _check(_run_git(_diff_args("--cached"), top, deadline)), collected
+        )
         return collected.result(top, "git: staged changes")
     source = "git: working tree (staged, unstaged and untracked files)"
     if base_ref is not None:
         merge_base = _merge_base(top, base_ref, deadline)
-        _parse(_parse_name_status,
-               _check(_run_git(_diff_args(merge_base, "HEAD"), top, deadline)), collected)
-        source = (f"git: working tree and commits since {base_ref} "
-                  f"(merge-base {merge_base[:7]})")
-    status = _run_git(["status", "--porcelain=v1", "-z", "--untracked-files=all",
-                       "--ignore-submodules=none"], top, deadline)
+        _parse(
+            _parse_name_status,
+            _check(_run_git(_diff_args(merge_base, "HEAD"), top, deadline)),
+            collected,
+        )
+        source = f"git: working tree and commits since {base_ref} (merge-base {merge_base[:7]})"
+    status = _run_git(
+        ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
+        top,
+        deadline,
+    )
     _parse(_parse_porcelain, _check(status), collected)
     # Deleted in one commit, back again later: the file exists, so it is changed, not deleted.
     collected.deleted = {p for p in collected.deleted if not os.path.lexists(top / p)}
@@ -286,8 +310,11 @@ def listed_files(root: Path, files: Iterable[str]) -> ChangedFiles:
     real = Path(os.path.realpath(absolute))
     paths = {_relative(absolute, real, str(name)) for name in files}
     count = len(paths)
-    return ChangedFiles(paths=tuple(sorted(paths)), root=absolute,
-                        source=f"list: {count} file{'s' if count != 1 else ''}")
+    return ChangedFiles(
+        paths=tuple(sorted(paths)),
+        root=absolute,
+        source=f"list: {count} file{'s' if count != 1 else ''}",
+    )
 
 
 # --- pushed commits (the pre-push hook) ----------------------------------------------------------
@@ -323,10 +350,15 @@ def parse_push_lines(text: str) -> list[RefUpdate]:
         if not line.strip():
             continue
         fields = line.split()
-        if (len(fields) != 4 or not _OBJECT_ID.fullmatch(fields[1])
-                or not _OBJECT_ID.fullmatch(fields[3])):
-            raise ChangeDetectionError(f"pre-push input line {number} is not '<local ref> "
-                                       f"<local sha> <remote ref> <remote sha>': {line[:120]!r}")
+        if (
+            len(fields) != 4
+            or not _OBJECT_ID.fullmatch(fields[1])
+            or not _OBJECT_ID.fullmatch(fields[3])
+        ):
+            raise ChangeDetectionError(
+                f"pre-push input line {number} is not '<local ref> "
+                f"<local sha> <remote ref> <remote sha>': {line[:120]!r}"
+            )
         updates.append(RefUpdate(*fields))
     return updates
 
@@ -377,8 +409,9 @@ def _parse_log(data: bytes, into: _Collected) -> int:
     return commits
 
 
-def pushed_files(start: Path, updates: Sequence[RefUpdate], *, timeout: float = 30.0
-                 ) -> PushedChanges:
+def pushed_files(
+    start: Path, updates: Sequence[RefUpdate], *, timeout: float = 30.0
+) -> PushedChanges:
     """The files changed by the commits a push sends, relative to the top level of the work
     tree containing ``start``.
 
@@ -398,15 +431,32 @@ def pushed_files(start: Path, updates: Sequence[RefUpdate], *, timeout: float = 
     sent = [u for u in updates if not u.deletes]
     if not sent:
         return PushedChanges(collected.result(top, "git: pushed commits (none)"), 0)
-    known = [u.remote_sha for u in sent if not u.creates
-             and _commit(top, u.remote_sha, deadline) == u.remote_sha]
-    revs = [*dict.fromkeys(u.local_sha for u in sent), "--not", *dict.fromkeys(known),
-            "--remotes"]
+    known = [
+        u.remote_sha
+        for u in sent
+        if not u.creates and _commit(top, u.remote_sha, deadline) == u.remote_sha
+    ]
+    revs = [*dict.fromkeys(u.local_sha for u in sent), "--not", *dict.fromkeys(known), "--remotes"]
     # ``--root``: a first commit counts even where log.showRoot is off; no signature lines
     # (log.showSignature) in the parsed output.
-    log = _run_git(["log", "--root", "-c", "-M", "--name-status", "-z", "--no-color",
-                    "--no-ext-diff", "--no-show-signature", "--format=%x01%H%x02%P", *revs, "--"],
-                   top, deadline)
+    log = _run_git(
+        [
+            "log",
+            "--root",
+            "-c",
+            "-M",
+            "--name-status",
+            "-z",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-show-signature",
+            "--format=%x01%H%x02%P",
+            *revs,
+            "--",
+        ],
+        top,
+        deadline,
+    )
     commits = 0
 
     def parse(data: bytes, into: _Collected) -> None:

@@ -34,8 +34,10 @@ class Holding:
         kind = "exclusive" if self.exclusive else "shared"
         where = "lease" if self.source == "leases" else f"{self.source} reservation"
         ident = f" {self.lease_id[:12]}" if self.lease_id else ""
-        return (f"{self.agent} ({kind} {where}{ident} on {self.pattern!r}, "
-                f"expires {format_time(self.expires_at)})")
+        return (
+            f"{self.agent} ({kind} {where}{ident} on {self.pattern!r}, "
+            f"expires {format_time(self.expires_at)})"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,9 @@ class Conflict:
     def to_dict(self) -> dict[str, Any]:
         holder = self.holder
         data: dict[str, Any] = {
-            "type": self.conflict_type, "path": self.path, "message": self.describe(),
+            "type": self.conflict_type,
+            "path": self.path,
+            "message": self.describe(),
             "holder_agent_id": holder.agent if holder else None,
             "path_pattern": holder.pattern if holder else None,
             "exclusive": holder.exclusive if holder else None,
@@ -72,12 +76,17 @@ class Conflict:
 
 
 def format_time(at: float) -> str:
-    return datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime(
-        "%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.fromtimestamp(at, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def path_conflicts(agent_id: str, paths: Iterable[str], holdings: Sequence[Holding], *,
-                   require_own: bool = False, require_exclusive: bool = False) -> list[Conflict]:
+def path_conflicts(
+    agent_id: str,
+    paths: Iterable[str],
+    holdings: Sequence[Holding],
+    *,
+    require_own: bool = False,
+    require_exclusive: bool = False,
+) -> list[Conflict]:
     """Conflicts of ``agent_id`` changing ``paths``; with ``require_own`` (strict mode) a path
     must also be covered by the agent's own reservation (an exclusive one with
     ``require_exclusive``)."""
@@ -91,11 +100,20 @@ def path_conflicts(agent_id: str, paths: Iterable[str], holdings: Sequence[Holdi
             if holding.agent != agent_id and (holding.exclusive or writing_exclusively):
                 found.append(Conflict("foreign_lease", path, holding))
         if require_own and not own:
-            found.append(Conflict("unreserved", path,
-                                  detail=f"not covered by a lease of {agent_id} (strict mode)"))
+            found.append(
+                Conflict(
+                    "unreserved", path, detail=f"not covered by a lease of {agent_id} (strict mode)"
+                )
+            )
         elif require_exclusive and not any(h.exclusive for h in own):
-            found.append(Conflict("unreserved", path, detail=f"{agent_id} holds only a shared "
-                                  "lease on it; exclusive write access is required"))
+            found.append(
+                Conflict(
+                    "unreserved",
+                    path,
+                    detail=f"{agent_id} holds only a shared "
+                    "lease on it; exclusive write access is required",
+                )
+            )
     return found
 
 
@@ -132,8 +150,12 @@ def _candidate_pairs(holdings: Sequence[Holding]) -> list[tuple[int, int]]:
             wild.append(i)
     pairs: set[tuple[int, int]] = set()
     for group in by_top.values():
-        pairs.update((a, b) for n, a in enumerate(group) for b in group[n + 1:]
-                     if _prefixes_agree(prefixes[a], prefixes[b]))
+        pairs.update(
+            (a, b)
+            for n, a in enumerate(group)
+            for b in group[n + 1 :]
+            if _prefixes_agree(prefixes[a], prefixes[b])
+        )
     pairs.update((min(a, b), max(a, b)) for a in wild for b in range(len(holdings)) if a != b)
     return sorted(pairs)
 
@@ -165,14 +187,21 @@ def reader_counts(holdings: Sequence[Holding], limit: int) -> list[Conflict]:
     by_pattern: dict[str, set[str]] = {}
     for holding, agents in zip(shared, readers, strict=True):
         by_pattern.setdefault(holding.pattern, set()).update(agents)
-    return [Conflict("too_many_readers", pattern,
-                     detail=f"{len(agents)} agents hold shared reservations overlapping it "
-                            f"({', '.join(sorted(agents))}); at most {limit} allowed")
-            for pattern, agents in sorted(by_pattern.items()) if len(agents) > limit]
+    return [
+        Conflict(
+            "too_many_readers",
+            pattern,
+            detail=f"{len(agents)} agents hold shared reservations overlapping it "
+            f"({', '.join(sorted(agents))}); at most {limit} allowed",
+        )
+        for pattern, agents in sorted(by_pattern.items())
+        if len(agents) > limit
+    ]
 
 
-def concurrent_changes(agent_id: str, own: Iterable[str],
-                       others: dict[str, tuple[str, ...]]) -> list[Conflict]:
+def concurrent_changes(
+    agent_id: str, own: Iterable[str], others: dict[str, tuple[str, ...]]
+) -> list[Conflict]:
     """Files changed by more than one agent (this one's changes and others' recorded ones)."""
     changed_by: dict[str, set[str]] = {}
     for path in own:
@@ -180,6 +209,12 @@ def concurrent_changes(agent_id: str, own: Iterable[str],
     for agent, paths in others.items():
         for path in paths:
             changed_by.setdefault(path, set()).add(agent)
-    return [Conflict("concurrent_change", path,
-                     detail=f"changed by {len(agents)} agents: {', '.join(sorted(agents))}")
-            for path, agents in sorted(changed_by.items()) if len(agents) > 1]
+    return [
+        Conflict(
+            "concurrent_change",
+            path,
+            detail=f"changed by {len(agents)} agents: {', '.join(sorted(agents))}",
+        )
+        for path, agents in sorted(changed_by.items())
+        if len(agents) > 1
+    ]

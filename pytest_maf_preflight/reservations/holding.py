@@ -27,7 +27,9 @@ class ReservationConflictError(Exception):
         holders = "; ".join(
             f"{lease.path_pattern!r} held by {lease.agent_id} "
             f"({'exclusive' if lease.exclusive else 'shared'}, until "
-            f"{format_time(lease.expires_at)}, lease {lease.id[:12]})" for lease in blocking)
+            f"{format_time(lease.expires_at)}, lease {lease.id[:12]})"
+            for lease in blocking
+        )
         super().__init__(f"cannot reserve {', '.join(map(repr, patterns))}: {holders}")
         self.patterns = tuple(patterns)
         self.blocking = tuple(blocking)
@@ -53,7 +55,8 @@ class LeaseStore:
                 raise RuntimeUnavailable(
                     f"leases need the configured store, which could not be opened "
                     f"({'; '.join(opened.skipped)}); the fallback {opened.mode} would hold "
-                    "leases nobody else sees")
+                    "leases nobody else sees"
+                )
             self._opened = opened
         return self._opened
 
@@ -77,19 +80,23 @@ class MafReservations:
         """The runtime mode holding the leases (``memory`` is this process only)."""
         return self.store.opened.mode
 
-    def grant(self, *patterns: str, exclusive: bool = True, ttl: float = DEFAULT_TTL,
-              reason: str = "") -> tuple[Lease, ...]:
+    def grant(
+        self, *patterns: str, exclusive: bool = True, ttl: float = DEFAULT_TTL, reason: str = ""
+    ) -> tuple[Lease, ...]:
         """Acquire leases on ``patterns`` (all or none); raise ReservationConflictError."""
         if not patterns:
             raise ValueError("name at least one path or pattern to reserve")
         from ..names import ANONYMOUS_AGENT, is_anonymous
 
         if is_anonymous(self.agent_id):
-            raise ValueError(f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so "
-                             "the lease would be nobody's; set --maf-agent-id, MAF_AGENT_ID, "
-                             "AGENT_NAME or ini maf_agent_id")
+            raise ValueError(
+                f"no agent id is set (it is {ANONYMOUS_AGENT!r}, the default), so "
+                "the lease would be nobody's; set --maf-agent-id, MAF_AGENT_ID, "
+                "AGENT_NAME or ini maf_agent_id"
+            )
         grant = self.store.opened.runtime.acquire_leases(
-            self.agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason)
+            self.agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason
+        )
         if not grant.ok:
             raise ReservationConflictError(patterns, grant.conflicts)
         for lease in grant.granted:
@@ -97,8 +104,9 @@ class MafReservations:
         return grant.granted
 
     @contextlib.contextmanager
-    def acquire(self, *patterns: str, exclusive: bool = True, ttl: float = DEFAULT_TTL,
-                reason: str = "") -> Iterator[tuple[Lease, ...]]:
+    def acquire(
+        self, *patterns: str, exclusive: bool = True, ttl: float = DEFAULT_TTL, reason: str = ""
+    ) -> Iterator[tuple[Lease, ...]]:
         """Hold leases on ``patterns`` inside the ``with`` block."""
         leases = self.grant(*patterns, exclusive=exclusive, ttl=ttl, reason=reason)
         try:

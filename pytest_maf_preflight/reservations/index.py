@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 __all__ = ["PatternIndex"]
 
+
 @dataclasses.dataclass(frozen=True)
 class _Matcher:
     """An anchored glob's test for "covers this path" (same answers as its regex)."""
@@ -62,14 +63,18 @@ def _anchored_test(pattern: str) -> Callable[[str], bool]:
     parsed = parse_gitignore(pattern)
     tokens = parsed.tokens
     prefix = "".join(_literal_run(tokens))
-    rest = tokens[len(prefix):]
+    rest = tokens[len(prefix) :]
     if not parsed.must_be_dir and rest == (("star", ANY),):
         # "src/pkg/**": everything starting with the prefix.
         return lambda path: path.startswith(prefix)
     suffix_tokens = rest[1:]
     suffix = "".join(_literal_run(tuple(reversed(suffix_tokens))))[::-1]
-    if (rest and rest[0] == ("star", NOT_SLASH) and len(suffix) == len(suffix_tokens)
-            and "/" not in suffix):
+    if (
+        rest
+        and rest[0] == ("star", NOT_SLASH)
+        and len(suffix) == len(suffix_tokens)
+        and "/" not in suffix
+    ):
         # "src/pkg/*.py", "tests/test_*.py": the prefix, then one component's remainder that
         # ends with the suffix; below it only for a directory.
         start = len(prefix)
@@ -83,6 +88,7 @@ def _anchored_test(pattern: str) -> Callable[[str], bool]:
             if end < 0:
                 return not must_be_dir and len(path) - start >= need and path.endswith(suffix)
             return end - start >= need and path.endswith(suffix, start, end)
+
         return match
     regex = gitignore_regex(pattern)
     return lambda path: regex.fullmatch(path) is not None
@@ -139,8 +145,16 @@ def _plan(pattern: str, dialect: Dialect) -> _Plan:
         end = "".join(_literal_run(tuple(reversed(parsed.tokens))))[::-1]
         kind = "comp_start" if literal else "comp_end" if end else "comp_rest"
         literal = literal or end
-    return _Plan((normalized, dialect), kind, literal, parsed.must_be_dir, matcher, component,
-                 fn_prefix, fn_regex)
+    return _Plan(
+        (normalized, dialect),
+        kind,
+        literal,
+        parsed.must_be_dir,
+        matcher,
+        component,
+        fn_prefix,
+        fn_regex,
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -165,13 +179,18 @@ class _Lookup:
 
     def prefixes(self, text: str) -> list[int]:
         table, size = self.table, len(text)
-        return [key for length in self.lengths if length <= size
-                for key in table.get(text[:length], ())]
+        return [
+            key for length in self.lengths if length <= size for key in table.get(text[:length], ())
+        ]
 
     def suffixes(self, text: str) -> list[int]:
         table, size = self.table, len(text)
-        return [key for length in self.lengths if length <= size
-                for key in table.get(text[size - length:], ())]
+        return [
+            key
+            for length in self.lengths
+            if length <= size
+            for key in table.get(text[size - length :], ())
+        ]
 
 
 class PatternIndex(Generic[T]):
@@ -209,9 +228,12 @@ class PatternIndex(Generic[T]):
         for lookup in (self._anchored, self._comp_start, self._comp_end, self._fn):
             lookup.freeze()
         self._single = len(self._payloads) == len(self._owners)
-        self._prefilter = (_combined(tuple(self._rest_regexes)) if self._rest else None)
-        self._comp_prefilter = (_combined(tuple(self._comp_regex[k][0] for k in self._comp_rest))
-                                if self._comp_rest else None)
+        self._prefilter = _combined(tuple(self._rest_regexes)) if self._rest else None
+        self._comp_prefilter = (
+            _combined(tuple(self._comp_regex[k][0] for k in self._comp_rest))
+            if self._comp_rest
+            else None
+        )
 
     def _file(self, key: int, plan: _Plan) -> None:
         if plan.kind == "exact":

@@ -111,8 +111,9 @@ class _Glob:
 
 def _compile(glob: str) -> _Glob:
     if not glob or glob.startswith("/"):
-        raise LockScanError(f"lock file glob {glob!r} must be a non-empty path relative to the"
-                            " root")
+        raise LockScanError(
+            f"lock file glob {glob!r} must be a non-empty path relative to the root"
+        )
     parts = [p for p in glob.split("/") if p not in ("", ".")]
     if ".." in parts or not parts:
         raise LockScanError(f"lock file glob {glob!r} must stay inside the root")
@@ -136,11 +137,13 @@ class _Budget:
             # Fail closed: a partial scan would pass locks it never looked at.
             raise LockScanError(
                 f"more than {self.limit} entries under {str(self.root)!r} while looking for lock"
-                f" files ({', '.join(self.globs)}); narrow the globs or raise the limit")
+                f" files ({', '.join(self.globs)}); narrow the globs or raise the limit"
+            )
 
 
-def _walk(start: Path, globs: list[_Glob], budget: _Budget
-          ) -> Iterator[tuple[Path, tuple[str, ...]]]:
+def _walk(
+    start: Path, globs: list[_Glob], budget: _Budget
+) -> Iterator[tuple[Path, tuple[str, ...]]]:
     """Regular files below ``start`` matched by one of ``globs`` (all sharing ``start``), with
     their parts relative to ``start``. Symlinks are neither followed nor reported."""
     depths = [g.max_depth for g in globs]
@@ -159,11 +162,11 @@ def _walk(start: Path, globs: list[_Glob], budget: _Budget
                 parts = (*prefix, entry.name)
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if entry.name not in PRUNED_DIRS and (limit is None
-                                                              or len(parts) <= limit):
+                        if entry.name not in PRUNED_DIRS and (limit is None or len(parts) <= limit):
                             stack.append((Path(entry.path), parts))
-                    elif entry.is_file(follow_symlinks=False) and any(g.matches(parts)
-                                                                       for g in globs):
+                    elif entry.is_file(follow_symlinks=False) and any(
+                        g.matches(parts) for g in globs
+                    ):
                         yield Path(entry.path), parts
                 except OSError:
                     continue
@@ -316,9 +319,10 @@ def _process_started(pid: int) -> float | None:
         data = Path(f"/proc/{pid}/stat").read_bytes()
         boot = Path("/proc/stat").read_bytes()
         # The command name may contain spaces and parentheses: count from the last ")".
-        ticks = int(data[data.rfind(b")") + 1:].split()[19])
-        btime = next(int(line.split()[1]) for line in boot.splitlines()
-                     if line.startswith(b"btime "))
+        ticks = int(data[data.rfind(b")") + 1 :].split()[19])
+        btime = next(
+            int(line.split()[1]) for line in boot.splitlines() if line.startswith(b"btime ")
+        )
         return btime + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -352,8 +356,12 @@ def _judge(rel: str, lock: _Lock, max_age: float | None, now: float) -> StaleLoc
         if max_age is None or held_for <= max_age:
             return None
         by = f" by pid {holder}" if holder is not None else ""
-        return StaleLock(rel, f"held{by} for {_duration(held_for)} {limit}",
-                         holder if holder is not None else lock.pid, held_for)
+        return StaleLock(
+            rel,
+            f"held{by} for {_duration(held_for)} {limit}",
+            holder if holder is not None else lock.pid,
+            held_for,
+        )
     if lock.pid is None:
         return None  # an empty file nobody holds: a released lock (see the module docstring)
     age = max(now - lock.mtime, 0.0)
@@ -364,14 +372,20 @@ def _judge(rel: str, lock: _Lock, max_age: float | None, now: float) -> StaleLoc
     else:
         owner = f"owner pid {lock.pid} runs on host {lock.host!r}, not checked from here"
     if max_age is not None and age > max_age:
-        return StaleLock(rel, f"{owner} but the lock is {_duration(age)} old {limit}",
-                         lock.pid, age)
+        return StaleLock(
+            rel, f"{owner} but the lock is {_duration(age)} old {limit}", lock.pid, age
+        )
     return None
 
 
-def find_stale_lock_files(root: Path, globs: Sequence[str], *, max_age_seconds: float | None,
-                          now: float | None = None, max_files: int = 100_000
-                          ) -> list[StaleLock]:
+def find_stale_lock_files(
+    root: Path,
+    globs: Sequence[str],
+    *,
+    max_age_seconds: float | None,
+    now: float | None = None,
+    max_files: int = 100_000,
+) -> list[StaleLock]:
     """Stale lock files under ``root`` matched by ``globs``, sorted by path.
 
     Globs are relative to ``root`` with pathlib semantics (``*`` within one directory, ``**``

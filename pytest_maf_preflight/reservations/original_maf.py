@@ -91,6 +91,7 @@ class _Raw:
 
 # --- where ------------------------------------------------------------------------------------
 
+
 def checkout_roots(start: Path) -> list[Path]:
     """Every checkout of the repository holding ``start`` (its own first, then the main one and
     the linked worktrees), and ``start``; just ``[start]`` outside git. Read from the git
@@ -128,21 +129,30 @@ def _unique(paths: Iterable[Path]) -> list[Path]:
     return kept
 
 
-def store_files(roots: Sequence[Path], environ: Mapping[str, str],
-                extra_databases: Sequence[Path] = ()) -> tuple[list[Path], list[Path]]:
+def store_files(
+    roots: Sequence[Path], environ: Mapping[str, str], extra_databases: Sequence[Path] = ()
+) -> tuple[list[Path], list[Path]]:
     """The databases and file-backend documents to look for, existing or not."""
     databases = [root / name for root in roots for name in DATABASES]
     mail = Path(os.path.expanduser(environ.get(MAIL_ROOT_ENV) or DEFAULT_MAIL_ROOT))
     mail_roots = [mail] if mail.is_absolute() else [root / mail for root in roots]
-    return (_unique([*databases, *extra_databases]),
-            _unique(root / FILE_BACKEND for root in mail_roots))
+    return (
+        _unique([*databases, *extra_databases]),
+        _unique(root / FILE_BACKEND for root in mail_roots),
+    )
 
 
 # --- reading ----------------------------------------------------------------------------------
 
-def read_original_leases(roots: Sequence[Path], *, environ: Mapping[str, str], now: float,
-                         timeout: float, extra_databases: Sequence[Path] = ()
-                         ) -> OriginalReport:
+
+def read_original_leases(
+    roots: Sequence[Path],
+    *,
+    environ: Mapping[str, str],
+    now: float,
+    timeout: float,
+    extra_databases: Sequence[Path] = (),
+) -> OriginalReport:
     """The original's active file leases found in ``roots`` (checkouts of one repository)."""
     databases, documents = store_files(roots, environ, extra_databases)
     stores: list[tuple[str, str, int]] = []
@@ -168,16 +178,21 @@ def read_original_leases(roots: Sequence[Path], *, environ: Mapping[str, str], n
                 outside.append(raw.path)
                 continue
             kept += 1
-            leases.append(OriginalLease(raw.agent, path, raw.expires_at, pattern, source,
-                                        str(location), raw.lease_id))
+            leases.append(
+                OriginalLease(
+                    raw.agent, path, raw.expires_at, pattern, source, str(location), raw.lease_id
+                )
+            )
         stores.append((str(location), source, kept))
     leases.sort(key=lambda lease: (lease.path, lease.agent, lease.source, lease.location))
     return OriginalReport(tuple(stores), tuple(leases), tuple(sorted(set(outside))))
 
 
 def _fail(kind: str, location: Path, what: str) -> OriginalMafError:
-    return OriginalMafError(f"original MAF {kind} {location}: {what} (fail closed; move it "
-                            "away if no agent uses the original MAF any more)")
+    return OriginalMafError(
+        f"original MAF {kind} {location}: {what} (fail closed; move it "
+        "away if no agent uses the original MAF any more)"
+    )
 
 
 def _read_database(path: Path, now: float, timeout: float) -> list[tuple[str, list[_Raw]]]:
@@ -194,8 +209,7 @@ def _read_database(path: Path, now: float, timeout: float) -> list[tuple[str, li
             return []
         if header_user_version(path) is None:
             raise _fail("database", path, "not a SQLite database")
-        return read_only(path, lambda conn: _query(conn, path, now),
-                         timeout=max(timeout, 0.001))
+        return read_only(path, lambda conn: _query(conn, path, now), timeout=max(timeout, 0.001))
     except OSError as exc:
         raise _fail("database", path, f"cannot read: {exc.strerror or exc}") from None
     except sqlite3.Error as exc:
@@ -211,17 +225,19 @@ _COLUMNS = {
 
 def _query(conn: sqlite3.Connection, path: Path, now: float) -> list[tuple[str, list[_Raw]]]:
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    tables = {str(row[0]) for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    tables = {
+        str(row[0])
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
     if version != 0 or "schema_migrations" in tables:
         return []  # one of our own stores (an older per-worktree one, say)
     for table in tables & set(_COLUMNS):
-        columns = {str(row[0]) for row in conn.execute(
-            "SELECT name FROM pragma_table_info(?)", (table,))}
+        columns = {
+            str(row[0]) for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        }
         missing = [c for c in _COLUMNS[table] if c not in columns]
         if missing:
-            raise _fail("database", path, f"table {table!r} lacks column(s) "
-                        f"{', '.join(missing)}")
+            raise _fail("database", path, f"table {table!r} lacks column(s) {', '.join(missing)}")
     found: list[tuple[str, list[_Raw]]] = []
     if {"tasks", "leases"} <= tables:
         found.append(("leases", _task_leases(conn, path, now)))
@@ -234,7 +250,9 @@ def _task_leases(conn: sqlite3.Connection, path: Path, now: float) -> list[_Raw]
     rows = conn.execute(
         "SELECT t.id, t.payload_json, l.agent_id, l.lease_expires_at FROM tasks t "
         "JOIN leases l ON l.task_id = t.id WHERE t.state IN (?, ?) "
-        "AND t.id LIKE 'file\\_%' ESCAPE '\\' ORDER BY t.id", _HELD_STATES).fetchall()
+        "AND t.id LIKE 'file\\_%' ESCAPE '\\' ORDER BY t.id",
+        _HELD_STATES,
+    ).fetchall()
     kept: list[_Raw] = []
     for task_id, payload_json, agent, expires in rows:
         where = f"task {task_id!r}"
@@ -244,21 +262,37 @@ def _task_leases(conn: sqlite3.Connection, path: Path, now: float) -> list[_Raw]
             raise _fail("database", path, f"{where}: payload_json is not JSON") from None
         if not isinstance(payload, dict) or payload.get("type") != "synthetic_file_lease":
             continue  # another synthetic task (a message, a heartbeat) that happens to be held
-        raw = _raw(payload.get("filePath"), agent, _millis(expires, where, path, "database"),
-                   str(task_id), where, path, "database")
+        raw = _raw(
+            payload.get("filePath"),
+            agent,
+            _millis(expires, where, path, "database"),
+            str(task_id),
+            where,
+            path,
+            "database",
+        )
         if raw.expires_at > now:
             kept.append(raw)
     return kept
 
 
 def _file_reservations(conn: sqlite3.Connection, path: Path, now: float) -> list[_Raw]:
-    rows = conn.execute("SELECT id, file_path, agent_id, lease_expires_at FROM "
-                        "file_reservations WHERE status = 'active' ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT id, file_path, agent_id, lease_expires_at FROM "
+        "file_reservations WHERE status = 'active' ORDER BY id"
+    ).fetchall()
     kept = []
     for row_id, file_path, agent, expires in rows:
         where = f"file_reservations row {row_id!r}"
-        raw = _raw(file_path, agent, _millis(expires, where, path, "database"),
-                   None if row_id is None else str(row_id), where, path, "database")
+        raw = _raw(
+            file_path,
+            agent,
+            _millis(expires, where, path, "database"),
+            None if row_id is None else str(row_id),
+            where,
+            path,
+            "database",
+        )
         if raw.expires_at > now:
             kept.append(raw)
     return kept
@@ -270,8 +304,15 @@ def _millis(value: object, where: str, path: Path, kind: str) -> float:
     raise _fail(kind, path, f"{where}: lease expiry {value!r} is not epoch milliseconds")
 
 
-def _raw(file_path: object, agent: object, expires_at: float, lease_id: str | None,
-         where: str, path: Path, kind: str) -> _Raw:
+def _raw(
+    file_path: object,
+    agent: object,
+    expires_at: float,
+    lease_id: str | None,
+    where: str,
+    path: Path,
+    kind: str,
+) -> _Raw:
     if not isinstance(file_path, str) or not file_path.strip():
         raise _fail(kind, path, f"{where}: the file path is missing or not text")
     if not isinstance(agent, str) or not agent.strip():
@@ -313,19 +354,28 @@ def _read_document(path: Path, now: float) -> list[_Raw] | None:
             try:
                 expires_at = parse_time(expires)
             except ValueError:
-                raise _fail("file backend", path, f"{where}: expiresAt {expires!r} is not a "
-                            "time") from None
+                raise _fail(
+                    "file backend", path, f"{where}: expiresAt {expires!r} is not a time"
+                ) from None
         else:  # the original also accepts epoch milliseconds here
             expires_at = _millis(expires, where, path, "file backend")
         lease_id = item.get("id")
-        raw = _raw(item.get("filePath"), item.get("agentId"), expires_at,
-                   None if lease_id is None else str(lease_id), where, path, "file backend")
+        raw = _raw(
+            item.get("filePath"),
+            item.get("agentId"),
+            expires_at,
+            None if lease_id is None else str(lease_id),
+            where,
+            path,
+            "file backend",
+        )
         if raw.expires_at > now:
             kept.append(raw)
     return kept
 
 
 # --- paths ------------------------------------------------------------------------------------
+
 
 def repository_path(raw: str, roots: Sequence[Path]) -> str | None:
     """The leased file as a path relative to the repository root, or None when it lies outside
@@ -340,8 +390,7 @@ def repository_path(raw: str, roots: Sequence[Path]) -> str | None:
         for base in {os.path.abspath(root), os.path.realpath(root)}:
             for candidate in candidates:
                 rel = os.path.relpath(candidate, base)
-                if rel != os.curdir and rel != os.pardir and not rel.startswith(
-                        os.pardir + os.sep):
+                if rel != os.curdir and rel != os.pardir and not rel.startswith(os.pardir + os.sep):
                     return Path(rel).as_posix()
     return None
 

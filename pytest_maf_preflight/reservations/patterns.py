@@ -37,10 +37,23 @@ from typing import Literal
 
 Dialect = Literal["gitignore", "agent_mail"]
 
-__all__ = ["Dialect", "GitignorePattern", "PatternError", "fnmatch_regex", "fnmatch_text",
-           "gitignore_regex", "is_literal", "literal_prefix", "normalize_path", "overlap_witness",
-           "parse_gitignore", "path_matches", "patterns_overlap", "token_regex",
-           "validate_pattern"]
+__all__ = [
+    "Dialect",
+    "GitignorePattern",
+    "PatternError",
+    "fnmatch_regex",
+    "fnmatch_text",
+    "gitignore_regex",
+    "is_literal",
+    "literal_prefix",
+    "normalize_path",
+    "overlap_witness",
+    "parse_gitignore",
+    "path_matches",
+    "patterns_overlap",
+    "token_regex",
+    "validate_pattern",
+]
 
 MAX_PATTERN_LENGTH = 4096
 # Product states explored before an overlap question is answered "yes" without proof. Patterns
@@ -155,6 +168,7 @@ def _regex_class(pred: Pred) -> str:
 
 # --- validation ------------------------------------------------------------------------------
 
+
 def _trim_trailing_spaces(text: str) -> str:
     """git's ``trim_trailing_spaces``: unescaped trailing spaces are not part of the pattern."""
     if not text.endswith(" "):
@@ -214,16 +228,19 @@ def _check_pattern(raw: str, pattern: str) -> None:
     if "\0" in pattern or "\n" in pattern or "\r" in pattern:
         raise bad("it contains a NUL, newline or carriage return")
     if pattern.startswith(("//", "~/")) or re.match(r"[A-Za-z]:[\\/]", pattern):
-        raise bad("absolute filesystem paths are not allowed; patterns are relative to the "
-                  "repository root (a single leading '/' anchors to it)")
+        raise bad(
+            "absolute filesystem paths are not allowed; patterns are relative to the "
+            "repository root (a single leading '/' anchors to it)"
+        )
     body = pattern[1:] if pattern.startswith("/") else pattern
     body = body[:-1] if body.endswith("/") else body
     for part in body.split("/"):
         if part == "":
             raise bad("it contains an empty path component ('//')")
         if part in (".", ".."):
-            raise bad(f"it contains a {part!r} component; patterns are relative to the "
-                      "repository root")
+            raise bad(
+                f"it contains a {part!r} component; patterns are relative to the repository root"
+            )
     # Parsing raises for unterminated classes, unknown [:name:] classes and dangling escapes.
     _parse_gitignore(raw, pattern)
 
@@ -239,8 +256,10 @@ def normalize_path(raw: str) -> str:
     if "\0" in raw:
         raise PatternError(f"invalid path {raw!r}: it contains a NUL")
     if raw.startswith("/") or re.match(r"[A-Za-z]:[\\/]", raw):
-        raise PatternError(f"invalid path {raw!r}: absolute paths are not allowed; give it "
-                           "relative to the repository root")
+        raise PatternError(
+            f"invalid path {raw!r}: absolute paths are not allowed; give it "
+            "relative to the repository root"
+        )
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise PatternError(f"invalid path {raw!r}: '..' components are not allowed")
@@ -331,6 +350,7 @@ def _parse_gitignore(raw: str, pattern: str) -> GitignorePattern:
 
 def _wildmatch_tokens(raw: str, text: str, start: int, *, pathname: bool) -> tuple[Token, ...]:
     """git's ``wildmatch`` with ``WM_PATHNAME``, as tokens."""
+
     def bad(why: str) -> PatternError:
         return PatternError(f"invalid lease pattern {raw!r}: {why}")
 
@@ -412,7 +432,7 @@ def _git_class(text: str, i: int, bad: Callable[[str], PatternError]) -> tuple[P
             close = text.find("]", j + 2)
             if close < 0:
                 raise bad("'[' opens a character class that is never closed with ']'")
-            name = text[j + 2:close]
+            name = text[j + 2 : close]
             if len(name) < 1 or not name.endswith(":"):
                 # Not a [:name:] class after all: a literal "[", then go on after it.
                 ranges.append((ord("["), ord("[")))
@@ -420,8 +440,10 @@ def _git_class(text: str, i: int, bad: Callable[[str], PatternError]) -> tuple[P
             else:
                 cls = _POSIX_CLASSES.get(name[:-1])
                 if cls is None:
-                    raise bad(f"unknown character class '[:{name}]'; known: "
-                              + ", ".join(sorted(_POSIX_CLASSES)))
+                    raise bad(
+                        f"unknown character class '[:{name}]'; known: "
+                        + ", ".join(sorted(_POSIX_CLASSES))
+                    )
                 ranges.extend(cls)
                 prev = None
                 j = close
@@ -501,7 +523,7 @@ def _fnmatch_class(pat: str, i: int, j: int) -> Pred:
     for k, chunk in enumerate(chunks):
         lo_skip = 1 if k > 0 else 0
         hi_skip = 1 if k < len(chunks) - 1 else 0
-        ranges.extend((ord(ch), ord(ch)) for ch in chunk[lo_skip:len(chunk) - hi_skip])
+        ranges.extend((ord(ch), ord(ch)) for ch in chunk[lo_skip : len(chunk) - hi_skip])
         if k < len(chunks) - 1:
             ranges.append((ord(chunk[-1]), ord(chunks[k + 1][0])))
     pred = _normal(ranges)
@@ -509,6 +531,7 @@ def _fnmatch_class(pat: str, i: int, j: int) -> Pred:
 
 
 # --- cover regexes for path_matches ----------------------------------------------------------
+
 
 def token_regex(tokens: tuple[Token, ...]) -> str:
     """The regex text of a token sequence (no anchors, no flags)."""
@@ -559,6 +582,7 @@ def path_matches(path: str, pattern: str, dialect: Dialect = "gitignore") -> boo
 
 
 # --- automata and overlap --------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class _NFA:
@@ -665,15 +689,17 @@ def _overlap(a: str, b: str, dialect_a: Dialect, dialect_b: Dialect) -> tuple[bo
     return False, None
 
 
-def overlap_witness(a: str, b: str, dialect_a: Dialect = "gitignore",
-                    dialect_b: Dialect = "gitignore") -> str | None:
+def overlap_witness(
+    a: str, b: str, dialect_a: Dialect = "gitignore", dialect_b: Dialect = "gitignore"
+) -> str | None:
     """A shortest path covered by both patterns, or None when there is none (or when the
     search hit :data:`OVERLAP_STATE_CAP`, where :func:`patterns_overlap` says True)."""
     return _overlap(a, b, dialect_a, dialect_b)[1]
 
 
-def patterns_overlap(a: str, b: str, dialect_a: Dialect = "gitignore",
-                     dialect_b: Dialect = "gitignore") -> bool:
+def patterns_overlap(
+    a: str, b: str, dialect_a: Dialect = "gitignore", dialect_b: Dialect = "gitignore"
+) -> bool:
     """True iff some valid relative file path is covered by both patterns (exact; True also
     when the search is too big to finish, erring towards a conflict)."""
     return _overlap(a, b, dialect_a, dialect_b)[0]

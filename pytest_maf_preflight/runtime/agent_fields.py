@@ -17,41 +17,58 @@ MAX_CAPABILITY_LENGTH = 100
 MAX_CAPABILITIES = 64
 
 
-def checked_agent_fields(agent_type: str, capabilities: Sequence[str], status: str
-                         ) -> tuple[str, tuple[str, ...], str]:
+def checked_agent_fields(
+    agent_type: str, capabilities: Sequence[str], status: str
+) -> tuple[str, tuple[str, ...], str]:
     """A heartbeat's type, capabilities (each once, order kept) and status; ``ValueError`` for
     bad ones."""
     if agent_type not in AGENT_TYPES:
-        raise ValueError(f"agent type must be one of {', '.join(AGENT_TYPES)}; "
-                         f"got {agent_type!r}")
+        raise ValueError(f"agent type must be one of {', '.join(AGENT_TYPES)}; got {agent_type!r}")
     if status not in AGENT_STATUSES:
-        raise ValueError(f"agent status must be one of {', '.join(AGENT_STATUSES)}; "
-                         f"got {status!r}")
+        raise ValueError(f"agent status must be one of {', '.join(AGENT_STATUSES)}; got {status!r}")
     if isinstance(capabilities, (str, bytes)):
         # One string would otherwise become one capability per character.
-        raise ValueError(f"capabilities must be a list of names, not one string: "
-                         f"{capabilities!r}")
+        raise ValueError(f"capabilities must be a list of names, not one string: {capabilities!r}")
     out: list[str] = []
     for name in capabilities:
-        if (not isinstance(name, str) or not name.strip() or name != name.strip()
-                or len(name) > MAX_CAPABILITY_LENGTH or not name.isprintable()):
-            raise ValueError(f"a capability must be a printable name of 1 to "
-                             f"{MAX_CAPABILITY_LENGTH} characters without surrounding "
-                             f"spaces, got {name!r}")
+        if (
+            not isinstance(name, str)
+            or not name.strip()
+            or name != name.strip()
+            or len(name) > MAX_CAPABILITY_LENGTH
+            or not name.isprintable()
+        ):
+            raise ValueError(
+                f"a capability must be a printable name of 1 to "
+                f"{MAX_CAPABILITY_LENGTH} characters without surrounding "
+                f"spaces, got {name!r}"
+            )
         if name not in out:
             out.append(name)
     if len(out) > MAX_CAPABILITIES:
-        raise ValueError(f"an agent has at most {MAX_CAPABILITIES} capabilities, "
-                         f"got {len(out)}")
+        raise ValueError(f"an agent has at most {MAX_CAPABILITIES} capabilities, got {len(out)}")
     return agent_type, tuple(out), status
 
 
-def agent_record(agent_id: str, at: float, details: Mapping[str, Any] | None, *,
-                 agent_type: str, capabilities: Sequence[str], status: str) -> AgentRecord:
+def agent_record(
+    agent_id: str,
+    at: float,
+    details: Mapping[str, Any] | None,
+    *,
+    agent_type: str,
+    capabilities: Sequence[str],
+    status: str,
+) -> AgentRecord:
     """A heartbeat's record, every field checked (``ValueError`` before any write)."""
     kind, names, state = checked_agent_fields(agent_type, capabilities, status)
-    return AgentRecord(checked_agent(agent_id), at, dict(details or {}), agent_type=kind,
-                       capabilities=names, status=state)
+    return AgentRecord(
+        checked_agent(agent_id),
+        at,
+        dict(details or {}),
+        agent_type=kind,
+        capabilities=names,
+        status=state,
+    )
 
 
 def checked_agent(agent_id: str) -> str:

@@ -75,8 +75,10 @@ def mark_imported(store_dir: Path, path: Path) -> None:
     marker = _marker(store_dir)
     marker[str(path.resolve())] = fingerprint
     store_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(store_dir / MARKER_NAME,
-                 (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_atomic(
+        store_dir / MARKER_NAME,
+        (json.dumps(marker, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+    )
 
 
 def old_store(settings: RuntimeSettings) -> Path | None:
@@ -100,5 +102,7 @@ def old_store_notice(settings: RuntimeSettings, base: Path | None = None) -> str
     where = str(path)
     if base is not None and path.is_relative_to(base):
         where = str(path.relative_to(base))
-    return (f"an older store of this checkout is at {where}, not the shared one; import it "
-            f"with: maf-preflight runtime sync --from sqlite --from-path {where}")
+    return (
+        f"an older store of this checkout is at {where}, not the shared one; import it "
+        f"with: maf-preflight runtime sync --from sqlite --from-path {where}"
+    )

@@ -24,7 +24,12 @@ from .records import (
 )
 
 ESCALATION_STATES: tuple[EscalationState, ...] = (
-    "triggered", "acknowledged", "escalated", "resolved", "expired")
+    "triggered",
+    "acknowledged",
+    "escalated",
+    "resolved",
+    "expired",
+)
 #: Where ``claim_escalation`` may move an escalation (the by/at states go through
 #: ``transition_escalation``).
 CLAIM_STATES: tuple[EscalationState, ...] = ("triggered", "escalated", "expired")
@@ -71,8 +76,9 @@ def _checked_state(value: Any, allowed: Sequence[str], name: str = "state") -> E
     return value  # type: ignore[no-any-return]
 
 
-def checked_states(states: Sequence[str] | None, name: str = "states"
-                   ) -> tuple[EscalationState, ...] | None:
+def checked_states(
+    states: Sequence[str] | None, name: str = "states"
+) -> tuple[EscalationState, ...] | None:
     if states is None:
         return None
     if isinstance(states, (str, bytes)):
@@ -95,24 +101,45 @@ class EscalationOpening:
     now: float | None
 
     @classmethod
-    def check(cls, *, path_id: str, dedup_key: str, check_id: str | None,
-              failure_class: str | None, path_snapshot: Mapping[str, Any],
-              next_action_at: float | None, details: Mapping[str, Any],
-              now: float | None) -> EscalationOpening:
-        return cls(path_id=_checked_text(path_id, "path_id"),
-                   dedup_key=_checked_text(dedup_key, "dedup_key"),
-                   check_id=_checked_text(check_id, "check_id", optional=True),
-                   failure_class=_checked_text(failure_class, "failure_class", optional=True),
-                   path_snapshot=plain_json(path_snapshot, "path_snapshot"),
-                   next_action_at=checked_time(next_action_at, "next_action_at"),
-                   details=plain_json(details, "details"), now=checked_time(now))
+    def check(
+        cls,
+        *,
+        path_id: str,
+        dedup_key: str,
+        check_id: str | None,
+        failure_class: str | None,
+        path_snapshot: Mapping[str, Any],
+        next_action_at: float | None,
+        details: Mapping[str, Any],
+        now: float | None,
+    ) -> EscalationOpening:
+        return cls(
+            path_id=_checked_text(path_id, "path_id"),
+            dedup_key=_checked_text(dedup_key, "dedup_key"),
+            check_id=_checked_text(check_id, "check_id", optional=True),
+            failure_class=_checked_text(failure_class, "failure_class", optional=True),
+            path_snapshot=plain_json(path_snapshot, "path_snapshot"),
+            next_action_at=checked_time(next_action_at, "next_action_at"),
+            details=plain_json(details, "details"),
+            now=checked_time(now),
+        )
 
     def record(self, escalation_id: str, at: float) -> EscalationRecord:
         return EscalationRecord(
-            id=escalation_id, path_id=self.path_id, dedup_key=self.dedup_key,
-            check_id=self.check_id, failure_class=self.failure_class, state="triggered",
-            level=1, occurrences=1, path_snapshot=self.path_snapshot, created_at=at,
-            updated_at=at, next_action_at=self.next_action_at, details=self.details)
+            id=escalation_id,
+            path_id=self.path_id,
+            dedup_key=self.dedup_key,
+            check_id=self.check_id,
+            failure_class=self.failure_class,
+            state="triggered",
+            level=1,
+            occurrences=1,
+            path_snapshot=self.path_snapshot,
+            created_at=at,
+            updated_at=at,
+            next_action_at=self.next_action_at,
+            details=self.details,
+        )
 
 
 def open_for_key(rows: Iterable[EscalationRecord], dedup_key: str) -> EscalationRecord | None:
@@ -138,28 +165,46 @@ class EscalationClaim:
     now: float | None
 
     @classmethod
-    def check(cls, *, expect_level: int, expect_next_action_at: float | None, level: int,
-              next_action_at: float | None, state: EscalationState,
-              details: Mapping[str, Any] | None, now: float | None) -> EscalationClaim:
+    def check(
+        cls,
+        *,
+        expect_level: int,
+        expect_next_action_at: float | None,
+        level: int,
+        next_action_at: float | None,
+        state: EscalationState,
+        details: Mapping[str, Any] | None,
+        now: float | None,
+    ) -> EscalationClaim:
         state = _checked_state(state, CLAIM_STATES)
         next_at = checked_time(next_action_at, "next_action_at")
-        return cls(expect_level=_checked_level(expect_level, "expect_level"),
-                   expect_next_action_at=checked_time(expect_next_action_at,
-                                                      "expect_next_action_at"),
-                   level=_checked_level(level, "level"),
-                   next_action_at=None if state == "expired" else next_at, state=state,
-                   details=None if details is None else plain_json(details, "details"),
-                   now=checked_time(now))
+        return cls(
+            expect_level=_checked_level(expect_level, "expect_level"),
+            expect_next_action_at=checked_time(expect_next_action_at, "expect_next_action_at"),
+            level=_checked_level(level, "level"),
+            next_action_at=None if state == "expired" else next_at,
+            state=state,
+            details=None if details is None else plain_json(details, "details"),
+            now=checked_time(now),
+        )
 
     def apply(self, record: EscalationRecord | None, at: float) -> EscalationRecord | None:
         """The claimed record, or ``None`` when ``record`` is not what the claimer expected."""
-        if (record is None or record.state not in CLIMBING_STATES
-                or record.level != self.expect_level
-                or record.next_action_at != self.expect_next_action_at):
+        if (
+            record is None
+            or record.state not in CLIMBING_STATES
+            or record.level != self.expect_level
+            or record.next_action_at != self.expect_next_action_at
+        ):
             return None
         return dataclasses.replace(
-            record, level=self.level, next_action_at=self.next_action_at, state=self.state,
-            details=record.details if self.details is None else self.details, updated_at=at)
+            record,
+            level=self.level,
+            next_action_at=self.next_action_at,
+            state=self.state,
+            details=record.details if self.details is None else self.details,
+            updated_at=at,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,21 +217,28 @@ class EscalationTransition:
     now: float | None
 
     @classmethod
-    def check(cls, *, state: EscalationState, by: str | None,
-              from_states: Sequence[EscalationState], now: float | None
-              ) -> EscalationTransition:
+    def check(
+        cls,
+        *,
+        state: EscalationState,
+        by: str | None,
+        from_states: Sequence[EscalationState],
+        now: float | None,
+    ) -> EscalationTransition:
         froms = checked_states(from_states, "from_states")
         if not froms:
             raise ValueError("from_states must name at least one state")
-        return cls(state=_checked_state(state, TRANSITION_STATES),
-                   by=_checked_text(by, "by", optional=True), from_states=froms,
-                   now=checked_time(now))
+        return cls(
+            state=_checked_state(state, TRANSITION_STATES),
+            by=_checked_text(by, "by", optional=True),
+            from_states=froms,
+            now=checked_time(now),
+        )
 
     def apply(self, record: EscalationRecord | None, at: float) -> EscalationRecord | None:
         if record is None or record.state not in self.from_states:
             return None
-        changed = dataclasses.replace(record, state=self.state, next_action_at=None,
-                                      updated_at=at)
+        changed = dataclasses.replace(record, state=self.state, next_action_at=None, updated_at=at)
         if self.state == "acknowledged":
             return dataclasses.replace(changed, acknowledged_by=self.by, acknowledged_at=at)
         if self.state == "resolved":
@@ -204,13 +256,16 @@ def checked_delivery(delivery: DeliveryRecord) -> DeliveryRecord:
     _checked_text(delivery.target, "target")
     _checked_level(delivery.attempt, "attempt")
     if delivery.status not in DELIVERY_STATUSES:
-        raise ValueError(f"delivery status must be one of {', '.join(DELIVERY_STATUSES)}; "
-                         f"got {delivery.status!r}")
+        raise ValueError(
+            f"delivery status must be one of {', '.join(DELIVERY_STATUSES)}; "
+            f"got {delivery.status!r}"
+        )
     if delivery.error is not None and not isinstance(delivery.error, str):
         raise ValueError(f"error must be a string or None, got {delivery.error!r}")
     at = required_time(delivery.attempted_at, "attempted_at")
-    return dataclasses.replace(delivery, response=plain_json(delivery.response, "response"),
-                               attempted_at=at)
+    return dataclasses.replace(
+        delivery, response=plain_json(delivery.response, "response"), attempted_at=at
+    )
 
 
 def unknown_escalation(escalation_id: str) -> EscalationError:

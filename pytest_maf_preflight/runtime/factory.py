@@ -25,12 +25,15 @@ class RuntimeConfigError(ValueError):
 def parse_chain(raw: str, source: str) -> tuple[str, ...]:
     modes = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
     if not modes:
-        raise RuntimeConfigError(f"{source}: expected runtime modes (e.g. sqlite,json,memory), "
-                                 f"got {raw!r}")
+        raise RuntimeConfigError(
+            f"{source}: expected runtime modes (e.g. sqlite,json,memory), got {raw!r}"
+        )
     unknown = [m for m in modes if m not in KNOWN_MODES]
     if unknown:
-        raise RuntimeConfigError(f"{source}: unknown runtime mode {unknown[0]!r}; expected "
-                                 f"one of {', '.join(KNOWN_MODES)}")
+        raise RuntimeConfigError(
+            f"{source}: unknown runtime mode {unknown[0]!r}; expected "
+            f"one of {', '.join(KNOWN_MODES)}"
+        )
     return tuple(dict.fromkeys(modes))
 
 
@@ -69,10 +72,17 @@ class RuntimeSettings:
         return {"sqlite": self.db_path_source, "json": self.json_root_source}.get(mode, "")
 
 
-def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str | None = None,
-                             ini: str = "", *, cli_source: str = "--maf-runtime",
-                             db_url_cli: str | None = None, db_url_ini: str = "",
-                             db_url_cli_source: str = "--maf-db-url") -> RuntimeSettings:
+def resolve_runtime_settings(
+    rootdir: Path,
+    environ: Mapping[str, str],
+    cli: str | None = None,
+    ini: str = "",
+    *,
+    cli_source: str = "--maf-runtime",
+    db_url_cli: str | None = None,
+    db_url_ini: str = "",
+    db_url_cli_source: str = "--maf-db-url",
+) -> RuntimeSettings:
     """``--maf-runtime`` > ``MAF_RUNTIME_MODE`` > ``MAF_RUNTIME`` > ini ``maf_runtime`` > default.
 
     ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT`` place the files; relative paths are taken from
@@ -83,10 +93,12 @@ def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str
     ``MAF_AGENT_MAIL_ROOT`` moves them. The ``postgres`` mode's URL:
     ``--maf-db-url`` > ``MAF_DB_URL`` > ini ``maf_db_url``.
     """
-    candidates = ((cli, cli_source),
-                  (environ.get("MAF_RUNTIME_MODE"), "MAF_RUNTIME_MODE environment variable"),
-                  (environ.get("MAF_RUNTIME"), "MAF_RUNTIME environment variable"),
-                  (ini, "maf_runtime in the config file"))
+    candidates = (
+        (cli, cli_source),
+        (environ.get("MAF_RUNTIME_MODE"), "MAF_RUNTIME_MODE environment variable"),
+        (environ.get("MAF_RUNTIME"), "MAF_RUNTIME environment variable"),
+        (ini, "maf_runtime in the config file"),
+    )
     for value, source in candidates:
         if value:
             chain, chain_source = parse_chain(value, source), source
@@ -94,15 +106,21 @@ def resolve_runtime_settings(rootdir: Path, environ: Mapping[str, str], cli: str
     else:
         chain, chain_source = DEFAULT_CHAIN, "default"
     db_url, db_url_source = None, ""
-    for value, source in ((db_url_cli, db_url_cli_source),
-                          (environ.get("MAF_DB_URL"), "MAF_DB_URL environment variable"),
-                          (db_url_ini, "maf_db_url in the config file")):
+    for value, source in (
+        (db_url_cli, db_url_cli_source),
+        (environ.get("MAF_DB_URL"), "MAF_DB_URL environment variable"),
+        (db_url_ini, "maf_db_url in the config file"),
+    ):
         if value and value.strip():
             db_url, db_url_source = value.strip(), source
             break
-    return dataclasses.replace(_store_paths(rootdir, environ), chain=chain,
-                               chain_source=chain_source, db_url=db_url,
-                               db_url_source=db_url_source)
+    return dataclasses.replace(
+        _store_paths(rootdir, environ),
+        chain=chain,
+        chain_source=chain_source,
+        db_url=db_url,
+        db_url_source=db_url_source,
+    )
 
 
 def _explicit_path(rootdir: Path, environ: Mapping[str, str], name: str) -> Path | None:
@@ -126,7 +144,8 @@ def _store_paths(rootdir: Path, environ: Mapping[str, str]) -> RuntimeSettings:
         except LocationError as exc:
             raise RuntimeConfigError(
                 f"cannot tell where the shared store is: {exc} (MAF_DB_PATH and "
-                "MAF_AGENT_MAIL_ROOT place the store without looking)") from None
+                "MAF_AGENT_MAIL_ROOT place the store without looking)"
+            ) from None
     shared = f"shared by the worktrees of {repository.label}" if repository else ""
     checkout_db = rootdir / DEFAULT_DB_PATH
     if db is not None:
@@ -142,13 +161,18 @@ def _store_paths(rootdir: Path, environ: Mapping[str, str]) -> RuntimeSettings:
         json_root, json_source = repository.store_dir, shared
     else:
         json_source = "rootdir .agent-mail, not a git repository"
-    return RuntimeSettings(chain=DEFAULT_CHAIN, chain_source="default", db_path=db,
-                           mail_root=mail if mail is not None else rootdir / DEFAULT_MAIL_ROOT,
-                           json_root=json_root, db_path_source=db_source,
-                           json_root_source=json_source,
-                           repository=repository.label if repository else None,
-                           checkout_db_path=checkout_db,
-                           db_shared=db_source == shared and repository is not None)
+    return RuntimeSettings(
+        chain=DEFAULT_CHAIN,
+        chain_source="default",
+        db_path=db,
+        mail_root=mail if mail is not None else rootdir / DEFAULT_MAIL_ROOT,
+        json_root=json_root,
+        db_path_source=db_source,
+        json_root_source=json_source,
+        repository=repository.label if repository else None,
+        checkout_db_path=checkout_db,
+        db_shared=db_source == shared and repository is not None,
+    )
 
 
 def open_mode(mode: str, settings: RuntimeSettings) -> RuntimeState:
@@ -196,5 +220,5 @@ def open_chain(settings: RuntimeSettings, modes: Sequence[str] | None = None) ->
         except RuntimeUnavailable as exc:
             skipped.append(f"{mode}: {exc}")
             continue
-        return OpenedRuntime(runtime, skipped, chain[position + 1:])
+        return OpenedRuntime(runtime, skipped, chain[position + 1 :])
     raise RuntimeUnavailable("no runtime mode could start: " + "; ".join(skipped))

@@ -62,9 +62,14 @@ class RuntimeState(abc.ABC):
     def get_session(self, session_id: str) -> SessionRecord | None: ...
 
     @abc.abstractmethod
-    def executions(self, *, config_id: str | None = None, status: str | None = None,
-                   session_id: str | None = None, limit: int | None = None
-                   ) -> list[ExecutionRecord]: ...
+    def executions(
+        self,
+        *,
+        config_id: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]: ...
 
     @abc.abstractmethod
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]: ...
@@ -110,17 +115,30 @@ class RuntimeState(abc.ABC):
         message."""
 
     @abc.abstractmethod
-    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
-                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+    def messages(
+        self,
+        status: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+    ) -> list[Message]:
         """Messages oldest first (``created_at``, ``id``), optionally only one status, some
         types, one sending agent, or those created at or after ``since``."""
 
     # --- agents ----------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
-                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
+    def heartbeat(
+        self,
+        agent_id: str,
+        at: float | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        agent_type: str = "worker",
+        capabilities: Sequence[str] = (),
+        status: str = "active",
+    ) -> AgentRecord:
         """Record that the agent is alive, replacing what its previous heartbeat said.
 
         ``agent_type`` and ``status`` are the seed's (``AGENT_TYPES``, ``AGENT_STATUSES``);
@@ -138,8 +156,16 @@ class RuntimeState(abc.ABC):
     # lease with the moment it started waiting.
 
     @abc.abstractmethod
-    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
-                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
+    def acquire_leases(
+        self,
+        agent_id: str,
+        patterns: Sequence[str],
+        *,
+        exclusive: bool = True,
+        ttl: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> LeaseGrant:
         """Lease every pattern for ``ttl`` seconds, or none of them.
 
         Blocked by another agent's active lease when at least one side is exclusive and the
@@ -149,8 +175,9 @@ class RuntimeState(abc.ABC):
         """
 
     @abc.abstractmethod
-    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
-                    now: float | None = None) -> Lease:
+    def renew_lease(
+        self, lease_id: str, agent_id: str, *, ttl: float, now: float | None = None
+    ) -> Lease:
         """Extend the owner's lease to ``max(now, expires_at) + ttl`` with a new fencing token.
 
         ``LeaseError`` when the lease is unknown, someone else's, released, or (an expired
@@ -166,15 +193,17 @@ class RuntimeState(abc.ABC):
         """
 
     @abc.abstractmethod
-    def release_stale_leases(self, *, now: float | None = None,
-                             idle_agent_seconds: float | None = None) -> list[Lease]:
+    def release_stale_leases(
+        self, *, now: float | None = None, idle_agent_seconds: float | None = None
+    ) -> list[Lease]:
         """Force-release every expired lease and, with ``idle_agent_seconds``, every lease of
         an agent whose last heartbeat is older than that (agents that never sent one are left
         alone); the leases released, newest first."""
 
     @abc.abstractmethod
-    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
-               now: float | None = None) -> list[Lease]:
+    def leases(
+        self, *, active_only: bool = True, agent_id: str | None = None, now: float | None = None
+    ) -> list[Lease]:
         """Leases newest first (``created_at``, ``id``); by default only those active now."""
 
     # --- reservation conflicts ---------------------------------------------------------------
@@ -186,8 +215,9 @@ class RuntimeState(abc.ABC):
         ``SessionBundle``."""
 
     @abc.abstractmethod
-    def reservation_conflicts(self, *, session_id: str | None = None,
-                              limit: int | None = None) -> list[ConflictRecord]:
+    def reservation_conflicts(
+        self, *, session_id: str | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
         """Recorded conflicts newest first (``detected_at``, ``id``)."""
 
     # --- escalations (SPEC S4) ---------------------------------------------------------------
@@ -199,20 +229,35 @@ class RuntimeState(abc.ABC):
     # hands back the same data. Bad arguments raise ``ValueError`` before any write.
 
     @abc.abstractmethod
-    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
-                        failure_class: str | None, path_snapshot: Mapping[str, Any],
-                        next_action_at: float | None, details: Mapping[str, Any],
-                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+    def open_escalation(
+        self,
+        *,
+        path_id: str,
+        dedup_key: str,
+        check_id: str | None,
+        failure_class: str | None,
+        path_snapshot: Mapping[str, Any],
+        next_action_at: float | None,
+        details: Mapping[str, Any],
+        now: float | None = None,
+    ) -> tuple[EscalationRecord, bool]:
         """The open escalation of ``dedup_key`` with one more occurrence, ``(it, False)``; or,
         when none is open (a resolved or expired one does not count), a new one: state
         ``triggered``, level 1, one occurrence, ``(it, True)``."""
 
     @abc.abstractmethod
-    def claim_escalation(self, escalation_id: str, *, expect_level: int,
-                         expect_next_action_at: float | None, level: int,
-                         next_action_at: float | None, state: EscalationState,
-                         details: Mapping[str, Any] | None = None,
-                         now: float | None = None) -> EscalationRecord | None:
+    def claim_escalation(
+        self,
+        escalation_id: str,
+        *,
+        expect_level: int,
+        expect_next_action_at: float | None,
+        level: int,
+        next_action_at: float | None,
+        state: EscalationState,
+        details: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         """Compare-and-set: move the escalation to ``level``/``next_action_at``/``state`` (and
         ``details``, when given) only while it is still climbing (``triggered`` or
         ``escalated``) at ``expect_level`` with ``expect_next_action_at``; else ``None``.
@@ -224,9 +269,15 @@ class RuntimeState(abc.ABC):
         """
 
     @abc.abstractmethod
-    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
-                              by: str | None, from_states: Sequence[EscalationState],
-                              now: float | None = None) -> EscalationRecord | None:
+    def transition_escalation(
+        self,
+        escalation_id: str,
+        *,
+        state: EscalationState,
+        by: str | None,
+        from_states: Sequence[EscalationState],
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         """Move the escalation to ``acknowledged`` (who and when; the climb stops),
         ``resolved`` (who and when) or ``expired``, each clearing ``next_action_at``; only
         from ``from_states``, else (or for an unknown id) ``None``."""
@@ -235,9 +286,14 @@ class RuntimeState(abc.ABC):
     def get_escalation(self, escalation_id: str) -> EscalationRecord | None: ...
 
     @abc.abstractmethod
-    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
-                    check_id: str | None = None, limit: int | None = None
-                    ) -> list[EscalationRecord]:
+    def escalations(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        path_id: str | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EscalationRecord]:
         """Escalations newest first (``created_at``, ``id``), optionally filtered."""
 
     @abc.abstractmethod

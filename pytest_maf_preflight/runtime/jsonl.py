@@ -141,15 +141,32 @@ MAX_LINE_DEPTH = 128
 #: An escaped surrogate half: only then can a parsed string hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
-FILES = {"sessions": "sessions.jsonl", "executions": "executions.jsonl",
-         "snapshots": "snapshots.jsonl", "messages": "messages.jsonl",
-         "agents": "agents.jsonl", "conflicts": "conflicts.jsonl", "leases": "leases.jsonl",
-         "escalations": "escalations.jsonl", "deliveries": "deliveries.jsonl",
-         "smoke_tests": "smoke_tests.jsonl", "escalation_paths": "escalation_paths.jsonl"}
-_KIND_OF_FILE = {"sessions": "session", "executions": "execution", "snapshots": "snapshot",
-                 "messages": "message", "agents": "agent", "conflicts": "conflict",
-                 "leases": "lease", "escalations": "escalation", "deliveries": "delivery",
-                 "smoke_tests": "smoke_test", "escalation_paths": "escalation_path"}
+FILES = {
+    "sessions": "sessions.jsonl",
+    "executions": "executions.jsonl",
+    "snapshots": "snapshots.jsonl",
+    "messages": "messages.jsonl",
+    "agents": "agents.jsonl",
+    "conflicts": "conflicts.jsonl",
+    "leases": "leases.jsonl",
+    "escalations": "escalations.jsonl",
+    "deliveries": "deliveries.jsonl",
+    "smoke_tests": "smoke_tests.jsonl",
+    "escalation_paths": "escalation_paths.jsonl",
+}
+_KIND_OF_FILE = {
+    "sessions": "session",
+    "executions": "execution",
+    "snapshots": "snapshot",
+    "messages": "message",
+    "agents": "agent",
+    "conflicts": "conflict",
+    "leases": "lease",
+    "escalations": "escalation",
+    "deliveries": "delivery",
+    "smoke_tests": "smoke_test",
+    "escalation_paths": "escalation_path",
+}
 
 R = TypeVar("R")
 
@@ -160,8 +177,13 @@ class _BadLine(ValueError):
 
 # --- records from and to lines ------------------------------------------------------------
 
-def _new_definitions(kind: str, stored: Mapping[tuple[str, str], Any],
-                     given: Iterable[tuple[tuple[str, str], Any]], token: str) -> list[bytes]:
+
+def _new_definitions(
+    kind: str,
+    stored: Mapping[tuple[str, str], Any],
+    given: Iterable[tuple[tuple[str, str], Any]],
+    token: str,
+) -> list[bytes]:
     """Lines for the definitions (``(key, record)`` pairs) not stored yet, each key once."""
     out: list[bytes] = []
     seen: set[tuple[str, str]] = set()
@@ -191,8 +213,9 @@ def _fields_adapter(cls: type[Any]) -> TypeAdapter[dict[str, Any]]:
         hint = hints[field.name]
         if typing.get_origin(hint) is tuple:  # JSON has no tuples: an array of the items
             hint = Annotated[hint, Strict(False)]
-        required = (field.default is dataclasses.MISSING
-                    and field.default_factory is dataclasses.MISSING)
+        required = (
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        )
         fields[field.name] = hint if required else NotRequired[hint]
     make_typed_dict: Any = TypedDict  # a name and fields known only now
     shape = make_typed_dict(cls.__name__, fields)
@@ -236,8 +259,10 @@ def _line(kind: str, **fields: Any) -> bytes:
     except (TypeError, ValueError) as exc:
         raise RuntimeStateError(f"a {kind} record is not JSON-serialisable: {exc}") from exc
     if not text or _too_deep(text, line):
-        raise RuntimeStateError(f"a {kind} record is nested more than {MAX_LINE_DEPTH} levels "
-                                "deep, which readers skip as broken")
+        raise RuntimeStateError(
+            f"a {kind} record is nested more than {MAX_LINE_DEPTH} levels "
+            "deep, which readers skip as broken"
+        )
     return data + b"\n"
 
 
@@ -325,9 +350,11 @@ class _State:
     executions: dict[str, ExecutionRecord] = dataclasses.field(default_factory=dict)
     snapshots: dict[tuple[str, str], ConfigSnapshot] = dataclasses.field(default_factory=dict)
     smoke_tests: dict[tuple[str, str], SmokeTestDefinition] = dataclasses.field(
-        default_factory=dict)
+        default_factory=dict
+    )
     escalation_paths: dict[tuple[str, str], EscalationPathDefinition] = dataclasses.field(
-        default_factory=dict)
+        default_factory=dict
+    )
     messages: dict[str, Message] = dataclasses.field(default_factory=dict)
     agents: dict[str, AgentRecord] = dataclasses.field(default_factory=dict)
     agent_lines: int = 0
@@ -365,8 +392,8 @@ class JsonRuntime(RuntimeState):
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RuntimeUnavailable(
-                f"cannot create the JSON runtime directory {self.directory}: "
-                f"{exc.strerror or exc}") from exc
+                f"cannot create the JSON runtime directory {self.directory}: {exc.strerror or exc}"
+            ) from exc
         import filelock
 
         self._lock = filelock.FileLock(str(self.directory / ".lock"), timeout=LOCK_TIMEOUT)
@@ -375,15 +402,25 @@ class JsonRuntime(RuntimeState):
                 self._start()
         except OSError as exc:
             raise RuntimeUnavailable(
-                f"cannot write the JSON runtime under {self.directory}: "
-                f"{exc.strerror or exc}") from exc
+                f"cannot write the JSON runtime under {self.directory}: {exc.strerror or exc}"
+            ) from exc
 
     def _start(self) -> None:
         marker = self.directory / "state.json"
         if not marker.exists():
-            write_atomic(marker, json.dumps(
-                {"kind": "state", "v": FORMAT_VERSION, "format": "pytest-maf-preflight runtime",
-                 "created_at": now()}, indent=2).encode() + b"\n")
+            write_atomic(
+                marker,
+                json.dumps(
+                    {
+                        "kind": "state",
+                        "v": FORMAT_VERSION,
+                        "format": "pytest-maf-preflight runtime",
+                        "created_at": now(),
+                    },
+                    indent=2,
+                ).encode()
+                + b"\n",
+            )
         for tail in self._tails.values():
             # Creates the files, and proves they can be appended to.
             os.close(os.open(tail.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666))
@@ -400,19 +437,21 @@ class JsonRuntime(RuntimeState):
             try:
                 self._lock.acquire()
             except filelock.Timeout as exc:
-                raise error(f"the JSON runtime lock {self._lock.lock_file} was held for more "
-                            f"than {LOCK_TIMEOUT:g} s") from exc
+                raise error(
+                    f"the JSON runtime lock {self._lock.lock_file} was held for more "
+                    f"than {LOCK_TIMEOUT:g} s"
+                ) from exc
             except OSError as exc:
-                raise error(f"cannot lock {self._lock.lock_file}: {exc.strerror or exc}"
-                            ) from exc
+                raise error(f"cannot lock {self._lock.lock_file}: {exc.strerror or exc}") from exc
             try:
                 yield
             except OSError as exc:
                 # Any file problem while the lock is held (EACCES, EIO, ENOSPC, a directory
                 # where a log should be) is the runtime's error, for the caller's fallback.
-                raise error(f"cannot use the JSON runtime under {self.root}: "
-                            f"{exc.strerror or exc}"
-                            + (f" ({exc.filename})" if exc.filename else "")) from exc
+                raise error(
+                    f"cannot use the JSON runtime under {self.root}: "
+                    f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
+                ) from exc
             finally:
                 self._lock.release()
 
@@ -482,9 +521,9 @@ class JsonRuntime(RuntimeState):
             start = tail.offset - len(tail.last_bytes)
             handle.seek(start)
             data = handle.read()
-        if data[:len(tail.last_bytes)] != tail.last_bytes:
+        if data[: len(tail.last_bytes)] != tail.last_bytes:
             return None
-        data = data[len(tail.last_bytes):]
+        data = data[len(tail.last_bytes) :]
         end = data.rfind(b"\n") + 1
         complete, rest = data[:end], data[end:]
         entries = []
@@ -497,8 +536,12 @@ class JsonRuntime(RuntimeState):
             tail.offset += end
             tail.last_bytes = complete[-64:]
         if rest:
-            self._problem(tail, tail.line_no + 1, "truncated line (no line end), "
-                          f"{len(rest)} bytes: probably a writer killed while appending")
+            self._problem(
+                tail,
+                tail.line_no + 1,
+                "truncated line (no line end), "
+                f"{len(rest)} bytes: probably a writer killed while appending",
+            )
         return entries
 
     def _parse(self, tail: _Tail, raw: bytes) -> _Entry | None:
@@ -599,8 +642,12 @@ class JsonRuntime(RuntimeState):
         try:
             record = _decode(Lease, entry.data.get("record"))
             grant, size = entry.data.get("grant"), entry.data.get("of")
-            if grant is not None and not (isinstance(grant, str) and isinstance(size, int)
-                                          and not isinstance(size, bool) and size > 0):
+            if grant is not None and not (
+                isinstance(grant, str)
+                and isinstance(size, int)
+                and not isinstance(size, bool)
+                and size > 0
+            ):
                 raise _BadLine("grant token or size is wrong")
         except (_BadLine, TypeError) as exc:
             self._bad("leases", entry, f"invalid lease: {exc}")
@@ -659,8 +706,9 @@ class JsonRuntime(RuntimeState):
             for name, lines in appends:
                 self._append(name, lines)
         except OSError as exc:
-            raise RuntimeStateError(f"cannot append to the JSON runtime under "
-                                    f"{self.directory}: {exc.strerror or exc}") from exc
+            raise RuntimeStateError(
+                f"cannot append to the JSON runtime under {self.directory}: {exc.strerror or exc}"
+            ) from exc
 
     @contextmanager
     def _current(self) -> Iterator[_State]:
@@ -681,8 +729,7 @@ class JsonRuntime(RuntimeState):
             for execution in bundle.executions:
                 if execution.id not in state.executions and execution.id not in seen:
                     seen.add(execution.id)
-                    executions.append(_line("execution", bundle=token,
-                                            record=to_json(execution)))
+                    executions.append(_line("execution", bundle=token, record=to_json(execution)))
             for snapshot in bundle.snapshots:
                 key = ("snapshot", snapshot.config_id, snapshot.content_hash)
                 if (key[1], key[2]) not in state.snapshots and key not in seen:
@@ -692,28 +739,44 @@ class JsonRuntime(RuntimeState):
                 key = ("message", message.id, "")
                 if message.id not in state.messages and key not in seen:
                     seen.add(key)
-                    messages.append(_line("message", event="enqueue", bundle=token,
-                                          record=to_json(message)))
+                    messages.append(
+                        _line("message", event="enqueue", bundle=token, record=to_json(message))
+                    )
             conflicts = self._new_conflicts(state, bundle.conflicts, token)
             smoke_tests = _new_definitions(
-                "smoke_test", state.smoke_tests,
-                (((d.nodeid, d.content_hash), d) for d in bundle.smoke_tests), token)
+                "smoke_test",
+                state.smoke_tests,
+                (((d.nodeid, d.content_hash), d) for d in bundle.smoke_tests),
+                token,
+            )
             paths = _new_definitions(
-                "escalation_path", state.escalation_paths,
-                (((d.path_id, d.content_hash), d) for d in bundle.escalation_paths), token)
+                "escalation_path",
+                state.escalation_paths,
+                (((d.path_id, d.content_hash), d) for d in bundle.escalation_paths),
+                token,
+            )
             if bundle.session.id in state.sessions and not (
-                    executions or snapshots or messages or conflicts or smoke_tests or paths):
+                executions or snapshots or messages or conflicts or smoke_tests or paths
+            ):
                 return  # everything is there already
             session = [_line("session", bundle=token, record=to_json(bundle.session))]
             # The session line last: it commits the others.
-            self._write([("executions", executions), ("snapshots", snapshots),
-                         ("messages", messages), ("conflicts", conflicts),
-                         ("smoke_tests", smoke_tests), ("escalation_paths", paths),
-                         ("sessions", session)])
+            self._write(
+                [
+                    ("executions", executions),
+                    ("snapshots", snapshots),
+                    ("messages", messages),
+                    ("conflicts", conflicts),
+                    ("smoke_tests", smoke_tests),
+                    ("escalation_paths", paths),
+                    ("sessions", session),
+                ]
+            )
 
     @staticmethod
-    def _new_conflicts(state: _State, conflicts: Sequence[ConflictRecord],
-                       token: str | None) -> list[bytes]:
+    def _new_conflicts(
+        state: _State, conflicts: Sequence[ConflictRecord], token: str | None
+    ) -> list[bytes]:
         """Lines for the conflicts not stored yet (each id once)."""
         out: list[bytes] = []
         seen: set[str] = set()
@@ -731,13 +794,19 @@ class JsonRuntime(RuntimeState):
         with self._current() as state:
             return state.sessions.get(session_id)
 
-    def executions(self, *, config_id: str | None = None, status: str | None = None,
-                   session_id: str | None = None, limit: int | None = None
-                   ) -> list[ExecutionRecord]:
+    def executions(
+        self,
+        *,
+        config_id: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]:
         with self._current() as state:
             rows = list(state.executions.values())
-        return filter_executions(rows, config_id=config_id, status=status,
-                                 session_id=session_id, limit=limit)
+        return filter_executions(
+            rows, config_id=config_id, status=status, session_id=session_id, limit=limit
+        )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._current() as state:
@@ -761,19 +830,22 @@ class JsonRuntime(RuntimeState):
             for message in records:
                 if message.id not in state.messages and message.id not in seen:
                     seen.add(message.id)
-                    lines.append(_line("message", event="enqueue", bundle=None,
-                                       record=to_json(message)))
+                    lines.append(
+                        _line("message", event="enqueue", bundle=None, record=to_json(message))
+                    )
             self._write([("messages", lines)])
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._current() as state:
-            queued = messages_in_order(state.messages.values(), "queued",
-                                       recipient)[:checked_limit(limit)]
+            queued = messages_in_order(state.messages.values(), "queued", recipient)[
+                : checked_limit(limit)
+            ]
             if not queued:
                 return []
             at = now()
-            self._write([("messages", [_line("message", event="deliver", id=m.id, at=at)
-                                       for m in queued])])
+            self._write(
+                [("messages", [_line("message", event="deliver", id=m.id, at=at) for m in queued])]
+            )
         return [dataclasses.replace(m, status="delivered") for m in queued]
 
     def ack(self, message_id: str) -> bool:
@@ -783,23 +855,42 @@ class JsonRuntime(RuntimeState):
                 return False
             if message.status == "acked":
                 return True
-            self._write([("messages", [_line("message", event="ack", id=message_id,
-                                             at=now())])])
+            self._write([("messages", [_line("message", event="ack", id=message_id, at=now())])])
             return True
 
-    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
-                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+    def messages(
+        self,
+        status: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+    ) -> list[Message]:
         with self._current() as state:
-            return messages_in_order(state.messages.values(), status, types=types,
-                                     agent_id=agent_id, since=since)
+            return messages_in_order(
+                state.messages.values(), status, types=types, agent_id=agent_id, since=since
+            )
 
     # --- agents ----------------------------------------------------------------------------
 
-    def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
-                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
-        record = agent_record(agent_id, now() if at is None else at, details,
-                              agent_type=agent_type, capabilities=capabilities, status=status)
+    def heartbeat(
+        self,
+        agent_id: str,
+        at: float | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        agent_type: str = "worker",
+        capabilities: Sequence[str] = (),
+        status: str = "active",
+    ) -> AgentRecord:
+        record = agent_record(
+            agent_id,
+            now() if at is None else at,
+            details,
+            agent_type=agent_type,
+            capabilities=capabilities,
+            status=status,
+        )
         with self._current() as state:
             self._write([("agents", [_line("agent", record=to_json(record))])])
             lines = state.agent_lines + 1
@@ -814,38 +905,56 @@ class JsonRuntime(RuntimeState):
 
     def _compact_agents(self) -> None:
         """Rewrite the agents file whole, one line per agent (the file lock held)."""
-        lines = [_line("agent", record=to_json(a))
-                 for a in sorted(self._state.agents.values(), key=lambda a: a.id)]
+        lines = [
+            _line("agent", record=to_json(a))
+            for a in sorted(self._state.agents.values(), key=lambda a: a.id)
+        ]
         write_atomic(self._tails["agents"].path, b"".join(lines))
         self._reset()
         self._refresh()
 
     # --- leases ----------------------------------------------------------------------------
 
-    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
-                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
-        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
-                                     reason=reason, now=now)
+    def acquire_leases(
+        self,
+        agent_id: str,
+        patterns: Sequence[str],
+        *,
+        exclusive: bool = True,
+        ttl: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> LeaseGrant:
+        request = LeaseRequest.check(
+            agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason, now=now
+        )
         ids = [new_id() for _ in request.patterns]
         grant = new_id()
         with self._current() as state:
             at = at_or_now(request.now)
-            blocking = blocking_leases(state.leases.values(), request.agent_id,
-                                       request.patterns, request.exclusive, at)
+            blocking = blocking_leases(
+                state.leases.values(), request.agent_id, request.patterns, request.exclusive, at
+            )
             if blocking:
                 return LeaseGrant(granted=(), conflicts=tuple(blocking))
             granted = request.leases(ids, state.max_token + 1, at)
-            self._write_leases([_line("lease", grant=grant, of=len(granted),
-                                      record=to_json(lease)) for lease in granted])
+            self._write_leases(
+                [
+                    _line("lease", grant=grant, of=len(granted), record=to_json(lease))
+                    for lease in granted
+                ]
+            )
         return LeaseGrant(granted=granted, conflicts=())
 
-    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
-                    now: float | None = None) -> Lease:
+    def renew_lease(
+        self, lease_id: str, agent_id: str, *, ttl: float, now: float | None = None
+    ) -> Lease:
         agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
         with self._current() as state:
             lease = owned_lease(state.leases.get(lease_id), lease_id, agent_id)
-            renewed = renewed_lease(lease, agent_id, ttl, at_or_now(given),
-                                    state.max_token + 1, state.leases.values())
+            renewed = renewed_lease(
+                lease, agent_id, ttl, at_or_now(given), state.max_token + 1, state.leases.values()
+            )
             self._write_leases([_line("lease", record=to_json(renewed))])
         return renewed
 
@@ -859,22 +968,30 @@ class JsonRuntime(RuntimeState):
             self._write_leases([_line("lease", record=to_json(released))])
         return released
 
-    def release_stale_leases(self, *, now: float | None = None,
-                             idle_agent_seconds: float | None = None) -> list[Lease]:
+    def release_stale_leases(
+        self, *, now: float | None = None, idle_agent_seconds: float | None = None
+    ) -> list[Lease]:
         given, idle = checked_time(now), checked_idle(idle_agent_seconds)
         with self._current() as state:
             at = at_or_now(given)
-            stale = [dataclasses.replace(lease, released_at=at) for lease in
-                     stale_leases(state.leases.values(), state.agents.values(), at, idle)]
+            stale = [
+                dataclasses.replace(lease, released_at=at)
+                for lease in stale_leases(state.leases.values(), state.agents.values(), at, idle)
+            ]
             self._write_leases([_line("lease", record=to_json(lease)) for lease in stale])
         return stale
 
-    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
-               now: float | None = None) -> list[Lease]:
+    def leases(
+        self, *, active_only: bool = True, agent_id: str | None = None, now: float | None = None
+    ) -> list[Lease]:
         given = checked_time(now)
         with self._current() as state:
-            return filter_leases(state.leases.values(), active_only=active_only,
-                                 agent_id=agent_id, at=at_or_now(given))
+            return filter_leases(
+                state.leases.values(),
+                active_only=active_only,
+                agent_id=agent_id,
+                at=at_or_now(given),
+            )
 
     def _write_leases(self, lines: list[bytes]) -> None:
         """Append to the lease log, and compact it when it is long (the file lock held)."""
@@ -890,8 +1007,10 @@ class JsonRuntime(RuntimeState):
     def _compact_leases(self) -> None:
         """Rewrite the lease log whole, the last line of each lease (the file lock held)."""
         leases = sorted(self._state.leases.values(), key=lambda lease: lease.fencing_token)
-        write_atomic(self._tails["leases"].path,
-                     b"".join(_line("lease", record=to_json(lease)) for lease in leases))
+        write_atomic(
+            self._tails["leases"].path,
+            b"".join(_line("lease", record=to_json(lease)) for lease in leases),
+        )
         self._reset()
         self._refresh()
 
@@ -901,21 +1020,36 @@ class JsonRuntime(RuntimeState):
         with self._current() as state:
             self._write([("conflicts", self._new_conflicts(state, conflicts, None))])
 
-    def reservation_conflicts(self, *, session_id: str | None = None,
-                              limit: int | None = None) -> list[ConflictRecord]:
+    def reservation_conflicts(
+        self, *, session_id: str | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
         with self._current() as state:
             return newest_conflicts(state.conflicts.values(), session_id, limit)
 
     # --- escalations -----------------------------------------------------------------------
 
-    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
-                        failure_class: str | None, path_snapshot: Mapping[str, Any],
-                        next_action_at: float | None, details: Mapping[str, Any],
-                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+    def open_escalation(
+        self,
+        *,
+        path_id: str,
+        dedup_key: str,
+        check_id: str | None,
+        failure_class: str | None,
+        path_snapshot: Mapping[str, Any],
+        next_action_at: float | None,
+        details: Mapping[str, Any],
+        now: float | None = None,
+    ) -> tuple[EscalationRecord, bool]:
         opening = EscalationOpening.check(
-            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
-            failure_class=failure_class, path_snapshot=path_snapshot,
-            next_action_at=next_action_at, details=details, now=now)
+            path_id=path_id,
+            dedup_key=dedup_key,
+            check_id=check_id,
+            failure_class=failure_class,
+            path_snapshot=path_snapshot,
+            next_action_at=next_action_at,
+            details=details,
+            now=now,
+        )
         escalation_id = new_id()
         with self._current() as state:
             at = at_or_now(opening.now)
@@ -927,24 +1061,42 @@ class JsonRuntime(RuntimeState):
             self._write_escalation(record)
         return record, created
 
-    def claim_escalation(self, escalation_id: str, *, expect_level: int,
-                         expect_next_action_at: float | None, level: int,
-                         next_action_at: float | None, state: EscalationState,
-                         details: Mapping[str, Any] | None = None,
-                         now: float | None = None) -> EscalationRecord | None:
+    def claim_escalation(
+        self,
+        escalation_id: str,
+        *,
+        expect_level: int,
+        expect_next_action_at: float | None,
+        level: int,
+        next_action_at: float | None,
+        state: EscalationState,
+        details: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         claim = EscalationClaim.check(
-            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
-            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+            expect_level=expect_level,
+            expect_next_action_at=expect_next_action_at,
+            level=level,
+            next_action_at=next_action_at,
+            state=state,
+            details=details,
+            now=now,
+        )
         with self._current() as current:
-            claimed = claim.apply(current.escalations.get(escalation_id),
-                                  at_or_now(claim.now))
+            claimed = claim.apply(current.escalations.get(escalation_id), at_or_now(claim.now))
             if claimed is not None:
                 self._write_escalation(claimed)
         return claimed
 
-    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
-                              by: str | None, from_states: Sequence[EscalationState],
-                              now: float | None = None) -> EscalationRecord | None:
+    def transition_escalation(
+        self,
+        escalation_id: str,
+        *,
+        state: EscalationState,
+        by: str | None,
+        from_states: Sequence[EscalationState],
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
         with self._current() as current:
             moved = move.apply(current.escalations.get(escalation_id), at_or_now(move.now))
@@ -956,13 +1108,19 @@ class JsonRuntime(RuntimeState):
         with self._current() as state:
             return state.escalations.get(escalation_id)
 
-    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
-                    check_id: str | None = None, limit: int | None = None
-                    ) -> list[EscalationRecord]:
+    def escalations(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        path_id: str | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EscalationRecord]:
         with self._current() as state:
             rows = list(state.escalations.values())
-        return filter_escalations(rows, states=states, path_id=path_id, check_id=check_id,
-                                  limit=limit)
+        return filter_escalations(
+            rows, states=states, path_id=path_id, check_id=check_id, limit=limit
+        )
 
     def due_escalations(self, now: float) -> list[EscalationRecord]:
         at = required_time(now)
@@ -992,8 +1150,10 @@ class JsonRuntime(RuntimeState):
     def _compact_escalations(self) -> None:
         """Rewrite the escalation log whole, the last line of each (the file lock held)."""
         rows = sorted(self._state.escalations.values(), key=lambda e: (e.created_at, e.id))
-        write_atomic(self._tails["escalations"].path,
-                     b"".join(_line("escalation", record=to_json(e)) for e in rows))
+        write_atomic(
+            self._tails["escalations"].path,
+            b"".join(_line("escalation", record=to_json(e)) for e in rows),
+        )
         self._reset()
         self._refresh()
 
@@ -1001,14 +1161,19 @@ class JsonRuntime(RuntimeState):
 
     def info(self) -> RuntimeInfo:
         with self._current() as state:
-            counts = {"sessions": len(state.sessions), "executions": len(state.executions),
-                      "config_snapshots": len(state.snapshots),
-                      "messages": len(state.messages), "agents": len(state.agents),
-                      "leases": len(state.leases), "reservation_conflicts": len(state.conflicts),
-                      "escalations": len(state.escalations),
-                      "escalation_deliveries": len(state.deliveries),
-                      "smoke_tests": len(state.smoke_tests),
-                      "escalation_paths": len(state.escalation_paths)}
+            counts = {
+                "sessions": len(state.sessions),
+                "executions": len(state.executions),
+                "config_snapshots": len(state.snapshots),
+                "messages": len(state.messages),
+                "agents": len(state.agents),
+                "leases": len(state.leases),
+                "reservation_conflicts": len(state.conflicts),
+                "escalations": len(state.escalations),
+                "escalation_deliveries": len(state.deliveries),
+                "smoke_tests": len(state.smoke_tests),
+                "escalation_paths": len(state.escalation_paths),
+            }
             pending = sum(len(items) for items in state.pending.values())
             grants = sum(len(items) for items in state.pending_grants.values())
         notes = [f"skipped {p}" for p in self.problems]
@@ -1016,5 +1181,10 @@ class JsonRuntime(RuntimeState):
             notes.append(f"{pending} records of bundles that were never completed are ignored")
         if grants:
             notes.append(f"{grants} leases of grants that were never completed are ignored")
-        return RuntimeInfo(mode=self.mode, location=str(self.directory),
-                           schema_version=FORMAT_VERSION, counts=counts, notes=tuple(notes))
+        return RuntimeInfo(
+            mode=self.mode,
+            location=str(self.directory),
+            schema_version=FORMAT_VERSION,
+            counts=counts,
+            notes=tuple(notes),
+        )

@@ -19,8 +19,12 @@ from .records import AgentRecord, Lease
 
 
 def checked_ttl(ttl: float) -> float:
-    if (isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl)
-            or ttl <= 0):
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or ttl <= 0
+    ):
         raise ValueError(f"ttl must be a positive finite number of seconds, got {ttl!r}")
     return float(ttl)
 
@@ -54,40 +58,70 @@ class LeaseRequest:
     now: float | None
 
     @classmethod
-    def check(cls, agent_id: str, patterns: Sequence[str], *, exclusive: bool, ttl: float,
-              reason: str, now: float | None) -> LeaseRequest:
+    def check(
+        cls,
+        agent_id: str,
+        patterns: Sequence[str],
+        *,
+        exclusive: bool,
+        ttl: float,
+        reason: str,
+        now: float | None,
+    ) -> LeaseRequest:
         if not isinstance(exclusive, bool):
             raise ValueError(f"exclusive must be true or false, got {exclusive!r}")
         if not isinstance(reason, str):
             raise ValueError(f"reason must be a string, got {reason!r}")
-        return cls(checked_agent(agent_id), checked_patterns(patterns), exclusive,
-                   checked_ttl(ttl), reason, checked_time(now))
+        return cls(
+            checked_agent(agent_id),
+            checked_patterns(patterns),
+            exclusive,
+            checked_ttl(ttl),
+            reason,
+            checked_time(now),
+        )
 
     def leases(self, ids: Sequence[str], first_token: int, at: float) -> tuple[Lease, ...]:
         """The granted leases, fencing tokens ``first_token``, ``first_token + 1``, ..."""
-        return tuple(Lease(id=lease_id, agent_id=self.agent_id, path_pattern=pattern,
-                           exclusive=self.exclusive, reason=self.reason, created_at=at,
-                           expires_at=at + self.ttl, released_at=None,
-                           fencing_token=first_token + n)
-                     for n, (lease_id, pattern) in enumerate(zip(ids, self.patterns,
-                                                                strict=True)))
+        return tuple(
+            Lease(
+                id=lease_id,
+                agent_id=self.agent_id,
+                path_pattern=pattern,
+                exclusive=self.exclusive,
+                reason=self.reason,
+                created_at=at,
+                expires_at=at + self.ttl,
+                released_at=None,
+                fencing_token=first_token + n,
+            )
+            for n, (lease_id, pattern) in enumerate(zip(ids, self.patterns, strict=True))
+        )
 
 
-def blocking_leases(held: Iterable[Lease], agent_id: str, patterns: Sequence[str],
-                    exclusive: bool, at: float) -> list[Lease]:
+def blocking_leases(
+    held: Iterable[Lease], agent_id: str, patterns: Sequence[str], exclusive: bool, at: float
+) -> list[Lease]:
     """The leases in ``held`` that block ``agent_id`` from ``patterns``, newest first."""
     from ..reservations.patterns import patterns_overlap
 
-    out = [lease for lease in held
-           if lease.agent_id != agent_id and lease.active(at)
-           and (exclusive or lease.exclusive)
-           and any(patterns_overlap(lease.path_pattern, p) for p in patterns)]
+    out = [
+        lease
+        for lease in held
+        if lease.agent_id != agent_id
+        and lease.active(at)
+        and (exclusive or lease.exclusive)
+        and any(patterns_overlap(lease.path_pattern, p) for p in patterns)
+    ]
     return newest_leases(out)
 
 
 def _holders(blocking: Sequence[Lease]) -> str:
-    return ", ".join(f"{b.path_pattern!r} held by agent {b.agent_id!r} (lease {b.id}, "
-                     f"expires at {b.expires_at:.3f})" for b in blocking)
+    return ", ".join(
+        f"{b.path_pattern!r} held by agent {b.agent_id!r} (lease {b.id}, "
+        f"expires at {b.expires_at:.3f})"
+        for b in blocking
+    )
 
 
 def owned_lease(lease: Lease | None, lease_id: str, agent_id: str) -> Lease:
@@ -95,37 +129,47 @@ def owned_lease(lease: Lease | None, lease_id: str, agent_id: str) -> Lease:
     if lease is None:
         raise LeaseError(f"no lease {lease_id!r}")
     if lease.agent_id != agent_id:
-        raise LeaseError(f"lease {lease_id} is held by agent {lease.agent_id!r}, "
-                         f"not {agent_id!r}")
+        raise LeaseError(f"lease {lease_id} is held by agent {lease.agent_id!r}, not {agent_id!r}")
     return lease
 
 
-def renewed_lease(lease: Lease, agent_id: str, ttl: float, at: float, token: int,
-                  held: Iterable[Lease]) -> Lease:
+def renewed_lease(
+    lease: Lease, agent_id: str, ttl: float, at: float, token: int, held: Iterable[Lease]
+) -> Lease:
     """``lease`` renewed by its owner, or ``LeaseError``; ``held``: every lease to check against.
 
     A live lease is checked as well as an expired one: clocks of two processes can disagree,
     and no double exclusive grant is worth a refused renewal.
     """
     if lease.released_at is not None:
-        raise LeaseError(f"lease {lease.id} was released at {lease.released_at:.3f} and "
-                         f"cannot be renewed; acquire a new one")
+        raise LeaseError(
+            f"lease {lease.id} was released at {lease.released_at:.3f} and "
+            f"cannot be renewed; acquire a new one"
+        )
     blocking = blocking_leases(held, agent_id, (lease.path_pattern,), lease.exclusive, at)
     if blocking:
         raise LeaseError(f"lease {lease.id} cannot be renewed: {_holders(blocking)}")
-    return dataclasses.replace(lease, expires_at=max(at, lease.expires_at) + ttl,
-                               fencing_token=token)
+    return dataclasses.replace(
+        lease, expires_at=max(at, lease.expires_at) + ttl, fencing_token=token
+    )
 
 
-def stale_leases(rows: Iterable[Lease], agents: Iterable[AgentRecord], at: float,
-                 idle_agent_seconds: float | None) -> list[Lease]:
+def stale_leases(
+    rows: Iterable[Lease],
+    agents: Iterable[AgentRecord],
+    at: float,
+    idle_agent_seconds: float | None,
+) -> list[Lease]:
     """The unreleased leases ``release_stale_leases`` releases, newest first."""
     idle: set[str] = set()
     if idle_agent_seconds is not None:
         cutoff = at - idle_agent_seconds
         idle = {a.id for a in agents if a.last_heartbeat < cutoff}
-    return newest_leases(lease for lease in rows if lease.released_at is None
-                         and (lease.expires_at <= at or lease.agent_id in idle))
+    return newest_leases(
+        lease
+        for lease in rows
+        if lease.released_at is None and (lease.expires_at <= at or lease.agent_id in idle)
+    )
 
 
 def checked_idle(idle_agent_seconds: float | None) -> float | None:

@@ -104,13 +104,19 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return self._sessions.get(session_id)
 
-    def executions(self, *, config_id: str | None = None, status: str | None = None,
-                   session_id: str | None = None, limit: int | None = None
-                   ) -> list[ExecutionRecord]:
+    def executions(
+        self,
+        *,
+        config_id: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]:
         with self._lock:
             rows = list(self._executions.values())
-        return filter_executions(rows, config_id=config_id, status=status,
-                                 session_id=session_id, limit=limit)
+        return filter_executions(
+            rows, config_id=config_id, status=status, session_id=session_id, limit=limit
+        )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._lock:
@@ -131,8 +137,9 @@ class MemoryRuntime(RuntimeState):
 
     def dequeue(self, recipient: str | None = None, limit: int = 1) -> list[Message]:
         with self._lock:
-            queued = messages_in_order(self._messages.values(), "queued",
-                                       recipient)[:checked_limit(limit)]
+            queued = messages_in_order(self._messages.values(), "queued", recipient)[
+                : checked_limit(limit)
+            ]
             out = []
             for message in queued:
                 delivered = dataclasses.replace(message, status="delivered")
@@ -148,17 +155,37 @@ class MemoryRuntime(RuntimeState):
             self._messages[message_id] = dataclasses.replace(message, status="acked")
             return True
 
-    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
-                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+    def messages(
+        self,
+        status: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+    ) -> list[Message]:
         with self._lock:
-            return messages_in_order(self._messages.values(), status, types=types,
-                                     agent_id=agent_id, since=since)
+            return messages_in_order(
+                self._messages.values(), status, types=types, agent_id=agent_id, since=since
+            )
 
-    def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
-                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
-        record = agent_record(agent_id, now() if at is None else at, details,
-                              agent_type=agent_type, capabilities=capabilities, status=status)
+    def heartbeat(
+        self,
+        agent_id: str,
+        at: float | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        agent_type: str = "worker",
+        capabilities: Sequence[str] = (),
+        status: str = "active",
+    ) -> AgentRecord:
+        record = agent_record(
+            agent_id,
+            now() if at is None else at,
+            details,
+            agent_type=agent_type,
+            capabilities=capabilities,
+            status=status,
+        )
         with self._lock:
             self._agents[agent_id] = record
         return record
@@ -169,15 +196,25 @@ class MemoryRuntime(RuntimeState):
 
     # --- leases ----------------------------------------------------------------------------
 
-    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
-                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
-        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
-                                     reason=reason, now=now)
+    def acquire_leases(
+        self,
+        agent_id: str,
+        patterns: Sequence[str],
+        *,
+        exclusive: bool = True,
+        ttl: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> LeaseGrant:
+        request = LeaseRequest.check(
+            agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason, now=now
+        )
         ids = [new_id() for _ in request.patterns]
         with self._lock:
             at = at_or_now(request.now)
-            blocking = blocking_leases(self._leases.values(), request.agent_id,
-                                       request.patterns, request.exclusive, at)
+            blocking = blocking_leases(
+                self._leases.values(), request.agent_id, request.patterns, request.exclusive, at
+            )
             if blocking:
                 return LeaseGrant(granted=(), conflicts=tuple(blocking))
             granted = request.leases(ids, self._fencing + 1, at)
@@ -186,13 +223,15 @@ class MemoryRuntime(RuntimeState):
                 self._leases[lease.id] = lease
         return LeaseGrant(granted=granted, conflicts=())
 
-    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
-                    now: float | None = None) -> Lease:
+    def renew_lease(
+        self, lease_id: str, agent_id: str, *, ttl: float, now: float | None = None
+    ) -> Lease:
         agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
         with self._lock:
             lease = owned_lease(self._leases.get(lease_id), lease_id, agent_id)
-            renewed = renewed_lease(lease, agent_id, ttl, at_or_now(given), self._fencing + 1,
-                                    self._leases.values())
+            renewed = renewed_lease(
+                lease, agent_id, ttl, at_or_now(given), self._fencing + 1, self._leases.values()
+            )
             self._fencing += 1
             self._leases[lease_id] = renewed
         return renewed
@@ -207,8 +246,9 @@ class MemoryRuntime(RuntimeState):
             self._leases[lease_id] = released
         return released
 
-    def release_stale_leases(self, *, now: float | None = None,
-                             idle_agent_seconds: float | None = None) -> list[Lease]:
+    def release_stale_leases(
+        self, *, now: float | None = None, idle_agent_seconds: float | None = None
+    ) -> list[Lease]:
         given, idle = checked_time(now), checked_idle(idle_agent_seconds)
         with self._lock:
             at = at_or_now(given)
@@ -218,12 +258,17 @@ class MemoryRuntime(RuntimeState):
                 self._leases[lease.id] = lease
         return out
 
-    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
-               now: float | None = None) -> list[Lease]:
+    def leases(
+        self, *, active_only: bool = True, agent_id: str | None = None, now: float | None = None
+    ) -> list[Lease]:
         given = checked_time(now)
         with self._lock:
-            return filter_leases(self._leases.values(), active_only=active_only,
-                                 agent_id=agent_id, at=at_or_now(given))
+            return filter_leases(
+                self._leases.values(),
+                active_only=active_only,
+                agent_id=agent_id,
+                at=at_or_now(given),
+            )
 
     # --- reservation conflicts -------------------------------------------------------------
 
@@ -232,21 +277,36 @@ class MemoryRuntime(RuntimeState):
             for conflict in conflicts:
                 self._conflicts.setdefault(conflict.id, conflict)
 
-    def reservation_conflicts(self, *, session_id: str | None = None,
-                              limit: int | None = None) -> list[ConflictRecord]:
+    def reservation_conflicts(
+        self, *, session_id: str | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
         with self._lock:
             return newest_conflicts(self._conflicts.values(), session_id, limit)
 
     # --- escalations -----------------------------------------------------------------------
 
-    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
-                        failure_class: str | None, path_snapshot: Mapping[str, Any],
-                        next_action_at: float | None, details: Mapping[str, Any],
-                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+    def open_escalation(
+        self,
+        *,
+        path_id: str,
+        dedup_key: str,
+        check_id: str | None,
+        failure_class: str | None,
+        path_snapshot: Mapping[str, Any],
+        next_action_at: float | None,
+        details: Mapping[str, Any],
+        now: float | None = None,
+    ) -> tuple[EscalationRecord, bool]:
         opening = EscalationOpening.check(
-            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
-            failure_class=failure_class, path_snapshot=path_snapshot,
-            next_action_at=next_action_at, details=details, now=now)
+            path_id=path_id,
+            dedup_key=dedup_key,
+            check_id=check_id,
+            failure_class=failure_class,
+            path_snapshot=path_snapshot,
+            next_action_at=next_action_at,
+            details=details,
+            now=now,
+        )
         escalation_id = new_id()
         with self._lock:
             at = at_or_now(opening.now)
@@ -258,23 +318,42 @@ class MemoryRuntime(RuntimeState):
             self._escalations[record.id] = record
         return record, created
 
-    def claim_escalation(self, escalation_id: str, *, expect_level: int,
-                         expect_next_action_at: float | None, level: int,
-                         next_action_at: float | None, state: EscalationState,
-                         details: Mapping[str, Any] | None = None,
-                         now: float | None = None) -> EscalationRecord | None:
+    def claim_escalation(
+        self,
+        escalation_id: str,
+        *,
+        expect_level: int,
+        expect_next_action_at: float | None,
+        level: int,
+        next_action_at: float | None,
+        state: EscalationState,
+        details: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         claim = EscalationClaim.check(
-            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
-            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+            expect_level=expect_level,
+            expect_next_action_at=expect_next_action_at,
+            level=level,
+            next_action_at=next_action_at,
+            state=state,
+            details=details,
+            now=now,
+        )
         with self._lock:
             claimed = claim.apply(self._escalations.get(escalation_id), at_or_now(claim.now))
             if claimed is not None:
                 self._escalations[escalation_id] = claimed
         return claimed
 
-    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
-                              by: str | None, from_states: Sequence[EscalationState],
-                              now: float | None = None) -> EscalationRecord | None:
+    def transition_escalation(
+        self,
+        escalation_id: str,
+        *,
+        state: EscalationState,
+        by: str | None,
+        from_states: Sequence[EscalationState],
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
         with self._lock:
             moved = move.apply(self._escalations.get(escalation_id), at_or_now(move.now))
@@ -286,13 +365,19 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return self._escalations.get(escalation_id)
 
-    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
-                    check_id: str | None = None, limit: int | None = None
-                    ) -> list[EscalationRecord]:
+    def escalations(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        path_id: str | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EscalationRecord]:
         with self._lock:
             rows = list(self._escalations.values())
-        return filter_escalations(rows, states=states, path_id=path_id, check_id=check_id,
-                                  limit=limit)
+        return filter_escalations(
+            rows, states=states, path_id=path_id, check_id=check_id, limit=limit
+        )
 
     def due_escalations(self, now: float) -> list[EscalationRecord]:
         at = required_time(now)
@@ -314,13 +399,17 @@ class MemoryRuntime(RuntimeState):
 
     def info(self) -> RuntimeInfo:
         with self._lock:
-            counts = {"sessions": len(self._sessions), "executions": len(self._executions),
-                      "config_snapshots": len(self._snapshots), "messages": len(self._messages),
-                      "agents": len(self._agents), "leases": len(self._leases),
-                      "reservation_conflicts": len(self._conflicts),
-                      "escalations": len(self._escalations),
-                      "escalation_deliveries": len(self._deliveries),
-                      "smoke_tests": len(self._smoke_tests),
-                      "escalation_paths": len(self._escalation_paths)}
-        return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None,
-                           counts=counts)
+            counts = {
+                "sessions": len(self._sessions),
+                "executions": len(self._executions),
+                "config_snapshots": len(self._snapshots),
+                "messages": len(self._messages),
+                "agents": len(self._agents),
+                "leases": len(self._leases),
+                "reservation_conflicts": len(self._conflicts),
+                "escalations": len(self._escalations),
+                "escalation_deliveries": len(self._deliveries),
+                "smoke_tests": len(self._smoke_tests),
+                "escalation_paths": len(self._escalation_paths),
+            }
+        return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None, counts=counts)

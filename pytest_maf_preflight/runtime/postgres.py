@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-INSTALL_HINT = ("the postgres runtime needs psycopg 3, which is not installed: "
-                "pip install 'pytest-maf-preflight[postgres]'")
+INSTALL_HINT = (
+    "the postgres runtime needs psycopg 3, which is not installed: "
+    "pip install 'pytest-maf-preflight[postgres]'"
+)
 #: PostgreSQL truncates longer identifiers, which would put the tables somewhere else.
 MAX_SCHEMA_BYTES = 63
 #: From how many executions on a session is written by COPY.
@@ -61,21 +63,29 @@ COPY_FROM = 64
 #: commit), then on into the table, ``ON CONFLICT DO NOTHING`` as ever: three times the rows
 #: per second of ``executemany``. (Not ``pg_temp.preflight_executions``: a temporary table
 #: comes first in every search_path and would hide the real one.)
-_CREATE_INCOMING = ("CREATE TEMPORARY TABLE IF NOT EXISTS maf_incoming_executions "
-                    "(LIKE preflight_executions) ON COMMIT DELETE ROWS")
-_COPY_INCOMING = ("COPY maf_incoming_executions (id, session_id, config_id, config_version, "
-                  "agent_id, kind, status, started_at, completed_at, duration, attempts, result, "
-                  "error_message) FROM STDIN")
-_INSERT_INCOMING = ("INSERT INTO preflight_executions (id, session_id, config_id, "
-                    "config_version, agent_id, kind, status, started_at, completed_at, duration, "
-                    "attempts, result, error_message) "
-                    "SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
-                    "started_at, completed_at, duration, attempts, result, error_message "
-                    "FROM maf_incoming_executions ON CONFLICT DO NOTHING")
+_CREATE_INCOMING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS maf_incoming_executions "
+    "(LIKE preflight_executions) ON COMMIT DELETE ROWS"
+)
+_COPY_INCOMING = (
+    "COPY maf_incoming_executions (id, session_id, config_id, config_version, "
+    "agent_id, kind, status, started_at, completed_at, duration, attempts, result, "
+    "error_message) FROM STDIN"
+)
+_INSERT_INCOMING = (
+    "INSERT INTO preflight_executions (id, session_id, config_id, "
+    "config_version, agent_id, kind, status, started_at, completed_at, duration, "
+    "attempts, result, error_message) "
+    "SELECT id, session_id, config_id, config_version, agent_id, kind, status, "
+    "started_at, completed_at, duration, attempts, result, error_message "
+    "FROM maf_incoming_executions ON CONFLICT DO NOTHING"
+)
 #: The lease store's lock: locks the fencing counter's row until the commit (and creates it,
 #: should it be missing).
-_LOCK_LEASES = ("INSERT INTO counters (name, value) VALUES ('fencing_token', 0) "
-                "ON CONFLICT (name) DO UPDATE SET value = counters.value")
+_LOCK_LEASES = (
+    "INSERT INTO counters (name, value) VALUES ('fencing_token', 0) "
+    "ON CONFLICT (name) DO UPDATE SET value = counters.value"
+)
 _LOCK_KEY = "SELECT pg_advisory_xact_lock(%s)"
 _SERVER_CLOCK = "SELECT extract(epoch FROM clock_timestamp())::double precision"
 
@@ -117,8 +127,12 @@ def describe_url(url: str) -> str:
         params = conninfo_to_dict(url)
     except Exception:  # the message would repeat the URL, password and all
         return "the database URL given (it cannot be parsed)"
-    return _location(str(params.get("user") or ""), str(params.get("host") or ""),
-                     str(params.get("port") or ""), str(params.get("dbname") or ""))
+    return _location(
+        str(params.get("user") or ""),
+        str(params.get("host") or ""),
+        str(params.get("port") or ""),
+        str(params.get("dbname") or ""),
+    )
 
 
 def _location(user: str, host: str, port: str, dbname: str) -> str:
@@ -145,8 +159,9 @@ def _checked_schema(schema: str | None) -> str | None:
     if not isinstance(schema, str) or not schema.strip():
         raise ValueError(f"schema must be a non-empty string, got {schema!r}")
     if len(schema.encode()) > MAX_SCHEMA_BYTES or "\x00" in schema:
-        raise ValueError(f"schema must be at most {MAX_SCHEMA_BYTES} bytes without NUL, "
-                         f"got {schema!r}")
+        raise ValueError(
+            f"schema must be at most {MAX_SCHEMA_BYTES} bytes without NUL, got {schema!r}"
+        )
     return schema
 
 
@@ -161,21 +176,29 @@ class PostgresRuntime(SqlStore["Conn"]):
 
     mode = "postgres"
     dialect = SqlDialect(
-        placeholder="%s", keep_stored=("INSERT", " ON CONFLICT DO NOTHING"),
+        placeholder="%s",
+        keep_stored=("INSERT", " ON CONFLICT DO NOTHING"),
         # The cast: a NULL parameter has no type of its own to compare with.
         same_next_action_at="IS NOT DISTINCT FROM ?::double precision",
         lock_rows=" FOR UPDATE",
         # Two hosts dequeuing at once each take other messages, never one message twice.
         lock_queue=" FOR UPDATE SKIP LOCKED",
-        text=_pg_text)
+        text=_pg_text,
+    )
 
-    def __init__(self, url: str, *, schema: str | None = None, connect_timeout: float = 5.0,
-                 lock_timeout: float = 30.0, retry_budget_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        connect_timeout: float = 5.0,
+        lock_timeout: float = 30.0,
+        retry_budget_seconds: float = 10.0,
+    ) -> None:
         super().__init__(retry_budget_seconds)
         self._psycopg = load_psycopg()
         if not isinstance(url, str) or not url.strip():
-            raise RuntimeUnavailable("no database URL: set MAF_DB_URL, --maf-db-url or "
-                                     "maf_db_url")
+            raise RuntimeUnavailable("no database URL: set MAF_DB_URL, --maf-db-url or maf_db_url")
         self._url = url
         self._requested_schema = _checked_schema(schema)
         self.connect_timeout = max(1, round(connect_timeout))
@@ -204,20 +227,25 @@ class PostgresRuntime(SqlStore["Conn"]):
                 if row is None or row[0] is None:
                     raise RuntimeUnavailable(
                         f"{self.location}: the search_path names no existing schema; create "
-                        "one or give the runtime a schema")
+                        "one or give the runtime a schema"
+                    )
                 schema = str(row[0])
             self.schema = schema
             # Set before migrating, so a stuck migrator cannot hold every other host forever;
             # a client that stalls inside a transaction (a host cut off while holding the lease
             # lock) is cut off by the server after a minute.
-            conn.execute("SELECT set_config('lock_timeout', %s, false), "
-                         "set_config('idle_in_transaction_session_timeout', '60s', false)",
-                         (f"{max(1, round(self.lock_timeout * 1000))}ms",))
+            conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), "
+                "set_config('idle_in_transaction_session_timeout', '60s', false)",
+                (f"{max(1, round(self.lock_timeout * 1000))}ms",),
+            )
             migrate(conn, schema)
             # Pinned for the life of the connection: a schema created later, earlier in the
             # search_path, must not move the tables under a running runtime.
-            conn.execute("SELECT set_config('search_path', %s, false)",
-                         (psycopg.sql.Identifier(schema).as_string(conn),))
+            conn.execute(
+                "SELECT set_config('search_path', %s, false)",
+                (psycopg.sql.Identifier(schema).as_string(conn),),
+            )
             return conn
         except NewerSchemaError as exc:
             self._discard(conn)
@@ -241,8 +269,9 @@ class PostgresRuntime(SqlStore["Conn"]):
             options["application_name"] = "pytest-maf-preflight"
         if "keepalives" not in given:
             # A dead peer is noticed within a minute or so, not after the kernel's two hours.
-            options.update(keepalives=1, keepalives_idle=30, keepalives_interval=10,
-                           keepalives_count=3)
+            options.update(
+                keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3
+            )
         return options
 
     @property
@@ -251,8 +280,9 @@ class PostgresRuntime(SqlStore["Conn"]):
 
     def _say(self, exc: BaseException, doing: str) -> str:
         """``exc`` as one line naming the database, with no password in it."""
-        return redact_text(f"{doing} {self.where}: {one_line(str(exc)) or type(exc).__name__}",
-                           self._secrets)
+        return redact_text(
+            f"{doing} {self.where}: {one_line(str(exc)) or type(exc).__name__}", self._secrets
+        )
 
     def _discard(self, conn: Conn | None) -> None:
         if conn is not None:
@@ -271,8 +301,7 @@ class PostgresRuntime(SqlStore["Conn"]):
             try:
                 self._conn = conn = self._open()
             except RuntimeUnavailable as exc:
-                raise RuntimeStateError(f"lost the connection and cannot reconnect: {exc}"
-                                        ) from exc
+                raise RuntimeStateError(f"lost the connection and cannot reconnect: {exc}") from exc
         return conn
 
     def _schema_version(self, conn: Conn) -> int:
@@ -296,19 +325,21 @@ class PostgresRuntime(SqlStore["Conn"]):
                         return work(conn)
                     with conn.transaction():
                         return work(conn)
-                except (psycopg.errors.SerializationFailure,
-                        psycopg.errors.DeadlockDetected) as exc:
+                except (
+                    psycopg.errors.SerializationFailure,
+                    psycopg.errors.DeadlockDetected,
+                ) as exc:
                     last: Exception = exc
                 except psycopg.errors.LockNotAvailable as exc:
-                    raise RuntimeStateError(self._say(
-                        exc, f"waited longer than {self.lock_timeout:g}s for a lock in")
+                    raise RuntimeStateError(
+                        self._say(exc, f"waited longer than {self.lock_timeout:g}s for a lock in")
                     ) from exc
                 except psycopg.Error as exc:
                     raise RuntimeStateError(self._say(exc, "failed in")) from exc
             attempt += 1
             if not self._backoff(attempt, deadline):
-                raise RuntimeStateError(self._say(
-                    last, f"gave up after retrying for {self.retry_budget_seconds:g}s in")
+                raise RuntimeStateError(
+                    self._say(last, f"gave up after retrying for {self.retry_budget_seconds:g}s in")
                 ) from last
 
     def _write(self, work: Callable[[Conn], T]) -> T:
@@ -319,8 +350,7 @@ class PostgresRuntime(SqlStore["Conn"]):
         # of a transaction): reads need no transaction around them.
         return self._run(work, transaction=False)
 
-    def _driver_executemany(self, conn: Conn, sql: str, rows: Iterable[Sequence[Any]]
-                            ) -> None:
+    def _driver_executemany(self, conn: Conn, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with conn.cursor() as cur:
             cur.executemany(sql, rows)
 

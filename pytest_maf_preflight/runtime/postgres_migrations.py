@@ -231,19 +231,24 @@ MIGRATIONS: tuple[str, ...] = (
 #: The version a schema has once every migration here is applied.
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_TABLE_EXISTS = ("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s "
-                 "AND tablename = 'schema_migrations'")
+_TABLE_EXISTS = (
+    "SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = 'schema_migrations'"
+)
 _SCHEMA_EXISTS = "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s"
-_CREATE_MIGRATIONS = ("CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
-                      "applied_at double precision NOT NULL)")
+_CREATE_MIGRATIONS = (
+    "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+    "applied_at double precision NOT NULL)"
+)
 
 
 class NewerSchemaError(Exception):
     """The schema was written by a newer plugin (its version is above ``SCHEMA_VERSION``)."""
 
     def __init__(self, found: int) -> None:
-        super().__init__(f"schema version {found} is newer than this plugin knows "
-                         f"({SCHEMA_VERSION}): newer schema")
+        super().__init__(
+            f"schema version {found} is newer than this plugin knows "
+            f"({SCHEMA_VERSION}): newer schema"
+        )
         self.found = found
 
 
@@ -261,8 +266,9 @@ def schema_version(conn: psycopg.Connection[tuple[Any, ...]], schema: str) -> in
     """The highest migration applied to ``schema``; 0 when it has none (or does not exist)."""
     if conn.execute(_TABLE_EXISTS, (schema,)).fetchone() is None:
         return 0
-    row = conn.execute(_in_schema(conn, schema, "SELECT max(version) FROM {}.schema_migrations")
-                       ).fetchone()
+    row = conn.execute(
+        _in_schema(conn, schema, "SELECT max(version) FROM {}.schema_migrations")
+    ).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -273,8 +279,7 @@ def _in_schema(conn: psycopg.Connection[tuple[Any, ...]], schema: str, template:
     return sql.SQL(template).format(sql.Identifier(schema)).as_string(conn)
 
 
-def apply_migration(conn: psycopg.Connection[tuple[Any, ...]], schema: str,
-                    version: int) -> bool:
+def apply_migration(conn: psycopg.Connection[tuple[Any, ...]], schema: str, version: int) -> bool:
     """Apply migration ``version`` to ``schema`` in one transaction; False when it has it.
 
     Creates the schema and the ``schema_migrations`` table when they are missing. The version
@@ -288,8 +293,9 @@ def apply_migration(conn: psycopg.Connection[tuple[Any, ...]], schema: str,
         if conn.execute(_SCHEMA_EXISTS, (schema,)).fetchone() is None:
             conn.execute(_in_schema(conn, schema, "CREATE SCHEMA {}"))
         # Local to this transaction: the migration's unqualified names land in ``schema``.
-        conn.execute("SELECT set_config('search_path', %s, true)",
-                     (_in_schema(conn, schema, "{}"),))
+        conn.execute(
+            "SELECT set_config('search_path', %s, true)", (_in_schema(conn, schema, "{}"),)
+        )
         if conn.execute(_TABLE_EXISTS, (schema,)).fetchone() is None:
             conn.execute(_CREATE_MIGRATIONS)
         current = schema_version(conn, schema)
@@ -302,13 +308,16 @@ def apply_migration(conn: psycopg.Connection[tuple[Any, ...]], schema: str,
         # A script of constant statements without parameters: psycopg sends it as one simple
         # query, inside the transaction.
         conn.execute(MIGRATIONS[version - 1].encode())
-        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                     (version, time.time()))
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+            (version, time.time()),
+        )
     return True
 
 
-def migrate(conn: psycopg.Connection[tuple[Any, ...]], schema: str,
-            target: int | None = None) -> int:
+def migrate(
+    conn: psycopg.Connection[tuple[Any, ...]], schema: str, target: int | None = None
+) -> int:
     """Bring ``schema`` up to ``target`` (default: ``SCHEMA_VERSION``); return its version.
 
     ``conn`` must be in autocommit mode with no open transaction. Database errors propagate;

@@ -59,8 +59,10 @@ class Table:
 
     def insert(self, verb: str = "INSERT", suffix: str = "") -> str:
         """The INSERT of a whole row; ``verb`` and ``suffix`` are a dialect's constants."""
-        return (f"{verb} INTO {self.name} ({', '.join(self.columns)}) "
-                f"VALUES ({marks(len(self.columns))}){suffix}")
+        return (
+            f"{verb} INTO {self.name} ({', '.join(self.columns)}) "
+            f"VALUES ({marks(len(self.columns))}){suffix}"
+        )
 
 
 def marks(count: int) -> str:
@@ -69,46 +71,147 @@ def marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-SESSIONS = Table("preflight_sessions", (
-    "id", "agent_id", "environment", "started_at", "completed_at", "status", "exit_code",
-    "runtime_mode", "hostname", "details"))
-EXECUTIONS = Table("preflight_executions", (
-    "id", "session_id", "config_id", "config_version", "agent_id", "kind", "status",
-    "started_at", "completed_at", "duration", "attempts", "result", "error_message"))
-SNAPSHOTS = Table("preflight_configs", (
-    "config_id", "version", "config_type", "content_hash", "document", "recorded_at"))
-MESSAGES = Table("messages", (
-    "id", "type", "agent_id", "payload", "created_at", "correlation_id", "recipient", "status"))
+SESSIONS = Table(
+    "preflight_sessions",
+    (
+        "id",
+        "agent_id",
+        "environment",
+        "started_at",
+        "completed_at",
+        "status",
+        "exit_code",
+        "runtime_mode",
+        "hostname",
+        "details",
+    ),
+)
+EXECUTIONS = Table(
+    "preflight_executions",
+    (
+        "id",
+        "session_id",
+        "config_id",
+        "config_version",
+        "agent_id",
+        "kind",
+        "status",
+        "started_at",
+        "completed_at",
+        "duration",
+        "attempts",
+        "result",
+        "error_message",
+    ),
+)
+SNAPSHOTS = Table(
+    "preflight_configs",
+    ("config_id", "version", "config_type", "content_hash", "document", "recorded_at"),
+)
+MESSAGES = Table(
+    "messages",
+    ("id", "type", "agent_id", "payload", "created_at", "correlation_id", "recipient", "status"),
+)
 AGENTS = Table("agents", ("id", "last_heartbeat", "details", "type", "capabilities", "status"))
-SMOKE_TESTS = Table("smoke_tests", (
-    "nodeid", "version", "content_hash", "file", "document", "recorded_at"))
-ESCALATION_PATHS = Table("escalation_paths", (
-    "id", "version", "content_hash", "document", "recorded_at"))
-LEASES = Table("leases", (
-    "id", "agent_id", "path_pattern", "exclusive", "reason", "created_at", "expires_at",
-    "released_at", "fencing_token"))
-CONFLICTS = Table("reservation_conflicts", (
-    "id", "session_id", "conflict_type", "severity", "agent_id", "holder_agent_id", "path",
-    "path_pattern", "lease_id", "expires_at", "status", "override", "detected_at", "details"))
-ESCALATIONS = Table("escalation_tracking", (
-    "id", "path_id", "dedup_key", "check_id", "failure_class", "state", "level", "occurrences",
-    "path_snapshot", "created_at", "updated_at", "next_action_at", "acknowledged_by",
-    "acknowledged_at", "resolved_by", "resolved_at", "details"))
-DELIVERIES = Table("escalation_deliveries", (
-    "escalation_id", "level", "channel", "target", "attempt", "status", "error", "response",
-    "attempted_at"))
+SMOKE_TESTS = Table(
+    "smoke_tests", ("nodeid", "version", "content_hash", "file", "document", "recorded_at")
+)
+ESCALATION_PATHS = Table(
+    "escalation_paths", ("id", "version", "content_hash", "document", "recorded_at")
+)
+LEASES = Table(
+    "leases",
+    (
+        "id",
+        "agent_id",
+        "path_pattern",
+        "exclusive",
+        "reason",
+        "created_at",
+        "expires_at",
+        "released_at",
+        "fencing_token",
+    ),
+)
+CONFLICTS = Table(
+    "reservation_conflicts",
+    (
+        "id",
+        "session_id",
+        "conflict_type",
+        "severity",
+        "agent_id",
+        "holder_agent_id",
+        "path",
+        "path_pattern",
+        "lease_id",
+        "expires_at",
+        "status",
+        "override",
+        "detected_at",
+        "details",
+    ),
+)
+ESCALATIONS = Table(
+    "escalation_tracking",
+    (
+        "id",
+        "path_id",
+        "dedup_key",
+        "check_id",
+        "failure_class",
+        "state",
+        "level",
+        "occurrences",
+        "path_snapshot",
+        "created_at",
+        "updated_at",
+        "next_action_at",
+        "acknowledged_by",
+        "acknowledged_at",
+        "resolved_by",
+        "resolved_at",
+        "details",
+    ),
+)
+DELIVERIES = Table(
+    "escalation_deliveries",
+    (
+        "escalation_id",
+        "level",
+        "channel",
+        "target",
+        "attempt",
+        "status",
+        "error",
+        "response",
+        "attempted_at",
+    ),
+)
 
 #: ``info()`` counts, by the same names the other modes use.
-COUNTS = ("SELECT (SELECT count(*) FROM preflight_sessions), "
-          "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
-          "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
-          "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
-          "(SELECT count(*) FROM escalation_tracking), "
-          "(SELECT count(*) FROM escalation_deliveries), (SELECT count(*) FROM smoke_tests), "
-          "(SELECT count(*) FROM escalation_paths)")
-COUNT_NAMES = ("sessions", "executions", "config_snapshots", "messages", "agents", "leases",
-               "reservation_conflicts", "escalations", "escalation_deliveries", "smoke_tests",
-               "escalation_paths")
+COUNTS = (
+    "SELECT (SELECT count(*) FROM preflight_sessions), "
+    "(SELECT count(*) FROM preflight_executions), (SELECT count(*) FROM preflight_configs), "
+    "(SELECT count(*) FROM messages), (SELECT count(*) FROM agents), "
+    "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
+    "(SELECT count(*) FROM escalation_tracking), "
+    "(SELECT count(*) FROM escalation_deliveries), (SELECT count(*) FROM smoke_tests), "
+    "(SELECT count(*) FROM escalation_paths)"
+)
+COUNT_NAMES = (
+    "sessions",
+    "executions",
+    "config_snapshots",
+    "messages",
+    "agents",
+    "leases",
+    "reservation_conflicts",
+    "escalations",
+    "escalation_deliveries",
+    "smoke_tests",
+    "escalation_paths",
+)
 
 
 def as_is(value: str | None) -> str | None:
@@ -143,47 +246,110 @@ def prepare_bundle(bundle: SessionBundle, text: TextFilter = as_is) -> PreparedB
 
 
 def session_row(s: SessionRecord) -> tuple[Any, ...]:
-    return (s.id, s.agent_id, s.environment, s.started_at, s.completed_at, s.status,
-            s.exit_code, s.runtime_mode, s.hostname, dumps(s.details))
+    return (
+        s.id,
+        s.agent_id,
+        s.environment,
+        s.started_at,
+        s.completed_at,
+        s.status,
+        s.exit_code,
+        s.runtime_mode,
+        s.hostname,
+        dumps(s.details),
+    )
 
 
 def read_session(r: Sequence[Any]) -> SessionRecord:
-    return SessionRecord(id=r[0], agent_id=r[1], environment=r[2], started_at=r[3],
-                         completed_at=r[4], status=r[5], exit_code=r[6], runtime_mode=r[7],
-                         hostname=r[8], details=json.loads(r[9]))
+    return SessionRecord(
+        id=r[0],
+        agent_id=r[1],
+        environment=r[2],
+        started_at=r[3],
+        completed_at=r[4],
+        status=r[5],
+        exit_code=r[6],
+        runtime_mode=r[7],
+        hostname=r[8],
+        details=json.loads(r[9]),
+    )
 
 
 def execution_row(e: ExecutionRecord, text: TextFilter = as_is) -> tuple[Any, ...]:
-    return (e.id, e.session_id, e.config_id, e.config_version, e.agent_id, e.kind, e.status,
-            e.started_at, e.completed_at, e.duration, e.attempts, dumps(e.result),
-            text(e.error_message))
+    return (
+        e.id,
+        e.session_id,
+        e.config_id,
+        e.config_version,
+        e.agent_id,
+        e.kind,
+        e.status,
+        e.started_at,
+        e.completed_at,
+        e.duration,
+        e.attempts,
+        dumps(e.result),
+        text(e.error_message),
+    )
 
 
 def read_execution(r: Sequence[Any]) -> ExecutionRecord:
-    return ExecutionRecord(id=r[0], session_id=r[1], config_id=r[2], config_version=r[3],
-                           agent_id=r[4], kind=r[5], status=r[6], started_at=r[7],
-                           completed_at=r[8], duration=r[9], attempts=r[10],
-                           result=json.loads(r[11]), error_message=r[12])
+    return ExecutionRecord(
+        id=r[0],
+        session_id=r[1],
+        config_id=r[2],
+        config_version=r[3],
+        agent_id=r[4],
+        kind=r[5],
+        status=r[6],
+        started_at=r[7],
+        completed_at=r[8],
+        duration=r[9],
+        attempts=r[10],
+        result=json.loads(r[11]),
+        error_message=r[12],
+    )
 
 
 def snapshot_row(c: ConfigSnapshot) -> tuple[Any, ...]:
-    return (c.config_id, c.version, c.config_type, c.content_hash, dumps(c.document),
-            c.recorded_at)
+    return (c.config_id, c.version, c.config_type, c.content_hash, dumps(c.document), c.recorded_at)
 
 
 def read_snapshot(r: Sequence[Any]) -> ConfigSnapshot:
-    return ConfigSnapshot(config_id=r[0], version=r[1], config_type=r[2], content_hash=r[3],
-                          document=json.loads(r[4]), recorded_at=r[5])
+    return ConfigSnapshot(
+        config_id=r[0],
+        version=r[1],
+        config_type=r[2],
+        content_hash=r[3],
+        document=json.loads(r[4]),
+        recorded_at=r[5],
+    )
 
 
 def message_row(m: Message) -> tuple[Any, ...]:
-    return (m.id, m.type, m.agent_id, dumps(m.payload), m.created_at, m.correlation_id,
-            m.recipient, m.status)
+    return (
+        m.id,
+        m.type,
+        m.agent_id,
+        dumps(m.payload),
+        m.created_at,
+        m.correlation_id,
+        m.recipient,
+        m.status,
+    )
 
 
 def read_message(r: Sequence[Any]) -> Message:
-    return Message(id=r[0], type=r[1], agent_id=r[2], payload=json.loads(r[3]),
-                   created_at=r[4], correlation_id=r[5], recipient=r[6], status=r[7])
+    return Message(
+        id=r[0],
+        type=r[1],
+        agent_id=r[2],
+        payload=json.loads(r[3]),
+        created_at=r[4],
+        correlation_id=r[5],
+        recipient=r[6],
+        status=r[7],
+    )
 
 
 def smoke_test_row(d: SmokeTestDefinition) -> tuple[Any, ...]:
@@ -191,8 +357,14 @@ def smoke_test_row(d: SmokeTestDefinition) -> tuple[Any, ...]:
 
 
 def read_smoke_test(r: Sequence[Any]) -> SmokeTestDefinition:
-    return SmokeTestDefinition(nodeid=r[0], version=r[1], content_hash=r[2], file=r[3],
-                               document=json.loads(r[4]), recorded_at=r[5])
+    return SmokeTestDefinition(
+        nodeid=r[0],
+        version=r[1],
+        content_hash=r[2],
+        file=r[3],
+        document=json.loads(r[4]),
+        recorded_at=r[5],
+    )
 
 
 def escalation_path_row(d: EscalationPathDefinition) -> tuple[Any, ...]:
@@ -200,72 +372,185 @@ def escalation_path_row(d: EscalationPathDefinition) -> tuple[Any, ...]:
 
 
 def read_escalation_path(r: Sequence[Any]) -> EscalationPathDefinition:
-    return EscalationPathDefinition(path_id=r[0], version=r[1], content_hash=r[2],
-                                    document=json.loads(r[3]), recorded_at=r[4])
+    return EscalationPathDefinition(
+        path_id=r[0], version=r[1], content_hash=r[2], document=json.loads(r[3]), recorded_at=r[4]
+    )
 
 
 def agent_row(a: AgentRecord) -> tuple[Any, ...]:
-    return (a.id, a.last_heartbeat, dumps(a.details), a.agent_type,
-            _LIST_ENCODER.encode(list(a.capabilities)), a.status)
+    return (
+        a.id,
+        a.last_heartbeat,
+        dumps(a.details),
+        a.agent_type,
+        _LIST_ENCODER.encode(list(a.capabilities)),
+        a.status,
+    )
 
 
 def read_agent(r: Sequence[Any]) -> AgentRecord:
-    return AgentRecord(r[0], r[1], json.loads(r[2]), agent_type=r[3],
-                       capabilities=tuple(json.loads(r[4])), status=r[5])
+    return AgentRecord(
+        r[0],
+        r[1],
+        json.loads(r[2]),
+        agent_type=r[3],
+        capabilities=tuple(json.loads(r[4])),
+        status=r[5],
+    )
 
 
 def lease_row(lease: Lease) -> tuple[Any, ...]:
-    return (lease.id, lease.agent_id, lease.path_pattern, bool(lease.exclusive), lease.reason,
-            lease.created_at, lease.expires_at, lease.released_at, lease.fencing_token)
+    return (
+        lease.id,
+        lease.agent_id,
+        lease.path_pattern,
+        bool(lease.exclusive),
+        lease.reason,
+        lease.created_at,
+        lease.expires_at,
+        lease.released_at,
+        lease.fencing_token,
+    )
 
 
 def read_lease(r: Sequence[Any]) -> Lease:
-    return Lease(id=r[0], agent_id=r[1], path_pattern=r[2], exclusive=bool(r[3]), reason=r[4],
-                 created_at=r[5], expires_at=r[6], released_at=r[7], fencing_token=int(r[8]))
+    return Lease(
+        id=r[0],
+        agent_id=r[1],
+        path_pattern=r[2],
+        exclusive=bool(r[3]),
+        reason=r[4],
+        created_at=r[5],
+        expires_at=r[6],
+        released_at=r[7],
+        fencing_token=int(r[8]),
+    )
 
 
 def conflict_row(c: ConflictRecord) -> tuple[Any, ...]:
-    return (c.id, c.session_id, c.conflict_type, c.severity, c.agent_id, c.holder_agent_id,
-            c.path, c.path_pattern, c.lease_id, c.expires_at, c.status, bool(c.override),
-            c.detected_at, dumps(c.details))
+    return (
+        c.id,
+        c.session_id,
+        c.conflict_type,
+        c.severity,
+        c.agent_id,
+        c.holder_agent_id,
+        c.path,
+        c.path_pattern,
+        c.lease_id,
+        c.expires_at,
+        c.status,
+        bool(c.override),
+        c.detected_at,
+        dumps(c.details),
+    )
 
 
 def read_conflict(r: Sequence[Any]) -> ConflictRecord:
-    return ConflictRecord(id=r[0], session_id=r[1], conflict_type=r[2], severity=r[3],
-                          agent_id=r[4], holder_agent_id=r[5], path=r[6], path_pattern=r[7],
-                          lease_id=r[8], expires_at=r[9], status=r[10], override=bool(r[11]),
-                          detected_at=r[12], details=json.loads(r[13]))
+    return ConflictRecord(
+        id=r[0],
+        session_id=r[1],
+        conflict_type=r[2],
+        severity=r[3],
+        agent_id=r[4],
+        holder_agent_id=r[5],
+        path=r[6],
+        path_pattern=r[7],
+        lease_id=r[8],
+        expires_at=r[9],
+        status=r[10],
+        override=bool(r[11]),
+        detected_at=r[12],
+        details=json.loads(r[13]),
+    )
 
 
 def escalation_row(e: EscalationRecord) -> tuple[Any, ...]:
-    return (e.id, e.path_id, e.dedup_key, e.check_id, e.failure_class, e.state, e.level,
-            e.occurrences, dumps(e.path_snapshot), e.created_at, e.updated_at,
-            e.next_action_at, e.acknowledged_by, e.acknowledged_at, e.resolved_by,
-            e.resolved_at, dumps(e.details))
+    return (
+        e.id,
+        e.path_id,
+        e.dedup_key,
+        e.check_id,
+        e.failure_class,
+        e.state,
+        e.level,
+        e.occurrences,
+        dumps(e.path_snapshot),
+        e.created_at,
+        e.updated_at,
+        e.next_action_at,
+        e.acknowledged_by,
+        e.acknowledged_at,
+        e.resolved_by,
+        e.resolved_at,
+        dumps(e.details),
+    )
 
 
 def escalation_changes(e: EscalationRecord) -> tuple[Any, ...]:
     """The parameters of an escalation's ``UPDATE``: everything that can change after it
     opened (state, level, occurrences, updated_at, next_action_at, acknowledged_by,
     acknowledged_at, resolved_by, resolved_at, details), then the id."""
-    return (e.state, e.level, e.occurrences, e.updated_at, e.next_action_at, e.acknowledged_by,
-            e.acknowledged_at, e.resolved_by, e.resolved_at, dumps(e.details), e.id)
+    return (
+        e.state,
+        e.level,
+        e.occurrences,
+        e.updated_at,
+        e.next_action_at,
+        e.acknowledged_by,
+        e.acknowledged_at,
+        e.resolved_by,
+        e.resolved_at,
+        dumps(e.details),
+        e.id,
+    )
 
 
 def read_escalation(r: Sequence[Any]) -> EscalationRecord:
-    return EscalationRecord(id=r[0], path_id=r[1], dedup_key=r[2], check_id=r[3],
-                            failure_class=r[4], state=r[5], level=r[6], occurrences=r[7],
-                            path_snapshot=json.loads(r[8]), created_at=r[9], updated_at=r[10],
-                            next_action_at=r[11], acknowledged_by=r[12], acknowledged_at=r[13],
-                            resolved_by=r[14], resolved_at=r[15], details=json.loads(r[16]))
+    return EscalationRecord(
+        id=r[0],
+        path_id=r[1],
+        dedup_key=r[2],
+        check_id=r[3],
+        failure_class=r[4],
+        state=r[5],
+        level=r[6],
+        occurrences=r[7],
+        path_snapshot=json.loads(r[8]),
+        created_at=r[9],
+        updated_at=r[10],
+        next_action_at=r[11],
+        acknowledged_by=r[12],
+        acknowledged_at=r[13],
+        resolved_by=r[14],
+        resolved_at=r[15],
+        details=json.loads(r[16]),
+    )
 
 
 def delivery_row(d: DeliveryRecord, text: TextFilter = as_is) -> tuple[Any, ...]:
-    return (d.escalation_id, d.level, d.channel, d.target, d.attempt, d.status, text(d.error),
-            dumps(d.response), d.attempted_at)
+    return (
+        d.escalation_id,
+        d.level,
+        d.channel,
+        d.target,
+        d.attempt,
+        d.status,
+        text(d.error),
+        dumps(d.response),
+        d.attempted_at,
+    )
 
 
 def read_delivery(r: Sequence[Any]) -> DeliveryRecord:
-    return DeliveryRecord(escalation_id=r[0], level=r[1], channel=r[2], target=r[3],
-                          attempt=r[4], status=r[5], error=r[6], response=json.loads(r[7]),
-                          attempted_at=r[8])
+    return DeliveryRecord(
+        escalation_id=r[0],
+        level=r[1],
+        channel=r[2],
+        target=r[3],
+        attempt=r[4],
+        status=r[5],
+        error=r[6],
+        response=json.loads(r[7]),
+        attempted_at=r[8],
+    )

@@ -122,40 +122,59 @@ _SELECT_SESSION = SESSIONS.select + " WHERE id = ?"
 _SELECT_LEASE = LEASES.select + " WHERE id = ?"
 _SELECT_ESCALATION = ESCALATIONS.select + " WHERE id = ?"
 #: Other agents' active leases: the only ones that can block an acquire or a renewal.
-_SELECT_OTHERS_ACTIVE = (LEASES.select + " WHERE released_at IS NULL AND expires_at > ? "
-                         "AND agent_id <> ?")
+_SELECT_OTHERS_ACTIVE = (
+    LEASES.select + " WHERE released_at IS NULL AND expires_at > ? AND agent_id <> ?"
+)
 #: The open escalation of a dedup key (the unique index allows one; the oldest, to match the
 #: other modes should a database ever hold two).
-_SELECT_OPEN_FOR_KEY = (ESCALATIONS.select + " WHERE dedup_key = ? AND state IN ("
-                        + marks(len(OPEN_STATES)) + ") ORDER BY created_at, id LIMIT 1")
-_SELECT_DUE = (ESCALATIONS.select + " WHERE state IN (" + marks(len(CLIMBING_STATES))
-               + ") AND next_action_at IS NOT NULL AND next_action_at <= ? "
-               "ORDER BY next_action_at, created_at, id")
+_SELECT_OPEN_FOR_KEY = (
+    ESCALATIONS.select
+    + " WHERE dedup_key = ? AND state IN ("
+    + marks(len(OPEN_STATES))
+    + ") ORDER BY created_at, id LIMIT 1"
+)
+_SELECT_DUE = (
+    ESCALATIONS.select
+    + " WHERE state IN ("
+    + marks(len(CLIMBING_STATES))
+    + ") AND next_action_at IS NOT NULL AND next_action_at <= ? "
+    "ORDER BY next_action_at, created_at, id"
+)
 _SELECT_QUEUED = MESSAGES.select + " WHERE status = 'queued'"
 _DELIVER_MESSAGE = "UPDATE messages SET status = 'delivered' WHERE id = ?"
 _ACK_MESSAGE = "UPDATE messages SET status = 'acked' WHERE id = ?"
 #: A heartbeat replaces the whole record (``excluded``: the row the insert would have written).
-_UPSERT_AGENT = AGENTS.insert(suffix=(
-    " ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
-    "details = excluded.details, type = excluded.type, "
-    "capabilities = excluded.capabilities, status = excluded.status"))
+_UPSERT_AGENT = AGENTS.insert(
+    suffix=(
+        " ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat, "
+        "details = excluded.details, type = excluded.type, "
+        "capabilities = excluded.capabilities, status = excluded.status"
+    )
+)
 _RENEW_LEASE = "UPDATE leases SET expires_at = ?, fencing_token = ? WHERE id = ?"
 _RELEASE_LEASE = "UPDATE leases SET released_at = ? WHERE id = ?"
 #: The last fencing token handed out, from the counter and from the table: rows written by hand
 #: or by an older plugin must not be handed their token again.
-_LAST_FENCE = ("SELECT (SELECT value FROM counters WHERE name = 'fencing_token'), "
-               "(SELECT max(fencing_token) FROM leases)")
-_SET_LAST_FENCE = ("INSERT INTO counters (name, value) VALUES ('fencing_token', ?) "
-                   "ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+_LAST_FENCE = (
+    "SELECT (SELECT value FROM counters WHERE name = 'fencing_token'), "
+    "(SELECT max(fencing_token) FROM leases)"
+)
+_SET_LAST_FENCE = (
+    "INSERT INTO counters (name, value) VALUES ('fencing_token', ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
 #: Everything an escalation can change after it opened (``escalation_changes``).
-_UPDATE_ESCALATION = ("UPDATE escalation_tracking SET state = ?, level = ?, occurrences = ?, "
-                      "updated_at = ?, next_action_at = ?, acknowledged_by = ?, "
-                      "acknowledged_at = ?, resolved_by = ?, resolved_at = ?, details = ? "
-                      "WHERE id = ?")
+_UPDATE_ESCALATION = (
+    "UPDATE escalation_tracking SET state = ?, level = ?, occurrences = ?, "
+    "updated_at = ?, next_action_at = ?, acknowledged_by = ?, "
+    "acknowledged_at = ?, resolved_by = ?, resolved_at = ?, details = ? "
+    "WHERE id = ?"
+)
 #: A claim's guard: a compare-and-set on what the claimer read. The row is locked already, so
 #: it never fails in practice; it keeps the write correct on its own.
-_CLAIM_GUARD = (" AND state IN (" + marks(len(CLIMBING_STATES)) + ") AND level = ? "
-                "AND next_action_at ")
+_CLAIM_GUARD = (
+    " AND state IN (" + marks(len(CLIMBING_STATES)) + ") AND level = ? AND next_action_at "
+)
 _ESCALATION_KNOWN = "SELECT 1 FROM escalation_tracking WHERE id = ?"
 _AGENT_HEARTBEATS = "SELECT id, last_heartbeat FROM agents"
 
@@ -209,8 +228,9 @@ class SqlDialect:
         return table.insert(*self.keep_stored) if keep_stored else table.insert()
 
 
-def message_filters(status: str | None, types: Sequence[str] | None, agent_id: str | None,
-                    since: float | None) -> tuple[str, list[Any]]:
+def message_filters(
+    status: str | None, types: Sequence[str] | None, agent_id: str | None, since: float | None
+) -> tuple[str, list[Any]]:
     """``messages()``'s filters as a SQL ``WHERE`` clause (empty for none) and its
     parameters."""
     clauses: list[str] = []
@@ -276,8 +296,7 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         """``work``, reading only."""
 
     @abc.abstractmethod
-    def _driver_executemany(self, conn: ConnT, sql: str, rows: Iterable[Sequence[Any]]
-                            ) -> None:
+    def _driver_executemany(self, conn: ConnT, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """``sql`` (the driver's markers) once per row of ``rows``, any iterable."""
 
     @abc.abstractmethod
@@ -338,7 +357,8 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             prepared = prepare_bundle(bundle, self.dialect.text)
         except (TypeError, ValueError) as exc:
             raise RuntimeStateError(
-                f"session {bundle.session.id} cannot be stored as JSON: {exc}") from exc
+                f"session {bundle.session.id} cannot be stored as JSON: {exc}"
+            ) from exc
         self._write(lambda conn: self._insert_bundle(conn, prepared))
 
     def _insert_bundle(self, conn: ConnT, prepared: PreparedBundle) -> None:
@@ -346,9 +366,13 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         insert = self.dialect.insert
         self._execute(conn, insert(SESSIONS, keep_stored=True), prepared.session)
         self._insert_executions(conn, prepared.executions)
-        for table, rows in ((SNAPSHOTS, prepared.snapshots), (MESSAGES, prepared.messages),
-                            (CONFLICTS, prepared.conflicts), (SMOKE_TESTS, prepared.smoke_tests),
-                            (ESCALATION_PATHS, prepared.escalation_paths)):
+        for table, rows in (
+            (SNAPSHOTS, prepared.snapshots),
+            (MESSAGES, prepared.messages),
+            (CONFLICTS, prepared.conflicts),
+            (SMOKE_TESTS, prepared.smoke_tests),
+            (ESCALATION_PATHS, prepared.escalation_paths),
+        ):
             if rows:
                 self._executemany(conn, insert(table, keep_stored=True), rows)
 
@@ -363,12 +387,18 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         rows = self._select(_SELECT_SESSION, (session_id,))
         return read_session(rows[0]) if rows else None
 
-    def executions(self, *, config_id: str | None = None, status: str | None = None,
-                   session_id: str | None = None, limit: int | None = None
-                   ) -> list[ExecutionRecord]:
-        sql, params = filtered(EXECUTIONS.select, (("config_id = ?", config_id),
-                                                   ("status = ?", status),
-                                                   ("session_id = ?", session_id)))
+    def executions(
+        self,
+        *,
+        config_id: str | None = None,
+        status: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[ExecutionRecord]:
+        sql, params = filtered(
+            EXECUTIONS.select,
+            (("config_id = ?", config_id), ("status = ?", status), ("session_id = ?", session_id)),
+        )
         sql += " ORDER BY started_at DESC, id DESC"
         return [read_execution(r) for r in self._select(*limited(sql, params, limit))]
 
@@ -377,8 +407,7 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         sql += " ORDER BY recorded_at DESC, content_hash DESC"
         return [read_snapshot(r) for r in self._select(sql, params)]
 
-    def _definitions(self, table: Table, clause: str, value: str | None
-                     ) -> list[tuple[Any, ...]]:
+    def _definitions(self, table: Table, clause: str, value: str | None) -> list[tuple[Any, ...]]:
         """Smoke test or escalation path definitions, newest first, optionally of one id."""
         sql, params = filtered(table.select, ((clause, value),))
         return self._select(sql + " ORDER BY recorded_at DESC, content_hash DESC", params)
@@ -387,8 +416,9 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         return [read_smoke_test(r) for r in self._definitions(SMOKE_TESTS, "nodeid = ?", nodeid)]
 
     def escalation_paths(self, path_id: str | None = None) -> list[EscalationPathDefinition]:
-        return [read_escalation_path(r)
-                for r in self._definitions(ESCALATION_PATHS, "id = ?", path_id)]
+        return [
+            read_escalation_path(r) for r in self._definitions(ESCALATION_PATHS, "id = ?", path_id)
+        ]
 
     # --- messages ---------------------------------------------------------------------------
 
@@ -415,21 +445,36 @@ class SqlStore(RuntimeState, Generic[ConnT]):
 
     def ack(self, message_id: str) -> bool:
         return self._write(
-            lambda conn: self._execute(conn, _ACK_MESSAGE, (message_id,)).rowcount > 0)
+            lambda conn: self._execute(conn, _ACK_MESSAGE, (message_id,)).rowcount > 0
+        )
 
-    def messages(self, status: str | None = None, *, types: Sequence[str] | None = None,
-                 agent_id: str | None = None, since: float | None = None) -> list[Message]:
+    def messages(
+        self,
+        status: str | None = None,
+        *,
+        types: Sequence[str] | None = None,
+        agent_id: str | None = None,
+        since: float | None = None,
+    ) -> list[Message]:
         where, params = message_filters(status, types, agent_id, since)
         sql = MESSAGES.select + where + " ORDER BY created_at, id"
         return [read_message(r) for r in self._select(sql, params)]
 
     # --- agents -----------------------------------------------------------------------------
 
-    def heartbeat(self, agent_id: str, at: float | None = None,
-                  details: dict[str, Any] | None = None, *, agent_type: str = "worker",
-                  capabilities: Sequence[str] = (), status: str = "active") -> AgentRecord:
-        checked = agent_record(agent_id, 0.0, details, agent_type=agent_type,
-                               capabilities=capabilities, status=status)
+    def heartbeat(
+        self,
+        agent_id: str,
+        at: float | None = None,
+        details: dict[str, Any] | None = None,
+        *,
+        agent_type: str = "worker",
+        capabilities: Sequence[str] = (),
+        status: str = "active",
+    ) -> AgentRecord:
+        checked = agent_record(
+            agent_id, 0.0, details, agent_type=agent_type, capabilities=capabilities, status=status
+        )
 
         def work(conn: ConnT) -> AgentRecord:
             # Stamped by the store's clock: idle-agent sweeps elsewhere compare with it.
@@ -454,39 +499,53 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         row = self._execute(conn, _SELECT_LEASE, (lease_id,)).fetchone()
         return read_lease(row) if row else None
 
-    def _others_active(self, conn: ConnT, agent_id: str, at: float, *, exclusive_only: bool
-                       ) -> list[Lease]:
+    def _others_active(
+        self, conn: ConnT, agent_id: str, at: float, *, exclusive_only: bool
+    ) -> list[Lease]:
         """Other agents' active leases; ``exclusive_only`` for a shared request, which shared
         leases never block."""
         sql = _SELECT_OTHERS_ACTIVE + (" AND exclusive" if exclusive_only else "")
         return [read_lease(r) for r in self._execute(conn, sql, (at, agent_id))]
 
-    def acquire_leases(self, agent_id: str, patterns: Sequence[str], *, exclusive: bool = True,
-                       ttl: float, reason: str = "", now: float | None = None) -> LeaseGrant:
-        request = LeaseRequest.check(agent_id, patterns, exclusive=exclusive, ttl=ttl,
-                                     reason=reason, now=now)
+    def acquire_leases(
+        self,
+        agent_id: str,
+        patterns: Sequence[str],
+        *,
+        exclusive: bool = True,
+        ttl: float,
+        reason: str = "",
+        now: float | None = None,
+    ) -> LeaseGrant:
+        request = LeaseRequest.check(
+            agent_id, patterns, exclusive=exclusive, ttl=ttl, reason=reason, now=now
+        )
         ids = [new_id() for _ in request.patterns]
 
         def work(conn: ConnT) -> LeaseGrant:
             self._lock_leases(conn)
             at = self._clock(conn, request.now)
-            held = self._others_active(conn, request.agent_id, at,
-                                       exclusive_only=not request.exclusive)
-            blocking = blocking_leases(held, request.agent_id, request.patterns,
-                                       request.exclusive, at)
+            held = self._others_active(
+                conn, request.agent_id, at, exclusive_only=not request.exclusive
+            )
+            blocking = blocking_leases(
+                held, request.agent_id, request.patterns, request.exclusive, at
+            )
             if blocking:
                 return LeaseGrant(granted=(), conflicts=tuple(blocking))
             last = self._last_token(conn)
             granted = request.leases(ids, last + 1, at)
-            self._executemany(conn, self.dialect.insert(LEASES),
-                              [lease_row(lease) for lease in granted])
+            self._executemany(
+                conn, self.dialect.insert(LEASES), [lease_row(lease) for lease in granted]
+            )
             self._execute(conn, _SET_LAST_FENCE, (last + len(granted),))
             return LeaseGrant(granted=granted, conflicts=())
 
         return self._write(work)
 
-    def renew_lease(self, lease_id: str, agent_id: str, *, ttl: float,
-                    now: float | None = None) -> Lease:
+    def renew_lease(
+        self, lease_id: str, agent_id: str, *, ttl: float, now: float | None = None
+    ) -> Lease:
         agent_id, ttl, given = checked_agent(agent_id), checked_ttl(ttl), checked_time(now)
 
         def work(conn: ConnT) -> Lease:
@@ -496,8 +555,7 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             held = self._others_active(conn, agent_id, at, exclusive_only=False)
             token = self._last_token(conn) + 1
             renewed = renewed_lease(lease, agent_id, ttl, at, token, held)
-            self._execute(conn, _RENEW_LEASE,
-                          (renewed.expires_at, renewed.fencing_token, lease_id))
+            self._execute(conn, _RENEW_LEASE, (renewed.expires_at, renewed.fencing_token, lease_id))
             self._execute(conn, _SET_LAST_FENCE, (token,))
             return renewed
 
@@ -517,29 +575,34 @@ class SqlStore(RuntimeState, Generic[ConnT]):
 
         return self._write(work)
 
-    def release_stale_leases(self, *, now: float | None = None,
-                             idle_agent_seconds: float | None = None) -> list[Lease]:
+    def release_stale_leases(
+        self, *, now: float | None = None, idle_agent_seconds: float | None = None
+    ) -> list[Lease]:
         given, idle = checked_time(now), checked_idle(idle_agent_seconds)
 
         def work(conn: ConnT) -> list[Lease]:
             self._lock_leases(conn)
             at = self._clock(conn, given)
-            rows = [read_lease(r) for r in self._execute(
-                conn, LEASES.select + " WHERE released_at IS NULL")]
+            rows = [
+                read_lease(r)
+                for r in self._execute(conn, LEASES.select + " WHERE released_at IS NULL")
+            ]
             agents: list[AgentRecord] = []
             if idle is not None:
-                agents = [AgentRecord(r[0], r[1])
-                          for r in self._execute(conn, _AGENT_HEARTBEATS)]
-            stale = [dataclasses.replace(lease, released_at=at)
-                     for lease in stale_leases(rows, agents, at, idle)]
+                agents = [AgentRecord(r[0], r[1]) for r in self._execute(conn, _AGENT_HEARTBEATS)]
+            stale = [
+                dataclasses.replace(lease, released_at=at)
+                for lease in stale_leases(rows, agents, at, idle)
+            ]
             if stale:
                 self._executemany(conn, _RELEASE_LEASE, [(at, lease.id) for lease in stale])
             return stale
 
         return self._write(work)
 
-    def leases(self, *, active_only: bool = True, agent_id: str | None = None,
-               now: float | None = None) -> list[Lease]:
+    def leases(
+        self, *, active_only: bool = True, agent_id: str | None = None, now: float | None = None
+    ) -> list[Lease]:
         given = checked_time(now)
         where: list[str] = []
         params: list[Any] = []
@@ -567,8 +630,9 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             sql = self.dialect.insert(CONFLICTS, keep_stored=True)
             self._write(lambda conn: self._executemany(conn, sql, rows))
 
-    def reservation_conflicts(self, *, session_id: str | None = None,
-                              limit: int | None = None) -> list[ConflictRecord]:
+    def reservation_conflicts(
+        self, *, session_id: str | None = None, limit: int | None = None
+    ) -> list[ConflictRecord]:
         sql, params = filtered(CONFLICTS.select, (("session_id = ?", session_id),))
         sql += " ORDER BY detected_at DESC, id DESC"
         return [read_conflict(r) for r in self._select(*limited(sql, params, limit))]
@@ -578,8 +642,9 @@ class SqlStore(RuntimeState, Generic[ConnT]):
     # SQLite by the transaction itself), and the rules of ``escalation_rules`` applied in
     # Python in between.
 
-    def _get_escalation(self, conn: ConnT, escalation_id: str, *, lock: bool = False
-                        ) -> EscalationRecord | None:
+    def _get_escalation(
+        self, conn: ConnT, escalation_id: str, *, lock: bool = False
+    ) -> EscalationRecord | None:
         sql = _SELECT_ESCALATION + self.dialect.lock_rows if lock else _SELECT_ESCALATION
         row = self._execute(conn, sql, (escalation_id,)).fetchone()
         return read_escalation(row) if row else None
@@ -587,14 +652,28 @@ class SqlStore(RuntimeState, Generic[ConnT]):
     def _update_escalation(self, conn: ConnT, e: EscalationRecord) -> None:
         self._execute(conn, _UPDATE_ESCALATION, escalation_changes(e))
 
-    def open_escalation(self, *, path_id: str, dedup_key: str, check_id: str | None,
-                        failure_class: str | None, path_snapshot: Mapping[str, Any],
-                        next_action_at: float | None, details: Mapping[str, Any],
-                        now: float | None = None) -> tuple[EscalationRecord, bool]:
+    def open_escalation(
+        self,
+        *,
+        path_id: str,
+        dedup_key: str,
+        check_id: str | None,
+        failure_class: str | None,
+        path_snapshot: Mapping[str, Any],
+        next_action_at: float | None,
+        details: Mapping[str, Any],
+        now: float | None = None,
+    ) -> tuple[EscalationRecord, bool]:
         opening = EscalationOpening.check(
-            path_id=path_id, dedup_key=dedup_key, check_id=check_id,
-            failure_class=failure_class, path_snapshot=path_snapshot,
-            next_action_at=next_action_at, details=details, now=now)
+            path_id=path_id,
+            dedup_key=dedup_key,
+            check_id=check_id,
+            failure_class=failure_class,
+            path_snapshot=path_snapshot,
+            next_action_at=next_action_at,
+            details=details,
+            now=now,
+        )
         escalation_id = new_id()
 
         def work(conn: ConnT) -> tuple[EscalationRecord, bool]:
@@ -602,8 +681,11 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             # insert one.
             self._lock_dedup_key(conn, opening.dedup_key)
             at = self._clock(conn, opening.now)
-            row = self._execute(conn, _SELECT_OPEN_FOR_KEY + self.dialect.lock_rows,
-                                (opening.dedup_key, *OPEN_STATES)).fetchone()
+            row = self._execute(
+                conn,
+                _SELECT_OPEN_FOR_KEY + self.dialect.lock_rows,
+                (opening.dedup_key, *OPEN_STATES),
+            ).fetchone()
             if row is not None:
                 record = another_occurrence(read_escalation(row), at)
                 self._update_escalation(conn, record)
@@ -614,14 +696,27 @@ class SqlStore(RuntimeState, Generic[ConnT]):
 
         return self._write(work)
 
-    def claim_escalation(self, escalation_id: str, *, expect_level: int,
-                         expect_next_action_at: float | None, level: int,
-                         next_action_at: float | None, state: EscalationState,
-                         details: Mapping[str, Any] | None = None,
-                         now: float | None = None) -> EscalationRecord | None:
+    def claim_escalation(
+        self,
+        escalation_id: str,
+        *,
+        expect_level: int,
+        expect_next_action_at: float | None,
+        level: int,
+        next_action_at: float | None,
+        state: EscalationState,
+        details: Mapping[str, Any] | None = None,
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         claim = EscalationClaim.check(
-            expect_level=expect_level, expect_next_action_at=expect_next_action_at,
-            level=level, next_action_at=next_action_at, state=state, details=details, now=now)
+            expect_level=expect_level,
+            expect_next_action_at=expect_next_action_at,
+            level=level,
+            next_action_at=next_action_at,
+            state=state,
+            details=details,
+            now=now,
+        )
         claim_sql = _UPDATE_ESCALATION + _CLAIM_GUARD + self.dialect.same_next_action_at
 
         def work(conn: ConnT) -> EscalationRecord | None:
@@ -629,21 +724,35 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             claimed = claim.apply(current, self._clock(conn, claim.now))
             if claimed is None:
                 return None
-            cursor = self._execute(conn, claim_sql, (
-                *escalation_changes(claimed), *CLIMBING_STATES, claim.expect_level,
-                claim.expect_next_action_at))
+            cursor = self._execute(
+                conn,
+                claim_sql,
+                (
+                    *escalation_changes(claimed),
+                    *CLIMBING_STATES,
+                    claim.expect_level,
+                    claim.expect_next_action_at,
+                ),
+            )
             return claimed if cursor.rowcount == 1 else None
 
         return self._write(work)
 
-    def transition_escalation(self, escalation_id: str, *, state: EscalationState,
-                              by: str | None, from_states: Sequence[EscalationState],
-                              now: float | None = None) -> EscalationRecord | None:
+    def transition_escalation(
+        self,
+        escalation_id: str,
+        *,
+        state: EscalationState,
+        by: str | None,
+        from_states: Sequence[EscalationState],
+        now: float | None = None,
+    ) -> EscalationRecord | None:
         move = EscalationTransition.check(state=state, by=by, from_states=from_states, now=now)
 
         def work(conn: ConnT) -> EscalationRecord | None:
-            moved = move.apply(self._get_escalation(conn, escalation_id, lock=True),
-                               self._clock(conn, move.now))
+            moved = move.apply(
+                self._get_escalation(conn, escalation_id, lock=True), self._clock(conn, move.now)
+            )
             if moved is not None:
                 self._update_escalation(conn, moved)
             return moved
@@ -653,12 +762,18 @@ class SqlStore(RuntimeState, Generic[ConnT]):
     def get_escalation(self, escalation_id: str) -> EscalationRecord | None:
         return self._read(lambda conn: self._get_escalation(conn, escalation_id))
 
-    def escalations(self, *, states: Sequence[str] | None = None, path_id: str | None = None,
-                    check_id: str | None = None, limit: int | None = None
-                    ) -> list[EscalationRecord]:
+    def escalations(
+        self,
+        *,
+        states: Sequence[str] | None = None,
+        path_id: str | None = None,
+        check_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[EscalationRecord]:
         wanted = checked_states(states)
-        sql, params = filtered(ESCALATIONS.select, (("path_id = ?", path_id),
-                                                    ("check_id = ?", check_id)))
+        sql, params = filtered(
+            ESCALATIONS.select, (("path_id = ?", path_id), ("check_id = ?", check_id))
+        )
         if wanted is not None:
             # One marker per state: the text is built from a count, the values are bound.
             state_in = f"state IN ({marks(len(wanted))})" if wanted else "1 = 0"
@@ -697,8 +812,13 @@ class SqlStore(RuntimeState, Generic[ConnT]):
             return self._schema_version(conn), counts
 
         version, counts = self._read(work)
-        return RuntimeInfo(mode=self.mode, location=self.where, schema_version=version,
-                           counts=counts, notes=self._notes())
+        return RuntimeInfo(
+            mode=self.mode,
+            location=self.where,
+            schema_version=version,
+            counts=counts,
+            notes=self._notes(),
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -46,11 +46,13 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
 
     mode = "sqlite"
     # No row locks: a write transaction holds the whole database's lock to its commit.
-    dialect = SqlDialect(placeholder="?", keep_stored=("INSERT OR IGNORE", ""),
-                         same_next_action_at="IS ?")
+    dialect = SqlDialect(
+        placeholder="?", keep_stored=("INSERT OR IGNORE", ""), same_next_action_at="IS ?"
+    )
 
-    def __init__(self, path: Path, *, busy_timeout_ms: int = 5000,
-                 retry_budget_seconds: float = 10.0) -> None:
+    def __init__(
+        self, path: Path, *, busy_timeout_ms: int = 5000, retry_budget_seconds: float = 10.0
+    ) -> None:
         super().__init__(retry_budget_seconds)
         #: The database found at the path asked for when it is not ours (the original MAF's
         #: ``.maf/runtime.db``, typically): never opened for writing; this store then lives
@@ -60,8 +62,9 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
         self.path = self._store_path(Path(path))
         # SQLite's own wait never outlasts the budget, so a held lock cannot hang a caller
         # longer than the budget promises.
-        self.busy_timeout_ms = max(0, min(int(busy_timeout_ms),
-                                          int(self.retry_budget_seconds * 1000)))
+        self.busy_timeout_ms = max(
+            0, min(int(busy_timeout_ms), int(self.retry_budget_seconds * 1000))
+        )
         self._journal_mode = ""
         self._conn = self._open()
 
@@ -81,20 +84,25 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
             tables = foreign_tables(requested, timeout=self.retry_budget_seconds)
         except (sqlite3.Error, OSError) as exc:
             # Never write into a file that could not be told apart from ours.
-            raise RuntimeUnavailable(f"cannot tell whether {requested} is a preflight store "
-                                     f"(read-only look failed: {exc})") from exc
+            raise RuntimeUnavailable(
+                f"cannot tell whether {requested} is a preflight store "
+                f"(read-only look failed: {exc})"
+            ) from exc
         if not tables:
             return requested
         companion = companion_path(requested)
         try:
             companion_tables = foreign_tables(companion, timeout=self.retry_budget_seconds)
         except (sqlite3.Error, OSError) as exc:
-            raise RuntimeUnavailable(f"cannot tell whether {companion} is a preflight store "
-                                     f"(read-only look failed: {exc})") from exc
+            raise RuntimeUnavailable(
+                f"cannot tell whether {companion} is a preflight store "
+                f"(read-only look failed: {exc})"
+            ) from exc
         if companion_tables:
             raise RuntimeUnavailable(
                 f"{requested} and {companion} both hold another application's tables "
-                f"({', '.join(companion_tables[:5])}); set MAF_DB_PATH to a file of its own")
+                f"({', '.join(companion_tables[:5])}); set MAF_DB_PATH to a file of its own"
+            )
         self.original_path, self._original_tables = requested, tables
         return companion
 
@@ -104,8 +112,10 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
         known = [t for t in ORIGINAL_MAF_TABLES if t in self._original_tables]
         owner = "the original MAF" if known else "another application"
         shown = ", ".join((known or list(self._original_tables))[:4])
-        return (f"{self.original_path} belongs to {owner} (tables {shown}, ...) and is never "
-                f"written; this store lives beside it in {self.path.name}")
+        return (
+            f"{self.original_path} belongs to {owner} (tables {shown}, ...) and is never "
+            f"written; this store lives beside it in {self.path.name}"
+        )
 
     def _open(self) -> sqlite3.Connection:
         """Connect, configure, migrate and prove the file writable, or raise RuntimeUnavailable."""
@@ -114,7 +124,8 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RuntimeUnavailable(
-                f"cannot create the directory of {where}: {exc.strerror or exc}") from exc
+                f"cannot create the directory of {where}: {exc.strerror or exc}"
+            ) from exc
         if self.path.is_dir():
             raise RuntimeUnavailable(f"{where} is a directory, not a database file")
         if not os.access(self.path.parent, os.W_OK | os.X_OK):
@@ -127,8 +138,12 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
         while True:
             conn: sqlite3.Connection | None = None
             try:
-                conn = sqlite3.connect(where, timeout=self.busy_timeout_ms / 1000,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    where,
+                    timeout=self.busy_timeout_ms / 1000,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 self._configure(conn)
                 # Probe: the write lock can be had and the file takes writes.
                 conn.execute("BEGIN IMMEDIATE")
@@ -145,7 +160,8 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
                 if not self._backoff(attempt, deadline):
                     raise RuntimeUnavailable(
                         f"{where} is locked by another connection beyond the retry budget "
-                        f"of {self.retry_budget_seconds:g}s ({exc})") from exc
+                        f"of {self.retry_budget_seconds:g}s ({exc})"
+                    ) from exc
             except BaseException:
                 self._discard(conn)
                 raise
@@ -222,7 +238,8 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
             if not self._backoff(attempt, deadline):
                 raise RuntimeStateError(
                     f"{self.path} is locked by another connection beyond the retry budget of "
-                    f"{self.retry_budget_seconds:g}s ({last})") from last
+                    f"{self.retry_budget_seconds:g}s ({last})"
+                ) from last
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return self._run(work, write=True)
@@ -230,8 +247,9 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return self._run(work, write=False)
 
-    def _driver_executemany(self, conn: sqlite3.Connection, sql: str,
-                            rows: Iterable[Sequence[Any]]) -> None:
+    def _driver_executemany(
+        self, conn: sqlite3.Connection, sql: str, rows: Iterable[Sequence[Any]]
+    ) -> None:
         conn.executemany(sql, rows)
 
     # --- locks and the clock ---------------------------------------------------------------
@@ -256,9 +274,19 @@ class SqliteRuntime(SqlStore[sqlite3.Connection]):
 #: The tables the original MAF creates (its store/schema*.sql): a database holding them at
 #: our path is its runtime, left alone.
 ORIGINAL_MAF_TABLES = (
-    "tasks", "leases", "file_reservations", "events", "evidence", "preflight_configs",
-    "preflight_executions", "escalation_paths", "escalation_tracking", "smoke_tests", "agents",
-    "reservation_conflicts")
+    "tasks",
+    "leases",
+    "file_reservations",
+    "events",
+    "evidence",
+    "preflight_configs",
+    "preflight_executions",
+    "escalation_paths",
+    "escalation_tracking",
+    "smoke_tests",
+    "agents",
+    "reservation_conflicts",
+)
 
 
 def companion_path(path: Path) -> Path:

@@ -236,8 +236,10 @@ class NewerSchemaError(Exception):
     """The database was written by a newer plugin (its version is above ``SCHEMA_VERSION``)."""
 
     def __init__(self, found: int) -> None:
-        super().__init__(f"schema version {found} is newer than this plugin knows "
-                         f"({SCHEMA_VERSION}): newer schema")
+        super().__init__(
+            f"schema version {found} is newer than this plugin knows "
+            f"({SCHEMA_VERSION}): newer schema"
+        )
         self.found = found
 
 
@@ -278,8 +280,10 @@ def apply_migration(conn: sqlite3.Connection, version: int) -> bool:
             raise ValueError(f"cannot apply migration {version} to schema version {current}")
         for statement in statements(MIGRATIONS[version - 1]):
             conn.execute(statement)
-        conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                     (version, time.time()))
+        conn.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+            (version, time.time()),
+        )
         # PRAGMA takes no bound parameters; ``version`` is an int from this module.
         conn.execute(f"PRAGMA user_version = {int(version)}")
         conn.execute("COMMIT")

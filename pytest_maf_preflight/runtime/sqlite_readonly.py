@@ -39,14 +39,20 @@ class _Fingerprint(NamedTuple):
 
 def _fingerprint(path: Path) -> _Fingerprint:
     st = path.stat()
-    return _Fingerprint(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
-                        (Path(f"{path}-wal").exists(), Path(f"{path}-journal").exists()))
+    return _Fingerprint(
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        (Path(f"{path}-wal").exists(), Path(f"{path}-journal").exists()),
+    )
 
 
 def _connect(path: Path, timeout: float, *, immutable: bool) -> sqlite3.Connection:
     uri = path.resolve().as_uri() + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
-    conn = sqlite3.connect(uri, uri=True, timeout=max(timeout, 0.001),
-                           isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=max(timeout, 0.001), isolation_level=None, check_same_thread=False
+    )
     try:
         conn.execute("PRAGMA query_only = 1")
     except BaseException:
@@ -55,8 +61,9 @@ def _connect(path: Path, timeout: float, *, immutable: bool) -> sqlite3.Connecti
     return conn
 
 
-def _read(path: Path, timeout: float, work: Callable[[sqlite3.Connection], T], *,
-          immutable: bool) -> T:
+def _read(
+    path: Path, timeout: float, work: Callable[[sqlite3.Connection], T], *, immutable: bool
+) -> T:
     conn = _connect(path, timeout, immutable=immutable)
     try:
         # One read transaction: every statement of ``work`` sees the same snapshot.
@@ -66,8 +73,7 @@ def _read(path: Path, timeout: float, work: Callable[[sqlite3.Connection], T], *
         conn.close()
 
 
-def read_only(path: Path, work: Callable[[sqlite3.Connection], T], *,
-              timeout: float = 5.0) -> T:
+def read_only(path: Path, work: Callable[[sqlite3.Connection], T], *, timeout: float = 5.0) -> T:
     """``work(conn)`` on a read-only, query-only connection to ``path``, in one read
     transaction; nothing is created, locked for writing or changed. ``sqlite3.Error`` and
     ``OSError`` propagate."""
@@ -101,8 +107,10 @@ def schema_of(path: Path, *, timeout: float = 5.0) -> tuple[int, tuple[str, ...]
 
     def work(conn: sqlite3.Connection) -> tuple[int, tuple[str, ...]]:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name "
-                             "NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name").fetchall()
+        names = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name "
+            "NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        ).fetchall()
         return version, tuple(str(row[0]) for row in names)
 
     return read_only(path, work, timeout=timeout)

@@ -27,8 +27,16 @@ from typing import Any
 from .interface import RuntimeState
 from .records import ConfigSnapshot, ExecutionRecord, SessionBundle
 
-KINDS = ("sessions", "executions", "config_snapshots", "messages", "reservation_conflicts",
-         "agents", "smoke_tests", "escalation_paths")
+KINDS = (
+    "sessions",
+    "executions",
+    "config_snapshots",
+    "messages",
+    "reservation_conflicts",
+    "agents",
+    "smoke_tests",
+    "escalation_paths",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,22 +65,28 @@ class SyncReport:
         return not any(self.missing.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "copied": dict(self.copied),
-                "present": dict(self.present), "missing": dict(self.missing),
-                "total_copied": self.total_copied, "complete": self.complete,
-                "notes": list(self.notes)}
+        return {
+            "source": self.source,
+            "target": self.target,
+            "copied": dict(self.copied),
+            "present": dict(self.present),
+            "missing": dict(self.missing),
+            "total_copied": self.total_copied,
+            "complete": self.complete,
+            "notes": list(self.notes),
+        }
 
 
 def _keys(runtime: RuntimeState) -> dict[str, set[Any]]:
-    return {"sessions": {s.id for s in runtime.sessions()},
-            "executions": {e.id for e in runtime.executions()},
-            "config_snapshots": {(c.config_id, c.content_hash)
-                                 for c in runtime.config_snapshots()},
-            "messages": {m.id for m in runtime.messages()},
-            "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()},
-            "smoke_tests": {(d.nodeid, d.content_hash) for d in runtime.smoke_tests()},
-            "escalation_paths": {(d.path_id, d.content_hash)
-                                 for d in runtime.escalation_paths()}}
+    return {
+        "sessions": {s.id for s in runtime.sessions()},
+        "executions": {e.id for e in runtime.executions()},
+        "config_snapshots": {(c.config_id, c.content_hash) for c in runtime.config_snapshots()},
+        "messages": {m.id for m in runtime.messages()},
+        "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()},
+        "smoke_tests": {(d.nodeid, d.content_hash) for d in runtime.smoke_tests()},
+        "escalation_paths": {(d.path_id, d.content_hash) for d in runtime.escalation_paths()},
+    }
 
 
 def _where(runtime: RuntimeState) -> str:
@@ -108,7 +122,8 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         "messages": {m.id for m in messages},
         "reservation_conflicts": {c.id for c in conflicts},
         "smoke_tests": {(d.nodeid, d.content_hash) for d in smoke_tests},
-        "escalation_paths": {(d.path_id, d.content_hash) for d in paths}}
+        "escalation_paths": {(d.path_id, d.content_hash) for d in paths},
+    }
 
     before = _keys(target)
     by_session: dict[str, list[ExecutionRecord]] = {}
@@ -116,11 +131,14 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         by_session.setdefault(execution.session_id, []).append(execution)
     orphans = set(by_session) - wanted["sessions"]
     if orphans:
-        notes.append(f"{sum(len(by_session[s]) for s in orphans)} executions belong to "
-                     f"sessions the source does not have and were not copied")
+        notes.append(
+            f"{sum(len(by_session[s]) for s in orphans)} executions belong to "
+            f"sessions the source does not have and were not copied"
+        )
 
-    unplaced = [c for c in snapshots if (c.config_id, c.content_hash)
-                not in before["config_snapshots"]]
+    unplaced = [
+        c for c in snapshots if (c.config_id, c.content_hash) not in before["config_snapshots"]
+    ]
     carried: dict[str, list[ConfigSnapshot]] = {}
     for session in sessions:
         ran = {e.config_id for e in by_session.get(session.id, ())}
@@ -129,30 +147,48 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     if unplaced and sessions:
         carried[sessions[-1].id].extend(unplaced)
     elif unplaced:
-        notes.append(f"{len(unplaced)} config snapshots were not copied: the source has no "
-                     f"session to carry them")
+        notes.append(
+            f"{len(unplaced)} config snapshots were not copied: the source has no "
+            f"session to carry them"
+        )
     # Smoke test and escalation path definitions travel with the newest session (a bundle is
     # the only way in; which session carries them does not matter, they are keyed by content).
     carrier = sessions[-1].id if sessions else None
-    new_smoke = tuple(d for d in smoke_tests
-                      if (d.nodeid, d.content_hash) not in before["smoke_tests"])
-    new_paths = tuple(d for d in paths
-                      if (d.path_id, d.content_hash) not in before["escalation_paths"])
+    new_smoke = tuple(
+        d for d in smoke_tests if (d.nodeid, d.content_hash) not in before["smoke_tests"]
+    )
+    new_paths = tuple(
+        d for d in paths if (d.path_id, d.content_hash) not in before["escalation_paths"]
+    )
     if (new_smoke or new_paths) and carrier is None:
-        notes.append(f"{len(new_smoke) + len(new_paths)} smoke test and escalation path "
-                     f"definitions were not copied: the source has no session to carry them")
+        notes.append(
+            f"{len(new_smoke) + len(new_paths)} smoke test and escalation path "
+            f"definitions were not copied: the source has no session to carry them"
+        )
 
     for session in sessions:
-        new_runs = tuple(e for e in by_session.get(session.id, ())
-                         if e.id not in before["executions"])
+        new_runs = tuple(
+            e for e in by_session.get(session.id, ()) if e.id not in before["executions"]
+        )
         new_snapshots = tuple(carried[session.id])
         smoke_here, paths_here = (new_smoke, new_paths) if session.id == carrier else ((), ())
-        if (session.id in before["sessions"] and not new_runs and not new_snapshots
-                and not smoke_here and not paths_here):
+        if (
+            session.id in before["sessions"]
+            and not new_runs
+            and not new_snapshots
+            and not smoke_here
+            and not paths_here
+        ):
             continue
-        target.record_session(SessionBundle(session=session, executions=new_runs,
-                                            snapshots=new_snapshots, smoke_tests=smoke_here,
-                                            escalation_paths=paths_here))
+        target.record_session(
+            SessionBundle(
+                session=session,
+                executions=new_runs,
+                snapshots=new_snapshots,
+                smoke_tests=smoke_here,
+                escalation_paths=paths_here,
+            )
+        )
     for message in messages:
         if message.id not in before["messages"]:
             target.enqueue(message)
@@ -167,16 +203,23 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         if mine is not None and mine.last_heartbeat >= agent.last_heartbeat:
             agents_present += 1
             continue
-        target.heartbeat(agent.id, at=agent.last_heartbeat, details=dict(agent.details),
-                         agent_type=agent.agent_type, capabilities=agent.capabilities,
-                         status=agent.status)
+        target.heartbeat(
+            agent.id,
+            at=agent.last_heartbeat,
+            details=dict(agent.details),
+            agent_type=agent.agent_type,
+            capabilities=agent.capabilities,
+            status=agent.status,
+        )
         agents_copied += 1
 
     left = source.info().counts
     if left.get("escalations"):
-        notes.append(f"{left['escalations']} escalations and "
-                     f"{left.get('escalation_deliveries', 0)} delivery attempts were not copied: "
-                     f"escalations are live state and stay in the store that opened them")
+        notes.append(
+            f"{left['escalations']} escalations and "
+            f"{left.get('escalation_deliveries', 0)} delivery attempts were not copied: "
+            f"escalations are live state and stay in the store that opened them"
+        )
 
     after = _keys(target)
     copied: dict[str, int] = {}
@@ -187,11 +230,18 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         copied[kind] = len((keys & after[kind]) - before[kind])
         missing[kind] = len(keys - after[kind])
         if missing[kind]:
-            notes.append(f"{missing[kind]} {kind.replace('_', ' ')} of the source are still "
-                         f"not in the target")
+            notes.append(
+                f"{missing[kind]} {kind.replace('_', ' ')} of the source are still "
+                f"not in the target"
+            )
     final = {a.id: a.last_heartbeat for a in target.agents()}
     copied["agents"], present["agents"] = agents_copied, agents_present
-    missing["agents"] = sum(1 for a in agents
-                            if final.get(a.id, float("-inf")) < a.last_heartbeat)
-    return SyncReport(source=_where(source), target=_where(target), copied=copied,
-                      present=present, missing=missing, notes=tuple(notes))
+    missing["agents"] = sum(1 for a in agents if final.get(a.id, float("-inf")) < a.last_heartbeat)
+    return SyncReport(
+        source=_where(source),
+        target=_where(target),
+        copied=copied,
+        present=present,
+        missing=missing,
+        notes=tuple(notes),
+    )

@@ -25,10 +25,16 @@ from .webhook import deliver_webhook
 __all__ = ["Notice", "NoticeKind", "build_message", "deliver", "mailbox_dir"]
 
 
-def deliver(notice: Notice, target: EscalationTarget | None, *, mail_root: Path,
-            environ: Mapping[str, str], sleep: Callable[[float], None] = time.sleep,
-            now: Callable[[], float] = time.time, project_default: str = ""
-            ) -> list[DeliveryRecord]:
+def deliver(
+    notice: Notice,
+    target: EscalationTarget | None,
+    *,
+    mail_root: Path,
+    environ: Mapping[str, str],
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] = time.time,
+    project_default: str = "",
+) -> list[DeliveryRecord]:
     """Deliver ``notice`` to ``notice.target`` through ``target``'s channel (``None``: the
     mailbox). ``project_default`` is the agent_mail project when the target names none."""
     check_target_name(notice.target)
@@ -39,5 +45,11 @@ def deliver(notice: Notice, target: EscalationTarget | None, *, mail_root: Path,
         return deliver_webhook(notice, target, environ=environ, sleep=sleep, now=now)
     if channel == "command":
         return [deliver_command(notice, target, environ=environ, now=now)]
-    return deliver_agent_mail(notice, target, mail_root=mail_root, environ=environ, now=now,
-                              project_default=project_default)
+    return deliver_agent_mail(
+        notice,
+        target,
+        mail_root=mail_root,
+        environ=environ,
+        now=now,
+        project_default=project_default,
+    )

@@ -52,16 +52,16 @@ class _Unsent(Exception):
         self.why = why
 
 
-def send_message_arguments(notice: Notice, target: EscalationTarget, *,
-                           project_default: str) -> dict[str, Any]:
+def send_message_arguments(
+    notice: Notice, target: EscalationTarget, *, project_default: str
+) -> dict[str, Any]:
     """The ``send_message`` arguments for ``notice``; ``ValueError`` without a project.
 
     ``project_default`` (the rootdir) stands for its repository: in a linked worktree it becomes
     the same place in the main checkout, the project the reservation checks read."""
     project = target.project or _shared_project(project_default)
     if not project:
-        raise ValueError("no project: set project on the target (or run from a project "
-                         "rootdir)")
+        raise ValueError("no project: set project on the target (or run from a project rootdir)")
     resolution = notice.kind == "resolution"
     return {
         "project_key": project,
@@ -69,8 +69,9 @@ def send_message_arguments(notice: Notice, target: EscalationTarget, *,
         "to": [notice.target],
         "subject": _subject(notice),
         "body_md": _body(notice),
-        "importance": "normal" if resolution else (
-            "urgent" if notice.severity == "critical" else "high"),
+        "importance": "normal"
+        if resolution
+        else ("urgent" if notice.severity == "critical" else "high"),
         "ack_required": not resolution,
         "thread_id": notice.escalation.dedup_key,
     }
@@ -85,10 +86,11 @@ def _shared_project(project_default: str) -> str:
 
 def _subject(notice: Notice) -> str:
     escalation = notice.escalation
-    head = ("[resolved]" if notice.kind == "resolution"
-            else f"[{notice.severity}] level {notice.level}")
+    head = (
+        "[resolved]" if notice.kind == "resolution" else f"[{notice.severity}] level {notice.level}"
+    )
     subject = f"{head} {escalation.path_id}: {notice.summary}"
-    return subject if len(subject) <= _SUBJECT_MAX else subject[:_SUBJECT_MAX - 3] + "..."
+    return subject if len(subject) <= _SUBJECT_MAX else subject[: _SUBJECT_MAX - 3] + "..."
 
 
 def _body(notice: Notice) -> str:
@@ -108,26 +110,46 @@ def _body(notice: Notice) -> str:
     return "\n".join(lines)
 
 
-def deliver_agent_mail(notice: Notice, target: EscalationTarget, *, mail_root: Path,
-                       environ: Mapping[str, str], now: Callable[[], float],
-                       project_default: str) -> list[DeliveryRecord]:
+def deliver_agent_mail(
+    notice: Notice,
+    target: EscalationTarget,
+    *,
+    mail_root: Path,
+    environ: Mapping[str, str],
+    now: Callable[[], float],
+    project_default: str,
+) -> list[DeliveryRecord]:
     secrets = environ_secrets(environ)
     try:
         response = _send(notice, target, environ, project_default, secrets)
     except _Unsent as exc:
         detail = redact_text(str(exc), secrets)
-        failed = attempt_record(notice, channel="agent_mail", attempt=1, status="failed",
-                                now=now, error=detail)
-        fallback = deliver_mailbox(notice, mail_root, now=now, attempt=2, status="fallback",
-                                   note=f"{exc.why} ({detail}); delivered to the mailbox "
-                                   "instead")
+        failed = attempt_record(
+            notice, channel="agent_mail", attempt=1, status="failed", now=now, error=detail
+        )
+        fallback = deliver_mailbox(
+            notice,
+            mail_root,
+            now=now,
+            attempt=2,
+            status="fallback",
+            note=f"{exc.why} ({detail}); delivered to the mailbox instead",
+        )
         return [failed, fallback]
-    return [attempt_record(notice, channel="agent_mail", attempt=1, status="delivered",
-                           now=now, response=response)]
+    return [
+        attempt_record(
+            notice, channel="agent_mail", attempt=1, status="delivered", now=now, response=response
+        )
+    ]
 
 
-def _send(notice: Notice, target: EscalationTarget, environ: Mapping[str, str],
-          project_default: str, secrets: list[str]) -> dict[str, Any]:
+def _send(
+    notice: Notice,
+    target: EscalationTarget,
+    environ: Mapping[str, str],
+    project_default: str,
+    secrets: list[str],
+) -> dict[str, Any]:
     # ``secrets`` grows with the values put into the url and the token, so that the caller's
     # redaction of an error covers them too.
     if not target.url:
@@ -135,15 +157,20 @@ def _send(notice: Notice, target: EscalationTarget, environ: Mapping[str, str],
     try:
         url, used = expand_env(target.url, environ)
     except KeyError as exc:
-        raise _Unsent(f"environment variable {exc.args[0]!r} is not set (the url refers to "
-                      f"${{ENV:{exc.args[0]}}})", UNUSABLE) from None
+        raise _Unsent(
+            f"environment variable {exc.args[0]!r} is not set (the url refers to "
+            f"${{ENV:{exc.args[0]}}})",
+            UNUSABLE,
+        ) from None
     secrets += used
     token = None
     if target.token_env:
         token = environ.get(target.token_env)
         if not token:
-            raise _Unsent(f"token_env names {target.token_env!r}, which is not set in the "
-                          "environment", UNUSABLE)
+            raise _Unsent(
+                f"token_env names {target.token_env!r}, which is not set in the environment",
+                UNUSABLE,
+            )
         secrets.append(token)
     location = redact_url(url, secrets)
     try:
@@ -151,15 +178,20 @@ def _send(notice: Notice, target: EscalationTarget, environ: Mapping[str, str],
     except ValueError as exc:
         raise _Unsent(str(exc), UNUSABLE) from None
     try:
-        with McpSession(url, token=token,
-                        timeout=target.timeout_seconds or DEFAULT_TIMEOUT) as session:
+        with McpSession(
+            url, token=token, timeout=target.timeout_seconds or DEFAULT_TIMEOUT
+        ) as session:
             result = session.call_tool(TOOL, arguments)
     except McpError as exc:
         raise _Unsent(str(exc), _reason(exc)) from None
     shown = result.get("structuredContent", result.get("content"))
     text = json.dumps(redact_mapping(shown, secrets))
-    return {"url": location, "tool": TOOL, "thread_id": arguments["thread_id"],
-            "result": text[:_SHOWN_RESULT]}
+    return {
+        "url": location,
+        "tool": TOOL,
+        "thread_id": arguments["thread_id"],
+        "result": text[:_SHOWN_RESULT],
+    }
 
 
 def _reason(exc: McpError) -> str:

@@ -23,40 +23,71 @@ DEFAULT_TIMEOUT = 30.0
 _SHOWN_OUTPUT = 500
 
 
-def deliver_command(notice: Notice, target: EscalationTarget, *, environ: Mapping[str, str],
-                    now: Callable[[], float]) -> DeliveryRecord:
-    def record(status: str, error: str | None = None,
-               response: dict[str, object] | None = None) -> DeliveryRecord:
-        return attempt_record(notice, channel="command", attempt=1, status=status, now=now,
-                              error=error, response=response)
+def deliver_command(
+    notice: Notice,
+    target: EscalationTarget,
+    *,
+    environ: Mapping[str, str],
+    now: Callable[[], float],
+) -> DeliveryRecord:
+    def record(
+        status: str, error: str | None = None, response: dict[str, object] | None = None
+    ) -> DeliveryRecord:
+        return attempt_record(
+            notice,
+            channel="command",
+            attempt=1,
+            status=status,
+            now=now,
+            error=error,
+            response=response,
+        )
 
     if not target.argv:
         return record("failed", "the command target has no argv")
     argv = list(target.argv)
     secrets = environ_secrets(environ)
     timeout = target.timeout_seconds or DEFAULT_TIMEOUT
-    env = {**environ, "MAF_ESCALATION_ID": notice.escalation.id,
-           "MAF_ESCALATION_LEVEL": str(notice.level), "MAF_ESCALATION_KIND": notice.kind}
+    env = {
+        **environ,
+        "MAF_ESCALATION_ID": notice.escalation.id,
+        "MAF_ESCALATION_LEVEL": str(notice.level),
+        "MAF_ESCALATION_KIND": notice.kind,
+    }
     stdin = json.dumps(notice.message).encode()
     try:
         # A notifier may hand the message to a background job of its own: leave it running.
-        proc = run_process(argv, deadline=time.monotonic() + timeout, env=env, stdin=stdin,
-                           keep=_SHOWN_OUTPUT, kill_on_exit=False)
+        proc = run_process(
+            argv,
+            deadline=time.monotonic() + timeout,
+            env=env,
+            stdin=stdin,
+            keep=_SHOWN_OUTPUT,
+            kill_on_exit=False,
+        )
     except ProcessTimeout:
-        return record("failed", f"{argv[0]!r} did not exit within {timeout:g}s (killed)",
-                      {"argv0": argv[0]})
+        return record(
+            "failed", f"{argv[0]!r} did not exit within {timeout:g}s (killed)", {"argv0": argv[0]}
+        )
     except OSError as exc:
-        return record("failed", redact_text(f"cannot run {argv[0]!r}: {exc.strerror or exc}",
-                                            secrets))
+        return record(
+            "failed", redact_text(f"cannot run {argv[0]!r}: {exc.strerror or exc}", secrets)
+        )
     out, err = proc.stdout, proc.stderr
     response: dict[str, object] = {
-        "argv0": argv[0], "returncode": proc.returncode,
-        "stdout": _tail(out, secrets), "stderr": _tail(err, secrets)}
+        "argv0": argv[0],
+        "returncode": proc.returncode,
+        "stdout": _tail(out, secrets),
+        "stderr": _tail(err, secrets),
+    }
     if proc.returncode == 0:
         return record("delivered", None, response)
     said = _tail(err, secrets) or _tail(out, secrets)
-    return record("failed", f"{argv[0]!r} exited with status {proc.returncode}"
-                  + (f": {said}" if said else ""), response)
+    return record(
+        "failed",
+        f"{argv[0]!r} exited with status {proc.returncode}" + (f": {said}" if said else ""),
+        response,
+    )
 
 
 def _tail(output: Output, secrets: list[str]) -> str:

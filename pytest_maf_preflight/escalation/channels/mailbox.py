@@ -34,10 +34,15 @@ class OutsideMailboxTree(ValueError):
 
 def check_target_name(target: str) -> None:
     """``ValueError`` unless ``target`` can name a mailbox directory."""
-    if not isinstance(target, str) or len(target) > MAX_NAME or not re.fullmatch(
-            NAME_PATTERN, target):
-        raise ValueError(f"invalid escalation target name {target!r}: use {NAME_RULE}, "
-                         f"at most {MAX_NAME} characters")
+    if (
+        not isinstance(target, str)
+        or len(target) > MAX_NAME
+        or not re.fullmatch(NAME_PATTERN, target)
+    ):
+        raise ValueError(
+            f"invalid escalation target name {target!r}: use {NAME_RULE}, "
+            f"at most {MAX_NAME} characters"
+        )
 
 
 def mailbox_dir(mail_root: Path, target: str) -> Path:
@@ -53,8 +58,9 @@ def mailbox_dir(mail_root: Path, target: str) -> Path:
     inbox = root / target / INBOX
     resolved = inbox.resolve()
     if not resolved.is_relative_to(root):
-        raise OutsideMailboxTree(f"the inbox of {target!r} resolves to {resolved}, outside "
-                                 f"the mailbox tree {root}")
+        raise OutsideMailboxTree(
+            f"the inbox of {target!r} resolves to {resolved}, outside the mailbox tree {root}"
+        )
     return inbox
 
 
@@ -77,22 +83,44 @@ def _file_name(message: Mapping[str, Any]) -> str:
         timestamp = datetime.datetime.now(datetime.timezone.utc).timestamp()
     when = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
     message_id = message.get("id")
-    if not isinstance(message_id, str) or not re.fullmatch(NAME_PATTERN, message_id) or len(
-            message_id) > MAX_NAME:
+    if (
+        not isinstance(message_id, str)
+        or not re.fullmatch(NAME_PATTERN, message_id)
+        or len(message_id) > MAX_NAME
+    ):
         message_id = new_id()
     # The timestamp first, so a directory listing is in the order the messages were sent.
     return f"{when:%Y%m%dT%H%M%S%fZ}-{message_id}.json"
 
 
-def deliver_mailbox(notice: Notice, mail_root: Path, *, now: Callable[[], float],
-                    attempt: int = 1, status: str = "delivered",
-                    note: str | None = None) -> DeliveryRecord:
+def deliver_mailbox(
+    notice: Notice,
+    mail_root: Path,
+    *,
+    now: Callable[[], float],
+    attempt: int = 1,
+    status: str = "delivered",
+    note: str | None = None,
+) -> DeliveryRecord:
     """One attempt; ``status``/``note`` let the agent_mail fallback say what it is."""
     try:
         path = write_message(mail_root, notice.target, notice.message)
     except (OSError, ValueError) as exc:
         error = f"cannot write to the mailbox of {notice.target!r}: {exc}"
-        return attempt_record(notice, channel="mailbox", attempt=attempt, status="failed",
-                              now=now, error=f"{note}; {error}" if note else error)
-    return attempt_record(notice, channel="mailbox", attempt=attempt, status=status, now=now,
-                          error=note, response={"path": str(path)})
+        return attempt_record(
+            notice,
+            channel="mailbox",
+            attempt=attempt,
+            status="failed",
+            now=now,
+            error=f"{note}; {error}" if note else error,
+        )
+    return attempt_record(
+        notice,
+        channel="mailbox",
+        attempt=attempt,
+        status=status,
+        now=now,
+        error=note,
+        response={"path": str(path)},
+    )

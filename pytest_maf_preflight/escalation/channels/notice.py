@@ -35,33 +35,57 @@ class Notice:
     message: dict[str, Any]
 
 
-def build_message(notice_kind: NoticeKind, escalation: EscalationRecord, *, level: int,
-                  target: str, severity: str, summary: str, agent_id: str,
-                  note: str | None = None) -> dict[str, Any]:
+def build_message(
+    notice_kind: NoticeKind,
+    escalation: EscalationRecord,
+    *,
+    level: int,
+    target: str,
+    severity: str,
+    summary: str,
+    agent_id: str,
+    note: str | None = None,
+) -> dict[str, Any]:
     """The protocol message of a notice, as ``model_dump(mode="json")`` gives it.
 
     Raises ``ValueError`` (pydantic's ``ValidationError`` is one) for values the protocol
     refuses: a severity other than critical or warning, an agent id that is not a name.
     """
     if notice_kind == "resolution":
-        response = EscalationResponse(escalation_id=escalation.id, action="resolve",
-                                      responder=agent_id, note=note, agent_id=agent_id,
-                                      correlation_id=escalation.id)
+        response = EscalationResponse(
+            escalation_id=escalation.id,
+            action="resolve",
+            responder=agent_id,
+            note=note,
+            agent_id=agent_id,
+            correlation_id=escalation.id,
+        )
         return response.model_dump(mode="json")
     if severity not in SEVERITIES:
         raise ValueError(f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
     request = EscalationRequest(
-        escalation_id=escalation.id, path_id=escalation.path_id, level=level, target=target,
-        severity=cast(Severity, severity), summary=summary, dedup_key=escalation.dedup_key,
-        details=_details(escalation, note), agent_id=agent_id, correlation_id=escalation.id)
+        escalation_id=escalation.id,
+        path_id=escalation.path_id,
+        level=level,
+        target=target,
+        severity=cast(Severity, severity),
+        summary=summary,
+        dedup_key=escalation.dedup_key,
+        details=_details(escalation, note),
+        agent_id=agent_id,
+        correlation_id=escalation.id,
+    )
     return request.model_dump(mode="json")
 
 
 def _details(escalation: EscalationRecord, note: str | None) -> dict[str, Any]:
     details: dict[str, Any] = {
-        "check_id": escalation.check_id, "failure_class": escalation.failure_class,
-        "occurrences": escalation.occurrences, "opened_at": escalation.created_at,
-        "context": redact_mapping(dict(escalation.details))}
+        "check_id": escalation.check_id,
+        "failure_class": escalation.failure_class,
+        "occurrences": escalation.occurrences,
+        "opened_at": escalation.created_at,
+        "context": redact_mapping(dict(escalation.details)),
+    }
     if note:
         details["note"] = note
     return details
@@ -72,13 +96,27 @@ def environ_secrets(environ: Mapping[str, str]) -> list[str]:
     return [value for name, value in environ.items() if is_secret_key(name) and value]
 
 
-def attempt_record(notice: Notice, *, channel: str, attempt: int, status: str,
-                   now: Callable[[], float], error: str | None = None,
-                   response: Mapping[str, Any] | None = None) -> DeliveryRecord:
-    return DeliveryRecord(escalation_id=notice.escalation.id, level=notice.level,
-                          channel=channel, target=notice.target, attempt=attempt,
-                          status=status, error=error, response=dict(response or {}),
-                          attempted_at=now())
+def attempt_record(
+    notice: Notice,
+    *,
+    channel: str,
+    attempt: int,
+    status: str,
+    now: Callable[[], float],
+    error: str | None = None,
+    response: Mapping[str, Any] | None = None,
+) -> DeliveryRecord:
+    return DeliveryRecord(
+        escalation_id=notice.escalation.id,
+        level=notice.level,
+        channel=channel,
+        target=notice.target,
+        attempt=attempt,
+        status=status,
+        error=error,
+        response=dict(response or {}),
+        attempted_at=now(),
+    )
 
 
 def expand_env(template: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:

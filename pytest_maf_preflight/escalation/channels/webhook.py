@@ -52,22 +52,40 @@ def event(notice: Notice) -> dict[str, Any]:
         "dedup_key": escalation.dedup_key,
         "event_action": "resolve" if notice.kind == "resolution" else "trigger",
         "custom_details": {
-            "escalation_id": escalation.id, "path_id": escalation.path_id,
-            "level": notice.level, "target": notice.target, "check_id": escalation.check_id,
+            "escalation_id": escalation.id,
+            "path_id": escalation.path_id,
+            "level": notice.level,
+            "target": notice.target,
+            "check_id": escalation.check_id,
             "failure_class": escalation.failure_class,
-            "occurrences": escalation.occurrences, "message": notice.message},
+            "occurrences": escalation.occurrences,
+            "message": notice.message,
+        },
     }
 
 
-def deliver_webhook(notice: Notice, target: EscalationTarget, *, environ: Mapping[str, str],
-                    sleep: Callable[[float], None], now: Callable[[], float]
-                    ) -> list[DeliveryRecord]:
+def deliver_webhook(
+    notice: Notice,
+    target: EscalationTarget,
+    *,
+    environ: Mapping[str, str],
+    sleep: Callable[[float], None],
+    now: Callable[[], float],
+) -> list[DeliveryRecord]:
     secrets = environ_secrets(environ)
     try:
         url, headers, more = _prepare(target, environ)
     except _Refused as exc:
-        return [attempt_record(notice, channel="webhook", attempt=1, status="failed", now=now,
-                               error=redact_text(str(exc), secrets))]
+        return [
+            attempt_record(
+                notice,
+                channel="webhook",
+                attempt=1,
+                status="failed",
+                now=now,
+                error=redact_text(str(exc), secrets),
+            )
+        ]
     secrets += more
     location = redact_url(url, secrets)
     body = json.dumps(event(notice)).encode()
@@ -76,35 +94,47 @@ def deliver_webhook(notice: Notice, target: EscalationTarget, *, environ: Mappin
     for attempt in range(1, RETRIES + 2):
         status, error, response, pause = _post(url, headers, body, timeout, secrets)
         response = {"url": location, **response}
-        records.append(attempt_record(notice, channel="webhook", attempt=attempt,
-                                      status=status, now=now, error=error, response=response))
+        records.append(
+            attempt_record(
+                notice,
+                channel="webhook",
+                attempt=attempt,
+                status=status,
+                now=now,
+                error=error,
+                response=response,
+            )
+        )
         if pause is None or attempt > RETRIES:
             break
         sleep(pause if pause >= 0 else BACKOFF_BASE * 2 ** (attempt - 1))
     return records
 
 
-def _prepare(target: EscalationTarget, environ: Mapping[str, str]
-             ) -> tuple[str, dict[str, str], list[str]]:
+def _prepare(
+    target: EscalationTarget, environ: Mapping[str, str]
+) -> tuple[str, dict[str, str], list[str]]:
     if not target.url:
         raise _Refused("the webhook target has no url")
     try:
         url, used = expand_env(target.url, environ)
     except KeyError as exc:
-        raise _Refused(f"environment variable {exc.args[0]!r} is not set (the webhook url "
-                       f"refers to ${{ENV:{exc.args[0]}}})") from None
+        raise _Refused(
+            f"environment variable {exc.args[0]!r} is not set (the webhook url "
+            f"refers to ${{ENV:{exc.args[0]}}})"
+        ) from None
     try:
         http_transport.endpoint(url)
     except http_transport.UnsupportedUrl:
-        raise _Refused(f"the webhook url {redact_url(url, used)!r} is not an http(s) URL"
-                       ) from None
+        raise _Refused(f"the webhook url {redact_url(url, used)!r} is not an http(s) URL") from None
     headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
     token = None
     if target.token_env:
         token = environ.get(target.token_env)
         if not token:
-            raise _Refused(f"token_env names {target.token_env!r}, which is not set in the "
-                           "environment")
+            raise _Refused(
+                f"token_env names {target.token_env!r}, which is not set in the environment"
+            )
     auth = http_transport.authorization(url, token)
     if auth is not None:
         headers["Authorization"] = auth
@@ -112,14 +142,20 @@ def _prepare(target: EscalationTarget, environ: Mapping[str, str]
     return url, headers, used
 
 
-def _post(url: str, headers: Mapping[str, str], body: bytes, timeout: float,
-          secrets: list[str]) -> tuple[str, str | None, dict[str, Any], float | None]:
+def _post(
+    url: str, headers: Mapping[str, str], body: bytes, timeout: float, secrets: list[str]
+) -> tuple[str, str | None, dict[str, Any], float | None]:
     """One POST: (status, error, response, pause). ``pause`` is None when not to retry, else
     the seconds the server asked for, or -1 for the usual backoff."""
     try:
-        answer = http_transport.fetch("POST", url, headers=headers, body=body,
-                                      deadline=http_transport.Deadline(timeout),
-                                      limit=_SHOWN_BODY * 4)
+        answer = http_transport.fetch(
+            "POST",
+            url,
+            headers=headers,
+            body=body,
+            deadline=http_transport.Deadline(timeout),
+            limit=_SHOWN_BODY * 4,
+        )
     except TimeoutError:
         return "failed", f"no answer within {timeout:g}s", {}, None
     except http_transport.FAILURES as exc:
