@@ -19,7 +19,7 @@ What remains is mostly not the plugin's hooks (with nothing to do, a test calls 
 gate's report hook, which returns at once) but the garbage collector: the active gate's
 imports leave a larger heap, and the full collections that 5,000 tests trigger take longer.
 Plugin autoload is off, so no other plugin's hooks are measured; the plugin is loaded by
-module, as in ``bench_idle_cost``.
+module, as in ``active_gate``.
 """
 
 from __future__ import annotations

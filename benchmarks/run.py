@@ -4,9 +4,11 @@ Run with one command from the repository root:
 
     .venv/bin/python benchmarks/run.py            # all benchmarks
     .venv/bin/python benchmarks/run.py --quick    # fewer repetitions (CI smoke)
+    .venv/bin/python benchmarks/run.py --only active_gate   # one section (repeatable)
 
-The runtime store figures put PostgreSQL beside SQLite (``runtime_stores.py``); without psycopg
-or a server they say why PostgreSQL was skipped.
+The whole-process figures of the active gate (issue 14) and the idle cost are in
+``active_gate.py``; the runtime store figures put PostgreSQL beside SQLite
+(``runtime_stores.py``); without psycopg or a server they say why PostgreSQL was skipped.
 
 Machines here are noisy: every figure is a median over interleaved repetitions, and targets
 are judged on ratios or on the median, never on a single timing.
@@ -18,8 +20,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,58 +28,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-import per_test_cost  # noqa: E402 - beside this script, which Python puts on sys.path
+import active_gate  # noqa: E402 - beside this script, which Python puts on sys.path
+import per_test_cost  # noqa: E402 - likewise
 import reservations  # noqa: E402 - likewise
 import runtime_stores  # noqa: E402 - likewise
 import store_location  # noqa: E402 - likewise
+from slow_server import slow_server  # noqa: E402 - likewise
 from timing import interleave, median_ms  # noqa: E402 - likewise
-
-
-def bench_idle_cost(runs: int) -> dict[str, float]:
-    """A one-test pytest run with the plugin installed but off, against ``-p no:maf_preflight``.
-
-    Runs alternate between the two variants so drift (thermal, other load) hits both alike.
-    Other installed plugins are left out of both (autoload off, this plugin named with ``-p``):
-    one of them alone (hypothesis) takes over a second to import here, and its noise would
-    swamp the difference being measured.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp)
-        (project / "test_one.py").write_text("def test_one():\n    assert True\n")
-        (project / "pytest.ini").write_text("[pytest]\n")
-        base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_one.py"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAF_")}
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-
-        def pytest_run(*extra: str) -> Callable[[], None]:
-            def run() -> None:
-                subprocess.run(
-                    [*base, *extra], cwd=project, env=env, capture_output=True, check=True
-                )
-
-            return run
-
-        # The module, not the entry-point name: looking an entry point up scans every installed
-        # distribution, a cost autoloading pays in both variants alike.
-        samples = interleave(
-            {
-                "plugin_off": pytest_run("-p", "pytest_maf_preflight.plugin"),
-                "plugin_disabled": pytest_run("-p", "no:maf_preflight"),
-            },
-            runs,
-        )
-    off = median_ms(samples["plugin_off"])
-    disabled = median_ms(samples["plugin_disabled"])
-    # Start-up noise only ever adds time, so the fastest quarter of each variant is the
-    # steadiest comparison; the median ratio is shown beside it.
-    off_q = statistics.quantiles(samples["plugin_off"], n=4)[0]
-    disabled_q = statistics.quantiles(samples["plugin_disabled"], n=4)[0]
-    return {
-        "plugin_off_ms": off,
-        "plugin_disabled_ms": disabled,
-        "ratio": off / disabled,
-        "ratio_fastest_quarter": off_q / disabled_q,
-    }
 
 
 def _local_configs(directory: Path, count: int) -> None:
@@ -312,36 +267,11 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
     seconds: the gate (all at once, max_concurrency 50) beside the same checks one after
     another and beside one check alone. The sequential baseline takes ``count * delay`` seconds,
     so it runs once; the gate and the single check take the median of a few repetitions."""
-    import http.server
-    import threading
-
     from pytest_maf_preflight.checks import api
     from pytest_maf_preflight.checks.base import CheckContext
     from pytest_maf_preflight.checks.runner import PlannedCheck, run_checks
 
-    class Slow(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            time.sleep(delay)
-            body = b'{"status": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 128  # all checks connect at once
-
-    httpd = Server(("127.0.0.1", 0), Slow)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    with slow_server(delay) as base:
         planned = [
             PlannedCheck(
                 f"api-{i}",
@@ -377,9 +307,6 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
         one = [timed(planned[:1], 1) for _ in range(reps)]
         gate = [timed(planned, 50) for _ in range(reps)]
         sequential = timed(planned, 1)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     gate_ms, one_ms, seq_ms = median_ms(gate), median_ms(one), sequential * 1000
     return {
         "checks": count,
@@ -392,96 +319,99 @@ def bench_api_gate(runs: int, count: int = 50, delay: float = 0.2) -> dict[str, 
     }
 
 
+def report_local_gate(local: dict[str, float]) -> list[str]:
+    return [
+        f"S10 local checks: gate time of {local['checks']} environment/file/python checks",
+        f"  gate (concurrent runner):     {local['gate_ms']:8.2f} ms  (target < 50 ms)",
+        f"  inline, one by one (baseline): {local['inline_sequential_ms']:7.2f} ms",
+        f"  ratio gate/inline: {local['gate_over_inline']:.2f}",
+        f"  loading and validating the {local['checks']} configs: "
+        f"{local['config_load_ms']:.1f} ms (not part of gate time)",
+    ]
+
+
+def report_recording(rec: dict[str, float]) -> list[str]:
+    return [
+        f"S10 recording: one session of {rec['executions']:,} executions in SQLite",
+        f"  {rec['rows_per_second']:,.0f} rows/s ({rec['write_ms']:.0f} ms)"
+        "  (target >= 20,000 rows/s)",
+        f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
+        f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}",
+        f"  ... with protocol messages written as the gate runs: "
+        f"{rec['gate_messages_and_record_ms']:.2f} ms, ratio to recording alone "
+        f"{rec['messages_over_record']:.2f}",
+    ]
+
+
+def report_api_gate(net: dict[str, float]) -> list[str]:
+    return [
+        f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
+        f"{net['delay_ms']:.0f} ms",
+        f"  gate (max_concurrency 50):    {net['gate_ms']:8.1f} ms",
+        f"  one check alone:              {net['one_check_ms']:8.1f} ms",
+        f"  one after another (baseline): {net['sequential_ms']:8.1f} ms",
+        f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
+        f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)",
+    ]
+
+
+def report_leases(leases: dict[str, dict[str, float]]) -> list[str]:
+    many, small = leases["many"], leases["small"]
+    return [
+        f"S3 leases: {many['leases']:,.0f} leases (half globs) against {many['paths']:,.0f} "
+        "changed paths",
+        f"  index (built each run):       {many['index_ms']:8.1f} ms  (target < 1000 ms; "
+        f"first run, caches empty: {many['index_cold_ms']:.0f} ms)",
+        f"  all pairs (baseline, {many['naive_slice_paths']:.0f} paths, scaled): "
+        f"{many['naive_scaled_ms']:8.0f} ms; ratio {many['naive_scaled_over_index']:.0f}",
+        f"S3 leases: {small['paths']:.0f} paths against {small['leases']:.0f} leases",
+        f"  index (built each run):       {small['index_ms']:8.3f} ms  (target < 0.5 ms)",
+        f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
+        f"{small['naive_over_index']:.1f}",
+    ]
+
+
+#: Each section: how to measure it (given --quick and the repetitions it implies) and how to
+#: print its figures. Run in this order; ``--only`` picks some.
+SECTIONS: dict[str, tuple[Callable[[bool, int], Any], Callable[[Any], list[str]]]] = {
+    "active_gate": (lambda quick, _: active_gate.bench(quick), active_gate.report),
+    "local_gate": (lambda _, runs: bench_local_gate(runs), report_local_gate),
+    "recording": (lambda _, runs: bench_recording(runs), report_recording),
+    "api_gate": (lambda _, runs: bench_api_gate(runs), report_api_gate),
+    "leases": (
+        lambda quick, _: {
+            "many": reservations.bench_many(quick),
+            "small": reservations.bench_small(quick),
+        },
+        report_leases,
+    ),
+    "runtime_stores": (lambda quick, _: runtime_stores.bench(quick), runtime_stores.report),
+    "store_location": (lambda quick, _: store_location.bench(quick), store_location.report),
+    "per_test_cost": (lambda quick, _: per_test_cost.bench(quick), per_test_cost.report),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Fewer repetitions")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(SECTIONS),
+        metavar="SECTION",
+        help=f"Run only this section (repeatable): {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args(argv)
     runs = 5 if args.quick else 41
-    figures = {
-        "idle_cost": bench_idle_cost(runs),
-        "local_gate": bench_local_gate(runs),
-        "recording": bench_recording(runs),
-        "api_gate": bench_api_gate(runs),
-        "leases_many": reservations.bench_many(args.quick),
-        "leases_small": reservations.bench_small(args.quick),
-        "runtime_stores": runtime_stores.bench(args.quick),
-        "store_location": store_location.bench(args.quick),
-        "per_test_cost": per_test_cost.bench(args.quick),
-    }
+    chosen = [name for name in SECTIONS if not args.only or name in args.only]
+    figures = {name: SECTIONS[name][0](args.quick, runs) for name in chosen}
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    idle = figures["idle_cost"]
-    local = figures["local_gate"]
-    print(f"S10 idle cost (one-test pytest run, {runs} interleaved runs of each variant)")
-    print(f"  plugin installed, --maf-preflight off: {idle['plugin_off_ms']:8.1f} ms")
-    print(f"  -p no:maf_preflight (baseline):        {idle['plugin_disabled_ms']:8.1f} ms")
-    print(
-        f"  ratio of the fastest quarters: {idle['ratio_fastest_quarter']:.3f}  "
-        f"(target <= 1.05); of the medians: {idle['ratio']:.3f}"
-    )
-    print(f"S10 local checks: gate time of {local['checks']} environment/file/python checks")
-    print(f"  gate (concurrent runner):     {local['gate_ms']:8.2f} ms  (target < 50 ms)")
-    print(f"  inline, one by one (baseline): {local['inline_sequential_ms']:7.2f} ms")
-    print(f"  ratio gate/inline: {local['gate_over_inline']:.2f}")
-    print(
-        f"  loading and validating the {local['checks']} configs: "
-        f"{local['config_load_ms']:.1f} ms (not part of gate time)"
-    )
-    rec = figures["recording"]
-    print(f"S10 recording: one session of {rec['executions']:,} executions in SQLite")
-    print(
-        f"  {rec['rows_per_second']:,.0f} rows/s ({rec['write_ms']:.0f} ms)"
-        "  (target >= 20,000 rows/s)"
-    )
-    print(
-        f"  100-check gate with recording: {rec['gate_and_record_ms']:.2f} ms, without: "
-        f"{rec['gate_ms']:.2f} ms, ratio {rec['record_ratio']:.2f}"
-    )
-    print(
-        f"  ... with protocol messages written as the gate runs: "
-        f"{rec['gate_messages_and_record_ms']:.2f} ms, ratio to recording alone "
-        f"{rec['messages_over_record']:.2f}"
-    )
-    net = figures["api_gate"]
-    print(
-        f"S2 api gate: {net['checks']:.0f} api checks, server answers each after "
-        f"{net['delay_ms']:.0f} ms"
-    )
-    print(f"  gate (max_concurrency 50):    {net['gate_ms']:8.1f} ms")
-    print(f"  one check alone:              {net['one_check_ms']:8.1f} ms")
-    print(f"  one after another (baseline): {net['sequential_ms']:8.1f} ms")
-    print(
-        f"  gate/one check: {net['gate_over_one']:.2f} (target <= 1.5); "
-        f"sequential/gate: {net['sequential_over_gate']:.1f} (target >= 25)"
-    )
-    many = figures["leases_many"]
-    print(
-        f"S3 leases: {many['leases']:,.0f} leases (half globs) against {many['paths']:,.0f} "
-        "changed paths"
-    )
-    print(
-        f"  index (built each run):       {many['index_ms']:8.1f} ms  (target < 1000 ms; "
-        f"first run, caches empty: {many['index_cold_ms']:.0f} ms)"
-    )
-    print(
-        f"  all pairs (baseline, {many['naive_slice_paths']:.0f} paths, scaled): "
-        f"{many['naive_scaled_ms']:8.0f} ms; ratio {many['naive_scaled_over_index']:.0f}"
-    )
-    small = figures["leases_small"]
-    print(f"S3 leases: {small['paths']:.0f} paths against {small['leases']:.0f} leases")
-    print(f"  index (built each run):       {small['index_ms']:8.3f} ms  (target < 0.5 ms)")
-    print(
-        f"  all pairs (baseline):         {small['naive_ms']:8.3f} ms; ratio "
-        f"{small['naive_over_index']:.1f}"
-    )
-    for line in runtime_stores.report(figures["runtime_stores"]):
-        print(line)
-    for line in store_location.report(figures["store_location"]):
-        print(line)
-    for line in per_test_cost.report(figures["per_test_cost"]):
-        print(line)
+    for name in chosen:
+        for line in SECTIONS[name][1](figures[name]):
+            print(line)
     return 0
 
 

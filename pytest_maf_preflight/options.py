@@ -55,6 +55,10 @@ HELP_DB_URL = (
     "come from PGPASSWORD or ~/.pgpass)"
 )
 HELP_NO_ESCALATE = "Raise, advance and deliver no escalations in this run"
+HELP_NO_REUSE = (
+    "Run every check in this run, also those whose recent pass could be reused "
+    "(reuse_passed_for_seconds; env MAF_NO_REUSE)"
+)
 HELP_DEFAULT_ESCALATION = "Escalation path for checks that name none"
 HELP_MAX_CONFIG_BYTES = (
     f"Largest preflight config file accepted, in bytes (default: {DEFAULT_MAX_CONFIG_BYTES})"
@@ -150,6 +154,13 @@ def add_options(parser: pytest.Parser) -> None:
         dest="maf_no_escalate",
         help=HELP_NO_ESCALATE,
     )
+    group.addoption(
+        "--maf-no-reuse",
+        action="store_true",
+        default=None,
+        dest="maf_no_reuse",
+        help=HELP_NO_REUSE,
+    )
 
     parser.addini("maf_preflight", HELP_PREFLIGHT, type="bool", default=False)
     parser.addini("maf_preflight_only", HELP_ONLY, type="bool", default=False)
@@ -160,6 +171,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_runtime", HELP_RUNTIME, default="")
     parser.addini("maf_db_url", HELP_DB_URL, default="")
     parser.addini("maf_no_escalate", HELP_NO_ESCALATE, type="bool", default=False)
+    parser.addini("maf_no_reuse", HELP_NO_REUSE, type="bool", default=False)
     _add_renamed_ini(parser, "maf_config", HELP_CONFIG_INI, "linelist")
     _add_renamed_ini(parser, "maf_report", HELP_REPORT)
     _add_renamed_ini(parser, "maf_warnings_as_errors", HELP_WARNINGS_AS_ERRORS, "bool")

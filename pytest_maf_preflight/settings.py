@@ -57,6 +57,8 @@ class Settings:
     agent_capabilities: tuple[str, ...] = ()
     #: ``gc.freeze()`` once the tests start (see ``gate.heap``).
     gc_freeze: bool = True
+    #: Whether a check's recent pass may stand in for running it (``gate.reuse``).
+    reuse: bool = True
 
 
 def _flag(
@@ -226,6 +228,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     no_escalate = _flag(
         opt.maf_no_escalate, ("MAF_NO_ESCALATE",), bool(config.getini("maf_no_escalate")), env
     )
+    no_reuse = _flag(opt.maf_no_reuse, ("MAF_NO_REUSE",), bool(config.getini("maf_no_reuse")), env)
     default_escalation = str(_ini(config, "maf_default_escalation")[0]).strip() or None
     agent_type, agent_capabilities = _agent_fields(config, env)
     report_path = None
@@ -263,6 +266,7 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         base_url=base_url[0] if base_url else None,
         max_config_bytes=_positive_int(*max_bytes) if max_bytes else DEFAULT_MAX_CONFIG_BYTES,
         escalate=not no_escalate,
+        reuse=not no_reuse,
         default_escalation=default_escalation,
         gc_freeze=gc_freeze,
         agent_type=agent_type,

@@ -17,7 +17,8 @@ import pytest
 from pytest_maf_preflight.cli.escalation_commands import EXIT_REFUSED
 from pytest_maf_preflight.cli.main import main
 from pytest_maf_preflight.config.models import EscalationPathBody
-from pytest_maf_preflight.escalation.engine import EscalationEngine, PathRef
+from pytest_maf_preflight.escalation.engine import EscalationEngine
+from pytest_maf_preflight.escalation.paths import PathRef
 from pytest_maf_preflight.runtime.records import EscalationRecord
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 

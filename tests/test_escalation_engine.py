@@ -14,8 +14,9 @@ from helpers_http import HttpServer, Response, StartHttpServer, scripted
 from helpers_loopback import closed_port
 from pytest_maf_preflight.checks.base import CheckResult, CheckStatus
 from pytest_maf_preflight.config.models import EscalationPathBody
-from pytest_maf_preflight.escalation.engine import EngineReport, EscalationEngine, PathRef
+from pytest_maf_preflight.escalation.engine import EngineReport, EscalationEngine
 from pytest_maf_preflight.escalation.errors import EscalationError
+from pytest_maf_preflight.escalation.paths import PathRef
 from pytest_maf_preflight.gate.recording import build_bundle
 from pytest_maf_preflight.reservations.conflicts import Conflict, Holding
 from pytest_maf_preflight.runtime.interface import RuntimeState

@@ -104,6 +104,29 @@ def test_a_failure_streak_opens_repeats_and_a_pass_resolves(
     assert (escalation.state, escalation.resolved_by) == ("resolved", "agent-a")
 
 
+def test_a_pass_resolves_an_escalation_whose_path_is_gone(
+    project: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without any escalation path left, the gate still asks the store for open escalations
+    (cheaply): the one its check opened earlier is resolved when the check passes again."""
+    gate(project)
+    gate(project)
+    [escalation] = escalations(project)
+    assert escalation.state == "triggered"
+    (project.path / ".maf" / "preflight-configs" / "path.yaml").unlink()
+    write_config("check.yaml", ESCALATING_CHECK.replace("escalation_path: on-call\n", ""))
+    monkeypatch.setenv("MAF_TEST_ESCALATION_VAR", "set")
+
+    result = gate(project)
+
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*escalation resolved: * on-call:needs-var:failed*"])
+    [escalation] = escalations(project)
+    assert escalation.state == "resolved"
+    notices = inbox(project, "on-call-agent")  # the path's snapshot still says where
+    assert [m["type"] for m in notices] == ["ESCALATION_REQUEST", "ESCALATION_RESPONSE"]
+
+
 def test_no_escalate_turns_it_all_off(project: pytest.Pytester) -> None:
     gate(project, "--maf-no-escalate")
     result = gate(project, "--maf-no-escalate")

@@ -15,7 +15,8 @@ import pytest
 
 from helpers_runtime_procs import POSTGRES_URL, own_schema
 from pytest_maf_preflight.config.models import EscalationPathBody
-from pytest_maf_preflight.escalation.engine import EscalationEngine, PathRef
+from pytest_maf_preflight.escalation.engine import EscalationEngine
+from pytest_maf_preflight.escalation.paths import PathRef
 from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 

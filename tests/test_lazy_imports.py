@@ -60,6 +60,131 @@ def test_gate_on_does_import_them(project: pytest.Pytester) -> None:
     assert "pytest_maf_preflight.gate.controller" in loaded
 
 
+#: What a gated run whose only config is one ``environment`` check has no use for: the other
+#: check types' modules (and their network, process and database imports), the JSON Schema
+#: pass (its configs are valid), the escalation engine and its channels (no escalation path),
+#: and the protocol models (the gate writes its messages as records).
+NOT_FOR_ONE_ENVIRONMENT_CHECK = (
+    "jsonschema",
+    "http.client",
+    "ssl",
+    "packaging.specifiers",
+    "pytest_maf_preflight.checks.api",
+    "pytest_maf_preflight.checks.command",
+    "pytest_maf_preflight.checks.database",
+    "pytest_maf_preflight.checks.file_system",
+    "pytest_maf_preflight.checks.performance",
+    "pytest_maf_preflight.checks.python_env",
+    "pytest_maf_preflight.config.schema",
+    "pytest_maf_preflight.escalation.engine",
+    "pytest_maf_preflight.escalation.channels",
+    "pytest_maf_preflight.http_transport",
+    "pytest_maf_preflight.processes.run",
+    "pytest_maf_preflight.protocol",
+)
+
+#: Written when the run is over (escalations run at the end of the session).
+LATE_PROBE = f"""
+import json, sys
+MODULES = {NOT_FOR_ONE_ENVIRONMENT_CHECK!r}
+
+def pytest_unconfigure(config):
+    with open("loaded.json", "w") as handle:
+        json.dump(sorted(m for m in MODULES if m in sys.modules), handle)
+"""
+
+ENVIRONMENT_CHECK = """\
+id: env-home
+name: HOME is set
+config_type: smoke_test
+config:
+  test_type: environment
+  test_definition: {required: [HOME]}
+"""
+
+
+@pytest.fixture
+def one_check(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeconftest(LATE_PROBE)
+    pytester.makepyfile("def test_one():\n    assert True\n")
+    pytester.makeini("[pytest]\n")
+    configs = pytester.path / ".maf" / "preflight-configs"
+    configs.mkdir(parents=True)
+    (configs / "env.yaml").write_text(ENVIRONMENT_CHECK)
+    return pytester
+
+
+@pytest.mark.parametrize("cache", ["cache on", "no:cacheprovider"])
+def test_one_environment_check_imports_only_what_it_needs(
+    one_check: pytest.Pytester, cache: str
+) -> None:
+    args = ("-p", cache) if cache.startswith("no:") else ()
+    for _ in range(2):  # a first run, then one that finds its configs (and session) recorded
+        result = one_check.runpytest_subprocess(
+            "-p", "maf_preflight", "--maf-preflight", "--maf-runtime=sqlite", *args
+        )
+        result.assert_outcomes(passed=2)
+        assert json.loads((one_check.path / "loaded.json").read_text()) == []
+
+
+PATH_AND_CHECKS = """\
+configs:
+  - id: on-call
+    name: Tell the on-call agent
+    config_type: escalation_path
+    config:
+      trigger_conditions: [{condition: preflight_failure, threshold: 1}]
+      escalation_steps: [{level: 1, action: notify, target: on-call-agent}]
+  - id: api-down
+    name: Nothing listens there
+    config_type: smoke_test
+    escalation_path: on-call
+    config:
+      test_type: api
+      timeout_seconds: 5
+      test_definition: {url: "http://127.0.0.1:9/"}
+  - id: version
+    name: Python is recent
+    config_type: smoke_test
+    config:
+      test_type: python
+      test_definition: {python: ">=3.8"}
+  - id: files
+    name: A JSON file that fits its schema
+    config_type: smoke_test
+    config:
+      test_type: file_system
+      test_definition:
+        paths: [{path: data.json, parse: true, json_schema: {type: object}}]
+"""
+
+
+def test_the_late_probe_sees_them_when_configs_use_them(
+    one_check: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The counterpart: configs that use them (and an escalation path that opens) import them.
+    (one_check.path / ".maf" / "preflight-configs" / "more.yaml").write_text(PATH_AND_CHECKS)
+    (one_check.path / "data.json").write_text("{}")
+    monkeypatch.setenv("MAF_AGENT_MAIL_ROOT", str(one_check.path / "mail"))
+    result = one_check.runpytest_subprocess(
+        "-p", "maf_preflight", "--maf-preflight", "--maf-runtime=sqlite"
+    )
+    assert result.ret == 10  # api-down closes the gate
+    result.stdout.fnmatch_lines(["*escalation opened: * on-call:api-down:failed*"])
+    loaded = set(json.loads((one_check.path / "loaded.json").read_text()))
+    assert loaded >= {
+        "jsonschema",
+        "http.client",
+        "packaging.specifiers",
+        "pytest_maf_preflight.checks.api",
+        "pytest_maf_preflight.checks.python_env",
+        "pytest_maf_preflight.checks.file_system",
+        "pytest_maf_preflight.escalation.engine",
+        "pytest_maf_preflight.escalation.channels",
+        "pytest_maf_preflight.protocol",
+    }
+
+
 #: Runs ``maf-preflight guard check`` in this process (as the git hook runs it), then says
 #: whether pytest was imported on the way.
 GUARD_PROBE = """

@@ -178,6 +178,40 @@ def test_queries_filter_and_come_newest_first(runtime: RuntimeState) -> None:
     assert len(runtime.executions(limit=4)) == 4
 
 
+def test_the_latest_check_execution_of_an_agent_in_an_environment(runtime: RuntimeState) -> None:
+    """What the gate's reuse of a recent pass reads: the newest execution of one check, by one
+    agent, in sessions of one environment, whatever its status."""
+    assert runtime.latest_check_execution("api", agent_id="codex-1", environment="dev") is None
+    dev, staging = session(environment="dev"), session(environment="staging")
+
+    def run(of: SessionRecord, started: float, status: str = "passed", **changes: Any) -> Any:
+        ran = execution(of.id, "api", status, started)
+        return dataclasses.replace(ran, **changes)
+
+    passed = run(dev, 1000.0, result={"content_hash": "h1", "reused_from": {"execution_id": "x"}})
+    later = session(environment="dev")
+    failed = run(later, 1010.0, "failed")
+    timed_out = run(later, 1010.0, "timeout", id=failed.id + "z")  # same start: the larger id
+    others = [
+        run(dev, 1020.0, agent_id="codex-2"),  # another agent
+        run(dev, 1030.0, kind="smoke"),  # not a config check
+        run(dev, 1040.0, config_id="db"),  # another check
+        run(staging, 1050.0),  # another environment
+    ]
+    runtime.record_session(SessionBundle(session=dev, executions=(passed, *others[:3])))
+    runtime.record_session(SessionBundle(session=staging, executions=(others[3],)))
+
+    assert runtime.latest_check_execution("api", agent_id="codex-1", environment="dev") == passed
+    runtime.record_session(SessionBundle(session=later, executions=(timed_out, failed)))
+    assert runtime.latest_check_execution("api", agent_id="codex-1", environment="dev") == timed_out
+    assert (
+        runtime.latest_check_execution("api", agent_id="codex-1", environment="staging")
+        == others[3]
+    )
+    assert runtime.latest_check_execution("api", agent_id="codex-2", environment="dev") == others[0]
+    assert runtime.latest_check_execution("api", agent_id="codex-1", environment="ci") is None
+
+
 def test_snapshots_are_kept_once_per_content(runtime: RuntimeState) -> None:
     first, second = bundle(), bundle(started=3000.0)
     runtime.record_session(first)

@@ -333,9 +333,10 @@ def generated_line(draw: st.DrawFn, templates: dict[str, dict[str, Any]], name: 
             )
         return Line(dump(), bad=False, new=True)
     if kind == "wrong type":
-        record[draw(st.sampled_from(sorted(record)))] = draw(
-            st.sampled_from([[], [1], ["x"], [{"a": 1}]])
-        )  # no record field is a list
+        # A list where the record holds no list (an agent's capabilities are one: any list of
+        # names is valid there).
+        scalars = sorted(k for k, v in record.items() if not isinstance(v, list))
+        record[draw(st.sampled_from(scalars))] = draw(st.sampled_from([[], [1], ["x"], [{"a": 1}]]))
         return Line(dump(), bad=True)
     if kind == "missing field":
         del record[draw(st.sampled_from(required_fields(name)))]

@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .. import http_transport, matching
 from ..config.errors import PathItem, format_path
@@ -40,6 +40,10 @@ NO_BASE_URL = "no base_url: set base_url, ini maf_base_url or MAF_PREFLIGHT_BASE
 
 
 class ApiDefinition(Definition):
+    # Configs spell it ``json`` (the JSON Schema knows only that), so the loader's pydantic-only
+    # path must refuse ``json_values`` as the schema does.
+    model_config = ConfigDict(populate_by_name=False)
+
     url: str | None = None
     base_url: str | None = None
     endpoint: str | None = None

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import importlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,8 @@ class CheckStatus(str, enum.Enum):
 class Definition(BaseModel):
     """Base of every ``test_definition`` model: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built when first used: a run builds the validators of the types its configs use only.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,26 +94,55 @@ class CheckType:
 
 
 class CheckRegistry:
-    """The check types known to this session: built-ins plus those plugins register (S8)."""
+    """The check types known to this session: built-ins plus those plugins register (S8).
 
-    def __init__(self, types: Iterable[CheckType] = ()) -> None:
+    A type may be registered by the module that holds it (``modules``: name -> module path,
+    with a ``CHECK_TYPE``), imported the first time the type is asked for: a run imports the
+    modules of the types its configs use, not every type's runner and its imports.
+    """
+
+    def __init__(
+        self, types: Iterable[CheckType] = (), modules: Mapping[str, str] | None = None
+    ) -> None:
         self._types: dict[str, CheckType] = {}
+        self._modules: dict[str, str] = {}
+        for name, module in (modules or {}).items():
+            self._claim(name)
+            self._modules[name] = module
         for check_type in types:
             self.register(check_type)
 
+    def _claim(self, name: str) -> None:
+        if name in self._types or name in self._modules:
+            raise ValueError(f"check type {name!r} is already registered")
+
     def register(self, check_type: CheckType) -> None:
-        if check_type.name in self._types:
-            raise ValueError(f"check type {check_type.name!r} is already registered")
+        self._claim(check_type.name)
         self._types[check_type.name] = check_type
 
     def get(self, name: str) -> CheckType | None:
-        return self._types.get(name)
+        found = self._types.get(name)
+        if found is None and name in self._modules:
+            found = self._types[name] = self._load(name, self._modules[name])
+        return found
+
+    def is_builtin(self, name: str) -> bool:
+        """Whether ``name`` is a type of this package (registered by module), not a plugin's."""
+        return name in self._modules
 
     def names(self) -> list[str]:
-        return sorted(self._types)
+        return sorted({*self._types, *self._modules})
 
-    def __iter__(self) -> Any:
-        return iter(self._types[name] for name in self.names())
+    def __iter__(self) -> Iterator[CheckType]:
+        """Every type, by name (importing the modules of those not imported yet)."""
+        return iter([t for name in self.names() if (t := self.get(name)) is not None])
+
+    @staticmethod
+    def _load(name: str, module: str) -> CheckType:
+        check_type = importlib.import_module(module).CHECK_TYPE
+        if not isinstance(check_type, CheckType) or check_type.name != name:
+            raise TypeError(f"{module}.CHECK_TYPE is not the check type {name!r}")
+        return check_type
 
 
 @dataclasses.dataclass
@@ -133,6 +164,12 @@ class CheckResult:
     config_file: str = ""
     config_version: str = ""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: What a pass may be reused under (see ``gate.reuse``); empty for a check that is never
+    #: reused (``reuse_passed_for_seconds`` 0).
+    content_hash: str = ""
+    #: For a pass reused from an earlier run instead of running: that run's
+    #: ``{"execution_id", "session_id", "completed_at"}``; None for a check that ran.
+    reused_from: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

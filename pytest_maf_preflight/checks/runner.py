@@ -53,6 +53,10 @@ class PlannedCheck:
     config_version: str = ""
     #: For a group (``integration``): the ids of the checks whose results decide it.
     members: tuple[str, ...] = ()
+    #: ``reuse_passed_for_seconds`` of its config, and what its pass is reused under
+    #: (``gate.reuse``); the result carries ``content_hash``.
+    reuse_seconds: float = 0.0
+    content_hash: str = ""
 
 
 @dataclasses.dataclass
@@ -146,8 +150,12 @@ def run_checks(
     max_concurrency: int = 50,
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[Sequence[PlannedCheck]], None] | None = None,
+    known: Mapping[str, CheckResult] | None = None,
 ) -> list[CheckResult]:
     """Run ``checks`` and return their results in the order given.
+
+    A check whose id is in ``known`` (a pass reused from an earlier run) is not run: its
+    result is that one, given to ``on_result`` first, and the groups naming it count it.
 
     At most ``max_concurrency`` attempts run at once (at least one). Each attempt has a hard
     deadline of the check's ``timeout`` seconds; a failed, erroring or timed-out attempt is
@@ -174,7 +182,14 @@ def run_checks(
     results: list[CheckResult | None] = [None] * len(checks)
     # Groups are decided from their members' results, never run; everything else is queued.
     groups = [i for i, c in enumerate(checks) if c.members]
-    ready: list[tuple[float, int]] = [(0.0, i) for i, c in enumerate(checks) if not c.members]
+    known = known or {}
+    reused = [i for i, c in enumerate(checks) if c.check_id in known and not c.members]
+    for index in reused:
+        states[index].done = True
+        results[index] = known[checks[index].check_id]
+    ready: list[tuple[float, int]] = [
+        (0.0, i) for i, c in enumerate(checks) if not c.members and not states[i].done
+    ]
     by_id = {c.check_id: i for i, c in enumerate(checks)}
     order = GroupOrder({checks[i].check_id: checks[i].members for i in groups}, by_id)
     running: dict[int, tuple[int, float]] = {}  # index -> (attempt number, deadline)
@@ -240,6 +255,7 @@ def run_checks(
             config_file=check.config_file,
             config_version=check.config_version,
             details=redact_mapping(dict(obs.details) if obs else {}, secrets),
+            content_hash=check.content_hash,
         )
         results[index] = result
         if on_result is not None:
@@ -291,6 +307,10 @@ def run_checks(
             )
         for group in on_cycle:
             settle(order.done(checks[group].check_id))
+    for index in reused:
+        if on_result is not None:
+            on_result(known[checks[index].check_id])
+        settle(order.done(checks[index].check_id))
     settle(order.free())  # groups naming no active check are decided at once
     while not all(s.done for s in states):
         now = time.monotonic()

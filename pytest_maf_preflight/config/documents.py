@@ -91,14 +91,19 @@ def format_of(path: Path) -> str | None:
     return SUFFIXES.get(path.suffix.lower())
 
 
-def read_document(path: Path, max_bytes: int) -> Document:
-    """Read and parse one config file, raising ``DocumentError`` with a located message."""
+def read_document(path: Path, max_bytes: int, raw: bytes | None = None) -> Document:
+    """Read and parse one config file, raising ``DocumentError`` with a located message.
+
+    ``raw``: the file's bytes, already read with ``read_bounded`` (what a cache key was made
+    of), parsed instead of reading the file again.
+    """
     fmt = format_of(path)
     if fmt is None:
         raise DocumentError(
             ConfigError(str(path), "unsupported file type; expected .json, .yaml, .yml or .toml")
         )
-    raw = _read_bounded(path, max_bytes)
+    if raw is None:
+        raw = read_bounded(path, max_bytes)
     for bom, encoding in _BOMS:
         if raw.startswith(bom):
             raise DocumentError(
@@ -161,7 +166,7 @@ _OPEN_FLAGS = (
 )
 
 
-def _read_bounded(path: Path, max_bytes: int) -> bytes:
+def read_bounded(path: Path, max_bytes: int) -> bytes:
     """The bytes of the regular file ``path``, at most ``max_bytes``; else a located error.
 
     Checked with ``stat`` before opening (a FIFO would block ``open``), and again on the open

@@ -7,11 +7,12 @@ once, each located by file, line and path. Nothing is returned unless everything
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -22,7 +23,10 @@ from .errors import ConfigError, ConfigLoadError, PathItem, kind
 from .migrations import MigrationError, migrate
 from .models import BODY_MODELS, PreflightConfig, SmokeTestBody
 from .overrides import deep_merge
-from .schema import SchemaValidator
+from .strict_validation import Validated, validate_strictly
+
+if TYPE_CHECKING:
+    from .schema import SchemaValidator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,13 +123,27 @@ class ConfigLoader:
         self.registry = registry
         self.environment = environment
         self.max_bytes = max_bytes
-        self.validator = SchemaValidator(registry)
 
-    def load_files(self, files: Iterable[Path]) -> list[LoadedConfig]:
+    @functools.cached_property
+    def validator(self) -> SchemaValidator:
+        # Built on first use: configs rebuilt from the cache (``restore``) never need it, and
+        # building it (the JSON Schema of every model, and jsonschema) costs more than they do.
+        from .schema import SchemaValidator
+
+        return SchemaValidator(self.registry)
+
+    def load_files(
+        self, files: Iterable[Path], raws: Mapping[Path, bytes] | None = None
+    ) -> list[LoadedConfig]:
+        """Every config in ``files``; raises ``ConfigLoadError`` with every problem.
+
+        ``raws``: the bytes of files already read (see ``cache``), parsed as they are, so that
+        what is loaded is what those bytes say.
+        """
         loaded: list[LoadedConfig] = []
         errors: list[ConfigError] = []
         for file in files:
-            configs, file_errors = self.load_file(file)
+            configs, file_errors = self.load_file(file, raws.get(file) if raws else None)
             loaded.extend(configs)
             errors.extend(file_errors)
         errors.extend(_duplicates(loaded))
@@ -133,9 +151,11 @@ class ConfigLoader:
             raise ConfigLoadError(errors)
         return loaded
 
-    def load_file(self, file: Path) -> tuple[list[LoadedConfig], list[ConfigError]]:
+    def load_file(
+        self, file: Path, raw: bytes | None = None
+    ) -> tuple[list[LoadedConfig], list[ConfigError]]:
         try:
-            document = read_document(file, self.max_bytes)
+            document = read_document(file, self.max_bytes, raw)
         except DocumentError as exc:
             return [], [exc.error]
         return self.load_document(document)
@@ -205,6 +225,33 @@ class ConfigLoader:
             # locator then falls back to the deepest part it finds.
             return self._error(document, (*prefix, *path), message)
 
+        # A valid config needs pydantic only; the rest (and plugins' types) get the JSON
+        # Schema too, which words and locates their errors (see ``strict_validation``).
+        checked = validate_strictly(self.registry, migrated, self.environment)
+        if checked is None:
+            checked, errors = self._validate_described(migrated, located)
+            if checked is None:
+                return None, errors
+        config, body, definition = checked
+        return LoadedConfig(
+            config=config,
+            body=body,
+            definition=definition,
+            file=document.path,
+            path=prefix,
+            line=document.line_of(prefix) if prefix else 1,
+            source_format=source_format,
+            document=migrated,
+            source=document,
+        ), []
+
+    def _validate_described(
+        self,
+        migrated: dict[str, Any],
+        located: Callable[[tuple[PathItem, ...], str], ConfigError],
+    ) -> tuple[Validated | None, list[ConfigError]]:
+        """``migrated`` checked against the JSON Schema, then the models: the schema's errors
+        when it finds any (with "did you mean"), else pydantic's, each located."""
         problems = self.validator.errors(migrated)
         if problems:
             return None, [located(path, message) for path, message in problems]
@@ -235,17 +282,46 @@ class ConfigLoader:
                 body, definition = env_body, env_definition
         if errors or body is None:
             return None, errors
+        return (config, body, definition), []
+
+    def restore(
+        self,
+        document: Document,
+        path: tuple[PathItem, ...],
+        line: int | None,
+        source_format: int,
+        migrated: dict[str, Any],
+    ) -> LoadedConfig:
+        """The config ``load_entry`` built from ``document`` in an earlier run (see ``cache``),
+        built again by the same models: ``migrated`` is the document it validated then.
+
+        Parsing, migrating, the JSON Schema and the bodies of the other environments are not
+        done again: the cache entry's key holds everything that decided them. Raises
+        ``ValueError`` (or another exception) for an entry this loader would not have written.
+        """
+        config = PreflightConfig.model_validate(migrated)
+        override = config.environment_overrides.get(self.environment)
+        raw = config.config if override is None else deep_merge(config.config, override)
+
+        def located(where: tuple[PathItem, ...], message: str) -> ConfigError:
+            return self._error(document, (*path, *where), message)
+
+        body, definition, errors = self.validate_body(
+            config.config_type, raw, ("config",), located, schema=False
+        )
+        if errors or body is None:
+            raise ValueError(f"a cached config does not validate: {errors[:1]}")
         return LoadedConfig(
             config=config,
             body=body,
             definition=definition,
             file=document.path,
-            path=prefix,
-            line=document.line_of(prefix) if prefix else 1,
+            path=path,
+            line=line,
             source_format=source_format,
             document=migrated,
             source=document,
-        ), []
+        )
 
     def validate_body(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..names import NAME_PATTERN
 
@@ -28,7 +28,8 @@ CONFIG_TYPES = ("smoke_test", "reservation_check", "escalation_path")
 class Strict(BaseModel):
     """Unknown keys are errors (types are enforced first by the JSON Schema)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Built when first used: a run without escalation paths never builds their validators.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def compile_regex(value: str) -> str:
@@ -82,6 +83,25 @@ class SmokeTestBody(Strict):
     timeout_seconds: float = Field(default=30.0, gt=0, le=86_400)
     retry_count: int = Field(default=0, ge=0, le=100)
     retry_delay_seconds: float = Field(default=1.0, ge=0, le=3_600)
+    reuse_passed_for_seconds: float = Field(
+        default=0,
+        ge=0,
+        le=86_400,
+        description="Report a pass recorded this recently (same content, agent and "
+        "environment, and no later failure) instead of running the check again; 0: never",
+    )
+
+    @field_validator("reuse_passed_for_seconds")
+    @classmethod
+    def _not_for_groups(cls, seconds: float, info: ValidationInfo) -> float:
+        # A group is decided from its members' results of this run; a reused pass of the
+        # group would hide a member that fails now.
+        if seconds and info.data.get("test_type") == "integration":
+            raise ValueError(
+                "an integration check is decided from its members' results in each run and "
+                "is never reused; set reuse_passed_for_seconds on its members instead"
+            )
+        return seconds
 
 
 class AgentMailSource(Strict):
@@ -225,6 +245,16 @@ class EscalationPathBody(Strict):
             seen.add(step.level)
         return steps
 
+
+#: Keys a body model leaves out on purpose, with why, said instead of "unknown key" (by
+#: ``schema``, which reports unknown keys). Keyed by the body model's name.
+REFUSED_KEYS: dict[str, dict[str, str]] = {
+    "ReservationCheckBody": {
+        "reuse_passed_for_seconds": "a reservation_check is never reused: leases and changed "
+        "files change from one run to the next, so it runs every time; remove "
+        "reuse_passed_for_seconds",
+    },
+}
 
 BODY_MODELS: dict[str, type[Strict]] = {
     "smoke_test": SmokeTestBody,

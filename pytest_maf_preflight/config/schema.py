@@ -15,7 +15,14 @@ from typing import Any
 from ..checks.base import CheckRegistry
 from ..names import NAME_PATTERN, NAME_RULE
 from .errors import PathItem, kind
-from .models import BODY_MODELS, CONFIG_TYPES, ID_PATTERN, SEMVER_PATTERN, PreflightConfig
+from .models import (
+    BODY_MODELS,
+    CONFIG_TYPES,
+    ID_PATTERN,
+    REFUSED_KEYS,
+    SEMVER_PATTERN,
+    PreflightConfig,
+)
 
 SCHEMA_ID = "https://pytest-maf-preflight.invalid/schema/preflight-config.json"
 #: What the patterns of the models mean, for messages a person can act on.
@@ -144,8 +151,12 @@ def _describe(error: Any, path: tuple[PathItem, ...]) -> Iterator[tuple[tuple[Pa
         path = (*path, error.instance)  # about a key of this mapping, not a value in it
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
+        refused = REFUSED_KEYS.get(str(error.schema.get("title")), {})
         for key in error.instance:
             if key in allowed:
+                continue
+            if key in refused:
+                yield (*path, str(key)), refused[key]
                 continue
             hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
             message = f"unknown key {key!r}"

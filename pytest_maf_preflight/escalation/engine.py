@@ -19,49 +19,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config.models import EscalationPathBody, EscalationStep
+from ..config.models import EscalationStep
 from ..runtime.records import CLIMBING_STATES, OPEN_STATES, DeliveryRecord, EscalationRecord
 from . import permissions
 from .channels import Notice, NoticeKind, build_message, deliver
 from .channels.notice import SEVERITIES
 from .errors import EscalationError
+from .paths import PathRef
 from .triggers import TriggerOutcome, dedup_key, met_triggers
 
-__all__ = ["EngineReport", "EscalationEngine", "PathRef"]
+__all__ = ["EngineReport", "EscalationEngine"]
 
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
     from ..runtime.interface import RuntimeState
-
-
-@dataclasses.dataclass(frozen=True)
-class PathRef:
-    """An escalation path config, resolved."""
-
-    id: str
-    version: str
-    body: EscalationPathBody
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"id": self.id, "version": self.version, "config": self.body.model_dump(mode="json")}
-
-    @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> PathRef:
-        return cls(
-            str(snapshot["id"]),
-            str(snapshot.get("version", "")),
-            EscalationPathBody.model_validate(snapshot["config"]),
-        )
-
-    def steps(self) -> list[EscalationStep]:
-        limit = self.body.max_escalation_level
-        return sorted(
-            (s for s in self.body.escalation_steps if limit is None or s.level <= limit),
-            key=lambda s: s.level,
-        )
-
-    def after(self, level: int) -> EscalationStep | None:
-        return next((s for s in self.steps() if s.level > level), None)
 
 
 @dataclasses.dataclass

@@ -1,20 +1,26 @@
-"""Escalations for a gate run or a test: which path each check uses, and the engine to run."""
+"""Escalations for a gate run or a test: which path each check uses, and the engine to run.
+
+The engine (and its channels) is imported only when there is something to escalate: see
+``has_work``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config.models import EscalationPathBody
-from .engine import EngineReport, EscalationEngine, PathRef
+from ..runtime.records import OPEN_STATES
+from .paths import PathRef
 
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
     from ..config.loader import LoadedConfig
     from ..runtime.interface import RuntimeState
+    from .engine import EngineReport, EscalationEngine
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +51,8 @@ def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
 def engine_for(
     runtime: RuntimeState, settings: EscalationSettings, loaded: Iterable[LoadedConfig]
 ) -> EscalationEngine:
+    from .engine import EscalationEngine
+
     return EscalationEngine(
         runtime,
         paths_of(loaded),
@@ -56,20 +64,42 @@ def engine_for(
     )
 
 
+def check_paths_of(loaded: Iterable[LoadedConfig], default_path: str | None) -> dict[str, str]:
+    """Check id -> the path it escalates on: its own ``escalation_path``, else ``default_path``
+    (ini ``maf_default_escalation``)."""
+    return {
+        c.id: path
+        for c in loaded
+        if c.config_type != "escalation_path" and (path := c.config.escalation_path or default_path)
+    }
+
+
+def has_work(
+    runtime: RuntimeState, settings: EscalationSettings, check_paths: Mapping[str, str]
+) -> bool:
+    """Whether the engine has anything to do after a gate run: a check names a path, or the
+    store holds an open escalation (a check that passes again resolves it, a tick climbs it,
+    even once its path's config is gone: it keeps a snapshot). Without either the engine would
+    only read the store and find nothing."""
+    return (
+        bool(check_paths)
+        or not settings.deliver  # the engine's report says that nothing was sent
+        or bool(runtime.escalations(states=OPEN_STATES, limit=1))
+    )
+
+
 def escalate_session(
     runtime: RuntimeState,
     settings: EscalationSettings,
     loaded: Sequence[LoadedConfig],
     results: Iterable[CheckResult],
     session_id: str,
-) -> EngineReport:
+) -> EngineReport | None:
     """Run the engine for a recorded gate session: each check's own ``escalation_path``, else
-    the settings' ``default_path`` (ini ``maf_default_escalation``)."""
-    check_paths = {
-        c.id: path
-        for c in loaded
-        if c.config_type != "escalation_path"
-        and (path := c.config.escalation_path or settings.default_path)
-    }
+    the settings' ``default_path`` (ini ``maf_default_escalation``). None, without importing
+    the engine, when it has nothing to do (``has_work``)."""
+    check_paths = check_paths_of(loaded, settings.default_path)
+    if not has_work(runtime, settings, check_paths):
+        return None
     engine = engine_for(runtime, settings, loaded)
     return engine.process_session(list(results), check_paths=check_paths, session_id=session_id)

@@ -6,9 +6,11 @@ xdist's controller, which hands its results to the workers (``XdistController``)
 ``worker.GateWorker`` takes over.
 
 Flow: configs are loaded before the session starts (``loading.preload``: errors end it with one
-clear message); every active check runs once, concurrently, before the first test (under xdist,
-as the first worker is set up); check items report those results; ``maf_smoke`` tests run
-next; a failure of either closes the gate and the rest is skipped.
+clear message); every active check runs once, concurrently, on a background thread started as
+collection starts (under xdist, as the session starts), and the first test waits for them
+(under xdist, the set-up of the first worker: see ``check_run``); check items report those
+results; ``maf_smoke`` tests run next; a failure of either closes the gate and the rest is
+skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 
 from ..checks.base import CheckContext, CheckResult
-from ..checks.runner import PlannedCheck, run_checks
+from ..checks.runner import PlannedCheck
 from ..exitcodes import MafExitCode
 from ..processes import groups
 from ..redaction import is_secret_key
@@ -32,6 +34,7 @@ from ..runtime.records import new_id
 from ..settings import Settings
 from ..warning_types import MafRuntimeFallback
 from .barrier import SmokeBarrier
+from .check_run import CheckRun
 from .collection import COLLECTION_PLUGIN, GateCollection, is_smoke_report
 from .decision import GateDecision
 from .escalating import escalate_recorded
@@ -71,6 +74,8 @@ class GateController:
         # Known from the start: the protocol messages written as checks run carry it.
         self.session_id = new_id()
         self.messages: GateMessages | None = None  # those messages, once the checks ran
+        #: The checks running on their thread; None until they start (see ``start_checks``).
+        self.check_run: CheckRun | None = None
         self.smoke_outcomes: dict[str, SmokeOutcome] = {}
         #: The smoke barrier of xdist workers; None until the first worker is set up.
         self.barrier: SmokeBarrier | None = None
@@ -106,6 +111,10 @@ class GateController:
                 )
             )
         self.state.prepare(registry, loaded, descriptors)
+        if self.config.pluginmanager.has_plugin("dsession"):
+            # xdist's controller sets its workers up next (it collects nothing), and hands
+            # them the results (XdistController): the checks run while the first one starts.
+            self.start_checks()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> None:
@@ -114,6 +123,10 @@ class GateController:
         error = self._warn_fallbacks()
         if error is not None:
             raise pytest.UsageError(f"{error} ({_FALLBACK_IS_AN_ERROR})")
+        # The checks run while the tests are collected; --collect-only runs none, as pytest
+        # runs no test then (nor do --fixtures and the like, which collect without this hook).
+        if not session.config.option.collectonly:
+            self.start_checks()
 
     def _warn_fallbacks(self) -> str | None:
         """A ``MafRuntimeFallback`` per fallback not warned about yet; the message of the first
@@ -128,10 +141,14 @@ class GateController:
 
     # --- the checks ---------------------------------------------------------------------------
 
-    def run_gate(self) -> None:
-        """Run every active check once, concurrently, and decide; later calls do nothing."""
-        if not self.state.start_checks():
-            return
+    def start_checks(self) -> None:
+        """Start every active check once, on a background thread (``check_run``), so that they
+        run while pytest goes on; ``run_gate`` joins them. Later calls do nothing."""
+        if self.check_run is None:
+            self.check_run = self._check_run()
+            self.check_run.start()
+
+    def _check_run(self) -> CheckRun:
         settings, notes = self.settings, self.state.notes
         ctx = CheckContext(
             rootdir=settings.rootdir,
@@ -141,34 +158,48 @@ class GateController:
             base_url=settings.base_url,
             reservations=self._reservation_state(),
         )
-        hook = self.config.hook
         opened = self.store.opened
+        planned, reused = self.planned, dict[str, CheckResult]()
+        if any(check.reuse_seconds > 0 for check in planned):
+            from .reuse import reuse_recent_passes  # only for configs that ask for it
+
+            planned, reused = reuse_recent_passes(
+                planned, opened, settings, notes.reuse, ctx.environ
+            )
         messages = self.messages = GateMessages(
             opened.runtime if opened is not None else None,
             agent_id=settings.agent_id,
             session_id=self.session_id,
         )
+        return CheckRun(planned, ctx, settings.max_concurrency, messages, known=reused)
 
-        def observe(result: CheckResult) -> None:
-            messages.poll()
+    def run_gate(self) -> None:
+        """Wait for every active check (started now if they did not start early), and decide;
+        later calls do nothing."""
+        self.start_checks()
+        if not self.state.start_checks():
+            return
+        run = self.check_run
+        assert run is not None
+        if run.ctx.environ != dict(os.environ):
+            # Collection changed the environment (a conftest set a variable): the checks see it
+            # as the tests will, as they did when they started only now.
+            run.cancel()
+            self.check_run = run = self._check_run()
+            run.start()
+        results, arrived = run.join()
+        notes = self.state.notes
+        for result in arrived:  # on this thread, as the observers always were
             try:
-                hook.pytest_maf_preflight_check_executed(config=self.config, result=result)
+                self.config.hook.pytest_maf_preflight_check_executed(
+                    config=self.config, result=result
+                )
             except Exception as exc:  # an observer must not break the gate; it is reported
                 notes.hook_errors.append(
                     f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}"
                 )
-
-        # Ctrl-C or SIGTERM while checks run must not leave their commands running.
-        with groups.killed_when_interrupted():
-            results = run_checks(
-                self.planned,
-                ctx,
-                settings.max_concurrency,
-                on_result=observe,
-                on_start=messages.started,
-            )
-        messages.finished(results)
-        notes.runtime.extend(messages.errors)
+        run.messages.finished(results)
+        notes.runtime.extend(run.messages.errors)
         self.state.checked(results)
 
     def _reservation_state(self) -> Any:
@@ -271,6 +302,7 @@ class GateController:
     # trylast: the exit code we record and may replace is the one other plugins settled on.
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self._cancel_checks()  # the session ends before its tests: their results count for none
         if self.barrier_dir is not None:
             shutil.rmtree(self.barrier_dir, ignore_errors=True)
         # -x/--maxfail under xdist ends as "interrupted"; it is still the gate that closed.
@@ -340,7 +372,12 @@ class GateController:
         self.store.after_record(opened, len(bundle.executions))
         state.escalated(escalate_recorded(state, opened, bundle.session.id))
 
+    def _cancel_checks(self) -> None:
+        if self.check_run is not None and not self.check_run.finished:
+            self.check_run.cancel()
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._cancel_checks()  # a session that never finished (pytest_sessionfinish not run)
         thaw(self.frozen)
         self.frozen = NOT_FROZEN
         # Attempts abandoned at their deadline (or left queued by an interrupt) run on daemon

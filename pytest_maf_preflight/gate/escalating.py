@@ -51,4 +51,4 @@ def escalate_recorded(state: GateState, opened: OpenedRuntime, session_id: str) 
         )
     except Exception as exc:  # the run's verdict stands; the failure is said, not raised
         return [f"escalations failed: {type(exc).__name__}: {exc}"]
-    return report.lines()
+    return report.lines() if report is not None else []

@@ -48,6 +48,9 @@ class PreflightCheckItem(pytest.Item):
             pytest.fail(f"preflight check {self.check_id!r} has no result", pytrace=False)
         self.user_properties.append(("maf_check_status", result.status.value))
         self.user_properties.append(("maf_check_duration", f"{result.duration:.3f}"))
+        if result.reused_from is not None:  # a recent pass, not run again (gate.reuse)
+            reused = result.reused_from["execution_id"]
+            self.user_properties.append(("maf_check_reused_from", str(reused)))
         if result.passed:
             if result.details.get("override"):
                 message = (

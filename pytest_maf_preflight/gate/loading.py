@@ -1,10 +1,18 @@
 """The configs, loaded and validated before the session starts (and the session recorded when
-they are invalid: no check runs then)."""
+they are invalid: no check runs then).
+
+The gate loads through the config cache (``config.cache``), whose entries live in pytest's
+cache directory (``.pytest_cache/d/maf-preflight-configs``): a directory of the checkout that
+pytest keeps out of git and empties with ``--cache-clear``. With pytest's cache off
+(``-p no:cacheprovider``) every run loads in full.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,32 +27,108 @@ from ..runtime.factory import open_chain
 from ..settings import Settings
 from .recording import build_bundle
 
+if TYPE_CHECKING:
+    from ..config.cache import CacheKey, ConfigCache
+
 _LOADED_KEY = pytest.StashKey[tuple[CheckRegistry, list[LoadedConfig]]]()
+#: The cache entry of a set loaded in full, written once pytest's cache is set up.
+_ENTRY_KEY = pytest.StashKey[tuple["ConfigCache", "CacheKey", bytes]]()
+#: The directory of the cache entries under pytest's cache directory (``Cache.mkdir``).
+CACHE_DIR_NAME = "maf-preflight-configs"
 
 
 def load_configs(
-    config: pytest.Config, settings: Settings
+    config: pytest.Config, settings: Settings, *, cached: bool = False
 ) -> tuple[CheckRegistry, list[LoadedConfig]]:
-    """The check registry (with plugins' types) and every config; raises ``ConfigLoadError``."""
+    """The check registry (with plugins' types) and every config; raises ``ConfigLoadError``.
+
+    With ``cached``, an unchanged set of files is rebuilt from its cache entry, and a valid set
+    loaded in full leaves an entry to write (``preloaded`` writes it).
+    """
     registry = builtin_registry()
     config.hook.pytest_maf_preflight_register_check_types(registry=registry, config=config)
     files, errors = discover(settings.config_paths, required=settings.config_paths[1:])
     if errors:
         raise ConfigLoadError(errors)
     loader = ConfigLoader(registry, settings.environment, settings.max_config_bytes)
-    loaded = loader.load_files(files)
+    cache = _config_cache(config) if cached else None
+    entry = None
+    if cache is None:
+        loaded = loader.load_files(files)
+    else:
+        loaded, entry = _load_cached(cache, loader, files, config.getoption("cacheclear", False))
     errors = _escalation_references(loaded, settings.default_escalation, config.inipath)
     errors += integration_cycles(loaded, settings.environment)
     if errors:
         raise ConfigLoadError(errors)
+    if entry is not None:
+        config.stash[_ENTRY_KEY] = entry
     return registry, loaded
+
+
+def _config_cache(config: pytest.Config) -> ConfigCache | None:
+    """The cache in pytest's cache directory, found as pytest finds it (its ``Cache`` is made
+    only later, in ``pytest_configure``); None when pytest's cache is off."""
+    if not config.pluginmanager.has_plugin("cacheprovider"):
+        return None
+    from ..config.cache import ConfigCache
+
+    try:
+        raw = str(config.getini("cache_dir"))
+    except ValueError:  # a pytest whose cache plugin has no such ini key: no cache then
+        return None
+    base = Path(os.path.expandvars(os.path.expanduser(raw)))
+    return ConfigCache(config.rootpath / base / "d" / CACHE_DIR_NAME)
+
+
+def _load_cached(
+    cache: ConfigCache, loader: ConfigLoader, files: list[Path], cleared: bool
+) -> tuple[list[LoadedConfig], tuple[ConfigCache, CacheKey, bytes] | None]:
+    """The configs, from their entry when there is one (not when ``--cache-clear`` is about to
+    empty the cache); else loaded in full, with the entry to write (None when not cacheable)."""
+    from ..config.cache import cache_key, entry_for, read_sources
+
+    sources = read_sources(files, loader.max_bytes)
+    if sources is None:  # a file that cannot be read: the full load says which and why
+        return loader.load_files(files), None
+    key = cache_key(
+        sources,
+        environment=loader.environment,
+        max_bytes=loader.max_bytes,
+        registry=loader.registry,
+    )
+    restored = None if cleared else cache.load(key, sources, loader)
+    if restored is not None:
+        return restored, None
+    loaded = loader.load_files(files, sources)
+    entry = entry_for(key, sources, loaded, loader.registry)
+    return loaded, (cache, key, entry) if entry is not None else None
 
 
 def preloaded(
     config: pytest.Config, settings: Settings
 ) -> tuple[CheckRegistry, list[LoadedConfig]]:
-    """What ``preload`` loaded, or (when it did not run) a fresh load."""
-    return config.stash.get(_LOADED_KEY, None) or load_configs(config, settings)
+    """What ``preload`` loaded, or (when it did not run) a fresh load; writes the cache entry
+    ``preload`` left, now that pytest's cache is set up (called at session start)."""
+    found = config.stash.get(_LOADED_KEY, None) or load_configs(config, settings)
+    _write_entry(config)
+    return found
+
+
+def _write_entry(config: pytest.Config) -> None:
+    entry = config.stash.get(_ENTRY_KEY, None)
+    pytest_cache = getattr(config, "cache", None)
+    if entry is None or pytest_cache is None:
+        return
+    del config.stash[_ENTRY_KEY]
+    cache, key, data = entry
+    try:
+        # pytest makes its cache directory with what keeps it out of git and backups.
+        directory = pytest_cache.mkdir(CACHE_DIR_NAME)
+    except (OSError, ValueError):
+        return
+    if os.path.normpath(directory) == os.path.normpath(cache.directory):
+        cache.store(key, data)
 
 
 def _escalation_references(
@@ -86,7 +170,7 @@ def preload(config: pytest.Config, settings: Settings) -> str | None:
     and one clear message, before pytest prints a header or collects anything.
     """
     try:
-        config.stash[_LOADED_KEY] = load_configs(config, settings)
+        config.stash[_LOADED_KEY] = load_configs(config, settings, cached=True)
     except ConfigLoadError as exc:
         return exc.format(settings.rootdir)
     except Exception as exc:  # a plugin's check type that cannot register or build a schema

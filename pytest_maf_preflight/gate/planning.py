@@ -24,9 +24,11 @@ def plan_check(
     body = loaded.body
     members: tuple[str, ...] = ()
     definition: object = loaded.definition
+    reuse = 0.0  # never for a reservation check: leases change between runs
     if isinstance(body, SmokeTestBody):
         check_type = lookup(body.test_type)
         timeout, retries, delay = body.timeout_seconds, body.retry_count, body.retry_delay_seconds
+        reuse = body.reuse_passed_for_seconds
         if body.test_type == "integration":
             members = tuple(getattr(loaded.definition, "checks", ()))
     else:
@@ -50,4 +52,5 @@ def plan_check(
         config_file=str(loaded.file),
         config_version=config.version,
         members=members,
+        reuse_seconds=reuse,
     )

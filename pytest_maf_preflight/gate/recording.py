@@ -197,7 +197,17 @@ def check_execution(
     session_id: str, agent_id: str, result: CheckResult, execution_id: str | None = None
 ) -> ExecutionRecord:
     """The execution row of one check's result; ``execution_id`` is the id its
-    ``PREFLIGHT_CHECK`` message announced (a new one without)."""
+    ``PREFLIGHT_CHECK`` message announced (a new one without).
+
+    A check that may be reused records what its pass is reused under (``content_hash``); a
+    reused pass records the run it reused (``reused_from``), both in ``result``: older
+    plugins sharing the store read these rows unchanged, and no schema migration is needed.
+    """
+    reuse: dict[str, Any] = {}
+    if result.content_hash:
+        reuse["content_hash"] = result.content_hash
+    if result.reused_from is not None:
+        reuse["reused_from"] = dict(result.reused_from)
     return ExecutionRecord(
         id=execution_id or new_id(),
         session_id=session_id,
@@ -217,6 +227,7 @@ def check_execution(
             "severity": result.severity,
             "config_file": result.config_file,
             "details": result.details,
+            **reuse,
         },
         error_message=(result.message or result.observed) if not result.passed else None,
     )
@@ -273,9 +284,19 @@ def result_message(execution: ExecutionRecord) -> Message:
             "duration": max(0.0, float(execution.duration)),
             "attempts": execution.attempts,
             "error_message": execution.error_message,
-            "summary": f"{execution.kind} {execution.config_id}: {execution.status}",
+            "summary": f"{execution.kind} {execution.config_id}: {execution.status}"
+            + _reused_text(execution.result.get("reused_from")),
         },
     )
+
+
+def _reused_text(origin: Any) -> str:
+    """`` (reused from <when the reused run ended>)``, or nothing for a check that ran."""
+    if not isinstance(origin, Mapping):
+        return ""
+    from .reuse import reused_text
+
+    return f" ({reused_text(origin)})"
 
 
 def check_message(

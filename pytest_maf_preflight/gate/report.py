@@ -73,7 +73,7 @@ class GateReport:
             self._write_results(tr, details=verbosity > 0)
         for message in notes.hook_errors:
             tr.write_line(f"maf-preflight: {message}", yellow=True)
-        for line in notes.escalations:
+        for line in (*notes.escalations, *notes.reuse):
             tr.write_line(f"maf-preflight: {line}", yellow=True)
         for note in notes.runtime:
             routine = note.startswith("recorded ") and "memory only" not in note
@@ -91,10 +91,12 @@ class GateReport:
             status = result.status.value.upper()
             if not result.passed and not blocking:
                 status = f"WARN ({result.status.value})"
-            line = (
-                f"{status:<{_STATUS_WIDTH}} {result.check_id:<{width}}  "
-                f"{result.duration * 1000:8.1f} ms"
-            )
+            took = f"{result.duration * 1000:8.1f} ms"
+            if result.reused_from is not None:
+                from .reuse import reused_text
+
+                took = f"({reused_text(result.reused_from)})"
+            line = f"{status:<{_STATUS_WIDTH}} {result.check_id:<{width}}  {took}"
             markup = (
                 {"green": True}
                 if result.passed
@@ -120,10 +122,10 @@ class GateReport:
         """What a check is and what it observed, in one line (``-v``)."""
         shown = _shown(Path(result.config_file), self.state.settings.rootdir)
         observed = (result.observed or result.message).strip().splitlines()
-        text = (
-            f"{result.name} ({result.test_type}, {result.severity}), "
-            f"{_plural(result.attempts, 'attempt')}, {shown}"
-        )
+        ran = _plural(result.attempts, "attempt")
+        if result.reused_from is not None:
+            ran = f"reused, execution {str(result.reused_from['execution_id'])[:12]}"
+        text = f"{result.name} ({result.test_type}, {result.severity}), {ran}, {shown}"
         if observed:
             first = observed[0]
             text += f": {first[:120]}{'...' if len(first) > 120 or len(observed) > 1 else ''}"
@@ -161,10 +163,11 @@ class GateReport:
         state = self.state
         results = list(state.results.values())
         passed = sum(r.passed for r in results)
+        reused = sum(r.reused_from is not None for r in results)
         failed = sum(not r.passed and state.is_blocking(r) for r in results)
         warned = len(results) - passed - failed
         parts = [
-            f"{passed} passed",
+            f"{passed} passed" + (f" ({reused} reused)" if reused else ""),
             *([f"{failed} failed"] if failed else []),
             *([f"{warned} warned"] if warned else []),
         ]

@@ -44,6 +44,8 @@ class GateNotes:
     hook_errors: list[str] = dataclasses.field(default_factory=list)
     #: What the escalation engine did, for the session and for tests (``maf_escalate``).
     escalations: list[str] = dataclasses.field(default_factory=list)
+    #: Why no recent pass could be reused (``reuse``), when some check would allow it.
+    reuse: list[str] = dataclasses.field(default_factory=list)
 
 
 class GateState:

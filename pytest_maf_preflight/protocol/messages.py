@@ -16,6 +16,7 @@ This module imports pydantic; nothing on the plugin's idle path imports it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -70,6 +71,8 @@ class Envelope(BaseModel):
         strict=True,
         allow_inf_nan=False,
         json_schema_extra=_type_required,
+        # Built when first used: escalation notices need one or two of the five models.
+        defer_build=True,
     )
 
     id: MessageId = Field(default_factory=new_id, description="Unique id (uuid4 hex by default)")
@@ -173,7 +176,11 @@ MESSAGE_TYPES: dict[str, type[Envelope]] = {
     "ESCALATION_RESPONSE": EscalationResponse,
 }
 
-_ADAPTER: TypeAdapter[ProtocolMessage] = TypeAdapter(ProtocolMessage)
+
+@functools.cache
+def _adapter() -> TypeAdapter[ProtocolMessage]:
+    """The union's validator, built when a message is first parsed (not at import)."""
+    return TypeAdapter(ProtocolMessage)
 
 
 def _describe(error: ErrorDetails) -> tuple[str, str]:
@@ -219,7 +226,7 @@ def parse_message(data: Mapping[str, Any]) -> ProtocolMessage:
     type_ = data.get("type")
     prefix = f"invalid {type_} message" if type_ in MESSAGE_TYPES else "invalid message"
     try:
-        return _ADAPTER.validate_python(dict(data))
+        return _adapter().validate_python(dict(data))
     except ValidationError as exc:
         raise _error(prefix, exc) from None
 
@@ -342,7 +349,7 @@ def from_record(record: Message) -> ProtocolMessage:
         "correlation_id": record.correlation_id,
     }
     try:
-        return _ADAPTER.validate_python(data)
+        return _adapter().validate_python(data)
     except ValidationError as exc:
         raise _error(prefix, exc) from None
 
@@ -357,4 +364,4 @@ def message_schemas() -> dict[str, dict[str, Any]]:
 
 def message_schema() -> dict[str, Any]:
     """The JSON Schema of any protocol message (a ``oneOf`` discriminated on ``type``)."""
-    return {"$schema": DRAFT, "title": "ProtocolMessage", **_ADAPTER.json_schema()}
+    return {"$schema": DRAFT, "title": "ProtocolMessage", **_adapter().json_schema()}

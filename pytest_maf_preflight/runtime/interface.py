@@ -72,6 +72,15 @@ class RuntimeState(abc.ABC):
     ) -> list[ExecutionRecord]: ...
 
     @abc.abstractmethod
+    def latest_check_execution(
+        self, config_id: str, *, agent_id: str, environment: str
+    ) -> ExecutionRecord | None:
+        """The newest execution (``started_at``, then ``id``) of the config check
+        ``config_id`` that ``agent_id`` recorded in a session of ``environment``, whatever its
+        status; None when there is none. The gate reuses a recent pass only when it is this
+        one (``gate.reuse``): a later failure, timeout or error disables the reuse."""
+
+    @abc.abstractmethod
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]: ...
 
     @abc.abstractmethod

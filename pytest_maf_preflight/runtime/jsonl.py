@@ -90,6 +90,7 @@ from .queries import (
     filter_executions,
     filter_leases,
     messages_in_order,
+    newest_check_execution,
     newest_conflicts,
     newest_definitions,
     newest_sessions,
@@ -807,6 +808,18 @@ class JsonRuntime(RuntimeState):
         return filter_executions(
             rows, config_id=config_id, status=status, session_id=session_id, limit=limit
         )
+
+    def latest_check_execution(
+        self, config_id: str, *, agent_id: str, environment: str
+    ) -> ExecutionRecord | None:
+        with self._current() as state:
+            return newest_check_execution(
+                state.executions.values(),
+                state.sessions,
+                config_id=config_id,
+                agent_id=agent_id,
+                environment=environment,
+            )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._current() as state:

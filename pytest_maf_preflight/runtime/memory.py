@@ -35,6 +35,7 @@ from .queries import (
     filter_executions,
     filter_leases,
     messages_in_order,
+    newest_check_execution,
     newest_conflicts,
     newest_definitions,
     newest_sessions,
@@ -117,6 +118,18 @@ class MemoryRuntime(RuntimeState):
         return filter_executions(
             rows, config_id=config_id, status=status, session_id=session_id, limit=limit
         )
+
+    def latest_check_execution(
+        self, config_id: str, *, agent_id: str, environment: str
+    ) -> ExecutionRecord | None:
+        with self._lock:
+            return newest_check_execution(
+                self._executions.values(),
+                self._sessions,
+                config_id=config_id,
+                agent_id=agent_id,
+                environment=environment,
+            )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._lock:

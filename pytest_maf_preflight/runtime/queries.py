@@ -5,7 +5,7 @@ records each query returns, in which order. The SQL modes say the same in SQL
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .arguments import checked_limit
@@ -87,6 +87,30 @@ def filter_executions(
     ]
     out.sort(key=lambda r: (r.started_at, r.id), reverse=True)
     return out[: checked_limit(limit)]
+
+
+def newest_check_execution(
+    rows: Iterable[ExecutionRecord],
+    sessions: Mapping[str, SessionRecord],
+    *,
+    config_id: str,
+    agent_id: str,
+    environment: str,
+) -> ExecutionRecord | None:
+    """The newest check execution of ``config_id`` by ``agent_id`` in a session of
+    ``environment`` (``sessions``: by id), or None."""
+
+    def matches(r: ExecutionRecord) -> bool:
+        session = sessions.get(r.session_id)
+        return (
+            r.config_id == config_id
+            and r.agent_id == agent_id
+            and r.kind == "check"
+            and session is not None
+            and session.environment == environment
+        )
+
+    return max(filter(matches, rows), key=lambda r: (r.started_at, r.id), default=None)
 
 
 def newest_leases(rows: Iterable[Lease]) -> list[Lease]:

@@ -141,6 +141,15 @@ _SELECT_DUE = (
     "ORDER BY next_action_at, created_at, id"
 )
 _SELECT_QUEUED = MESSAGES.select + " WHERE status = 'queued'"
+#: The newest check execution of a config by an agent in an environment (the session's):
+#: walked newest first on the (config_id, started_at) index, one row read.
+_SELECT_LATEST_CHECK = (
+    "SELECT "  # noqa: S608 - constants
+    + ", ".join(f"e.{column}" for column in EXECUTIONS.columns)
+    + f" FROM {EXECUTIONS.name} e JOIN {SESSIONS.name} s ON s.id = e.session_id"
+    " WHERE e.config_id = ? AND e.agent_id = ? AND e.kind = 'check' AND s.environment = ?"
+    " ORDER BY e.started_at DESC, e.id DESC LIMIT 1"
+)
 _DELIVER_MESSAGE = "UPDATE messages SET status = 'delivered' WHERE id = ?"
 _ACK_MESSAGE = "UPDATE messages SET status = 'acked' WHERE id = ?"
 #: A heartbeat replaces the whole record (``excluded``: the row the insert would have written).
@@ -401,6 +410,12 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         )
         sql += " ORDER BY started_at DESC, id DESC"
         return [read_execution(r) for r in self._select(*limited(sql, params, limit))]
+
+    def latest_check_execution(
+        self, config_id: str, *, agent_id: str, environment: str
+    ) -> ExecutionRecord | None:
+        rows = self._select(_SELECT_LATEST_CHECK, (config_id, agent_id, environment))
+        return read_execution(rows[0]) if rows else None
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         sql, params = filtered(SNAPSHOTS.select, (("config_id = ?", config_id),))

@@ -1,7 +1,8 @@
 """Delivering an escalation notice to one target, by the target's channel.
 
 - ``mailbox`` (the default, and the fallback of ``agent_mail``): ``mailbox``.
-- ``webhook``: ``webhook``. ``command``: ``command``. ``agent_mail``: ``agent_mail``.
+- ``webhook``: ``webhook``. ``command``: ``command``. ``agent_mail``: ``agent_mail``; each
+  imported when a target first uses it.
 
 ``deliver`` returns one ``DeliveryRecord`` per attempt and never raises for delivery trouble:
 the records say what failed. Only a target name that cannot be a mailbox name is an error
@@ -16,11 +17,8 @@ from pathlib import Path
 
 from ...config.models import EscalationTarget
 from ...runtime.records import DeliveryRecord
-from .agent_mail import deliver_agent_mail
-from .command import deliver_command
 from .mailbox import check_target_name, deliver_mailbox, mailbox_dir
 from .notice import Notice, NoticeKind, build_message
-from .webhook import deliver_webhook
 
 __all__ = ["Notice", "NoticeKind", "build_message", "deliver", "mailbox_dir"]
 
@@ -41,10 +39,18 @@ def deliver(
     channel = target.channel if target is not None else "mailbox"
     if target is None or channel == "mailbox":
         return [deliver_mailbox(notice, mail_root, now=now)]
+    # The other channels are imported when a target uses them: HTTP, processes and the MCP
+    # client are not needed by an engine that only writes to mailboxes (or delivers nothing).
     if channel == "webhook":
+        from .webhook import deliver_webhook
+
         return deliver_webhook(notice, target, environ=environ, sleep=sleep, now=now)
     if channel == "command":
+        from .command import deliver_command
+
         return [deliver_command(notice, target, environ=environ, now=now)]
+    from .agent_mail import deliver_agent_mail
+
     return deliver_agent_mail(
         notice,
         target,

@@ -1,0 +1,277 @@
+"""The checks start as collection starts and run while the tests are collected (issue 14), with
+every guarantee of checks that ran at the first test: none with ``--collect-only``, nothing
+recorded when collection fails, observers on the main thread, commands killed on Ctrl-C or
+SIGTERM, the environment the tests see, failures closed.
+
+Real pytest processes, a real HTTP server on 127.0.0.1, real signals. Overlap is proven by the
+order of events (files written by the server and by the collected module), never by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers_configs import WriteConfig, command_config
+from helpers_http import HttpServer, Request, Response, StartHttpServer
+from helpers_processes import gone
+from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
+
+GATE = ("-p", "maf_preflight", "--maf-preflight")
+#: How long a collected module waits for the check's request before giving up on it.
+PATIENCE = 10.0
+
+
+def api_config(url: str) -> str:
+    return json.dumps(
+        {
+            "id": "slow-api",
+            "name": "An API that answers after a second",
+            "config_type": "smoke_test",
+            "config": {
+                "test_type": "api",
+                "timeout_seconds": 30,
+                "test_definition": {"url": url},
+            },
+        }
+    )
+
+
+def slow_server(http_server: StartHttpServer, arrived: Path) -> HttpServer:
+    """A server that writes when a request arrived into ``arrived``, then answers a second
+    later."""
+
+    def answer(request: Request) -> Response:
+        arrived.write_text(repr(time.time()))
+        return Response(200, "ok", delay=1.0)
+
+    return http_server(answer)
+
+
+def waiting_module(arrived: Path, then: str = "") -> str:
+    """A test module whose collection writes when it started and ended, and waits meanwhile for
+    the server to see the check's request (or for ``PATIENCE`` seconds, if it never comes)."""
+    return textwrap.dedent(f"""\
+        import pathlib, time
+        pathlib.Path("collect-start").write_text(repr(time.time()))
+        end = time.monotonic() + {PATIENCE}
+        while not pathlib.Path({str(arrived)!r}).exists() and time.monotonic() < end:
+            time.sleep(0.01)
+        pathlib.Path("collect-end").write_text(repr(time.time()))
+        {then}
+
+        def test_app():
+            pass
+        """)
+
+
+def moment(path: Path) -> float:
+    return float(path.read_text())
+
+
+def test_checks_run_while_the_tests_are_collected(
+    pytester: pytest.Pytester, write_config: WriteConfig, http_server: StartHttpServer
+) -> None:
+    arrived = pytester.path / "arrived"
+    server = slow_server(http_server, arrived)
+    write_config("api.json", api_config(server.url("/health")))
+    pytester.makepyfile(test_app=waiting_module(arrived))
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result.assert_outcomes(passed=2)
+    assert len(server.requests) == 1
+    # Before collection ended (checks used to wait for the test loop); it may come before the
+    # module started, since checks start as collection begins.
+    assert moment(arrived) < moment(pytester.path / "collect-end")
+
+
+def test_collect_only_runs_no_check(
+    pytester: pytest.Pytester, write_config: WriteConfig, http_server: StartHttpServer
+) -> None:
+    server = http_server({"/health": Response.text("ok")})
+    write_config("api.json", api_config(server.url("/health")))
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory", "--collect-only")
+    assert result.ret == 0
+    assert server.requests == []
+    pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory").assert_outcomes(passed=2)
+    assert len(server.requests) == 1  # the probe: a run that tests does ask
+
+
+def test_a_collection_error_ends_the_run_as_before_and_records_nothing(
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    http_server: StartHttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = pytester.path / "store" / "runtime.db"
+    monkeypatch.setenv("MAF_DB_PATH", str(db))
+    arrived = pytester.path / "arrived"
+    server = slow_server(http_server, arrived)
+    write_config("api.json", api_config(server.url("/health")))
+    # The check is under way when collection fails: its request arrived first.
+    pytester.makepyfile(test_app=waiting_module(arrived, then="raise RuntimeError('broken')"))
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=sqlite")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*RuntimeError: broken*", "*1 error*"])
+    assert moment(arrived) < moment(pytester.path / "collect-end")
+    store = SqliteRuntime(db)
+    try:
+        assert store.sessions() == []
+        assert store.messages() == []  # not even the start of the check that ran
+    finally:
+        store.close()
+
+
+OBSERVER = """\
+import json, threading
+
+def pytest_maf_preflight_check_executed(config, result):
+    with open("observed.jsonl", "a") as handle:
+        main = threading.current_thread() is threading.main_thread()
+        handle.write(json.dumps([result.check_id, main]) + "\\n")
+"""
+
+
+def test_observers_are_called_on_the_main_thread(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    pytester.makeconftest(OBSERVER)
+    for name in ("one", "two"):
+        write_config(f"{name}.json", command_config(name, [sys.executable, "-c", "pass"]))
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory").assert_outcomes(passed=3)
+    lines = (pytester.path / "observed.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line) for line in lines) == [["one", True], ["two", True]]
+
+
+def test_a_variable_set_during_collection_is_seen_by_the_checks(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    write_config(
+        "var.json",
+        json.dumps(
+            {
+                "id": "needs-var",
+                "name": "A variable a conftest sets",
+                "config_type": "smoke_test",
+                "config": {
+                    "test_type": "environment",
+                    "test_definition": {"required": ["MAF_TEST_SET_BY_CONFTEST"]},
+                },
+            }
+        ),
+    )
+    # Not named test*: pytest loads this conftest while it collects, after the checks started.
+    pytester.mkpydir("suite")
+    (pytester.path / "suite" / "conftest.py").write_text(
+        "import os\nos.environ['MAF_TEST_SET_BY_CONFTEST'] = '1'\n"
+    )
+    (pytester.path / "suite" / "test_app.py").write_text("def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result.stdout.fnmatch_lines(["*gate open*"])
+    result.assert_outcomes(passed=2)
+
+
+SLEEPER = (
+    "import os, sys, time; open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); "
+    "os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(60)"
+)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
+    end = time.monotonic() + within
+    while not path.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"pytest ended first ({proc.returncode}): {out!r} {err!r}")
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGINT, pytest.ExitCode.INTERRUPTED), (signal.SIGTERM, -signal.SIGTERM)],
+)
+def test_a_signal_during_collection_kills_the_checks_commands(
+    pytester: pytest.Pytester, write_config: WriteConfig, signum: int, code: int
+) -> None:
+    pidfile = pytester.path / "check.pid"
+    write_config(
+        "sleeps.json",
+        command_config("sleeps", [sys.executable, "-c", SLEEPER, str(pidfile)], timeout=120),
+    )
+    pytester.makepyfile(
+        test_app=(
+            "import pathlib, time\npathlib.Path('collecting').write_text('')\ntime.sleep(60)\n"
+            "def test_app():\n    pass\n"
+        )
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", *GATE, "--maf-runtime=memory", "-p", "no:cacheprovider"],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    pid = None
+    try:
+        _wait_for(pidfile, proc)
+        _wait_for(pytester.path / "collecting", proc)
+        pid = int(pidfile.read_text())
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == code, out.decode()
+        assert gone(pid, within=5.0), f"check process {pid} outlived the session"
+        assert b"INTERNALERROR" not in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if pid is not None and not gone(pid, within=0.0):
+            os.kill(pid, signal.SIGKILL)
+
+
+BROKEN_TYPE = """\
+from pytest_maf_preflight.checks.base import CheckType, Definition, Observation
+
+
+class Broken(Definition):
+    pass
+
+
+def run(definition, ctx):
+    return Observation(True, 123, "an expectation that is no text breaks the runner")
+
+
+def pytest_maf_preflight_register_check_types(registry, config):
+    registry.register(CheckType("broken", Broken, run))
+"""
+
+
+def test_a_runner_that_fails_on_its_thread_fails_the_run(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    pytester.makeconftest(BROKEN_TYPE)
+    write_config(
+        "broken.json",
+        json.dumps(
+            {
+                "id": "broken",
+                "name": "Breaks the runner",
+                "config_type": "smoke_test",
+                "config": {"test_type": "broken", "test_definition": {}},
+            }
+        ),
+    )
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["INTERNALERROR>*TypeError*"])
+    result.stdout.no_fnmatch_line("*passed*")
