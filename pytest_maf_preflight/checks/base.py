@@ -133,6 +133,9 @@ class CheckResult:
     config_file: str = ""
     config_version: str = ""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The active waiver that lets this failure through (``gate.waivers.summary``): the gate
+    #: stays open for it, ``status`` stays what the check saw.
+    waiver: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..checks.base import CheckResult
     from ..config.loader import LoadedConfig
     from ..runtime.interface import RuntimeState
+    from .plugin_channels import PluginChannels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +32,8 @@ class EscalationSettings:
     deliver: bool = True
     #: The path of checks that name none (ini ``maf_default_escalation``).
     default_path: str | None = None
+    #: The channels plugins add (None: the entry points alone).
+    channels: PluginChannels | None = None
 
 
 def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
@@ -53,6 +56,7 @@ def engine_for(
         environ=dict(os.environ),
         deliver=settings.deliver,
         project_default=settings.project,
+        channels=settings.channels,
     )
 
 

@@ -2,6 +2,7 @@
 
 - ``mailbox`` (the default, and the fallback of ``agent_mail``): ``mailbox``.
 - ``webhook``: ``webhook``. ``command``: ``command``. ``agent_mail``: ``agent_mail``.
+- any other name: a channel a plugin adds (``..plugin_channels``).
 
 ``deliver`` returns one ``DeliveryRecord`` per attempt and never raises for delivery trouble:
 the records say what failed. Only a target name that cannot be a mailbox name is an error
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from ...config.models import EscalationTarget
 from ...runtime.records import DeliveryRecord
+from ..plugin_channels import PluginChannels
 from .agent_mail import deliver_agent_mail
 from .command import deliver_command
 from .mailbox import check_target_name, deliver_mailbox, mailbox_dir
@@ -34,9 +36,11 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
     project_default: str = "",
+    plugins: PluginChannels | None = None,
 ) -> list[DeliveryRecord]:
     """Deliver ``notice`` to ``notice.target`` through ``target``'s channel (``None``: the
-    mailbox). ``project_default`` is the agent_mail project when the target names none."""
+    mailbox). ``project_default`` is the agent_mail project when the target names none;
+    ``plugins`` delivers the channels that are not built in (default: the entry points)."""
     check_target_name(notice.target)
     channel = target.channel if target is not None else "mailbox"
     if target is None or channel == "mailbox":
@@ -45,11 +49,14 @@ def deliver(
         return deliver_webhook(notice, target, environ=environ, sleep=sleep, now=now)
     if channel == "command":
         return [deliver_command(notice, target, environ=environ, now=now)]
-    return deliver_agent_mail(
-        notice,
-        target,
-        mail_root=mail_root,
-        environ=environ,
-        now=now,
-        project_default=project_default,
-    )
+    if channel == "agent_mail":
+        return deliver_agent_mail(
+            notice,
+            target,
+            mail_root=mail_root,
+            environ=environ,
+            now=now,
+            project_default=project_default,
+        )
+    found = plugins if plugins is not None else PluginChannels()
+    return [found.deliver(channel, notice, target, environ=environ, now=now)]
