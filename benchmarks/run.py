@@ -29,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 import active_gate  # noqa: E402 - beside this script, which Python puts on sys.path
+import escalation_ticks  # noqa: E402 - likewise
 import per_test_cost  # noqa: E402 - likewise
 import reservations  # noqa: E402 - likewise
 import runtime_stores  # noqa: E402 - likewise
@@ -388,6 +389,7 @@ SECTIONS: dict[str, tuple[Callable[[bool, int], Any], Callable[[Any], list[str]]
     "runtime_stores": (lambda quick, _: runtime_stores.bench(quick), runtime_stores.report),
     "store_location": (lambda quick, _: store_location.bench(quick), store_location.report),
     "per_test_cost": (lambda quick, _: per_test_cost.bench(quick), per_test_cost.report),
+    "escalation_ticks": (lambda quick, _: escalation_ticks.bench(quick), escalation_ticks.report),
 }
 
 

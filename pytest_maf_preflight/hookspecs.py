@@ -10,6 +10,9 @@ from pluggy import HookspecMarker
 
 if TYPE_CHECKING:
     from .checks.base import CheckRegistry, CheckResult
+    from .config.models import EscalationTarget
+    from .escalation.channels.notice import Notice
+    from .escalation.plugin_channels import ChannelResult
     from .gate.decision import GateDecision
 
 spec = HookspecMarker("pytest")
@@ -55,6 +58,54 @@ def pytest_maf_preflight_gate_decision(
 @spec
 def pytest_maf_preflight_check_executed(config: pytest.Config, result: CheckResult) -> None:
     """Observe one config check's result, as soon as it is known (controller only under xdist).
+
+    .. versionadded:: 0.1
+    """
+
+
+@spec
+def pytest_maf_preflight_escalation_channels(config: pytest.Config) -> Sequence[str] | None:
+    """Name the escalation channels your ``pytest_maf_preflight_deliver_escalation`` delivers.
+
+    Called where configs are loaded and escalations delivered (the controller, a test's
+    ``maf_escalate``): a target naming a channel that is neither built in, nor named here,
+    nor an entry point of the group ``maf_preflight.channels`` is a config error (exit 11).
+    Outside pytest (``maf-preflight escalations tick``, ``validate``) only the entry points
+    are known: a channel that must work there too belongs in a package.
+
+    :param config: the pytest config.
+    :return: channel names (ids: letters, digits, ``_`` and ``-``), or None for none.
+
+    .. versionadded:: 0.1
+    """
+
+
+@spec(firstresult=True)
+def pytest_maf_preflight_deliver_escalation(
+    config: pytest.Config,
+    channel: str,
+    notice: Notice,
+    target: EscalationTarget,
+    environ: Mapping[str, str],
+) -> ChannelResult | None:
+    """Deliver one escalation notice through a channel that is not built in.
+
+    Called where escalations are delivered (the controller, a test's ``maf_escalate``) for
+    each notice to a target whose ``channel`` is not ``mailbox``, ``webhook``, ``command`` or
+    ``agent_mail``, before the channel's entry point (if any) is
+    tried. Stops at the first non-None result: return None for channels that are not yours.
+    An exception, or a result that is not a ``ChannelResult``, is recorded as a failed
+    delivery; nothing is retried for you.
+
+    :param channel: the target's ``channel``.
+    :param notice: what to deliver: ``kind`` (``request`` or ``resolution``), ``escalation``,
+        ``level``, ``target`` (its name), ``severity``, ``summary``, ``agent_id`` and the
+        protocol ``message`` as JSON.
+    :param target: the target's config: ``url``, ``token_env``, ``timeout_seconds`` and
+        ``options`` (the channel's own settings); ``${ENV:NAME}`` references are not expanded.
+    :param environ: the environment to read ``token_env`` and ``${ENV:NAME}`` from.
+    :return: ``ChannelResult(delivered, error=None, response={})`` from
+        ``pytest_maf_preflight.escalation.plugin_channels``, or None.
 
     .. versionadded:: 0.1
     """

@@ -350,7 +350,7 @@ def maf_escalate(pytestconfig: pytest.Config) -> Iterator[Callable[..., Escalati
         gate.loaded if gate is not None and gate.loaded else load_configs(pytestconfig, settings)[1]
     )
     opened = open_chain(settings.runtime)
-    engine = engine_for(opened.runtime, escalation_settings(settings), loaded)
+    engine = engine_for(opened.runtime, escalation_settings(settings, pytestconfig), loaded)
 
     def escalate(
         path_id: str, summary: str, *, severity: str = "critical", check_id: str | None = None

@@ -8,12 +8,14 @@ project slug its own reservations; ``auth`` is the Authorization
 header the server accepts. Tools: ``echo`` answers with its arguments, ``fail`` reports
 ``isError``, ``send_message`` (mcp_agent_mail's) records each call in ``sent`` (its arguments
 and the Authorization header) and answers like mcp_agent_mail, or reports ``isError`` in mode
-``refuse_send``.
+``refuse_send``; ``acknowledge_message`` (mcp_agent_mail's) acknowledges a message sent, which
+then leaves its recipient's ``resource://views/ack-required/{agent}?project=...&limit=...``.
 """
 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from helpers_http import HttpServer, Request, Response
 
 TOKEN = "s3cret-token"
+ACK_VIEW = "resource://views/ack-required/"
 RESERVATIONS = [
     {
         "id": 1,
@@ -73,6 +76,8 @@ class McpServer:
     def __init__(self) -> None:
         self.initialized = False
         self.sent: list[dict[str, Any]] = []
+        #: Message id -> the recipient agents that acknowledged it.
+        self.acknowledged: dict[int, set[str]] = {}
 
     @property
     def requests(self) -> list[dict[str, Any]]:
@@ -125,6 +130,8 @@ class McpServer:
         if self.mode == "hang":
             return Response(hang=True)
         uri = message["params"]["uri"]
+        if uri.startswith(ACK_VIEW):
+            return self._reply(message, {"contents": [self._ack_required(uri)]})
         reservations = RESERVATIONS
         if self.projects is not None:
             # Like the server: each project's own reservations, none for another project.
@@ -149,6 +156,8 @@ class McpServer:
             )
         if name == "send_message":
             return self._send_message(message, arguments, request)
+        if name == "acknowledge_message":
+            return self._acknowledge(message, arguments)
         if name == "fail":
             return self._reply(
                 message,
@@ -190,6 +199,36 @@ class McpServer:
             ],
             "count": 1,
         }
+        return self._reply(
+            message,
+            {
+                "content": [{"type": "text", "text": json.dumps(result)}],
+                "structuredContent": result,
+            },
+        )
+
+    def _ack_required(self, uri: str) -> dict[str, Any]:
+        """Like mcp_agent_mail's view: the messages to the agent in the project that asked for
+        an acknowledgement and have none, newest first, at most ``limit``."""
+        agent_part, _, query = uri.removeprefix(ACK_VIEW).partition("?")
+        agent = urllib.parse.unquote(agent_part)
+        params = urllib.parse.parse_qs(query)
+        project, limit = params["project"][0], int(params.get("limit", ["20"])[0])
+        pending = [
+            {"id": number, "subject": call["arguments"]["subject"], "ack_required": True}
+            for number, call in enumerate(self.sent, start=1)
+            if call["arguments"].get("project_key") == project
+            and agent in call["arguments"].get("to", [])
+            and call["arguments"].get("ack_required")
+            and agent not in self.acknowledged.get(number, set())
+        ][::-1][:limit]
+        view = {"project": project, "agent": agent, "count": len(pending), "messages": pending}
+        return {"uri": uri, "mimeType": "application/json", "text": json.dumps(view)}
+
+    def _acknowledge(self, message: dict[str, Any], arguments: dict[str, Any]) -> Response:
+        number = int(arguments["message_id"])
+        self.acknowledged.setdefault(number, set()).add(arguments["agent_name"])
+        result = {"message_id": number, "acknowledged": True}
         return self._reply(
             message,
             {

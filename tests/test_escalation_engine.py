@@ -3,37 +3,19 @@ mailbox files, a real webhook server on 127.0.0.1, an injected clock and an inje
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from helpers_engine import AGENT, NOW, World, kinds, path
 from helpers_http import HttpServer, Response, StartHttpServer, scripted
 from helpers_loopback import closed_port
-from pytest_maf_preflight.checks.base import CheckResult, CheckStatus
-from pytest_maf_preflight.config.models import EscalationPathBody
 from pytest_maf_preflight.escalation.engine import EngineReport, EscalationEngine
 from pytest_maf_preflight.escalation.errors import EscalationError
-from pytest_maf_preflight.escalation.paths import PathRef
-from pytest_maf_preflight.gate.recording import build_bundle
 from pytest_maf_preflight.reservations.conflicts import Conflict, Holding
 from pytest_maf_preflight.runtime.interface import RuntimeState
-from pytest_maf_preflight.runtime.records import DeliveryRecord, EscalationRecord, new_id
-
-NOW = 1_700_000_000.0
-AGENT = "gate-agent"
-
-
-class Clock:
-    """The engine's clock: tests move ``now`` instead of sleeping."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+from pytest_maf_preflight.runtime.records import DeliveryRecord, new_id
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -51,131 +33,9 @@ def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RuntimeS
     state.close()
 
 
-class World:
-    """One project: a runtime, a mail root, the clock and the sleeps the engine asked for."""
-
-    def __init__(self, runtime: RuntimeState, tmp_path: Path) -> None:
-        self.runtime = runtime
-        self.mail_root = tmp_path / "mail"
-        self.clock = Clock(NOW)
-        self.sleeps: list[float] = []
-
-    def engine(
-        self,
-        *paths: PathRef,
-        deliver: bool = True,
-        agent_id: str = AGENT,
-        environ: dict[str, str] | None = None,
-    ) -> EscalationEngine:
-        return EscalationEngine(
-            self.runtime,
-            {p.id: p for p in paths},
-            agent_id=agent_id,
-            mail_root=self.mail_root,
-            environ=environ or {},
-            deliver=deliver,
-            clock=self.clock,
-            sleep=self.sleeps.append,
-            project_default="/srv/project",
-        )
-
-    def result(
-        self,
-        check_id: str,
-        status: str,
-        *,
-        severity: str = "critical",
-        details: dict[str, Any] | None = None,
-        test_type: str = "command",
-    ) -> CheckResult:
-        return CheckResult(
-            check_id=check_id,
-            name=check_id,
-            test_type=test_type,
-            severity=severity,
-            status=CheckStatus(status),
-            observed=f"{check_id} {status}",
-            started_at=self.clock.now,
-            completed_at=self.clock.now + 0.5,
-            duration=0.5,
-            attempts=1,
-            details=details or {},
-        )
-
-    def gate(
-        self,
-        engine: EscalationEngine,
-        *results: CheckResult,
-        check_paths: dict[str, str] | None = None,
-        path_id: str = "oncall",
-    ) -> EngineReport:
-        """One gate run: record the session the way the gate does, then run the engine."""
-        bundle = build_bundle(
-            agent_id=AGENT,
-            environment="development",
-            runtime_mode=self.runtime.mode,
-            started_at=self.clock.now,
-            gate_open=all(r.passed for r in results),
-            exit_code=0,
-            results=results,
-            smoke=(),
-            loaded=(),
-            details={},
-        )
-        self.runtime.record_session(bundle)
-        paths = check_paths if check_paths is not None else {r.check_id: path_id for r in results}
-        return engine.process_session(results, check_paths=paths, session_id=bundle.session.id)
-
-    def inbox(self, target: str) -> list[dict[str, Any]]:
-        folder = self.mail_root / "mailboxes" / target / "inbox"
-        if not folder.is_dir():
-            return []
-        return [json.loads(p.read_text()) for p in sorted(folder.iterdir())]
-
-    def stored(self, escalation_id: str) -> EscalationRecord:
-        found = self.runtime.get_escalation(escalation_id)
-        assert found is not None
-        return found
-
-    def deliveries(self, escalation_id: str | None = None) -> list[tuple[str, int, str, str]]:
-        return [
-            (d.target, d.level, d.channel, d.status) for d in self.runtime.deliveries(escalation_id)
-        ]
-
-
 @pytest.fixture
 def world(runtime: RuntimeState, tmp_path: Path) -> World:
     return World(runtime, tmp_path)
-
-
-def path(
-    path_id: str = "oncall",
-    *,
-    steps: list[tuple[int, str, float | None]] | None = None,
-    conditions: list[dict[str, Any]] | None = None,
-    **more: Any,
-) -> PathRef:
-    """A path: (level, target, timeout minutes) steps; by default on-call for half a minute,
-    then lead for a minute."""
-    body: dict[str, Any] = {
-        "trigger_conditions": conditions or [{"condition": "preflight_failure", "threshold": 1}],
-        "escalation_steps": [
-            {
-                "level": level,
-                "action": "notify" if level == 1 else "escalate",
-                "target": target,
-                "timeout_minutes": timeout,
-            }
-            for level, target, timeout in (steps or [(1, "on-call", 0.5), (2, "lead", 1)])
-        ],
-        **more,
-    }
-    return PathRef(path_id, "1.0.0", EscalationPathBody.model_validate(body))
-
-
-def kinds(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
-    """(type, level or action) of each message in an inbox, oldest first."""
-    return [(m["type"], m.get("level", m.get("action"))) for m in messages]
 
 
 # --- opening -----------------------------------------------------------------------------------

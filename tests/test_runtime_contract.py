@@ -18,6 +18,7 @@ from pytest_maf_preflight.runtime.records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -27,7 +28,9 @@ from pytest_maf_preflight.runtime.records import (
     Message,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     new_id,
 )
 
@@ -1370,3 +1373,260 @@ def test_definitions_and_agent_fields_survive_reopening(mode: str, tmp_path: Pat
                 "a-1", 7.0, agent_type="coordinator", capabilities=("plan",), status="error"
             )
         ]
+
+
+# --- waivers, decisions and silences (issue 15) ---------------------------------------------
+
+
+def waiver(check_id: str = "api", at: float = T0, **changes: Any) -> WaiverRecord:
+    base = WaiverRecord(
+        id=new_id(),
+        check_id=check_id,
+        granted_by="lead",
+        reason="known outage, fix deploying",
+        granted_at=at,
+        expires_at=at + 3600,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def decision(escalation_id: str, at: float = T0, **changes: Any) -> DecisionRecord:
+    base = DecisionRecord(
+        id=new_id(),
+        escalation_id=escalation_id,
+        level=2,
+        decision="approved",
+        decided_by="lead",
+        reason="ship it",
+        decided_at=at,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def silence(at: float = T0, **changes: Any) -> SilenceRecord:
+    base = SilenceRecord(
+        id=new_id(),
+        check_id=None,
+        path_id="critical",
+        created_by="ops",
+        reason="maintenance window",
+        created_at=at,
+        expires_at=at + 600,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def test_waivers_round_trip_newest_first_and_once_per_id(runtime: RuntimeState) -> None:
+    scoped = waiver(
+        "reservations",
+        at=T0 + 10,
+        escalation_id="e-1",
+        scope={"leases": ("l-1", "l-2"), "paths": ["src/a.py"]},
+    )
+    plain = waiver("api")
+    runtime.add_waiver(plain)
+    runtime.add_waiver(scoped)
+    runtime.add_waiver(dataclasses.replace(plain, reason="a second write changes nothing"))
+    stored = runtime.waivers()
+    # The scope comes back as plain JSON (tuples as lists), in every mode.
+    as_json = dataclasses.replace(scoped, scope={"leases": ["l-1", "l-2"], "paths": ["src/a.py"]})
+    assert stored == [as_json, plain]
+    assert runtime.waivers(check_id="api") == [plain]
+    assert runtime.waivers(check_id="nothing") == []
+    assert runtime.info().counts["waivers"] == 2
+
+
+def test_only_active_waivers_are_active(runtime: RuntimeState) -> None:
+    w = waiver(at=T0)
+    runtime.add_waiver(w)
+    assert runtime.waivers(active_at=T0 - 1) == []  # not granted yet
+    assert runtime.waivers(active_at=T0) == [w]
+    assert runtime.waivers(active_at=T0 + 3599.5) == [w]
+    assert runtime.waivers(active_at=T0 + 3600) == []  # expired: expires_at is excluded
+    assert runtime.waivers(active_at=T0 + 10, check_id="api") == [w]
+    assert runtime.waivers(active_at=T0 + 10, check_id="other") == []
+
+
+def test_a_revocation_says_who_and_when_and_happens_once(runtime: RuntimeState) -> None:
+    w = waiver(at=T0)
+    runtime.add_waiver(w)
+    done = runtime.revoke_waiver(w.id, "lead", now=T0 + 100)
+    assert done == dataclasses.replace(w, revoked_at=T0 + 100, revoked_by="lead")
+    assert runtime.waivers() == [done]
+    # Active before the revocation, not from then on.
+    assert runtime.waivers(active_at=T0 + 99) == [done]
+    assert runtime.waivers(active_at=T0 + 100) == []
+    # The first revocation stays.
+    assert runtime.revoke_waiver(w.id, "someone-else", now=T0 + 200) == done
+    assert runtime.waivers() == [done]
+    assert runtime.revoke_waiver("no-such-waiver", "lead") is None
+
+
+def test_a_revocation_without_now_takes_the_store_clock(runtime: RuntimeState) -> None:
+    import time
+
+    w = waiver(at=time.time() - 10)
+    runtime.add_waiver(w)
+    before = time.time()
+    done = runtime.revoke_waiver(w.id, "lead")
+    assert done is not None
+    assert done.revoked_at is not None
+    assert before - 5 <= done.revoked_at <= time.time() + 5
+    assert runtime.waivers(active_at=time.time() + 6) == []
+
+
+def test_decisions_round_trip_newest_first(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    approved = decision(e.id, at=T0 + 5)
+    rejected = decision(e.id, at=T0 + 9, decision="rejected", level=3, reason="no")
+    # Kept for the record even when the escalation is not in this store (a sync copies
+    # decisions without their escalations).
+    elsewhere = decision("escalation-in-another-store", at=T0 + 1)
+    for d in (approved, rejected, elsewhere, approved):
+        runtime.record_decision(d)
+    assert runtime.decisions() == [rejected, approved, elsewhere]
+    assert runtime.decisions(e.id) == [rejected, approved]
+    assert runtime.decisions("nothing") == []
+    assert runtime.info().counts["escalation_decisions"] == 3
+
+
+def test_silences_round_trip_are_active_and_end_once(runtime: RuntimeState) -> None:
+    by_path = silence(at=T0)
+    by_check = silence(at=T0 + 5, path_id=None, check_id="api")
+    both = silence(at=T0 + 7, check_id="api", path_id="critical", expires_at=T0 + 8)
+    for s in (by_path, by_check, both, by_path):
+        runtime.add_silence(s)
+    assert runtime.silences() == [both, by_check, by_path]
+    assert runtime.silences(active_at=T0 + 7.5) == [both, by_check, by_path]
+    assert runtime.silences(active_at=T0 + 8) == [by_check, by_path]
+    assert runtime.silences(active_at=T0 - 1) == []
+    ended = runtime.expire_silence(by_path.id, "ops", now=T0 + 60)
+    assert ended == dataclasses.replace(by_path, expired_at=T0 + 60, expired_by="ops")
+    assert runtime.silences(active_at=T0 + 59) == [by_check, ended]
+    assert runtime.silences(active_at=T0 + 60) == [by_check]
+    assert runtime.expire_silence(by_path.id, "other", now=T0 + 90) == ended
+    assert runtime.expire_silence("no-such-silence", "ops") is None
+    assert runtime.info().counts["silences"] == 3
+    # What a silence covers: its check, its path, or that check on that path.
+    assert by_path.covers("critical", "anything")
+    assert not by_path.covers("other", "api")
+    assert by_check.covers("other", "api")
+    assert not by_check.covers("critical", "git")
+    assert both.covers("critical", "api")
+    assert not both.covers("other", "api")
+
+
+def test_a_delivery_can_be_recorded_as_silenced(runtime: RuntimeState) -> None:
+    e, _ = open_one(runtime)
+    quiet = delivery(e.id, T0 + 1, status="silenced", error=None, response={"silence": "s-1"})
+    runtime.record_delivery(quiet)
+    assert runtime.deliveries(e.id) == [quiet]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"check_id": ""}, "check_id"),
+        ({"granted_by": "  "}, "granted_by"),
+        ({"reason": ""}, "reason"),
+        ({"reason": "a\x00b"}, "reason must not contain NUL"),
+        ({"expires_at": T0}, "expires_at must be after granted_at"),
+        ({"granted_at": float("nan")}, "granted_at"),
+        ({"expires_at": None}, "expires_at"),
+        ({"scope": {"x": float("inf")}}, "scope"),
+        ({"scope": ["l-1"]}, "scope must be a mapping"),
+        ({"escalation_id": ""}, "escalation_id"),
+        ({"revoked_at": T0 + 1}, "revoked_at and revoked_by go together"),
+        ({"id": None}, "id"),
+    ],
+)
+def test_bad_waivers_are_refused_before_any_write(
+    runtime: RuntimeState, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        runtime.add_waiver(waiver(**changes))
+    assert runtime.waivers() == []
+
+
+def test_bad_decisions_silences_and_arguments_are_refused(runtime: RuntimeState) -> None:
+    changes: dict[str, Any]
+    for changes, message in (
+        ({"decision": "maybe"}, "decision must be one of approved, rejected"),
+        ({"level": 0}, "level"),
+        ({"level": True}, "level"),
+        ({"decided_by": ""}, "decided_by"),
+        ({"reason": ""}, "reason"),
+        ({"decided_at": float("inf")}, "decided_at"),
+        ({"escalation_id": None}, "escalation_id"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            runtime.record_decision(dataclasses.replace(decision("e-1"), **changes))
+    assert runtime.decisions() == []
+    for changes, message in (
+        ({"path_id": None}, "needs a check_id, a path_id or both"),
+        ({"check_id": ""}, "check_id"),
+        ({"created_by": ""}, "created_by"),
+        ({"reason": " "}, "reason"),
+        ({"expires_at": T0 - 1}, "expires_at must be after created_at"),
+        ({"expired_by": "ops"}, "expired_at and expired_by go together"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            runtime.add_silence(silence(**changes))
+    assert runtime.silences() == []
+    with pytest.raises(ValueError, match="a waiver must be a WaiverRecord"):
+        runtime.add_waiver(silence())  # type: ignore[arg-type]
+    w, s = waiver(), silence()
+    runtime.add_waiver(w)
+    runtime.add_silence(s)
+    with pytest.raises(ValueError, match="by"):
+        runtime.revoke_waiver(w.id, "")
+    with pytest.raises(ValueError, match="now"):
+        runtime.revoke_waiver(w.id, "lead", now=float("nan"))
+    with pytest.raises(ValueError, match="by"):
+        runtime.expire_silence(s.id, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="active_at"):
+        runtime.waivers(active_at=float("nan"))
+    with pytest.raises(ValueError, match="active_at"):
+        runtime.silences(active_at="now")  # type: ignore[arg-type]
+    assert runtime.waivers() == [w]
+    assert runtime.silences() == [s]
+
+
+def test_threads_revoking_one_waiver_leave_one_revocation(runtime: RuntimeState) -> None:
+    w = waiver()
+    runtime.add_waiver(w)
+    barrier = threading.Barrier(6)
+    results: list[WaiverRecord | None] = []
+
+    def race(n: int) -> None:
+        barrier.wait()
+        results.append(runtime.revoke_waiver(w.id, f"agent-{n}", now=T0 + n))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(1, 7)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    [stored] = runtime.waivers()
+    assert results == [stored] * 6
+    assert stored.revoked_by == f"agent-{int(stored.revoked_at or 0) - int(T0)}"
+
+
+@pytest.mark.parametrize("mode", LASTING)
+def test_waivers_decisions_and_silences_survive_reopening(mode: str, tmp_path: Path) -> None:
+    w = waiver(scope={"leases": ["l-1"]}, escalation_id="e-1")
+    d = decision("e-1")
+    s = silence(check_id="api")
+    with make_runtime(mode, tmp_path) as first:
+        first.add_waiver(w)
+        first.record_decision(d)
+        first.add_silence(s)
+        revoked = first.revoke_waiver(w.id, "lead", now=T0 + 1)
+    with make_runtime(mode, tmp_path) as second:
+        assert second.waivers() == [revoked]
+        assert second.decisions() == [d]
+        assert second.silences() == [s]
+        ended = second.expire_silence(s.id, "ops", now=T0 + 2)
+    with make_runtime(mode, tmp_path) as third:
+        assert third.silences() == [ended]
+        assert third.waivers(active_at=T0 + 0.5) == [revoked]

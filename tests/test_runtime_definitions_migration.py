@@ -40,7 +40,7 @@ def test_a_sqlite_file_at_version_3_upgrades_in_place(tmp_path: Path) -> None:
     conn.close()
 
     with SqliteRuntime(db) as runtime:
-        assert runtime.info().schema_version == SCHEMA_VERSION == 4
+        assert runtime.info().schema_version == SCHEMA_VERSION == 5
         assert [s.id for s in runtime.sessions()] == ["s-1"]
         # Rows of the old shape read back with the seed's defaults.
         assert runtime.agents() == [AgentRecord("a-1", 5.0, {"pid": 1})]
@@ -62,7 +62,7 @@ def test_a_sqlite_file_at_version_3_upgrades_in_place(tmp_path: Path) -> None:
         assert [r[1] for r in conn.execute("PRAGMA table_info(smoke_tests)")] == SMOKE_COLUMNS
         assert [
             r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")
-        ] == [1, 2, 3, 4]
+        ] == list(range(1, SCHEMA_VERSION + 1))
         assert (
             conn.execute(
                 "SELECT name FROM sqlite_master WHERE name LIKE 'escalation_paths_before%'"
@@ -127,7 +127,7 @@ def test_a_postgres_schema_at_version_1_upgrades_in_place(schema: str) -> None:
         )
 
     with PostgresRuntime(POSTGRES_URL, schema=schema) as runtime:
-        assert runtime.info().schema_version == postgres_migrations.SCHEMA_VERSION == 2
+        assert runtime.info().schema_version == postgres_migrations.SCHEMA_VERSION == 3
         assert runtime.agents() == [AgentRecord("a-1", 5.0)]
         assert [p.path_id for p in runtime.escalation_paths()] == ["on-call"]
         assert runtime.smoke_tests() == []

@@ -187,6 +187,9 @@ def test_everything_reads_back_in_a_new_runtime(tmp_path: Path) -> None:
             "escalation_deliveries": 0,
             "smoke_tests": 0,
             "escalation_paths": 0,
+            "waivers": 0,
+            "escalation_decisions": 0,
+            "silences": 0,
         }
         assert info.notes == ()
         assert second.problems == []

@@ -24,6 +24,7 @@ from pytest_maf_preflight.runtime.records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -32,7 +33,9 @@ from pytest_maf_preflight.runtime.records import (
     Message,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     to_json,
 )
 
@@ -214,6 +217,40 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 attempted_at=1000.0,
             )
         )
+        runtime.add_waiver(
+            WaiverRecord(
+                id="w-1",
+                check_id="git",
+                granted_by="lead",
+                reason="outage",
+                granted_at=1000.0,
+                expires_at=2000.0,
+                escalation_id=escalation.id,
+                scope={"leases": ["l-1"]},
+            )
+        )
+        runtime.record_decision(
+            DecisionRecord(
+                id="d-1",
+                escalation_id=escalation.id,
+                level=1,
+                decision="approved",
+                decided_by="lead",
+                reason="outage",
+                decided_at=1000.0,
+            )
+        )
+        runtime.add_silence(
+            SilenceRecord(
+                id="s-1",
+                check_id="git",
+                path_id="p",
+                created_by="ops",
+                reason="window",
+                created_at=1000.0,
+                expires_at=2000.0,
+            )
+        )
     assert all(len(lines(root, name)) == 1 for name in FILES), "one line per file"
     return root
 
@@ -233,6 +270,9 @@ COUNTS: dict[str, Callable[[JsonRuntime], list[Any]]] = {
     "leases": lambda r: r.leases(active_only=False),
     "escalations": lambda r: r.escalations(),
     "deliveries": lambda r: r.deliveries(),
+    "waivers": lambda r: r.waivers(),
+    "decisions": lambda r: r.decisions(),
+    "silences": lambda r: r.silences(),
 }
 #: The field that makes a record new (deliveries have none: every line is one).
 IDENTITY = {
@@ -253,6 +293,9 @@ RECORDS: dict[str, type[Any]] = {
     "deliveries": DeliveryRecord,
     "smoke_tests": SmokeTestDefinition,
     "escalation_paths": EscalationPathDefinition,
+    "waivers": WaiverRecord,
+    "decisions": DecisionRecord,
+    "silences": SilenceRecord,
 }
 NUMBER = '"__number__"'
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)  # NUL and all included

@@ -468,5 +468,8 @@ def test_threads_share_one_runtime_for_reads_and_writes(db: Path) -> None:
         "escalation_deliveries": 0,
         "smoke_tests": 0,
         "escalation_paths": 0,
+        "waivers": 0,
+        "escalation_decisions": 0,
+        "silences": 0,
     }
     assert len(delivered) == 30

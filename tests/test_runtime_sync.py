@@ -17,12 +17,15 @@ from pytest_maf_preflight.runtime.memory import MemoryRuntime
 from pytest_maf_preflight.runtime.records import (
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     EscalationPathDefinition,
     ExecutionRecord,
     Message,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     new_id,
 )
 from pytest_maf_preflight.runtime.sync import KINDS, sync
@@ -103,7 +106,8 @@ def make_conflict(session_id: str | None, detected: float) -> ConflictRecord:
 
 def fill(runtime: RuntimeState) -> list[SessionBundle]:
     """Two sessions, a loose snapshot, messages in every status, three conflicts (one from
-    outside any session), two agents, and leases (which are not synced)."""
+    outside any session), two agents, two waivers (one revoked), a decision, a silence, and
+    leases (which are not synced)."""
     bundles = [make_bundle(started=1000.0), make_bundle(n=2, started=2000.0)]
     loose = ConfigSnapshot(
         config_id="never-ran",
@@ -141,6 +145,11 @@ def fill(runtime: RuntimeState) -> list[SessionBundle]:
     )
     runtime.record_conflicts([make_conflict(None, 4000.0)])
     runtime.acquire_leases("codex-1", ["src/**"], ttl=60)
+    runtime.add_waiver(WAIVER)
+    runtime.add_waiver(dataclasses.replace(WAIVER, id="w-2", scope={}, check_id="other"))
+    runtime.revoke_waiver("w-2", "lead", now=1300.0)
+    runtime.record_decision(DECISION)
+    runtime.add_silence(SILENCE)
     return bundles
 
 
@@ -154,6 +163,9 @@ def contents(runtime: RuntimeState) -> dict[str, object]:
         "agents": runtime.agents(),
         "smoke_tests": runtime.smoke_tests(),
         "escalation_paths": runtime.escalation_paths(),
+        "waivers": runtime.waivers(),
+        "decisions": runtime.decisions(),
+        "silences": runtime.silences(),
     }
 
 
@@ -172,6 +184,34 @@ PATH = EscalationPathDefinition(
     document={"id": "on-call", "config": {}},
     recorded_at=2000.0,
 )
+WAIVER = WaiverRecord(
+    id="w-1",
+    check_id="reservations",
+    granted_by="lead",
+    reason="agreed hand-over",
+    granted_at=1200.0,
+    expires_at=8400.0,
+    escalation_id="e-1",
+    scope={"leases": ["l-1"], "paths": ["src/a.py"]},
+)
+DECISION = DecisionRecord(
+    id="d-1",
+    escalation_id="e-1",
+    level=2,
+    decision="approved",
+    decided_by="lead",
+    reason="agreed hand-over",
+    decided_at=1200.0,
+)
+SILENCE = SilenceRecord(
+    id="s-1",
+    check_id=None,
+    path_id="on-call",
+    created_by="ops",
+    reason="maintenance",
+    created_at=1100.0,
+    expires_at=9100.0,
+)
 
 
 EVERYTHING = {
@@ -183,6 +223,9 @@ EVERYTHING = {
     "agents": 2,
     "smoke_tests": 1,
     "escalation_paths": 1,
+    "waivers": 2,
+    "escalation_decisions": 1,
+    "silences": 1,
 }
 NOTHING = dict.fromkeys(KINDS, 0)
 
@@ -196,7 +239,7 @@ def test_memory_to_memory_copies_everything_then_nothing() -> None:
     assert dict(first.present) == NOTHING
     assert dict(first.missing) == NOTHING
     assert first.complete
-    assert first.total_copied == 20
+    assert first.total_copied == 24
     assert first.notes == ()
     assert target.leases(active_only=False) == []  # live state stays where it was granted
     statuses = {m.id: m.status for m in target.messages()}
@@ -268,6 +311,9 @@ def test_only_what_the_target_lacks_is_copied() -> None:
         "agents": 1,
         "smoke_tests": 0,
         "escalation_paths": 0,
+        "waivers": 0,
+        "escalation_decisions": 0,
+        "silences": 0,
     }
     assert dict(report.copied) == {
         "sessions": 1,
@@ -278,6 +324,9 @@ def test_only_what_the_target_lacks_is_copied() -> None:
         "agents": 1,
         "smoke_tests": 1,
         "escalation_paths": 1,
+        "waivers": 2,
+        "escalation_decisions": 1,
+        "silences": 1,
     }
     agents = {a.id: a for a in target.agents()}
     assert agents["codex-1"].details == {"pid": 8}  # a newer heartbeat is kept
@@ -321,7 +370,7 @@ def test_the_report_is_json() -> None:
     fill(source)
     report = sync(source, MemoryRuntime())
     data = json.loads(json.dumps(report.to_json()))
-    assert data["total_copied"] == 20
+    assert data["total_copied"] == 24
     assert data["complete"] is True
     assert data["copied"] == EVERYTHING
     assert data["source"] == data["target"] == "memory ((memory))"
@@ -376,5 +425,25 @@ def test_json_to_postgres_copies_only_what_is_new(tmp_path: Path, postgres: Runt
             "agents": 1,
             "smoke_tests": 0,
             "escalation_paths": 0,
+            "waivers": 0,
+            "escalation_decisions": 0,
+            "silences": 0,
         }
         assert contents(postgres) == contents(source)
+
+
+def test_a_revocation_and_an_early_end_follow_a_synced_waiver_and_silence() -> None:
+    source, target = MemoryRuntime(), MemoryRuntime()
+    fill(source)
+    sync(source, target)
+    assert target.waivers(active_at=1500.0, check_id="reservations") == [WAIVER]
+    # Revoked and ended in the source after the first sync: the next one carries that over,
+    # by the same agent at the same time; what the target revoked itself stays as it is.
+    source.revoke_waiver("w-1", "lead", now=1400.0)
+    source.expire_silence("s-1", "ops", now=1450.0)
+    report = sync(source, target)
+    assert report.total_copied == 0
+    assert contents(target) == contents(source)
+    assert target.waivers(active_at=1500.0) == []
+    assert target.silences(active_at=1500.0) == []
+    assert target.waivers(check_id="reservations")[0].revoked_by == "lead"

@@ -170,6 +170,9 @@ class CheckResult:
     #: For a pass reused from an earlier run instead of running: that run's
     #: ``{"execution_id", "session_id", "completed_at"}``; None for a check that ran.
     reused_from: dict[str, Any] | None = None
+    #: The active waiver that lets this failure through (``gate.waivers.summary``): the gate
+    #: stays open for it, ``status`` stays what the check saw.
+    waiver: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

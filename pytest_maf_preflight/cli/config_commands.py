@@ -137,16 +137,19 @@ def _config_summary(config: LoadedConfig) -> dict[str, Any]:
 def run_validate(args: argparse.Namespace) -> int:
     from ..config.errors import ConfigLoadError
     from ..config.migrations import CURRENT_FORMAT
-    from ..config.references import integration_cycles
+    from ..config.references import integration_cycles, unknown_channels
+    from ..escalation.plugin_channels import PluginChannels
 
     explicit = bool(args.paths)
     files = _files(list(args.paths) if explicit else [DEFAULT_CONFIG_DIR], explicit)
     loader = _loader(args.env)
     try:
         configs = loader.load_files(files)
-        cycles = integration_cycles(configs, loader.environment)
-        if cycles:
-            raise ConfigLoadError(cycles)
+        # Outside pytest, the channels plugins add are their packages' entry points.
+        problems = integration_cycles(configs, loader.environment)
+        problems += unknown_channels(configs, lambda: PluginChannels().names())
+        if problems:
+            raise ConfigLoadError(problems)
     except ConfigLoadError as exc:
         if args.json:
             print_json(

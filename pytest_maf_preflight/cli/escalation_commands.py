@@ -1,4 +1,5 @@
-"""``maf-preflight escalations list|ack|resolve|tick``: the escalations of the runtime (SPEC S4).
+"""``maf-preflight escalations list|ack|resolve|approve|reject|tick``: the escalations of the
+runtime (SPEC S4).
 
 - ``list [--state S ...|--all] [--path ID]``: open escalations (triggered, acknowledged,
   escalated) by default, newest first: short id, state, level, occurrences, path, check,
@@ -7,20 +8,26 @@
 - ``ack ID --agent NAME``: the escalation climbs no further; who and when are recorded.
 - ``resolve ID --agent NAME [--note TEXT]``: closes it and sends a resolution notice to every
   target told so far (one line per delivery attempt).
+- ``approve|reject ID --reason TEXT [--for DURATION] [--agent NAME]``: the decision an
+  approve or reject step waits for (``EscalationEngine.decide``), recorded and answered with an
+  ``ESCALATION_RESPONSE``; an approval waives the escalation's check for ``--for``.
 - ``tick``: moves every overdue escalation up one level (or expires it), as each gate run
-  does; for cron or CI. Concurrent ticks deliver each level once.
+  does; for cron or CI. Concurrent ticks deliver each level once. It also reviews the agents
+  holding leases against the configured paths with an ``agent_stale`` condition (read as
+  ``project_paths`` says: ``--config-dir``, ``--env``).
 
 ID may be any unique prefix of an escalation id. The agent is ``--agent``, else
 ``MAF_AGENT_ID``, else ``AGENT_NAME`` (``tick`` falls back to ``maf-preflight``). The runtime is
 located as ``maf-preflight history`` locates it (the current directory is the rootdir;
 ``MAF_RUNTIME_MODE``, ``MAF_DB_PATH``, ``--mode``); mailbox deliveries go under
 ``MAF_AGENT_MAIL_ROOT`` (default ``.agent-mail``). Every escalation carries the path it was
-opened with, so no config is read here.
+opened with, so no config is read here but by ``tick``, for the stale agents.
 
 Exit codes: 0 done (``tick`` also when nothing was due, and whatever the deliveries' outcome:
-each attempt is printed and logged); 2 usage (bad argument, agent name, ambiguous ID, no
-runtime); 4 refused: the escalation is unknown, not open, or the path's ``permissions`` do not
-allow the agent (the refusal names the rule).
+each attempt is printed and logged); 1 ``tick``: the configs are invalid (overdue escalations
+were still advanced; stale agents were not reviewed); 2 usage (bad argument, agent name,
+ambiguous ID, no runtime); 4 refused: the escalation is unknown, not open, or the path's
+``permissions`` do not allow the agent (the refusal names the rule).
 """
 
 from __future__ import annotations
@@ -30,10 +37,11 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import project_paths
 from .common import (
     JSON_HELP,
     MODE_HELP,
@@ -45,9 +53,11 @@ from .common import (
     print_json,
     runtime_settings,
 )
+from .durations import EXAMPLES, parse_duration
 
 if TYPE_CHECKING:
     from ..escalation.engine import EngineReport, EscalationEngine
+    from ..escalation.paths import PathRef
     from ..runtime.interface import RuntimeState
     from ..runtime.records import DeliveryRecord, EscalationRecord
 
@@ -121,14 +131,48 @@ def register(subparsers: Subparsers) -> None:
     _common(resolve)
     resolve.set_defaults(handler=run_resolve)
 
+    for verb, handler, outcome in (
+        (
+            "approve",
+            run_approve,
+            "accepted true. The approval waives the escalation's check for --for, else the "
+            "step's waiver_minutes, else 60 minutes, and holds the escalation acknowledged "
+            "meanwhile.",
+        ),
+        ("reject", run_reject, "accepted false. The escalation goes on as before."),
+    ):
+        decide = actions.add_parser(
+            verb,
+            help=f"{verb.capitalize()} an escalation waiting at a decision step",
+            description=f"{verb.capitalize()} the escalation. The decision (who, when, why) is "
+            "recorded and answered with an ESCALATION_RESPONSE, the path's permissions.approve "
+            f"permitting the agent: {outcome}",
+        )
+        decide.add_argument("escalation_id", metavar="ID", help=ID_HELP)
+        decide.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
+        if verb == "approve":
+            decide.add_argument(
+                "--for",
+                dest="duration",
+                type=parse_duration,
+                metavar="DURATION",
+                help=f"How long the waiver holds ({EXAMPLES})",
+            )
+        decide.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+        _common(decide)
+        decide.set_defaults(handler=handler)
+
     tick = actions.add_parser(
         "tick",
         help="Advance overdue escalations one level (for cron or CI)",
         description="Move every overdue escalation up one level, delivering it, or expire it, "
         "as each gate run does. Safe to run concurrently: each level is delivered "
         "once. Delivers as MAF_AGENT_ID, else AGENT_NAME, else "
-        f"'{TICK_AGENT}'. Exit 0 also when nothing was due.",
+        f"'{TICK_AGENT}'. Agents holding leases are reviewed against the paths with an "
+        "agent_stale condition in the configs. Exit 0 also when nothing was due; exit 1: the "
+        "configs are invalid (overdue escalations are still advanced).",
     )
+    project_paths.add_arguments(tick)
     _common(tick)
     tick.set_defaults(handler=run_tick)
 
@@ -150,13 +194,16 @@ class UnknownEscalation(Exception):
     """No escalation id starts with what was given (exit 4, as the engine's refusals)."""
 
 
-def _engine(runtime: RuntimeState, agent: str, mode: str | None) -> EscalationEngine:
+def _engine(
+    runtime: RuntimeState, agent: str, mode: str | None, paths: Mapping[str, PathRef] | None = None
+) -> EscalationEngine:
     from ..escalation.engine import EscalationEngine
 
-    # No paths: an escalation carries the snapshot of the path it was opened with.
+    # An escalation carries the snapshot of the path it was opened with; ``paths`` are only
+    # for what opens escalations here (a tick's stale agents).
     return EscalationEngine(
         runtime,
-        {},
+        paths or {},
         agent_id=agent,
         mail_root=runtime_settings(mode).mail_root,
         environ=dict(os.environ),
@@ -387,20 +434,91 @@ def run_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_tick(args: argparse.Namespace) -> int:
-    agent = agent_name(None, default=TICK_AGENT)
+def run_approve(args: argparse.Namespace) -> int:
+    return _decide(args, approve=True)
+
+
+def run_reject(args: argparse.Namespace) -> int:
+    return _decide(args, approve=False)
+
+
+def _decide(args: argparse.Namespace, *, approve: bool) -> int:
+    """``approve`` or ``reject``: ``EscalationEngine.decide``, its refusals exit 4."""
+    from ..escalation.errors import EscalationError
+    from .waiver_commands import reason_text
+
+    reason = reason_text(args.reason)
+    agent = agent_name(args.agent)
+    duration = getattr(args, "duration", None)
     runtime, skipped = open_runtime(args.mode)
     with runtime:
-        report = _engine(runtime, agent, args.mode).tick()
+        try:
+            found = find_escalation(runtime, args.escalation_id)
+            report = _engine(runtime, agent, args.mode).decide(
+                found.id,
+                by=agent,
+                approve=approve,
+                reason=reason,
+                waiver_minutes=None if duration is None else duration / 60,
+            )
+        except (UnknownEscalation, EscalationError) as exc:
+            return _refused(str(exc))
+        done = runtime.get_escalation(found.id) or found
     if args.json:
         print_json(
-            {"mode": runtime.mode, "skipped": list(skipped), "agent": agent, **_report_json(report)}
+            {
+                "mode": runtime.mode,
+                "skipped": list(skipped),
+                "escalation": escalation_json(done),
+                "decisions": [dataclasses.asdict(d) for d in report.decisions],
+                "waivers": [dataclasses.asdict(w) for w in report.waivers],
+                "deliveries": [dataclasses.asdict(d) for d in report.deliveries],
+                "notes": report.notes,
+            }
         )
         return 0
+    _notes(skipped)
+    verb = "approved" if approve else "rejected"
+    print(f"{verb} escalation {done.id} ({done.dedup_key}) at level {done.level} by {agent}")
+    for waiver in report.waivers:
+        print(
+            f"  waiver {waiver.id} of check {waiver.check_id!r} until "
+            f"{_utc(waiver.expires_at)} ('maf-preflight waivers revoke' ends it early)"
+        )
+    for line in dataclasses.replace(report, decisions=[], waivers=[]).lines():
+        print(line)
+    return 0
+
+
+def run_tick(args: argparse.Namespace) -> int:
+    agent = agent_name(None, default=TICK_AGENT)
+    # Invalid configs must not hold up the climb: it needs none, only the stale agents do.
+    paths, config_errors = project_paths.load_paths(args.config_dir, args.env)
+    runtime, skipped = open_runtime(args.mode)
+    with runtime:
+        report = _engine(runtime, agent, args.mode, paths).tick()
+    code = int(CliExit.INVALID) if config_errors else 0
+    if args.json:
+        print_json(
+            {
+                "mode": runtime.mode,
+                "skipped": list(skipped),
+                "agent": agent,
+                **_report_json(report),
+                "config_errors": config_errors,
+            }
+        )
+        return code
     _notes(skipped)
     lines = report.lines()
     for line in lines:
         print(line)
     if not lines:
         print(f"no escalation was due ({runtime.mode})")
-    return 0
+    for line in config_errors:
+        print(line, file=sys.stderr)
+    if config_errors:
+        print(
+            error_line("the configs are invalid: stale agents were not reviewed"), file=sys.stderr
+        )
+    return code

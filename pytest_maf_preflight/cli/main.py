@@ -27,7 +27,8 @@ exit codes:
   4  refused: reservations (another agent's conflicting lease blocks the
      acquire or renewal; the lease is unknown, someone else's or released);
      escalations (unknown or closed escalation, or a permissions rule);
-     messages ack (no message has that id)
+     waive (a permissions rule, no reservation conflict to waive); waivers
+     revoke, silence expire (no such id); messages ack (no message has that id)
 """
 
 
@@ -44,11 +45,14 @@ def build_parser() -> Parser:
     from . import (
         agent_commands,
         config_commands,
+        escalate_command,
         escalation_commands,
         guard_commands,
         message_commands,
         reservation_commands,
         runtime_commands,
+        silence_commands,
+        waiver_commands,
     )
 
     parser = Parser(
@@ -67,6 +71,9 @@ def build_parser() -> Parser:
         reservation_commands,
         guard_commands,
         escalation_commands,
+        escalate_command,
+        waiver_commands,
+        silence_commands,
         message_commands,
         agent_commands,
     ):

@@ -150,11 +150,20 @@ class ReservationCheckBody(Strict):
 
 class TriggerCondition(Strict):
     condition: Literal[
-        "preflight_failure", "failure_count", "reservation_conflict", "check_timeout", "system_down"
+        "preflight_failure",
+        "failure_count",
+        "reservation_conflict",
+        "check_timeout",
+        "system_down",
+        "agent_stale",
     ]
     operator: Literal["gt", "gte", "lt", "lte", "eq", "ne"] = "gte"
     threshold: float = 1
     window_minutes: float | None = Field(default=None, gt=0)
+
+
+#: The step actions that ask the target for a decision (``escalations approve|reject``).
+DECISION_ACTIONS = ("approve", "reject")
 
 
 class EscalationStep(Strict):
@@ -162,10 +171,28 @@ class EscalationStep(Strict):
     action: Literal["notify", "escalate", "approve", "reject"]
     target: Annotated[str, Field(pattern=ID_PATTERN)]
     timeout_minutes: float | None = Field(default=None, gt=0)
+    #: An acknowledgement at this level that is not resolved within it runs out.
+    ack_timeout_minutes: float | None = Field(default=None, gt=0)
+    #: How long an approval at this (decision) step waives the check.
+    waiver_minutes: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _waivers_at_decisions(self) -> EscalationStep:
+        if self.waiver_minutes is not None and self.action not in DECISION_ACTIONS:
+            raise ValueError(
+                f"waiver_minutes is for approve and reject steps (an approval grants the "
+                f"waiver); level {self.level} is a {self.action} step"
+            )
+        return self
 
 
 class EscalationTarget(Strict):
-    channel: Literal["mailbox", "webhook", "command", "agent_mail"] = "mailbox"
+    # Any id: plugins add channels (SPEC S8), so whether the name is known is checked where
+    # the channels are (``config.references.unknown_channels``), not by the model.
+    channel: Annotated[str, Field(pattern=ID_PATTERN, max_length=128)] = Field(
+        default="mailbox",
+        description="mailbox, webhook, command, agent_mail, or a channel a plugin adds",
+    )
     url: str | None = None
 
     @field_validator("url")
@@ -205,11 +232,15 @@ class EscalationTarget(Strict):
     sender: str | None = None
     token_env: str | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
+    #: Settings of a channel a plugin adds, handed to it as they are.
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 class EscalationPermissions(Strict):
     acknowledge: list[str] | None = None
     resolve: list[str] | None = None
+    #: Who may take decisions (approve, reject) and grant waivers.
+    approve: list[str] | None = None
     escalate_to: dict[str, list[str]] | None = None
 
 

@@ -1,5 +1,6 @@
 """Checks across configs that no single config can make: integration groups that name each
-other in a cycle, and so could never be decided.
+other in a cycle, and so could never be decided; escalation targets whose channel nobody
+delivers (which channels exist depends on what is installed, not on one config).
 
 Used by the gate (beside its escalation path references) and by ``maf-preflight validate``, so
 both refuse the same configs.
@@ -7,12 +8,13 @@ both refuse the same configs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from ..checks.integration import IntegrationDefinition, cycles
+from ..escalation.plugin_channels import BUILTIN_CHANNELS, unknown_channel
 from .errors import ConfigError, PathItem
 from .loader import LoadedConfig
 from .overrides import deep_merge
@@ -62,6 +64,55 @@ def integration_cycles(loaded: Sequence[LoadedConfig], environment: str) -> list
                 )
             )
     return errors
+
+
+def unknown_channels(
+    loaded: Sequence[LoadedConfig], known: Callable[[], Collection[str]]
+) -> list[ConfigError]:
+    """One error per escalation target whose channel is not in ``known()`` (built-in names
+    and those plugins add), in the base body or any environment's override.
+
+    ``known`` is asked only when a target names a channel that is not built in: finding the
+    plugins' channels reads every installed distribution's metadata.
+    """
+    names: Collection[str] | None = None
+    errors: list[ConfigError] = []
+    for config in loaded:
+        if config.config_type != "escalation_path":
+            continue
+        for prefix, targets in _targets(config):
+            for name, target in targets.items():
+                channel = target.get("channel", "mailbox") if isinstance(target, dict) else None
+                if not isinstance(channel, str) or channel in BUILTIN_CHANNELS:
+                    continue
+                if names is None:
+                    names = known()
+                if channel not in names:
+                    path = (*config.path, *prefix, "targets", name, "channel")
+                    errors.append(
+                        ConfigError(
+                            file=str(config.file),
+                            path=path,
+                            line=_line(config, path),
+                            message=unknown_channel(channel, names),
+                        )
+                    )
+    return errors
+
+
+def _targets(config: LoadedConfig) -> list[tuple[tuple[PathItem, ...], dict[str, Any]]]:
+    """(where, targets) of the base body, and of each override for the targets whose channel
+    it writes (a channel it does not write is the base's, checked there)."""
+    base = config.config.config.get("targets")
+    found: list[tuple[tuple[PathItem, ...], dict[str, Any]]] = []
+    if isinstance(base, dict):
+        found.append((("config",), base))
+    for env, override in config.config.environment_overrides.items():
+        written = override.get("targets")
+        if isinstance(written, dict):
+            own = {n: t for n, t in written.items() if isinstance(t, dict) and "channel" in t}
+            found.append((("environment_overrides", env), own))
+    return found
 
 
 def _members(config: LoadedConfig, env: str, chosen: str) -> list[str] | None:

@@ -38,3 +38,6 @@ class PathRef:
 
     def after(self, level: int) -> EscalationStep | None:
         return next((s for s in self.steps() if s.level > level), None)
+
+    def step_at(self, level: int) -> EscalationStep | None:
+        return next((s for s in self.steps() if s.level == level), None)

@@ -1,4 +1,5 @@
-"""A path's optional ``permissions`` policy (SPEC S4): who may acknowledge, resolve, escalate.
+"""A path's optional ``permissions`` policy (SPEC S4): who may acknowledge, resolve, approve
+(decide and waive), escalate.
 
 No policy, or no list for an action, allows every agent. A list is an allowlist: only the agents
 it names may act, and ``"*"`` in it names everyone. ``escalate_to`` maps an agent to the targets
@@ -43,6 +44,14 @@ def check_resolve(
 ) -> None:
     """Raise :class:`PermissionDenied` unless ``agent`` may resolve this path's escalations."""
     _check_action(policy.resolve if policy else None, "resolve", agent, path_id)
+
+
+def check_approve(
+    policy: EscalationPermissions | None, agent: str, *, path_id: str | None = None
+) -> None:
+    """Raise :class:`PermissionDenied` unless ``agent`` may decide this path's escalations
+    (approve or reject) and waive its checks."""
+    _check_action(policy.approve if policy else None, "approve", agent, path_id)
 
 
 def check_escalate_to(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..config.loader import LoadedConfig
     from ..runtime.interface import RuntimeState
     from .engine import EngineReport, EscalationEngine
+    from .plugin_channels import PluginChannels
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,8 @@ class EscalationSettings:
     deliver: bool = True
     #: The path of checks that name none (ini ``maf_default_escalation``).
     default_path: str | None = None
+    #: The channels plugins add (None: the entry points alone).
+    channels: PluginChannels | None = None
 
 
 def paths_of(loaded: Iterable[LoadedConfig]) -> dict[str, PathRef]:
@@ -61,6 +64,7 @@ def engine_for(
         environ=dict(os.environ),
         deliver=settings.deliver,
         project_default=settings.project,
+        channels=settings.channels,
     )
 
 
@@ -74,15 +78,29 @@ def check_paths_of(loaded: Iterable[LoadedConfig], default_path: str | None) -> 
     }
 
 
+def watches_agents(loaded: Iterable[LoadedConfig]) -> bool:
+    """Whether an active path has an ``agent_stale`` condition, which every gate run evaluates
+    although no check names that path."""
+    return any(
+        condition.condition == "agent_stale"
+        for path in paths_of(loaded).values()
+        for condition in path.body.trigger_conditions
+    )
+
+
 def has_work(
-    runtime: RuntimeState, settings: EscalationSettings, check_paths: Mapping[str, str]
+    runtime: RuntimeState,
+    settings: EscalationSettings,
+    check_paths: Mapping[str, str],
+    loaded: Iterable[LoadedConfig] = (),
 ) -> bool:
-    """Whether the engine has anything to do after a gate run: a check names a path, or the
-    store holds an open escalation (a check that passes again resolves it, a tick climbs it,
-    even once its path's config is gone: it keeps a snapshot). Without either the engine would
-    only read the store and find nothing."""
+    """Whether the engine has anything to do after a gate run: a check names a path, a path
+    watches agents (``agent_stale``), or the store holds an open escalation (a check that
+    passes again resolves it, a tick climbs it, even once its path's config is gone: it keeps a
+    snapshot). Without any of these the engine would only read the store and find nothing."""
     return (
         bool(check_paths)
+        or watches_agents(loaded)
         or not settings.deliver  # the engine's report says that nothing was sent
         or bool(runtime.escalations(states=OPEN_STATES, limit=1))
     )
@@ -99,7 +117,7 @@ def escalate_session(
     the settings' ``default_path`` (ini ``maf_default_escalation``). None, without importing
     the engine, when it has nothing to do (``has_work``)."""
     check_paths = check_paths_of(loaded, settings.default_path)
-    if not has_work(runtime, settings, check_paths):
+    if not has_work(runtime, settings, check_paths, loaded):
         return None
     engine = engine_for(runtime, settings, loaded)
     return engine.process_session(list(results), check_paths=check_paths, session_id=session_id)

@@ -12,6 +12,10 @@ Each condition measures one number and compares it with its threshold (``value O
   included: an override lets the run pass, it does not make the conflict go away).
 - ``system_down``: 1 when every critical check of this session that ran failed (and at least
   one ran), else 0.
+- ``agent_stale``: minutes since the last heartbeat of an agent that holds active leases
+  (:func:`stale_agent`, measured per agent rather than per check; ``stale_agents`` runs it).
+  An agent that never sent a heartbeat is left alone, as ``release_stale_leases`` leaves it:
+  there is no moment to measure from.
 
 Decisions the numbers alone do not settle:
 
@@ -39,18 +43,21 @@ escalation's details; conditions met with another failure class give further esc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..checks.base import CheckResult, CheckStatus
 from ..config.models import EscalationPathBody, TriggerCondition
 from ..runtime.interface import RuntimeState
-from ..runtime.records import ExecutionRecord
+from ..runtime.records import ExecutionRecord, Lease
 
 #: Conditions measured for one check; ``system_down`` is measured once per session.
 PER_CHECK = frozenset(
     {"preflight_failure", "failure_count", "check_timeout", "reservation_conflict"}
 )
 PER_SESSION = frozenset({"system_down"})
+#: Conditions measured for each agent holding leases.
+PER_AGENT = frozenset({"agent_stale"})
 
 DEFAULT_WINDOW_MINUTES = 60.0
 
@@ -82,6 +89,8 @@ class TriggerOutcome:
     check_id: str | None = None
     #: Set by :func:`met_triggers` (the escalation this outcome opens); empty from evaluate.
     dedup_key: str = ""
+    #: Added to the details of the escalation it opens (``agent_stale``: the agent, its leases).
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def compare(value: float, operator: str, threshold: float) -> bool:
@@ -116,6 +125,8 @@ def evaluate(
     name = condition.condition
     if name in PER_SESSION:
         return _system_down(condition, results)
+    if name in PER_AGENT:
+        raise ValueError(f"trigger condition {name!r} is measured per agent (stale_agent)")
     if check_id is None:
         raise ValueError(f"trigger condition {name!r} is measured per check; check_id is required")
     current = _result_for(results, check_id)
@@ -180,6 +191,51 @@ def met_triggers(
                 outcome, dedup_key=dedup_key(path_id, outcome.check_id, outcome.failure_class)
             )
     return list(met.values())
+
+
+def stale_agent(
+    path: EscalationPathBody,
+    path_id: str,
+    *,
+    agent_id: str,
+    leases: Sequence[Lease],
+    last_heartbeat: float | None,
+    now: float,
+) -> TriggerOutcome | None:
+    """The escalation ``path``'s ``agent_stale`` conditions ask for about one agent holding
+    ``leases`` (active ones), whose last heartbeat was at ``last_heartbeat``: the first met
+    condition, or None. One escalation per path and agent (its dedup key names the agent)."""
+    if not leases or last_heartbeat is None:
+        return None
+    minutes = max(0.0, now - last_heartbeat) / 60.0
+    patterns = ", ".join(lease.path_pattern for lease in leases)
+    what = (
+        f"agent {agent_id!r} holding {len(leases)} {_plural('lease', len(leases))} ({patterns}) "
+        f"sent no heartbeat for {minutes:.1f} minutes"
+    )
+    for condition in path.trigger_conditions:
+        if condition.condition not in PER_AGENT:
+            continue
+        outcome = _outcome(condition, None, minutes, "agent_stale", True, what, why_not="")
+        if outcome.met:
+            return dataclasses.replace(
+                outcome,
+                dedup_key=dedup_key(path_id, f"@{agent_id}", "agent_stale"),
+                details={
+                    "stale_agent": agent_id,
+                    "last_heartbeat": last_heartbeat,
+                    "leases": [
+                        {
+                            "id": lease.id,
+                            "path_pattern": lease.path_pattern,
+                            "exclusive": lease.exclusive,
+                            "expires_at": lease.expires_at,
+                        }
+                        for lease in leases
+                    ],
+                },
+            )
+    return None
 
 
 # --- the conditions ----------------------------------------------------------------------------

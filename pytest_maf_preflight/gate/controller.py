@@ -30,7 +30,7 @@ from ..exitcodes import MafExitCode
 from ..processes import groups
 from ..redaction import is_secret_key
 from ..runtime.errors import RuntimeStateError
-from ..runtime.records import new_id
+from ..runtime.records import WaiverRecord, new_id
 from ..settings import Settings
 from ..warning_types import MafRuntimeFallback
 from .barrier import SmokeBarrier
@@ -49,6 +49,7 @@ from .recording import SmokeOutcome, build_bundle
 from .report import REPORT_PLUGIN, GateReport
 from .state import CheckDescriptor, GateState
 from .store import GateStore
+from .waivers import apply_waivers
 
 CONTROLLER_PLUGIN = "maf_preflight_gate"
 _FALLBACK_IS_AN_ERROR = "MafRuntimeFallback is an error by the warning filters"
@@ -85,6 +86,8 @@ class GateController:
         #: cleared when the test loop starts without either.
         self.watch_reports = True
         self.frozen = NOT_FROZEN
+        #: The waivers active as the session started (newest first), read from the runtime.
+        self.waivers: list[WaiverRecord] = []
 
     # --- session start ------------------------------------------------------------------------
 
@@ -111,10 +114,23 @@ class GateController:
                 )
             )
         self.state.prepare(registry, loaded, descriptors)
+        self.waivers = self._active_waivers()
         if self.config.pluginmanager.has_plugin("dsession"):
             # xdist's controller sets its workers up next (it collects nothing), and hands
             # them the results (XdistController): the checks run while the first one starts.
             self.start_checks()
+
+    def _active_waivers(self) -> list[WaiverRecord]:
+        """The waivers active now, in one query; none without checks to waive or without a
+        store that outlives the process (a memory store starts empty)."""
+        opened = self.store.opened
+        if opened is None or opened.mode == "memory" or not self.planned:
+            return []
+        try:
+            return opened.runtime.waivers(active_at=time.time())
+        except (RuntimeStateError, OSError) as exc:  # no waiver is safe: the gate stays strict
+            self.state.notes.runtime.append(f"cannot read the waivers: {exc}")
+            return []
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session) -> None:
@@ -198,6 +214,8 @@ class GateController:
                 notes.hook_errors.append(
                     f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}"
                 )
+        # Marked before the messages: a waived conflict is recorded as such.
+        results = apply_waivers(results, self.waivers, time.time())
         run.messages.finished(results)
         notes.runtime.extend(run.messages.errors)
         self.state.checked(results)

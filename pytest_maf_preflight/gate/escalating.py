@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pytest
+
+    from ..escalation.plugin_channels import PluginChannels
     from ..escalation.session import EscalationSettings
     from ..runtime.factory import OpenedRuntime
     from ..settings import Settings
     from .state import GateState
 
 
-def escalation_settings(settings: Settings) -> EscalationSettings:
-    """What escalating takes of the plugin's settings (the gate's, and ``maf_escalate``'s)."""
+def escalation_settings(settings: Settings, config: pytest.Config) -> EscalationSettings:
+    """What escalating takes of the plugin's settings (the gate's, and ``maf_escalate``'s),
+    with the channels ``config``'s plugins add."""
     # Imported when escalating: the engine and its channels are not on the gate's path.
     from ..escalation.session import EscalationSettings
 
@@ -22,6 +26,24 @@ def escalation_settings(settings: Settings) -> EscalationSettings:
         project=str(settings.rootdir),
         deliver=settings.escalate,
         default_path=settings.default_escalation,
+        channels=plugin_channels(config),
+    )
+
+
+def plugin_channels(config: pytest.Config) -> PluginChannels:
+    """The channels plugins add in this pytest run: the deliver hook, for the names the
+    plugins give, then the entry points."""
+    import functools
+
+    from ..escalation.plugin_channels import PluginChannels
+
+    named = config.hook.pytest_maf_preflight_escalation_channels(config=config)
+    return PluginChannels(
+        hook=functools.partial(config.hook.pytest_maf_preflight_deliver_escalation, config=config),
+        # A plugin returning one name rather than a list of them means that name.
+        hook_names=frozenset(
+            name for names in named for name in ([names] if isinstance(names, str) else names)
+        ),
     )
 
 
@@ -44,7 +66,7 @@ def escalate_recorded(state: GateState, opened: OpenedRuntime, session_id: str) 
     try:
         report = escalate_session(
             opened.runtime,
-            escalation_settings(state.settings),
+            escalation_settings(state.settings, state.config),
             state.loaded,
             state.results.values(),
             session_id,

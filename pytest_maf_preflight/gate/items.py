@@ -13,6 +13,7 @@ from ..warning_types import MafCheckWarning, MafReservationOverride
 from .issued_warnings import issue
 from .keys import GATE_KEY
 from .state import CheckDescriptor
+from .waivers import described, until
 
 
 class PreflightCheckFailed(Exception):
@@ -55,7 +56,8 @@ class PreflightCheckItem(pytest.Item):
             if result.details.get("override"):
                 message = (
                     f"preflight check {self.check_id!r}: reservation conflicts let "
-                    f"through by MAF_RESERVATION_OVERRIDE=1 (recorded): "
+                    f"through by MAF_RESERVATION_OVERRIDE=1 (recorded as an unapproved "
+                    f"override): "
                     f"{result.observed}"
                 )
                 try:
@@ -63,6 +65,8 @@ class PreflightCheckItem(pytest.Item):
                 except MafReservationOverride:  # a filter naming the class made it an error
                     pytest.fail(message, pytrace=False)
             return
+        if result.waiver is not None:
+            self._waived(result.waiver)
         if gate.is_blocking(result):
             raise PreflightCheckFailed(result)
         try:
@@ -77,6 +81,16 @@ class PreflightCheckItem(pytest.Item):
             # see issued_warnings): report the check's short failure, not a traceback through
             # pytest's internals. The gate stays open: the severity decides the gate.
             raise PreflightCheckFailed(result) from None
+
+    def _waived(self, waiver: dict[str, Any]) -> None:
+        """A failure a waiver lets through: an expected failure (xfail) saying whose waiver and
+        until when, also as properties for JUnit XML. Under ``--runxfail`` it fails, as every
+        xfail does there: that option asks to see the real failures."""
+        self.user_properties.append(("maf_check_waived", "true"))
+        self.user_properties.append(("maf_waiver_id", waiver["id"]))
+        self.user_properties.append(("maf_waived_by", waiver["granted_by"]))
+        self.user_properties.append(("maf_waived_until", until(float(waiver["expires_at"]))))
+        pytest.xfail(f"WAIVED: {described(waiver)}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, PreflightCheckFailed):

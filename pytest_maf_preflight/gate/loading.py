@@ -20,11 +20,12 @@ from ..checks.base import CheckRegistry
 from ..checks.builtin import builtin_registry
 from ..config.errors import ConfigError, ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
-from ..config.references import integration_cycles
+from ..config.references import integration_cycles, unknown_channels
 from ..exitcodes import MafExitCode
 from ..runtime.errors import RuntimeStateError, RuntimeUnavailable
 from ..runtime.factory import open_chain
 from ..settings import Settings
+from .escalating import plugin_channels
 from .recording import build_bundle
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def load_configs(
         loaded, entry = _load_cached(cache, loader, files, config.getoption("cacheclear", False))
     errors = _escalation_references(loaded, settings.default_escalation, config.inipath)
     errors += integration_cycles(loaded, settings.environment)
+    errors += unknown_channels(loaded, lambda: plugin_channels(config).names())
     if errors:
         raise ConfigLoadError(errors)
     if entry is not None:

@@ -193,6 +193,45 @@ def snapshot_of(loaded: LoadedConfig, at: float, secrets: Sequence[str] = ()) ->
     )
 
 
+#: Who let a run through by ``MAF_RESERVATION_OVERRIDE=1``: nobody approved it.
+UNAPPROVED_OVERRIDE = {"approved": False, "by": "MAF_RESERVATION_OVERRIDE=1"}
+
+
+def let_through(result: CheckResult) -> dict[str, Any]:
+    """What let a failure through, for its execution's ``result``: ``waiver`` (the waiver
+    that covered it; the status stays the check's own) or ``override`` (the unapproved
+    ``MAF_RESERVATION_OVERRIDE``; the check then passed); empty for neither."""
+    if result.waiver is not None:
+        return {"waiver": dict(result.waiver)}
+    if result.details.get("override"):
+        return {"override": dict(UNAPPROVED_OVERRIDE)}
+    return {}
+
+
+def let_through_details(agent_id: str, results: Sequence[CheckResult]) -> dict[str, Any]:
+    """The session's ``details`` entries naming the waived checks and the unapproved
+    overrides (each key only when there is one)."""
+    waived = [
+        {"check_id": r.check_id, "status": r.status.value, "waiver_id": r.waiver["id"]}
+        for r in results
+        if r.waiver is not None
+    ]
+    overrides = [
+        {
+            "check_id": r.check_id,
+            "agent_id": agent_id,
+            "conflicts": len(r.details.get("conflicts") or ()),
+            **UNAPPROVED_OVERRIDE,
+        }
+        for r in results
+        if r.details.get("override")
+    ]
+    return {
+        **({"waived": waived} if waived else {}),
+        **({"unapproved_overrides": overrides} if overrides else {}),
+    }
+
+
 def check_execution(
     session_id: str, agent_id: str, result: CheckResult, execution_id: str | None = None
 ) -> ExecutionRecord:
@@ -228,6 +267,7 @@ def check_execution(
             "config_file": result.config_file,
             "details": result.details,
             **reuse,
+            **let_through(result),
         },
         error_message=(result.message or result.observed) if not result.passed else None,
     )
@@ -351,12 +391,16 @@ def conflict_message(conflict: ConflictRecord, execution_id: str | None) -> Mess
 def conflict_records(
     session_id: str, agent_id: str, results: Iterable[CheckResult]
 ) -> tuple[ConflictRecord, ...]:
-    """One ``reservation_conflicts`` row per conflict a reservation check found (S3)."""
+    """One ``reservation_conflicts`` row per conflict a reservation check found (S3): status
+    ``open``, ``overridden`` (``MAF_RESERVATION_OVERRIDE``) or ``waived`` (a waiver, named in
+    its details)."""
     rows: list[ConflictRecord] = []
     for result in results:
         if not result.test_type.startswith("reservation_check/"):
             continue
         override = bool(result.details.get("override"))
+        status = "overridden" if override else ("waived" if result.waiver else "open")
+        waiver = {"waiver_id": result.waiver["id"]} if result.waiver else {}
         for found in result.details.get("conflicts", ()):
             rows.append(
                 ConflictRecord(
@@ -370,7 +414,7 @@ def conflict_records(
                     path_pattern=found.get("path_pattern"),
                     lease_id=found.get("lease_id"),
                     expires_at=found.get("expires_at"),
-                    status="overridden" if override else "open",
+                    status=status,
                     override=override,
                     detected_at=result.completed_at or now(),
                     details={
@@ -378,6 +422,7 @@ def conflict_records(
                         "message": found.get("message"),
                         "source": found.get("source"),
                         "exclusive": found.get("exclusive"),
+                        **waiver,
                     },
                 )
             )
@@ -409,6 +454,7 @@ def build_bundle(
     their ``PREFLIGHT_RESULT`` here. Without ``messages``, every execution gets its result
     message here."""
     finished = now()
+    results = list(results)
     if status is None:
         status = "open" if gate_open else ("closed" if gate_open is not None else "interrupted")
     session = SessionRecord(
@@ -421,9 +467,8 @@ def build_bundle(
         exit_code=exit_code,
         runtime_mode=runtime_mode,
         hostname=socket.gethostname(),
-        details=dict(details),
+        details={**details, **let_through_details(agent_id, results)},
     )
-    results = list(results)
     ids = execution_ids or {}
     checks = [check_execution(session.id, agent_id, r, ids.get(r.check_id)) for r in results]
     loaded, smoke = list(loaded), list(smoke)

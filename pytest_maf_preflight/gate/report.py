@@ -21,6 +21,7 @@ import pytest
 
 from ..atomic import write_atomic
 from ..exitcodes import MafExitCode
+from .waivers import described
 
 if TYPE_CHECKING:
     from ..checks.base import CheckResult
@@ -87,9 +88,12 @@ class GateReport:
         state = self.state
         width = max((len(r.check_id) for r in state.results.values()), default=10)
         for result in state.results.values():
-            blocking = state.is_blocking(result)
+            waiver = result.waiver
+            blocking = state.is_blocking(result) and waiver is None
             status = result.status.value.upper()
-            if not result.passed and not blocking:
+            if waiver is not None:
+                status = f"WAIVED ({result.status.value})"
+            elif not result.passed and not blocking:
                 status = f"WARN ({result.status.value})"
             took = f"{result.duration * 1000:8.1f} ms"
             if result.reused_from is not None:
@@ -103,6 +107,8 @@ class GateReport:
                 else ({"red": True} if blocking else {"yellow": True})
             )
             tr.write_line(line, **markup)
+            if waiver is not None:  # who and until when, at every verbosity but -q
+                tr.write_line(f"{'':<{_STATUS_WIDTH}} {described(waiver)}", yellow=True)
             if details:
                 tr.write_line(f"{'':<{_STATUS_WIDTH}} {self._details(result)}")
         for nodeid in state.smoke_failures:
@@ -112,8 +118,8 @@ class GateReport:
                 count = len(result.details.get("conflicts", ()))
                 tr.write_line(
                     f"RESERVATION OVERRIDE {result.check_id}: {count} conflict(s) "
-                    "let through by MAF_RESERVATION_OVERRIDE=1 (recorded as "
-                    "overridden)",
+                    "let through by MAF_RESERVATION_OVERRIDE=1 (recorded as an "
+                    "unapproved override)",
                     red=True,
                     bold=True,
                 )
@@ -148,8 +154,11 @@ class GateReport:
                 bold=True,
             )
         elif decision.open:
+            waived = f"; waived: {', '.join(decision.waived)}" if decision.waived else ""
             tr.write_line(
-                f"{prefix}gate open{f' ({counts})' if counts else ''}", green=True, bold=True
+                f"{prefix}gate open{f' ({counts})' if counts else ''}{waived}",
+                green=True,
+                bold=True,
             )
         else:
             tr.write_line(
@@ -164,12 +173,14 @@ class GateReport:
         results = list(state.results.values())
         passed = sum(r.passed for r in results)
         reused = sum(r.reused_from is not None for r in results)
-        failed = sum(not r.passed and state.is_blocking(r) for r in results)
-        warned = len(results) - passed - failed
+        waived = sum(r.waiver is not None for r in results)
+        failed = sum(not r.passed and r.waiver is None and state.is_blocking(r) for r in results)
+        warned = len(results) - passed - failed - waived
         parts = [
             f"{passed} passed" + (f" ({reused} reused)" if reused else ""),
             *([f"{failed} failed"] if failed else []),
             *([f"{warned} warned"] if warned else []),
+            *([f"{waived} waived"] if waived else []),
         ]
         text = f"{_plural(len(results), 'check')}: {', '.join(parts)}" if results else "no checks"
         if state.smoke_failures:
@@ -189,6 +200,7 @@ class GateReport:
                 "open": decision.open if decision else None,
                 "blocking": list(decision.blocking) if decision else [],
                 "warnings": list(decision.warnings) if decision else [],
+                "waived": list(decision.waived) if decision else [],
             },
             "checks": [r.to_dict() for r in state.results.values()],
             "smoke_failures": list(state.smoke_failures),

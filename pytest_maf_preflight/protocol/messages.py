@@ -160,6 +160,11 @@ class EscalationResponse(Envelope):
     action: EscalationAction
     responder: AgentId
     note: str | None = None
+    accepted: bool | None = Field(
+        default=None,
+        description="For a decision (action approve or reject): whether the escalation's "
+        "request was accepted, that is approved and its check waived",
+    )
 
 
 ProtocolMessage = Annotated[

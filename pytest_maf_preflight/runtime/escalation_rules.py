@@ -33,10 +33,17 @@ ESCALATION_STATES: tuple[EscalationState, ...] = (
 #: Where ``claim_escalation`` may move an escalation (the by/at states go through
 #: ``transition_escalation``).
 CLAIM_STATES: tuple[EscalationState, ...] = ("triggered", "escalated", "expired")
-#: Where ``transition_escalation`` may move one. Never back into an open state: that could
-#: make two escalations of one dedup key open at once.
-TRANSITION_STATES: tuple[EscalationState, ...] = ("acknowledged", "resolved", "expired")
-DELIVERY_STATUSES = ("delivered", "failed", "fallback")
+#: Where ``transition_escalation`` may move one. Never from a closed state back into an open
+#: one: that could make two escalations of one dedup key open at once. ``triggered`` is the one
+#: open state it moves to, and only from ``acknowledged`` (an acknowledgement that ran out).
+TRANSITION_STATES: tuple[EscalationState, ...] = (
+    "acknowledged",
+    "resolved",
+    "expired",
+    "triggered",
+)
+#: ``silenced``: not sent, because a silence covered the escalation when it was due.
+DELIVERY_STATUSES = ("delivered", "failed", "fallback", "silenced")
 
 _JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str, allow_nan=False)
 
@@ -228,6 +235,10 @@ class EscalationTransition:
         froms = checked_states(from_states, "from_states")
         if not froms:
             raise ValueError("from_states must name at least one state")
+        if state == "triggered" and set(froms) != {"acknowledged"}:
+            raise ValueError(
+                f"state triggered is reached only from acknowledged; got from_states {froms!r}"
+            )
         return cls(
             state=_checked_state(state, TRANSITION_STATES),
             by=_checked_text(by, "by", optional=True),
@@ -238,7 +249,9 @@ class EscalationTransition:
     def apply(self, record: EscalationRecord | None, at: float) -> EscalationRecord | None:
         if record is None or record.state not in self.from_states:
             return None
-        changed = dataclasses.replace(record, state=self.state, next_action_at=None, updated_at=at)
+        # Back to triggered, it is due at once: the caller claims it to deliver its level again.
+        due = at if self.state == "triggered" else None
+        changed = dataclasses.replace(record, state=self.state, next_action_at=due, updated_at=at)
         if self.state == "acknowledged":
             return dataclasses.replace(changed, acknowledged_by=self.by, acknowledged_at=at)
         if self.state == "resolved":

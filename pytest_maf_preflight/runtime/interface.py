@@ -22,6 +22,7 @@ from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -33,13 +34,15 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
 )
 
 
 class RuntimeState(abc.ABC):
-    """Record and query sessions, executions, config snapshots, messages, agents, leases and
-    escalations.
+    """Record and query sessions, executions, config snapshots, messages, agents, leases,
+    escalations, and the waivers, decisions and silences around them.
 
     Implementations: ``memory``, ``json``, ``sqlite`` and ``postgres``. Every write is
     atomic: a bundle is stored whole or not at all, and writing the same ids again changes
@@ -289,7 +292,9 @@ class RuntimeState(abc.ABC):
     ) -> EscalationRecord | None:
         """Move the escalation to ``acknowledged`` (who and when; the climb stops),
         ``resolved`` (who and when) or ``expired``, each clearing ``next_action_at``; only
-        from ``from_states``, else (or for an unknown id) ``None``."""
+        from ``from_states``, else (or for an unknown id) ``None``. ``triggered`` is reached
+        only from ``acknowledged`` (an acknowledgement that ran out): it is due at once
+        (``next_action_at`` the time of the move), who acknowledged it last is kept."""
 
     @abc.abstractmethod
     def get_escalation(self, escalation_id: str) -> EscalationRecord | None: ...
@@ -317,6 +322,57 @@ class RuntimeState(abc.ABC):
     @abc.abstractmethod
     def deliveries(self, escalation_id: str | None = None) -> list[DeliveryRecord]:
         """Delivery attempts oldest first (``attempted_at``, then the order recorded)."""
+
+    # --- waivers, decisions and silences ------------------------------------------------------
+    #
+    # Each record is checked first (``waiver_rules``: ``ValueError`` before any write) and
+    # written once under its id: writing an id again changes nothing, so a sync or a retry is
+    # harmless. Revoking a waiver and ending a silence early are the only changes; ``now``
+    # defaults to the store's clock, and the first revocation (or end) stays.
+
+    @abc.abstractmethod
+    def add_waiver(self, record: WaiverRecord) -> None:
+        """Store a waiver (its ``scope`` normalized to plain JSON)."""
+
+    @abc.abstractmethod
+    def waivers(
+        self, active_at: float | None = None, check_id: str | None = None
+    ) -> list[WaiverRecord]:
+        """Waivers newest first (``granted_at``, ``id``); with ``active_at`` only those active
+        then (``WaiverRecord.active``), with ``check_id`` only that check's."""
+
+    @abc.abstractmethod
+    def revoke_waiver(
+        self, waiver_id: str, by: str, now: float | None = None
+    ) -> WaiverRecord | None:
+        """End a waiver now: the waiver as it is afterwards (a revoked one as it was), or
+        ``None`` when there is no such waiver."""
+
+    @abc.abstractmethod
+    def record_decision(self, record: DecisionRecord) -> None:
+        """Store an approval or rejection. Its escalation need not be in this store: a
+        decision is kept for the record, also where a sync copies it without its escalation
+        (escalations stay in the store that opened them)."""
+
+    @abc.abstractmethod
+    def decisions(self, escalation_id: str | None = None) -> list[DecisionRecord]:
+        """Decisions newest first (``decided_at``, ``id``), optionally of one escalation."""
+
+    @abc.abstractmethod
+    def add_silence(self, record: SilenceRecord) -> None:
+        """Store a silence."""
+
+    @abc.abstractmethod
+    def silences(self, active_at: float | None = None) -> list[SilenceRecord]:
+        """Silences newest first (``created_at``, ``id``); with ``active_at`` only those active
+        then (``SilenceRecord.active``)."""
+
+    @abc.abstractmethod
+    def expire_silence(
+        self, silence_id: str, by: str, now: float | None = None
+    ) -> SilenceRecord | None:
+        """End a silence now: the silence as it is afterwards (an ended one as it was), or
+        ``None`` when there is no such silence."""
 
     # --- the rest --------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ writers at once and writers killed half-way. The layout::
                               transition, each the whole escalation as it is now; the last
                               line of an escalation wins
     runtime/deliveries.jsonl  delivery attempts, one line each, in the order recorded
+    runtime/waivers.jsonl     waivers: a line when granted and one when revoked, each the
+                              whole waiver as it is now; the last line of a waiver wins
+    runtime/decisions.jsonl   approvals and rejections of escalations, one line each
+    runtime/silences.jsonl    silences, kept the way waivers are (a line when added, one
+                              when ended early)
 
 Every line is one JSON object with ``"kind"`` and ``"v": 1``. A bundle goes to each file as
 one append (one ``write`` of all its lines, then fsync), the session line last: the lines of
@@ -41,7 +46,9 @@ fencing token of a new grant or renewal is one more than the largest in the log.
 Escalations are live state too, kept the way leases are (the last line of an id wins, every
 call one read and one append under the file lock, so opening a dedup key and claiming a level
 are atomic across processes). Each change is a single line, so a killed writer leaves either
-the change or one broken line, which readers skip and report.
+the change or one broken line, which readers skip and report. Waivers and silences are kept the
+same way; a waiver or silence already there is never written again, so only a revocation (or
+an early end) adds a second line of an id.
 """
 
 from __future__ import annotations
@@ -89,9 +96,12 @@ from .queries import (
     filter_escalations,
     filter_executions,
     filter_leases,
+    filter_silences,
+    filter_waivers,
     messages_in_order,
     newest_check_execution,
     newest_conflicts,
+    newest_decisions,
     newest_definitions,
     newest_sessions,
     newest_snapshots,
@@ -100,6 +110,7 @@ from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -111,10 +122,20 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     new_id,
     now,
     to_json,
+)
+from .waiver_rules import (
+    checked_by,
+    checked_decision,
+    checked_silence,
+    checked_waiver,
+    ended,
+    revoked,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +175,9 @@ FILES = {
     "deliveries": "deliveries.jsonl",
     "smoke_tests": "smoke_tests.jsonl",
     "escalation_paths": "escalation_paths.jsonl",
+    "waivers": "waivers.jsonl",
+    "decisions": "decisions.jsonl",
+    "silences": "silences.jsonl",
 }
 _KIND_OF_FILE = {
     "sessions": "session",
@@ -167,6 +191,9 @@ _KIND_OF_FILE = {
     "deliveries": "delivery",
     "smoke_tests": "smoke_test",
     "escalation_paths": "escalation_path",
+    "waivers": "waiver",
+    "decisions": "decision",
+    "silences": "silence",
 }
 
 R = TypeVar("R")
@@ -369,6 +396,9 @@ class _State:
     escalations: dict[str, EscalationRecord] = dataclasses.field(default_factory=dict)
     escalation_lines: int = 0
     deliveries: list[DeliveryRecord] = dataclasses.field(default_factory=list)
+    waivers: dict[str, WaiverRecord] = dataclasses.field(default_factory=dict)
+    decisions: dict[str, DecisionRecord] = dataclasses.field(default_factory=dict)
+    silences: dict[str, SilenceRecord] = dataclasses.field(default_factory=dict)
     #: Bundle tokens whose session line has been read.
     committed: set[str] = dataclasses.field(default_factory=set)
     #: Lines of bundles whose session line is not (yet) there, by token.
@@ -498,6 +528,14 @@ class JsonRuntime(RuntimeState):
             self._apply_escalation(entry)
         for entry in fresh["deliveries"]:
             self._apply_delivery(entry)
+        for entry in fresh["waivers"]:
+            self._apply_live("waivers", entry, WaiverRecord, self._state.waivers)
+        for entry in fresh["decisions"]:
+            record = self._decode_entry("decisions", entry, DecisionRecord)
+            if record is not None:
+                self._state.decisions.setdefault(record.id, record)
+        for entry in fresh["silences"]:
+            self._apply_live("silences", entry, SilenceRecord, self._state.silences)
 
     def _reset(self) -> None:
         self._state = _State()
@@ -681,6 +719,20 @@ class JsonRuntime(RuntimeState):
             self._bad("deliveries", entry, f"invalid delivery: {exc}")
             return
         self._state.deliveries.append(record)
+
+    def _decode_entry(self, name: str, entry: _Entry, cls: type[R]) -> R | None:
+        """The record of a standalone line, or ``None`` (reported) when it is broken."""
+        try:
+            return _decode(cls, entry.data.get("record"))
+        except (_BadLine, TypeError) as exc:
+            self._bad(name, entry, f"invalid {_KIND_OF_FILE[name]}: {exc}")
+            return None
+
+    def _apply_live(self, name: str, entry: _Entry, cls: type[R], into: dict[str, R]) -> None:
+        """A line of a record that changes (a waiver, a silence): the last line of an id wins."""
+        record = self._decode_entry(name, entry, cls)
+        if record is not None:
+            into[typing.cast(Any, record).id] = record
 
     def _append(self, name: str, lines: list[bytes]) -> None:
         """Append ``lines`` to one file in one write, then fsync (the file lock held)."""
@@ -1170,6 +1222,71 @@ class JsonRuntime(RuntimeState):
         self._reset()
         self._refresh()
 
+    # --- waivers, decisions and silences ------------------------------------------------------
+
+    def add_waiver(self, record: WaiverRecord) -> None:
+        record = checked_waiver(record)
+        line = _line("waiver", record=to_json(record))
+        with self._current() as state:
+            if record.id not in state.waivers:
+                self._write([("waivers", [line])])
+
+    def waivers(
+        self, active_at: float | None = None, check_id: str | None = None
+    ) -> list[WaiverRecord]:
+        at = checked_time(active_at, "active_at")
+        with self._current() as state:
+            return filter_waivers(state.waivers.values(), at, check_id)
+
+    def revoke_waiver(
+        self, waiver_id: str, by: str, now: float | None = None
+    ) -> WaiverRecord | None:
+        by, given = checked_by(by), checked_time(now)
+        with self._current() as state:
+            current = state.waivers.get(waiver_id)
+            if current is None:
+                return None
+            changed = revoked(current, by, at_or_now(given))
+            if changed is not current:
+                self._write([("waivers", [_line("waiver", record=to_json(changed))])])
+        return changed
+
+    def record_decision(self, record: DecisionRecord) -> None:
+        record = checked_decision(record)
+        line = _line("decision", record=to_json(record))
+        with self._current() as state:
+            if record.id not in state.decisions:
+                self._write([("decisions", [line])])
+
+    def decisions(self, escalation_id: str | None = None) -> list[DecisionRecord]:
+        with self._current() as state:
+            return newest_decisions(state.decisions.values(), escalation_id)
+
+    def add_silence(self, record: SilenceRecord) -> None:
+        record = checked_silence(record)
+        line = _line("silence", record=to_json(record))
+        with self._current() as state:
+            if record.id not in state.silences:
+                self._write([("silences", [line])])
+
+    def silences(self, active_at: float | None = None) -> list[SilenceRecord]:
+        at = checked_time(active_at, "active_at")
+        with self._current() as state:
+            return filter_silences(state.silences.values(), at)
+
+    def expire_silence(
+        self, silence_id: str, by: str, now: float | None = None
+    ) -> SilenceRecord | None:
+        by, given = checked_by(by), checked_time(now)
+        with self._current() as state:
+            current = state.silences.get(silence_id)
+            if current is None:
+                return None
+            changed = ended(current, by, at_or_now(given))
+            if changed is not current:
+                self._write([("silences", [_line("silence", record=to_json(changed))])])
+        return changed
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -1186,6 +1303,9 @@ class JsonRuntime(RuntimeState):
                 "escalation_deliveries": len(state.deliveries),
                 "smoke_tests": len(state.smoke_tests),
                 "escalation_paths": len(state.escalation_paths),
+                "waivers": len(state.waivers),
+                "escalation_decisions": len(state.decisions),
+                "silences": len(state.silences),
             }
             pending = sum(len(items) for items in state.pending.values())
             grants = sum(len(items) for items in state.pending_grants.values())

@@ -34,9 +34,12 @@ from .queries import (
     filter_escalations,
     filter_executions,
     filter_leases,
+    filter_silences,
+    filter_waivers,
     messages_in_order,
     newest_check_execution,
     newest_conflicts,
+    newest_decisions,
     newest_definitions,
     newest_sessions,
     newest_snapshots,
@@ -45,6 +48,7 @@ from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -56,9 +60,19 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     new_id,
     now,
+)
+from .waiver_rules import (
+    checked_by,
+    checked_decision,
+    checked_silence,
+    checked_waiver,
+    ended,
+    revoked,
 )
 
 
@@ -80,6 +94,9 @@ class MemoryRuntime(RuntimeState):
         self._fencing = 0
         self._escalations: dict[str, EscalationRecord] = {}
         self._deliveries: list[DeliveryRecord] = []
+        self._waivers: dict[str, WaiverRecord] = {}
+        self._decisions: dict[str, DecisionRecord] = {}
+        self._silences: dict[str, SilenceRecord] = {}
 
     def record_session(self, bundle: SessionBundle) -> None:
         with self._lock:
@@ -408,6 +425,61 @@ class MemoryRuntime(RuntimeState):
         with self._lock:
             return deliveries_in_order(self._deliveries, escalation_id)
 
+    # --- waivers, decisions and silences ------------------------------------------------------
+
+    def add_waiver(self, record: WaiverRecord) -> None:
+        record = checked_waiver(record)
+        with self._lock:
+            self._waivers.setdefault(record.id, record)
+
+    def waivers(
+        self, active_at: float | None = None, check_id: str | None = None
+    ) -> list[WaiverRecord]:
+        at = checked_time(active_at, "active_at")
+        with self._lock:
+            return filter_waivers(self._waivers.values(), at, check_id)
+
+    def revoke_waiver(
+        self, waiver_id: str, by: str, now: float | None = None
+    ) -> WaiverRecord | None:
+        by, given = checked_by(by), checked_time(now)
+        with self._lock:
+            current = self._waivers.get(waiver_id)
+            if current is None:
+                return None
+            self._waivers[waiver_id] = changed = revoked(current, by, at_or_now(given))
+        return changed
+
+    def record_decision(self, record: DecisionRecord) -> None:
+        record = checked_decision(record)
+        with self._lock:
+            self._decisions.setdefault(record.id, record)
+
+    def decisions(self, escalation_id: str | None = None) -> list[DecisionRecord]:
+        with self._lock:
+            return newest_decisions(self._decisions.values(), escalation_id)
+
+    def add_silence(self, record: SilenceRecord) -> None:
+        record = checked_silence(record)
+        with self._lock:
+            self._silences.setdefault(record.id, record)
+
+    def silences(self, active_at: float | None = None) -> list[SilenceRecord]:
+        at = checked_time(active_at, "active_at")
+        with self._lock:
+            return filter_silences(self._silences.values(), at)
+
+    def expire_silence(
+        self, silence_id: str, by: str, now: float | None = None
+    ) -> SilenceRecord | None:
+        by, given = checked_by(by), checked_time(now)
+        with self._lock:
+            current = self._silences.get(silence_id)
+            if current is None:
+                return None
+            self._silences[silence_id] = changed = ended(current, by, at_or_now(given))
+        return changed
+
     # --- the rest --------------------------------------------------------------------------
 
     def info(self) -> RuntimeInfo:
@@ -424,5 +496,8 @@ class MemoryRuntime(RuntimeState):
                 "escalation_deliveries": len(self._deliveries),
                 "smoke_tests": len(self._smoke_tests),
                 "escalation_paths": len(self._escalation_paths),
+                "waivers": len(self._waivers),
+                "escalation_decisions": len(self._decisions),
+                "silences": len(self._silences),
             }
         return RuntimeInfo(mode=self.mode, location="(memory)", schema_version=None, counts=counts)

@@ -226,6 +226,47 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE agents ADD COLUMN capabilities text NOT NULL DEFAULT '[]';
     ALTER TABLE agents ADD COLUMN status text NOT NULL DEFAULT 'active';
     """,
+    # --- 3: as the SQLite mode's migration 5: waivers, escalation decisions and silences ----
+    """
+    CREATE TABLE waivers (
+        id text PRIMARY KEY,
+        check_id text NOT NULL,
+        granted_by text NOT NULL,
+        reason text NOT NULL,
+        granted_at double precision NOT NULL,
+        expires_at double precision NOT NULL,
+        escalation_id text,
+        scope text NOT NULL DEFAULT '{}',
+        revoked_at double precision,
+        revoked_by text
+    );
+    CREATE INDEX idx_waivers_active ON waivers (expires_at, granted_at);
+    CREATE INDEX idx_waivers_check ON waivers (check_id, expires_at);
+
+    CREATE TABLE escalation_decisions (
+        id text PRIMARY KEY,
+        escalation_id text NOT NULL,
+        level integer NOT NULL,
+        decision text NOT NULL,
+        decided_by text NOT NULL,
+        reason text NOT NULL,
+        decided_at double precision NOT NULL
+    );
+    CREATE INDEX idx_decisions_escalation ON escalation_decisions (escalation_id, decided_at);
+
+    CREATE TABLE silences (
+        id text PRIMARY KEY,
+        check_id text,
+        path_id text,
+        created_by text NOT NULL,
+        reason text NOT NULL,
+        created_at double precision NOT NULL,
+        expires_at double precision NOT NULL,
+        expired_at double precision,
+        expired_by text
+    );
+    CREATE INDEX idx_silences_active ON silences (expires_at, created_at);
+    """,
 )
 
 #: The version a schema has once every migration here is applied.

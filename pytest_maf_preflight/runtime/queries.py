@@ -14,12 +14,15 @@ from .records import (
     CLIMBING_STATES,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationRecord,
     ExecutionRecord,
     Lease,
     Message,
     SessionRecord,
+    SilenceRecord,
+    WaiverRecord,
 )
 
 
@@ -179,4 +182,40 @@ def deliveries_in_order(
     return sorted(
         (d for d in rows if escalation_id is None or d.escalation_id == escalation_id),
         key=lambda d: d.attempted_at,
+    )
+
+
+def filter_waivers(
+    rows: Iterable[WaiverRecord], active_at: float | None, check_id: str | None
+) -> list[WaiverRecord]:
+    """Newest first (``granted_at``, ``id``), optionally only those active at ``active_at``,
+    or of one check."""
+    return sorted(
+        (
+            w
+            for w in rows
+            if (active_at is None or w.active(active_at))
+            and (check_id is None or w.check_id == check_id)
+        ),
+        key=lambda w: (w.granted_at, w.id),
+        reverse=True,
+    )
+
+
+def newest_decisions(
+    rows: Iterable[DecisionRecord], escalation_id: str | None
+) -> list[DecisionRecord]:
+    return sorted(
+        (d for d in rows if escalation_id is None or d.escalation_id == escalation_id),
+        key=lambda d: (d.decided_at, d.id),
+        reverse=True,
+    )
+
+
+def filter_silences(rows: Iterable[SilenceRecord], active_at: float | None) -> list[SilenceRecord]:
+    """Newest first (``created_at``, ``id``), optionally only those active at ``active_at``."""
+    return sorted(
+        (s for s in rows if active_at is None or s.active(active_at)),
+        key=lambda s: (s.created_at, s.id),
+        reverse=True,
     )

@@ -13,6 +13,7 @@ ExecutionKind = Literal["check", "smoke"]
 SessionStatus = Literal["open", "closed", "config_error", "interrupted"]
 MessageStatus = Literal["queued", "delivered", "acked"]
 EscalationState = Literal["triggered", "acknowledged", "escalated", "resolved", "expired"]
+DecisionKind = Literal["approved", "rejected"]
 
 #: The states in which an escalation is still open: at most one open escalation per dedup key.
 OPEN_STATES: tuple[EscalationState, ...] = ("triggered", "acknowledged", "escalated")
@@ -256,10 +257,82 @@ class DeliveryRecord:
     target: str
     attempt: int
     #: "delivered" | "failed" | "fallback" (fallback: delivered through the mailbox instead)
+    #: | "silenced" (not sent: a silence covered it)
     status: str
     error: str | None
     response: Mapping[str, Any]
     attempted_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class WaiverRecord:
+    """A failing check that does not close the gate from ``granted_at`` until ``expires_at``.
+
+    Granted by hand (``maf-preflight waive``) or by an approval (``escalation_id``). ``scope``
+    narrows what is waived: for a reservation check ``{"leases": [...], "paths": [...]}``, the
+    conflicts named when it was granted (a new conflict still closes the gate); ``{}`` for any
+    other check. ``revoked_at``/``revoked_by`` end it early.
+    """
+
+    id: str
+    check_id: str
+    granted_by: str
+    reason: str
+    granted_at: float
+    expires_at: float
+    escalation_id: str | None = None
+    scope: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    revoked_at: float | None = None
+    revoked_by: str | None = None
+
+    def active(self, at: float) -> bool:
+        """Whether the waiver holds at ``at``: granted, not expired and not revoked by then."""
+        return self.granted_at <= at < self.expires_at and (
+            self.revoked_at is None or self.revoked_at > at
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionRecord:
+    """An approval or rejection of an escalation at one of its decision steps: who, when, why."""
+
+    id: str
+    escalation_id: str
+    level: int
+    decision: DecisionKind
+    decided_by: str
+    reason: str
+    decided_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SilenceRecord:
+    """A maintenance window: escalations of ``check_id`` or of the path ``path_id`` (at least
+    one is set; both: only that check on that path) are still opened and climbed, but not
+    delivered, from ``created_at`` until ``expires_at`` or until someone ends it early
+    (``expired_at``/``expired_by``)."""
+
+    id: str
+    check_id: str | None
+    path_id: str | None
+    created_by: str
+    reason: str
+    created_at: float
+    expires_at: float
+    expired_at: float | None = None
+    expired_by: str | None = None
+
+    def active(self, at: float) -> bool:
+        """Whether the silence holds at ``at``: begun, not run out and not ended by then."""
+        return self.created_at <= at < self.expires_at and (
+            self.expired_at is None or self.expired_at > at
+        )
+
+    def covers(self, path_id: str | None, check_id: str | None) -> bool:
+        """Whether an escalation of ``check_id`` on the path ``path_id`` falls under it."""
+        return (self.path_id is None or self.path_id == path_id) and (
+            self.check_id is None or self.check_id == check_id
+        )
 
 
 @dataclasses.dataclass(frozen=True)

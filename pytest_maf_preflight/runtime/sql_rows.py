@@ -22,6 +22,7 @@ from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -30,7 +31,9 @@ from .records import (
     Message,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
 )
 
 #: A store's cleaning of free text (an error message) before it is written.
@@ -189,6 +192,40 @@ DELIVERIES = Table(
     ),
 )
 
+WAIVERS = Table(
+    "waivers",
+    (
+        "id",
+        "check_id",
+        "granted_by",
+        "reason",
+        "granted_at",
+        "expires_at",
+        "escalation_id",
+        "scope",
+        "revoked_at",
+        "revoked_by",
+    ),
+)
+DECISIONS = Table(
+    "escalation_decisions",
+    ("id", "escalation_id", "level", "decision", "decided_by", "reason", "decided_at"),
+)
+SILENCES = Table(
+    "silences",
+    (
+        "id",
+        "check_id",
+        "path_id",
+        "created_by",
+        "reason",
+        "created_at",
+        "expires_at",
+        "expired_at",
+        "expired_by",
+    ),
+)
+
 #: ``info()`` counts, by the same names the other modes use.
 COUNTS = (
     "SELECT (SELECT count(*) FROM preflight_sessions), "
@@ -197,7 +234,8 @@ COUNTS = (
     "(SELECT count(*) FROM leases), (SELECT count(*) FROM reservation_conflicts), "
     "(SELECT count(*) FROM escalation_tracking), "
     "(SELECT count(*) FROM escalation_deliveries), (SELECT count(*) FROM smoke_tests), "
-    "(SELECT count(*) FROM escalation_paths)"
+    "(SELECT count(*) FROM escalation_paths), (SELECT count(*) FROM waivers), "
+    "(SELECT count(*) FROM escalation_decisions), (SELECT count(*) FROM silences)"
 )
 COUNT_NAMES = (
     "sessions",
@@ -211,6 +249,9 @@ COUNT_NAMES = (
     "escalation_deliveries",
     "smoke_tests",
     "escalation_paths",
+    "waivers",
+    "escalation_decisions",
+    "silences",
 )
 
 
@@ -553,4 +594,78 @@ def read_delivery(r: Sequence[Any]) -> DeliveryRecord:
         error=r[6],
         response=json.loads(r[7]),
         attempted_at=r[8],
+    )
+
+
+def waiver_row(w: WaiverRecord) -> tuple[Any, ...]:
+    return (
+        w.id,
+        w.check_id,
+        w.granted_by,
+        w.reason,
+        w.granted_at,
+        w.expires_at,
+        w.escalation_id,
+        dumps(w.scope),
+        w.revoked_at,
+        w.revoked_by,
+    )
+
+
+def read_waiver(r: Sequence[Any]) -> WaiverRecord:
+    return WaiverRecord(
+        id=r[0],
+        check_id=r[1],
+        granted_by=r[2],
+        reason=r[3],
+        granted_at=r[4],
+        expires_at=r[5],
+        escalation_id=r[6],
+        scope=json.loads(r[7]),
+        revoked_at=r[8],
+        revoked_by=r[9],
+    )
+
+
+def decision_row(d: DecisionRecord) -> tuple[Any, ...]:
+    return (d.id, d.escalation_id, d.level, d.decision, d.decided_by, d.reason, d.decided_at)
+
+
+def read_decision(r: Sequence[Any]) -> DecisionRecord:
+    return DecisionRecord(
+        id=r[0],
+        escalation_id=r[1],
+        level=r[2],
+        decision=r[3],
+        decided_by=r[4],
+        reason=r[5],
+        decided_at=r[6],
+    )
+
+
+def silence_row(s: SilenceRecord) -> tuple[Any, ...]:
+    return (
+        s.id,
+        s.check_id,
+        s.path_id,
+        s.created_by,
+        s.reason,
+        s.created_at,
+        s.expires_at,
+        s.expired_at,
+        s.expired_by,
+    )
+
+
+def read_silence(r: Sequence[Any]) -> SilenceRecord:
+    return SilenceRecord(
+        id=r[0],
+        check_id=r[1],
+        path_id=r[2],
+        created_by=r[3],
+        reason=r[4],
+        created_at=r[5],
+        expires_at=r[6],
+        expired_at=r[7],
+        expired_by=r[8],
     )

@@ -60,6 +60,7 @@ from .records import (
     AgentRecord,
     ConfigSnapshot,
     ConflictRecord,
+    DecisionRecord,
     DeliveryRecord,
     EscalationPathDefinition,
     EscalationRecord,
@@ -71,7 +72,9 @@ from .records import (
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
+    SilenceRecord,
     SmokeTestDefinition,
+    WaiverRecord,
     new_id,
 )
 from .sql_rows import (
@@ -79,6 +82,7 @@ from .sql_rows import (
     CONFLICTS,
     COUNT_NAMES,
     COUNTS,
+    DECISIONS,
     DELIVERIES,
     ESCALATION_PATHS,
     ESCALATIONS,
@@ -86,14 +90,17 @@ from .sql_rows import (
     LEASES,
     MESSAGES,
     SESSIONS,
+    SILENCES,
     SMOKE_TESTS,
     SNAPSHOTS,
+    WAIVERS,
     PreparedBundle,
     Table,
     TextFilter,
     agent_row,
     as_is,
     conflict_row,
+    decision_row,
     delivery_row,
     escalation_changes,
     escalation_row,
@@ -103,6 +110,7 @@ from .sql_rows import (
     prepare_bundle,
     read_agent,
     read_conflict,
+    read_decision,
     read_delivery,
     read_escalation,
     read_escalation_path,
@@ -110,8 +118,20 @@ from .sql_rows import (
     read_lease,
     read_message,
     read_session,
+    read_silence,
     read_smoke_test,
     read_snapshot,
+    read_waiver,
+    silence_row,
+    waiver_row,
+)
+from .waiver_rules import (
+    checked_by,
+    checked_decision,
+    checked_silence,
+    checked_waiver,
+    ended,
+    revoked,
 )
 
 T = TypeVar("T")
@@ -185,6 +205,14 @@ _CLAIM_GUARD = (
     " AND state IN (" + marks(len(CLIMBING_STATES)) + ") AND level = ? AND next_action_at "
 )
 _ESCALATION_KNOWN = "SELECT 1 FROM escalation_tracking WHERE id = ?"
+_SELECT_WAIVER = WAIVERS.select + " WHERE id = ?"
+_SELECT_SILENCE = SILENCES.select + " WHERE id = ?"
+#: ``WaiverRecord.active`` and ``SilenceRecord.active`` in SQL, each with three ``?`` (the
+#: moment); the range on ``expires_at`` comes first, for its index.
+_WAIVER_ACTIVE = "expires_at > ? AND granted_at <= ? AND (revoked_at IS NULL OR revoked_at > ?)"
+_SILENCE_ACTIVE = "expires_at > ? AND created_at <= ? AND (expired_at IS NULL OR expired_at > ?)"
+_REVOKE_WAIVER = "UPDATE waivers SET revoked_at = ?, revoked_by = ? WHERE id = ?"
+_END_SILENCE = "UPDATE silences SET expired_at = ?, expired_by = ? WHERE id = ?"
 _AGENT_HEARTBEATS = "SELECT id, last_heartbeat FROM agents"
 
 
@@ -817,6 +845,88 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         sql, params = filtered(DELIVERIES.select, (("escalation_id = ?", escalation_id),))
         sql += " ORDER BY attempted_at, id"
         return [read_delivery(r) for r in self._select(sql, params)]
+
+    # --- waivers, decisions and silences -----------------------------------------------------
+
+    def add_waiver(self, record: WaiverRecord) -> None:
+        row = waiver_row(checked_waiver(record))
+        sql = self.dialect.insert(WAIVERS, keep_stored=True)
+        self._write(lambda conn: self._execute(conn, sql, row))
+
+    def waivers(
+        self, active_at: float | None = None, check_id: str | None = None
+    ) -> list[WaiverRecord]:
+        at = checked_time(active_at, "active_at")
+        sql, params = filtered(WAIVERS.select, (("check_id = ?", check_id),))
+        if at is not None:
+            sql += (" AND " if params else " WHERE ") + _WAIVER_ACTIVE
+            params.extend((at, at, at))
+        sql += " ORDER BY granted_at DESC, id DESC"
+        return [read_waiver(r) for r in self._select(sql, params)]
+
+    def revoke_waiver(
+        self, waiver_id: str, by: str, now: float | None = None
+    ) -> WaiverRecord | None:
+        by, given = checked_by(by), checked_time(now)
+
+        def work(conn: ConnT) -> WaiverRecord | None:
+            sql = _SELECT_WAIVER + self.dialect.lock_rows
+            row = self._execute(conn, sql, (waiver_id,)).fetchone()
+            if row is None:
+                return None
+            current = read_waiver(row)
+            changed = revoked(current, by, self._clock(conn, given))
+            if changed is not current:
+                self._execute(
+                    conn, _REVOKE_WAIVER, (changed.revoked_at, changed.revoked_by, waiver_id)
+                )
+            return changed
+
+        return self._write(work)
+
+    def record_decision(self, record: DecisionRecord) -> None:
+        row = decision_row(checked_decision(record))
+        sql = self.dialect.insert(DECISIONS, keep_stored=True)
+        self._write(lambda conn: self._execute(conn, sql, row))
+
+    def decisions(self, escalation_id: str | None = None) -> list[DecisionRecord]:
+        sql, params = filtered(DECISIONS.select, (("escalation_id = ?", escalation_id),))
+        sql += " ORDER BY decided_at DESC, id DESC"
+        return [read_decision(r) for r in self._select(sql, params)]
+
+    def add_silence(self, record: SilenceRecord) -> None:
+        row = silence_row(checked_silence(record))
+        sql = self.dialect.insert(SILENCES, keep_stored=True)
+        self._write(lambda conn: self._execute(conn, sql, row))
+
+    def silences(self, active_at: float | None = None) -> list[SilenceRecord]:
+        at = checked_time(active_at, "active_at")
+        sql, params = SILENCES.select, []
+        if at is not None:
+            sql += " WHERE " + _SILENCE_ACTIVE
+            params = [at, at, at]
+        sql += " ORDER BY created_at DESC, id DESC"
+        return [read_silence(r) for r in self._select(sql, params)]
+
+    def expire_silence(
+        self, silence_id: str, by: str, now: float | None = None
+    ) -> SilenceRecord | None:
+        by, given = checked_by(by), checked_time(now)
+
+        def work(conn: ConnT) -> SilenceRecord | None:
+            sql = _SELECT_SILENCE + self.dialect.lock_rows
+            row = self._execute(conn, sql, (silence_id,)).fetchone()
+            if row is None:
+                return None
+            current = read_silence(row)
+            changed = ended(current, by, self._clock(conn, given))
+            if changed is not current:
+                self._execute(
+                    conn, _END_SILENCE, (changed.expired_at, changed.expired_by, silence_id)
+                )
+            return changed
+
+        return self._write(work)
 
     # --- the rest ---------------------------------------------------------------------------
 

@@ -226,6 +226,50 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE agents ADD COLUMN capabilities TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE agents ADD COLUMN status TEXT NOT NULL DEFAULT 'active';
     """,
+    # --- 5: waivers, escalation decisions and silences (issue 15) ---------------------------
+    # No foreign key to escalation_tracking: a waiver or decision copied by a sync is kept
+    # where its escalation (live state, never copied) is not. The gate asks for the waivers
+    # active now, and the engine for the silences active now: both are a range on expires_at.
+    """
+    CREATE TABLE waivers (
+        id TEXT PRIMARY KEY,
+        check_id TEXT NOT NULL,
+        granted_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        granted_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        escalation_id TEXT,
+        scope TEXT NOT NULL DEFAULT '{}',
+        revoked_at REAL,
+        revoked_by TEXT
+    );
+    CREATE INDEX idx_waivers_active ON waivers (expires_at, granted_at);
+    CREATE INDEX idx_waivers_check ON waivers (check_id, expires_at);
+
+    CREATE TABLE escalation_decisions (
+        id TEXT PRIMARY KEY,
+        escalation_id TEXT NOT NULL,
+        level INTEGER NOT NULL,
+        decision TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        decided_at REAL NOT NULL
+    );
+    CREATE INDEX idx_decisions_escalation ON escalation_decisions (escalation_id, decided_at);
+
+    CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        check_id TEXT,
+        path_id TEXT,
+        created_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        expired_at REAL,
+        expired_by TEXT
+    );
+    CREATE INDEX idx_silences_active ON silences (expires_at, created_at);
+    """,
 )
 
 #: The version a database has once every migration here is applied.

@@ -16,6 +16,12 @@ be a second open escalation of the same dedup key as soon as the target has one 
 store allows one per key), a second tick would deliver its levels again, and the interface
 has no way to write an escalation under its own id. The report says how many the source holds
 and left where they are; they keep climbing there once a run uses that mode again.
+
+Waivers, escalation decisions and silences are copied: a waiver granted while a run used the
+fallback store must keep its check's gate open in the store the runs use now, a silence must
+keep its escalations quiet there, and a decision is on the record wherever the records go. A
+waiver revoked (or a silence ended) in the source but not in the target is revoked (ended)
+there as well, by the same agent at the same time.
 """
 
 from __future__ import annotations
@@ -36,6 +42,9 @@ KINDS = (
     "agents",
     "smoke_tests",
     "escalation_paths",
+    "waivers",
+    "escalation_decisions",
+    "silences",
 )
 
 
@@ -86,7 +95,32 @@ def _keys(runtime: RuntimeState) -> dict[str, set[Any]]:
         "reservation_conflicts": {c.id for c in runtime.reservation_conflicts()},
         "smoke_tests": {(d.nodeid, d.content_hash) for d in runtime.smoke_tests()},
         "escalation_paths": {(d.path_id, d.content_hash) for d in runtime.escalation_paths()},
+        "waivers": {w.id for w in runtime.waivers()},
+        "escalation_decisions": {d.id for d in runtime.decisions()},
+        "silences": {s.id for s in runtime.silences()},
     }
+
+
+def _copy_waivers_decisions_silences(source: RuntimeState, target: RuntimeState) -> None:
+    """Each one the target lacks, and each revocation or early end it lacks."""
+    theirs = {w.id: w for w in target.waivers()}
+    for waiver in source.waivers():
+        mine = theirs.get(waiver.id)
+        if mine is None:
+            target.add_waiver(waiver)
+        elif mine.revoked_at is None and waiver.revoked_at is not None:
+            target.revoke_waiver(waiver.id, waiver.revoked_by or "sync", now=waiver.revoked_at)
+    known = {d.id for d in target.decisions()}
+    for decision in source.decisions():
+        if decision.id not in known:
+            target.record_decision(decision)
+    quiet = {s.id: s for s in target.silences()}
+    for silence in source.silences():
+        present = quiet.get(silence.id)
+        if present is None:
+            target.add_silence(silence)
+        elif present.expired_at is None and silence.expired_at is not None:
+            target.expire_silence(silence.id, silence.expired_by or "sync", now=silence.expired_at)
 
 
 def _where(runtime: RuntimeState) -> str:
@@ -95,8 +129,8 @@ def _where(runtime: RuntimeState) -> str:
 
 def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     """Copy every session bundle (session, executions, config snapshots, smoke test and
-    escalation path definitions, messages), every
-    reservation conflict and every agent of ``source`` into ``target``; what the target has
+    escalation path definitions, messages), every reservation conflict, waiver, escalation
+    decision and silence, and every agent of ``source`` into ``target``; what the target has
     already is left alone. Leases, escalations and deliveries are not copied (see the module
     docstring); a note counts the escalations left behind.
 
@@ -123,6 +157,9 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
         "reservation_conflicts": {c.id for c in conflicts},
         "smoke_tests": {(d.nodeid, d.content_hash) for d in smoke_tests},
         "escalation_paths": {(d.path_id, d.content_hash) for d in paths},
+        "waivers": {w.id for w in source.waivers()},
+        "escalation_decisions": {d.id for d in source.decisions()},
+        "silences": {s.id for s in source.silences()},
     }
 
     before = _keys(target)
@@ -195,6 +232,7 @@ def sync(source: RuntimeState, target: RuntimeState) -> SyncReport:
     new_conflicts = [c for c in conflicts if c.id not in before["reservation_conflicts"]]
     if new_conflicts:
         target.record_conflicts(new_conflicts)
+    _copy_waivers_decisions_silences(source, target)
 
     known = {a.id: a for a in target.agents()}
     agents_copied = agents_present = 0

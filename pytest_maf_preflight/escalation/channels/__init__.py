@@ -3,6 +3,7 @@
 - ``mailbox`` (the default, and the fallback of ``agent_mail``): ``mailbox``.
 - ``webhook``: ``webhook``. ``command``: ``command``. ``agent_mail``: ``agent_mail``; each
   imported when a target first uses it.
+- any other name: a channel a plugin adds (``..plugin_channels``).
 
 ``deliver`` returns one ``DeliveryRecord`` per attempt and never raises for delivery trouble:
 the records say what failed. Only a target name that cannot be a mailbox name is an error
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ...config.models import EscalationTarget
 from ...runtime.records import DeliveryRecord
+from ..plugin_channels import PluginChannels
 from .mailbox import check_target_name, deliver_mailbox, mailbox_dir
 from .notice import Notice, NoticeKind, build_message
 
@@ -32,9 +34,11 @@ def deliver(
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], float] = time.time,
     project_default: str = "",
+    plugins: PluginChannels | None = None,
 ) -> list[DeliveryRecord]:
     """Deliver ``notice`` to ``notice.target`` through ``target``'s channel (``None``: the
-    mailbox). ``project_default`` is the agent_mail project when the target names none."""
+    mailbox). ``project_default`` is the agent_mail project when the target names none;
+    ``plugins`` delivers the channels that are not built in (default: the entry points)."""
     check_target_name(notice.target)
     channel = target.channel if target is not None else "mailbox"
     if target is None or channel == "mailbox":
@@ -49,13 +53,16 @@ def deliver(
         from .command import deliver_command
 
         return [deliver_command(notice, target, environ=environ, now=now)]
-    from .agent_mail import deliver_agent_mail
+    if channel == "agent_mail":
+        from .agent_mail import deliver_agent_mail
 
-    return deliver_agent_mail(
-        notice,
-        target,
-        mail_root=mail_root,
-        environ=environ,
-        now=now,
-        project_default=project_default,
-    )
+        return deliver_agent_mail(
+            notice,
+            target,
+            mail_root=mail_root,
+            environ=environ,
+            now=now,
+            project_default=project_default,
+        )
+    found = plugins if plugins is not None else PluginChannels()
+    return [found.deliver(channel, notice, target, environ=environ, now=now)]

@@ -13,6 +13,12 @@ worktree the main checkout (``agent_mail.projects.default_project_key``).
 When the message cannot be sent (the server does not answer, refuses it, or the target lacks
 what it needs), the attempt is recorded as failed and the message goes to the target's
 mailbox instead, recorded with status ``fallback`` and why.
+
+A delivered request records the server's message id and the project, so the engine can read
+its receipt later (:func:`pending_acknowledgements`): mcp_agent_mail lists, per recipient, the
+messages that asked for an acknowledgement and have none yet (``resource://views/ack-required/
+{agent}``, the same in its Python and Rust servers); a message sent there that has left that
+list was acknowledged (``acknowledge_message``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +40,9 @@ from .mailbox import deliver_mailbox
 from .notice import Notice, attempt_record, environ_secrets, expand_env
 
 TOOL = "send_message"
+ACK_VIEW = "resource://views/ack-required/{agent}?project={project}&limit={limit}"
+#: The most pending messages asked for; a view cut at it cannot tell which were acknowledged.
+ACK_VIEW_LIMIT = 500
 DEFAULT_TIMEOUT = 10.0
 _SUBJECT_MAX = 200
 _SHOWN_RESULT = 500
@@ -150,8 +160,41 @@ def _send(
     project_default: str,
     secrets: list[str],
 ) -> dict[str, Any]:
-    # ``secrets`` grows with the values put into the url and the token, so that the caller's
-    # redaction of an error covers them too.
+    url, token = _endpoint(target, environ, secrets)
+    location = redact_url(url, secrets)
+    try:
+        arguments = send_message_arguments(notice, target, project_default=project_default)
+    except ValueError as exc:
+        raise _Unsent(str(exc), UNUSABLE) from None
+    try:
+        with McpSession(
+            url, token=token, timeout=target.timeout_seconds or DEFAULT_TIMEOUT
+        ) as session:
+            result = session.call_tool(TOOL, arguments)
+    except McpError as exc:
+        raise _Unsent(str(exc), _reason(exc)) from None
+    shown = result.get("structuredContent", result.get("content"))
+    text = json.dumps(redact_mapping(shown, secrets))
+    response = {
+        "url": location,
+        "tool": TOOL,
+        "thread_id": arguments["thread_id"],
+        "project": arguments["project_key"],
+        "result": text[:_SHOWN_RESULT],
+    }
+    message_id = _message_id(result.get("structuredContent"), notice.target)
+    if message_id is not None:
+        response["message_id"] = message_id
+    return response
+
+
+def _endpoint(
+    target: EscalationTarget, environ: Mapping[str, str], secrets: list[str]
+) -> tuple[str, str | None]:
+    """The target's url (``${ENV:...}`` expanded) and bearer token; ``_Unsent`` without them.
+
+    ``secrets`` grows with the values put into the url and the token, so that the caller's
+    redaction of an error covers them too."""
     if not target.url:
         raise _Unsent("the target has no url", UNUSABLE)
     try:
@@ -172,26 +215,85 @@ def _send(
                 UNUSABLE,
             )
         secrets.append(token)
-    location = redact_url(url, secrets)
+    return url, token
+
+
+def _message_id(result: object, recipient: str) -> str | None:
+    """The id the server gave the message to ``recipient``: mcp_agent_mail answers
+    ``{"deliveries": [{"payload": {"id", "to", ...}}, ...]}`` (older servers: the payload)."""
+    if not isinstance(result, Mapping):
+        return None
+    deliveries = result.get("deliveries")
+    payloads = (
+        [d.get("payload") for d in deliveries if isinstance(d, Mapping)]
+        if isinstance(deliveries, list)
+        else [result]
+    )
+    found = [p for p in payloads if isinstance(p, Mapping) and _an_id(p.get("id"))]
+    addressed = [p for p in found if recipient in (p.get("to") or ())]
+    chosen = addressed or found
+    return str(chosen[0]["id"]) if chosen else None
+
+
+def _an_id(value: object) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and bool(value)
+    )
+
+
+class ReceiptsUnread(Exception):
+    """The acknowledgements could not be read; one line naming the server, secrets redacted."""
+
+
+def pending_acknowledgements(
+    target: EscalationTarget, *, recipient: str, project: str, environ: Mapping[str, str]
+) -> frozenset[str] | None:
+    """The ids of the messages to ``recipient`` in ``project`` that asked for an
+    acknowledgement and have none yet (the server's ack-required view of that agent).
+
+    ``None`` when the view is cut at ``ACK_VIEW_LIMIT``: which of the messages left out were
+    acknowledged cannot be told then. ``ReceiptsUnread`` when the server cannot be asked or
+    its answer is not such a list."""
+    secrets = environ_secrets(environ)
+    quote = urllib.parse.quote
+    uri = ACK_VIEW.format(
+        agent=quote(recipient, safe=""), project=quote(project, safe=""), limit=ACK_VIEW_LIMIT
+    )
     try:
-        arguments = send_message_arguments(notice, target, project_default=project_default)
-    except ValueError as exc:
-        raise _Unsent(str(exc), UNUSABLE) from None
+        url, token = _endpoint(target, environ, secrets)
+    except _Unsent as exc:
+        raise ReceiptsUnread(redact_text(str(exc), secrets)) from None
     try:
         with McpSession(
             url, token=token, timeout=target.timeout_seconds or DEFAULT_TIMEOUT
         ) as session:
-            result = session.call_tool(TOOL, arguments)
+            messages = _view_messages(session.read_resource(uri))
     except McpError as exc:
-        raise _Unsent(str(exc), _reason(exc)) from None
-    shown = result.get("structuredContent", result.get("content"))
-    text = json.dumps(redact_mapping(shown, secrets))
-    return {
-        "url": location,
-        "tool": TOOL,
-        "thread_id": arguments["thread_id"],
-        "result": text[:_SHOWN_RESULT],
-    }
+        raise ReceiptsUnread(redact_text(str(exc), secrets)) from None
+    except ValueError as exc:
+        where = redact_url(url, secrets)
+        raise ReceiptsUnread(redact_text(f"{where}: {uri}: {exc}", secrets)) from None
+    if len(messages) >= ACK_VIEW_LIMIT:
+        return None
+    return frozenset(str(m["id"]) for m in messages if _an_id(m.get("id")))
+
+
+def _view_messages(result: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    contents = result.get("contents")
+    if not isinstance(contents, list) or not contents:
+        raise ValueError("the answer has no contents")
+    first = contents[0]
+    text = first.get("text") if isinstance(first, Mapping) else None
+    if not isinstance(text, str):
+        raise ValueError("the answer's content has no text")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(f"the content is not JSON: {text[:80]!r}") from None
+    messages = data.get("messages") if isinstance(data, Mapping) else None
+    if not isinstance(messages, list) or not all(isinstance(m, Mapping) for m in messages):
+        raise ValueError("expected an object with a list of messages")
+    return messages
 
 
 def _reason(exc: McpError) -> str:
