@@ -29,6 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 import per_test_cost  # noqa: E402 - beside this script, which Python puts on sys.path
+import report_page  # noqa: E402 - likewise
 import reservations  # noqa: E402 - likewise
 import runtime_stores  # noqa: E402 - likewise
 import store_location  # noqa: E402 - likewise
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         "runtime_stores": runtime_stores.bench(args.quick),
         "store_location": store_location.bench(args.quick),
         "per_test_cost": per_test_cost.bench(args.quick),
+        "report_page": report_page.bench(args.quick),
     }
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -481,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in store_location.report(figures["store_location"]):
         print(line)
     for line in per_test_cost.report(figures["per_test_cost"]):
+        print(line)
+    for line in report_page.report(figures["report_page"]):
         print(line)
     return 0
 

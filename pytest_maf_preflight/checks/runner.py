@@ -146,6 +146,8 @@ def run_checks(
     max_concurrency: int = 50,
     on_result: Callable[[CheckResult], None] | None = None,
     on_start: Callable[[Sequence[PlannedCheck]], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    tick: float = 0.1,
 ) -> list[CheckResult]:
     """Run ``checks`` and return their results in the order given.
 
@@ -156,7 +158,9 @@ def run_checks(
     as its final result is known. ``on_start`` is called once per check, before its result,
     when its first attempt starts (a group: when it is decided), with every check that started
     in the same pass at once, after their attempts are queued: a callback that writes them
-    somewhere costs one write per pass and delays no attempt. Both run on the calling thread.
+    somewhere costs one write per pass and delays no attempt. ``on_tick`` (a progress display)
+    is called after every wake-up, at least every ``tick`` seconds while checks run. All three
+    run on the calling thread.
     """
     if not checks:
         return []
@@ -310,6 +314,8 @@ def run_checks(
             wake.append(ready[0][0])
         if grow():
             wake.append(time.monotonic() + _GROWTH_TICK)
+        if on_tick is not None:
+            wake.append(time.monotonic() + tick)
         if first and on_start is not None:
             on_start(first)  # after grow(): the workers are already taking the attempts
         wait = max(0.0, min(wake) - time.monotonic()) if wake else None
@@ -335,6 +341,8 @@ def run_checks(
                         CheckStatus.TIMEOUT, None, f"no result within {checks[index].timeout:g} s"
                     ),
                 )
+        if on_tick is not None:
+            on_tick()
     for _ in range(workers):
         jobs.put(None)  # idle workers exit; one stuck in an abandoned attempt is a daemon
     return [r for r in results if r is not None]

@@ -47,6 +47,7 @@ def build_parser() -> Parser:
         escalation_commands,
         guard_commands,
         message_commands,
+        report_commands,
         reservation_commands,
         runtime_commands,
     )
@@ -69,6 +70,7 @@ def build_parser() -> Parser:
         escalation_commands,
         message_commands,
         agent_commands,
+        report_commands,
     ):
         group.register(subparsers)
     return parser

@@ -17,8 +17,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,10 +36,12 @@ from .barrier import SmokeBarrier
 from .collection import COLLECTION_PLUGIN, GateCollection, is_smoke_report
 from .decision import GateDecision
 from .escalating import escalate_recorded
+from .github import register_github
 from .heap import NOT_FROZEN, freeze, thaw
 from .issued_warnings import issue
 from .item_hooks import register_item_hooks
 from .keys import GATE_KEY, WORKER_ERROR_KEY, WORKER_KEY
+from .live_line import LIVE_TICK, live_line_for
 from .loading import preloaded
 from .messaging import GateMessages
 from .planning import plan_check
@@ -46,6 +49,9 @@ from .recording import SmokeOutcome, build_bundle
 from .report import REPORT_PLUGIN, GateReport
 from .state import CheckDescriptor, GateState
 from .store import GateStore
+
+if TYPE_CHECKING:
+    from ..report_page.run import RunPage
 
 CONTROLLER_PLUGIN = "maf_preflight_gate"
 _FALLBACK_IS_AN_ERROR = "MafRuntimeFallback is an error by the warning filters"
@@ -149,7 +155,11 @@ class GateController:
             session_id=self.session_id,
         )
 
+        live = live_line_for(self.config)
+
         def observe(result: CheckResult) -> None:
+            if live is not None:
+                live.finished(result.check_id)
             messages.poll()
             try:
                 hook.pytest_maf_preflight_check_executed(config=self.config, result=result)
@@ -158,15 +168,26 @@ class GateController:
                     f"pytest_maf_preflight_check_executed raised {exc!r} for {result.check_id}"
                 )
 
+        def started(checks: Sequence[PlannedCheck]) -> None:
+            messages.started(checks)
+            if live is not None:
+                live.started([c.check_id for c in checks])
+
         # Ctrl-C or SIGTERM while checks run must not leave their commands running.
         with groups.killed_when_interrupted():
-            results = run_checks(
-                self.planned,
-                ctx,
-                settings.max_concurrency,
-                on_result=observe,
-                on_start=messages.started,
-            )
+            try:
+                results = run_checks(
+                    self.planned,
+                    ctx,
+                    settings.max_concurrency,
+                    on_result=observe,
+                    on_start=started,
+                    on_tick=live.tick if live is not None else None,
+                    tick=LIVE_TICK,
+                )
+            finally:
+                if live is not None:
+                    live.close()
         messages.finished(results)
         notes.runtime.extend(messages.errors)
         self.state.checked(results)
@@ -290,8 +311,11 @@ class GateController:
             )
         ):
             session.exitstatus = MafExitCode.GATE_CLOSED
+        page = self._report_page()
         try:
             self._record(int(session.exitstatus))
+            if page is not None:  # after recording: the page counts this run
+                page.read(self.store.opened)
         finally:
             self.store.close()
         error = self._warn_fallbacks()  # the fallbacks of the recording itself
@@ -305,6 +329,16 @@ class GateController:
             )
         if self.settings.report_path is not None:
             self.report.write_json(self.settings.report_path, int(session.exitstatus))
+        if page is not None and self.settings.html_path is not None:
+            page.write(self.settings.html_path, int(session.exitstatus))
+
+    def _report_page(self) -> RunPage | None:
+        """The report page of this run, when ``--maf-html`` asks for one (imported only then)."""
+        if self.settings.html_path is None:
+            return None
+        from ..report_page.run import RunPage
+
+        return RunPage(self.state, session_id=self.session_id, started_at=self.started_at)
 
     def _record(self, exit_code: int) -> None:
         """Write the session's bundle once, then the heartbeat and the escalations."""
@@ -379,5 +413,6 @@ def register_controller(config: pytest.Config, settings: Settings, *, nested: bo
     manager.register(controller, CONTROLLER_PLUGIN)
     manager.register(GateCollection(state), COLLECTION_PLUGIN)
     manager.register(gate_report, REPORT_PLUGIN)
+    register_github(config, state)
     if manager.hasplugin("xdist"):
         manager.register(XdistController(controller), "maf_preflight_xdist")

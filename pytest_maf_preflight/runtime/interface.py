@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
     from ..protocol.messages import Envelope
 
+from .recent_outcomes import DEFAULT_PER_CHECK
 from .records import (
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DeliveryRecord,
@@ -30,6 +32,7 @@ from .records import (
     Lease,
     LeaseGrant,
     Message,
+    RecentOutcome,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
@@ -56,7 +59,10 @@ class RuntimeState(abc.ABC):
         nothing."""
 
     @abc.abstractmethod
-    def sessions(self, limit: int | None = None) -> list[SessionRecord]: ...
+    def sessions(
+        self, limit: int | None = None, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
+        """Sessions newest first (``started_at``, ``id``), optionally of one agent."""
 
     @abc.abstractmethod
     def get_session(self, session_id: str) -> SessionRecord | None: ...
@@ -70,6 +76,29 @@ class RuntimeState(abc.ABC):
         session_id: str | None = None,
         limit: int | None = None,
     ) -> list[ExecutionRecord]: ...
+
+    @abc.abstractmethod
+    def check_stats(
+        self, *, since: float | None = None, agent_id: str | None = None
+    ) -> list[CheckStats]:
+        """Per check (or ``maf_smoke`` test), ordered by id: runs, outcomes, pass and flip
+        rates, p50/p95 durations and the last outcome, over the executions started at or after
+        ``since``, of one agent or of all (rules: :mod:`.check_stats`). The SQL modes aggregate
+        in the database."""
+
+    @abc.abstractmethod
+    def recent_outcomes(
+        self,
+        *,
+        per_check: int = DEFAULT_PER_CHECK,
+        since: float | None = None,
+        agent_id: str | None = None,
+        config_ids: Sequence[str] | None = None,
+    ) -> list[RecentOutcome]:
+        """The last ``per_check`` executions of each check (or ``maf_smoke`` test) started at
+        or after ``since``, of one agent or of all, of the checks ``config_ids`` or of every
+        check: checks in id order, each newest first (rules: :mod:`.recent_outcomes`). The SQL
+        modes read only those rows, through an index."""
 
     @abc.abstractmethod
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]: ...
