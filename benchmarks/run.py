@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import active_gate  # noqa: E402 - beside this script, which Python puts on sys.path
 import escalation_ticks  # noqa: E402 - likewise
 import per_test_cost  # noqa: E402 - likewise
+import report_page  # noqa: E402 - likewise
 import reservations  # noqa: E402 - likewise
 import runtime_stores  # noqa: E402 - likewise
 import store_location  # noqa: E402 - likewise
@@ -390,6 +391,7 @@ SECTIONS: dict[str, tuple[Callable[[bool, int], Any], Callable[[Any], list[str]]
     "store_location": (lambda quick, _: store_location.bench(quick), store_location.report),
     "per_test_cost": (lambda quick, _: per_test_cost.bench(quick), per_test_cost.report),
     "escalation_ticks": (lambda quick, _: escalation_ticks.bench(quick), escalation_ticks.report),
+    "report_page": (lambda quick, _: report_page.bench(quick), report_page.report),
 }
 
 

@@ -39,6 +39,10 @@ HELP_AGENT_CAPABILITIES = (
     "separated by commas (env MAF_AGENT_CAPABILITIES)"
 )
 HELP_REPORT = "Write a JSON report of the gate to this path"
+HELP_HTML = (
+    "Write the gate's report page (one self-contained HTML file: timeline, history, leases, "
+    "escalations, agents) to this path"
+)
 HELP_WARNINGS_AS_ERRORS = "Let failing warning-severity checks fail the run and close the gate"
 HELP_MAX_CONCURRENCY = f"Most preflight checks run at once (default: {DEFAULT_MAX_CONCURRENCY})"
 HELP_GC_FREEZE = (
@@ -118,6 +122,14 @@ def add_options(parser: pytest.Parser) -> None:
         help=HELP_REPORT,
     )
     group.addoption(
+        "--maf-html",
+        "--maf-preflight-html",
+        default=None,
+        metavar="PATH",
+        dest="maf_html",
+        help=HELP_HTML,
+    )
+    group.addoption(
         "--maf-warnings-as-errors",
         "--maf-preflight-warnings-as-errors",
         action="store_true",
@@ -172,6 +184,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("maf_db_url", HELP_DB_URL, default="")
     parser.addini("maf_no_escalate", HELP_NO_ESCALATE, type="bool", default=False)
     parser.addini("maf_no_reuse", HELP_NO_REUSE, type="bool", default=False)
+    parser.addini("maf_html", HELP_HTML, default="")
     _add_renamed_ini(parser, "maf_config", HELP_CONFIG_INI, "linelist")
     _add_renamed_ini(parser, "maf_report", HELP_REPORT)
     _add_renamed_ini(parser, "maf_warnings_as_errors", HELP_WARNINGS_AS_ERRORS, "bool")

@@ -59,6 +59,8 @@ class Settings:
     gc_freeze: bool = True
     #: Whether a check's recent pass may stand in for running it (``gate.reuse``).
     reuse: bool = True
+    #: Where to write the report page (``report_page``); None: no page.
+    html_path: Path | None = None
 
 
 def _flag(
@@ -156,7 +158,14 @@ def _name(value: str, source: str) -> str:
 #: Options whose value is a path. pytest chooses the rootdir and ini file before it knows
 #: plugin options, so a separate value ("--opt PATH") is taken for a test path there and can
 #: move the rootdir away from the project, and with it the default config directory.
-_PATH_OPTIONS = ("--maf-config", "--maf-preflight-config", "--maf-report", "--maf-preflight-report")
+_PATH_OPTIONS = (
+    "--maf-config",
+    "--maf-preflight-config",
+    "--maf-report",
+    "--maf-preflight-report",
+    "--maf-html",
+    "--maf-preflight-html",
+)
 
 
 def _check_path_option_form(args: Sequence[str]) -> None:
@@ -166,6 +175,19 @@ def _check_path_option_form(args: Sequence[str]) -> None:
                 f"write {arg}=PATH (with '='): pytest chooses the rootdir before it knows this "
                 "option, and would take a separate PATH for a test path"
             )
+
+
+def _output_path(
+    config: pytest.Config, given: tuple[str, str] | None, rootdir: Path
+) -> Path | None:
+    """A file the run writes: relative to where pytest was started when given on the command
+    line, to the rootdir when given in the ini file."""
+    if not given:
+        return None
+    path = Path(given[0])
+    if path.is_absolute():
+        return path
+    return (Path(config.invocation_params.dir) if given[1].startswith("--") else rootdir) / path
 
 
 def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> Settings:
@@ -231,12 +253,9 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
     no_reuse = _flag(opt.maf_no_reuse, ("MAF_NO_REUSE",), bool(config.getini("maf_no_reuse")), env)
     default_escalation = str(_ini(config, "maf_default_escalation")[0]).strip() or None
     agent_type, agent_capabilities = _agent_fields(config, env)
-    report_path = None
-    if report:
-        report_path = Path(report[0])
-        if not report_path.is_absolute():
-            base = Path(config.invocation_params.dir) if report[1].startswith("--") else rootdir
-            report_path = base / report_path
+    html = _first(
+        (opt.maf_html, "--maf-html"), (config.getini("maf_html"), "maf_html in the config file")
+    )
 
     from .runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
@@ -260,7 +279,8 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
         config_paths=tuple(dict.fromkeys(paths)),
         environment=environment,
         agent_id=_name(*agent) if agent else ANONYMOUS_AGENT,
-        report_path=report_path,
+        report_path=_output_path(config, report, rootdir),
+        html_path=_output_path(config, html, rootdir),
         warnings_as_errors=warnings_as_errors,
         max_concurrency=(_positive_int(*concurrency) if concurrency else DEFAULT_MAX_CONCURRENCY),
         base_url=base_url[0] if base_url else None,

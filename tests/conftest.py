@@ -59,7 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No autoloaded plugins in pytester runs, and no MAF_* settings leaking in from the shell."""
+    """No autoloaded plugins in pytester runs, and no MAF_* settings leaking in from the shell,
+    nor GitHub Actions' (the gate would annotate and append to the job's step summary)."""
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     for name in list(os.environ):
         # Proxy variables too: every test server is on loopback, and the HTTP transport honours
@@ -67,6 +68,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         if (
             name.startswith("MAF_")
             or name in ("NODE_ENV", "AGENT_NAME")
+            or name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "GITHUB_WORKSPACE")
             or (name.lower() in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"))
         ):
             monkeypatch.delenv(name)

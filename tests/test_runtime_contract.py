@@ -16,6 +16,7 @@ from pytest_maf_preflight.runtime.errors import LeaseError
 from pytest_maf_preflight.runtime.interface import RuntimeState
 from pytest_maf_preflight.runtime.records import (
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DecisionRecord,
@@ -1630,3 +1631,236 @@ def test_waivers_decisions_and_silences_survive_reopening(mode: str, tmp_path: P
     with make_runtime(mode, tmp_path) as third:
         assert third.silences() == [ended]
         assert third.waivers(active_at=T0 + 0.5) == [revoked]
+
+
+# --- check statistics (check_stats) -----------------------------------------------------------
+
+SMOKE_ID = "tests/test_smoke.py::test_up"
+
+
+def stats_history() -> list[SessionBundle]:
+    """Sessions of two agents: ``api`` passes, fails, times out, is skipped, passes and errs;
+    ``db`` passes once; a smoke test passes twice. One session per execution."""
+    runs: list[tuple[str, str, str, float, str, float]] = [
+        ("api", "check", "codex-1", 1000.0, "passed", 1.0),
+        ("db", "check", "codex-1", 1000.0, "passed", 0.5),
+        (SMOKE_ID, "smoke", "codex-2", 1005.0, "passed", 0.2),
+        ("api", "check", "codex-2", 1010.0, "failed", 4.0),
+        ("api", "check", "codex-1", 1020.0, "timeout", 10.0),
+        ("api", "check", "codex-1", 1030.0, "skipped", 0.0),
+        ("api", "check", "codex-2", 1040.0, "passed", 2.0),
+        (SMOKE_ID, "smoke", "codex-2", 1045.0, "passed", 0.4),
+        ("api", "check", "codex-1", 1050.0, "error", 3.0),
+    ]
+    out = []
+    for config_id, kind, agent, started, status, duration in runs:
+        s = session(started, agent_id=agent)
+        e = dataclasses.replace(
+            execution(s.id, config_id, status, started),
+            agent_id=agent,
+            kind=kind,  # type: ignore[arg-type]
+            duration=duration,
+            completed_at=started + duration,
+        )
+        out.append(SessionBundle(session=s, executions=(e,)))
+    return out
+
+
+def stats(config_id: str, counts: tuple[int, ...], *numbers: float, last: str) -> CheckStats:
+    """``counts``: runs, passed, failed, timeouts, errors, flips; ``numbers``: pass rate, flip
+    rate, p50, p95, last start."""
+    runs, passed, failed, timeouts, errors, flips = counts
+    pass_rate, flip_rate, p50, p95, last_at = numbers
+    return CheckStats(
+        config_id=config_id,
+        runs=runs,
+        passed=passed,
+        failed=failed,
+        timeouts=timeouts,
+        errors=errors,
+        pass_rate=pytest.approx(pass_rate),  # type: ignore[arg-type]
+        flips=flips,
+        flip_rate=pytest.approx(flip_rate),  # type: ignore[arg-type]
+        p50_duration=pytest.approx(p50),  # type: ignore[arg-type]
+        p95_duration=pytest.approx(p95),  # type: ignore[arg-type]
+        last_status=last,
+        last_started_at=last_at,
+    )
+
+
+def test_check_stats_count_outcomes_flips_and_percentiles(runtime: RuntimeState) -> None:
+    assert runtime.check_stats() == []
+    for b in stats_history():
+        runtime.record_session(b)
+    # api without its skip: durations 1 2 3 4 10; passing 1 0 0 1 0 flips three times
+    # (failed -> timeout is no flip); p95 lies 80% of the way from 4 to 10.
+    assert runtime.check_stats() == [
+        stats("api", (5, 2, 1, 1, 1, 3), 0.4, 0.75, 3.0, 8.8, 1050.0, last="error"),
+        stats("db", (1, 1, 0, 0, 0, 0), 1.0, 0.0, 0.5, 0.5, 1000.0, last="passed"),
+        stats(SMOKE_ID, (2, 2, 0, 0, 0, 0), 1.0, 0.0, 0.3, 0.39, 1045.0, last="passed"),
+    ]
+
+
+def test_check_stats_by_agent_and_since(runtime: RuntimeState) -> None:
+    for b in stats_history():
+        runtime.record_session(b)
+    # codex-1's api: passed, timeout, error (1 3 10 seconds).
+    assert runtime.check_stats(agent_id="codex-1") == [
+        stats("api", (3, 1, 0, 1, 1, 1), 1 / 3, 0.5, 3.0, 9.3, 1050.0, last="error"),
+        stats("db", (1, 1, 0, 0, 0, 0), 1.0, 0.0, 0.5, 0.5, 1000.0, last="passed"),
+    ]
+    # From 1020 on (at 1020 counts): timeout, passed, error; the later smoke run.
+    assert runtime.check_stats(since=1020.0) == [
+        stats("api", (3, 1, 0, 1, 1, 2), 1 / 3, 1.0, 3.0, 9.3, 1050.0, last="error"),
+        stats(SMOKE_ID, (1, 1, 0, 0, 0, 0), 1.0, 0.0, 0.4, 0.4, 1045.0, last="passed"),
+    ]
+    assert runtime.check_stats(since=1020.0, agent_id="codex-2") == [
+        stats("api", (1, 1, 0, 0, 0, 0), 1.0, 0.0, 2.0, 2.0, 1040.0, last="passed"),
+        stats(SMOKE_ID, (1, 1, 0, 0, 0, 0), 1.0, 0.0, 0.4, 0.4, 1045.0, last="passed"),
+    ]
+    assert runtime.check_stats(agent_id="nobody") == []
+    assert runtime.check_stats(since=2000.0) == []
+
+
+def test_check_stats_order_same_time_runs_by_id_and_ignore_skips(runtime: RuntimeState) -> None:
+    s = session(1000.0)
+    ids = sorted(new_id() for _ in range(3))
+    runs = [
+        dataclasses.replace(execution(s.id, "git", status, 1000.0), id=run_id)
+        for run_id, status in zip(ids, ["failed", "failed", "passed"], strict=True)
+    ]
+    skipped = execution(s.id, "only-skipped", "skipped", 1000.0)
+    runtime.record_session(SessionBundle(session=s, executions=(*reversed(runs), skipped)))
+    [git] = runtime.check_stats()
+    assert (git.config_id, git.runs, git.flips, git.last_status) == ("git", 3, 1, "passed")
+
+
+@pytest.mark.parametrize("since", [float("nan"), float("inf"), "1000", True])
+def test_check_stats_refuse_a_bad_since(runtime: RuntimeState, since: Any) -> None:
+    with pytest.raises(ValueError, match="since must be a finite number"):
+        runtime.check_stats(since=since)
+
+
+# --- the last outcomes of each check (recent_outcomes) and sessions of one agent -------------
+
+
+def outcome_history() -> list[SessionBundle]:
+    """``api`` runs 60 times (every tenth fails, every 25th is skipped) alternately by two
+    agents, a second apart; ``db`` twice; a smoke test once. One session per start time."""
+    out = []
+    for i in range(60):
+        agent = ("codex-1", "codex-2")[i % 2]
+        s = session(1000.0 + i, agent_id=agent)
+        status = "skipped" if i % 25 == 0 else "failed" if i % 10 == 3 else "passed"
+        runs = [
+            dataclasses.replace(
+                execution(s.id, "api", status, 1000.0 + i), agent_id=agent, duration=i / 10
+            )
+        ]
+        if i in (5, 50):
+            runs.append(dataclasses.replace(execution(s.id, "db", "passed", 1000.5 + i)))
+        if i == 7:
+            runs.append(
+                dataclasses.replace(execution(s.id, SMOKE_ID, "failed", 1007.0), kind="smoke")
+            )
+        out.append(SessionBundle(session=s, executions=tuple(runs)))
+    return out
+
+
+def test_recent_outcomes_keep_the_newest_of_each_check(runtime: RuntimeState) -> None:
+    assert runtime.recent_outcomes() == []
+    for b in outcome_history():
+        runtime.record_session(b)
+    rows = runtime.recent_outcomes()
+    api = [r for r in rows if r.config_id == "api"]
+    # The newest 50 of 60, newest first: starts 1059 down to 1010, skips and failures kept.
+    assert [r.started_at for r in api] == [1000.0 + i for i in range(59, 9, -1)]
+    assert [r.status for r in api[:10]] == ["passed"] * 6 + ["failed"] + ["passed"] * 2 + [
+        "skipped"
+    ]
+    assert (api[0].kind, api[0].duration, api[0].attempts) == ("check", 5.9, 1)
+    # Checks in id order, each newest first.
+    assert [r.config_id for r in rows] == ["api"] * 50 + ["db"] * 2 + [SMOKE_ID]
+    assert [r.started_at for r in rows[50:52]] == [1050.5, 1005.5]
+    assert (rows[-1].kind, rows[-1].status) == ("smoke", "failed")
+
+
+def test_recent_outcomes_per_check_since_and_agent(runtime: RuntimeState) -> None:
+    for b in outcome_history():
+        runtime.record_session(b)
+    three = runtime.recent_outcomes(per_check=3)
+    assert [(r.config_id, r.started_at) for r in three] == [
+        ("api", 1059.0),
+        ("api", 1058.0),
+        ("api", 1057.0),
+        ("db", 1050.5),
+        ("db", 1005.5),
+        (SMOKE_ID, 1007.0),
+    ]
+    since = runtime.recent_outcomes(since=1050.0)  # at 1050 counts
+    assert [(r.config_id, r.started_at) for r in since if r.config_id != "api"] == [("db", 1050.5)]
+    assert len([r for r in since if r.config_id == "api"]) == 10
+    mine = runtime.recent_outcomes(per_check=2, agent_id="codex-2")
+    assert [(r.config_id, r.agent_id, r.started_at) for r in mine] == [
+        ("api", "codex-2", 1059.0),
+        ("api", "codex-2", 1057.0),
+    ]
+    assert runtime.recent_outcomes(agent_id="nobody") == []
+    assert runtime.recent_outcomes(since=0.0, per_check=1)[0].started_at == 1059.0
+
+
+def test_recent_outcomes_of_some_checks(runtime: RuntimeState) -> None:
+    history = outcome_history()
+    for b in history:
+        runtime.record_session(b)
+    rows = runtime.recent_outcomes(per_check=2, config_ids=[SMOKE_ID, "db", "nothing", "db"])
+    assert [(r.config_id, r.started_at) for r in rows] == [
+        ("db", 1050.5),
+        ("db", 1005.5),
+        (SMOKE_ID, 1007.0),
+    ]
+    stored = {e.id: e for b in history for e in b.executions}
+    assert all(stored[r.id].config_id == r.config_id for r in rows)
+    assert runtime.recent_outcomes(config_ids=[]) == []
+    assert runtime.recent_outcomes(config_ids=["db"], since=1006.0, agent_id="codex-2") == []
+    with pytest.raises(ValueError, match="config_ids must be a collection of ids"):
+        runtime.recent_outcomes(config_ids="db")
+
+
+def test_recent_outcomes_of_many_checks(runtime: RuntimeState) -> None:
+    # More checks than one statement reads (the SQL modes split them).
+    s = session(1000.0)
+    ids = [f"check-{i:03d}" for i in range(450)]
+    runtime.record_session(
+        SessionBundle(session=s, executions=tuple(execution(s.id, c, "passed") for c in ids))
+    )
+    assert [r.config_id for r in runtime.recent_outcomes()] == ids
+    assert [r.config_id for r in runtime.recent_outcomes(config_ids=ids[::-1])] == ids
+
+
+def test_recent_outcomes_order_same_time_runs_by_id(runtime: RuntimeState) -> None:
+    s = session(1000.0)
+    ids = sorted(new_id() for _ in range(3))
+    runs = [
+        dataclasses.replace(execution(s.id, "git", status, 1000.0), id=run_id)
+        for run_id, status in zip(ids, ["failed", "error", "passed"], strict=True)
+    ]
+    runtime.record_session(SessionBundle(session=s, executions=tuple(reversed(runs))))
+    assert [r.status for r in runtime.recent_outcomes(per_check=2)] == ["passed", "error"]
+
+
+@pytest.mark.parametrize("per_check", [0, -1, 2.5, True])
+def test_recent_outcomes_refuse_a_bad_count(runtime: RuntimeState, per_check: Any) -> None:
+    with pytest.raises(ValueError, match="per_check must be a whole number"):
+        runtime.recent_outcomes(per_check=per_check)
+    with pytest.raises(ValueError, match="since must be a finite number"):
+        runtime.recent_outcomes(since=float("nan"))
+
+
+def test_sessions_of_one_agent(runtime: RuntimeState) -> None:
+    for b in outcome_history()[:5]:
+        runtime.record_session(b)
+    assert [s.started_at for s in runtime.sessions(agent_id="codex-1")] == [1004.0, 1002.0, 1000.0]
+    assert [s.started_at for s in runtime.sessions(1, agent_id="codex-2")] == [1003.0]
+    assert runtime.sessions(agent_id="nobody") == []
+    assert len(runtime.sessions()) == 5

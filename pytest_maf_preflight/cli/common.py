@@ -7,6 +7,7 @@ runtime is imported inside the functions that open it.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 import os
@@ -29,6 +30,10 @@ MAX_NAME_LENGTH = 128
 
 JSON_HELP = "Print JSON"
 MODE_HELP = "Runtime modes to use (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)"
+DB_URL_HELP = (
+    "PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
+    "from PGPASSWORD or ~/.pgpass)"
+)
 
 
 class CliExit(enum.IntEnum):
@@ -158,29 +163,35 @@ def valid_agent_name(value: str, source: str) -> str:
     return value
 
 
-def runtime_settings(mode: str | None, rootdir: Path | None = None) -> RuntimeSettings:
+def runtime_settings(
+    mode: str | None, rootdir: Path | None = None, *, db_url: str | None = None
+) -> RuntimeSettings:
     """Where the runtime is, located as the plugin locates it with ``rootdir`` (default: the
     current directory) as the rootdir: in a git repository, the store every worktree shares,
-    so any directory of any worktree finds the same one. A bad ``--mode`` or MAF_* value, or a
-    ``.git`` file that cannot be followed, is a usage error."""
+    so any directory of any worktree finds the same one; ``db_url`` (``--db-url``) over
+    MAF_DB_URL. A bad ``--mode`` or MAF_* value, or a ``.git`` file that cannot be followed,
+    is a usage error."""
     from ..runtime.factory import RuntimeConfigError, resolve_runtime_settings
 
     try:
-        return resolve_runtime_settings(
+        settings = resolve_runtime_settings(
             Path.cwd() if rootdir is None else rootdir, os.environ, mode, cli_source="--mode"
         )
     except RuntimeConfigError as exc:
         raise CliError(str(exc)) from None
+    if db_url:
+        settings = dataclasses.replace(settings, db_url=db_url, db_url_source="--db-url")
+    return settings
 
 
-def open_runtime(mode: str | None) -> tuple[RuntimeState, list[str]]:
+def open_runtime(mode: str | None, *, db_url: str | None = None) -> tuple[RuntimeState, list[str]]:
     """The first runtime of the chain that opens, and a note for each mode skipped on the way;
     none opening is a usage error."""
     from ..runtime.errors import RuntimeUnavailable
     from ..runtime.factory import open_chain
 
     try:
-        opened = open_chain(runtime_settings(mode))
+        opened = open_chain(runtime_settings(mode, db_url=db_url))
     except RuntimeUnavailable as exc:
         raise CliError(str(exc)) from None
     return opened.runtime, opened.skipped

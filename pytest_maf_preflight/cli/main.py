@@ -49,6 +49,7 @@ def build_parser() -> Parser:
         escalation_commands,
         guard_commands,
         message_commands,
+        report_commands,
         reservation_commands,
         runtime_commands,
         silence_commands,
@@ -76,6 +77,7 @@ def build_parser() -> Parser:
         silence_commands,
         message_commands,
         agent_commands,
+        report_commands,
     ):
         group.register(subparsers)
     return parser

@@ -20,9 +20,7 @@ that id.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import re
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ from .common import (
     open_runtime,
     valid_agent_name,
 )
+from .since import parse_since
 
 if TYPE_CHECKING:
     from ..runtime.interface import RuntimeState
@@ -61,9 +60,7 @@ SHORT_ID = 12
 #: little after its timestamp (a session's bundle carries its smoke results; hosts' clocks
 #: differ). One stored later than this after its timestamp shows in ``list`` only.
 LOOKBACK = 120.0
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 JSON_LINES_HELP = "Print each message as one JSON object per line"
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def register(subparsers: Subparsers) -> None:
@@ -146,25 +143,6 @@ def _common(parser: argparse.ArgumentParser, json_help: str) -> None:
 
 
 # --- shared --------------------------------------------------------------------------------------
-
-
-def parse_since(value: str | None, at: float) -> float | None:
-    """``--since`` as epoch seconds: a duration before ``at``, or an ISO 8601 time."""
-    if value is None:
-        return None
-    text = value.strip()
-    duration = _DURATION.fullmatch(text)
-    if duration:
-        return at - float(duration.group(1)) * _UNITS[duration.group(2)]
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CliError(
-            f"--since: {value!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO 8601 time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.timestamp()
 
 
 def _checked(args: argparse.Namespace) -> None:

@@ -1,4 +1,5 @@
-"""``maf-preflight history`` and ``maf-preflight runtime info|sync|migrate``.
+"""``maf-preflight history`` and ``maf-preflight runtime info|sync|migrate`` (``history stats``:
+:mod:`.history_stats`).
 
 The runtime is located as the plugin locates it, from the current directory as the rootdir:
 ``MAF_RUNTIME_MODE``/``MAF_RUNTIME`` choose modes, ``MAF_DB_PATH`` and ``MAF_AGENT_MAIL_ROOT``
@@ -18,7 +19,17 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .common import JSON_HELP, CliError, CliExit, display_path, print_json, runtime_settings
+from . import history_stats
+from .common import (
+    DB_URL_HELP,
+    JSON_HELP,
+    CliError,
+    CliExit,
+    display_path,
+    open_runtime,
+    print_json,
+    runtime_settings,
+)
 
 if TYPE_CHECKING:
     from ..runtime.factory import RuntimeSettings
@@ -27,10 +38,6 @@ if TYPE_CHECKING:
 STATUSES = ("passed", "failed", "timeout", "error", "skipped")
 #: The modes ``runtime sync`` copies between (memory holds nothing to copy from or keep).
 SYNC_MODES = ("json", "sqlite", "postgres")
-DB_URL_HELP = (
-    "PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
-    "from PGPASSWORD or ~/.pgpass)"
-)
 
 
 def register(subparsers: Any) -> None:
@@ -48,6 +55,7 @@ def register(subparsers: Any) -> None:
     history.add_argument("--db-url", metavar="URL", help=DB_URL_HELP)
     history.add_argument("--json", action="store_true", help=JSON_HELP)
     history.set_defaults(handler=run_history)
+    history_stats.register(history)
 
     runtime = subparsers.add_parser("runtime", help="Inspect, migrate and sync the runtime")
     actions = runtime.add_subparsers(dest="runtime_command", metavar="ACTION", required=True)
@@ -103,23 +111,7 @@ def register(subparsers: Any) -> None:
 def _settings(args: argparse.Namespace, modes: str | None = None) -> RuntimeSettings:
     """The runtime settings (``modes`` as ``--mode`` gives them), with ``--db-url`` over
     ``MAF_DB_URL``."""
-    settings = runtime_settings(modes)
-    if args.db_url:
-        settings = dataclasses.replace(settings, db_url=args.db_url, db_url_source="--db-url")
-    return settings
-
-
-def _open_chain(args: argparse.Namespace) -> tuple[RuntimeState, list[str]]:
-    """The first runtime of the chain that opens, and a note for each mode skipped on the
-    way; none opening is a usage error."""
-    from ..runtime.errors import RuntimeUnavailable
-    from ..runtime.factory import open_chain
-
-    try:
-        opened = open_chain(_settings(args, args.mode))
-    except RuntimeUnavailable as exc:
-        raise CliError(str(exc)) from None
-    return opened.runtime, opened.skipped
+    return runtime_settings(modes, db_url=args.db_url)
 
 
 def _one(mode: str, settings: RuntimeSettings) -> RuntimeState:
@@ -140,7 +132,7 @@ def _local_time(epoch: float) -> str:
 def run_history(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise CliError("--limit must be at least 1")
-    runtime, skipped = _open_chain(args)
+    runtime, skipped = open_runtime(args.mode, db_url=args.db_url)
     with runtime:
         rows = runtime.executions(config_id=args.config, status=args.status, limit=args.limit)
     if args.json:
@@ -173,7 +165,7 @@ def run_info(args: argparse.Namespace) -> int:
     from ..runtime.checkout_store import old_store_notice
 
     settings = _settings(args, args.mode)
-    runtime, skipped = _open_chain(args)
+    runtime, skipped = open_runtime(args.mode, db_url=args.db_url)
     with runtime:
         info = runtime.info()
     why = settings.source_of(info.mode)

@@ -28,7 +28,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..checks.runner import PlannedCheck, run_checks
@@ -66,6 +67,8 @@ class CheckRun:
         self._lock = threading.Lock()
         self._joined = False
         self._held: list[PlannedCheck] = []
+        #: Check id -> when its first attempt started (monotonic): the live line's clock.
+        self._started_at: dict[str, float] = {}
         #: Every result as it came: the observers see them in this order.
         self._arrived: list[CheckResult] = []
         self._results: list[CheckResult] | None = None
@@ -100,7 +103,10 @@ class CheckRun:
             self._done.set()
 
     def _started(self, checks: Sequence[PlannedCheck]) -> None:
+        at = time.monotonic()
         with self._lock:
+            for check in checks:
+                self._started_at.setdefault(check.check_id, at)
             if self._cancelled.is_set():
                 return
             if self._joined:
@@ -114,11 +120,17 @@ class CheckRun:
             if self._joined and not self._cancelled.is_set():
                 self.messages.poll()
 
-    def join(self) -> tuple[list[CheckResult], list[CheckResult]]:
+    def join(
+        self,
+        on_tick: Callable[[Mapping[str, float], Collection[str]], None] | None = None,
+        tick: float = 0.1,
+    ) -> tuple[list[CheckResult], list[CheckResult]]:
         """Wait for every result: (in the order the checks were given, in the order they came).
 
-        Ctrl-C while waiting cancels the run (its commands are killed) and is raised again; so
-        is an exception of the runner.
+        ``on_tick`` (a progress display) is called on this thread at least every ``tick``
+        seconds while waiting, with when each started check began (monotonic) and the ids of
+        those with a result. Ctrl-C while waiting cancels the run (its commands are killed) and
+        is raised again; so is an exception of the runner.
         """
         with self._lock:
             self._joined = True
@@ -126,7 +138,12 @@ class CheckRun:
                 self.messages.started(self._held)
                 self._held = []
         try:
-            self._done.wait()
+            while not self._done.wait(tick if on_tick is not None else None):
+                if on_tick is not None:
+                    with self._lock:
+                        started = dict(self._started_at)
+                        finished = {result.check_id for result in self._arrived}
+                    on_tick(started, finished)
         except BaseException:
             self.cancel()
             raise

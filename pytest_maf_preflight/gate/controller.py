@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -38,10 +38,12 @@ from .check_run import CheckRun
 from .collection import COLLECTION_PLUGIN, GateCollection, is_smoke_report
 from .decision import GateDecision
 from .escalating import escalate_recorded
+from .github import register_github
 from .heap import NOT_FROZEN, freeze, thaw
 from .issued_warnings import issue
 from .item_hooks import register_item_hooks
 from .keys import GATE_KEY, WORKER_ERROR_KEY, WORKER_KEY
+from .live_line import LIVE_TICK, live_line_for
 from .loading import preloaded
 from .messaging import GateMessages
 from .planning import plan_check
@@ -50,6 +52,9 @@ from .report import REPORT_PLUGIN, GateReport
 from .state import CheckDescriptor, GateState
 from .store import GateStore
 from .waivers import apply_waivers
+
+if TYPE_CHECKING:
+    from ..report_page.run import RunPage
 
 CONTROLLER_PLUGIN = "maf_preflight_gate"
 _FALLBACK_IS_AN_ERROR = "MafRuntimeFallback is an error by the warning filters"
@@ -203,7 +208,12 @@ class GateController:
             run.cancel()
             self.check_run = run = self._check_run()
             run.start()
-        results, arrived = run.join()
+        live = live_line_for(self.config)
+        try:
+            results, arrived = run.join(on_tick=live.update if live else None, tick=LIVE_TICK)
+        finally:
+            if live is not None:
+                live.close()
         notes = self.state.notes
         for result in arrived:  # on this thread, as the observers always were
             try:
@@ -340,8 +350,11 @@ class GateController:
             )
         ):
             session.exitstatus = MafExitCode.GATE_CLOSED
+        page = self._report_page()
         try:
             self._record(int(session.exitstatus))
+            if page is not None:  # after recording: the page counts this run
+                page.read(self.store.opened)
         finally:
             self.store.close()
         error = self._warn_fallbacks()  # the fallbacks of the recording itself
@@ -355,6 +368,16 @@ class GateController:
             )
         if self.settings.report_path is not None:
             self.report.write_json(self.settings.report_path, int(session.exitstatus))
+        if page is not None and self.settings.html_path is not None:
+            page.write(self.settings.html_path, int(session.exitstatus))
+
+    def _report_page(self) -> RunPage | None:
+        """The report page of this run, when ``--maf-html`` asks for one (imported only then)."""
+        if self.settings.html_path is None:
+            return None
+        from ..report_page.run import RunPage
+
+        return RunPage(self.state, session_id=self.session_id, started_at=self.started_at)
 
     def _record(self, exit_code: int) -> None:
         """Write the session's bundle once, then the heartbeat and the escalations."""
@@ -434,5 +457,6 @@ def register_controller(config: pytest.Config, settings: Settings, *, nested: bo
     manager.register(controller, CONTROLLER_PLUGIN)
     manager.register(GateCollection(state), COLLECTION_PLUGIN)
     manager.register(gate_report, REPORT_PLUGIN)
+    register_github(config, state)
     if manager.hasplugin("xdist"):
         manager.register(XdistController(controller), "maf_preflight_xdist")

@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
     from ..protocol.messages import Envelope
 
+from .recent_outcomes import DEFAULT_PER_CHECK
 from .records import (
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DecisionRecord,
@@ -31,6 +33,7 @@ from .records import (
     Lease,
     LeaseGrant,
     Message,
+    RecentOutcome,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
@@ -59,7 +62,10 @@ class RuntimeState(abc.ABC):
         nothing."""
 
     @abc.abstractmethod
-    def sessions(self, limit: int | None = None) -> list[SessionRecord]: ...
+    def sessions(
+        self, limit: int | None = None, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
+        """Sessions newest first (``started_at``, ``id``), optionally of one agent."""
 
     @abc.abstractmethod
     def get_session(self, session_id: str) -> SessionRecord | None: ...
@@ -82,6 +88,29 @@ class RuntimeState(abc.ABC):
         ``config_id`` that ``agent_id`` recorded in a session of ``environment``, whatever its
         status; None when there is none. The gate reuses a recent pass only when it is this
         one (``gate.reuse``): a later failure, timeout or error disables the reuse."""
+
+    @abc.abstractmethod
+    def check_stats(
+        self, *, since: float | None = None, agent_id: str | None = None
+    ) -> list[CheckStats]:
+        """Per check (or ``maf_smoke`` test), ordered by id: runs, outcomes, pass and flip
+        rates, p50/p95 durations and the last outcome, over the executions started at or after
+        ``since``, of one agent or of all (rules: :mod:`.check_stats`). The SQL modes aggregate
+        in the database."""
+
+    @abc.abstractmethod
+    def recent_outcomes(
+        self,
+        *,
+        per_check: int = DEFAULT_PER_CHECK,
+        since: float | None = None,
+        agent_id: str | None = None,
+        config_ids: Sequence[str] | None = None,
+    ) -> list[RecentOutcome]:
+        """The last ``per_check`` executions of each check (or ``maf_smoke`` test) started at
+        or after ``since``, of one agent or of all, of the checks ``config_ids`` or of every
+        check: checks in id order, each newest first (rules: :mod:`.recent_outcomes`). The SQL
+        modes read only those rows, through an index."""
 
     @abc.abstractmethod
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]: ...

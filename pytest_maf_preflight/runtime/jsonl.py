@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from ..atomic import write_atomic
 from .agent_fields import agent_record, checked_agent
 from .arguments import at_or_now, checked_limit, checked_time, required_time
+from .check_stats import stats_of
 from .errors import RuntimeStateError, RuntimeUnavailable
 from .escalation_rules import (
     EscalationClaim,
@@ -106,8 +107,10 @@ from .queries import (
     newest_sessions,
     newest_snapshots,
 )
+from .recent_outcomes import DEFAULT_PER_CHECK, checked_ids, checked_per_check, outcomes_of
 from .records import (
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DecisionRecord,
@@ -119,6 +122,7 @@ from .records import (
     Lease,
     LeaseGrant,
     Message,
+    RecentOutcome,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
@@ -839,9 +843,11 @@ class JsonRuntime(RuntimeState):
                 out.append(_line("conflict", bundle=token, record=to_json(conflict)))
         return out
 
-    def sessions(self, limit: int | None = None) -> list[SessionRecord]:
+    def sessions(
+        self, limit: int | None = None, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
         with self._current() as state:
-            return newest_sessions(state.sessions.values(), limit)
+            return newest_sessions(state.sessions.values(), limit, agent_id)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._current() as state:
@@ -872,6 +878,30 @@ class JsonRuntime(RuntimeState):
                 agent_id=agent_id,
                 environment=environment,
             )
+
+    def check_stats(
+        self, *, since: float | None = None, agent_id: str | None = None
+    ) -> list[CheckStats]:
+        since = checked_time(since, "since")
+        with self._current() as state:
+            rows = list(state.executions.values())
+        return stats_of(rows, since=since, agent_id=agent_id)
+
+    def recent_outcomes(
+        self,
+        *,
+        per_check: int = DEFAULT_PER_CHECK,
+        since: float | None = None,
+        agent_id: str | None = None,
+        config_ids: Sequence[str] | None = None,
+    ) -> list[RecentOutcome]:
+        per_check, since = checked_per_check(per_check), checked_time(since, "since")
+        wanted = checked_ids(config_ids)
+        with self._current() as state:
+            rows = list(state.executions.values())
+        return outcomes_of(
+            rows, per_check=per_check, since=since, agent_id=agent_id, config_ids=wanted
+        )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._current() as state:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .agent_fields import agent_record, checked_agent
 from .arguments import at_or_now, checked_limit, checked_time, required_time
+from .check_stats import stats_of
 from .escalation_rules import (
     EscalationClaim,
     EscalationOpening,
@@ -44,8 +45,10 @@ from .queries import (
     newest_sessions,
     newest_snapshots,
 )
+from .recent_outcomes import DEFAULT_PER_CHECK, checked_ids, checked_per_check, outcomes_of
 from .records import (
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DecisionRecord,
@@ -57,6 +60,7 @@ from .records import (
     Lease,
     LeaseGrant,
     Message,
+    RecentOutcome,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
@@ -114,9 +118,11 @@ class MemoryRuntime(RuntimeState):
             for path in bundle.escalation_paths:
                 self._escalation_paths.setdefault((path.path_id, path.content_hash), path)
 
-    def sessions(self, limit: int | None = None) -> list[SessionRecord]:
+    def sessions(
+        self, limit: int | None = None, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
         with self._lock:
-            return newest_sessions(self._sessions.values(), limit)
+            return newest_sessions(self._sessions.values(), limit, agent_id)
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         with self._lock:
@@ -147,6 +153,30 @@ class MemoryRuntime(RuntimeState):
                 agent_id=agent_id,
                 environment=environment,
             )
+
+    def check_stats(
+        self, *, since: float | None = None, agent_id: str | None = None
+    ) -> list[CheckStats]:
+        since = checked_time(since, "since")
+        with self._lock:
+            rows = list(self._executions.values())
+        return stats_of(rows, since=since, agent_id=agent_id)
+
+    def recent_outcomes(
+        self,
+        *,
+        per_check: int = DEFAULT_PER_CHECK,
+        since: float | None = None,
+        agent_id: str | None = None,
+        config_ids: Sequence[str] | None = None,
+    ) -> list[RecentOutcome]:
+        per_check, since = checked_per_check(per_check), checked_time(since, "since")
+        wanted = checked_ids(config_ids)
+        with self._lock:
+            rows = list(self._executions.values())
+        return outcomes_of(
+            rows, per_check=per_check, since=since, agent_id=agent_id, config_ids=wanted
+        )
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         with self._lock:

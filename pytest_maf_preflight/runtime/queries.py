@@ -26,8 +26,14 @@ from .records import (
 )
 
 
-def newest_sessions(rows: Iterable[SessionRecord], limit: int | None) -> list[SessionRecord]:
-    out = sorted(rows, key=lambda s: (s.started_at, s.id), reverse=True)
+def newest_sessions(
+    rows: Iterable[SessionRecord], limit: int | None, agent_id: str | None = None
+) -> list[SessionRecord]:
+    out = sorted(
+        (s for s in rows if agent_id is None or s.agent_id == agent_id),
+        key=lambda s: (s.started_at, s.id),
+        reverse=True,
+    )
     return out[: checked_limit(limit)]
 
 

@@ -65,6 +65,20 @@ class ExecutionRecord:
 
 
 @dataclasses.dataclass(frozen=True)
+class RecentOutcome:
+    """What the report page shows of one execution (``RuntimeState.recent_outcomes``)."""
+
+    id: str
+    config_id: str
+    agent_id: str
+    kind: ExecutionKind
+    status: ExecutionStatus
+    started_at: float
+    duration: float
+    attempts: int
+
+
+@dataclasses.dataclass(frozen=True)
 class ConfigSnapshot:
     """A config as it was when a session ran; stored once per (config id, content hash)."""
 
@@ -347,6 +361,29 @@ class SessionBundle:
     #: The definitions in force for this session (deduplicated by content when stored).
     smoke_tests: tuple[SmokeTestDefinition, ...] = ()
     escalation_paths: tuple[EscalationPathDefinition, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckStats:
+    """One check's recorded history in numbers (``RuntimeState.check_stats``; what counts,
+    flips and percentiles: :mod:`.check_stats`). Durations in seconds, rates from 0 to 1."""
+
+    #: The check's id, or a ``maf_smoke`` test's node id.
+    config_id: str
+    runs: int
+    passed: int
+    failed: int
+    timeouts: int
+    errors: int
+    pass_rate: float
+    #: Changes between passing and not passing from one execution to the next.
+    flips: int
+    #: ``flips`` per pair of consecutive executions (0 for a single run).
+    flip_rate: float
+    p50_duration: float
+    p95_duration: float
+    last_status: str
+    last_started_at: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from .agent_fields import agent_record, checked_agent
 from .arguments import checked_limit, checked_time, required_time
 from .backoff import RETRY_BACKOFF
+from .check_stats import read_stats, stats_params, stats_sql
 from .errors import RuntimeStateError
 from .escalation_rules import (
     EscalationClaim,
@@ -54,10 +55,19 @@ from .lease_rules import (
     renewed_lease,
     stale_leases,
 )
+from .recent_outcomes import (
+    DEFAULT_PER_CHECK,
+    checked_ids,
+    checked_per_check,
+    ids_sql,
+    in_order,
+    outcomes_sql,
+)
 from .records import (
     CLIMBING_STATES,
     OPEN_STATES,
     AgentRecord,
+    CheckStats,
     ConfigSnapshot,
     ConflictRecord,
     DecisionRecord,
@@ -69,6 +79,7 @@ from .records import (
     Lease,
     LeaseGrant,
     Message,
+    RecentOutcome,
     RuntimeInfo,
     SessionBundle,
     SessionRecord,
@@ -416,9 +427,12 @@ class SqlStore(RuntimeState, Generic[ConnT]):
     def _insert_executions(self, conn: ConnT, rows: Iterable[tuple[Any, ...]]) -> None:
         self._executemany(conn, self.dialect.insert(EXECUTIONS, keep_stored=True), rows)
 
-    def sessions(self, limit: int | None = None) -> list[SessionRecord]:
-        sql = SESSIONS.select + " ORDER BY started_at DESC, id DESC"
-        return [read_session(r) for r in self._select(*limited(sql, [], limit))]
+    def sessions(
+        self, limit: int | None = None, *, agent_id: str | None = None
+    ) -> list[SessionRecord]:
+        sql, params = filtered(SESSIONS.select, (("agent_id = ?", agent_id),))
+        sql += " ORDER BY started_at DESC, id DESC"
+        return [read_session(r) for r in self._select(*limited(sql, params, limit))]
 
     def get_session(self, session_id: str) -> SessionRecord | None:
         rows = self._select(_SELECT_SESSION, (session_id,))
@@ -444,6 +458,35 @@ class SqlStore(RuntimeState, Generic[ConnT]):
     ) -> ExecutionRecord | None:
         rows = self._select(_SELECT_LATEST_CHECK, (config_id, agent_id, environment))
         return read_execution(rows[0]) if rows else None
+
+    def check_stats(
+        self, *, since: float | None = None, agent_id: str | None = None
+    ) -> list[CheckStats]:
+        since = checked_time(since, "since")
+        sql = stats_sql(since=since is not None, agent=agent_id is not None)
+        return [read_stats(r) for r in self._select(sql, stats_params(since, agent_id))]
+
+    def recent_outcomes(
+        self,
+        *,
+        per_check: int = DEFAULT_PER_CHECK,
+        since: float | None = None,
+        agent_id: str | None = None,
+        config_ids: Sequence[str] | None = None,
+    ) -> list[RecentOutcome]:
+        per_check, since = checked_per_check(per_check), checked_time(since, "since")
+        wanted = checked_ids(config_ids)
+
+        def work(conn: ConnT) -> list[tuple[Any, ...]]:
+            ids = wanted
+            if ids is None:
+                ids = [r[0] for r in self._execute(conn, *ids_sql(since, agent_id))]
+            rows: list[tuple[Any, ...]] = []
+            for sql, params in outcomes_sql(ids, since, agent_id, per_check):
+                rows.extend(self._execute(conn, sql, params).fetchall())
+            return rows
+
+        return in_order(self._read(work))
 
     def config_snapshots(self, config_id: str | None = None) -> list[ConfigSnapshot]:
         sql, params = filtered(SNAPSHOTS.select, (("config_id = ?", config_id),))
