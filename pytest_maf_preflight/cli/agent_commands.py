@@ -14,7 +14,7 @@ import datetime
 import time
 from typing import TYPE_CHECKING
 
-from .common import JSON_HELP, MODE_HELP, open_runtime, print_json
+from .common import open_runtime, print_json, runtime_arguments
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -24,8 +24,7 @@ def register(subparsers: Subparsers) -> None:
     agents = subparsers.add_parser(
         "agents", help="Agents known to the runtime: type, status, capabilities, last heartbeat"
     )
-    agents.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    agents.add_argument("--json", action="store_true", help=JSON_HELP)
+    runtime_arguments(agents)
     agents.set_defaults(handler=run_agents)
 
 

@@ -1,5 +1,5 @@
-"""What every command group shares: exit codes, one-line errors, JSON output, backups, the
-agent and environment names, and opening the runtime.
+"""What every command group shares: exit codes, one-line errors, JSON output and tables,
+backups, the agent and environment names, and opening the runtime.
 
 Command modules import this at top level, so it imports only the standard library there; the
 runtime is imported inside the functions that open it.
@@ -13,13 +13,15 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import names
 
 if TYPE_CHECKING:
+    import argparse
+
     from ..runtime.factory import RuntimeSettings
     from ..runtime.interface import RuntimeState
 
@@ -27,9 +29,12 @@ PROG = "maf-preflight"
 #: Where configs live when no path is given (the original system's layout).
 DEFAULT_CONFIG_DIR = Path(names.DEFAULT_CONFIG_DIR)
 MAX_NAME_LENGTH = 128
+#: How much of a record id a table shows (any unique prefix is accepted back).
+SHORT_ID = 12
 
 JSON_HELP = "Print JSON"
 MODE_HELP = "Runtime modes to use (default: as MAF_RUNTIME_MODE, else sqlite,json,memory)"
+AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
 DB_URL_HELP = (
     "PostgreSQL URL of the postgres mode (default: MAF_DB_URL; a password may come "
     "from PGPASSWORD or ~/.pgpass)"
@@ -101,6 +106,13 @@ def find_by_prefix(
     )
 
 
+def refused(message: str) -> int:
+    """Print ``message`` as the error line of a refusal; its exit code, for the handler to
+    return."""
+    print(error_line(message), file=sys.stderr)
+    return int(CliExit.REFUSED)
+
+
 def one_line(text: str) -> str:
     return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
@@ -163,6 +175,14 @@ def valid_agent_name(value: str, source: str) -> str:
     return value
 
 
+def reason_text(raw: str) -> str:
+    """``--reason`` on one line; an empty one is a usage error (a decision says why)."""
+    reason = " ".join(raw.split())
+    if not reason:
+        raise CliError("--reason is empty; say why (it is kept on the record)")
+    return reason
+
+
 def runtime_settings(
     mode: str | None, rootdir: Path | None = None, *, db_url: str | None = None
 ) -> RuntimeSettings:
@@ -206,6 +226,33 @@ def display_path(path: Path | str) -> str:
         except ValueError:
             pass
     return str(candidate)
+
+
+def runtime_arguments(parser: argparse.ArgumentParser, json_help: str = JSON_HELP) -> None:
+    """``--mode`` and ``--json``, which every command on the runtime takes."""
+    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
+    parser.add_argument("--json", action="store_true", help=json_help)
+
+
+def notes(skipped: Sequence[str]) -> None:
+    """A ``note:`` line for each runtime mode skipped on the way (text output)."""
+    for note in skipped:
+        print(f"note: {note}")
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; the last one as it is."""
+    cells = [tuple(header), *(tuple(r) for r in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
+    for row in cells:
+        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def utc(epoch: float) -> str:
+    """``2025-01-02T03:04:05Z``, as the reservation checks and the gate print times."""
+    from ..reservations.conflicts import format_time
+
+    return format_time(epoch)
 
 
 def print_json(data: Any) -> None:

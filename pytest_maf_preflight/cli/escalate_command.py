@@ -30,14 +30,13 @@ from typing import TYPE_CHECKING
 from . import project_paths
 from .common import (
     DEFAULT_CONFIG_DIR,
-    JSON_HELP,
-    MODE_HELP,
     CliError,
     CliExit,
     agent_name,
     error_line,
     open_runtime,
     print_json,
+    runtime_arguments,
     runtime_settings,
 )
 from .escalation_commands import escalation_json
@@ -80,8 +79,7 @@ def register(subparsers: Subparsers) -> None:
         "--agent", metavar="NAME", help="Agent raising it (default: MAF_AGENT_ID, then AGENT_NAME)"
     )
     project_paths.add_arguments(escalate)
-    escalate.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    escalate.add_argument("--json", action="store_true", help=JSON_HELP)
+    runtime_arguments(escalate)
     escalate.set_defaults(handler=run_escalate)
 
 
@@ -132,13 +130,7 @@ def _path(path_id: str, config_dir: Path | None, env: str | None) -> PathRef:
     """The configured path ``path_id``; config errors end the command (exit 1)."""
     paths, errors = project_paths.load_paths(config_dir, env)
     if errors:
-        for line in errors:
-            print(line, file=sys.stderr)
-        raise CliError(
-            f"escalation path {path_id!r} not read: the configs are invalid "
-            f"({len(errors)} error{'s' if len(errors) != 1 else ''} above)",
-            CliExit.INVALID,
-        )
+        raise project_paths.invalid_configs(errors, f"escalation path {path_id!r}")
     found = paths.get(path_id)
     if found is None:
         where = config_dir if config_dir is not None else DEFAULT_CONFIG_DIR

@@ -41,17 +41,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..time_text import span
 from . import project_paths
 from .common import (
-    JSON_HELP,
-    MODE_HELP,
+    AGENT_HELP,
+    SHORT_ID,
     CliExit,
     agent_name,
     error_line,
     find_by_prefix,
+    notes,
     open_runtime,
     print_json,
+    reason_text,
+    refused,
+    runtime_arguments,
     runtime_settings,
+    table,
+    utc,
 )
 from .durations import EXAMPLES, parse_duration
 
@@ -70,9 +77,7 @@ TICK_AGENT = "maf-preflight"
 #: As ``runtime.records``; repeated here so ``--help`` does not import the runtime.
 STATES = ("triggered", "acknowledged", "escalated", "resolved", "expired")
 OPEN_STATES = ("triggered", "acknowledged", "escalated")
-SHORT_ID = 12
 
-AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
 ID_HELP = "Escalation id, or a unique prefix of one"
 
 
@@ -105,7 +110,7 @@ def register(subparsers: Subparsers) -> None:
     )
     which.add_argument("--all", action="store_true", help="Every state, closed ones too")
     listing.add_argument("--path", metavar="ID", help="Only escalations of this path")
-    _common(listing)
+    runtime_arguments(listing)
     listing.set_defaults(handler=run_list)
 
     ack = actions.add_parser(
@@ -116,7 +121,7 @@ def register(subparsers: Subparsers) -> None:
     )
     ack.add_argument("escalation_id", metavar="ID", help=ID_HELP)
     ack.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    _common(ack)
+    runtime_arguments(ack)
     ack.set_defaults(handler=run_ack)
 
     resolve = actions.add_parser(
@@ -128,7 +133,7 @@ def register(subparsers: Subparsers) -> None:
     resolve.add_argument("escalation_id", metavar="ID", help=ID_HELP)
     resolve.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     resolve.add_argument("--note", metavar="TEXT", help="What was done (sent with the notice)")
-    _common(resolve)
+    runtime_arguments(resolve)
     resolve.set_defaults(handler=run_resolve)
 
     for verb, handler, outcome in (
@@ -159,7 +164,7 @@ def register(subparsers: Subparsers) -> None:
                 help=f"How long the waiver holds ({EXAMPLES})",
             )
         decide.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-        _common(decide)
+        runtime_arguments(decide)
         decide.set_defaults(handler=handler)
 
     tick = actions.add_parser(
@@ -173,21 +178,11 @@ def register(subparsers: Subparsers) -> None:
         "configs are invalid (overdue escalations are still advanced).",
     )
     project_paths.add_arguments(tick)
-    _common(tick)
+    runtime_arguments(tick)
     tick.set_defaults(handler=run_tick)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    parser.add_argument("--json", action="store_true", help=JSON_HELP)
-
-
 # --- shared --------------------------------------------------------------------------------------
-
-
-def _refused(message: str) -> int:
-    print(error_line(message), file=sys.stderr)
-    return EXIT_REFUSED
 
 
 class UnknownEscalation(Exception):
@@ -232,32 +227,13 @@ def find_escalation(runtime: RuntimeState, given: str) -> EscalationRecord:
     )
 
 
-def _utc(epoch: float) -> str:
-    from ..reservations.conflicts import format_time
-
-    return format_time(epoch)
-
-
-def _span(span: float) -> str:
-    seconds = round(abs(span))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    return f"{hours // 24}d{hours % 24:02d}h"
-
-
 def next_action(escalation: EscalationRecord, at: float) -> str:
     """``in 14m59s``, ``due 3s ago`` (the next tick moves it) or ``-`` (nothing scheduled)."""
     if escalation.next_action_at is None:
         return "-"
     if escalation.next_action_at > at:
-        return f"in {_span(escalation.next_action_at - at)}"
-    return f"due {_span(at - escalation.next_action_at)} ago"
+        return f"in {span(escalation.next_action_at - at)}"
+    return f"due {span(at - escalation.next_action_at)} ago"
 
 
 def who(escalation: EscalationRecord) -> str:
@@ -276,7 +252,7 @@ def who(escalation: EscalationRecord) -> str:
 
 
 def _when(epoch: float | None) -> str:
-    return "?" if epoch is None else _utc(epoch)
+    return "?" if epoch is None else utc(epoch)
 
 
 def escalation_json(
@@ -306,10 +282,9 @@ def _report_json(report: EngineReport) -> dict[str, Any]:
 
 
 def _table(rows: Sequence[EscalationRecord], at: float) -> None:
-    header = ("ID", "STATE", "LEVEL", "OCC", "PATH", "CHECK", "CLASS", "OPENED", "NEXT", "WHO")
-    cells = [
-        header,
-        *(
+    table(
+        ("ID", "STATE", "LEVEL", "OCC", "PATH", "CHECK", "CLASS", "OPENED", "NEXT", "WHO"),
+        [
             (
                 e.id[:SHORT_ID],
                 e.state,
@@ -318,23 +293,13 @@ def _table(rows: Sequence[EscalationRecord], at: float) -> None:
                 e.path_id,
                 e.check_id or "-",
                 e.failure_class or "-",
-                _utc(e.created_at),
+                utc(e.created_at),
                 next_action(e, at),
                 who(e),
             )
             for e in rows
-        ),
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
-    for row in cells:
-        print(
-            "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
-
-
-def _notes(skipped: Sequence[str]) -> None:
-    for note in skipped:
-        print(f"note: {note}")
+        ],
+    )
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -360,7 +325,7 @@ def run_list(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    _notes(skipped)
+    notes(skipped)
     if not rows:
         which = (
             "escalations"
@@ -385,13 +350,13 @@ def run_ack(args: argparse.Namespace) -> int:
             found = find_escalation(runtime, args.escalation_id)
             done = _engine(runtime, agent, args.mode).acknowledge(found.id, agent)
         except (UnknownEscalation, EscalationError) as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
     if args.json:
         print_json(
             {"mode": runtime.mode, "skipped": list(skipped), "escalation": escalation_json(done)}
         )
         return 0
-    _notes(skipped)
+    notes(skipped)
     print(
         f"acknowledged escalation {done.id} ({done.dedup_key}) by {done.acknowledged_by} at "
         f"{_when(done.acknowledged_at)}; it stays open at level {done.level} and climbs no "
@@ -410,7 +375,7 @@ def run_resolve(args: argparse.Namespace) -> int:
             found = find_escalation(runtime, args.escalation_id)
             report = _engine(runtime, agent, args.mode).resolve(found.id, agent, args.note)
         except (UnknownEscalation, EscalationError) as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
     (done,) = report.resolved
     if args.json:
         print_json(
@@ -423,7 +388,7 @@ def run_resolve(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    _notes(skipped)
+    notes(skipped)
     print(
         f"resolved escalation {done.id} ({done.dedup_key}) by {done.resolved_by} at "
         f"{_when(done.resolved_at)}"
@@ -445,7 +410,6 @@ def run_reject(args: argparse.Namespace) -> int:
 def _decide(args: argparse.Namespace, *, approve: bool) -> int:
     """``approve`` or ``reject``: ``EscalationEngine.decide``, its refusals exit 4."""
     from ..escalation.errors import EscalationError
-    from .waiver_commands import reason_text
 
     reason = reason_text(args.reason)
     agent = agent_name(args.agent)
@@ -462,7 +426,7 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
                 waiver_minutes=None if duration is None else duration / 60,
             )
         except (UnknownEscalation, EscalationError) as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
         done = runtime.get_escalation(found.id) or found
     if args.json:
         print_json(
@@ -477,13 +441,13 @@ def _decide(args: argparse.Namespace, *, approve: bool) -> int:
             }
         )
         return 0
-    _notes(skipped)
+    notes(skipped)
     verb = "approved" if approve else "rejected"
     print(f"{verb} escalation {done.id} ({done.dedup_key}) at level {done.level} by {agent}")
     for waiver in report.waivers:
         print(
             f"  waiver {waiver.id} of check {waiver.check_id!r} until "
-            f"{_utc(waiver.expires_at)} ('maf-preflight waivers revoke' ends it early)"
+            f"{utc(waiver.expires_at)} ('maf-preflight waivers revoke' ends it early)"
         )
     for line in dataclasses.replace(report, decisions=[], waivers=[]).lines():
         print(line)
@@ -509,7 +473,7 @@ def run_tick(args: argparse.Namespace) -> int:
             }
         )
         return code
-    _notes(skipped)
+    notes(skipped)
     lines = report.lines()
     for line in lines:
         print(line)

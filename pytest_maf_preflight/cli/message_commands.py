@@ -27,13 +27,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .common import (
-    JSON_HELP,
-    MODE_HELP,
+    SHORT_ID,
     CliError,
     CliExit,
     error_line,
     find_by_prefix,
     open_runtime,
+    runtime_arguments,
+    utc,
     valid_agent_name,
 )
 from .since import parse_since
@@ -55,7 +56,6 @@ TYPES = (
     "ESCALATION_RESPONSE",
 )
 STATUSES = ("queued", "delivered", "acked")
-SHORT_ID = 12
 #: How far before the newest message seen ``follow`` keeps asking: a message may be stored a
 #: little after its timestamp (a session's bundle carries its smoke results; hosts' clocks
 #: differ). One stored later than this after its timestamp shows in ``list`` only.
@@ -89,7 +89,7 @@ def register(subparsers: Subparsers) -> None:
         metavar="N",
         help="The last N messages (default: 100; 0: all)",
     )
-    _common(listing, JSON_LINES_HELP)
+    runtime_arguments(listing, JSON_LINES_HELP)
     listing.set_defaults(handler=run_list)
 
     follow = actions.add_parser(
@@ -106,7 +106,7 @@ def register(subparsers: Subparsers) -> None:
         metavar="SECONDS",
         help="How often to look for new messages (default: 0.5)",
     )
-    _common(follow, JSON_LINES_HELP)
+    runtime_arguments(follow, JSON_LINES_HELP)
     follow.set_defaults(handler=run_follow)
 
     ack = actions.add_parser(
@@ -115,7 +115,7 @@ def register(subparsers: Subparsers) -> None:
         description="Mark a message acknowledged (status acked).",
     )
     ack.add_argument("message_id", metavar="ID", help="Message id, or a unique prefix of one")
-    _common(ack, JSON_HELP)
+    runtime_arguments(ack)
     ack.set_defaults(handler=run_ack)
 
 
@@ -137,11 +137,6 @@ def _filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _common(parser: argparse.ArgumentParser, json_help: str) -> None:
-    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    parser.add_argument("--json", action="store_true", help=json_help)
-
-
 # --- shared --------------------------------------------------------------------------------------
 
 
@@ -158,12 +153,6 @@ def _checked(args: argparse.Namespace) -> None:
 def _notes(skipped: Sequence[str]) -> None:
     for note in skipped:
         print(f"note: {note}", file=sys.stderr)
-
-
-def _utc(epoch: float) -> str:
-    from ..reservations.conflicts import format_time
-
-    return format_time(epoch)
 
 
 def _seconds(value: Any) -> str:
@@ -211,7 +200,7 @@ def summary(message: Message) -> str:
 def message_line(message: Message) -> str:
     return "  ".join(
         (
-            _utc(message.created_at),
+            utc(message.created_at),
             message.id[:SHORT_ID],
             f"{message.type:<20}",
             message.agent_id,

@@ -11,10 +11,12 @@ channel that no installed package adds is an error, as in the gate.
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .common import DEFAULT_CONFIG_DIR, CliError, display_path, environment_name
+from .common import DEFAULT_CONFIG_DIR, CliError, CliExit, display_path, environment_name
 
 if TYPE_CHECKING:
     from ..config.loader import LoadedConfig
@@ -65,3 +67,15 @@ def load_paths(config_dir: Path | None, env: str | None) -> tuple[dict[str, Path
 
     configs, errors = load_configs(config_dir, env)
     return paths_of(configs), errors
+
+
+def invalid_configs(errors: Sequence[str], what: str) -> CliError:
+    """Print the config errors (one line each, stderr); the error that ends the command for
+    them (exit 1), saying ``what`` could not be read."""
+    for line in errors:
+        print(line, file=sys.stderr)
+    return CliError(
+        f"{what} not read: the configs are invalid "
+        f"({len(errors)} error{'s' if len(errors) != 1 else ''} above)",
+        CliExit.INVALID,
+    )

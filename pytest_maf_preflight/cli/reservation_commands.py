@@ -27,20 +27,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..time_text import span
 from .common import (
-    JSON_HELP,
-    MODE_HELP,
+    AGENT_HELP,
     CliError,
     CliExit,
     agent_name,
-    error_line,
     open_runtime,
     print_json,
+    refused,
+    runtime_arguments,
+    table,
+    utc,
     valid_agent_name,
 )
 
@@ -52,8 +54,6 @@ if TYPE_CHECKING:
 
 #: Exit code when the lease store refused: a conflict, or a lease that is not the agent's.
 EXIT_REFUSED = int(CliExit.REFUSED)
-
-AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -72,7 +72,7 @@ def register(subparsers: Subparsers) -> None:
     listing = actions.add_parser("list", help="Active leases, newest first")
     listing.add_argument("--all", action="store_true", help="Expired and released leases too")
     listing.add_argument("--agent", metavar="NAME", help="Only this agent's leases")
-    _common(listing)
+    runtime_arguments(listing)
     listing.set_defaults(handler=run_list)
 
     acquire = actions.add_parser(
@@ -93,7 +93,7 @@ def register(subparsers: Subparsers) -> None:
         "--shared", action="store_true", help="Shared leases (readers); exclusive by default"
     )
     acquire.add_argument("--reason", default="", metavar="TEXT", help="Why (shown to others)")
-    _common(acquire)
+    runtime_arguments(acquire)
     acquire.set_defaults(handler=run_acquire)
 
     renew = actions.add_parser(
@@ -104,7 +104,7 @@ def register(subparsers: Subparsers) -> None:
     renew.add_argument("lease_id", metavar="LEASE_ID")
     renew.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     renew.add_argument("--ttl", type=float, required=True, metavar="SECONDS", help="Seconds to add")
-    _common(renew)
+    runtime_arguments(renew)
     renew.set_defaults(handler=run_renew)
 
     release = actions.add_parser(
@@ -126,13 +126,8 @@ def register(subparsers: Subparsers) -> None:
         metavar="N",
         help="With --stale: also leases of agents silent for N seconds",
     )
-    _common(release)
+    runtime_arguments(release)
     release.set_defaults(handler=run_release)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    parser.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 # --- shared --------------------------------------------------------------------------------------
@@ -157,34 +152,10 @@ def _open(mode: str | None, *, writes: bool) -> tuple[RuntimeState, list[str]]:
     return runtime, skipped
 
 
-def _refused(message: str) -> int:
-    print(error_line(message), file=sys.stderr)
-    return EXIT_REFUSED
-
-
 def _positive(value: float, option: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise CliError(f"{option} must be a positive number of seconds, got {value:g}")
     return value
-
-
-def _utc(epoch: float) -> str:
-    from ..reservations.conflicts import format_time
-
-    return format_time(epoch)
-
-
-def _span(span: float) -> str:
-    seconds = round(abs(span))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    return f"{hours // 24}d{hours % 24:02d}h"
 
 
 def lease_state(lease: Lease, at: float) -> str:
@@ -192,8 +163,8 @@ def lease_state(lease: Lease, at: float) -> str:
     if lease.released_at is not None:
         return "released"
     if lease.expires_at > at:
-        return f"in {_span(lease.expires_at - at)}"
-    return f"expired {_span(at - lease.expires_at)} ago"
+        return f"in {span(lease.expires_at - at)}"
+    return f"expired {span(at - lease.expires_at)} ago"
 
 
 def lease_json(lease: Lease, at: float) -> dict[str, Any]:
@@ -205,15 +176,14 @@ def describe_holder(lease: Lease, at: float) -> str:
     reason = f", reason: {lease.reason}" if lease.reason else ""
     return (
         f"{lease.path_pattern!r} held by agent {lease.agent_id!r} ({kind} lease {lease.id}, "
-        f"expires {_utc(lease.expires_at)}, {lease_state(lease, at)}{reason})"
+        f"expires {utc(lease.expires_at)}, {lease_state(lease, at)}{reason})"
     )
 
 
 def _table(rows: Sequence[Lease], at: float) -> None:
-    header = ("PATTERN", "AGENT", "KIND", "EXPIRES", "TOKEN", "ID")
-    cells = [
-        header,
-        *(
+    table(
+        ("PATTERN", "AGENT", "KIND", "EXPIRES", "TOKEN", "ID"),
+        [
             (
                 lease.path_pattern,
                 lease.agent_id,
@@ -223,13 +193,8 @@ def _table(rows: Sequence[Lease], at: float) -> None:
                 lease.id,
             )
             for lease in rows
-        ),
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
-    for row in cells:
-        print(
-            "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
-        )
+        ],
+    )
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -292,7 +257,7 @@ def run_acquire(args: argparse.Namespace) -> int:
         for lease in grant.conflicts:
             print(f"blocked by: {describe_holder(lease, at)}")
         count = len(grant.conflicts)
-        return _refused(
+        return refused(
             f"not granted to {agent!r}: {count} active lease"
             f"{'s' if count != 1 else ''} of other agents conflict; nothing was "
             "leased"
@@ -301,7 +266,7 @@ def run_acquire(args: argparse.Namespace) -> int:
         kind = "exclusive" if lease.exclusive else "shared"
         print(
             f"granted {lease.path_pattern!r} ({kind}) to {agent}: lease {lease.id}, "
-            f"fencing token {lease.fencing_token}, expires {_utc(lease.expires_at)}"
+            f"fencing token {lease.fencing_token}, expires {utc(lease.expires_at)}"
         )
     return 0
 
@@ -316,7 +281,7 @@ def run_renew(args: argparse.Namespace) -> int:
         try:
             lease = runtime.renew_lease(args.lease_id, agent, ttl=ttl)
         except LeaseError as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
         except ValueError as exc:
             raise CliError(str(exc)) from None
     if args.json:
@@ -324,7 +289,7 @@ def run_renew(args: argparse.Namespace) -> int:
         return 0
     print(
         f"renewed lease {lease.id} on {lease.path_pattern!r}: fencing token "
-        f"{lease.fencing_token}, expires {_utc(lease.expires_at)}"
+        f"{lease.fencing_token}, expires {utc(lease.expires_at)}"
     )
     return 0
 
@@ -346,7 +311,7 @@ def run_release(args: argparse.Namespace) -> int:
         try:
             lease = runtime.release_lease(args.lease_id, agent)
         except LeaseError as exc:
-            return _refused(str(exc))
+            return refused(str(exc))
     if args.json:
         print_json({"mode": runtime.mode, "lease": lease_json(lease, time.time())})
         return 0
@@ -371,7 +336,7 @@ def _release_stale(args: argparse.Namespace) -> int:
     for lease in released:
         print(
             f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}, expired "
-            f"{_utc(lease.expires_at)})"
+            f"{utc(lease.expires_at)})"
             if lease.expires_at <= at
             else f"released {lease.path_pattern!r} ({lease.agent_id}, lease {lease.id}; the agent "
             "is idle)"

@@ -21,41 +21,36 @@ path, no agent, no lasting runtime, ambiguous ID); 4 no such silence.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import project_paths
 from .common import (
+    AGENT_HELP,
     DEFAULT_CONFIG_DIR,
+    SHORT_ID,
     CliError,
     CliExit,
     agent_name,
-    find_by_prefix,
-    open_runtime,
+    notes,
     print_json,
+    reason_text,
+    runtime_arguments,
+    utc,
 )
 from .durations import parse_duration, shown
 from .escalate_command import CONFIG_ID
-from .waiver_commands import (
-    AGENT_HELP,
-    EXIT_REFUSED,
+from .timed_records import (
     FOR_HELP,
-    SHORT_ID,
-    UnknownRecord,
-    common_arguments,
+    end_now,
     lasting_runtime,
-    notes,
-    reason_text,
-    refused,
-    state_of,
-    table,
-    utc,
+    list_records,
+    record_json,
+    shown_state,
 )
 
 if TYPE_CHECKING:
-    from ..runtime.interface import RuntimeState
     from ..runtime.records import SilenceRecord
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -67,7 +62,8 @@ def register(subparsers: Subparsers) -> None:
         help="Maintenance windows: escalations recorded but not delivered",
         description="While a silence holds, matching escalations still open and climb in the "
         "records but are not delivered (each suppressed delivery is recorded as silenced); "
-        f"when it ends, what is still open is delivered. Exit {EXIT_REFUSED}: no such silence.",
+        f"when it ends, what is still open is delivered. Exit {int(CliExit.REFUSED)}: no such "
+        "silence.",
     )
     actions = silence.add_subparsers(dest="silence_command", metavar="ACTION", required=True)
     add = actions.add_parser(
@@ -89,7 +85,7 @@ def register(subparsers: Subparsers) -> None:
     add.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
     add.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     project_paths.add_arguments(add)
-    common_arguments(add)
+    runtime_arguments(add)
     add.set_defaults(handler=run_add)
 
     listing = actions.add_parser(
@@ -99,7 +95,7 @@ def register(subparsers: Subparsers) -> None:
         "state (active, pending, expired, ended).",
     )
     listing.add_argument("--all", action="store_true", help="Expired and ended ones too")
-    common_arguments(listing)
+    runtime_arguments(listing)
     listing.set_defaults(handler=run_list)
 
     expire = actions.add_parser(
@@ -110,7 +106,7 @@ def register(subparsers: Subparsers) -> None:
     )
     expire.add_argument("silence_id", metavar="ID", help="Silence id, or a unique prefix of one")
     expire.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    common_arguments(expire)
+    runtime_arguments(expire)
     expire.set_defaults(handler=run_expire)
 
 
@@ -146,12 +142,6 @@ def _what(silence: SilenceRecord) -> str:
     return f"path {silence.path_id!r}"
 
 
-def _json(silence: SilenceRecord, at: float | None = None) -> dict[str, Any]:
-    data = dataclasses.asdict(silence)
-    data["state"] = state_of(silence, time.time() if at is None else at)
-    return data
-
-
 def run_add(args: argparse.Namespace) -> int:
     from ..runtime.records import SilenceRecord, new_id
 
@@ -172,7 +162,7 @@ def run_add(args: argparse.Namespace) -> int:
     with runtime:
         runtime.add_silence(record)
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "silence": _json(record)})
+        print_json({"mode": runtime.mode, "skipped": list(skipped), "silence": record_json(record)})
         return 0
     notes(skipped)
     print(
@@ -183,77 +173,34 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    at = time.time()
-    runtime, skipped = open_runtime(args.mode)
-    with runtime:
-        rows = runtime.silences(active_at=None if args.all else at)
-    if args.json:
-        print_json(
-            {
-                "mode": runtime.mode,
-                "skipped": list(skipped),
-                "now": at,
-                "silences": [_json(s, at) for s in rows],
-            }
-        )
-        return 0
-    notes(skipped)
-    if not rows:
-        print(f"no {'silences' if args.all else 'active silences'} ({runtime.mode})")
-        return 0
-    table(
+    return list_records(
+        args,
+        "silences",
+        lambda runtime, active_at: runtime.silences(active_at=active_at),
         ("ID", "CHECK", "PATH", "STATE", "BY", "UNTIL", "REASON"),
-        [
-            (
-                s.id[:SHORT_ID],
-                s.check_id or "*",
-                s.path_id or "*",
-                state_of(s, at) + (f" by {s.expired_by}" if s.expired_by and s.expired_at else ""),
-                s.created_by,
-                utc(s.expires_at),
-                s.reason,
-            )
-            for s in rows
-        ],
-    )
-    return 0
-
-
-def find_silence(runtime: RuntimeState, given: str) -> SilenceRecord:
-    wanted = given.strip()
-    rows = runtime.silences()
-    return find_by_prefix(
-        "silence",
-        given,
-        next((s for s in rows if s.id == wanted), None),
-        lambda: rows,
-        lambda s: f"{_what(s)}, by {s.created_by}",
-        UnknownRecord(
-            f"no silence with id {wanted!r} in the {runtime.mode} runtime "
-            "('maf-preflight silence list --all' shows every one)"
+        lambda s, at: (
+            s.id[:SHORT_ID],
+            s.check_id or "*",
+            s.path_id or "*",
+            shown_state(s, at),
+            s.created_by,
+            utc(s.expires_at),
+            s.reason,
         ),
     )
 
 
 def run_expire(args: argparse.Namespace) -> int:
-    agent = agent_name(args.agent)
-    runtime, skipped = open_runtime(args.mode)
-    with runtime:
-        try:
-            found = find_silence(runtime, args.silence_id)
-        except UnknownRecord as exc:
-            return refused(str(exc))
-        done = runtime.expire_silence(found.id, agent)
-    assert done is not None  # found just now; silences are never deleted
-    if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "silence": _json(done)})
-        return 0
-    notes(skipped)
-    if found.expired_at is not None or done.expired_at is None:
-        print(f"silence {done.id} was ended already, by {done.expired_by}")
-    else:
-        print(
-            f"ended silence {done.id} of {_what(done)} by {agent} at {utc(done.expired_at)}: "
+    return end_now(
+        args,
+        args.silence_id,
+        "silence",
+        "silence",
+        lambda runtime: runtime.silences(),
+        lambda s: f"{_what(s)}, by {s.created_by}",
+        lambda runtime, silence_id, agent: runtime.expire_silence(silence_id, agent),
+        lambda s, agent, at: (
+            f"ended silence {s.id} of {_what(s)} by {agent} at {utc(at)}: "
             "what is still open is delivered by the next tick or gate run"
-        )
-    return 0
+        ),
+    )

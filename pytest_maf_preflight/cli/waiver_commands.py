@@ -24,41 +24,45 @@ allow the agent, a reservation check with no recorded conflict to waive, or an u
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import project_paths
 from .common import (
+    AGENT_HELP,
     DEFAULT_CONFIG_DIR,
-    JSON_HELP,
-    MODE_HELP,
+    SHORT_ID,
     CliError,
     CliExit,
     agent_name,
-    error_line,
-    find_by_prefix,
-    open_runtime,
+    notes,
     print_json,
+    reason_text,
+    refused,
+    runtime_arguments,
+    utc,
 )
-from .durations import EXAMPLES, parse_duration, shown
+from .durations import parse_duration, shown
+from .timed_records import (
+    FOR_HELP,
+    end_now,
+    lasting_runtime,
+    list_records,
+    record_json,
+    shown_state,
+)
 
 if TYPE_CHECKING:
     from ..config.loader import LoadedConfig
     from ..config.models import EscalationPermissions
     from ..escalation.paths import PathRef
     from ..runtime.interface import RuntimeState
-    from ..runtime.records import SilenceRecord, WaiverRecord
+    from ..runtime.records import WaiverRecord
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 EXIT_REFUSED = int(CliExit.REFUSED)
-SHORT_ID = 12
-AGENT_HELP = "Agent acting (default: MAF_AGENT_ID, then AGENT_NAME)"
-FOR_HELP = f"How long it holds ({EXAMPLES})"
 
 
 def register(subparsers: Subparsers) -> None:
@@ -84,7 +88,7 @@ def register(subparsers: Subparsers) -> None:
     waive.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
     waive.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
     project_paths.add_arguments(waive)
-    common_arguments(waive)
+    runtime_arguments(waive)
     waive.set_defaults(handler=run_waive)
 
     waivers = subparsers.add_parser(
@@ -102,7 +106,7 @@ def register(subparsers: Subparsers) -> None:
     )
     listing.add_argument("--all", action="store_true", help="Expired and revoked ones too")
     listing.add_argument("--check", metavar="ID", help="Only waivers of this check")
-    common_arguments(listing)
+    runtime_arguments(listing)
     listing.set_defaults(handler=run_list)
     revoke = actions.add_parser(
         "revoke",
@@ -111,82 +115,8 @@ def register(subparsers: Subparsers) -> None:
     )
     revoke.add_argument("waiver_id", metavar="ID", help="Waiver id, or a unique prefix of one")
     revoke.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    common_arguments(revoke)
+    runtime_arguments(revoke)
     revoke.set_defaults(handler=run_revoke)
-
-
-def common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", metavar="MODES", help=MODE_HELP)
-    parser.add_argument("--json", action="store_true", help=JSON_HELP)
-
-
-# --- shared --------------------------------------------------------------------------------------
-
-
-def reason_text(raw: str) -> str:
-    """``--reason`` on one line; an empty one is a usage error (a decision says why)."""
-    reason = " ".join(raw.split())
-    if not reason:
-        raise CliError("--reason is empty; say why (it is kept on the record)")
-    return reason
-
-
-def lasting_runtime(mode: str | None, what: str) -> tuple[RuntimeState, list[str]]:
-    """The runtime the gate reads: ``what`` kept in the memory runtime, or in a fallback,
-    would be seen by no gate run (usage error)."""
-    runtime, skipped = open_runtime(mode)
-    if runtime.mode == "memory" or skipped:
-        runtime.close()
-        raise CliError(
-            f"no {what}: the runtime is {runtime.mode}"
-            + (f" after a fallback ({'; '.join(skipped)})" if skipped else "")
-            + f"; a {what} must be kept in the store the gate runs read"
-        )
-    return runtime, skipped
-
-
-def utc(at: float) -> str:
-    from ..gate.waivers import until
-
-    return until(at)
-
-
-def state_of(record: WaiverRecord | SilenceRecord, at: float) -> str:
-    """``active``, ``pending`` (starts later), ``expired``, or ended early: ``revoked`` (a
-    waiver), ``ended`` (a silence)."""
-    from ..runtime.records import WaiverRecord
-
-    if isinstance(record, WaiverRecord):
-        start, ended_at, early = record.granted_at, record.revoked_at, "revoked"
-    else:
-        start, ended_at, early = record.created_at, record.expired_at, "ended"
-    if ended_at is not None and ended_at <= at:
-        return early
-    if record.expires_at <= at:
-        return "expired"
-    return "pending" if start > at else "active"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Columns padded to their widest cell; the last one as it is."""
-    cells = [tuple(header), *(tuple(r) for r in rows)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header) - 1)]
-    for row in cells:
-        print("  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
-
-
-class UnknownRecord(Exception):
-    """No waiver (silence) id starts with what was given (exit 4)."""
-
-
-def refused(message: str) -> int:
-    print(error_line(message), file=sys.stderr)
-    return EXIT_REFUSED
-
-
-def notes(skipped: Sequence[str]) -> None:
-    for note in skipped:
-        print(f"note: {note}")
 
 
 # --- waive ---------------------------------------------------------------------------------------
@@ -201,13 +131,7 @@ def _check(
 
     configs, errors = project_paths.load_configs(config_dir, env)
     if errors:
-        for line in errors:
-            print(line, file=sys.stderr)
-        raise CliError(
-            f"check {check_id!r} not read: the configs are invalid "
-            f"({len(errors)} error{'s' if len(errors) != 1 else ''} above)",
-            CliExit.INVALID,
-        )
+        raise project_paths.invalid_configs(errors, f"check {check_id!r}")
     checks = [
         c for c in configs if c.config.is_active and c.config.config_type != "escalation_path"
     ]
@@ -271,7 +195,7 @@ def run_waive(args: argparse.Namespace) -> int:
             now=time.time(),
         )
     if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "waiver": _json(waiver)})
+        print_json({"mode": runtime.mode, "skipped": list(skipped), "waiver": record_json(waiver)})
         return 0
     notes(skipped)
     print(
@@ -290,87 +214,38 @@ def _scope(waiver: WaiverRecord) -> str:
     return f"leases {leases}; paths {paths}"
 
 
-def _json(waiver: WaiverRecord, at: float | None = None) -> dict[str, Any]:
-    data = dataclasses.asdict(waiver)
-    data["state"] = state_of(waiver, time.time() if at is None else at)
-    return data
-
-
 # --- waivers list | revoke -----------------------------------------------------------------------
 
 
 def run_list(args: argparse.Namespace) -> int:
-    at = time.time()
-    runtime, skipped = open_runtime(args.mode)
-    with runtime:
-        rows = runtime.waivers(active_at=None if args.all else at, check_id=args.check)
-    if args.json:
-        print_json(
-            {
-                "mode": runtime.mode,
-                "skipped": list(skipped),
-                "now": at,
-                "waivers": [_json(w, at) for w in rows],
-            }
-        )
-        return 0
-    notes(skipped)
-    if not rows:
-        which = "waivers" if args.all else "active waivers"
-        print(f"no {which}{f' of check {args.check!r}' if args.check else ''} ({runtime.mode})")
-        return 0
-    table(
+    return list_records(
+        args,
+        "waivers",
+        lambda runtime, active_at: runtime.waivers(active_at=active_at, check_id=args.check),
         ("ID", "CHECK", "STATE", "BY", "UNTIL", "REASON"),
-        [
-            (
-                w.id[:SHORT_ID],
-                w.check_id,
-                state_of(w, at) + (f" by {w.revoked_by}" if w.revoked_by and w.revoked_at else ""),
-                w.granted_by,
-                utc(w.expires_at),
-                w.reason + (f" [{_scope(w)}]" if w.scope else ""),
-            )
-            for w in rows
-        ],
-    )
-    return 0
-
-
-def find_waiver(runtime: RuntimeState, given: str) -> WaiverRecord:
-    wanted = given.strip()
-    rows = runtime.waivers()
-    return find_by_prefix(
-        "waiver",
-        given,
-        next((w for w in rows if w.id == wanted), None),
-        lambda: rows,
-        lambda w: f"{w.check_id}, by {w.granted_by}",
-        UnknownRecord(
-            f"no waiver with id {wanted!r} in the {runtime.mode} runtime "
-            "('maf-preflight waivers list --all' shows every one)"
+        lambda w, at: (
+            w.id[:SHORT_ID],
+            w.check_id,
+            shown_state(w, at),
+            w.granted_by,
+            utc(w.expires_at),
+            w.reason + (f" [{_scope(w)}]" if w.scope else ""),
         ),
+        f" of check {args.check!r}" if args.check else "",
     )
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    agent = agent_name(args.agent)
-    runtime, skipped = open_runtime(args.mode)
-    with runtime:
-        try:
-            found = find_waiver(runtime, args.waiver_id)
-        except UnknownRecord as exc:
-            return refused(str(exc))
-        done = runtime.revoke_waiver(found.id, agent)
-    assert done is not None  # found just now; waivers are never deleted
-    if args.json:
-        print_json({"mode": runtime.mode, "skipped": list(skipped), "waiver": _json(done)})
-        return 0
-    notes(skipped)
-    if found.revoked_at is not None or done.revoked_at is None:
-        print(f"waiver {done.id} was revoked already, by {done.revoked_by}")
-    else:
-        print(
-            f"revoked waiver {done.id} of check {done.check_id!r} by {agent} at "
-            f"{utc(done.revoked_at)}: the gate is closed by its failures again"
-        )
-    return 0
+    return end_now(
+        args,
+        args.waiver_id,
+        "waiver",
+        "waivers",
+        lambda runtime: runtime.waivers(),
+        lambda w: f"{w.check_id}, by {w.granted_by}",
+        lambda runtime, waiver_id, agent: runtime.revoke_waiver(waiver_id, agent),
+        lambda w, agent, at: (
+            f"revoked waiver {w.id} of check {w.check_id!r} by {agent} at "
+            f"{utc(at)}: the gate is closed by its failures again"
+        ),
+    )

@@ -38,7 +38,6 @@ from .check_run import CheckRun
 from .collection import COLLECTION_PLUGIN, GateCollection, is_smoke_report
 from .decision import GateDecision
 from .escalating import escalate_recorded
-from .github import register_github
 from .heap import NOT_FROZEN, freeze, thaw
 from .issued_warnings import issue
 from .item_hooks import register_item_hooks
@@ -457,6 +456,9 @@ def register_controller(config: pytest.Config, settings: Settings, *, nested: bo
     manager.register(controller, CONTROLLER_PLUGIN)
     manager.register(GateCollection(state), COLLECTION_PLUGIN)
     manager.register(gate_report, REPORT_PLUGIN)
-    register_github(config, state)
+    if "GITHUB_ACTIONS" in os.environ:  # imported only where it may speak; it decides
+        from .github import register_github
+
+        register_github(config, state)
     if manager.hasplugin("xdist"):
         manager.register(XdistController(controller), "maf_preflight_xdist")

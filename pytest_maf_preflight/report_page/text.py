@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from ..time_text import span
+
 
 def utc(epoch: float) -> str:
     """``2025-01-02 03:04:05Z``."""
@@ -27,20 +29,6 @@ def duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     return span(seconds)
-
-
-def span(seconds: float) -> str:
-    """A length of time for people: ``45s``, ``14m59s``, ``3h05m``, ``2d04h``."""
-    whole = round(abs(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    minutes, whole = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes}m{whole:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m"
-    return f"{hours // 24}d{hours % 24:02d}h"
 
 
 def relative(epoch: float, now: float) -> str:

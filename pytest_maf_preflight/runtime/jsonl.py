@@ -70,7 +70,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from ..atomic import write_atomic
 from .agent_fields import agent_record, checked_agent
 from .arguments import at_or_now, checked_limit, checked_time, required_time
-from .check_stats import stats_of
 from .errors import RuntimeStateError, RuntimeUnavailable
 from .escalation_rules import (
     EscalationClaim,
@@ -885,6 +884,8 @@ class JsonRuntime(RuntimeState):
         since = checked_time(since, "since")
         with self._current() as state:
             rows = list(state.executions.values())
+        from .check_stats import stats_of  # for stats and pages only
+
         return stats_of(rows, since=since, agent_id=agent_id)
 
     def recent_outcomes(

@@ -9,7 +9,6 @@ from typing import Any
 
 from .agent_fields import agent_record, checked_agent
 from .arguments import at_or_now, checked_limit, checked_time, required_time
-from .check_stats import stats_of
 from .escalation_rules import (
     EscalationClaim,
     EscalationOpening,
@@ -160,6 +159,8 @@ class MemoryRuntime(RuntimeState):
         since = checked_time(since, "since")
         with self._lock:
             rows = list(self._executions.values())
+        from .check_stats import stats_of  # for stats and pages only
+
         return stats_of(rows, since=since, agent_id=agent_id)
 
     def recent_outcomes(

@@ -34,7 +34,6 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from .agent_fields import agent_record, checked_agent
 from .arguments import checked_limit, checked_time, required_time
 from .backoff import RETRY_BACKOFF
-from .check_stats import read_stats, stats_params, stats_sql
 from .errors import RuntimeStateError
 from .escalation_rules import (
     EscalationClaim,
@@ -463,6 +462,8 @@ class SqlStore(RuntimeState, Generic[ConnT]):
         self, *, since: float | None = None, agent_id: str | None = None
     ) -> list[CheckStats]:
         since = checked_time(since, "since")
+        from .check_stats import read_stats, stats_params, stats_sql  # for stats and pages only
+
         sql = stats_sql(since=since is not None, agent=agent_id is not None)
         return [read_stats(r) for r in self._select(sql, stats_params(since, agent_id))]
 
