@@ -39,11 +39,11 @@ from .common import (
     runtime_arguments,
     utc,
 )
-from .durations import parse_duration, shown
+from .durations import shown
 from .escalate_command import CONFIG_ID
 from .timed_records import (
-    FOR_HELP,
     end_now,
+    grant_arguments,
     lasting_runtime,
     list_records,
     record_json,
@@ -74,18 +74,7 @@ def register(subparsers: Subparsers) -> None:
     )
     add.add_argument("--check", metavar="ID", help="The check whose escalations to silence")
     add.add_argument("--path", metavar="ID", help="The escalation path to silence")
-    add.add_argument(
-        "--for",
-        dest="duration",
-        required=True,
-        type=parse_duration,
-        metavar="DURATION",
-        help=FOR_HELP,
-    )
-    add.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
-    add.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    project_paths.add_arguments(add)
-    runtime_arguments(add)
+    grant_arguments(add)
     add.set_defaults(handler=run_add)
 
     listing = actions.add_parser(

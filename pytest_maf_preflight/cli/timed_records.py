@@ -5,12 +5,15 @@ one, its JSON, the runtime they must live in, listing them and ending one now.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from . import project_paths
 from .common import (
+    AGENT_HELP,
     CliError,
     agent_name,
     find_by_prefix,
@@ -18,9 +21,10 @@ from .common import (
     open_runtime,
     print_json,
     refused,
+    runtime_arguments,
     table,
 )
-from .durations import EXAMPLES
+from .durations import EXAMPLES, parse_duration
 
 if TYPE_CHECKING:
     import argparse
@@ -35,6 +39,23 @@ FOR_HELP = f"How long it holds ({EXAMPLES})"
 
 class UnknownRecord(Exception):
     """No waiver (silence) id starts with what was given (exit 4)."""
+
+
+def grant_arguments(parser: argparse.ArgumentParser) -> None:
+    """What granting a waiver or a silence asks: for how long, why, who, the project's configs
+    and the runtime."""
+    parser.add_argument(
+        "--for",
+        dest="duration",
+        required=True,
+        type=parse_duration,
+        metavar="DURATION",
+        help=FOR_HELP,
+    )
+    parser.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
+    parser.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
+    project_paths.add_arguments(parser)
+    runtime_arguments(parser)
 
 
 def lasting_runtime(mode: str | None, what: str) -> tuple[RuntimeState, list[str]]:

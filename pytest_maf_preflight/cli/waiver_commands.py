@@ -43,10 +43,10 @@ from .common import (
     runtime_arguments,
     utc,
 )
-from .durations import parse_duration, shown
+from .durations import shown
 from .timed_records import (
-    FOR_HELP,
     end_now,
+    grant_arguments,
     lasting_runtime,
     list_records,
     record_json,
@@ -77,18 +77,7 @@ def register(subparsers: Subparsers) -> None:
         "reservation conflict to waive).",
     )
     waive.add_argument("check_id", metavar="CHECK_ID", help="The check to waive")
-    waive.add_argument(
-        "--for",
-        dest="duration",
-        required=True,
-        type=parse_duration,
-        metavar="DURATION",
-        help=FOR_HELP,
-    )
-    waive.add_argument("--reason", required=True, metavar="TEXT", help="Why (on the record)")
-    waive.add_argument("--agent", metavar="NAME", help=AGENT_HELP)
-    project_paths.add_arguments(waive)
-    runtime_arguments(waive)
+    grant_arguments(waive)
     waive.set_defaults(handler=run_waive)
 
     waivers = subparsers.add_parser(

@@ -4,6 +4,7 @@ refuses the same values with the same message before it touches its store."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .records import now
 
@@ -32,4 +33,17 @@ def required_time(at: float, name: str = "now") -> float:
     value = checked_time(at, name)
     if value is None:
         raise ValueError(f"{name} must be a finite number of seconds, got None")
+    return value
+
+
+def checked_text(value: Any, name: str, *, optional: bool = False, allow_nul: bool = False) -> Any:
+    """A non-empty string (``None`` too when ``optional``). NUL is refused unless
+    ``allow_nul``: PostgreSQL's text cannot hold it, and only fields the SQL stores clean of it
+    (an escalation's) may carry one."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if not allow_nul and "\x00" in value:
+        raise ValueError(f"{name} must not contain NUL, got {value!r}")
     return value

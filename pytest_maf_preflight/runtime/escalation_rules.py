@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..escalation.errors import EscalationError
-from .arguments import checked_time, required_time
+from .arguments import checked_text, checked_time, required_time
 from .records import (
     CLIMBING_STATES,
     OPEN_STATES,
@@ -61,14 +61,6 @@ def plain_json(value: Mapping[str, Any], name: str) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} cannot be stored as JSON: {exc}") from exc
     return dict(out)
-
-
-def _checked_text(value: Any, name: str, *, optional: bool = False) -> Any:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    return value
 
 
 def _checked_level(value: Any, name: str) -> int:
@@ -121,10 +113,12 @@ class EscalationOpening:
         now: float | None,
     ) -> EscalationOpening:
         return cls(
-            path_id=_checked_text(path_id, "path_id"),
-            dedup_key=_checked_text(dedup_key, "dedup_key"),
-            check_id=_checked_text(check_id, "check_id", optional=True),
-            failure_class=_checked_text(failure_class, "failure_class", optional=True),
+            path_id=checked_text(path_id, "path_id", allow_nul=True),
+            dedup_key=checked_text(dedup_key, "dedup_key", allow_nul=True),
+            check_id=checked_text(check_id, "check_id", optional=True, allow_nul=True),
+            failure_class=checked_text(
+                failure_class, "failure_class", optional=True, allow_nul=True
+            ),
             path_snapshot=plain_json(path_snapshot, "path_snapshot"),
             next_action_at=checked_time(next_action_at, "next_action_at"),
             details=plain_json(details, "details"),
@@ -241,7 +235,7 @@ class EscalationTransition:
             )
         return cls(
             state=_checked_state(state, TRANSITION_STATES),
-            by=_checked_text(by, "by", optional=True),
+            by=checked_text(by, "by", optional=True, allow_nul=True),
             from_states=froms,
             now=checked_time(now),
         )
@@ -263,10 +257,10 @@ def checked_delivery(delivery: DeliveryRecord) -> DeliveryRecord:
     """The delivery with its response as plain JSON; ``ValueError`` for a malformed one."""
     if not isinstance(delivery, DeliveryRecord):
         raise ValueError(f"a delivery must be a DeliveryRecord, got {type(delivery).__name__}")
-    _checked_text(delivery.escalation_id, "escalation_id")
+    checked_text(delivery.escalation_id, "escalation_id", allow_nul=True)
     _checked_level(delivery.level, "level")
-    _checked_text(delivery.channel, "channel")
-    _checked_text(delivery.target, "target")
+    checked_text(delivery.channel, "channel", allow_nul=True)
+    checked_text(delivery.target, "target", allow_nul=True)
     _checked_level(delivery.attempt, "attempt")
     if delivery.status not in DELIVERY_STATUSES:
         raise ValueError(

@@ -9,25 +9,12 @@ again changes nothing, so a sync or a retry is harmless); only ``revoke_waiver``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-from .arguments import checked_time, required_time
+from .arguments import checked_text, checked_time, required_time
 from .escalation_rules import plain_json
 from .records import DecisionRecord, SilenceRecord, WaiverRecord
 
 DECISIONS = ("approved", "rejected")
-
-
-def checked_text(value: Any, name: str, *, optional: bool = False) -> Any:
-    """A non-empty string (``None`` too when ``optional``); PostgreSQL's text cannot hold NUL,
-    so no mode stores one."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    if "\x00" in value:
-        raise ValueError(f"{name} must not contain NUL, got {value!r}")
-    return value
 
 
 def _checked_span(start: float, end: float, start_name: str, end_name: str) -> tuple[float, float]:
