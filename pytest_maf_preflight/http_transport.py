@@ -9,7 +9,8 @@ and the agent-mail MCP client send every request through it.
   receive get the time that is left, so a server that accepts and never answers, or sends its
   headers or body a byte at a time, cannot hold a request past it. (Resolving the host name is
   the one step no timeout reaches.)
-- **Proxies** from the environment, as urllib reads them: ``http_proxy`` for http URLs,
+- **Proxies** from the environment (the process's, or the copy a check was given), as urllib
+  reads them: ``http_proxy`` for http URLs,
   ``https_proxy`` for https URLs, the lower-case name winning over the upper-case one, and
   ``HTTP_PROXY`` ignored when ``REQUEST_METHOD`` is set (CVE-2016-1000110).
   ``no_proxy`` lists host names, domain suffixes (``example.com`` covers ``api.example.com``) or
@@ -32,9 +33,10 @@ Why the standard library and not urllib3, measured on Python 3.11 (the fastest o
 interpreters on a shared two-core machine). On the gate's path, with pytest, pydantic, the
 config loader and the check runner already imported (as when the ``api`` check module is first
 imported), this module costs 8.3 ms, of which ``http.client`` and ``ssl`` are 5.6 ms (which the
-``api`` check paid before this module existed); ``urllib.request``, imported on the first
-request for its proxy rules, adds 1.9 ms. urllib3 2.8 alone costs 19.8 ms there (53 ms in a
-bare interpreter, against 18.5 ms for ``http.client`` and ``ssl``), and would replace little:
+``api`` check paid before this module existed); the proxy rules are ``urllib.request``'s,
+copied to read a given mapping (importing that module would add 1.9 ms). urllib3 2.8 alone
+costs 19.8 ms there (53 ms in a bare interpreter, against 18.5 ms for ``http.client`` and
+``ssl``), and would replace little:
 it reads no proxy variables (requests does that, on top of it) and its ``Timeout(total=...)``
 gives each receive the time left when the read starts rather than bounding the request, so a
 deadline wrapper like the one here would still be needed. The idle path (pytest without
@@ -47,6 +49,8 @@ import base64
 import errno
 import http.client
 import io
+import os
+import re
 import socket
 import ssl
 import time
@@ -187,18 +191,64 @@ class Proxy(NamedTuple):
     shown: str
 
 
-def proxy_for(where: Endpoint) -> Proxy | None:
-    """The proxy the environment names for ``where``, or None to connect directly."""
+def proxy_for(where: Endpoint, environ: Mapping[str, str] | None = None) -> Proxy | None:
+    """The proxy ``environ`` (by default the process's environment) names for ``where``, or
+    None to connect directly."""
     # urllib's own rules, so that every tool in the same environment takes the same route.
-    # Imported here: it pulls in email and more, which only a request needs to pay for.
-    import urllib.request
-
-    value = urllib.request.getproxies_environment().get(where.scheme)
-    # With a proxy variable set, proxy_bypass reads no_proxy on every platform (the system
-    # settings of macOS and Windows are consulted only when no variable is set).
-    if not value or urllib.request.proxy_bypass(where.authority):
+    proxies = _proxies(os.environ if environ is None else environ)
+    value = proxies.get(where.scheme)
+    # With a proxy variable set, urllib's proxy_bypass reads no_proxy on every platform (the
+    # system settings of macOS and Windows are consulted only when no variable is set).
+    if not value or _bypassed(where.authority, proxies.get("no")):
         return None
     return _parse_proxy(value)
+
+
+# urllib.request's getproxies_environment and proxy_bypass_environment, over a given mapping:
+# urllib reads os.environ (twice per request, decoding every variable), and a check has its
+# own copy of the environment. Keep them in step with CPython's.
+
+
+def _proxies(environ: Mapping[str, str]) -> dict[str, str]:
+    """Scheme -> proxy URL: two passes over the variables (any case, then the lower-case names
+    win, an empty one removing the scheme), and the CGI rule of CVE-2016-1000110."""
+    proxies = {}
+    for name, value in environ.items():
+        name = name.lower()
+        if value and name[-6:] == "_proxy":
+            proxies[name[:-6]] = value
+    if "REQUEST_METHOD" in environ:
+        proxies.pop("http", None)
+    for name, value in environ.items():
+        if name[-6:] == "_proxy":
+            name = name.lower()
+            if value:
+                proxies[name[:-6]] = value
+            else:
+                proxies.pop(name[:-6], None)
+    return proxies
+
+
+_PORT = re.compile(r"(.*):([0-9]*)", re.DOTALL)
+
+
+def _bypassed(authority: str, no_proxy: str | None) -> bool:
+    """Whether ``no_proxy`` (comma-separated names or domain suffixes, ``*`` for all) sends
+    ``authority`` (``host[:port]``) direct."""
+    if no_proxy is None:
+        return False
+    if no_proxy == "*":
+        return True
+    host = authority.lower()
+    match = _PORT.fullmatch(host)
+    hostonly = match.group(1) if match else host
+    for entry in no_proxy.split(","):
+        if not entry.strip():
+            continue
+        name = entry.strip().lstrip(".").lower()
+        if name in (hostonly, host) or hostonly.endswith(f".{name}") or host.endswith(f".{name}"):
+            return True
+    return False
 
 
 def _parse_proxy(value: str) -> Proxy:
@@ -449,15 +499,17 @@ def request(
     deadline: Deadline,
     body: bytes | None = None,
     verify_tls: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> Response:
     """Send one request and read the answer's status and headers, all within ``deadline``.
 
     Redirects are the caller's to follow (or not). Raises ``UnsupportedUrl`` for a URL that is
     not http(s), ``TimeoutError`` at the deadline, and another of :data:`FAILURES` when the
-    network, the proxy or the peer fails.
+    network, the proxy or the peer fails. The proxy is the one ``environ`` names (by default
+    the process's environment).
     """
     where = endpoint(url)
-    proxy = proxy_for(where)
+    proxy = proxy_for(where, environ)
     tls = _tls_context(verify_tls) if where.scheme == "https" else None
     connection = _Connection(where, proxy, tls, deadline)
     sent = dict(headers)
@@ -483,10 +535,17 @@ def fetch(
     limit: int,
     body: bytes | None = None,
     verify_tls: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> Reply:
     """:func:`request`, and the body's first ``limit`` bytes read within the same deadline."""
     with request(
-        method, url, headers=headers, deadline=deadline, body=body, verify_tls=verify_tls
+        method,
+        url,
+        headers=headers,
+        deadline=deadline,
+        body=body,
+        verify_tls=verify_tls,
+        environ=environ,
     ) as response:
         return Reply(response.status, response.reason, response.headers, response.read(limit))
 

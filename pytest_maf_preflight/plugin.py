@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
-from .gate.keys import GATE_KEY, WORKER_KEY
+from .gate.keys import EARLY_RUN_KEY, GATE_KEY, WORKER_KEY
 from .item_marks import REQUIRES, RESERVE, mark_items, marks_of
 
 if TYPE_CHECKING:
@@ -88,7 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
         register_worker(config, settings, payload, nested=nested)
     else:
         from .gate.controller import register_controller
+        from .gate.early_start import start_early
 
+        start_early(config, settings)  # while pytest starts up: see gate.early_start
         register_controller(config, settings, nested=nested)
 
 
@@ -229,6 +231,9 @@ def _lease_store(config: pytest.Config) -> LeaseStore:
 def pytest_unconfigure(config: pytest.Config) -> None:
     global open_sessions
     open_sessions -= 1
+    early = config.stash.get(EARLY_RUN_KEY, None)
+    if early is not None:  # the session ended before the controller took its checks over
+        early.cancel()
     store = config.stash.get(_STORE_KEY, None)
     if store is not None:
         store.close()

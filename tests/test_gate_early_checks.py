@@ -1,7 +1,9 @@
-"""The checks start as collection starts and run while the tests are collected (issue 14), with
-every guarantee of checks that ran at the first test: none with ``--collect-only``, nothing
-recorded when collection fails, observers on the main thread, commands killed on Ctrl-C or
-SIGTERM, the environment the tests see, failures closed.
+"""The checks start as soon as the configs are valid, before pytest configures its plugins and
+opens the session, or as collection starts when one needs the runtime first, and run while
+pytest starts up and collects the tests (issue 14), with every guarantee of checks that ran at
+the first test: none in pytest's modes that run no test, nothing recorded when collection fails
+or the session ends before its tests, observers on the main thread, commands killed on Ctrl-C
+or SIGTERM, the environment the tests see, failures closed.
 
 Real pytest processes, a real HTTP server on 127.0.0.1, real signals. Overlap is proven by the
 order of events (files written by the server and by the collected module), never by timing.
@@ -92,17 +94,148 @@ def test_checks_run_while_the_tests_are_collected(
     assert moment(arrived) < moment(pytester.path / "collect-end")
 
 
-def test_collect_only_runs_no_check(
+def waiting_hook(hook: str, arrived: Path, patience: float = PATIENCE) -> str:
+    """A conftest whose ``hook`` waits (at most ``patience`` seconds) for the check's request
+    to arrive, and writes whether it had."""
+    return textwrap.dedent(f"""\
+        import pathlib, time
+
+        def {hook}():
+            end = time.monotonic() + {patience}
+            while not pathlib.Path({str(arrived)!r}).exists() and time.monotonic() < end:
+                time.sleep(0.01)
+            pathlib.Path("seen-at-{hook}").write_text(str(pathlib.Path({str(arrived)!r}).exists()))
+        """)
+
+
+def test_checks_start_before_the_session_starts(
     pytester: pytest.Pytester, write_config: WriteConfig, http_server: StartHttpServer
 ) -> None:
-    server = http_server({"/health": Response.text("ok")})
+    arrived = pytester.path / "arrived"
+    server = slow_server(http_server, arrived)
     write_config("api.json", api_config(server.url("/health")))
+    # A conftest's pytest_sessionstart waits for the request the check sent (it started with
+    # pytest_configure), without which the session would not start.
+    pytester.makeconftest(waiting_hook("pytest_sessionstart", arrived))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory", "--collect-only")
-    assert result.ret == 0
-    assert server.requests == []
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "seen-at-pytest_sessionstart").read_text() == "True"
+    assert len(server.requests) == 1
+
+
+def test_checks_that_need_the_runtime_first_start_with_collection(
+    pytester: pytest.Pytester, write_config: WriteConfig, http_server: StartHttpServer
+) -> None:
+    """A check that may reuse a recent pass reads the runtime before it runs: it starts once the
+    runtime is open (as collection starts), never before the session does."""
+    arrived = pytester.path / "arrived"
+    server = slow_server(http_server, arrived)
+    config = json.loads(api_config(server.url("/health")))
+    config["config"]["reuse_passed_for_seconds"] = 60
+    write_config("api.json", json.dumps(config))
+    # A request sent before the session would arrive well within two seconds.
+    pytester.makeconftest(waiting_hook("pytest_sessionstart", arrived, patience=2.0))
+    pytester.makepyfile(test_app=waiting_module(arrived))
+    pytester.runpytest_subprocess(*GATE, "--maf-runtime=json").assert_outcomes(passed=2)
+    assert (pytester.path / "seen-at-pytest_sessionstart").read_text() == "False"
+    assert moment(arrived) < moment(pytester.path / "collect-end")  # still during collection
+    # And it is reused next time: the runtime was read before the check could run.
+    pytester.runpytest_subprocess(*GATE, "--maf-runtime=json").assert_outcomes(passed=2)
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "mode", ["--collect-only", "--markers", "--fixtures", "--fixtures-per-test", "--cache-show"]
+)
+def test_modes_that_run_no_test_run_no_check(
+    pytester: pytest.Pytester, write_config: WriteConfig, mode: str
+) -> None:
+    ran = pytester.path / "ran"
+    write_config(
+        "writes.json",
+        command_config(
+            "writes", [sys.executable, "-c", f"open({str(ran)!r}, 'w').close()"], timeout=30
+        ),
+    )
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory", mode)
+    assert result.ret == 0, result.stdout.str()
+    assert not ran.exists()
     pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory").assert_outcomes(passed=2)
-    assert len(server.requests) == 1  # the probe: a run that tests does ask
+    assert ran.exists()  # the probe: a run that tests does run the command
+
+
+def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin's usage error in pytest_configure: no controller ever takes the run over."""
+    db = pytester.path / "store" / "runtime.db"
+    monkeypatch.setenv("MAF_DB_PATH", str(db))
+    pidfile = pytester.path / "check.pid"
+    write_config(
+        "sleeps.json",
+        command_config("sleeps", [sys.executable, "-c", SLEEPER, str(pidfile)], timeout=120),
+    )
+    pytester.makeconftest(
+        textwrap.dedent(f"""\
+            import pathlib, time
+            import pytest
+
+            @pytest.hookimpl(trylast=True)  # after the gate's: its checks are running
+            def pytest_configure(config):
+                end = time.monotonic() + {PATIENCE}
+                while not pathlib.Path({str(pidfile)!r}).exists() and time.monotonic() < end:
+                    time.sleep(0.01)
+                raise pytest.UsageError("this plugin refuses the session")
+            """)
+    )
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=sqlite")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*this plugin refuses the session*"])
+    pid = int(pidfile.read_text())  # the check was running while pytest configured
+    try:
+        assert gone(pid, within=5.0), f"check process {pid} outlived the session"
+    finally:
+        if not gone(pid, within=0.0):
+            os.kill(pid, signal.SIGKILL)
+    if db.exists():
+        store = SqliteRuntime(db)
+        try:
+            assert store.sessions() == []
+            assert store.messages() == []
+        finally:
+            store.close()
+
+
+def test_a_variable_a_plugin_sets_as_pytest_configures_is_seen_by_the_checks(
+    pytester: pytest.Pytester, write_config: WriteConfig
+) -> None:
+    """Set after the checks started: they run again with the environment the tests see."""
+    write_config("var.json", _needs_variable_config())
+    pytester.makeconftest(
+        "import os\n\ndef pytest_configure(config):\n"
+        "    os.environ['MAF_TEST_SET_BY_CONFTEST'] = '1'\n"
+    )
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result.stdout.fnmatch_lines(["*gate open*"])
+    result.assert_outcomes(passed=2)
+
+
+def _needs_variable_config() -> str:
+    return json.dumps(
+        {
+            "id": "needs-var",
+            "name": "A variable a conftest sets",
+            "config_type": "smoke_test",
+            "config": {
+                "test_type": "environment",
+                "test_definition": {"required": ["MAF_TEST_SET_BY_CONFTEST"]},
+            },
+        }
+    )
 
 
 def test_a_collection_error_ends_the_run_as_before_and_records_nothing(
@@ -155,20 +288,7 @@ def test_observers_are_called_on_the_main_thread(
 def test_a_variable_set_during_collection_is_seen_by_the_checks(
     pytester: pytest.Pytester, write_config: WriteConfig
 ) -> None:
-    write_config(
-        "var.json",
-        json.dumps(
-            {
-                "id": "needs-var",
-                "name": "A variable a conftest sets",
-                "config_type": "smoke_test",
-                "config": {
-                    "test_type": "environment",
-                    "test_definition": {"required": ["MAF_TEST_SET_BY_CONFTEST"]},
-                },
-            }
-        ),
-    )
+    write_config("var.json", _needs_variable_config())
     # Not named test*: pytest loads this conftest while it collects, after the checks started.
     pytester.mkpydir("suite")
     (pytester.path / "suite" / "conftest.py").write_text(

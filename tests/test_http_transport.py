@@ -15,11 +15,14 @@ import ssl
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from helpers_escalation import clock, notice
 from helpers_http import NOT_FOUND, HttpServer, Request, Response, StartHttpServer
@@ -230,6 +233,68 @@ def test_no_proxy_follows_urllib(
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
     monkeypatch.setenv("no_proxy", no_proxy)
     assert (_proxy(url) is None) is direct
+
+
+_NAMES = st.sampled_from(
+    ["http_proxy", "HTTP_PROXY", "Http_Proxy", "https_proxy", "HTTPS_PROXY", "no_proxy",
+     "NO_PROXY", "ftp_proxy", "REQUEST_METHOD", "PATH", "proxy"]
+)  # fmt: skip
+_HOSTS = st.sampled_from(
+    ["example.com", "api.example.com", "EXAMPLE.com", "127.0.0.1", "localhost", "[::1]", "."]
+)
+
+
+@given(
+    environ=st.dictionaries(
+        _NAMES,
+        st.one_of(
+            st.just(""),
+            st.sampled_from(["http://p:1", "p:2", "*"]),
+            st.lists(
+                st.one_of(_HOSTS, st.builds("{}:{}".format, _HOSTS, st.sampled_from(["80", ""])))
+            ).map(", ".join),
+        ),
+    ),
+    authority=st.one_of(
+        _HOSTS, st.builds("{}:{}".format, _HOSTS, st.sampled_from(["8443", "80", ""]))
+    ),
+)
+@example(environ={"no_proxy": "example.com"}, authority="example.com:")  # an empty port
+@example(environ={"no_proxy": "example.com"}, authority="example.com:8443")
+@example(environ={"NO_PROXY": ".", "no_proxy": ""}, authority="localhost")
+def test_proxy_rules_are_urllibs_over_any_environment(
+    environ: dict[str, str], authority: str
+) -> None:
+    """The copies read a mapping, urllib reads ``os.environ``: the same answers."""
+    proxies = http_transport._proxies(environ)
+    with _environ(environ):
+        assert proxies == urllib.request.getproxies_environment()
+        expected = urllib.request.proxy_bypass_environment(authority, proxies)  # type: ignore[attr-defined]
+    assert http_transport._bypassed(authority, proxies.get("no")) is expected
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_a_given_environment_names_the_proxy_not_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The api check passes its copy of the environment (what the gate started it with)."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://process:1")
+    where = http_transport.endpoint("https://api.example.com/")
+    found = http_transport.proxy_for(where, {"https_proxy": "http://given:2"})
+    assert found is not None
+    assert found.host == "given"
+    assert http_transport.proxy_for(where, {}) is None
 
 
 def test_proxy_credentials_become_a_header_and_are_never_shown(

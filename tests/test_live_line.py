@@ -108,9 +108,11 @@ def test_the_join_ticks_on_the_waiting_thread_while_checks_run(tmp_path: Path) -
         ticks.append((threading.current_thread().name, sorted(started), sorted(finished)))
 
     ctx = CheckContext(rootdir=tmp_path, environ={}, environment="test", agent_id="a")
-    run = CheckRun([check], ctx, 5, GateMessages(None, agent_id="a", session_id="s"))
+    run = CheckRun([check], ctx, 5)
     run.start()
-    [result], _ = run.join(on_tick=on_tick, tick=0.05)
+    [result], _ = run.join(
+        GateMessages(None, agent_id="a", session_id="s"), on_tick=on_tick, tick=0.05
+    )
     assert result.passed
     # Half a second at a tick every 0.05 s: the waiting thread woke to tick, not just at the end.
     assert len(ticks) >= 5

@@ -7,6 +7,7 @@ for the hang", lower bounds only where the point is "did wait for the backoff".
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -393,6 +394,39 @@ def test_max_concurrency_caps_the_pool(tmp_path: Path) -> None:
     checks = [_planned(gauge.check(0.1), check_id=str(i)) for i in range(10)]
     run_checks(checks, _ctx(tmp_path), max_concurrency=3)
     assert 1 < gauge.peak <= 3
+
+
+def _workers() -> set[int | None]:
+    return {t.ident for t in threading.enumerate() if t.name.startswith("maf-check-worker-")}
+
+
+@pytest.mark.parametrize(("waits", "first_pass_threads"), [(True, 12), (False, 1)])
+def test_checks_that_wait_get_a_thread_each_at_once(
+    tmp_path: Path, waits: bool, first_pass_threads: int
+) -> None:
+    """A request or a command mostly waits: each gets its thread as it is queued, instead of
+    waiting for the pool to quadruple every few milliseconds, as fast local checks do."""
+    checks = [
+        dataclasses.replace(c, check_type=dataclasses.replace(c.check_type, waits=waits))
+        for c in (_planned(_passing, check_id=str(i)) for i in range(12))
+    ]
+    before = _workers()
+    threads_at_start: list[int] = []
+    # Called after the first pass's attempts are queued and the pool grew for them.
+    results = run_checks(
+        checks,
+        _ctx(tmp_path),
+        max_concurrency=50,
+        on_start=lambda started: threads_at_start.append(len(_workers() - before)),
+    )
+    assert all(r.passed for r in results)
+    assert threads_at_start[0] == first_pass_threads
+
+
+def test_the_types_that_wait_are_those_of_requests_and_commands() -> None:
+    registry = builtin_registry()
+    waiting = {name for name in registry.names() if (t := registry.get(name)) and t.waits}
+    assert waiting == {"api", "command", "database", "performance"}
 
 
 def test_non_positive_max_concurrency_still_runs(tmp_path: Path) -> None:

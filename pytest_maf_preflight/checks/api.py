@@ -337,6 +337,7 @@ def run(definition: ApiDefinition, ctx: CheckContext) -> Observation:
                 deadline=deadline,
                 limit=_MAX_BODY,
                 verify_tls=definition.verify_tls,
+                environ=ctx.environ,  # the gate's copy: the proxy variables as the check sees them
             )
             location = response.header("Location")
             if (
@@ -446,6 +447,6 @@ def _problems(
     return problems
 
 
-CHECK_TYPE = CheckType("api", ApiDefinition, run, "HTTP(S) request with expectations")
+CHECK_TYPE = CheckType("api", ApiDefinition, run, "HTTP(S) request with expectations", waits=True)
 
 __all__ = ["CHECK_TYPE", "NO_BASE_URL", "ApiDefinition", "json_path", "run"]

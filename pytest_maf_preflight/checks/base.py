@@ -85,12 +85,17 @@ class CheckType:
 
     ``run`` is None for a type whose definitions load but which cannot run in this version;
     such a check ends as ``error`` (failing closed) rather than passing unchecked.
+
+    ``waits``: an attempt spends its time waiting on a server or a process, not computing, so
+    the runner gives each one a thread at once (up to the concurrency cap) instead of letting
+    it queue for the pool to grow.
     """
 
     name: str
     definition: type[Definition]
     run: Runner | None
     description: str = ""
+    waits: bool = False
 
 
 class CheckRegistry:

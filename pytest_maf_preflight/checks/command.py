@@ -124,5 +124,9 @@ def _sizes(finished: Finished) -> dict[str, int]:
 
 
 CHECK_TYPE = CheckType(
-    "command", CommandDefinition, run, "Run an argv without a shell; expected exit code and output"
+    "command",
+    CommandDefinition,
+    run,
+    "Run an argv without a shell; expected exit code and output",
+    waits=True,
 )

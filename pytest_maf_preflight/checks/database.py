@@ -600,5 +600,9 @@ def run(definition: DatabaseDefinition, ctx: CheckContext) -> Observation:
 
 
 CHECK_TYPE = CheckType(
-    "database", DatabaseDefinition, run, "sqlite (read-only), postgresql, redis or tcp probe"
+    "database",
+    DatabaseDefinition,
+    run,
+    "sqlite (read-only), postgresql, redis or tcp probe",
+    waits=True,
 )

@@ -133,4 +133,5 @@ CHECK_TYPE = CheckType(
     PerformanceDefinition,
     run,
     "Latency (p50/p95/max) and error-rate budgets over N iterations",
+    waits=True,
 )

@@ -2,11 +2,12 @@
 with exponential backoff, results in a stable order.
 
 Attempts run on a pool of daemon worker threads that grows (quadrupling every few milliseconds)
-while attempts are queued, up to the concurrency cap; the calling thread schedules attempts and
-watches their deadlines. A thread cannot be killed, so an attempt that overruns its deadline is
-abandoned: its result is ``timeout`` at the deadline, whatever it returns later is ignored, and
-the pool may grow past the stuck worker. Daemon threads never keep the interpreter alive, so a
-hung check cannot hang the session.
+while attempts are queued, up to the concurrency cap, except that an attempt of a type that
+waits (``CheckType.waits``: a request, a command) gets a thread at once; the calling thread
+schedules attempts and watches their deadlines. A thread cannot be killed, so an attempt that
+overruns its deadline is abandoned: its result is ``timeout`` at the deadline, whatever it
+returns later is ignored, and the pool may grow past the stuck worker. Daemon threads never
+keep the interpreter alive, so a hung check cannot hang the session.
 """
 
 from __future__ import annotations
@@ -200,12 +201,13 @@ def run_checks(
             index, attempt_no, attempt_ctx = job
             completions.put((index, attempt_no, _attempt(checks[index], attempt_ctx)))
 
-    def grow() -> bool:
+    def grow(waiting: int) -> bool:
         """Start more workers while attempts wait for one; True while some still wait.
 
         The pool quadruples each time work is still queued a tick later, so fast local checks
-        share a few threads (a thread start costs more than such a check) while slow network
-        checks reach full concurrency within a few milliseconds.
+        share a few threads (a thread start costs more than such a check); the ``waiting``
+        attempts just queued whose type waits (a request, a command) get a thread each at once,
+        so slow network checks all start together rather than over the ticks.
         """
         nonlocal workers, grown_at
         backlog = jobs.qsize()
@@ -213,11 +215,10 @@ def run_checks(
         if backlog <= 0 or workers >= limit:
             return False
         now = time.monotonic()
-        if workers and now - grown_at < _GROWTH_TICK:
+        if workers and not waiting and now - grown_at < _GROWTH_TICK:
             return True
         grown_at = now
-        # Quadruple each tick: slow network checks reach 64 workers in three ticks.
-        for _ in range(min(max(3 * workers, 1), backlog, limit - workers)):
+        for _ in range(min(max(3 * workers, 1, waiting), backlog, limit - workers)):
             threading.Thread(
                 target=worker, name=f"maf-check-worker-{next(tokens)}", daemon=True
             ).start()
@@ -315,8 +316,10 @@ def run_checks(
     while not all(s.done for s in states):
         now = time.monotonic()
         first: list[PlannedCheck] = []
+        waiting = 0
         while ready and ready[0][0] <= now and len(running) < max_concurrency:
             _, index = heapq.heappop(ready)
+            waiting += checks[index].check_type.waits
             state = states[index]
             if state.attempts == 0:
                 state.started, state.started_wall = now, time.time()
@@ -328,7 +331,7 @@ def run_checks(
         wake = [deadline for _, deadline in running.values()]
         if ready and len(running) < max_concurrency:
             wake.append(ready[0][0])
-        if grow():
+        if grow(waiting):
             wake.append(time.monotonic() + _GROWTH_TICK)
         if first and on_start is not None:
             on_start(first)  # after grow(): the workers are already taking the attempts

@@ -1,9 +1,12 @@
-"""The gate's checks on a background thread, so that they run while pytest collects the tests.
+"""The gate's checks on a background thread, so that they run while pytest starts up and
+collects the tests.
 
-The controller starts a ``CheckRun`` as soon as the configs are loaded and the runtime is open
-(collection starts; under xdist, the session), and joins it where the results are first needed:
-the test loop, or the set-up of the first xdist worker. Checks mostly wait (on a server, a
-command), so the collection costs the run little more than the longer of the two.
+A ``CheckRun`` starts as soon as the configs are valid (``early_start``, in
+``pytest_cmdline_main``), or, when a check needs the runtime before it runs, as soon as the
+runtime is open (collection starts; under xdist, the session). The controller joins it where
+the results are first needed: the test loop, or the set-up of the first xdist worker. Checks
+mostly wait (on a server, a command), so pytest's start-up and collection cost the run little
+more than the longer of the two.
 
 What the main thread did when the checks ran on it, it still does:
 
@@ -14,10 +17,11 @@ What the main thread did when the checks ran on it, it still does:
   no command behind either.
 
 The protocol messages of the checks that start are written by the background thread (every
-runtime mode is thread-safe), but only once the run is joined: those of checks that started
-earlier wait for it. A session that never reaches its tests (a collection error, Ctrl-C, a usage
-error) cancels the run instead: its commands are killed, no attempt starts after that, and
-nothing is written or recorded, as when the checks started only with the test loop.
+runtime mode is thread-safe), but only once the run is joined (the runtime may open after the
+checks start): those of checks that started earlier wait for it, and ``join`` is given the
+``GateMessages`` that writes them. A session that never reaches its tests (a collection error,
+Ctrl-C, a usage error) cancels the run instead: its commands are killed, no attempt starts after
+that, and nothing is written or recorded, as when the checks started only with the test loop.
 
 An exception that ends the runner on its thread is raised again at the join, on the main thread,
 as when the runner ran there: no result, no open gate.
@@ -27,17 +31,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..checks.base import CheckContext
 from ..checks.runner import PlannedCheck, run_checks
 from ..processes import groups
 
 if TYPE_CHECKING:
-    from ..checks.base import CheckContext, CheckResult
+    from ..checks.base import CheckResult
+    from ..settings import Settings
     from .messaging import GateMessages
+
+
+def check_context(settings: Settings, reservations: Any = None) -> CheckContext:
+    """What the gate's checks see: the environment as it is now (a copy), and the lease store
+    read before they start (None without reservation checks: see ``CheckContext``)."""
+    return CheckContext(
+        rootdir=settings.rootdir,
+        environ=dict(os.environ),
+        environment=settings.environment,
+        agent_id=settings.agent_id,
+        base_url=settings.base_url,
+        reservations=reservations,
+    )
+
+
+#: The longest ``start`` waits for the first attempts to be under way.
+_UNDER_WAY_WAIT = 0.1
 
 
 class CheckCancelled(Exception):
@@ -53,11 +77,11 @@ class CheckRun:
         checks: Sequence[PlannedCheck],
         ctx: CheckContext,
         max_concurrency: int,
-        messages: GateMessages,
         known: Mapping[str, CheckResult] | None = None,
     ) -> None:
         self.ctx = ctx
-        self.messages = messages
+        #: Writes the protocol messages; given by ``join``.
+        self.messages: GateMessages | None = None
         self._cancelled = threading.Event()
         self._checks = [_unless_cancelled(check, self._cancelled) for check in checks]
         self._max_concurrency = max_concurrency
@@ -74,6 +98,8 @@ class CheckRun:
         self._results: list[CheckResult] | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
+        #: Set once the runner's first pass is under way (its attempts have their threads).
+        self._under_way = threading.Event()
         self._signals = contextlib.ExitStack()
         self._thread = threading.Thread(target=self._run, name="maf-preflight-checks", daemon=True)
 
@@ -86,6 +112,10 @@ class CheckRun:
         # Installed here, on the main thread: from now on SIGTERM kills the checks' commands.
         self._signals.enter_context(groups.killed_when_interrupted())
         self._thread.start()
+        # This thread gives way until the first attempts are under way: they only start their
+        # waits (connect, send a request, spawn a command) and would otherwise each wait for a
+        # switch of the GIL away from what this thread does next (pytest's start-up).
+        self._under_way.wait(_UNDER_WAY_WAIT)
 
     def _run(self) -> None:
         try:
@@ -100,16 +130,18 @@ class CheckRun:
         except BaseException as exc:  # raised again on the main thread, by join
             self._error = exc
         finally:
+            self._under_way.set()
             self._done.set()
 
     def _started(self, checks: Sequence[PlannedCheck]) -> None:
         at = time.monotonic()
+        self._under_way.set()
         with self._lock:
             for check in checks:
                 self._started_at.setdefault(check.check_id, at)
             if self._cancelled.is_set():
                 return
-            if self._joined:
+            if self.messages is not None:
                 self.messages.started(checks)
             else:
                 self._held.extend(checks)
@@ -117,15 +149,19 @@ class CheckRun:
     def _result(self, result: CheckResult) -> None:
         with self._lock:
             self._arrived.append(result)
-            if self._joined and not self._cancelled.is_set():
+            if self.messages is not None and not self._cancelled.is_set():
                 self.messages.poll()
 
     def join(
         self,
+        messages: GateMessages,
         on_tick: Callable[[Mapping[str, float], Collection[str]], None] | None = None,
         tick: float = 0.1,
     ) -> tuple[list[CheckResult], list[CheckResult]]:
         """Wait for every result: (in the order the checks were given, in the order they came).
+
+        ``messages`` writes the protocol messages from now on: first those of the checks that
+        started before, in one write.
 
         ``on_tick`` (a progress display) is called on this thread at least every ``tick``
         seconds while waiting, with when each started check began (monotonic) and the ids of
@@ -134,8 +170,9 @@ class CheckRun:
         """
         with self._lock:
             self._joined = True
+            self.messages = messages
             if self._held:  # the checks that started before: one write, as the first pass's
-                self.messages.started(self._held)
+                messages.started(self._held)
                 self._held = []
         try:
             while not self._done.wait(tick if on_tick is not None else None):

@@ -6,11 +6,11 @@ xdist's controller, which hands its results to the workers (``XdistController``)
 ``worker.GateWorker`` takes over.
 
 Flow: configs are loaded before the session starts (``loading.preload``: errors end it with one
-clear message); every active check runs once, concurrently, on a background thread started as
-collection starts (under xdist, as the session starts), and the first test waits for them
-(under xdist, the set-up of the first worker: see ``check_run``); check items report those
-results; ``maf_smoke`` tests run next; a failure of either closes the gate and the rest is
-skipped.
+clear message); every active check runs once, concurrently, on a background thread started
+right after (``early_start``; when a check needs the runtime first, as collection starts, or
+under xdist as the session starts), and the first test waits for them (under xdist, the set-up
+of the first worker: see ``check_run``); check items report those results; ``maf_smoke``
+tests run next; a failure of either closes the gate and the rest is skipped.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..checks.base import CheckContext, CheckResult
+from ..checks.base import CheckResult
 from ..checks.runner import PlannedCheck
 from ..exitcodes import MafExitCode
 from ..processes import groups
@@ -34,9 +34,10 @@ from ..runtime.records import WaiverRecord, new_id
 from ..settings import Settings
 from ..warning_types import MafRuntimeFallback
 from .barrier import SmokeBarrier
-from .check_run import CheckRun
+from .check_run import CheckRun, check_context
 from .collection import COLLECTION_PLUGIN, GateCollection, is_smoke_report
 from .decision import GateDecision
+from .early_start import take
 from .escalating import escalate_recorded
 from .heap import NOT_FROZEN, freeze, thaw
 from .issued_warnings import issue
@@ -45,7 +46,6 @@ from .keys import GATE_KEY, WORKER_ERROR_KEY, WORKER_KEY
 from .live_line import LIVE_TICK, live_line_for
 from .loading import preloaded
 from .messaging import GateMessages
-from .planning import plan_check
 from .recording import SmokeOutcome, build_bundle
 from .report import REPORT_PLUGIN, GateReport
 from .state import CheckDescriptor, GateState
@@ -79,7 +79,8 @@ class GateController:
         # Known from the start: the protocol messages written as checks run carry it.
         self.session_id = new_id()
         self.messages: GateMessages | None = None  # those messages, once the checks ran
-        #: The checks running on their thread; None until they start (see ``start_checks``).
+        #: The checks running on their thread; None until they start (see ``start_checks``,
+        #: and ``early_start``: a run started before the session is taken over at its start).
         self.check_run: CheckRun | None = None
         self.smoke_outcomes: dict[str, SmokeOutcome] = {}
         #: The smoke barrier of xdist workers; None until the first worker is set up.
@@ -99,13 +100,11 @@ class GateController:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.session = session
         # Normally loaded (and validated) already by pytest_cmdline_main; see loading.preload.
-        registry, loaded = preloaded(self.config, self.settings)
+        found = preloaded(self.config, self.settings)
+        self.check_run = take(self.config)
         self.store.open()
         descriptors = []
-        for entry in loaded:
-            planned = plan_check(entry, registry.get)
-            if planned is None:
-                continue
+        for entry, planned in found.plan:
             self.planned.append(planned)
             descriptors.append(
                 CheckDescriptor(
@@ -117,7 +116,7 @@ class GateController:
                     test_type=planned.check_type.name,
                 )
             )
-        self.state.prepare(registry, loaded, descriptors)
+        self.state.prepare(found.registry, found.loaded, descriptors)
         self.waivers = self._active_waivers()
         if self.config.pluginmanager.has_plugin("dsession"):
             # xdist's controller sets its workers up next (it collects nothing), and hands
@@ -170,14 +169,7 @@ class GateController:
 
     def _check_run(self) -> CheckRun:
         settings, notes = self.settings, self.state.notes
-        ctx = CheckContext(
-            rootdir=settings.rootdir,
-            environ=dict(os.environ),
-            environment=settings.environment,
-            agent_id=settings.agent_id,
-            base_url=settings.base_url,
-            reservations=self._reservation_state(),
-        )
+        ctx = check_context(settings, self._reservation_state())
         opened = self.store.opened
         planned, reused = self.planned, dict[str, CheckResult]()
         if any(check.reuse_seconds > 0 for check in planned):
@@ -186,12 +178,7 @@ class GateController:
             planned, reused = reuse_recent_passes(
                 planned, opened, settings, notes.reuse, ctx.environ
             )
-        messages = self.messages = GateMessages(
-            opened.runtime if opened is not None else None,
-            agent_id=settings.agent_id,
-            session_id=self.session_id,
-        )
-        return CheckRun(planned, ctx, settings.max_concurrency, messages, known=reused)
+        return CheckRun(planned, ctx, settings.max_concurrency, known=reused)
 
     def run_gate(self) -> None:
         """Wait for every active check (started now if they did not start early), and decide;
@@ -207,9 +194,17 @@ class GateController:
             run.cancel()
             self.check_run = run = self._check_run()
             run.start()
+        opened = self.store.opened
+        messages = self.messages = GateMessages(
+            opened.runtime if opened is not None else None,
+            agent_id=self.settings.agent_id,
+            session_id=self.session_id,
+        )
         live = live_line_for(self.config)
         try:
-            results, arrived = run.join(on_tick=live.update if live else None, tick=LIVE_TICK)
+            results, arrived = run.join(
+                messages, on_tick=live.update if live else None, tick=LIVE_TICK
+            )
         finally:
             if live is not None:
                 live.close()
@@ -225,8 +220,8 @@ class GateController:
                 )
         # Marked before the messages: a waived conflict is recorded as such.
         results = apply_waivers(results, self.waivers, time.time())
-        run.messages.finished(results)
-        notes.runtime.extend(run.messages.errors)
+        messages.finished(results)
+        notes.runtime.extend(messages.errors)
         self.state.checked(results)
 
     def _reservation_state(self) -> Any:

@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from .check_run import CheckRun
     from .state import GateState
 
 #: The gate's state in this process (controller or xdist worker), for items and fixtures.
 GATE_KEY: pytest.StashKey[GateState] = pytest.StashKey()
+#: The checks started before the session (``early_start``), until the controller takes them.
+EARLY_RUN_KEY: pytest.StashKey[CheckRun] = pytest.StashKey()
 
 #: The controller's check results in xdist's ``workerinput``; its presence makes a worker gated.
 WORKER_KEY = "maf_preflight"

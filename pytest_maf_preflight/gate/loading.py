@@ -9,6 +9,7 @@ pytest keeps out of git and empties with ``--cache-clear``. With pytest's cache 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -22,16 +23,31 @@ from ..config.errors import ConfigError, ConfigLoadError
 from ..config.loader import ConfigLoader, LoadedConfig, discover
 from ..config.references import integration_cycles, unknown_channels
 from ..exitcodes import MafExitCode
-from ..runtime.errors import RuntimeStateError, RuntimeUnavailable
-from ..runtime.factory import open_chain
 from ..settings import Settings
 from .escalating import plugin_channels
-from .recording import build_bundle
+from .planning import plan_all
 
 if TYPE_CHECKING:
+    from ..checks.runner import PlannedCheck
     from ..config.cache import CacheKey, ConfigCache
 
-_LOADED_KEY = pytest.StashKey[tuple[CheckRegistry, list[LoadedConfig]]]()
+
+@dataclasses.dataclass(frozen=True)
+class Preloaded:
+    """The configs of a valid set, their check types, and the checks they describe."""
+
+    registry: CheckRegistry
+    loaded: list[LoadedConfig]
+    #: Every active check with its config, in config order.
+    plan: list[tuple[LoadedConfig, PlannedCheck]]
+
+    @classmethod
+    def of(cls, registry: CheckRegistry, loaded: list[LoadedConfig]) -> Preloaded:
+        return cls(registry, loaded, plan_all(loaded, registry.get))
+
+
+#: What ``preload`` loaded (the early start and the controller read it).
+PRELOADED_KEY = pytest.StashKey[Preloaded]()
 #: The cache entry of a set loaded in full, written once pytest's cache is set up.
 _ENTRY_KEY = pytest.StashKey[tuple["ConfigCache", "CacheKey", bytes]]()
 #: The directory of the cache entries under pytest's cache directory (``Cache.mkdir``).
@@ -107,12 +123,10 @@ def _load_cached(
     return loaded, (cache, key, entry) if entry is not None else None
 
 
-def preloaded(
-    config: pytest.Config, settings: Settings
-) -> tuple[CheckRegistry, list[LoadedConfig]]:
+def preloaded(config: pytest.Config, settings: Settings) -> Preloaded:
     """What ``preload`` loaded, or (when it did not run) a fresh load; writes the cache entry
     ``preload`` left, now that pytest's cache is set up (called at session start)."""
-    found = config.stash.get(_LOADED_KEY, None) or load_configs(config, settings)
+    found = config.stash.get(PRELOADED_KEY, None) or Preloaded.of(*load_configs(config, settings))
     _write_entry(config)
     return found
 
@@ -172,7 +186,7 @@ def preload(config: pytest.Config, settings: Settings) -> str | None:
     and one clear message, before pytest prints a header or collects anything.
     """
     try:
-        config.stash[_LOADED_KEY] = load_configs(config, settings, cached=True)
+        config.stash[PRELOADED_KEY] = Preloaded.of(*load_configs(config, settings, cached=True))
     except ConfigLoadError as exc:
         return exc.format(settings.rootdir)
     except Exception as exc:  # a plugin's check type that cannot register or build a schema
@@ -185,6 +199,11 @@ def record_config_error(settings: Settings, report: str) -> str | None:
 
     Best effort: the run ends with exit code 11 whatever happens here.
     """
+    # Imported only here: a valid set starts its checks before the runtime is needed.
+    from ..runtime.errors import RuntimeStateError, RuntimeUnavailable
+    from ..runtime.factory import open_chain
+    from .recording import build_bundle
+
     try:
         opened = open_chain(settings.runtime)
     except RuntimeUnavailable as exc:

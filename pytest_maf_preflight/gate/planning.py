@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..checks.base import CheckType
 from ..checks.runner import PlannedCheck
@@ -54,3 +54,10 @@ def plan_check(
         members=members,
         reuse_seconds=reuse,
     )
+
+
+def plan_all(
+    loaded: Iterable[LoadedConfig], lookup: Callable[[str], CheckType | None]
+) -> list[tuple[LoadedConfig, PlannedCheck]]:
+    """Every check the configs describe, with its config, in config order."""
+    return [(entry, planned) for entry in loaded if (planned := plan_check(entry, lookup))]

@@ -8,9 +8,14 @@ configuration accepts is one every store accepts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .records import AGENT_STATUSES, AGENT_TYPES, AgentRecord
+if TYPE_CHECKING:  # the settings check agent fields before anything is recorded
+    from .records import AgentRecord
+
+#: The agent kinds and statuses of the seed's ``agents`` table (the original MAF's).
+AGENT_TYPES = ("coordinator", "worker", "verifier", "escalation_manager")
+AGENT_STATUSES = ("active", "inactive", "maintenance", "error")
 
 #: Longest capability name, and most capabilities per agent: names, not documents.
 MAX_CAPABILITY_LENGTH = 100
@@ -60,6 +65,8 @@ def agent_record(
     status: str,
 ) -> AgentRecord:
     """A heartbeat's record, every field checked (``ValueError`` before any write)."""
+    from .records import AgentRecord
+
     kind, names, state = checked_agent_fields(agent_type, capabilities, status)
     return AgentRecord(
         checked_agent(agent_id),

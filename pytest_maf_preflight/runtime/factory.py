@@ -6,9 +6,12 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeUnavailable
-from .interface import RuntimeState
+
+if TYPE_CHECKING:  # the settings resolve the chain before any mode (and its records) loads
+    from .interface import RuntimeState
 
 KNOWN_MODES = ("sqlite", "json", "memory", "postgres")
 DEFAULT_CHAIN = ("sqlite", "json", "memory")

@@ -104,16 +104,11 @@ class Message:
     status: MessageStatus = "queued"
 
 
-#: The agent kinds and statuses of the seed's ``agents`` table (the original MAF's).
-AGENT_TYPES = ("coordinator", "worker", "verifier", "escalation_manager")
-AGENT_STATUSES = ("active", "inactive", "maintenance", "error")
-
-
 @dataclasses.dataclass(frozen=True)
 class AgentRecord:
     """An agent as its last heartbeat described it (each heartbeat replaces the whole record).
 
-    ``agent_type`` is one of ``AGENT_TYPES``, ``status`` one of ``AGENT_STATUSES``;
+    ``agent_type`` is one of ``agent_fields.AGENT_TYPES``, ``status`` one of ``AGENT_STATUSES``;
     ``capabilities`` are free names (``"python"``, ``"review"``), each once, in the order given;
     ``details`` is the seed's ``metadata``.
     """
