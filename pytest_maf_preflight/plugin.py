@@ -90,7 +90,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from .gate.controller import register_controller
         from .gate.early_start import start_early
 
-        start_early(config, settings)  # while pytest starts up: see gate.early_start
+        # While pytest starts up (see gate.early_start); this module is the plugin configuring.
+        start_early(config, settings, sys.modules[__name__])
         register_controller(config, settings, nested=nested)
 
 

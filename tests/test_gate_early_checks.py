@@ -108,19 +108,34 @@ def waiting_hook(hook: str, arrived: Path, patience: float = PATIENCE) -> str:
         """)
 
 
+@pytest.mark.parametrize("installed_setup", [False, True])
 def test_checks_start_before_the_session_starts(
-    pytester: pytest.Pytester, write_config: WriteConfig, http_server: StartHttpServer
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    http_server: StartHttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    installed_setup: bool,
 ) -> None:
     arrived = pytester.path / "arrived"
     server = slow_server(http_server, arrived)
     write_config("api.json", api_config(server.url("/health")))
-    # A conftest's pytest_sessionstart waits for the request the check sent (it started with
-    # pytest_configure), without which the session would not start.
-    pytester.makeconftest(waiting_hook("pytest_sessionstart", arrived))
+    options: tuple[str, ...] = ()
+    if installed_setup:  # an installed plugin's set-up hooks are not waited for
+        installed_plugin(
+            pytester,
+            monkeypatch,
+            "keeps_books",
+            "def pytest_sessionstart(session):\n    pass\n\n"
+            "def pytest_configure(config):\n    pass\n",
+        )
+        options = ("-p", "keeps_books")
+    # The header is printed as the session starts (not a set-up hook of the project's: see
+    # the test below); by then the check that started with pytest_configure sent its request.
+    pytester.makeconftest(waiting_hook("pytest_report_header", arrived))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result = pytester.runpytest_subprocess(*options, *GATE, "--maf-runtime=memory")
     result.assert_outcomes(passed=2)
-    assert (pytester.path / "seen-at-pytest_sessionstart").read_text() == "True"
+    assert (pytester.path / "seen-at-pytest_report_header").read_text() == "True"
     assert len(server.requests) == 1
 
 
@@ -177,21 +192,24 @@ def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
         "sleeps.json",
         command_config("sleeps", [sys.executable, "-c", SLEEPER, str(pidfile)], timeout=120),
     )
-    pytester.makeconftest(
-        textwrap.dedent(f"""\
-            import pathlib, time
-            import pytest
+    installed_plugin(
+        pytester,
+        monkeypatch,
+        "refuses",
+        f"""\
+        import pathlib, time
+        import pytest
 
-            @pytest.hookimpl(trylast=True)  # after the gate's: its checks are running
-            def pytest_configure(config):
-                end = time.monotonic() + {PATIENCE}
-                while not pathlib.Path({str(pidfile)!r}).exists() and time.monotonic() < end:
-                    time.sleep(0.01)
-                raise pytest.UsageError("this plugin refuses the session")
-            """)
+        @pytest.hookimpl(trylast=True)  # after the gate's: its checks are running
+        def pytest_configure(config):
+            end = time.monotonic() + {PATIENCE}
+            while not pathlib.Path({str(pidfile)!r}).exists() and time.monotonic() < end:
+                time.sleep(0.01)
+            raise pytest.UsageError("this plugin refuses the session")
+        """,
     )
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=sqlite")
+    result = pytester.runpytest_subprocess("-p", "refuses", *GATE, "--maf-runtime=sqlite")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*this plugin refuses the session*"])
     pid = int(pidfile.read_text())  # the check was running while pytest configured
@@ -210,16 +228,85 @@ def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
 
 
 def test_a_variable_a_plugin_sets_as_pytest_configures_is_seen_by_the_checks(
-    pytester: pytest.Pytester, write_config: WriteConfig
+    pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Set after the checks started: they run again with the environment the tests see."""
     write_config("var.json", _needs_variable_config())
-    pytester.makeconftest(
-        "import os\n\ndef pytest_configure(config):\n"
-        "    os.environ['MAF_TEST_SET_BY_CONFTEST'] = '1'\n"
+    installed_plugin(
+        pytester,
+        monkeypatch,
+        "sets_variable",
+        """\
+        import os
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_configure(config):
+            os.environ['MAF_TEST_SET_BY_CONFTEST'] = '1'
+        """,
     )
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory")
+    result = pytester.runpytest_subprocess("-p", "sets_variable", *GATE, "--maf-runtime=memory")
+    result.stdout.fnmatch_lines(["*gate open*"])
+    result.assert_outcomes(passed=2)
+
+
+def installed_plugin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str, source: str
+) -> None:
+    """A plugin module outside the project (beside its rootdir, on ``PYTHONPATH``), as an
+    installed plugin is: the gate does not wait for its set-up hooks."""
+    directory = pytester.path.parent / f"{pytester.path.name}-installed"
+    directory.mkdir(exist_ok=True)
+    (directory / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.setenv("PYTHONPATH", str(directory))
+
+
+PROJECT_SETUP = """\
+import pathlib
+
+def {hook}({args}):
+    pathlib.Path("made-by-the-project").write_text("")
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "hook", "args"),
+    [
+        ("conftest", "pytest_sessionstart", "session"),
+        # Given with -p before the gate's plugin: pytest configures it after the gate's.
+        ("plugin", "pytest_configure", "config"),
+    ],
+)
+def test_checks_look_after_the_project_set_up_the_session(
+    pytester: pytest.Pytester, write_config: WriteConfig, where: str, hook: str, args: str
+) -> None:
+    """What a conftest or a plugin module of the project sets up in pytest_sessionstart, or
+    in a pytest_configure that runs after the gate's, is there when the checks look."""
+    write_config(
+        "made.json",
+        json.dumps(
+            {
+                "id": "made",
+                "name": "What the project makes as the session starts",
+                "config_type": "smoke_test",
+                "config": {
+                    "test_type": "file_system",
+                    "test_definition": {"paths": [{"path": "made-by-the-project"}]},
+                },
+            }
+        ),
+    )
+    source = PROJECT_SETUP.format(hook=hook, args=args)
+    if where == "conftest":
+        pytester.makeconftest(source)
+        options: tuple[str, ...] = ()
+    else:
+        pytester.makepyfile(project_setup=source)
+        pytester.syspathinsert()
+        options = ("-p", "project_setup")
+    pytester.makepyfile(test_app="def test_app():\n    pass\n")
+    result = pytester.runpytest_subprocess(*options, *GATE, "--maf-runtime=memory")
     result.stdout.fnmatch_lines(["*gate open*"])
     result.assert_outcomes(passed=2)
 
