@@ -10,9 +10,9 @@ and the agent-mail MCP client send every request through it.
   headers or body a byte at a time, cannot hold a request past it. (Resolving the host name is
   the one step no timeout reaches.)
 - **Proxies** from the environment (the process's, or the copy a check was given), as urllib
-  reads them: ``http_proxy`` for http URLs,
-  ``https_proxy`` for https URLs, the lower-case name winning over the upper-case one, and
-  ``HTTP_PROXY`` ignored when ``REQUEST_METHOD`` is set (CVE-2016-1000110).
+  reads them: ``http_proxy`` for http URLs, ``https_proxy`` for https URLs, the lower-case name
+  winning over the upper-case one, and ``HTTP_PROXY`` ignored when ``REQUEST_METHOD`` is set
+  (CVE-2016-1000110).
   ``no_proxy`` lists host names, domain suffixes (``example.com`` covers ``api.example.com``) or
   ``host:port`` that go direct, ``*`` for all; like urllib, requests and curl, nothing is
   excluded by default, so ``127.0.0.1`` and ``localhost`` go through the proxy unless
@@ -36,11 +36,10 @@ imported), this module costs 8.3 ms, of which ``http.client`` and ``ssl`` are 5.
 ``api`` check paid before this module existed); the proxy rules are ``urllib.request``'s,
 copied to read a given mapping (importing that module would add 1.9 ms). urllib3 2.8 alone
 costs 19.8 ms there (53 ms in a bare interpreter, against 18.5 ms for ``http.client`` and
-``ssl``), and would replace little:
-it reads no proxy variables (requests does that, on top of it) and its ``Timeout(total=...)``
-gives each receive the time left when the read starts rather than bounding the request, so a
-deadline wrapper like the one here would still be needed. The idle path (pytest without
-``--maf-preflight``) imports none of this (tests/test_lazy_imports.py).
+``ssl``), and would replace little: it reads no proxy variables (requests does that, on top of
+it) and its ``Timeout(total=...)`` gives each receive the time left when the read starts rather
+than bounding the request, so a deadline wrapper like the one here would still be needed. The
+idle path (pytest without ``--maf-preflight``) imports none of this (tests/test_lazy_imports.py).
 """
 
 from __future__ import annotations

@@ -251,3 +251,31 @@ def test_the_guard_probe_sees_pytest(tmp_path: Path) -> None:
         tmp_path / "repo",
     )
     assert outcome == {"code": 0, "loaded": ["pytest", "_pytest"]}
+
+
+#: Written as the configs load, before the checks start (the check types are registered then).
+LOADING_PROBE = """
+import json, sys
+MODULES = (
+    "sqlite3",
+    "pytest_maf_preflight.runtime.records",
+    "pytest_maf_preflight.gate.controller",
+)
+
+def pytest_maf_preflight_register_check_types(registry, config):
+    with open("loading.json", "w") as handle:
+        json.dump(sorted(m for m in MODULES if m in sys.modules), handle)
+"""
+
+
+def test_the_checks_start_before_the_runtime_is_imported(pytester: pytest.Pytester) -> None:
+    """Settings and configs load without the runtime's records and drivers: the checks start
+    first, and the runtime's imports overlap with them."""
+    pytester.makeconftest(LOADING_PROBE)
+    pytester.makepyfile("def test_one():\n    assert True\n")
+    configs = pytester.path / ".maf" / "preflight-configs"
+    configs.mkdir(parents=True)
+    (configs / "env.yaml").write_text(ENVIRONMENT_CHECK)
+    result = pytester.runpytest_subprocess("-p", "maf_preflight", "--maf-preflight")
+    result.assert_outcomes(passed=2)
+    assert json.loads((pytester.path / "loading.json").read_text()) == []

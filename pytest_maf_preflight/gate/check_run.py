@@ -1,9 +1,9 @@
 """The gate's checks on a background thread, so that they run while pytest starts up and
 collects the tests.
 
-A ``CheckRun`` starts as soon as the configs are valid (``early_start``, in
-``pytest_cmdline_main``), or, when a check needs the runtime before it runs, as soon as the
-runtime is open (collection starts; under xdist, the session). The controller joins it where
+A ``CheckRun`` starts as pytest begins to configure its plugins (``early_start``), or as
+collection starts (under xdist, the session) when the project may still set up what the checks
+look at or a check needs the runtime before it runs. The controller joins it where
 the results are first needed: the test loop, or the set-up of the first xdist worker. Checks
 mostly wait (on a server, a command), so pytest's start-up and collection cost the run little
 more than the longer of the two.

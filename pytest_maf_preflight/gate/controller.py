@@ -6,10 +6,10 @@ xdist's controller, which hands its results to the workers (``XdistController``)
 ``worker.GateWorker`` takes over.
 
 Flow: configs are loaded before the session starts (``loading.preload``: errors end it with one
-clear message); every active check runs once, concurrently, on a background thread started
-right after (``early_start``; when a check needs the runtime first, as collection starts, or
-under xdist as the session starts), and the first test waits for them (under xdist, the set-up
-of the first worker: see ``check_run``); check items report those results; ``maf_smoke``
+clear message); every active check runs once, concurrently, on a background thread started as
+pytest configures (``early_start``), or else as collection starts (under xdist, as the session
+starts), and the first test waits for them (under xdist, the set-up of the first worker: see
+``check_run``); check items report those results; ``maf_smoke``
 tests run next; a failure of either closes the gate and the rest is skipped.
 """
 

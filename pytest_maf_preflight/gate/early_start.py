@@ -22,13 +22,12 @@ look at may not be set up yet, or when they need the runtime first:
 - a reservation check reads the lease store before it runs, and a check that may reuse a recent
   pass reads its last pass (``gate.reuse``): the runtime opens as the session starts.
 
-They do not start
-at all in the modes of pytest that run no test (``--collect-only``, ``--fixtures``,
-``--fixtures-per-test``, ``--markers``, ``--cache-show``). A session that ends before its tests
-for another reason (a usage error, another plugin's mode, Ctrl-C) cancels the run, as it
-cancels one started at collection: its commands are killed, no attempt starts after that, and
-nothing is written or recorded (the plugin's ``pytest_unconfigure`` cancels a run that no
-controller took).
+They do not start at all in the modes of pytest that run no test (``--collect-only``,
+``--fixtures``, ``--fixtures-per-test``, ``--markers``, ``--cache-show``). A session that ends
+before its tests for another reason (a usage error, another plugin's mode, Ctrl-C) cancels the
+run, as it cancels one started at collection: its commands are killed, no attempt starts after
+that, and nothing is written or recorded (the plugin's ``pytest_unconfigure`` cancels a run
+that no controller took).
 """
 
 from __future__ import annotations
