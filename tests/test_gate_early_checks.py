@@ -133,10 +133,19 @@ def test_checks_start_before_the_session_starts(
     # the test below); by then the check that started with pytest_configure sent its request.
     pytester.makeconftest(waiting_hook("pytest_report_header", arrived))
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*options, *GATE, "--maf-runtime=memory")
+    db = pytester.path / "store" / "runtime.db"
+    monkeypatch.setenv("MAF_DB_PATH", str(db))
+    result = pytester.runpytest_subprocess(*options, *GATE, "--maf-runtime=sqlite")
     result.assert_outcomes(passed=2)
     assert (pytester.path / "seen-at-pytest_report_header").read_text() == "True"
     assert len(server.requests) == 1
+    store = SqliteRuntime(db)
+    try:  # the session began when its checks did
+        [session] = store.sessions()
+        [execution] = [e for e in store.executions() if e.kind == "check"]
+        assert session.started_at <= execution.started_at
+    finally:
+        store.close()
 
 
 def test_checks_that_need_the_runtime_first_start_with_collection(
@@ -150,10 +159,10 @@ def test_checks_that_need_the_runtime_first_start_with_collection(
     config["config"]["reuse_passed_for_seconds"] = 60
     write_config("api.json", json.dumps(config))
     # A request sent before the session would arrive well within two seconds.
-    pytester.makeconftest(waiting_hook("pytest_sessionstart", arrived, patience=2.0))
+    pytester.makeconftest(waiting_hook("pytest_report_header", arrived, patience=2.0))
     pytester.makepyfile(test_app=waiting_module(arrived))
     pytester.runpytest_subprocess(*GATE, "--maf-runtime=json").assert_outcomes(passed=2)
-    assert (pytester.path / "seen-at-pytest_sessionstart").read_text() == "False"
+    assert (pytester.path / "seen-at-pytest_report_header").read_text() == "False"
     assert moment(arrived) < moment(pytester.path / "collect-end")  # still during collection
     # And it is reused next time: the runtime was read before the check could run.
     pytester.runpytest_subprocess(*GATE, "--maf-runtime=json").assert_outcomes(passed=2)

@@ -80,6 +80,8 @@ class CheckRun:
         known: Mapping[str, CheckResult] | None = None,
     ) -> None:
         self.ctx = ctx
+        #: When ``start`` was called (wall clock); None before.
+        self.started_at: float | None = None
         #: Writes the protocol messages; given by ``join``.
         self.messages: GateMessages | None = None
         self._cancelled = threading.Event()
@@ -109,6 +111,7 @@ class CheckRun:
         return self._joined or self._cancelled.is_set()
 
     def start(self) -> None:
+        self.started_at = time.time()
         # Installed here, on the main thread: from now on SIGTERM kills the checks' commands.
         self._signals.enter_context(groups.killed_when_interrupted())
         self._thread.start()

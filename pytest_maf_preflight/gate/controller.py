@@ -102,6 +102,9 @@ class GateController:
         # Normally loaded (and validated) already by pytest_cmdline_main; see loading.preload.
         found = preloaded(self.config, self.settings)
         self.check_run = take(self.config)
+        if self.check_run is not None and self.check_run.started_at is not None:
+            # The session began when its checks did, which was before this controller was.
+            self.started_at = min(self.started_at, self.check_run.started_at)
         self.store.open()
         descriptors = []
         for entry, planned in found.plan:
