@@ -1,9 +1,9 @@
-"""The checks start as soon as the configs are valid, before pytest configures its plugins and
-opens the session, or as collection starts when one needs the runtime first, and run while
-pytest starts up and collects the tests (issue 14), with every guarantee of checks that ran at
-the first test: none in pytest's modes that run no test, nothing recorded when collection fails
-or the session ends before its tests, observers on the main thread, commands killed on Ctrl-C
-or SIGTERM, the environment the tests see, failures closed.
+"""The checks start as the gate's plugin configures, before the session opens, or as collection
+starts when the project may still set up what they look at or one needs the runtime first, and
+run while pytest starts up and collects the tests (issue 14), with every guarantee of checks
+that ran at the first test: none in pytest's modes that run no test, nothing recorded when
+collection fails or the session ends before its tests, observers on the main thread, commands
+killed on Ctrl-C or SIGTERM, the environment the tests see, failures closed.
 
 Real pytest processes, a real HTTP server on 127.0.0.1, real signals. Overlap is proven by the
 order of events (files written by the server and by the collected module), never by timing.
