@@ -156,6 +156,14 @@ BAD_CONFIGS = [
         "version",
         "'v1.2' is not a semantic version MAJOR.MINOR.PATCH such as '1.0.0'",
     ),
+    # The JSON Schema's pattern (Python's re.search) would let the newline through; the model
+    # matches the whole string.
+    Bad(
+        "bad-semver-newline.yaml",
+        4,
+        "version",
+        "should be a semantic version such as '1.0.0', not '1.2.3\\n'",
+    ),
     Bad(
         "bad-regex-stdout.yaml",
         8,
