@@ -24,6 +24,11 @@ the store's schema, any cache the gate keeps).
 3. Peak memory of target 1's active run: at most 15 MB above the idle run.
 4. The example project (a copy, committed to a new repository): ``pytest --maf-preflight``
    against ``pytest``, reported.
+
+Targets 1 and 2 are shown from the medians and, beside them, from the fastest quarter of each
+variant: on a shared machine, contention only ever adds time, and it comes and goes within
+minutes, so the fastest runs of interleaved variants are the steadiest comparison (as for the
+idle cost).
 """
 
 from __future__ import annotations
@@ -208,6 +213,7 @@ def bench_fixed(runs: int) -> dict[str, float]:
         "changed_minus_idle_ms": medians["active_changed"] - medians["idle"],
         "idle_over_disabled": medians["idle"] / medians["disabled"],
         "idle_over_disabled_fastest_quarter": quarter["idle"] / quarter["disabled"],
+        "active_minus_idle_fastest_quarter_ms": (quarter["active"] - quarter["idle"]) * 1000,
         "active_cpu_ms": pytest.cpu_ms("active"),
         "idle_cpu_ms": pytest.cpu_ms("idle"),
         "active_max_rss_mb": pytest.max_rss_mb("active"),
@@ -233,6 +239,8 @@ def bench_api(runs: int) -> dict[str, float]:
             runs,
         )
     fifty_ms, one_ms, idle_ms = (median_ms(samples[n]) for n in ("fifty", "one", "idle"))
+    # As for the idle cost: contention on a shared machine only adds time.
+    fifty_q, idle_q = (statistics.quantiles(samples[n], n=4)[0] * 1000 for n in ("fifty", "idle"))
     return {
         "runs": runs,
         "checks": API_CHECKS,
@@ -244,6 +252,9 @@ def bench_api(runs: int) -> dict[str, float]:
         "fifty_over_one": fifty_ms / one_ms,
         # The issue's "about 1.6 times a single check plus pytest start-up".
         "checks_over_delay": (fifty_ms - idle_ms) / (API_DELAY_S * 1000),
+        "fifty_fastest_quarter_ms": fifty_q,
+        "idle_fastest_quarter_ms": idle_q,
+        "checks_over_delay_fastest_quarter": (fifty_q - idle_q) / (API_DELAY_S * 1000),
     }
 
 
@@ -305,7 +316,8 @@ def report(figures: dict[str, Any]) -> list[str]:
         f"  pytest --maf-preflight:          {fixed['active_ms']:8.1f} ms",
         f"  pytest, plugin idle (baseline):  {fixed['idle_ms']:8.1f} ms",
         f"  difference {fixed['active_minus_idle_ms']:+.1f} ms (target <= "
-        f"+{TARGET_FIXED_MS:.0f} ms); ratio {fixed['active_over_idle']:.2f}",
+        f"+{TARGET_FIXED_MS:.0f} ms); ratio {fixed['active_over_idle']:.2f}; fastest quarters "
+        f"{fixed['active_minus_idle_fastest_quarter_ms']:+.1f} ms",
         f"  CPU time (user + system): active {fixed['active_cpu_ms']:.1f} ms, idle "
         f"{fixed['idle_cpu_ms']:.1f} ms, {fixed['active_cpu_ms'] - fixed['idle_cpu_ms']:+.1f} ms",
         f"  config changed before each run: {fixed['active_changed_ms']:.1f} ms, "
@@ -319,6 +331,9 @@ def report(figures: dict[str, Any]) -> list[str]:
         f"  ratios: to idle {api['fifty_over_idle']:.2f}, to one check "
         f"{api['fifty_over_one']:.2f}; (run - idle) / {api['delay_ms']:.0f} ms: "
         f"{api['checks_over_delay']:.2f} (issue: about 1.6)",
+        f"  fastest quarters: {api['fifty_fastest_quarter_ms']:.1f} ms "
+        f"against {api['idle_fastest_quarter_ms']:.1f} ms idle; (run - idle) / "
+        f"{api['delay_ms']:.0f} ms: {api['checks_over_delay_fastest_quarter']:.2f}",
         "Issue 14 target 3: peak memory (max RSS) of target 1's runs, medians",
         f"  active {fixed['active_max_rss_mb']:.1f} MB, idle (baseline) "
         f"{fixed['idle_max_rss_mb']:.1f} MB: {memory:+.1f} MB (target <= "
