@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from . import options
-from .gate.keys import EARLY_RUN_KEY, GATE_KEY, WORKER_KEY
+from .gate.keys import GATE_KEY, WORKER_KEY
 from .item_marks import REQUIRES, RESERVE, mark_items, marks_of
 
 if TYPE_CHECKING:
@@ -232,9 +232,6 @@ def _lease_store(config: pytest.Config) -> LeaseStore:
 def pytest_unconfigure(config: pytest.Config) -> None:
     global open_sessions
     open_sessions -= 1
-    early = config.stash.get(EARLY_RUN_KEY, None)
-    if early is not None:  # the session ended before the controller took its checks over
-        early.cancel()
     store = config.stash.get(_STORE_KEY, None)
     if store is not None:
         store.close()

@@ -25,6 +25,7 @@ import pytest
 from helpers_configs import WriteConfig, command_config
 from helpers_http import HttpServer, Request, Response, StartHttpServer
 from helpers_processes import gone
+from pytest_maf_preflight.processes.run import run_process
 from pytest_maf_preflight.runtime.sqlite import SqliteRuntime
 
 GATE = ("-p", "maf_preflight", "--maf-preflight")
@@ -169,31 +170,87 @@ def test_checks_that_need_the_runtime_first_start_with_collection(
     assert len(server.requests) == 1
 
 
+TOUCH_TYPE = """\
+import pathlib, time
+from pytest_maf_preflight.checks.base import CheckType, Definition, Observation
+
+
+class Touch(Definition):
+    pass
+
+
+def run(definition, ctx):
+    pathlib.Path("ran").write_text("")
+    return Observation(True, "ran", "ran")
+
+
+def pytest_maf_preflight_register_check_types(registry, config):
+    registry.register(CheckType("touch", Touch, run))
+
+
+def pytest_unconfigure(config):
+    # A check started as pytest configured would have run by now: the session may be too
+    # short for an attempt to get its turn before it ends.
+    end = time.monotonic() + 1.0
+    while not pathlib.Path("ran").exists() and time.monotonic() < end:
+        time.sleep(0.01)
+"""
+
+
 @pytest.mark.parametrize(
     "mode", ["--collect-only", "--markers", "--fixtures", "--fixtures-per-test", "--cache-show"]
 )
 def test_modes_that_run_no_test_run_no_check(
     pytester: pytest.Pytester, write_config: WriteConfig, mode: str
 ) -> None:
-    ran = pytester.path / "ran"
     write_config(
-        "writes.json",
-        command_config(
-            "writes", [sys.executable, "-c", f"open({str(ran)!r}, 'w').close()"], timeout=30
+        "touch.json",
+        json.dumps(
+            {
+                "id": "touch",
+                "name": "Writes a file as it runs",
+                "config_type": "smoke_test",
+                "config": {"test_type": "touch", "test_definition": {}},
+            }
         ),
     )
+    pytester.makeconftest(TOUCH_TYPE)
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
     result = pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory", mode)
     assert result.ret == 0, result.stdout.str()
-    assert not ran.exists()
+    assert not (pytester.path / "ran").exists()
     pytester.runpytest_subprocess(*GATE, "--maf-runtime=memory").assert_outcomes(passed=2)
-    assert ran.exists()  # the probe: a run that tests does run the command
+    assert (pytester.path / "ran").exists()  # the probe: a run that tests does run the check
 
 
-def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
+PROBE_TYPE = """\
+import pathlib
+from pytest_maf_preflight.checks.base import CheckType, Definition, Observation
+
+
+class Probe(Definition):
+    pass
+
+
+ATTEMPTS = iter(range(1, 100))
+
+
+def run(definition, ctx):
+    pathlib.Path(f"attempt-{next(ATTEMPTS)}").write_text("")
+    return Observation(False, "a pass", "a failure, to be tried again")
+
+
+def pytest_maf_preflight_register_check_types(registry, config):
+    registry.register(CheckType("probe", Probe, run))
+"""
+
+
+def test_a_session_that_ends_before_it_starts_cancels_the_early_checks(
     pytester: pytest.Pytester, write_config: WriteConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A plugin's usage error in pytest_configure: no controller ever takes the run over."""
+    """Another plugin's usage error in pytest_configure: no controller ever takes the run over.
+    In this process (pytester runs it in-process), which goes on after the session: no attempt
+    starts after it, its command is killed, nothing is recorded, and later commands run."""
     db = pytester.path / "store" / "runtime.db"
     monkeypatch.setenv("MAF_DB_PATH", str(db))
     pidfile = pytester.path / "check.pid"
@@ -201,7 +258,25 @@ def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
         "sleeps.json",
         command_config("sleeps", [sys.executable, "-c", SLEEPER, str(pidfile)], timeout=120),
     )
-    installed_plugin(
+    write_config(
+        "retries.json",
+        json.dumps(
+            {
+                "id": "retries",
+                "name": "Fails, and is tried again 0.3 s later",
+                "config_type": "smoke_test",
+                "config": {
+                    "test_type": "probe",
+                    "retry_count": 5,
+                    "retry_delay_seconds": 0.3,
+                    "test_definition": {},
+                },
+            }
+        ),
+    )
+    pytester.makeconftest(PROBE_TYPE)
+    first_attempt = pytester.path / "attempt-1"
+    directory = installed_plugin(
         pytester,
         monkeypatch,
         "refuses",
@@ -212,21 +287,29 @@ def test_a_session_that_ends_before_it_starts_kills_the_early_checks(
         @pytest.hookimpl(trylast=True)  # after the gate's: its checks are running
         def pytest_configure(config):
             end = time.monotonic() + {PATIENCE}
-            while not pathlib.Path({str(pidfile)!r}).exists() and time.monotonic() < end:
+            while time.monotonic() < end and not (
+                pathlib.Path({str(pidfile)!r}).exists()
+                and pathlib.Path({str(first_attempt)!r}).exists()
+            ):
                 time.sleep(0.01)
             raise pytest.UsageError("this plugin refuses the session")
         """,
     )
-    pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "refuses", *GATE, "--maf-runtime=sqlite")
+    monkeypatch.syspath_prepend(str(directory))
+    result = pytester.runpytest_inprocess("-p", "refuses", *GATE, "--maf-runtime=sqlite")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*this plugin refuses the session*"])
-    pid = int(pidfile.read_text())  # the check was running while pytest configured
+    pid = int(pidfile.read_text())  # the checks ran while pytest configured
     try:
         assert gone(pid, within=5.0), f"check process {pid} outlived the session"
     finally:
         if not gone(pid, within=0.0):
             os.kill(pid, signal.SIGKILL)
+    assert first_attempt.exists()
+    time.sleep(1.0)  # the next attempt was due 0.3 s after the first
+    assert not (pytester.path / "attempt-2").exists()
+    assert (
+        run_process([sys.executable, "-c", "pass"], deadline=time.monotonic() + 30).returncode == 0
+    )
     if db.exists():
         store = SqliteRuntime(db)
         try:
@@ -262,33 +345,41 @@ def test_a_variable_a_plugin_sets_as_pytest_configures_is_seen_by_the_checks(
 
 def installed_plugin(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str, source: str
-) -> None:
+) -> Path:
     """A plugin module outside the project (beside its rootdir, on ``PYTHONPATH``), as an
-    installed plugin is: the gate does not wait for its set-up hooks."""
+    installed plugin is: the gate does not wait for its set-up hooks. Its directory."""
     directory = pytester.path.parent / f"{pytester.path.name}-installed"
     directory.mkdir(exist_ok=True)
     (directory / f"{name}.py").write_text(textwrap.dedent(source))
     monkeypatch.setenv("PYTHONPATH", str(directory))
+    return directory
 
 
 PROJECT_SETUP = """\
-import pathlib
+import pathlib, time
 
 def {hook}({args}):
+    time.sleep(0.2)  # a service takes a moment to come up
     pathlib.Path("made-by-the-project").write_text("")
 """
 
 
 @pytest.mark.parametrize(
-    ("where", "hook", "args"),
+    ("where", "hook", "args", "xdist"),
     [
-        ("conftest", "pytest_sessionstart", "session"),
+        ("conftest", "pytest_sessionstart", "session", ()),
+        ("conftest", "pytest_sessionstart", "session", ("-p", "xdist", "-n", "1")),
         # Given with -p before the gate's plugin: pytest configures it after the gate's.
-        ("plugin", "pytest_configure", "config"),
+        ("plugin", "pytest_configure", "config", ()),
     ],
 )
 def test_checks_look_after_the_project_set_up_the_session(
-    pytester: pytest.Pytester, write_config: WriteConfig, where: str, hook: str, args: str
+    pytester: pytest.Pytester,
+    write_config: WriteConfig,
+    where: str,
+    hook: str,
+    args: str,
+    xdist: tuple[str, ...],
 ) -> None:
     """What a conftest or a plugin module of the project sets up in pytest_sessionstart, or
     in a pytest_configure that runs after the gate's, is there when the checks look."""
@@ -315,7 +406,7 @@ def test_checks_look_after_the_project_set_up_the_session(
         pytester.syspathinsert()
         options = ("-p", "project_setup")
     pytester.makepyfile(test_app="def test_app():\n    pass\n")
-    result = pytester.runpytest_subprocess(*options, *GATE, "--maf-runtime=memory")
+    result = pytester.runpytest_subprocess(*options, *GATE, *xdist, "--maf-runtime=memory")
     result.stdout.fnmatch_lines(["*gate open*"])
     result.assert_outcomes(passed=2)
 

@@ -396,8 +396,9 @@ def test_max_concurrency_caps_the_pool(tmp_path: Path) -> None:
     assert 1 < gauge.peak <= 3
 
 
-def _workers() -> set[int | None]:
-    return {t.ident for t in threading.enumerate() if t.name.startswith("maf-check-worker-")}
+def _workers() -> set[threading.Thread]:
+    # Thread objects, not idents: a new thread may reuse the ident of one that just ended.
+    return {t for t in threading.enumerate() if t.name.startswith("maf-check-worker-")}
 
 
 @pytest.mark.parametrize(("waits", "first_pass_threads"), [(True, 12), (False, 1)])

@@ -2,11 +2,11 @@
 collects the tests.
 
 A ``CheckRun`` starts as pytest begins to configure its plugins (``early_start``), or as
-collection starts (under xdist, the session) when the project may still set up what the checks
-look at or a check needs the runtime before it runs. The controller joins it where
-the results are first needed: the test loop, or the set-up of the first xdist worker. Checks
-mostly wait (on a server, a command), so pytest's start-up and collection cost the run little
-more than the longer of the two.
+collection starts (under xdist, as the first worker is set up) when the project may still set
+up what the checks look at or a check needs the runtime before it runs. The controller joins it
+where the results are first needed: the test loop, or the set-up of the first xdist worker.
+Checks mostly wait (on a server, a command), so pytest's start-up and collection cost the run
+little more than the longer of the two.
 
 What the main thread did when the checks ran on it, it still does:
 

@@ -7,9 +7,9 @@ xdist's controller, which hands its results to the workers (``XdistController``)
 
 Flow: configs are loaded before the session starts (``loading.preload``: errors end it with one
 clear message); every active check runs once, concurrently, on a background thread started as
-pytest configures (``early_start``), or else as collection starts (under xdist, as the session
-starts), and the first test waits for them (under xdist, the set-up of the first worker: see
-``check_run``); check items report those results; ``maf_smoke``
+pytest configures (``early_start``), or else as collection starts (under xdist, as the first
+worker is set up), and the first test waits for them (under xdist, the set-up of the first
+worker: see ``check_run``); check items report those results; ``maf_smoke``
 tests run next; a failure of either closes the gate and the rest is skipped.
 """
 
@@ -121,10 +121,9 @@ class GateController:
             )
         self.state.prepare(found.registry, found.loaded, descriptors)
         self.waivers = self._active_waivers()
-        if self.config.pluginmanager.has_plugin("dsession"):
-            # xdist's controller sets its workers up next (it collects nothing), and hands
-            # them the results (XdistController): the checks run while the first one starts.
-            self.start_checks()
+        # Under xdist, checks that did not start early start when its controller sets up the
+        # first worker (``worker_payload``): in its trylast pytest_sessionstart, after the
+        # project's own, so that what a conftest sets up there is up when they look.
 
     def _active_waivers(self) -> list[WaiverRecord]:
         """The waivers active now, in one query; none without checks to waive or without a

@@ -9,8 +9,9 @@ checks mostly wait (on a server, a command), and that start-up is time they can 
 process with a traceback, not as an interrupted session). The controller takes the run over as
 the session starts (``take``), and joins it as it would have joined a run it started itself.
 
-The checks start later, as collection starts (as ``controller`` does), when something they
-look at may not be set up yet, or when they need the runtime first:
+The checks start later, as collection starts (as ``controller`` does; under xdist, as its
+controller sets up the first worker, after every other ``pytest_sessionstart``), when something
+they look at may not be set up yet, or when they need the runtime first:
 
 - the project may still set something up before the session: a conftest, or another plugin
   module of the project (a file under the rootdir that is not in an installed package, say one
@@ -26,8 +27,8 @@ They do not start at all in the modes of pytest that run no test (``--collect-on
 ``--fixtures``, ``--fixtures-per-test``, ``--markers``, ``--cache-show``). A session that ends
 before its tests for another reason (a usage error, another plugin's mode, Ctrl-C) cancels the
 run, as it cancels one started at collection: its commands are killed, no attempt starts after
-that, and nothing is written or recorded (the plugin's ``pytest_unconfigure`` cancels a run
-that no controller took).
+that, and nothing is written or recorded (a cleanup of the config cancels a run that no
+controller took).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ..processes import groups
 from .check_run import CheckRun, check_context
 from .keys import EARLY_RUN_KEY
 from .loading import PRELOADED_KEY
@@ -100,8 +102,19 @@ def start_early(config: pytest.Config, settings: Settings, plugin: object) -> bo
         return False
     run = CheckRun(checks, check_context(settings), settings.max_concurrency)
     config.stash[EARLY_RUN_KEY] = run
+    # A cleanup runs after every pytest_unconfigure, even when one of them raised.
+    config.add_cleanup(lambda: _cancel_unclaimed(config))
     run.start()
     return True
+
+
+def _cancel_unclaimed(config: pytest.Config) -> None:
+    """Cancel the run if no controller took it over: the session ended before it started."""
+    run = take(config)
+    if run is not None:
+        run.cancel()
+        # Cancelling stops new commands in this process; the next session here may run some.
+        groups.resume()
 
 
 def take(config: pytest.Config) -> CheckRun | None:
