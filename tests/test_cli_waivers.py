@@ -419,3 +419,16 @@ def test_reject_records_the_decision_and_grants_nothing(
     )
     assert code == 2
     assert "unrecognized arguments: --for 1h" in err
+
+
+def test_a_path_silence_is_refused_while_the_configs_are_invalid(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_config_in(project, "broken.yaml", "id: broken\nname: x\nconfig_type: nothing\n")
+    code, out, err = run_main(
+        capsys, "silence", "add", "--path", "deciders", "--for", "1h", "--reason", "r", "--agent=o"
+    )
+    assert (code, out) == (1, "")
+    assert ".maf/preflight-configs/broken.yaml" in err
+    assert "escalation path 'deciders' not read: the configs are invalid (2 errors above)" in err
+    assert store(project).silences() == []

@@ -21,7 +21,6 @@ path, no agent, no lasting runtime, ambiguous ID); 4 no such silence.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -109,11 +108,7 @@ def _target(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if args.path is not None:
         paths, errors = project_paths.load_paths(args.config_dir, args.env)
         if errors:
-            for line in errors:
-                print(line, file=sys.stderr)
-            raise CliError(
-                f"escalation path {args.path!r} not read: the configs are invalid", CliExit.INVALID
-            )
+            raise project_paths.invalid_configs(errors, f"escalation path {args.path!r}")
         if args.path not in paths:
             where = args.config_dir if args.config_dir is not None else DEFAULT_CONFIG_DIR
             raise CliError(

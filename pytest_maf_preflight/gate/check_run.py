@@ -82,7 +82,7 @@ class CheckRun:
         self.ctx = ctx
         #: When ``start`` was called (wall clock); None before.
         self.started_at: float | None = None
-        #: Writes the protocol messages; given by ``join``.
+        #: Writes the protocol messages; given by ``join`` (None: not joined yet).
         self.messages: GateMessages | None = None
         self._cancelled = threading.Event()
         self._checks = [_unless_cancelled(check, self._cancelled) for check in checks]
@@ -91,7 +91,6 @@ class CheckRun:
         #: Guards ``messages`` and what waits for the join; a write under way ends before
         #: ``cancel`` returns (and the runtime may close).
         self._lock = threading.Lock()
-        self._joined = False
         self._held: list[PlannedCheck] = []
         #: Check id -> when its first attempt started (monotonic): the live line's clock.
         self._started_at: dict[str, float] = {}
@@ -108,7 +107,7 @@ class CheckRun:
     @property
     def finished(self) -> bool:
         """Whether the run was joined or cancelled."""
-        return self._joined or self._cancelled.is_set()
+        return self.messages is not None or self._cancelled.is_set()
 
     def start(self) -> None:
         self.started_at = time.time()
@@ -172,7 +171,6 @@ class CheckRun:
         is raised again; so is an exception of the runner.
         """
         with self._lock:
-            self._joined = True
             self.messages = messages
             if self._held:  # the checks that started before: one write, as the first pass's
                 messages.started(self._held)

@@ -86,9 +86,10 @@ def _project_file(plugin: object, rootdir: Path) -> str | None:
     return str(path)
 
 
-def start_early(config: pytest.Config, settings: Settings, plugin: object) -> bool:
+def start_early(config: pytest.Config, settings: Settings, plugin: object) -> None:
     """Start the preloaded checks now, unless this run reaches no test, the project may still
-    set up what they look at, or a check needs the runtime first; whether they started.
+    set up what they look at, or a check needs the runtime first (the controller starts them
+    later then).
     ``plugin`` is this plugin's module, which is configuring."""
     option = config.option
     preloaded = config.stash.get(PRELOADED_KEY, None)  # None: --help, or loaded only later
@@ -99,13 +100,12 @@ def start_early(config: pytest.Config, settings: Settings, plugin: object) -> bo
         or any(needs_runtime(check) for check in checks)
         or set_up_by_project(config, plugin) is not None
     ):
-        return False
+        return
     run = CheckRun(checks, check_context(settings), settings.max_concurrency)
     config.stash[EARLY_RUN_KEY] = run
     # A cleanup runs after every pytest_unconfigure, even when one of them raised.
     config.add_cleanup(lambda: _cancel_unclaimed(config))
     run.start()
-    return True
 
 
 def _cancel_unclaimed(config: pytest.Config) -> None:
